@@ -1,0 +1,5 @@
+import sys
+
+from pyro_air.cli import main
+
+sys.exit(main())

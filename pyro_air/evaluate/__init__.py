@@ -1,0 +1,5 @@
+"""Evaluation: per-datapoint log-likelihood estimates, bounds and gaps (Tensor[N] each)."""
+from pyro_air.evaluate.log_likelihood import elbo, log_likelihood
+from pyro_air.evaluate.summary import Estimate, format_table, mean_stderr, summarize
+
+__all__ = ["log_likelihood", "elbo", "summarize", "mean_stderr", "format_table", "Estimate"]

@@ -1,0 +1,50 @@
+"""Chunked evaluation helpers: memory stays flat in the number of samples (DESIGN.md contract 3)."""
+from __future__ import annotations
+
+import contextlib
+import math
+
+import pyro
+import torch
+
+# Elements of the largest per-chunk tensor ([samples, batch, x_dim]); 2**23 float32 = 32 MiB.
+DEFAULT_CHUNK_ELEMENTS = 2 ** 23
+
+
+def module_device(module) -> torch.device:
+    for p in module.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def evaluation_mode(*modules):
+    """eval() mode (a denoising guide adds no noise), no gradients, Pyro validation off; restored after."""
+    modes = [m.training for m in modules]
+    try:
+        for m in modules:
+            m.eval()
+        with torch.no_grad(), pyro.validation_enabled(False):
+            yield
+    finally:
+        for m, mode in zip(modules, modes):
+            m.train(mode)
+
+
+def default_chunk_size(num_samples: int, batch_size: int, x_dim: int) -> int:
+    return max(1, min(num_samples, DEFAULT_CHUNK_ELEMENTS // max(1, batch_size * x_dim)))
+
+
+def batches(n: int, batch_size: int):
+    for start in range(0, n, batch_size):
+        yield start, min(n, start + batch_size)
+
+
+def streaming_logmeanexp(chunks) -> torch.Tensor:
+    """log (1/S) sum_s exp(a_s) over the rows of [S_i, B] chunks, without holding all S rows."""
+    total, count = None, 0
+    for chunk in chunks:
+        lse = torch.logsumexp(chunk, dim=0)
+        total = lse if total is None else torch.logaddexp(total, lse)
+        count += chunk.shape[0]
+    return total - math.log(count)

@@ -1,0 +1,16 @@
+"""Guides (encoders) as PyroModules, swappable for any model with the same latent size."""
+from pyro_air.guides.base import AmortizedGuide
+from pyro_air.guides.exact import ExactPosteriorGuide
+from pyro_air.guides.gaussian import GaussianEncoder
+from pyro_air.registry import Registry
+
+GUIDES = Registry("guide")
+GUIDES.register("gaussian")(GaussianEncoder)
+
+
+def build(name: str, **cfg) -> AmortizedGuide:
+    """Build a guide by its registry name, e.g. ``build("gaussian", z_dim=50)``."""
+    return GUIDES.build(name, **cfg)
+
+
+__all__ = ["AmortizedGuide", "GaussianEncoder", "ExactPosteriorGuide", "GUIDES", "build"]

@@ -1,0 +1,44 @@
+"""The guide contract (DESIGN.md contract 1).
+
+A guide is a ``PyroModule`` whose ``forward(x, num_data=None)`` samples the latent site ``"z"``
+(event shape [z_dim]) inside ``pyro.plate("data", num_data or B, subsample=x)``, the same plate as
+the model's. An *amortized* guide maps each x to a distribution q(z | x) through ``posterior``;
+wrappers such as the denoising guide change only what the encoder sees (``encoder_input``).
+"""
+from __future__ import annotations
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.nn import PyroModule
+
+from pyro_air.plates import data_plate
+from pyro_air.validation import check_batch, check_positive_int
+
+
+class AmortizedGuide(PyroModule):
+    """q(z | x) = posterior(encoder_input(x)), one independent draw per datapoint."""
+
+    x_dim: int
+    z_dim: int
+
+    def __init__(self, x_dim: int, z_dim: int):
+        super().__init__(name="guide")  # parameter-store names "guide.*"
+        self.x_dim = check_positive_int(x_dim, "x_dim")
+        self.z_dim = check_positive_int(z_dim, "z_dim")
+        self.validate_inputs = True
+
+    def posterior(self, x: torch.Tensor) -> dist.Distribution:
+        """q(z | x) with batch shape [B] and event shape [z_dim]."""
+        raise NotImplementedError
+
+    def encoder_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the encoder sees for the batch x (the clean x, unless a wrapper changes it)."""
+        return x
+
+    def forward(self, x: torch.Tensor, num_data: int | None = None) -> torch.Tensor:
+        if self.validate_inputs:
+            check_batch(x, self.x_dim, type(self).__name__)
+        q = self.posterior(self.encoder_input(x))
+        with data_plate(x, num_data):
+            return pyro.sample("z", q)

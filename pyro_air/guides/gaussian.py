@@ -1,0 +1,35 @@
+"""The plain amortized Gaussian encoder: q(z | x) = N(mu(x), diag sigma(x)^2).
+
+Kingma & Welling 2014; AIR paper (Shu et al. 2018) Eq. 5, encoder x-d-d-z (Appendix E).
+"""
+from __future__ import annotations
+
+import pyro.distributions as dist
+import torch
+from pyro.nn.module import to_pyro_module_
+from torch import nn
+
+from pyro_air.guides.base import AmortizedGuide
+from pyro_air.nets import mlp, softplus_scale
+from pyro_air.validation import check_hidden
+
+
+class GaussianEncoder(AmortizedGuide):
+    def __init__(self, x_dim: int = 784, z_dim: int = 50, hidden=(500, 500), activation: str = "tanh",
+                 linear=nn.Linear):
+        super().__init__(x_dim, z_dim)
+        self.hidden = check_hidden(hidden)
+        if not self.hidden:
+            raise ValueError("hidden must name at least one hidden layer, e.g. hidden=(500, 500)")
+        self.features = mlp((self.x_dim, *self.hidden), act=activation, final_activation=True, linear=linear)
+        self.head = linear(self.hidden[-1], 2 * self.z_dim)
+        to_pyro_module_(self.features)
+        to_pyro_module_(self.head)
+
+    def loc_scale(self, x: torch.Tensor):
+        loc, raw_scale = self.head(self.features(x)).chunk(2, dim=-1)
+        return loc, softplus_scale(raw_scale)
+
+    def posterior(self, x: torch.Tensor) -> dist.Distribution:
+        loc, scale = self.loc_scale(x)
+        return dist.Normal(loc, scale, validate_args=False).to_event(1)

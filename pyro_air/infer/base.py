@@ -1,0 +1,53 @@
+"""Base class of every objective: a ``pyro.infer.ELBO`` built on the log-weight primitive.
+
+A subclass defines ``per_datapoint_bound(log_w) -> Tensor[B]`` (to be maximized); the loss is
+
+    loss = -(N / B) * sum_b bound_b
+
+so ``pyro.infer.SVI`` and ``pyro_air.train`` both minimize an unbiased estimate of the
+full-data negative bound (DESIGN.md contract 2).
+"""
+from __future__ import annotations
+
+import pyro.infer
+import torch
+
+from pyro_air.infer.log_weights import LogWeights, log_importance_weights
+from pyro_air.validation import check_positive_int
+
+
+class LogWeightObjective(pyro.infer.ELBO):
+    def __init__(self, num_particles: int = 1):
+        check_positive_int(num_particles, "num_particles")
+        super().__init__(num_particles=num_particles, max_plate_nesting=1, vectorize_particles=True)
+
+    # -- what a subclass defines -------------------------------------------------------------
+    def per_datapoint_bound(self, log_w: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def surrogate_per_datapoint(self, weights: LogWeights) -> torch.Tensor:
+        """What is differentiated; equals the bound in value. Gradient estimators override it."""
+        return self.per_datapoint_bound(weights.log_w)
+
+    # -- the pyro.infer.ELBO interface ----------------------------------------------------------
+    def log_weights(self, model, guide, *args, **kwargs) -> LogWeights:
+        return log_importance_weights(model, guide, *args, num_particles=self.num_particles, **kwargs)
+
+    def _get_trace(self, model, guide, args, kwargs):
+        """The particle-vectorized (model_trace, guide_trace) pair, for Pyro's ELBO machinery."""
+        weights = self.log_weights(model, guide, *args, **kwargs)
+        return weights.model_trace, weights.guide_trace
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        weights = self.log_weights(model, guide, *args, **kwargs)
+        return -weights.scale * self.surrogate_per_datapoint(weights).sum()
+
+    def loss(self, model, guide, *args, **kwargs) -> float:
+        with torch.no_grad():
+            weights = self.log_weights(model, guide, *args, **kwargs)
+            return -weights.scale * self.per_datapoint_bound(weights.log_w).sum().item()
+
+    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        loss = self.differentiable_loss(model, guide, *args, **kwargs)
+        loss.backward()
+        return loss.item()

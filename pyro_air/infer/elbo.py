@@ -1,0 +1,16 @@
+"""The evidence lower bound, per datapoint, with K reparameterized particles:
+
+    ELBO(x) = E_q[log p(x, z) - log q(z | x)] ~ (1/K) sum_k log w_k
+
+(AIR paper, Eq. 5: the amortized ELBO.)
+"""
+from __future__ import annotations
+
+import torch
+
+from pyro_air.infer.base import LogWeightObjective
+
+
+class ELBO(LogWeightObjective):
+    def per_datapoint_bound(self, log_w: torch.Tensor) -> torch.Tensor:
+        return log_w.mean(0)

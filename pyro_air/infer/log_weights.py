@@ -1,0 +1,102 @@
+"""The shared primitive: particle-vectorized, per-datapoint log importance weights.
+
+    log w[k, b] = log p(x_b, z_kb) - log q(z_kb | x_b),    z_kb ~ q(z | x_b),  k = 1..K
+
+(DESIGN.md contract 2). The guide is run once under an outer ``pyro.plate("particles", K)`` at
+dim -2, the model is replayed against it, and each site's *unscaled* log density is summed into
+a [K, B] tensor. The data plate's subsample scale N / B is returned separately, so objectives
+apply it *outside* any log-sum-exp over particles:
+
+    objective = (N / B) * sum_b bound(log w[:, b])
+
+Any extra scale a site carries on top of the data plate's (e.g. ``poutine.scale`` used for KL
+warm-up, beta * [log p(z) - log q(z|x)]) multiplies that site's log density inside the weight.
+Guide sites the model does not have are auxiliary variables: the model must score them too (see
+the hierarchical guide's extended model), otherwise this is an error.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyro
+import pyro.poutine as poutine
+import torch
+
+from pyro_air.plates import DATA_PLATE
+
+PARTICLE_PLATE = "particles"
+
+
+@dataclass
+class LogWeights:
+    log_w: torch.Tensor          # [K, B]
+    scale: float                 # N / B, to be applied outside any log-sum-exp
+    model_trace: poutine.Trace
+    guide_trace: poutine.Trace
+
+    @property
+    def num_particles(self) -> int:
+        return self.log_w.shape[0]
+
+
+def _data_frame(site):
+    for frame in site["cond_indep_stack"]:
+        if frame.name == DATA_PLATE:
+            return frame
+    return None
+
+
+def site_log_density(site, batch_size: int, num_particles: int, data_scale: float) -> torch.Tensor:
+    """Unscaled log density of one sample site as a [K, B] tensor (event dims summed)."""
+    if _data_frame(site) is None:
+        raise ValueError(
+            f"site {site['name']!r} is outside pyro.plate('data'); the objectives here need every "
+            "latent and observed site per datapoint (put it inside the data plate)"
+        )
+    log_p = site["fn"].log_prob(site["value"])
+    if site["mask"] is not None and site["mask"] is not True:
+        log_p = log_p.masked_fill(~site["mask"], 0.0) if isinstance(site["mask"], torch.Tensor) else log_p * 0
+    extra_scale = site["scale"] / data_scale
+    if not (isinstance(extra_scale, float) and extra_scale == 1.0):
+        log_p = log_p * extra_scale
+    return log_p.expand(num_particles, batch_size)
+
+
+def _sample_sites(trace: poutine.Trace):
+    return [s for s in trace.nodes.values() if s["type"] == "sample" and not poutine.util.site_is_subsample(s)]
+
+
+def log_importance_weights(model, guide, *args, num_particles: int = 1, require_reparam: bool = True,
+                           **kwargs) -> LogWeights:
+    """Run ``guide`` K times in parallel, replay ``model``; return log w of shape [K, B].
+
+    ``args[0]`` is the batch x of shape [B, D]; ``kwargs`` (e.g. ``num_data``) go to both.
+    """
+    if num_particles < 1:
+        raise ValueError(f"num_particles must be >= 1, got {num_particles}")
+    x = args[0]
+    batch_size = x.shape[0]
+    with pyro.plate(PARTICLE_PLATE, num_particles, dim=-2):
+        guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+
+    model_sites = _sample_sites(model_trace)
+    frame = next((f for f in map(_data_frame, model_sites) if f is not None), None)
+    if frame is None:
+        raise ValueError("the model has no site inside pyro.plate('data'); see DESIGN.md contract 1")
+    data_scale = float(frame.full_size or frame.size) / frame.size
+
+    log_w = x.new_zeros(num_particles, batch_size)
+    for site in model_sites:
+        log_w = log_w + site_log_density(site, batch_size, num_particles, data_scale)
+    for site in _sample_sites(guide_trace):
+        name = site["name"]
+        if name not in model_trace.nodes:
+            raise ValueError(
+                f"guide site {name!r} has no counterpart in the model; an auxiliary variable must be "
+                "scored by the model side (wrap the model with the guide's extended model)"
+            )
+        if require_reparam and not site["fn"].has_rsample:
+            raise ValueError(f"guide site {name!r} is not reparameterizable; these objectives need rsample")
+        log_w = log_w - site_log_density(site, batch_size, num_particles, data_scale)
+    return LogWeights(log_w, data_scale, model_trace, guide_trace)

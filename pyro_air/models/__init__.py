@@ -1,0 +1,17 @@
+"""Generative models (Pyro model functions as PyroModules) and their registry."""
+from pyro_air.models.base import LatentVariableModel
+from pyro_air.models.bernoulli_vae import BernoulliVAE
+from pyro_air.models.linear_gaussian import LinearGaussianModel
+from pyro_air.registry import Registry
+
+MODELS = Registry("model")
+MODELS.register("bernoulli-vae")(BernoulliVAE)
+MODELS.register("linear-gaussian")(LinearGaussianModel)
+
+
+def build(name: str, **cfg) -> LatentVariableModel:
+    """Build a model by its registry name, e.g. ``build("bernoulli-vae", z_dim=50)``."""
+    return MODELS.build(name, **cfg)
+
+
+__all__ = ["LatentVariableModel", "BernoulliVAE", "LinearGaussianModel", "MODELS", "build"]

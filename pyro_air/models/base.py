@@ -1,0 +1,46 @@
+"""The model contract (DESIGN.md contract 1).
+
+A model is a ``PyroModule`` whose ``forward(x, num_data=None)`` is a Pyro model: a latent site
+``"z"`` with event shape [z_dim] and an observed site ``"x"``, both inside
+``pyro.plate("data", num_data or B, subsample=x)`` at dim -1. With ``num_data=N`` the plate
+scales every per-datapoint term by N / B, so objectives estimate the full-data objective.
+"""
+from __future__ import annotations
+
+import pyro
+import torch
+from pyro.nn import PyroModule
+
+from pyro_air.plates import data_plate
+from pyro_air.validation import check_batch, check_positive_int
+
+
+class LatentVariableModel(PyroModule):
+    """p(x, z) = p(z) p(x | z) per datapoint; subclasses define ``prior`` and ``likelihood``."""
+
+    x_dim: int
+    z_dim: int
+
+    def __init__(self, x_dim: int, z_dim: int):
+        super().__init__(name="model")  # parameter-store names "model.*" never clash with "guide.*"
+        self.x_dim = check_positive_int(x_dim, "x_dim")
+        self.z_dim = check_positive_int(z_dim, "z_dim")
+        self.validate_inputs = True
+
+    def validate(self, x: torch.Tensor) -> None:
+        check_batch(x, self.x_dim, type(self).__name__)
+
+    def prior(self, batch_size: int, like: torch.Tensor) -> pyro.distributions.Distribution:
+        zeros = like.new_zeros(batch_size, self.z_dim)
+        return pyro.distributions.Normal(zeros, 1.0).to_event(1)
+
+    def likelihood(self, z: torch.Tensor) -> pyro.distributions.Distribution:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, num_data: int | None = None) -> torch.Tensor:
+        if self.validate_inputs:
+            self.validate(x)
+        with data_plate(x, num_data):
+            z = pyro.sample("z", self.prior(x.shape[0], x))
+            pyro.sample("x", self.likelihood(z), obs=x)
+        return z

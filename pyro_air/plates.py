@@ -1,0 +1,21 @@
+"""The one data plate that models and guides share (DESIGN.md contract 1)."""
+from __future__ import annotations
+
+import pyro
+import torch
+
+from pyro_air.validation import check_positive_int
+
+DATA_PLATE = "data"
+
+
+def data_plate(x: torch.Tensor, num_data: int | None = None) -> pyro.plate:
+    """``pyro.plate("data", N, subsample=x)`` at dim -1.
+
+    The batch ``x`` is the plate's subsample, so every site inside is scaled by N / B with
+    N = ``num_data`` (or B when it is None) and no random indices are drawn.
+    """
+    size = x.shape[0] if num_data is None else check_positive_int(num_data, "num_data")
+    if size < x.shape[0]:
+        raise ValueError(f"num_data={size} is smaller than the batch ({x.shape[0]}); pass the dataset size")
+    return pyro.plate(DATA_PLATE, size, subsample=x, dim=-1)

@@ -1,0 +1,47 @@
+"""Name -> constructor registries (DESIGN.md contract 4).
+
+The CLI, the experiment configs and the notebooks spell a run the same way:
+``models.build("bernoulli-vae", z_dim=50)``, ``guides.build("gaussian", ...)``,
+``infer.build("iwae", num_particles=8)``.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict
+
+
+class Registry:
+    """A named collection of constructors with a clear error for unknown names."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._builders: Dict[str, Callable[..., Any]] = {}
+
+    def register(self, name: str) -> Callable:
+        def decorator(builder: Callable) -> Callable:
+            if name in self._builders:
+                raise ValueError(f"{self.kind} name {name!r} is registered twice")
+            self._builders[name] = builder
+            return builder
+
+        return decorator
+
+    def names(self) -> list:
+        return sorted(self._builders)
+
+    def get(self, name: str) -> Callable:
+        if name not in self._builders:
+            raise KeyError(
+                f"unknown {self.kind} {name!r}; known {self.kind}s are: "
+                f"{', '.join(self.names())}. Pick one of these names."
+            )
+        return self._builders[name]
+
+    def build(self, name: str, **cfg: Any) -> Any:
+        builder = self.get(name)
+        try:
+            return builder(**cfg)
+        except TypeError as err:
+            raise TypeError(f"cannot build {self.kind} {name!r} with {cfg}: {err}") from err
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._builders

@@ -1,0 +1,48 @@
+"""A run spec names everything a run is made of, so the CLI, configs and notebooks agree:
+
+    {"model": {"name": "bernoulli-vae", "cfg": {"z_dim": 50}},
+     "guide": {"name": "gaussian", "cfg": {"z_dim": 50}},
+     "objective": {"name": "elbo", "cfg": {"num_particles": 1}},
+     "data": {"name": "mnist", "train_size": null, "binarize": "static"}}
+"""
+from __future__ import annotations
+
+import copy
+
+from pyro_air import guides, infer, models
+
+
+def build_run(spec: dict):
+    """(model, guide, objective) from a spec; the guide's latent size must fit the model's."""
+    model = models.build(spec["model"]["name"], **spec["model"].get("cfg", {}))
+    guide = guides.build(spec["guide"]["name"], **spec["guide"].get("cfg", {}))
+    check_compatible(model, guide)
+    objective = infer.build(spec["objective"]["name"], **spec["objective"].get("cfg", {}))
+    return model, guide, objective
+
+
+def check_compatible(model, guide) -> None:
+    if getattr(guide, "z_dim", None) != model.z_dim or getattr(guide, "x_dim", None) != model.x_dim:
+        raise ValueError(
+            f"guide {type(guide).__name__} (x_dim={getattr(guide, 'x_dim', '?')}, z_dim="
+            f"{getattr(guide, 'z_dim', '?')}) does not fit model {type(model).__name__} (x_dim={model.x_dim}, "
+            f"z_dim={model.z_dim}); build the guide with the model's x_dim and z_dim"
+        )
+
+
+def vae_spec(guide="gaussian", objective="elbo", z_dim=50, hidden=(500, 500), num_particles=1,
+             dataset="mnist", train_size=None, guide_cfg=None, objective_cfg=None) -> dict:
+    """The AIR MNIST set-up: 784-500-500-z decoder, the same sizes for the encoder."""
+    guide_cfg = dict(guide_cfg or {})
+    guide_cfg.setdefault("x_dim", 784)
+    guide_cfg.setdefault("z_dim", z_dim)
+    if guide in ("gaussian",):
+        guide_cfg.setdefault("hidden", list(hidden))
+    obj_cfg = dict(objective_cfg or {})
+    obj_cfg.setdefault("num_particles", num_particles)
+    return copy.deepcopy({
+        "model": {"name": "bernoulli-vae", "cfg": {"x_dim": 784, "z_dim": z_dim, "hidden": list(hidden)}},
+        "guide": {"name": guide, "cfg": guide_cfg},
+        "objective": {"name": objective, "cfg": obj_cfg},
+        "data": {"name": dataset, "train_size": train_size, "binarize": "static"},
+    })

@@ -1,0 +1,70 @@
+"""Input checks shared by models, guides, objectives and loaders (DESIGN.md contract 5).
+
+Every message says what was wrong and what to do about it.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def check_batch(x: torch.Tensor, x_dim: int, who: str) -> None:
+    """``x`` must be a floating tensor of shape [B, x_dim] with finite values."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{who} expects x as a torch.Tensor of shape [B, {x_dim}], got {type(x).__name__}")
+    if not torch.is_floating_point(x):
+        raise TypeError(
+            f"{who} expects a floating-point x (float32), got dtype {x.dtype}; convert with x.float()"
+        )
+    if x.dim() != 2 or x.shape[-1] != x_dim:
+        raise ValueError(
+            f"{who} expects x of shape [B, {x_dim}], got {list(x.shape)}; "
+            f"flatten images to [B, {x_dim}] (e.g. x.reshape(len(x), -1))"
+        )
+    if x.shape[0] == 0:
+        raise ValueError(f"{who} got an empty batch (B = 0); pass at least one datapoint")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{who} got NaN or inf in x; clean the data (e.g. torch.nan_to_num) first")
+
+
+def check_binary(x: torch.Tensor, who: str) -> None:
+    """A Bernoulli likelihood needs x in {0, 1}."""
+    if not ((x == 0) | (x == 1)).all():
+        raise ValueError(
+            f"{who} has a Bernoulli likelihood and needs binary x in {{0, 1}}, but x has values "
+            f"in [{x.min().item():.3g}, {x.max().item():.3g}]; binarize first "
+            f"(pyro_air.data.binarize, or torch.bernoulli(x) for dynamic binarization)"
+        )
+
+
+def check_positive_int(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_positive(value, name: str, allow_zero: bool = False) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    ok = v >= 0 if allow_zero else v > 0
+    if not ok or math.isnan(v):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
+    return v
+
+
+def check_unit_interval(value, name: str) -> float:
+    v = float(value)
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+    return v
+
+
+def check_hidden(hidden, name: str = "hidden") -> tuple:
+    hidden = tuple(hidden)
+    for h in hidden:
+        check_positive_int(h, f"every entry of {name}")
+    return hidden

@@ -1,0 +1,35 @@
+import warnings
+
+import pyro
+import pytest
+import torch
+
+warnings.filterwarnings("ignore", category=FutureWarning)
+
+from pyro_air.guides import ExactPosteriorGuide  # noqa: E402
+from pyro_air.models import LinearGaussianModel  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def fresh_pyro_state():
+    pyro.clear_param_store()
+    pyro.set_rng_seed(0)
+    yield
+    pyro.clear_param_store()
+
+
+@pytest.fixture
+def linear_gaussian():
+    """A 2-latent, 5-observed linear-Gaussian model with 16 datapoints drawn from it."""
+    model = LinearGaussianModel(x_dim=5, z_dim=2, noise_scale=0.5, seed=1)
+    x = model.marginal().sample((16,)).detach()
+    return model, x
+
+
+@pytest.fixture
+def exact_guide(linear_gaussian):
+    return ExactPosteriorGuide(linear_gaussian[0])
+
+
+def binary_batch(n=8, d=784, p=0.3, seed=0):
+    return torch.bernoulli(torch.full((n, d), p), generator=torch.Generator().manual_seed(seed))

@@ -1,0 +1,30 @@
+"""The command line end to end at a tiny budget: train, checkpoint, evaluate, errors."""
+import subprocess
+import sys
+
+from pyro_air.cli import main
+
+
+def test_train_then_evaluate(tmp_path, capsys):
+    run = tmp_path / "run"
+    code = main(["train", "--train-size", "200", "--epochs", "1", "--batch-size", "50", "--z-dim", "4",
+                 "--hidden", "32", "--valid-size", "50", "--valid-num-samples", "5", "--no-progress",
+                 "--run-dir", str(run)])
+    assert code == 0
+    assert (run / "checkpoint.pt").exists() and (run / "best.pt").exists() and (run / "metrics.jsonl").exists()
+    code = main(["evaluate", str(run), "--num-samples", "20", "--max-points", "30", "--splits", "test", "train",
+                 "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "-log p(x)" in out and "test (n=30)" in out and "train (n=30)" in out
+
+
+def test_unknown_guide_is_a_clear_cli_error(tmp_path, capsys):
+    code = main(["train", "--guide", "nope", "--epochs", "1", "--run-dir", str(tmp_path)])
+    assert code == 2
+    assert "known guides are" in capsys.readouterr().err
+
+
+def test_console_entry_point_runs():
+    out = subprocess.run([sys.executable, "-m", "pyro_air", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "quickstart" in out.stdout
