@@ -6,7 +6,15 @@ from __future__ import annotations
 
 import math
 
+import pyro.infer.util
 import torch
+
+
+def input_checks_enabled() -> bool:
+    """Per-call input checks follow Pyro's validation switch: ``pyro.validation_enabled(False)``
+    (the training loop's hot loop, chunked evaluation) skips them; the data are then checked once,
+    up front, by whoever turned validation off."""
+    return pyro.infer.util.is_validation_enabled()
 
 
 def check_batch(x: torch.Tensor, x_dim: int, who: str) -> None:

@@ -30,6 +30,13 @@ def _log_weight_chunks(model, guide, xb, num_samples, chunk_size):
         yield log_importance_weights(model, guide, xb, num_particles=k).log_w
 
 
+def _check_inputs_once(x, model, guide):
+    """The per-call input checks are off inside ``evaluation_mode``; run them once on all of x."""
+    for module in (model, guide):
+        if getattr(module, "validate_inputs", False):
+            module.validate(x)
+
+
 def _per_datapoint(model, guide, x, num_samples, chunk_size, batch_size, reduce, progress, desc):
     check_positive_int(num_samples, "num_samples")
     if x.dim() != 2:
@@ -38,6 +45,7 @@ def _per_datapoint(model, guide, x, num_samples, chunk_size, batch_size, reduce,
     batch_size = batch_size or min(len(x), 100)
     chunk = chunk_size or default_chunk_size(num_samples, batch_size, x.shape[1])
     check_positive_int(chunk, "chunk_size")
+    _check_inputs_once(x, model, guide)
     out = torch.empty(len(x))
     ranges = list(batches(len(x), batch_size))
     with evaluation_mode(model, guide):

@@ -13,7 +13,7 @@ import torch
 from pyro.nn import PyroModule
 
 from pyro_air.plates import data_plate
-from pyro_air.validation import check_batch, check_positive_int
+from pyro_air.validation import check_batch, check_positive_int, input_checks_enabled
 
 
 class AmortizedGuide(PyroModule):
@@ -28,6 +28,9 @@ class AmortizedGuide(PyroModule):
         self.z_dim = check_positive_int(z_dim, "z_dim")
         self.validate_inputs = True
 
+    def validate(self, x: torch.Tensor) -> None:
+        check_batch(x, self.x_dim, type(self).__name__)
+
     def posterior(self, x: torch.Tensor) -> dist.Distribution:
         """q(z | x) with batch shape [B] and event shape [z_dim]."""
         raise NotImplementedError
@@ -37,8 +40,8 @@ class AmortizedGuide(PyroModule):
         return x
 
     def forward(self, x: torch.Tensor, num_data: int | None = None) -> torch.Tensor:
-        if self.validate_inputs:
-            check_batch(x, self.x_dim, type(self).__name__)
+        if self.validate_inputs and input_checks_enabled():
+            self.validate(x)
         q = self.posterior(self.encoder_input(x))
         with data_plate(x, num_data):
             return pyro.sample("z", q)

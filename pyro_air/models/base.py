@@ -12,7 +12,7 @@ import torch
 from pyro.nn import PyroModule
 
 from pyro_air.plates import data_plate
-from pyro_air.validation import check_batch, check_positive_int
+from pyro_air.validation import check_batch, check_positive_int, input_checks_enabled
 
 
 class LatentVariableModel(PyroModule):
@@ -38,7 +38,7 @@ class LatentVariableModel(PyroModule):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor, num_data: int | None = None) -> torch.Tensor:
-        if self.validate_inputs:
+        if self.validate_inputs and input_checks_enabled():
             self.validate(x)
         with data_plate(x, num_data):
             z = pyro.sample("z", self.prior(x.shape[0], x))
