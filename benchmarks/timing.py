@@ -1,0 +1,66 @@
+"""Interleaved timing: the compared cases run round-robin in short blocks (A B C A B C ...).
+
+The machine is shared and noisy, so no case ever gets a quiet (or a busy) stretch to itself:
+after one warm-up block per case, every round times one block of each case back to back. Each
+case's time is the median over rounds; each ratio is reported two ways:
+
+- ratio of medians:            median_r t_case / median_r t_baseline
+- median of paired ratios:     median_r (t_case,r / t_baseline,r)   (same round, same noise)
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+
+@dataclass
+class CaseTimes:
+    name: str
+    seconds: list  # seconds per call, one entry per round
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+
+def interleave(cases: dict, rounds: int, calls_per_block: int = 1, warmup_blocks: int = 1,
+               sync=lambda: None, progress=None) -> dict:
+    """Time every callable in ``cases`` round-robin; returns {name: CaseTimes} (seconds per call).
+
+    ``sync`` is called before each clock read (``torch.cuda.synchronize`` on a GPU).
+    """
+    for _ in range(warmup_blocks):
+        for fn in cases.values():
+            for _ in range(calls_per_block):
+                fn()
+    sync()
+    times = {name: CaseTimes(name, []) for name in cases}
+    for r in range(rounds):
+        for name, fn in cases.items():
+            sync()
+            t0 = time.perf_counter()
+            for _ in range(calls_per_block):
+                fn()
+            sync()
+            times[name].seconds.append((time.perf_counter() - t0) / calls_per_block)
+        if progress is not None:
+            progress(r + 1, rounds)
+    return times
+
+
+def ratio_rows(times: dict, baseline: str) -> list:
+    """Rows (name, median ms, ratio of medians, median of paired ratios) against ``baseline``."""
+    base = times[baseline]
+    rows = []
+    for name, t in times.items():
+        paired = statistics.median(a / b for a, b in zip(t.seconds, base.seconds))
+        rows.append((name, 1e3 * t.median, t.median / base.median, paired))
+    return rows
+
+
+def markdown_table(header, rows, formats) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(f.format(v) for f, v in zip(formats, row)) + " |")
+    return "\n".join(lines)

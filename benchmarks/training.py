@@ -1,0 +1,111 @@
+"""Training-step cases: pyro-air's training path vs hand-written PyTorch vs stock Pyro SVI.
+
+Every case trains its own copy of the same initial 784-500-500-50 BernoulliVAE + GaussianEncoder
+(tanh MLPs) with Adam(lr=1e-3) on the same cycle of binarized MNIST batches of 100, N = 60000.
+
+- ``pyro-air``: the inner step of ``pyro_air.train.fit``: ``optimizer.zero_grad(set_to_none=True)``;
+  ``objective.differentiable_loss(model, guide, xb, num_data=N).backward()``; ``optimizer.step()``;
+  one ``torch.optim.Adam`` over all parameters, Pyro validation off.
+- ``hand-written``: ``benchmarks.handwritten.HandwrittenVAE`` - the same loss with plain tensors
+  and the same optimizer.
+- stock Pyro: ``pyro.infer.SVI(model, guide, pyro.optim.Adam, loss).step(xb, num_data=N)`` with
+  ``Trace_ELBO``, ``JitTrace_ELBO`` (ELBO group) and ``RenyiELBO(alpha=0)`` (= IWAE) and
+  ``Trace_ELBO`` with 8 vectorized particles (IWAE-8 group; same compute, ELBO-8 objective).
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+
+import pyro
+import pyro.infer
+import pyro.optim
+import torch
+
+from benchmarks.handwritten import HandwrittenVAE
+from pyro_air import guides, infer, models
+from pyro_air.train import parameters_of
+
+LR = 1e-3
+
+
+def fresh_pair(seed: int = 0, device="cpu"):
+    torch.manual_seed(seed)
+    return models.build("bernoulli-vae").to(device), guides.build("gaussian").to(device)
+
+
+def renamed_copy(model, guide, prefix: str):
+    """Deep copies whose Pyro parameter names start with ``prefix`` (cases must not share the
+    global param store: SVI reads parameters from it by name)."""
+    m, g = copy.deepcopy(model), copy.deepcopy(guide)
+    m._pyro_set_supermodule(f"{prefix}.model", m._pyro_context)
+    g._pyro_set_supermodule(f"{prefix}.guide", g._pyro_context)
+    return m, g
+
+
+class PyroAirStep:
+    def __init__(self, model, guide, objective, batches, num_data):
+        self.model, self.guide, self.objective = model, guide, objective
+        self.optimizer = torch.optim.Adam(parameters_of(model, guide), lr=LR)
+        self.batches, self.num_data = itertools.cycle(batches), num_data
+
+    def __call__(self):
+        xb = next(self.batches)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.objective.differentiable_loss(self.model, self.guide, xb, num_data=self.num_data)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+
+class HandwrittenStep:
+    def __init__(self, model, guide, num_particles, bound, batches, num_data):
+        self.net = HandwrittenVAE.from_pyro_air(model, guide).to(next(model.parameters()).device)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=LR)
+        self.num_particles, self.bound = num_particles, bound
+        self.batches, self.num_data = itertools.cycle(batches), num_data
+
+    def __call__(self):
+        xb = next(self.batches)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.net.loss(xb, self.num_particles, self.num_data, self.bound)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+
+class StockPyroStep:
+    def __init__(self, model, guide, loss, batches, num_data):
+        self.svi = pyro.infer.SVI(model, guide, pyro.optim.Adam({"lr": LR}), loss=loss)
+        self.batches, self.num_data = itertools.cycle(batches), num_data
+
+    def __call__(self):
+        return self.svi.step(next(self.batches), num_data=self.num_data)
+
+
+def training_cases(num_particles: int, batches, num_data: int, device="cpu") -> dict:
+    """{name: step callable} for the ELBO group (num_particles=1) or the IWAE-K group."""
+    model, guide = fresh_pair(device=device)
+    k = num_particles
+    if k == 1:
+        cases = {
+            "pyro-air ELBO": PyroAirStep(*renamed_copy(model, guide, "air"), infer.ELBO(), batches, num_data),
+            "hand-written ELBO": HandwrittenStep(model, guide, 1, "elbo", batches, num_data),
+            "Pyro SVI Trace_ELBO": StockPyroStep(*renamed_copy(model, guide, "trace"),
+                                                 pyro.infer.Trace_ELBO(max_plate_nesting=1), batches, num_data),
+            "Pyro SVI JitTrace_ELBO": StockPyroStep(
+                *renamed_copy(model, guide, "jit"),
+                pyro.infer.JitTrace_ELBO(max_plate_nesting=1, ignore_jit_warnings=True), batches, num_data),
+        }
+    else:
+        vec = dict(num_particles=k, vectorize_particles=True, max_plate_nesting=1)
+        cases = {
+            f"pyro-air IWAE-{k}": PyroAirStep(*renamed_copy(model, guide, "air"),
+                                              infer.IWAE_ELBO(num_particles=k), batches, num_data),
+            f"hand-written IWAE-{k}": HandwrittenStep(model, guide, k, "iwae", batches, num_data),
+            f"Pyro SVI RenyiELBO(alpha=0, K={k})": StockPyroStep(
+                *renamed_copy(model, guide, "renyi"), pyro.infer.RenyiELBO(alpha=0, **vec), batches, num_data),
+            f"Pyro SVI Trace_ELBO(K={k}) [ELBO-{k}]": StockPyroStep(
+                *renamed_copy(model, guide, "trace8"), pyro.infer.Trace_ELBO(**vec), batches, num_data),
+        }
+    return cases
