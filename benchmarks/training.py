@@ -29,9 +29,10 @@ from pyro_air.train import parameters_of
 LR = 1e-3
 
 
-def fresh_pair(seed: int = 0, device="cpu"):
+def fresh_pair(seed: int = 0, device="cpu", **size):
+    """The benchmark's model and guide (784-500-500-50 unless ``size`` says z_dim / hidden)."""
     torch.manual_seed(seed)
-    return models.build("bernoulli-vae").to(device), guides.build("gaussian").to(device)
+    return models.build("bernoulli-vae", **size).to(device), guides.build("gaussian", **size).to(device)
 
 
 def renamed_copy(model, guide, prefix: str):
@@ -83,9 +84,9 @@ class StockPyroStep:
         return self.svi.step(next(self.batches), num_data=self.num_data)
 
 
-def training_cases(num_particles: int, batches, num_data: int, device="cpu") -> dict:
+def training_cases(num_particles: int, batches, num_data: int, device="cpu", **size) -> dict:
     """{name: step callable} for the ELBO group (num_particles=1) or the IWAE-K group."""
-    model, guide = fresh_pair(device=device)
+    model, guide = fresh_pair(device=device, **size)
     k = num_particles
     if k == 1:
         cases = {

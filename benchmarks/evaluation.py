@@ -1,0 +1,97 @@
+"""Log-likelihood evaluation cases: pyro-air's chunked IWAE-S, a per-datapoint peer loop, and the
+GEMM-only bound, timed interleaved on blocks of the same test images.
+
+FLOP count (documented in RESULTS.md). A dense layer y = W h + b with W of shape [out, in] costs
+``in * out`` multiply-adds = ``2 * in * out`` FLOPs per row (the bias add, the activations and the
+Bernoulli/Normal log densities are elementwise and not counted). The decoder z-h1-h2-x therefore
+costs, per importance sample,
+
+    F_dec = 2 * (z*h1 + h1*h2 + h2*x)   (= 2 * (50*500 + 500*500 + 500*784) = 1,334,000 for MNIST)
+
+The encoder x-h1-h2-2z runs once per image per chunk of samples, a small addition we report but
+do not count towards the bound. The GEMM bound runs just the decoder's three ``torch.nn.functional
+.linear`` calls (with bias) at the shapes pyro-air's chunked evaluation uses, [chunk * B, in] x
+[in, out], and gives FLOP/s; the GEMM-bound throughput is FLOP/s / (S * F_dec) images per second.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.nn import functional as F
+
+from benchmarks.handwritten import HandwrittenVAE
+from pyro_air.evaluate import log_likelihood
+from pyro_air.evaluate.chunking import default_chunk_size
+
+
+def linear_layers(net):
+    return [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def decoder_flops_per_sample(model) -> int:
+    """2 * sum(in * out) over the decoder's dense layers (module docstring)."""
+    return 2 * sum(m.in_features * m.out_features for m in linear_layers(model.decoder))
+
+
+class PyroAirEvaluation:
+    """``pyro_air.evaluate.log_likelihood`` (IWAE-S, default chunking) on consecutive image blocks."""
+
+    def __init__(self, model, guide, images, block, num_samples):
+        self.model, self.guide, self.images, self.block, self.S = model, guide, images, block, num_samples
+        self.position = 0
+
+    def __call__(self):
+        start = self.position % len(self.images)
+        xb = self.images[start:start + self.block]
+        self.position += self.block
+        return log_likelihood(self.model, self.guide, xb, num_samples=self.S, batch_size=self.block)
+
+
+class PerDatapointPeer:
+    """The strategy of pythae's ``get_nll``: one image at a time; for each of S / 100 sample
+    batches, repeat the image 100 times, encode the copies, draw z, decode, score; then
+    log-mean-exp over the S weights and ``.item()`` per image. Same weights (a plain-torch copy)."""
+
+    SAMPLE_BATCH = 100
+
+    def __init__(self, model, guide, images, block, num_samples):
+        self.net = HandwrittenVAE.from_pyro_air(model, guide).to(images.device).eval()
+        self.images, self.block, self.S = images, block, num_samples
+        self.position = 0
+
+    @torch.no_grad()
+    def log_px(self, x):
+        log_w = []
+        for _ in range(max(1, self.S // self.SAMPLE_BATCH)):
+            x_rep = x.expand(self.SAMPLE_BATCH, -1).contiguous()
+            log_w.append(self.net.log_weights(x_rep, 1)[0])
+        log_w = torch.cat(log_w)
+        return (torch.logsumexp(log_w, 0) - math.log(len(log_w))).item()
+
+    def __call__(self):
+        start = self.position % len(self.images)
+        xb = self.images[start:start + self.block]
+        self.position += self.block
+        return [self.log_px(x.unsqueeze(0)) for x in xb]
+
+
+class DecoderGemms:
+    """Only the decoder's GEMMs for ``block`` images x S samples, at pyro-air's chunk shapes."""
+
+    def __init__(self, model, block, num_samples, device):
+        self.layers = [(m.weight.detach(), m.bias.detach()) for m in linear_layers(model.decoder)]
+        x_dim = self.layers[-1][0].shape[0]
+        self.chunk = default_chunk_size(num_samples, block, x_dim)
+        self.num_chunks = math.ceil(num_samples / self.chunk)
+        self.rows = self.chunk * block
+        self.input = torch.randn(self.rows, self.layers[0][0].shape[1], device=device)
+        self.flops = self.num_chunks * self.rows * 2 * sum(w.numel() for w, _ in self.layers)
+
+    @torch.no_grad()
+    def __call__(self):
+        for _ in range(self.num_chunks):
+            h = self.input
+            for w, b in self.layers:
+                h = F.linear(h, w, b)
+        return h

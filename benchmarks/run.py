@@ -1,0 +1,353 @@
+"""Run the benchmarks in one process and write ``benchmarks/RESULTS.md``.
+
+    python -m benchmarks.run            # full size (~10 minutes on 2 shared cores)
+    python -m benchmarks.run --quick    # a sanity run at a small budget
+    python -m benchmarks.run --device cuda
+
+Sections: machine and commit; a cProfile of pyro-air's training step; the per-step framework
+overhead on a tiny model; training-step ratios (ELBO and IWAE-8 groups); log-likelihood
+evaluation throughput against the GEMM bound and a per-datapoint peer; peak memory as
+``num_samples`` grows (fresh subprocess per setting). All comparisons inside a section are
+interleaved round-robin (``benchmarks.timing``), so they share the machine's noise.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime
+import json
+import os
+import platform
+import pstats
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyro
+import torch
+
+from benchmarks import evaluation as ev
+from benchmarks.handwritten import HandwrittenVAE
+from benchmarks.timing import interleave, markdown_table, ratio_rows
+from benchmarks.training import PyroAirStep, HandwrittenStep, training_cases
+from pyro_air import data, guides, infer, models
+
+ROOT = Path(__file__).resolve().parent.parent
+NUM_DATA = 60000
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def machine_summary(device: torch.device) -> list:
+    lines = []
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        keep = ("Model name", "CPU(s):", "Thread(s) per core", "Core(s) per socket", "L2 cache", "L3 cache")
+        lines += [" ".join(line.split()) for line in lscpu.splitlines() if line.startswith(keep)]
+    except OSError:
+        lines.append(platform.processor())
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    lines.append("AVX-512: " + ("yes" if "avx512f" in flags else "no"))
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    lines.append(f"commit: {commit}{' (with uncommitted changes)' if dirty else ''}")
+    lines.append(f"python {platform.python_version()}, torch {torch.__version__}, pyro-ppl {pyro.__version__}")
+    lines.append(f"torch threads: {torch.get_num_threads()}; device: {device}"
+                 + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
+    lines.append(f"load average at start: {os.getloadavg()[0]:.1f} (1 min)")
+    return lines
+
+
+def sync_for(device):
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+
+def training_batches(device, count=8):
+    x = data.load("mnist", "train")[: 100 * count].to(device)
+    return list(x.split(100))
+
+
+def profile_section(batches, steps: int) -> str:
+    """Where the time of one pyro-air ELBO step goes (cProfile, internal time)."""
+    step = training_cases(1, batches, NUM_DATA, device=batches[0].device)["pyro-air ELBO"]
+    step()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(steps):
+        step()
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    total = stats.total_tt
+    groups = {"torch kernels (C++: matmul, elementwise, autograd backward, Adam)": 0.0,
+              "Pyro machinery (poutine handlers, pyro.param, PyroModule)": 0.0,
+              "pyro-air Python (log weights, models, guides)": 0.0, "other Python (torch.nn, distributions, optim)": 0.0}
+    keys = list(groups)
+    rows = []
+    for (filename, line, func), (cc, nc, tt, ct, callers) in stats.stats.items():
+        if filename == "~" or filename.startswith("<built-in"):
+            groups[keys[0]] += tt
+        elif "/pyro/" in filename:
+            groups[keys[1]] += tt
+        elif "pyro_air" in filename:
+            groups[keys[2]] += tt
+        else:
+            groups[keys[3]] += tt
+        rows.append((tt, nc, f"{Path(filename).name}:{line}({func})" if filename != "~" else func, ct))
+    rows.sort(reverse=True)
+    module_getattr = sum(ct for (f, _, fn), (_, _, _, ct, _) in stats.stats.items()
+                         if f.endswith("pyro/nn/module.py") and fn == "__getattr__" and ct > 0)
+    out = [f"cProfile of {steps} pyro-air ELBO steps (784-500-500-50, batch 100): total {total:.2f} s.", "",
+           markdown_table(["where", "internal time", "share"],
+                          [(k, v, v / total) for k, v in groups.items()], ["{}", "{:.3f} s", "{:.1%}"]), "",
+           f"PyroModule attribute access (`pyro/nn/module.py __getattr__`, cumulative, includes the "
+           f"`pyro.param` statements it issues): {module_getattr:.3f} s = {module_getattr / total:.1%}.", "",
+           "Top 10 functions by internal time:", "",
+           markdown_table(["function", "internal", "calls/step"],
+                          [(name, tt, nc / steps) for tt, nc, name, ct in rows[:10]], ["`{}`", "{:.3f} s", "{:.0f}"])]
+    return "\n".join(out)
+
+
+def overhead_section(device, rounds: int) -> str:
+    """Per-step framework overhead: pyro-air vs hand-written on a tiny model (compute ~ 0), one
+    thread (with two, every tiny op pays an OpenMP barrier that dominates on a loaded machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = models.build("bernoulli-vae", z_dim=2, hidden=(8,)).to(device)
+    guide = guides.build("gaussian", z_dim=2, hidden=(8,)).to(device)
+    batches = training_batches(device, 2)
+    cases = {"pyro-air ELBO (tiny)": PyroAirStep(model, guide, infer.ELBO(), batches, NUM_DATA),
+             "hand-written ELBO (tiny)": HandwrittenStep(model, guide, 1, "elbo", batches, NUM_DATA)}
+    times = interleave(cases, rounds, calls_per_block=20, sync=sync_for(device))
+    torch.set_num_threads(threads)
+    a, b = (t.median for t in times.values())
+    return (f"Framework overhead, tiny 784-8-2 model, batch 100, 1 thread: pyro-air step {1e6 * a:.0f} us, hand-written {1e6 * b:.0f} us; "
+            f"framework overhead {1e6 * (a - b):.0f} us per step (medians of {rounds} interleaved rounds).")
+
+
+def training_section(device, rounds: int, block: int, particles: int) -> tuple:
+    batches = training_batches(device)
+    cases = training_cases(particles, batches, NUM_DATA, device=device)
+    baseline = [name for name in cases if name.startswith("hand-written")][0]
+    times = interleave(cases, rounds, calls_per_block=block, warmup_blocks=2, sync=sync_for(device),
+                       progress=lambda r, n: log(f"  round {r}/{n}") if r % 5 == 0 else None)
+    rows = ratio_rows(times, baseline)
+    table = markdown_table(["case", "median step", "ratio of medians", "median of paired ratios"], rows,
+                           ["{}", "{:.1f} ms", "{:.3f}", "{:.3f}"])
+    return table, {name: {"median_ms": ms, "ratio": r, "paired_ratio": p} for name, ms, r, p in rows}
+
+
+class WithThreads:
+    """Run ``fn`` with ``threads`` torch threads (restored after)."""
+
+    def __init__(self, fn, threads):
+        self.fn, self.threads = fn, threads
+
+    def __call__(self):
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            return self.fn()
+        finally:
+            torch.set_num_threads(before)
+
+
+def evaluation_section(device, images, rounds, block, peer_block, num_samples, thread_counts) -> tuple:
+    model, guide = ev_pair(device)
+    x = images.to(device)
+    f_dec = ev.decoder_flops_per_sample(model)
+    gemm = ev.DecoderGemms(model, block, num_samples, device)
+    cases = {}
+    for n in thread_counts:
+        cases[f"air@{n}"] = WithThreads(ev.PyroAirEvaluation(model, guide, x, block, num_samples), n)
+        cases[f"gemm@{n}"] = WithThreads(gemm, n)
+    cases[f"peer@{thread_counts[0]}"] = WithThreads(ev.PerDatapointPeer(model, guide, x, peer_block, num_samples),
+                                                    thread_counts[0])
+    with torch.no_grad():
+        times = interleave(cases, rounds, warmup_blocks=1, sync=sync_for(device),
+                           progress=lambda r, n: log(f"  round {r}/{n}"))
+    rows, raw = [], {}
+    for n in thread_counts:
+        gemm_t, air_t = times[f"gemm@{n}"], times[f"air@{n}"]
+        flops_per_s = gemm.flops / gemm_t.median
+        bound = flops_per_s / (num_samples * f_dec)
+        air_ips = block / air_t.median
+        paired = sorted(g / a for a, g in zip(air_t.seconds, gemm_t.seconds))  # same work in both blocks
+        rows.append((f"{n}", "GEMM bound (decoder GEMMs only, pyro-air's chunk shapes)", flops_per_s / 1e9, bound,
+                     "100%", "-"))
+        rows.append((f"{n}", "pyro-air `log_likelihood` (chunked)", float("nan"), air_ips,
+                     f"{air_ips / bound:.1%}", f"{paired[len(paired) // 2]:.1%}"))
+        raw[n] = {"gemm_gflops": flops_per_s / 1e9, "bound_ips": bound, "pyro_air_ips": air_ips,
+                  "fraction": air_ips / bound, "paired_fraction": paired[len(paired) // 2]}
+        if n == thread_counts[0]:
+            peer_ips = peer_block / times[f"peer@{n}"].median
+            rows.append((f"{n}", "per-datapoint peer (pythae `get_nll` strategy)", float("nan"), peer_ips,
+                         f"{peer_ips / bound:.1%}", "-"))
+            raw[n]["peer_ips"] = peer_ips
+    table = markdown_table(["threads", "case", "GEMM GFLOP/s", "images / s", "fraction of GEMM bound",
+                            "median of paired fractions"], rows,
+                           ["{}", "{}", "{:.1f}", "{:.3f}", "{}", "{}"]).replace("| nan |", "| |")
+    notes = (f"IWAE-{num_samples}; blocks of {block} images (peer: {peer_block}) taken in order from the first "
+             f"{len(images)} binarized MNIST test images (randomly initialized weights: speed does not depend "
+             f"on them); {rounds} interleaved rounds. Decoder FLOPs per sample F_dec = {f_dec:,}; pyro-air's "
+             f"chunk: {gemm.chunk} samples x {block} images = {gemm.rows} rows per GEMM, {gemm.num_chunks} chunks per "
+             f"block; GEMM bound = GEMM FLOP/s / ({num_samples} * F_dec) images/s.")
+    return table, notes, raw
+
+
+def ev_pair(device):
+    from benchmarks.training import fresh_pair
+    model, guide = fresh_pair(device=device)
+    return model.eval(), guide.eval()
+
+
+def memory_section(device, settings, images, threads) -> tuple:
+    rows, raw = [], []
+    for num_samples, chunk in settings:
+        cmd = [sys.executable, "-m", "benchmarks.memory", "--num-samples", str(num_samples), "--images", str(images),
+               "--device", str(device), "--threads", str(threads)]
+        if chunk is not None:
+            cmd += ["--chunk-size", str(chunk)]
+        out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        raw.append(result)
+        rows.append(("automatic chunking" if chunk is None else f"one chunk of all {chunk} samples (unchunked)",
+                     num_samples, result["before_mib"], result["peak_mib"], result["added_mib"]))
+        log(f"  memory S={num_samples} chunk={chunk}: +{result['added_mib']:.0f} MiB")
+    table = markdown_table(["evaluation", "num_samples", "after setup", "peak", "added by evaluation"], rows,
+                           ["{}", "{}", "{:.0f} MiB", "{:.0f} MiB", "{:.0f} MiB"])
+    return table, raw
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="pyro-air benchmarks (interleaved; ratios in one run)")
+    parser.add_argument("--quick", action="store_true", help="small budget sanity run")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
+    parser.add_argument("--json", default=None, help="also write the raw numbers here")
+    args = parser.parse_args(argv)
+
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda was asked for but CUDA is not available here; run on a GPU machine "
+                         "or use --device cpu")
+    torch.set_num_threads(args.threads)
+    q = args.quick
+    cfg = dict(profile_steps=3 if q else 10, overhead_rounds=5 if q else 15,
+               train_rounds=3 if q else 12, train_block=1 if q else 2,
+               eval_images=20 if q else 1000, eval_samples=200 if q else 5000, eval_rounds=3 if q else 4,
+               eval_block=5 if q else 4, peer_block=1,
+               mem_images=2 if q else 10,
+               mem_settings=[(100, None), (500, None), (2000, None), (500, 500), (2000, 2000)] if q else
+               [(2000, None), (5000, None), (10000, None), (2000, 2000), (5000, 5000)])
+    t_start = time.perf_counter()
+    results = {"config": cfg, "device": str(device), "quick": q}
+    machine = machine_summary(device)
+    log("machine: " + "; ".join(machine))
+
+    with pyro.validation_enabled(False):
+        log("profile")
+        batches = training_batches(device)
+        profile = profile_section(batches, cfg["profile_steps"])
+        log("framework overhead (tiny model)")
+        overhead = overhead_section(device, cfg["overhead_rounds"])
+        log("training step, ELBO group")
+        elbo_table, results["train_elbo"] = training_section(device, cfg["train_rounds"], cfg["train_block"], 1)
+        log("training step, IWAE-8 group")
+        iwae_table, results["train_iwae8"] = training_section(device, cfg["train_rounds"], cfg["train_block"], 8)
+    log("evaluation")
+    images = data.load("mnist", "test")[: cfg["eval_images"]]
+    eval_table, eval_notes, results["evaluation"] = evaluation_section(
+        device, images, cfg["eval_rounds"], cfg["eval_block"], cfg["peer_block"], cfg["eval_samples"],
+        [args.threads, 1] if args.threads != 1 and device.type == "cpu" else [args.threads])
+    log("memory")
+    mem_table, results["memory"] = memory_section(device, cfg["mem_settings"], cfg["mem_images"], args.threads)
+    elapsed = time.perf_counter() - t_start
+    machine.append(f"load average at end: {os.getloadavg()[0]:.1f} (1 min); benchmark wall time {elapsed / 60:.1f} min")
+
+    report = render(machine, profile, overhead, elbo_table, iwae_table, eval_table, eval_notes, mem_table, cfg, q,
+                    device)
+    Path(args.out).write_text(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    print(report)
+    log(f"wrote {args.out}")
+
+
+def render(machine, profile, overhead, elbo_table, iwae_table, eval_table, eval_notes, mem_table, cfg, quick,
+           device) -> str:
+    today = datetime.date.today().isoformat()
+    gpu = ("measured on this device (see above)" if device.type == "cuda" else
+           "**not measured**: no GPU was lent to this session. `python -m benchmarks.run --device cuda` runs every "
+           "section on CUDA (data resident on the device, `torch.cuda.synchronize` around each timed block, "
+           "memory from `torch.cuda.max_memory_allocated`).")
+    return f"""# pyro-air benchmarks ({'QUICK sanity run' if quick else 'full run'}, {today})
+
+Produced by `python -m benchmarks.run{' --quick' if quick else ''}` in one process.
+
+**Noise.** This machine has 2 CPU cores shared with several other engineers' jobs (see the load
+averages below), so absolute times are inflated and vary by a large factor from minute to minute.
+Only the ratios inside one table mean anything: every table's cases were run interleaved
+round-robin in short blocks (warm-up first), each time is the median over rounds, and each ratio
+is given both as the ratio of medians and as the median of same-round ratios (the more robust
+of the two under bursty load). Never compare absolute times across runs.
+
+## Machine
+
+{chr(10).join('- ' + line for line in machine)}
+
+## Where a pyro-air training step spends its time
+
+{profile}
+
+{overhead}
+
+## Training step: 784-500-500-50 BernoulliVAE + GaussianEncoder, batch 100, {torch.get_num_threads()} threads
+
+Baseline: hand-written PyTorch of exactly the same loss and optimizer (`benchmarks/handwritten.py`;
+`tests/test_benchmarks.py` checks that its loss and gradients equal pyro-air's on the same batch
+and seed). Target: pyro-air <= 1.05x. Each round times {cfg['train_block']} consecutive steps per case.
+
+ELBO (1 particle):
+
+{elbo_table}
+
+IWAE-8 (8 vectorized particles):
+
+{iwae_table}
+
+## Log-likelihood evaluation (IWAE-{cfg['eval_samples']})
+
+{eval_table}
+
+{eval_notes}
+
+The per-datapoint peer follows pythae's `get_nll` strategy (pythae itself was not installed: it
+pins old versions of its dependencies, which would disturb the shared environment). It re-encodes
+the repeated image for every batch of 100 samples, so it does more FLOPs than the bound counts.
+Target for pyro-air: >= 70% of the GEMM bound.
+
+## Peak memory as num_samples grows
+
+Fresh subprocess per setting (`benchmarks/memory.py`), {cfg['mem_images']} images,
+`ru_maxrss` high-water mark (CPU) read after setup and after the evaluation:
+
+{mem_table}
+
+With automatic chunking the largest per-chunk tensor is capped at 2^23 elements (32 MiB), so the
+memory added by an evaluation stops growing once num_samples exceeds one chunk; evaluating all
+samples in one chunk grows linearly.
+
+## GPU
+
+{gpu}
+"""
+
+
+if __name__ == "__main__":
+    main()
