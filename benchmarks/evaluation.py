@@ -22,7 +22,7 @@ from torch.nn import functional as F
 
 from benchmarks.handwritten import HandwrittenVAE
 from pyro_air.evaluate import log_likelihood
-from pyro_air.evaluate.chunking import default_chunk_size
+from pyro_air.evaluate.chunking import default_chunk_size, streaming_logmeanexp
 
 
 def linear_layers(net):
@@ -46,6 +46,25 @@ class PyroAirEvaluation:
         xb = self.images[start:start + self.block]
         self.position += self.block
         return log_likelihood(self.model, self.guide, xb, num_samples=self.S, batch_size=self.block)
+
+
+class HandwrittenEvaluation:
+    """The same chunked IWAE-S with plain tensor code (``HandwrittenVAE.log_weights``), same chunk
+    size and streaming log-mean-exp: what eager PyTorch itself costs, without Pyro."""
+
+    def __init__(self, model, guide, images, block, num_samples):
+        self.net = HandwrittenVAE.from_pyro_air(model, guide).to(images.device).eval()
+        self.images, self.block, self.S = images, block, num_samples
+        self.chunk = default_chunk_size(num_samples, block, images.shape[1])
+        self.position = 0
+
+    @torch.no_grad()
+    def __call__(self):
+        start = self.position % len(self.images)
+        xb = self.images[start:start + self.block]
+        self.position += self.block
+        chunks = (self.net.log_weights(xb, min(self.chunk, self.S - s)) for s in range(0, self.S, self.chunk))
+        return streaming_logmeanexp(chunks)
 
 
 class PerDatapointPeer:

@@ -1,7 +1,9 @@
 """Interleaved timing: the compared cases run round-robin in short blocks (A B C A B C ...).
 
 The machine is shared and noisy, so no case ever gets a quiet (or a busy) stretch to itself:
-after one warm-up block per case, every round times one block of each case back to back. Each
+after one warm-up block per case, every round times one block of each case back to back, the
+starting case rotating from round to round (A B C, B C A, C A B, ...) so that no case always
+follows the same neighbour. Each
 case's time is the median over rounds; each ratio is reported two ways:
 
 - ratio of medians:            median_r t_case / median_r t_baseline
@@ -36,8 +38,10 @@ def interleave(cases: dict, rounds: int, calls_per_block: int = 1, warmup_blocks
                 fn()
     sync()
     times = {name: CaseTimes(name, []) for name in cases}
+    names = list(cases)
     for r in range(rounds):
-        for name, fn in cases.items():
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            fn = cases[name]
             sync()
             t0 = time.perf_counter()
             for _ in range(calls_per_block):

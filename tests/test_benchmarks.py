@@ -98,10 +98,11 @@ def test_decoder_gemms_count_the_flops_of_the_chunks():
 
 def test_interleave_runs_round_robin_and_ratios_are_relative_to_the_baseline():
     order = []
-    times = interleave({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, rounds=3, warmup_blocks=1)
-    assert order == ["a", "b"] * 4
+    cases = {name: (lambda name=name: order.append(name)) for name in "abc"}
+    times = interleave(cases, rounds=3, warmup_blocks=1)
+    assert "".join(order) == "abc" + "abc" + "bca" + "cab"  # warm-up, then rotating rounds
     rows = {name: (ratio, paired) for name, _, ratio, paired in ratio_rows(times, "b")}
-    assert rows["b"] == (1.0, 1.0)
+    assert rows["b"] == (1.0, 1.0) and len(times["a"].seconds) == 3
 
 
 def test_memory_probe_prints_one_json_line(capsys):

@@ -69,3 +69,37 @@ def test_evaluation_checks_its_data_once_up_front(estimate):
         estimate(model, guide, x, num_samples=3, batch_size=2)
     with pytest.raises(ValueError, match="shape \\[B, 784\\]"):
         estimate(model, guide, torch.zeros(3, 10), num_samples=3)
+
+
+def _traced_and_direct(model, guide, x, k, **kwargs):
+    from pyro_air.infer.direct import direct_log_weights
+    from pyro_air.infer.log_weights import log_importance_weights
+    pyro.set_rng_seed(4)
+    traced = log_importance_weights(model, guide, x, num_particles=k, **kwargs)
+    pyro.set_rng_seed(4)
+    direct = direct_log_weights(model, guide, x, k, kwargs.get("num_data"))
+    return traced, direct
+
+
+def test_direct_log_weights_are_bit_identical_to_the_traced_ones(linear_gaussian, exact_guide):
+    model, x = linear_gaussian
+    for pair, data in (((model, exact_guide), x), (_pair(), binary_batch(6))):
+        traced, direct = _traced_and_direct(*pair, data, 3, num_data=40)
+        assert torch.equal(traced.log_w, direct.log_w) and traced.scale == direct.scale == 40 / len(data)
+
+
+def test_the_direct_path_is_taken_only_where_nothing_can_observe_it():
+    from pyro_air.infer.direct import can_compute_directly
+    model, guide = _pair()
+    assert can_compute_directly(model, guide)
+    with pyro.poutine.scale(scale=0.5):  # an effect (KL warm-up, SVI's parameter capture, ...)
+        assert not can_compute_directly(model, guide)
+
+    class ExtraSite(type(model)):
+        def forward(self, x, num_data=None):
+            pyro.sample("w", pyro.distributions.Normal(0.0, 1.0))
+            return super().forward(x, num_data)
+
+    assert not can_compute_directly(ExtraSite(z_dim=3, hidden=(20,)), guide)
+    with pytest.raises(ValueError, match="num_data=2 is smaller than the batch"):
+        infer.ELBO().differentiable_loss(model, guide, binary_batch(4), num_data=2)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pyro.infer
 import torch
 
+from pyro_air.infer.direct import can_compute_directly, direct_log_weights
 from pyro_air.infer.log_weights import LogWeights, log_importance_weights
 from pyro_air.validation import check_positive_int
 
@@ -38,13 +39,22 @@ class LogWeightObjective(pyro.infer.ELBO):
         weights = self.log_weights(model, guide, *args, **kwargs)
         return weights.model_trace, weights.guide_trace
 
+    def _weights_for_loss(self, model, guide, *args, **kwargs) -> LogWeights:
+        """The fast path (``pyro_air.infer.direct``, identical numbers, no traces) where it applies
+        and this objective needs nothing but log w; otherwise the traced primitive."""
+        needs_only_log_w = (type(self).log_weights is LogWeightObjective.log_weights
+                            and type(self).surrogate_per_datapoint is LogWeightObjective.surrogate_per_datapoint)
+        if needs_only_log_w and len(args) == 1 and set(kwargs) <= {"num_data"} and can_compute_directly(model, guide):
+            return direct_log_weights(model, guide, args[0], self.num_particles, kwargs.get("num_data"))
+        return self.log_weights(model, guide, *args, **kwargs)
+
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
-        weights = self.log_weights(model, guide, *args, **kwargs)
+        weights = self._weights_for_loss(model, guide, *args, **kwargs)
         return -weights.scale * self.surrogate_per_datapoint(weights).sum()
 
     def loss(self, model, guide, *args, **kwargs) -> float:
         with torch.no_grad():
-            weights = self.log_weights(model, guide, *args, **kwargs)
+            weights = self._weights_for_loss(model, guide, *args, **kwargs)
             return -weights.scale * self.per_datapoint_bound(weights.log_w).sum().item()
 
     def loss_and_grads(self, model, guide, *args, **kwargs) -> float:

@@ -1,0 +1,70 @@
+"""The fast path of the log-weight primitive: the same [K, B] log weights without Pyro's tracing.
+
+For the standard pair - a model whose ``forward`` is ``LatentVariableModel.forward`` (sites
+"z" ~ prior, "x" ~ likelihood(z)) and a guide whose ``forward`` is ``AmortizedGuide.forward``
+(q = posterior(encoder_input(x)), site "z") - the traced computation of
+``log_importance_weights`` reduces to
+
+    z = q.expand([K, B]).rsample()                            (what pyro.sample does in the plates)
+    log w[k, b] = log p(z_kb) + log p(x_b | z_kb) - log q(z_kb | x_b),   scale = N / B
+
+Computed directly, with the same distributions, the same expansion, the same random draws and
+the same order of additions, it gives bit-identical numbers (``tests/test_fast_path.py``) while
+skipping the poutine handlers, the plates and the ``pyro.param`` statements that dominate the
+Python overhead of a training step (``benchmarks/RESULTS.md``).
+
+It is used only when nothing could observe the difference: no Pyro handler is active (so not
+inside ``pyro.infer.SVI``, which collects parameters from the trace, nor under ``poutine.scale``
+or any other effect), the model and guide do not override ``forward``, and no module holds
+``PyroSample`` attributes. Anything else takes the traced path.
+"""
+from __future__ import annotations
+
+import torch
+from pyro.nn import PyroModule
+from pyro.poutine.runtime import am_i_wrapped
+
+from pyro_air.infer.log_weights import LogWeights
+from pyro_air.plates import data_size
+from pyro_air.validation import input_checks_enabled
+
+
+def _standard(obj, base_name: str) -> bool:
+    base = next((c for c in type(obj).__mro__ if c.__name__ == base_name and c.__module__.startswith("pyro_air.")),
+                None)
+    return base is not None and type(obj).forward is base.forward
+
+
+def _has_random_attributes(module) -> bool:
+    return any(isinstance(m, PyroModule) and m._pyro_samples for m in module.modules())
+
+
+def can_compute_directly(model, guide) -> bool:
+    """True when ``direct_log_weights`` gives exactly what the traced primitive gives."""
+    return (not am_i_wrapped()
+            and _standard(model, "LatentVariableModel") and _standard(guide, "AmortizedGuide")
+            and not _has_random_attributes(model) and not _has_random_attributes(guide))
+
+
+def direct_log_weights(model, guide, x: torch.Tensor, num_particles: int, num_data: int | None = None) -> LogWeights:
+    """log w of shape [K, B] and the scale N / B, without traces (module docstring)."""
+    batch_size = x.shape[0]
+    size = data_size(x, num_data)
+    shape = torch.Size([num_particles, batch_size])
+    # the guide, as AmortizedGuide.forward runs it
+    if guide.validate_inputs and input_checks_enabled():
+        guide.validate(x)
+    q = guide.posterior(guide.encoder_input(x)).expand(shape)
+    z = q.rsample() if q.has_rsample else q.sample()
+    # the model, as LatentVariableModel.forward runs it, replayed at z
+    if model.validate_inputs and input_checks_enabled():
+        model.validate(x)
+    prior = model.prior(batch_size, x).expand(shape)
+    likelihood = model.likelihood(z).expand(shape)
+    # scored after both runs, in trace order, as the traced primitive does: the autograd graph,
+    # and so the order in which backward accumulates gradients, is the same
+    log_w = x.new_zeros(num_particles, batch_size)
+    log_w = log_w + prior.log_prob(z)
+    log_w = log_w + likelihood.log_prob(x)
+    log_w = log_w - q.log_prob(z)
+    return LogWeights(log_w, float(size) / batch_size, None, None)
