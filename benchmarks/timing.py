@@ -8,6 +8,10 @@ case's time is the median over rounds; each ratio is reported two ways:
 
 - ratio of medians:            median_r t_case / median_r t_baseline
 - median of paired ratios:     median_r (t_case,r / t_baseline,r)   (same round, same noise)
+
+and, as a third view, the ratio of median *CPU* times (``time.process_time``, all threads): time a
+case spends waiting for a core shared with other jobs is not CPU time, so this ratio is the least
+sensitive to the load (with 2 threads it still counts OpenMP's spin-waiting).
 """
 from __future__ import annotations
 
@@ -19,7 +23,8 @@ from dataclasses import dataclass
 @dataclass
 class CaseTimes:
     name: str
-    seconds: list  # seconds per call, one entry per round
+    seconds: list  # wall seconds per call, one entry per round
+    cpu_seconds: list = None  # process CPU seconds per call (all threads), one entry per round
 
     @property
     def median(self) -> float:
@@ -37,29 +42,33 @@ def interleave(cases: dict, rounds: int, calls_per_block: int = 1, warmup_blocks
             for _ in range(calls_per_block):
                 fn()
     sync()
-    times = {name: CaseTimes(name, []) for name in cases}
+    times = {name: CaseTimes(name, [], []) for name in cases}
     names = list(cases)
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
             fn = cases[name]
             sync()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(calls_per_block):
                 fn()
             sync()
             times[name].seconds.append((time.perf_counter() - t0) / calls_per_block)
+            times[name].cpu_seconds.append((time.process_time() - c0) / calls_per_block)
         if progress is not None:
             progress(r + 1, rounds)
     return times
 
 
 def ratio_rows(times: dict, baseline: str) -> list:
-    """Rows (name, median ms, ratio of medians, median of paired ratios) against ``baseline``."""
+    """Rows (name, median ms, ratio of medians, median of paired ratios, median CPU ms, CPU ratio)
+    against ``baseline``."""
     base = times[baseline]
+    base_cpu = statistics.median(base.cpu_seconds)
     rows = []
     for name, t in times.items():
         paired = statistics.median(a / b for a, b in zip(t.seconds, base.seconds))
-        rows.append((name, 1e3 * t.median, t.median / base.median, paired))
+        cpu = statistics.median(t.cpu_seconds)
+        rows.append((name, 1e3 * t.median, t.median / base.median, paired, 1e3 * cpu, cpu / base_cpu))
     return rows
 
 

@@ -101,7 +101,7 @@ def test_interleave_runs_round_robin_and_ratios_are_relative_to_the_baseline():
     cases = {name: (lambda name=name: order.append(name)) for name in "abc"}
     times = interleave(cases, rounds=3, warmup_blocks=1)
     assert "".join(order) == "abc" + "abc" + "bca" + "cab"  # warm-up, then rotating rounds
-    rows = {name: (ratio, paired) for name, _, ratio, paired in ratio_rows(times, "b")}
+    rows = {row[0]: (row[2], row[3]) for row in ratio_rows(times, "b")}
     assert rows["b"] == (1.0, 1.0) and len(times["a"].seconds) == 3
 
 

@@ -103,3 +103,17 @@ def test_the_direct_path_is_taken_only_where_nothing_can_observe_it():
     assert not can_compute_directly(ExtraSite(z_dim=3, hidden=(20,)), guide)
     with pytest.raises(ValueError, match="num_data=2 is smaller than the batch"):
         infer.ELBO().differentiable_loss(model, guide, binary_batch(4), num_data=2)
+
+
+def test_evaluation_on_the_direct_path_equals_the_traced_one(monkeypatch):
+    """log_likelihood takes the direct path; forcing the traced one gives the same numbers."""
+    import importlib
+    ll = importlib.import_module("pyro_air.evaluate.log_likelihood")  # the module, not the function
+    model, guide = _pair()
+    x = binary_batch(5)
+    pyro.set_rng_seed(9)
+    direct = log_likelihood(model, guide, x, num_samples=7, chunk_size=3, batch_size=2)
+    monkeypatch.setattr(ll, "can_compute_directly", lambda *a: False)
+    pyro.set_rng_seed(9)
+    traced = log_likelihood(model, guide, x, num_samples=7, chunk_size=3, batch_size=2)
+    assert torch.equal(direct, traced)
