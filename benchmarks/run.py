@@ -317,6 +317,15 @@ of the two under bursty load). Never compare absolute times across runs.
 
 ## Where a pyro-air training step spends its time
 
+pyro-air's training path (`pyro_air.train.fit`): one `torch.optim.Adam` over all parameters,
+`objective.differentiable_loss(...).backward()`, Pyro validation and the per-call input checks off
+in the hot loop (the data are checked once, up front). `differentiable_loss` takes the direct
+path of `pyro_air/infer/direct.py` when no Pyro handler is active and model and guide are the
+standard ones: the same log weights, bit for bit (tests/test_fast_path.py), without poutine
+traces, plates or `pyro.param` statements. Under `pyro.infer.SVI` (or any effect) the traced
+primitive runs, and `tests/test_fast_path.py` checks that one SVI step and one fast step give the
+same loss, gradients and updated parameters.
+
 {profile}
 
 {overhead}
@@ -340,6 +349,12 @@ IWAE-8 (8 vectorized particles):
 {eval_table}
 
 {eval_notes}
+
+`log_likelihood` runs the same direct log weights as training (bit-identical to the traced ones).
+What separates it from the GEMM bound is eager PyTorch's elementwise work on [chunk, B, 784]
+tensors (`binary_cross_entropy_with_logits`, the tanh layers, the bias adds), which the hand-written
+chunked row pays as well; fusing it (e.g. `torch.compile`, or log Bern = x*l - softplus(l)) would
+change the rounding of the reported numbers, so it is not done here.
 
 The per-datapoint peer follows pythae's `get_nll` strategy (pythae itself was not installed: it
 pins old versions of its dependencies, which would disturb the shared environment). It re-encodes
