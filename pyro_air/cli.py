@@ -3,6 +3,7 @@
     pyro-air quickstart                     # the main job: a small VAE run on MNIST, evaluated
     pyro-air train --guide gaussian --objective elbo --epochs 10 --run-dir runs/vae
     pyro-air evaluate runs/vae --num-samples 5000
+    pyro-air diagnose runs/vae --num-samples 1000 --max-points 500
 """
 from __future__ import annotations
 
@@ -97,8 +98,8 @@ def cmd_train(args) -> int:
     return 0
 
 
-def evaluate_checkpoint(path, splits=("test",), num_samples=5000, max_points=None, device="cpu",
-                        progress=True) -> dict:
+def load_run(path, device="cpu"):
+    """(model, guide, spec) of a run directory (its best.pt) or a checkpoint file, on ``device``."""
     path = Path(path)
     state = ckpt_io.load(path / "best.pt" if path.is_dir() else path)
     spec = state["spec"]
@@ -107,13 +108,23 @@ def evaluate_checkpoint(path, splits=("test",), num_samples=5000, max_points=Non
     guide.load_state_dict(state["guide_state"])
     model.to(device)
     guide.to(device)
+    return model, guide, spec
+
+
+def _evaluation_split(spec: dict, split: str, max_points=None) -> torch.Tensor:
+    """A split as evaluation sees it: binary (dynamic runs binarized with seed 0), first max_points rows."""
+    x = _load_split(spec, split)
+    if spec["data"].get("binarize") == "dynamic":
+        x = data.binarize_dynamic(x, torch.Generator().manual_seed(0))
+    return x if max_points is None else x[:max_points]
+
+
+def evaluate_checkpoint(path, splits=("test",), num_samples=5000, max_points=None, device="cpu",
+                        progress=True) -> dict:
+    model, guide, spec = load_run(path, device)
     rows = {}
     for split in splits:
-        x = _load_split(spec, split)
-        if spec["data"].get("binarize") == "dynamic":
-            x = data.binarize_dynamic(x, torch.Generator().manual_seed(0))
-        if max_points is not None:
-            x = x[:max_points]
+        x = _evaluation_split(spec, split, max_points)
         rows[f"{split} (n={len(x)})"] = summarize(model, guide, x, num_samples=num_samples, progress=progress)
     return rows
 
@@ -123,6 +134,25 @@ def cmd_evaluate(args) -> int:
                                progress=not args.no_progress)
     print(f"-log p(x) is IWAE-{args.num_samples}; gap = log p(x) - ELBO; mean ± standard error, nats")
     print(format_table(rows))
+    return 0
+
+
+def cmd_diagnose(args) -> int:
+    import matplotlib
+    matplotlib.use("Agg")  # files only; never open a window
+    from pyro_air.diagnostics.report import write_diagnostics
+
+    path = Path(args.checkpoint)
+    run_dir = path if path.is_dir() else path.parent
+    model, guide, spec = load_run(path, args.device)
+    x = _evaluation_split(spec, args.split, args.max_points)
+    metrics = run_dir / "metrics.jsonl"
+    report = write_diagnostics(model, guide, x, args.out or run_dir / "diagnostics", num_samples=args.num_samples,
+                               metrics=metrics if metrics.exists() else None, label=f"{args.split} split",
+                               progress=not args.no_progress)
+    print(report.khat_table)
+    for name, file in report.files.items():
+        print(f"{name}: {file}")
     return 0
 
 
@@ -162,6 +192,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("diagnose", help="PSIS k-hat table and diagnostic plots of a checkpoint")
+    p.add_argument("checkpoint", help="a run directory (uses best.pt) or a checkpoint file")
+    p.add_argument("--num-samples", type=int, default=1000, help="guide draws per datapoint for k-hat")
+    p.add_argument("--max-points", type=int, default=1000, help="first N points of the split")
+    p.add_argument("--split", default="test", choices=list(data.SPLITS))
+    p.add_argument("--out", default=None, help="output directory (default: CHECKPOINT_DIR/diagnostics)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_diagnose)
 
     p = sub.add_parser("quickstart", help="train and evaluate a small VAE on the embedded MNIST")
     p.add_argument("--epochs", type=int, default=3)
