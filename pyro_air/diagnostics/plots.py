@@ -58,7 +58,10 @@ def _kde(ax, z: np.ndarray, color: str, label: str) -> None:
 
 def plot_posterior_comparison(model, guide, x: torch.Tensor, path, dims=(0, 1), num_samples: int = 2000,
                               labels=None, generator: torch.Generator | None = None) -> Figure:
-    """q(z|x_n) draws vs importance-resampled p(z|x_n) draws, one panel per row of ``x`` (<= 12)."""
+    """q(z|x_n) draws vs importance-resampled p(z|x_n) draws, one panel per row of ``x`` (<= 12).
+
+    Each title shows the k-hat of that panel's own S draws (fresh draws: it varies with the seed).
+    """
     if x.dim() != 2 or not 1 <= len(x) <= 12:
         raise ValueError(f"pass 1 to 12 chosen datapoints as x of shape [n, D], got {list(x.shape)}")
     i, j = _check_dims(dims, model.z_dim)
