@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -18,7 +19,7 @@ from pyro_air import checkpoint as ckpt_io
 from pyro_air import data
 from pyro_air.evaluate import format_table, summarize
 from pyro_air.runs import build_run, vae_spec
-from pyro_air.train import TrainConfig, fit
+from pyro_air.train import RESUME_MAY_CHANGE, TrainConfig, fit
 
 
 def _json_arg(text: str) -> dict:
@@ -131,6 +132,9 @@ def cmd_train(args) -> int:
     if resume:
         args = _resume_args(args, run_dir)
     spec, config = _spec_from_args(args), _config_from_args(args)
+    if resume:  # fail before loading any data (fit checks again)
+        path = run_dir / "checkpoint.pt"
+        ckpt_io.check_same_run(ckpt_io.load(path), path, spec, asdict(config), may_change=RESUME_MAY_CHANGE)
     model, guide, objective = build_run(spec)
     if not resume:
         options = {k: getattr(args, k) for k in vars(_train_option_parser().parse_args([]))}

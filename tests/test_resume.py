@@ -59,8 +59,13 @@ def _assert_same_run(dir_a, dir_b):
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     killed, reference = tmp_path / "killed", tmp_path / "reference"
     pause_at = resume_worker.STEPS_PER_EPOCH + 7  # epoch 2, batch 7; last checkpoint at step 15 (batch 3)
-    ref = _worker(reference)
     proc = _worker(killed, "--pause-at-step", str(pause_at))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the worker
+    try:
+        resume_worker.main([str(reference)])  # the uninterrupted run, in this process meanwhile
+    finally:
+        torch.set_num_threads(threads)
     deadline = time.monotonic() + 120
     while not (killed / "paused").exists():
         assert proc.poll() is None, proc.stdout.read()
@@ -74,7 +79,6 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert state["position"]["order"].shape == (120,)
 
     _finish(_worker(killed, "--resume"))
-    _finish(ref)
     _assert_same_run(killed, reference)
     assert checkpoint.load(killed)["step"] == 3 * resume_worker.STEPS_PER_EPOCH
     metrics = (killed / "metrics.jsonl").read_text().splitlines()
