@@ -19,6 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
 
+class SimulatedCrash(BaseException):
+    """Stands for the process dying in the middle of a write (like KeyboardInterrupt, not an Exception)."""
+
+
 def _worker(run_dir, *extra):
     return subprocess.Popen([sys.executable, "-m", "tests.resume_worker", str(run_dir), *extra], cwd=ROOT, env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -104,10 +108,10 @@ def test_atomic_save_interrupted_mid_write_leaves_the_previous_checkpoint(tmp_pa
     def crash_half_way(obj, f, *args, **kwargs):
         real_save(obj, f, *args, **kwargs)
         f.truncate(20)  # half-written bytes on disk ...
-        raise KeyboardInterrupt  # ... and the process is interrupted
+        raise SimulatedCrash  # ... and the process is interrupted
 
     monkeypatch.setattr(torch, "save", crash_half_way)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(SimulatedCrash):
         checkpoint.atomic_save({"format_version": 1, "w": torch.zeros(1000)}, path)
     assert torch.equal(checkpoint.load(path)["w"], torch.arange(5.0))
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary file left behind
@@ -121,12 +125,12 @@ def test_training_interrupted_during_a_checkpoint_write_resumes_exactly(tmp_path
         calls.append(1)
         if len(calls) == 5:  # saves: step 5, step 10, best.pt, end of epoch 1, step 15 <- crash
             f.write(b"\x00" * 10)
-            raise KeyboardInterrupt
+            raise SimulatedCrash
         real_save(obj, f, *args, **kwargs)
 
     run = tmp_path / "interrupted"
     monkeypatch.setattr(torch, "save", crash_on_fifth)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(SimulatedCrash):
         _tiny_run(run)
     monkeypatch.setattr(torch, "save", real_save)
     assert checkpoint.load(run)["step"] == 12  # the end-of-epoch checkpoint before the failed write
