@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -19,7 +20,7 @@ from pyro_air import checkpoint as ckpt_io
 from pyro_air import data
 from pyro_air.evaluate import format_table, summarize
 from pyro_air.runs import build_run, vae_spec
-from pyro_air.train import TrainConfig, fit
+from pyro_air.train import RESUME_MAY_CHANGE, TrainConfig, fit
 
 
 def _json_arg(text: str) -> dict:
@@ -54,6 +55,12 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patience", type=int, default=None)
     p.add_argument("--dynamic-binarization", action="store_true")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--checkpoint-every-steps", type=int, default=None,
+                   help="also write a resumable checkpoint every this many steps (mid-epoch)")
+    p.add_argument("--on-nonfinite", choices=["stop", "rollback"], default="stop",
+                   help="on a NaN/inf loss: stop (default) or roll back to the last good state with a lower lr")
+    p.add_argument("--rollback-lr-factor", type=float, default=0.5)
+    p.add_argument("--max-rollbacks", type=int, default=3)
 
 
 def _spec_from_args(args) -> dict:
@@ -70,7 +77,48 @@ def _config_from_args(args) -> TrainConfig:
                        lr_final_ratio=args.lr_final_ratio, seed=args.seed, device=args.device,
                        valid_num_samples=args.valid_num_samples, valid_size=args.valid_size,
                        patience=args.patience, dynamic_binarization=args.dynamic_binarization,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, checkpoint_every_steps=args.checkpoint_every_steps,
+                       on_nonfinite=args.on_nonfinite, rollback_lr_factor=args.rollback_lr_factor,
+                       max_rollbacks=args.max_rollbacks)
+
+
+TRAIN_ARGS_FILE = "train_args.json"  # the train options of a run, so `--resume RUN_DIR` needs no others
+
+
+_NOT_GIVEN = object()
+
+
+def _train_option_parser(mark_defaults: bool = False) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    _add_train_args(p)
+    if mark_defaults:  # every option not on the command line parses as _NOT_GIVEN
+        p.set_defaults(**{k: _NOT_GIVEN for k in vars(p.parse_args([]))})
+    return p
+
+
+def _resume_args(args, run_dir: Path) -> argparse.Namespace:
+    """The run's stored train options, overridden by those named on this command line.
+
+    ``fit`` then refuses the resume if an override changes the result (e.g. --lr), listing the keys.
+    """
+    parsed = vars(_train_option_parser(mark_defaults=True).parse_known_args(args.argv)[0])
+    given = {k: v for k, v in parsed.items() if v is not _NOT_GIVEN}
+    stored_path = run_dir / TRAIN_ARGS_FILE
+    if not stored_path.exists():
+        raise FileNotFoundError(f"{stored_path} not found: {run_dir} was not started by `pyro-air train`; "
+                                "resume it from Python with fit(..., run_dir=..., resume=True)")
+    defaults = vars(_train_option_parser().parse_args([]))
+    return argparse.Namespace(**{**defaults, **json.loads(stored_path.read_text()), **given})
+
+
+def _run_dir_of(args) -> Path:
+    if isinstance(args.resume, str):
+        if args.run_dir is not None and Path(args.run_dir) != Path(args.resume):
+            raise ValueError(f"--resume {args.resume} and --run-dir {args.run_dir} name different runs; give one")
+        return Path(args.resume)
+    if args.run_dir is None:
+        raise ValueError("name the run directory: --run-dir RUN_DIR (or --resume RUN_DIR to continue a run)")
+    return Path(args.run_dir)
 
 
 def _load_split(spec: dict, split: str) -> torch.Tensor:
@@ -80,17 +128,22 @@ def _load_split(spec: dict, split: str) -> torch.Tensor:
 
 
 def cmd_train(args) -> int:
-    run_dir = Path(args.run_dir)
-    if args.resume:
-        state = ckpt_io.load(run_dir / "checkpoint.pt")
-        spec = state["spec"]
-        config = TrainConfig(**{**state["train_config"], "progress": not args.no_progress})
-    else:
-        spec, config = _spec_from_args(args), _config_from_args(args)
+    run_dir = _run_dir_of(args)
+    resume = bool(args.resume)
+    if resume:
+        args = _resume_args(args, run_dir)
+    spec, config = _spec_from_args(args), _config_from_args(args)
+    if resume:  # fail before loading any data (fit checks again)
+        path = run_dir / "checkpoint.pt"
+        ckpt_io.check_same_run(ckpt_io.load(path), path, spec, asdict(config), may_change=RESUME_MAY_CHANGE)
     model, guide, objective = build_run(spec)
+    if not resume:
+        options = {k: getattr(args, k) for k in vars(_train_option_parser().parse_args([]))}
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / TRAIN_ARGS_FILE).write_text(json.dumps(options, indent=1) + "\n")
     train_x, valid_x = _load_split(spec, "train"), _load_split(spec, "valid")
     t0 = time.perf_counter()
-    result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec, resume=args.resume)
+    result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec, resume=resume)
     print(f"trained {len(result.history)} epochs in {time.perf_counter() - t0:.1f} s; best validation "
           f"IWAE-{config.valid_num_samples} {result.best_valid} at epoch {result.best_epoch}")
     print(f"checkpoints: {run_dir / 'checkpoint.pt'} (last), {run_dir / 'best.pt'} (best); "
@@ -180,8 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model and guide, writing checkpoints to a run directory")
     _add_train_args(p)
-    p.add_argument("--run-dir", required=True)
-    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir where it stopped")
+    p.add_argument("--run-dir", default=None, help="where checkpoints and metrics go")
+    p.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR (or --run-dir) exactly where it stopped, with its stored "
+                        "options; options given here must not change the result")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="-log p(x), -ELBO and the inference gap of a checkpoint")
@@ -217,9 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args)
-    except (ValueError, KeyError, TypeError, FileNotFoundError, RuntimeError) as err:
+    except (ValueError, KeyError, TypeError, FileNotFoundError, RuntimeError, FloatingPointError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"pyro-air: error: {message}", file=sys.stderr)
         return 2
