@@ -53,14 +53,18 @@ class LocalGaussianGuide(nn.Module):
             return pyro.sample("z", q)
 
 
-def initial_gaussian(guide, x: torch.Tensor):
-    """(loc, scale) [B, z_dim] of the amortized q(z | x): a diagonal Gaussian's own, or the
-    marginal standard deviations of a full-covariance one."""
-    if not hasattr(guide, "posterior"):
+def _check_amortized(guide) -> None:
+    if not (hasattr(guide, "posterior") and isinstance(guide, nn.Module)):
         raise TypeError(
             f"IW-SVI initializes from an amortized guide's q(z | x); {type(guide).__name__} has no "
             "posterior(x) method (use a pyro_air.guides.AmortizedGuide)"
         )
+
+
+def initial_gaussian(guide, x: torch.Tensor):
+    """(loc, scale) [B, z_dim] of the amortized q(z | x): a diagonal Gaussian's own, or the
+    marginal standard deviations of a full-covariance one."""
+    _check_amortized(guide)
     q = guide.posterior(x)
     base = q.base_dist if isinstance(q, dist.Independent) else q
     if isinstance(base, dist.Normal):
@@ -102,6 +106,7 @@ def fit_local_gaussians(model, guide, x: torch.Tensor, num_steps: int = 100, num
     if bound not in LOCAL_BOUNDS:
         raise ValueError(f"unknown local bound {bound!r}; choose one of {', '.join(LOCAL_BOUNDS)}")
     bound_fn = LOCAL_BOUNDS[bound]
+    _check_amortized(guide)
     with _frozen(model, guide), pyro.validation_enabled(False):
         with torch.no_grad():
             local = LocalGaussianGuide(*initial_gaussian(guide, x))
