@@ -173,19 +173,32 @@ def _evaluation_split(spec: dict, split: str, max_points=None) -> torch.Tensor:
 
 
 def evaluate_checkpoint(path, splits=("test",), num_samples=5000, max_points=None, device="cpu",
-                        progress=True) -> dict:
+                        progress=True, **extra_columns) -> dict:
+    """Rows of ``summarize`` per split; ``extra_columns`` (e.g. iw_svi_steps) go to ``summarize``."""
     model, guide, spec = load_run(path, device)
     rows = {}
     for split in splits:
         x = _evaluation_split(spec, split, max_points)
-        rows[f"{split} (n={len(x)})"] = summarize(model, guide, x, num_samples=num_samples, progress=progress)
+        rows[f"{split} (n={len(x)})"] = summarize(model, guide, x, num_samples=num_samples, progress=progress,
+                                                     **extra_columns)
     return rows
 
 
 def cmd_evaluate(args) -> int:
     rows = evaluate_checkpoint(args.checkpoint, args.splits, args.num_samples, args.max_points, args.device,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, iw_svi_steps=args.iw_svi_steps,
+                               iw_svi_k_train=args.iw_svi_k_train, iw_svi_lr=args.iw_svi_lr,
+                               amortization_gap_steps=args.amortization_gap_steps,
+                               upper_bound_method=args.upper_bound)
     print(f"-log p(x) is IWAE-{args.num_samples}; gap = log p(x) - ELBO; mean ± standard error, nats")
+    if args.iw_svi_steps:
+        print(f"-IW-SVI: {args.iw_svi_steps} Adam steps on IWAE-{args.iw_svi_k_train} per datapoint, "
+              f"scored with IWAE-{args.num_samples} (AIR Appendix C)")
+    if args.amortization_gap_steps:
+        print(f"amort. gap: ELBO of a per-datapoint Gaussian ({args.amortization_gap_steps} steps) - amortized ELBO")
+    if args.upper_bound:
+        bound = "CUBO_2" if args.upper_bound == "cubo" else "VR bound, alpha = -1"
+        print(f"-upper bound: -{bound} with {args.num_samples} samples (<= -log p(x) once S is large enough)")
     print(format_table(rows))
     return 0
 
@@ -246,6 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-points", type=int, default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--iw-svi-steps", type=int, default=0, help="add an IW-SVI column with this many steps (0: off)")
+    p.add_argument("--iw-svi-k-train", type=int, default=50, help="IWAE-k bound optimized by IW-SVI")
+    p.add_argument("--iw-svi-lr", type=float, default=1e-2, help="Adam step size of IW-SVI and the amortization gap")
+    p.add_argument("--amortization-gap-steps", type=int, default=0,
+                   help="add an amortization-gap column with this many local ELBO steps (0: off)")
+    p.add_argument("--upper-bound", choices=["cubo", "vr"], default=None,
+                   help="add an upper-bound column: CUBO_2 or the VR bound at alpha = -1 (default: off)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("diagnose", help="PSIS k-hat table and diagnostic plots of a checkpoint")
