@@ -127,13 +127,19 @@ class Experiment:
         seed = self.b["seeds"][k][0]
         base = self.train(dataset, k, "vae", None, None, seed)
         chosen, curves = {}, {"baseline": base["best_valid"]}
+        for which in ("early_stopped", "final"):
+            self.test(dataset, k, "vae", None, None, seed, which)
         for name, (method, alpha) in FAMILIES.items():
             records = [self.train(dataset, k, method, p, alpha, seed) for p in self.b["grid"][method]]
             best = max(records, key=lambda r: r["best_valid"])
             chosen[name] = best["param"]
             curves[name] = [(r["param"], r["best_valid"], r["final_valid"]) for r in records]
-        (self.out / f"sweep_{dataset}_k{k}.json").write_text(json.dumps({"chosen": chosen, "curves": curves}))
-        self.plot_sweeps()
+            # results as they arrive: the selected model's test numbers before the next family's sweep
+            (self.out / f"sweep_{dataset}_k{k}.json").write_text(json.dumps({"chosen": chosen, "curves": curves}))
+            self.plot_sweeps()
+            for which in ("early_stopped", "final"):
+                self.test(dataset, k, method, best["param"], alpha, seed, which)
+            self.write_tables()
         log(f"selected on validation ({dataset}, k={k}): {chosen}")
         return chosen
 
@@ -146,6 +152,8 @@ class Experiment:
 
     def model_runs(self, dataset, k, chosen):
         for name, (method, alpha) in configs.MODELS.items():
+            if method != "vae" and name not in chosen:
+                continue  # its sweep has not finished yet
             param = None if method == "vae" else chosen[name]
             yield name, method, param, alpha
 
@@ -262,7 +270,9 @@ class Experiment:
         for f in files:
             sweep = json.loads(f.read_text())
             label = f.stem.replace("sweep_", "")
-            for ax, (name, curve) in zip(axes, [(n, sweep["curves"][n]) for n in FAMILIES]):
+            for ax, (name, curve) in zip(axes, [(n, sweep["curves"].get(n, [])) for n in FAMILIES]):
+                if not curve:
+                    continue
                 params = [c[0] for c in curve]
                 ax.plot(params, [c[1] - sweep["curves"]["baseline"] for c in curve], "o-", label=f"{label}, early-stopped")
                 ax.plot(params, [c[2] - sweep["curves"]["baseline"] for c in curve], "x--", label=f"{label}, last epoch")
