@@ -50,6 +50,11 @@ class Denoising(AmortizedGuide):
             alpha = check_unit_interval(alpha, "alpha (the weight of the noisy objective, Eq. 16)")
         except (TypeError, ValueError) as err:
             raise ValueError(f"{err}; use alpha=1.0 for full denoising, 0.5 for half") from None
+        if getattr(getattr(encoder, "_pyro_context", None), "used", False):
+            raise ValueError(
+                f"the {type(encoder).__name__} has already run on its own, so Pyro cannot rename its parameters "
+                "under the wrapper; wrap the encoder before its first use: Denoising(encoder, sigma) first, then train"
+            )
         super().__init__(encoder.x_dim, encoder.z_dim)
         self.encoder = encoder  # a submodule: its parameters are this guide's parameters
         self.sigma = sigma
