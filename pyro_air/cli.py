@@ -152,13 +152,15 @@ def cmd_compare(args) -> int:
     methods = {"VAE": ("vae", {}), f"DVAE (sigma={args.sigma:g}, alpha={args.alpha:g})": ("dvae", {"sigma": args.sigma, "alpha": args.alpha}),
                f"WNI-VAE (H={args.H:g})": ("wni", {"H": args.H})}
     rows, base = {}, None
-    test_x = None
-    for label, (method, kw) in methods.items():
+    runs = {}
+    for label, (method, kw) in methods.items():  # build all first: a bad sigma / alpha / H fails before training
         spec = air_spec(method, k=args.num_particles, z_dim=args.z_dim, hidden=args.hidden,
                         train_size=args.train_size, **kw)
-        model, guide, objective = build_run(spec)  # bad sigma / alpha / H fail here, before any training
-        train_x, valid_x = _load_split(spec, "train"), _load_split(spec, "valid")
-        test_x = _load_split(spec, "test")[: args.test_points]
+        runs[label] = (method, spec, build_run(spec))
+    first_spec = next(iter(runs.values()))[1]  # every run has the same data spec
+    train_x, valid_x = _load_split(first_spec, "train"), _load_split(first_spec, "valid")
+    test_x = _load_split(first_spec, "test")[: args.test_points]
+    for label, (method, spec, (model, guide, objective)) in runs.items():
         config = TrainConfig(epochs=args.epochs, batch_size=100, lr=1e-3, seed=args.seed, valid_size=args.valid_size,
                              valid_num_samples=20, progress=not args.no_progress)
         t0 = time.perf_counter()
