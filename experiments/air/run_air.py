@@ -281,7 +281,7 @@ class Experiment:
                 ax.set_xlabel("σ" if "DVAE" in name else "H")
                 ax.set_title(name)
         axes[0].set_ylabel("validation IWAE bound − baseline's\n(early-stopped baseline; nats, higher = better)")
-        axes[-1].legend(fontsize=7)
+        axes[0].legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(self.out / "sweep.png", dpi=120)
         plt.close(fig)
