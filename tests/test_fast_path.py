@@ -117,3 +117,10 @@ def test_evaluation_on_the_direct_path_equals_the_traced_one(monkeypatch):
     pyro.set_rng_seed(9)
     traced = log_likelihood(model, guide, x, num_samples=7, chunk_size=3, batch_size=2)
     assert torch.equal(direct, traced)
+
+
+def test_objectives_that_need_more_than_log_weights_keep_the_traced_path():
+    assert not infer.ELBO().needs_traces() and not infer.IWAE_ELBO(num_particles=3).needs_traces()
+    assert infer.IWAE_ELBO(num_particles=3, estimator="dreg").needs_traces()
+    assert infer.IWAE_ELBO(num_particles=3, estimator="stl").needs_traces()
+    assert infer.build("cubo", num_particles=3).needs_traces()

@@ -39,12 +39,18 @@ class LogWeightObjective(pyro.infer.ELBO):
         weights = self.log_weights(model, guide, *args, **kwargs)
         return weights.model_trace, weights.guide_trace
 
+    def needs_traces(self) -> bool:
+        """Whether the loss needs more than ``log_w`` (traces, fixed-latent densities). By default:
+        whenever a subclass changes how weights are made or differentiated; a subclass that knows
+        better (IWAE with the standard estimator) says so."""
+        return (type(self).log_weights is not LogWeightObjective.log_weights
+                or type(self).surrogate_per_datapoint is not LogWeightObjective.surrogate_per_datapoint)
+
     def _weights_for_loss(self, model, guide, *args, **kwargs) -> LogWeights:
         """The fast path (``pyro_air.infer.direct``, identical numbers, no traces) where it applies
         and this objective needs nothing but log w; otherwise the traced primitive."""
-        needs_only_log_w = (type(self).log_weights is LogWeightObjective.log_weights
-                            and type(self).surrogate_per_datapoint is LogWeightObjective.surrogate_per_datapoint)
-        if needs_only_log_w and len(args) == 1 and set(kwargs) <= {"num_data"} and can_compute_directly(model, guide):
+        if (not self.needs_traces() and len(args) == 1 and set(kwargs) <= {"num_data"}
+                and can_compute_directly(model, guide)):
             return direct_log_weights(model, guide, args[0], self.num_particles, kwargs.get("num_data"))
         return self.log_weights(model, guide, *args, **kwargs)
 

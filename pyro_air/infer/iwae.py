@@ -77,6 +77,9 @@ class IWAE_ELBO(LogWeightObjective):
         return log_importance_weights(model, guide, *args, num_particles=self.num_particles,
                                       fixed_latent_densities=self.estimator != "standard", **kwargs)
 
+    def needs_traces(self) -> bool:
+        return self.estimator != "standard"  # DReG / STL need the fixed-latent densities
+
     def per_datapoint_bound(self, log_w: torch.Tensor) -> torch.Tensor:
         return iwae_bound(log_w)
 
