@@ -253,7 +253,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     q = args.quick
     cfg = dict(profile_steps=3 if q else 10, overhead_rounds=5 if q else 15,
-               train_rounds=3 if q else 12, train_block=1,
+               train_rounds=3 if q else 30, train_block=1 if q else 2,
                eval_images=20 if q else 1000, eval_samples=200 if q else 5000, eval_rounds=3 if q else 5,
                eval_block=5 if q else 4, peer_block=1,
                mem_images=2 if q else 10,
