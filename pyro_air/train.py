@@ -179,6 +179,8 @@ def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | 
                 xb = train_x[order[b * config.batch_size:(b + 1) * config.batch_size]]
                 if config.dynamic_binarization:
                     xb = binarize_dynamic(xb)
+                if hasattr(objective, "set_progress"):  # schedules (e.g. KL warm-up) follow training progress
+                    objective.set_progress(step / (config.epochs * num_batches))
                 optimizer.zero_grad(set_to_none=True)
                 loss = objective.differentiable_loss(model, guide, xb, num_data=n)
                 loss.backward()

@@ -1,11 +1,15 @@
 """Guides (encoders) as PyroModules, swappable for any model with the same latent size."""
 from pyro_air.guides.base import AmortizedGuide
 from pyro_air.guides.exact import ExactPosteriorGuide
+from pyro_air.guides.flow import IAFGuide
 from pyro_air.guides.gaussian import GaussianEncoder
+from pyro_air.guides.hierarchical import ExtendedModel, HierarchicalGuide
 from pyro_air.registry import Registry
 
 GUIDES = Registry("guide")
 GUIDES.register("gaussian")(GaussianEncoder)
+GUIDES.register("hierarchical")(HierarchicalGuide)
+GUIDES.register("iaf")(IAFGuide)
 
 
 def build(name: str, **cfg) -> AmortizedGuide:
@@ -13,4 +17,5 @@ def build(name: str, **cfg) -> AmortizedGuide:
     return GUIDES.build(name, **cfg)
 
 
-__all__ = ["AmortizedGuide", "GaussianEncoder", "ExactPosteriorGuide", "GUIDES", "build"]
+__all__ = ["AmortizedGuide", "GaussianEncoder", "ExactPosteriorGuide", "GUIDES", "build",
+           "HierarchicalGuide", "ExtendedModel", "IAFGuide"]

@@ -11,8 +11,11 @@ apply it *outside* any log-sum-exp over particles:
 
 Any extra scale a site carries on top of the data plate's (e.g. ``poutine.scale`` used for KL
 warm-up, beta * [log p(z) - log q(z|x)]) multiplies that site's log density inside the weight.
-Guide sites the model does not have are auxiliary variables: the model must score them too (see
-the hierarchical guide's extended model), otherwise this is an error.
+Guide sites the model does not have are auxiliary variables: the model must score them too, otherwise
+this is an error. A guide that declares auxiliary variables provides ``guide.extended_model(model)``
+(e.g. the hierarchical guide: the model times its reverse kernels, AVO paper Eq. 3); the primitive
+applies that hook itself (``extend_model``), so every objective and every evaluator that goes
+through it gets the extended bound with no change to the model.
 """
 from __future__ import annotations
 
@@ -66,6 +69,15 @@ def _sample_sites(trace: poutine.Trace):
     return [s for s in trace.nodes.values() if s["type"] == "sample" and not poutine.util.site_is_subsample(s)]
 
 
+def extend_model(model, guide):
+    """``guide.extended_model(model)`` when the guide has auxiliary variables, else ``model``.
+
+    The hook must be idempotent (extending an already extended model returns it unchanged).
+    """
+    hook = getattr(guide, "extended_model", None)
+    return hook(model) if hook is not None else model
+
+
 def log_importance_weights(model, guide, *args, num_particles: int = 1, require_reparam: bool = True,
                            **kwargs) -> LogWeights:
     """Run ``guide`` K times in parallel, replay ``model``; return log w of shape [K, B].
@@ -76,6 +88,7 @@ def log_importance_weights(model, guide, *args, num_particles: int = 1, require_
         raise ValueError(f"num_particles must be >= 1, got {num_particles}")
     x = args[0]
     batch_size = x.shape[0]
+    model = extend_model(model, guide)
     with pyro.plate(PARTICLE_PLATE, num_particles, dim=-2):
         guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
