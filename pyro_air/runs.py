@@ -36,7 +36,7 @@ def vae_spec(guide="gaussian", objective="elbo", z_dim=50, hidden=(500, 500), nu
     guide_cfg = dict(guide_cfg or {})
     guide_cfg.setdefault("x_dim", 784)
     guide_cfg.setdefault("z_dim", z_dim)
-    if guide in ("gaussian",):
+    if guide in ("gaussian", "hierarchical", "iaf"):
         guide_cfg.setdefault("hidden", list(hidden))
     obj_cfg = dict(objective_cfg or {})
     obj_cfg.setdefault("num_particles", num_particles)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import pyro.distributions as dist
 from pyro.distributions.transforms import affine_autoregressive
-from pyro.nn.module import to_pyro_module_
 from torch import nn
 
 from pyro_air.guides.gaussian import GaussianEncoder
@@ -30,7 +29,7 @@ class IAFGuide(GaussianEncoder):
             raise ValueError(f"an autoregressive flow needs z_dim >= 2, got {z_dim}")
         self.flows = nn.ModuleList([affine_autoregressive(z_dim, hidden_dims=list(self.flow_hidden))
                                     for _ in range(num_flows)])
-        to_pyro_module_(self.flows)
+        # left a plain nn.Module: the guide's PyroModule registers it via pyro.module on access
 
     def posterior(self, x) -> dist.Distribution:
         base = super().posterior(x)

@@ -126,6 +126,10 @@ class HierarchicalGuide(AmortizedGuide):
 
     def score_auxiliaries(self, x: torch.Tensor, z: torch.Tensor, num_data: int | None = None) -> None:
         """Inside the data plate: z_{t-1} ~ r_t(. | z_t, x) for t = T..1 (replayed, they are scored)."""
+        with self._pyro_context:  # as in PyroModule.__call__: parameters go through pyro.param (SVI)
+            self._score_auxiliaries(x, z, num_data)
+
+    def _score_auxiliaries(self, x, z, num_data):
         context = self.context(x)
         names = self.site_names()
         reverse = self.reverse_kernels
