@@ -1,6 +1,6 @@
 """Toy energy fitting with HVI (AVO paper, sections 5.2-5.3, Figures 3-4).
 
-    python experiments/avo/toy.py figure3 --updates 1000
+    python experiments/avo/toy.py figure3 --updates 600 --lr 5e-3
     python experiments/avo/toy.py figure4 --updates 600 --trials 1 --methods elbo avo
 
 Non-amortized HVI, T = 10 gated transitions, q_0 = N(0, I) = f_0, batch 64, Adam lr 1e-3.
@@ -89,7 +89,7 @@ def figure3(args):
         axes[0, t].set_title(f"f_{t}", fontsize=8)
     for row, method in ((1, "elbo"), (2, "avo")):
         t0 = time.time()
-        model, guide = train("mixture4", method, args.updates, None, args.seed)
+        model, guide = train("mixture4", method, args.updates, None, args.seed, lr=args.lr)
         samples = layer_samples(guide)
         for t, z in enumerate(samples):
             axes[row, t].hist2d(z[:, 0].numpy(), z[:, 1].numpy(), bins=60, range=[[-4, 4], [-4, 4]])
@@ -113,9 +113,9 @@ def figure4(args):
                 for trial in range(args.trials):
                     t0 = time.time()
                     model, guide = train(energy, method, args.updates, fraction if fraction > 0 else None,
-                                         seed=trial)
+                                         seed=trial, lr=args.lr)
                     row = {"energy": energy, "method": method, "anneal_fraction": fraction, "trial": trial,
-                           "updates": args.updates, "neg_kl": negative_kl(model, guide),
+                           "updates": args.updates, "lr": args.lr, "neg_kl": negative_kl(model, guide),
                            "seconds": time.time() - t0}
                     print(json.dumps(row), flush=True)
                     with open(out, "a") as f:
@@ -129,6 +129,7 @@ def main():
     p.add_argument("--updates", type=int, default=2000)
     p.add_argument("--trials", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--methods", nargs="+", default=["elbo", "avo"])
     p.add_argument("--energies", nargs="+", default=["u1", "u2", "u3", "u4", "u5", "u6"])
     p.add_argument("--fractions", nargs="+", type=float, default=[0.0, 0.5, 0.9])
