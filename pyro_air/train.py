@@ -262,6 +262,8 @@ class _Trainer:
             "early_stopping": {"best_valid": loop.best_valid, "best_epoch": loop.best_epoch,
                                "bad_evals": loop.bad_evals, "stopped": loop.stopped},
             "best_state": loop.best_state,
+            # objectives with a random stream of their own (e.g. AVO's choice of step) save it too
+            "objective_state": self.objective.state_dict() if hasattr(self.objective, "state_dict") else None,
         })
 
     def load_state_dict(self, state: dict) -> None:
@@ -271,6 +273,8 @@ class _Trainer:
         self.optimizer.load_state_dict(state["optimizer_state"])
         self.scheduler.load_state_dict(state["scheduler_state"])
         ckpt_io.set_rng_state(state["rng"])
+        if state.get("objective_state") is not None and hasattr(self.objective, "load_state_dict"):
+            self.objective.load_state_dict(state["objective_state"])
         if self.binarize_rng is not None and state.get("binarize_rng") is not None:
             self.binarize_rng.set_state(state["binarize_rng"])
         pos = state.get("position") or {}  # format 1: always at an epoch boundary
@@ -318,6 +322,8 @@ class _Trainer:
         xb = self.train_x[loop.order[loop.batch * bs:(loop.batch + 1) * bs]]
         if self.binarize_rng is not None:
             xb = binarize_dynamic(xb, self.binarize_rng)
+        if hasattr(self.objective, "set_progress"):  # schedules (e.g. KL warm-up) follow training progress
+            self.objective.set_progress(loop.step / (self.config.epochs * self.num_batches))
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.objective.differentiable_loss(self.model, self.guide, xb, num_data=self.n)
         self.window.record(loop.step + 1, loss)
