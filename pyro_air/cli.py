@@ -17,6 +17,7 @@ import torch
 from pyro_air import checkpoint as ckpt_io
 from pyro_air import data
 from pyro_air.evaluate import format_table, summarize
+from pyro_air.evaluate.latent_metrics import format_latent_metrics, latent_metrics
 from pyro_air.runs import build_run, vae_spec
 from pyro_air.train import TrainConfig, fit
 
@@ -98,7 +99,7 @@ def cmd_train(args) -> int:
 
 
 def evaluate_checkpoint(path, splits=("test",), num_samples=5000, max_points=None, device="cpu",
-                        progress=True) -> dict:
+                        progress=True, with_latent_metrics=False) -> dict:
     path = Path(path)
     state = ckpt_io.load(path / "best.pt" if path.is_dir() else path)
     spec = state["spec"]
@@ -115,14 +116,19 @@ def evaluate_checkpoint(path, splits=("test",), num_samples=5000, max_points=Non
         if max_points is not None:
             x = x[:max_points]
         rows[f"{split} (n={len(x)})"] = summarize(model, guide, x, num_samples=num_samples, progress=progress)
+        if with_latent_metrics:
+            rows[f"{split} (n={len(x)})"]["latent"] = latent_metrics(model, guide, x.to(device))
     return rows
 
 
 def cmd_evaluate(args) -> int:
     rows = evaluate_checkpoint(args.checkpoint, args.splits, args.num_samples, args.max_points, args.device,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, with_latent_metrics=args.latent_metrics)
     print(f"-log p(x) is IWAE-{args.num_samples}; gap = log p(x) - ELBO; mean ± standard error, nats")
     print(format_table(rows))
+    if args.latent_metrics:
+        print("\nlatent metrics (InfoVAE): MMD(q(z), p(z)), log det Cov[q(z)], active units, I_q(x; z) in nats")
+        print(format_latent_metrics({label: row["latent"] for label, row in rows.items()}))
     return 0
 
 
@@ -161,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-points", type=int, default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--latent-metrics", action="store_true",
+                   help="also report MMD(q(z), p(z)), log det Cov[q(z)], active units and I_q(x; z)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("quickstart", help="train and evaluate a small VAE on the embedded MNIST")

@@ -137,3 +137,17 @@ def latent_metrics(model, guide, x: torch.Tensor, seed: int = 0) -> dict:
         metrics["mutual_information"] = mutual_information(guide, x)
         metrics["mutual_information_max"] = math.log(len(x))
     return metrics
+
+
+def format_latent_metrics(rows: dict) -> str:
+    """A plain-text table; ``rows`` maps a row label to a ``latent_metrics`` result."""
+    columns = [("mmd", "MMD", "{:.4f}"), ("log_det_cov", "log det Cov", "{:.3f}"),
+               ("log_det_cov_per_dim", "per dim", "{:.3f}"), ("active_units", "active units", "{}"),
+               ("mutual_information", "I(x;z)", "{:.3f}")]
+    header = ["", *[name for _, name, _ in columns]]
+    body = [[label, *[fmt.format(r[key]) if key in r else "-" for key, _, fmt in columns]] for label, r in rows.items()]
+    for line in body:
+        line[4] = f"{line[4]}/{rows[line[0]]['z_dim']}"
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths))
+                     for line in [header, ["-" * w for w in widths], *body])
