@@ -20,6 +20,7 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import pyro  # noqa: E402
 import torch  # noqa: E402
 
 from pyro_air import guides, infer, models  # noqa: E402
@@ -40,6 +41,7 @@ def train_two_point(objective: str, steps: int = 2000, copies: int = 50, hidden=
     """Train model and encoder on {-1, 1} with full-batch Adam for ``steps`` steps; returns (model, guide)."""
     name, cfg = OBJECTIVES[objective]
     x = two_point_data(copies)
+    pyro.set_rng_seed(seed)  # the initial weights too, so a seed fixes the whole run
     model = models.build("gaussian-mlp-vae", x_dim=1, z_dim=1, hidden=hidden)
     guide = guides.build("gaussian", x_dim=1, z_dim=1, hidden=hidden)
     config = TrainConfig(epochs=steps, batch_size=len(x), lr=lr, lr_final_ratio=lr_final_ratio, seed=seed, progress=False)
