@@ -49,20 +49,21 @@ def test_aggregate_posterior_of_the_exact_guide_is_the_prior():
 
 
 def test_active_units_and_mutual_information_of_the_exact_posterior():
-    model, x = model_and_data(n=2000)
+    model, x = model_and_data(n=1000)
     guide = ExactPosteriorGuide(model)
     out = active_units(guide, x)
     expected_activity = torch.diagonal(torch.eye(2) - posterior_cov(model))
     assert out["active_units"] == 2
-    # sample variance of n = 2000 Gaussian means: relative s.e. sqrt(2 / n) = 0.032
+    # sample variance of n = 1000 Gaussian means: relative s.e. sqrt(2 / n) = 0.045
     assert torch.allclose(out["activity"], expected_activity, rtol=0.15)
     expected_mi = -0.5 * torch.logdet(posterior_cov(model)).item()
-    mi = mutual_information(guide, x, chunk_size=300)
-    assert abs(mi - expected_mi) < 0.1 and mi < math.log(len(x))
+    mi = mutual_information(guide, x, chunk_size=500)
+    # measured over seeds at n = 1000: s.d. ~0.05 and a bias ~ -0.04 (the mixture over n points)
+    assert abs(mi - expected_mi) < 0.2 and mi < math.log(len(x))
 
 
 def test_a_guide_that_ignores_x_has_no_information_and_no_active_units():
-    model, x = model_and_data(weight=torch.zeros(5, 2), n=500)  # p(z | x) = p(z) for every x
+    model, x = model_and_data(weight=torch.zeros(5, 2), n=200)  # p(z | x) = p(z) for every x
     guide = ExactPosteriorGuide(model)
     assert active_units(guide, x)["active_units"] == 0
     assert abs(mutual_information(guide, x)) < 1e-5
