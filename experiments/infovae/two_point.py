@@ -62,7 +62,7 @@ def plot(runs: dict, path: Path, num_samples: int = 2000, seed: int = 0) -> None
     normal = torch.distributions.Normal
     fig, axes = plt.subplots(2, len(runs), figsize=(5 * len(runs), 6), squeeze=False)
     zs = torch.linspace(-4, 4, 400)
-    xs = torch.linspace(-3, 3, 400)
+    xs = torch.linspace(-3, 3, 121)
     for col, (label, (model, guide)) in enumerate(runs.items()):
         stats = encoder_stats(guide)
         ax = axes[0, col]
@@ -92,12 +92,14 @@ def plot(runs: dict, path: Path, num_samples: int = 2000, seed: int = 0) -> None
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default=str(HERE / "results" / "two_point.png"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    runs = {label: train_two_point(label, steps=args.steps, seed=args.seed) for label in OBJECTIVES}
+    runs = {label: train_two_point(label, steps=args.steps, lr=args.lr, lr_final_ratio=0.3, seed=args.seed)
+            for label in OBJECTIVES}
     for label, (_, guide) in runs.items():
         s = encoder_stats(guide)
         print(f"{label:8s} q(z|x=-1) = N({s['mean'][0]:+.3f}, {s['std'][0]:.4f}^2)   "

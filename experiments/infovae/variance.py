@@ -107,6 +107,17 @@ def trend_plot(rows, path: Path) -> None:
     plt.close(fig)
 
 
+def markdown_table(rows) -> str:
+    """log det Cov[q(z)] (train / test) and the test-set latent metrics per size and objective."""
+    lines = ["| train size | objective | log det Cov (train) | log det Cov (test) | MMD (test) | "
+             "active units | I(x;z) (test) |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['train_size']} | {r['objective']} | {r['log_det_cov_train']:+.2f} | "
+                     f"{r['log_det_cov_test']:+.2f} | {r['test_mmd']:.4f} | {r['test_active_units']}/10 | "
+                     f"{r['test_mutual_information']:.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
@@ -157,6 +168,7 @@ def main(argv=None) -> dict:
               "test_points": len(test_x), "metric_points": args.metric_points,
               "total_seconds": time.perf_counter() - t_start}
     (out / "variance.json").write_text(json.dumps(result, indent=1))
+    print(markdown_table(rows))
     print(f"log det Cov[q(z)] vs training-set size: {trend_path}")
     print(f"q(z) contours (z = 2, {smallest} images): {contour_path}")
     print(f"samples vs reconstructions ({smallest} images): {samples_path}")
