@@ -2,6 +2,10 @@
 
 A crash during a write leaves the previous checkpoint intact: the new file only replaces the
 old one by an atomic ``os.replace`` after its bytes are on disk.
+
+Format versions: 1 = resumable at epoch boundaries; 2 = also mid-epoch (data order, position in
+the epoch, partial loss sum, dynamic-binarization generator, learning-rate scale after rollbacks).
+A checkpoint of a newer format than this code writes is refused; older ones still load.
 """
 from __future__ import annotations
 
@@ -13,11 +17,52 @@ from pathlib import Path
 import numpy as np
 import torch
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, corrupt, from a newer format or from another configuration."""
+
+
+def flatten(tree, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}; tuples become lists (as they would after a JSON round trip)."""
+    if isinstance(tree, dict):
+        out = {}
+        for key, value in tree.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        if not tree and prefix:
+            out[prefix[:-1]] = {}
+        return out
+    if isinstance(tree, tuple):
+        tree = list(tree)
+    if isinstance(tree, list):
+        tree = [flatten(v)[""] if isinstance(v, (tuple, list)) else v for v in tree]
+    return {prefix[:-1] if prefix else "": tree}
+
+
+def differing_keys(stored: dict, requested: dict, ignore=()) -> list:
+    """Lines 'key: stored vs requested' for every dotted key (not in ``ignore``) whose value differs."""
+    a, b = flatten(stored), flatten(requested)
+    lines = []
+    for key in sorted(set(a) | set(b)):
+        if key in ignore:
+            continue
+        if a.get(key, "<absent>") != b.get(key, "<absent>"):
+            lines.append(f"{key}: {a.get(key, '<absent>')!r} in the checkpoint, {b.get(key, '<absent>')!r} requested")
+    return lines
+
+
+def check_same_run(ckpt: dict, path, spec: dict, train_config: dict, may_change=()) -> None:
+    """Refuse to resume a checkpoint written for another spec or training configuration."""
+    lines = differing_keys({"spec": ckpt.get("spec") or {}, "train_config": ckpt.get("train_config") or {}},
+                           {"spec": spec or {}, "train_config": train_config}, ignore=may_change)
+    if lines:
+        listing = "\n  ".join(lines)
+        raise CheckpointError(
+            f"{path} was written by a run with a different configuration; these keys differ:\n  {listing}\n"
+            "Resume with the configuration stored in the checkpoint (e.g. `pyro-air train --resume RUN_DIR` "
+            "with no other options), or start a new run in a new run directory."
+        )
 
 
 def atomic_save(obj, path: str | os.PathLike) -> Path:

@@ -1,8 +1,10 @@
 """The ``pyro-air`` command.
 
-    pyro-air quickstart                     # the main job: a small VAE run on MNIST, evaluated
+    pyro-air compare                        # the main job: VAE vs DVAE vs WNI-VAE at a small budget
+    pyro-air quickstart                     # a small VAE run on MNIST, evaluated
     pyro-air train --guide gaussian --objective elbo --epochs 10 --run-dir runs/vae
     pyro-air evaluate runs/vae --num-samples 5000
+    pyro-air diagnose runs/vae --num-samples 1000 --max-points 500
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -19,7 +22,7 @@ from pyro_air import data
 from pyro_air.evaluate import format_table, summarize
 from pyro_air.evaluate.latent_metrics import format_latent_metrics, latent_metrics
 from pyro_air.runs import build_run, vae_spec
-from pyro_air.train import TrainConfig, fit
+from pyro_air.train import RESUME_MAY_CHANGE, TrainConfig, fit
 
 
 def _json_arg(text: str) -> dict:
@@ -54,6 +57,12 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patience", type=int, default=None)
     p.add_argument("--dynamic-binarization", action="store_true")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--checkpoint-every-steps", type=int, default=None,
+                   help="also write a resumable checkpoint every this many steps (mid-epoch)")
+    p.add_argument("--on-nonfinite", choices=["stop", "rollback"], default="stop",
+                   help="on a NaN/inf loss: stop (default) or roll back to the last good state with a lower lr")
+    p.add_argument("--rollback-lr-factor", type=float, default=0.5)
+    p.add_argument("--max-rollbacks", type=int, default=3)
 
 
 def _spec_from_args(args) -> dict:
@@ -70,7 +79,48 @@ def _config_from_args(args) -> TrainConfig:
                        lr_final_ratio=args.lr_final_ratio, seed=args.seed, device=args.device,
                        valid_num_samples=args.valid_num_samples, valid_size=args.valid_size,
                        patience=args.patience, dynamic_binarization=args.dynamic_binarization,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, checkpoint_every_steps=args.checkpoint_every_steps,
+                       on_nonfinite=args.on_nonfinite, rollback_lr_factor=args.rollback_lr_factor,
+                       max_rollbacks=args.max_rollbacks)
+
+
+TRAIN_ARGS_FILE = "train_args.json"  # the train options of a run, so `--resume RUN_DIR` needs no others
+
+
+_NOT_GIVEN = object()
+
+
+def _train_option_parser(mark_defaults: bool = False) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    _add_train_args(p)
+    if mark_defaults:  # every option not on the command line parses as _NOT_GIVEN
+        p.set_defaults(**{k: _NOT_GIVEN for k in vars(p.parse_args([]))})
+    return p
+
+
+def _resume_args(args, run_dir: Path) -> argparse.Namespace:
+    """The run's stored train options, overridden by those named on this command line.
+
+    ``fit`` then refuses the resume if an override changes the result (e.g. --lr), listing the keys.
+    """
+    parsed = vars(_train_option_parser(mark_defaults=True).parse_known_args(args.argv)[0])
+    given = {k: v for k, v in parsed.items() if v is not _NOT_GIVEN}
+    stored_path = run_dir / TRAIN_ARGS_FILE
+    if not stored_path.exists():
+        raise FileNotFoundError(f"{stored_path} not found: {run_dir} was not started by `pyro-air train`; "
+                                "resume it from Python with fit(..., run_dir=..., resume=True)")
+    defaults = vars(_train_option_parser().parse_args([]))
+    return argparse.Namespace(**{**defaults, **json.loads(stored_path.read_text()), **given})
+
+
+def _run_dir_of(args) -> Path:
+    if isinstance(args.resume, str):
+        if args.run_dir is not None and Path(args.run_dir) != Path(args.resume):
+            raise ValueError(f"--resume {args.resume} and --run-dir {args.run_dir} name different runs; give one")
+        return Path(args.resume)
+    if args.run_dir is None:
+        raise ValueError("name the run directory: --run-dir RUN_DIR (or --resume RUN_DIR to continue a run)")
+    return Path(args.run_dir)
 
 
 def _load_split(spec: dict, split: str) -> torch.Tensor:
@@ -80,17 +130,22 @@ def _load_split(spec: dict, split: str) -> torch.Tensor:
 
 
 def cmd_train(args) -> int:
-    run_dir = Path(args.run_dir)
-    if args.resume:
-        state = ckpt_io.load(run_dir / "checkpoint.pt")
-        spec = state["spec"]
-        config = TrainConfig(**{**state["train_config"], "progress": not args.no_progress})
-    else:
-        spec, config = _spec_from_args(args), _config_from_args(args)
+    run_dir = _run_dir_of(args)
+    resume = bool(args.resume)
+    if resume:
+        args = _resume_args(args, run_dir)
+    spec, config = _spec_from_args(args), _config_from_args(args)
+    if resume:  # fail before loading any data (fit checks again)
+        path = run_dir / "checkpoint.pt"
+        ckpt_io.check_same_run(ckpt_io.load(path), path, spec, asdict(config), may_change=RESUME_MAY_CHANGE)
     model, guide, objective = build_run(spec)
+    if not resume:
+        options = {k: getattr(args, k) for k in vars(_train_option_parser().parse_args([]))}
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / TRAIN_ARGS_FILE).write_text(json.dumps(options, indent=1) + "\n")
     train_x, valid_x = _load_split(spec, "train"), _load_split(spec, "valid")
     t0 = time.perf_counter()
-    result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec, resume=args.resume)
+    result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec, resume=resume)
     print(f"trained {len(result.history)} epochs in {time.perf_counter() - t0:.1f} s; best validation "
           f"IWAE-{config.valid_num_samples} {result.best_valid} at epoch {result.best_epoch}")
     print(f"checkpoints: {run_dir / 'checkpoint.pt'} (last), {run_dir / 'best.pt'} (best); "
@@ -98,8 +153,8 @@ def cmd_train(args) -> int:
     return 0
 
 
-def evaluate_checkpoint(path, splits=("test",), num_samples=5000, max_points=None, device="cpu",
-                        progress=True, with_latent_metrics=False) -> dict:
+def load_run(path, device="cpu"):
+    """(model, guide, spec) of a run directory (its best.pt) or a checkpoint file, on ``device``."""
     path = Path(path)
     state = ckpt_io.load(path / "best.pt" if path.is_dir() else path)
     spec = state["spec"]
@@ -108,14 +163,28 @@ def evaluate_checkpoint(path, splits=("test",), num_samples=5000, max_points=Non
     guide.load_state_dict(state["guide_state"])
     model.to(device)
     guide.to(device)
+    return model, guide, spec
+
+
+def _evaluation_split(spec: dict, split: str, max_points=None) -> torch.Tensor:
+    """A split as evaluation sees it: binary (dynamic runs binarized with seed 0), first max_points rows."""
+    x = _load_split(spec, split)
+    if spec["data"].get("binarize") == "dynamic":
+        x = data.binarize_dynamic(x, torch.Generator().manual_seed(0))
+    return x if max_points is None else x[:max_points]
+
+
+def evaluate_checkpoint(path, splits=("test",), num_samples=5000, max_points=None, device="cpu",
+                        progress=True, with_latent_metrics=False, **extra_columns) -> dict:
+    """Rows of ``summarize`` per split; ``extra_columns`` (e.g. iw_svi_steps) go to ``summarize``.
+
+    With ``with_latent_metrics`` each row also holds ``"latent"``: InfoVAE's latent-space metrics."""
+    model, guide, spec = load_run(path, device)
     rows = {}
     for split in splits:
-        x = _load_split(spec, split)
-        if spec["data"].get("binarize") == "dynamic":
-            x = data.binarize_dynamic(x, torch.Generator().manual_seed(0))
-        if max_points is not None:
-            x = x[:max_points]
-        rows[f"{split} (n={len(x)})"] = summarize(model, guide, x, num_samples=num_samples, progress=progress)
+        x = _evaluation_split(spec, split, max_points)
+        rows[f"{split} (n={len(x)})"] = summarize(model, guide, x, num_samples=num_samples, progress=progress,
+                                                     **extra_columns)
         if with_latent_metrics:
             rows[f"{split} (n={len(x)})"]["latent"] = latent_metrics(model, guide, x.to(device))
     return rows
@@ -123,12 +192,43 @@ def evaluate_checkpoint(path, splits=("test",), num_samples=5000, max_points=Non
 
 def cmd_evaluate(args) -> int:
     rows = evaluate_checkpoint(args.checkpoint, args.splits, args.num_samples, args.max_points, args.device,
-                               progress=not args.no_progress, with_latent_metrics=args.latent_metrics)
+                               progress=not args.no_progress, iw_svi_steps=args.iw_svi_steps,
+                               iw_svi_k_train=args.iw_svi_k_train, iw_svi_lr=args.iw_svi_lr,
+                               amortization_gap_steps=args.amortization_gap_steps,
+                               upper_bound_method=args.upper_bound,
+                               with_latent_metrics=args.latent_metrics)
     print(f"-log p(x) is IWAE-{args.num_samples}; gap = log p(x) - ELBO; mean ± standard error, nats")
+    if args.iw_svi_steps:
+        print(f"-IW-SVI: {args.iw_svi_steps} Adam steps on IWAE-{args.iw_svi_k_train} per datapoint, "
+              f"scored with IWAE-{args.num_samples} (AIR Appendix C)")
+    if args.amortization_gap_steps:
+        print(f"amort. gap: ELBO of a per-datapoint Gaussian ({args.amortization_gap_steps} steps) - amortized ELBO")
+    if args.upper_bound:
+        bound = "CUBO_2" if args.upper_bound == "cubo" else "VR bound, alpha = -1"
+        print(f"-upper bound: -{bound} with {args.num_samples} samples (<= -log p(x) once S is large enough)")
     print(format_table(rows))
     if args.latent_metrics:
         print("\nlatent metrics (InfoVAE): MMD(q(z), p(z)), log det Cov[q(z)], active units, I_q(x; z) in nats")
         print(format_latent_metrics({label: row["latent"] for label, row in rows.items()}))
+    return 0
+
+
+def cmd_diagnose(args) -> int:
+    import matplotlib
+    matplotlib.use("Agg")  # files only; never open a window
+    from pyro_air.diagnostics.report import write_diagnostics
+
+    path = Path(args.checkpoint)
+    run_dir = path if path.is_dir() else path.parent
+    model, guide, spec = load_run(path, args.device)
+    x = _evaluation_split(spec, args.split, args.max_points)
+    metrics = run_dir / "metrics.jsonl"
+    report = write_diagnostics(model, guide, x, args.out or run_dir / "diagnostics", num_samples=args.num_samples,
+                               metrics=metrics if metrics.exists() else None, label=f"{args.split} split",
+                               progress=not args.no_progress)
+    print(report.khat_table)
+    for name, file in report.files.items():
+        print(f"{name}: {file}")
     return 0
 
 
@@ -150,14 +250,51 @@ def cmd_quickstart(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    """VAE vs DVAE vs WNI-VAE (AIR Table 1) at a small budget: same decoder, data, seed and test images."""
+    from pyro_air.compare import air_spec, evaluate_row, paired_difference
+
+    methods = {"VAE": ("vae", {}), f"DVAE (sigma={args.sigma:g}, alpha={args.alpha:g})": ("dvae", {"sigma": args.sigma, "alpha": args.alpha}),
+               f"WNI-VAE (H={args.H:g})": ("wni", {"H": args.H})}
+    rows, base = {}, None
+    runs = {}
+    for label, (method, kw) in methods.items():  # build all first: a bad sigma / alpha / H fails before training
+        spec = air_spec(method, k=args.num_particles, z_dim=args.z_dim, hidden=args.hidden,
+                        train_size=args.train_size, **kw)
+        runs[label] = (method, spec, build_run(spec))
+    first_spec = next(iter(runs.values()))[1]  # every run has the same data spec
+    train_x, valid_x = _load_split(first_spec, "train"), _load_split(first_spec, "valid")
+    test_x = _load_split(first_spec, "test")[: args.test_points]
+    for label, (method, spec, (model, guide, objective)) in runs.items():
+        config = TrainConfig(epochs=args.epochs, batch_size=100, lr=1e-3, seed=args.seed, valid_size=args.valid_size,
+                             valid_num_samples=20, progress=not args.no_progress)
+        t0 = time.perf_counter()
+        result = fit(model, guide, objective, train_x, valid_x, config, run_dir=Path(args.run_dir) / method, spec=spec)
+        print(f"{label}: trained on {len(train_x)} MNIST images for {args.epochs} epochs in "
+              f"{time.perf_counter() - t0:.0f} s (early-stopped at epoch {result.best_epoch} of the validation IWAE-20)")
+        row = evaluate_row(model, guide, test_x, k=args.num_particles, num_samples=args.num_samples,
+                           progress=not args.no_progress)
+        base = base or row
+        row["Δ(-log p) vs VAE"] = paired_difference(row, base)
+        rows[label] = row
+    bound = "ELBO" if args.num_particles == 1 else f"IWAE-{args.num_particles} bound"
+    print(f"\ntest (first {len(test_x)} images): -log p(x) is IWAE-{args.num_samples}; gap = log p(x) - {bound}; "
+          f"-ELBO column = -{bound}; Δ = paired difference on the same images (negative = better than VAE); "
+          f"mean ± standard error, nats")
+    print(format_table(rows, columns=("nll", "inference_gap", "neg_elbo", "Δ(-log p) vs VAE")))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyro-air", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model and guide, writing checkpoints to a run directory")
     _add_train_args(p)
-    p.add_argument("--run-dir", required=True)
-    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir where it stopped")
+    p.add_argument("--run-dir", default=None, help="where checkpoints and metrics go")
+    p.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR (or --run-dir) exactly where it stopped, with its stored "
+                        "options; options given here must not change the result")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="-log p(x), -ELBO and the inference gap of a checkpoint")
@@ -169,7 +306,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--latent-metrics", action="store_true",
                    help="also report MMD(q(z), p(z)), log det Cov[q(z)], active units and I_q(x; z)")
+    p.add_argument("--iw-svi-steps", type=int, default=0, help="add an IW-SVI column with this many steps (0: off)")
+    p.add_argument("--iw-svi-k-train", type=int, default=50, help="IWAE-k bound optimized by IW-SVI")
+    p.add_argument("--iw-svi-lr", type=float, default=1e-2, help="Adam step size of IW-SVI and the amortization gap")
+    p.add_argument("--amortization-gap-steps", type=int, default=0,
+                   help="add an amortization-gap column with this many local ELBO steps (0: off)")
+    p.add_argument("--upper-bound", choices=["cubo", "vr"], default=None,
+                   help="add an upper-bound column: CUBO_2 or the VR bound at alpha = -1 (default: off)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("diagnose", help="PSIS k-hat table and diagnostic plots of a checkpoint")
+    p.add_argument("checkpoint", help="a run directory (uses best.pt) or a checkpoint file")
+    p.add_argument("--num-samples", type=int, default=1000, help="guide draws per datapoint for k-hat")
+    p.add_argument("--max-points", type=int, default=1000, help="first N points of the split")
+    p.add_argument("--split", default="test", choices=list(data.SPLITS))
+    p.add_argument("--out", default=None, help="output directory (default: CHECKPOINT_DIR/diagnostics)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_diagnose)
 
     p = sub.add_parser("quickstart", help="train and evaluate a small VAE on the embedded MNIST")
     p.add_argument("--epochs", type=int, default=3)
@@ -180,14 +334,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", default="runs/quickstart")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_quickstart)
+
+    p = sub.add_parser("compare", help="AIR's comparison at a small budget: VAE vs DVAE vs WNI-VAE, one table")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--train-size", type=int, default=5000, help="the nested MNIST training subset (over-fits fast)")
+    p.add_argument("--sigma", type=float, default=0.25, help="DVAE noise scale")
+    p.add_argument("--alpha", type=float, default=1.0, help="DVAE weight of the noisy objective (Eq. 16)")
+    p.add_argument("--H", type=float, default=1.5, help="WNI weight-norm cap (Eq. 18)")
+    p.add_argument("--num-particles", type=int, default=1, help="k: 1 = VAE objective, >1 = IWAE-k")
+    p.add_argument("--z-dim", type=int, default=50)
+    p.add_argument("--hidden", type=int, nargs="+", default=[500, 500])
+    p.add_argument("--valid-size", type=int, default=500)
+    p.add_argument("--test-points", type=int, default=500)
+    p.add_argument("--num-samples", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run-dir", default="runs/compare")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args)
-    except (ValueError, KeyError, TypeError, FileNotFoundError, RuntimeError) as err:
+    except (ValueError, KeyError, TypeError, FileNotFoundError, RuntimeError, FloatingPointError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"pyro-air: error: {message}", file=sys.stderr)
         return 2

@@ -10,12 +10,26 @@ Learning rate: exponential decay lr_e = lr * lr_final_ratio^(e / epochs) per epo
 E decays the initial rate exponentially over training). Early stopping: every ``valid_every``
 epochs the validation IWAE-k bound is computed; the best parameters are kept and restored at the
 end; training stops after ``patience`` evaluations without improvement.
+
+Checkpoints resume exactly, also mid-epoch (``checkpoint_every_steps``): a checkpoint holds model,
+guide, optimizer, scheduler, every RNG state (torch, numpy, python, CUDA, and the generator of
+dynamic binarization), the epoch's data order and the position in it, the partial loss sum and the
+early-stopping state, so an interrupted and resumed run ends with bit-identical parameters (on
+CPU) to an uninterrupted one. Resuming refuses a checkpoint written for another spec or training
+configuration (``RESUME_MAY_CHANGE`` lists the options that do not change the result).
+
+Non-finite loss: see ``pyro_air.nonfinite`` (how it is detected without a host sync per step on
+CUDA). ``on_nonfinite="stop"`` (default) raises ``NonFiniteLossError`` naming the step and the
+likely causes, with the model and guide reset to the last good state and the last good checkpoint
+untouched; ``"rollback"`` restores the last good state, multiplies the learning rate by
+``rollback_lr_factor`` and continues, at most ``max_rollbacks`` times. A checkpoint is written only
+after the losses since the last check and all parameters were found finite.
 """
 from __future__ import annotations
 
 import json
-import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,7 +40,21 @@ from tqdm.auto import tqdm
 from pyro_air import checkpoint as ckpt_io
 from pyro_air.data.binarize import binarize_dynamic
 from pyro_air.evaluate.log_likelihood import log_likelihood
+from pyro_air.nonfinite import (
+    LossWindow,
+    NonFiniteLossError,
+    default_check_every,
+    nonfinite_message,
+    parameters_finite,
+)
 from pyro_air.validation import check_batch, check_positive, check_positive_int
+
+NONFINITE_MODES = ("stop", "rollback")
+# Options that may differ between a checkpoint and the run that resumes it: they do not change
+# the trajectory of the parameters.
+RESUME_MAY_CHANGE = tuple(f"train_config.{k}" for k in (
+    "progress", "device", "checkpoint_every_steps", "on_nonfinite", "rollback_lr_factor", "max_rollbacks",
+    "nonfinite_check_every"))
 
 
 @dataclass
@@ -43,6 +71,11 @@ class TrainConfig:
     patience: int | None = None
     dynamic_binarization: bool = False
     progress: bool = True
+    checkpoint_every_steps: int | None = None  # also checkpoint mid-epoch every this many steps
+    on_nonfinite: str = "stop"                 # "stop" | "rollback"
+    rollback_lr_factor: float = 0.5            # lr multiplier applied at each rollback
+    max_rollbacks: int = 3
+    nonfinite_check_every: int | None = None   # steps between finiteness checks; None: 1 on CPU, 50 on CUDA
 
     def validate(self) -> None:
         check_positive_int(self.epochs, "epochs")
@@ -53,6 +86,16 @@ class TrainConfig:
         check_positive_int(self.valid_num_samples, "valid_num_samples")
         if self.patience is not None:
             check_positive_int(self.patience, "patience")
+        if self.checkpoint_every_steps is not None:
+            check_positive_int(self.checkpoint_every_steps, "checkpoint_every_steps")
+        if self.nonfinite_check_every is not None:
+            check_positive_int(self.nonfinite_check_every, "nonfinite_check_every")
+        if self.on_nonfinite not in NONFINITE_MODES:
+            raise ValueError(f"on_nonfinite must be one of {', '.join(NONFINITE_MODES)}, got {self.on_nonfinite!r}")
+        if not 0.0 < float(self.rollback_lr_factor) < 1.0:
+            raise ValueError(f"rollback_lr_factor must lie in (0, 1) (it lowers the learning rate), "
+                             f"got {self.rollback_lr_factor!r}")
+        check_positive_int(self.max_rollbacks, "max_rollbacks", minimum=0)
         resolve_device(self.device)
 
 
@@ -63,6 +106,8 @@ class TrainResult:
     best_valid: float | None = None
     stopped_early: bool = False
     run_dir: str | None = None
+    steps: int = 0
+    rollbacks: list = field(default_factory=list)  # one dict per rollback: step, restored_step, lr
 
 
 def resolve_device(name: str) -> torch.device:
@@ -101,15 +146,44 @@ def _state(model, guide) -> dict:
             "guide": {k: v.detach().clone() for k, v in guide.state_dict().items()}}
 
 
+def _clone(tree):
+    """A deep copy in which every tensor is a fresh copy (state dicts share storage with the live run)."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().clone()
+    if isinstance(tree, dict):
+        return {k: _clone(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_clone(v) for v in tree)
+    return tree
+
+
+@dataclass
+class LoopState:
+    """Where the loop is: everything besides modules, optimizer, scheduler and RNGs that a resume needs."""
+    epoch: int = 0                       # epochs completed
+    batch: int = 0                       # batches of the current epoch completed
+    step: int = 0                        # optimizer steps completed
+    order: torch.Tensor | None = None    # the current epoch's data order (None between epochs)
+    loss_sum: torch.Tensor | None = None  # sum of the current epoch's step losses so far
+    bad_evals: int = 0
+    best_valid: float | None = None
+    best_epoch: int | None = None
+    best_state: dict | None = None
+    history: list = field(default_factory=list)
+    lr_scale: float = 1.0                # product of the rollback factors applied so far
+    stopped: bool = False                # early stopping fired
+
+
 def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | None = None,
         config: TrainConfig | None = None, run_dir: str | Path | None = None, spec: dict | None = None,
         resume: bool = False) -> TrainResult:
     """Train ``model`` and ``guide`` on ``train_x`` with ``objective``; see the module docstring.
 
     With ``run_dir`` the loop writes ``metrics.jsonl`` (one JSON line per epoch) and the atomic
-    checkpoints ``checkpoint.pt`` (last state, for resuming) and ``best.pt`` (best validation).
-    ``spec`` (names and configs of model, guide, objective, data) is stored in the checkpoints so
-    ``pyro-air evaluate`` can rebuild the run.
+    checkpoints ``checkpoint.pt`` (last good state, for resuming: every epoch and every
+    ``checkpoint_every_steps`` steps) and ``best.pt`` (best validation). ``spec`` (names and configs
+    of model, guide, objective, data) is stored in the checkpoints so ``pyro-air evaluate`` can
+    rebuild the run. ``resume=True`` continues from ``run_dir/checkpoint.pt``.
     """
     config = config or TrainConfig()
     config.validate()
@@ -126,6 +200,9 @@ def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | 
         _check_data(valid_x, model, "validation", grey=config.dynamic_binarization)
         if config.valid_size is not None:
             valid_x = valid_x[: config.valid_size]
+    run_path = Path(run_dir) if run_dir is not None else None
+    if resume and run_path is None:
+        raise ValueError("resume=True needs the run_dir to resume from")
 
     seed_everything(config.seed)
     model.to(device)
@@ -137,99 +214,207 @@ def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | 
         if config.dynamic_binarization:
             valid_eval_x = binarize_dynamic(valid_eval_x, torch.Generator(device).manual_seed(config.seed + 1))
 
-    params = parameters_of(model, guide)
-    optimizer = torch.optim.Adam(params, lr=config.lr)
-    gamma = config.lr_final_ratio ** (1.0 / config.epochs)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
-
-    run_path = Path(run_dir) if run_dir is not None else None
-    result = TrainResult(run_dir=str(run_path) if run_path else None)
-    start_epoch, step, bad_evals = 0, 0, 0
-    best_state = None
+    trainer = _Trainer(model, guide, objective, train_x, valid_eval_x, config, device, run_path, spec)
     if resume:
-        if run_path is None:
-            raise ValueError("resume=True needs the run_dir to resume from")
-        state = ckpt_io.load(run_path / "checkpoint.pt")
-        model.load_state_dict(state["model_state"])
-        guide.load_state_dict(state["guide_state"])
-        optimizer.load_state_dict(state["optimizer_state"])
-        scheduler.load_state_dict(state["scheduler_state"])
-        start_epoch, step = state["epoch"], state["step"]
-        es = state["early_stopping"]
-        result.best_valid, result.best_epoch, bad_evals = es["best_valid"], es["best_epoch"], es["bad_evals"]
-        result.history = list(state.get("history", []))
-        best_state = state.get("best_state")
+        path = run_path / "checkpoint.pt"
+        state = ckpt_io.load(path)
+        ckpt_io.check_same_run(state, path, spec, asdict(config), may_change=RESUME_MAY_CHANGE)
+        trainer.load_state_dict(state)
+        _rewrite_metrics(run_path, trainer.loop.history)  # drop lines of epochs the checkpoint does not hold
+    trainer.last_good = trainer.state_dict()
+    trainer.train()
+    return trainer.finish()
+
+
+class _Trainer:
+    """The state of one run and the steps that change it (used by ``fit``)."""
+
+    def __init__(self, model, guide, objective, train_x, valid_eval_x, config, device, run_path, spec):
+        self.model, self.guide, self.objective = model, guide, objective
+        self.train_x, self.valid_eval_x, self.config, self.device = train_x, valid_eval_x, config, device
+        self.run_path, self.spec = run_path, spec
+        self.params = parameters_of(model, guide)
+        self.optimizer = torch.optim.Adam(self.params, lr=config.lr)
+        gamma = config.lr_final_ratio ** (1.0 / config.epochs)
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=gamma)
+        self.binarize_rng = (torch.Generator(device).manual_seed(config.seed + 2)
+                             if config.dynamic_binarization else None)
+        self.n = len(train_x)
+        self.num_batches = self.n // config.batch_size  # drop the ragged last batch: every step has one shape
+        self.window = LossWindow(config.nonfinite_check_every or default_check_every(device), device)
+        self.loop = LoopState()
+        self.last_good: dict | None = None
+        self.result = TrainResult(run_dir=str(run_path) if run_path else None)
+
+    # -- checkpoint state -----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        loop = self.loop
+        return _clone({
+            "format_version": ckpt_io.FORMAT_VERSION, "spec": self.spec or {},
+            "train_config": asdict(self.config),
+            "model_state": self.model.state_dict(), "guide_state": self.guide.state_dict(),
+            "optimizer_state": self.optimizer.state_dict(), "scheduler_state": self.scheduler.state_dict(),
+            "epoch": loop.epoch, "step": loop.step,
+            "position": {"batch": loop.batch, "order": loop.order, "loss_sum": loop.loss_sum},
+            "rng": ckpt_io.rng_state(),
+            "binarize_rng": self.binarize_rng.get_state() if self.binarize_rng is not None else None,
+            "history": loop.history, "lr_scale": loop.lr_scale,
+            "early_stopping": {"best_valid": loop.best_valid, "best_epoch": loop.best_epoch,
+                               "bad_evals": loop.bad_evals, "stopped": loop.stopped},
+            "best_state": loop.best_state,
+        })
+
+    def load_state_dict(self, state: dict) -> None:
+        state = _clone(state)  # the optimizer keeps the tensors it is given: never hand it a snapshot's
+        self.model.load_state_dict(state["model_state"])
+        self.guide.load_state_dict(state["guide_state"])
+        self.optimizer.load_state_dict(state["optimizer_state"])
+        self.scheduler.load_state_dict(state["scheduler_state"])
         ckpt_io.set_rng_state(state["rng"])
-        if es.get("stopped"):
-            result.stopped_early = True
-            start_epoch = config.epochs
+        if self.binarize_rng is not None and state.get("binarize_rng") is not None:
+            self.binarize_rng.set_state(state["binarize_rng"])
+        pos = state.get("position") or {}  # format 1: always at an epoch boundary
+        es = state["early_stopping"]
+        order, loss_sum = pos.get("order"), pos.get("loss_sum")
+        self.loop = LoopState(
+            epoch=state["epoch"], batch=pos.get("batch", 0), step=state["step"],
+            order=order.to(self.device) if order is not None else None,
+            loss_sum=loss_sum.to(self.device) if loss_sum is not None else None,
+            bad_evals=es["bad_evals"], best_valid=es["best_valid"], best_epoch=es["best_epoch"],
+            best_state=state.get("best_state"), history=list(state.get("history", [])),
+            lr_scale=state.get("lr_scale", 1.0), stopped=bool(es.get("stopped")))
 
-    n = len(train_x)
-    num_batches = n // config.batch_size  # drop the ragged last batch: every step has the same shape
-    model.train()
-    guide.train()
-    for epoch in range(start_epoch, config.epochs):
-        t0 = time.perf_counter()
-        order = torch.randperm(n, device=device)
-        total = torch.zeros((), device=device)
-        bar = tqdm(range(num_batches), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress,
-                   leave=False)
+    # -- the loop -------------------------------------------------------------------------------
+    def train(self) -> None:
+        self.model.train()
+        self.guide.train()
         with pyro.validation_enabled(False):
-            for b in bar:
-                xb = train_x[order[b * config.batch_size:(b + 1) * config.batch_size]]
-                if config.dynamic_binarization:
-                    xb = binarize_dynamic(xb)
-                optimizer.zero_grad(set_to_none=True)
-                loss = objective.differentiable_loss(model, guide, xb, num_data=n)
-                loss.backward()
-                optimizer.step()
-                total += loss.detach()
-                step += 1
-        train_loss = (total / (num_batches * n)).item()  # mean per-datapoint negative bound
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(
-                f"non-finite training loss at epoch {epoch + 1} (step {step}); lower the learning rate "
-                "or check the data. The last good checkpoint is kept."
-            )
-        scheduler.step()
-        record = {"epoch": epoch + 1, "step": step, "train_loss": train_loss,
-                  "lr": optimizer.param_groups[0]["lr"], "epoch_seconds": time.perf_counter() - t0}
+            while self.loop.epoch < self.config.epochs and not self.loop.stopped:
+                self._train_epoch()  # returns early after a rollback; the loop goes on from the restored state
 
-        if valid_eval_x is not None and ((epoch + 1) % config.valid_every == 0 or epoch + 1 == config.epochs):
-            valid = log_likelihood(model, guide, valid_eval_x, num_samples=config.valid_num_samples).mean().item()
-            record[f"valid_iwae{config.valid_num_samples}"] = valid
-            if result.best_valid is None or valid > result.best_valid:
-                result.best_valid, result.best_epoch, bad_evals = valid, epoch + 1, 0
-                best_state = _state(model, guide)
-                if run_path is not None:
-                    ckpt_io.atomic_save(_checkpoint(model, guide, best_state, spec, epoch + 1), run_path / "best.pt")
+    def _train_epoch(self) -> None:
+        loop, cfg = self.loop, self.config
+        if loop.order is None:  # a new epoch (a resumed one keeps its order and partial loss sum)
+            loop.order = torch.randperm(self.n, device=self.device)
+            loop.loss_sum = torch.zeros((), device=self.device)
+        t0 = time.perf_counter()
+        bar = tqdm(total=self.num_batches, initial=loop.batch, desc=f"epoch {loop.epoch + 1}/{cfg.epochs}",
+                   disable=not cfg.progress, leave=False)
+        with bar:
+            while loop.batch < self.num_batches:
+                if not self._step():
+                    return
+                bar.update(1)
+                every = cfg.checkpoint_every_steps
+                if every and loop.step % every == 0 and loop.batch < self.num_batches:
+                    if not self._verified_finite():
+                        return
+                    self._save_checkpoint()
+        self._end_epoch(time.perf_counter() - t0)
+
+    def _step(self) -> bool:
+        """One optimizer step on the next minibatch; False if a non-finite loss made it roll back."""
+        loop, bs = self.loop, self.config.batch_size
+        xb = self.train_x[loop.order[loop.batch * bs:(loop.batch + 1) * bs]]
+        if self.binarize_rng is not None:
+            xb = binarize_dynamic(xb, self.binarize_rng)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.objective.differentiable_loss(self.model, self.guide, xb, num_data=self.n)
+        self.window.record(loop.step + 1, loss)
+        if self.window.full and not self._losses_finite():  # on CPU: before the step can use the bad loss
+            return False
+        loss.backward()
+        self.optimizer.step()
+        loop.loss_sum += loss.detach()
+        loop.batch += 1
+        loop.step += 1
+        return True
+
+    def _end_epoch(self, seconds: float) -> None:
+        loop, cfg = self.loop, self.config
+        if not self._verified_finite():  # before anything is recorded or saved
+            return
+        train_loss = (loop.loss_sum / (self.num_batches * self.n)).item()  # mean per-datapoint negative bound
+        self.scheduler.step()
+        record = {"epoch": loop.epoch + 1, "step": loop.step, "train_loss": train_loss,
+                  "lr": self.optimizer.param_groups[0]["lr"], "epoch_seconds": seconds}
+        if self.valid_eval_x is not None and ((loop.epoch + 1) % cfg.valid_every == 0 or loop.epoch + 1 == cfg.epochs):
+            valid = log_likelihood(self.model, self.guide, self.valid_eval_x,
+                                   num_samples=cfg.valid_num_samples).mean().item()
+            record[f"valid_iwae{cfg.valid_num_samples}"] = valid
+            if loop.best_valid is None or valid > loop.best_valid:
+                loop.best_valid, loop.best_epoch, loop.bad_evals = valid, loop.epoch + 1, 0
+                loop.best_state = _state(self.model, self.guide)
+                if self.run_path is not None:
+                    ckpt_io.atomic_save(_checkpoint(self.model, self.guide, loop.best_state, self.spec, loop.epoch + 1),
+                                        self.run_path / "best.pt")
             else:
-                bad_evals += 1
-        result.history.append(record)
-        stop = config.patience is not None and bad_evals >= config.patience
-        if run_path is not None:
-            _append_metrics(run_path, record)
-            ckpt_io.atomic_save({
-                "format_version": ckpt_io.FORMAT_VERSION, "spec": spec or {},
-                "train_config": asdict(config),
-                "model_state": model.state_dict(), "guide_state": guide.state_dict(),
-                "optimizer_state": optimizer.state_dict(), "scheduler_state": scheduler.state_dict(),
-                "epoch": epoch + 1, "step": step, "rng": ckpt_io.rng_state(), "history": result.history,
-                "early_stopping": {"best_valid": result.best_valid, "best_epoch": result.best_epoch,
-                                   "bad_evals": bad_evals, "stopped": stop},
-                "best_state": best_state,
-            }, run_path / "checkpoint.pt")
-        if stop:
-            result.stopped_early = True
-            break
+                loop.bad_evals += 1
+        loop.history.append(record)
+        loop.epoch += 1
+        loop.batch, loop.order, loop.loss_sum = 0, None, None
+        loop.stopped = cfg.patience is not None and loop.bad_evals >= cfg.patience
+        self._save_checkpoint()
+        if self.run_path is not None:
+            _append_metrics(self.run_path, record)
 
-    if best_state is not None:  # early-stopping semantics: end with the best validation parameters
-        model.load_state_dict(best_state["model"])
-        guide.load_state_dict(best_state["guide"])
-    elif run_path is not None:
-        ckpt_io.atomic_save(_checkpoint(model, guide, _state(model, guide), spec, config.epochs),
-                            run_path / "best.pt")
-    return result
+    # -- non-finite losses ----------------------------------------------------------------------
+    def _losses_finite(self) -> bool:
+        bad = self.window.first_bad_step()
+        if bad is None:
+            return True
+        self._on_nonfinite(*bad)
+        return False
+
+    def _verified_finite(self) -> bool:
+        """Losses since the last check and all parameters finite (needed before any checkpoint)."""
+        if not self._losses_finite():
+            return False
+        if not parameters_finite(self.params):
+            self._on_nonfinite(self.loop.step, None)
+            return False
+        return True
+
+    def _on_nonfinite(self, step: int, value: float | None) -> None:
+        """Roll back to the last good state with a lower learning rate, or stop (raise)."""
+        cfg = self.config
+        lr = self.optimizer.param_groups[0]["lr"]
+        epoch = self.loop.epoch
+        self.load_state_dict(self.last_good)  # never leave the caller with NaN parameters
+        if cfg.on_nonfinite == "rollback" and len(self.result.rollbacks) < cfg.max_rollbacks:
+            for group in self.optimizer.param_groups:
+                group["lr"] *= cfg.rollback_lr_factor
+            self.loop.lr_scale *= cfg.rollback_lr_factor
+            event = {"step": step, "restored_step": self.loop.step, "lr": self.optimizer.param_groups[0]["lr"]}
+            self.result.rollbacks.append(event)
+            warnings.warn(f"non-finite loss at step {step}: rolled back to step {event['restored_step']} and "
+                          f"lowered the learning rate to {event['lr']:.3g} (rollback {len(self.result.rollbacks)} "
+                          f"of at most {cfg.max_rollbacks})", RuntimeWarning, stacklevel=2)
+            return
+        where = f"in {self.run_path / 'checkpoint.pt'}" if self.run_path is not None else "in the model and guide"
+        message = nonfinite_message(step, value, epoch, lr, self.loop.step, where)
+        if self.result.rollbacks:
+            message += f" {len(self.result.rollbacks)} rollbacks with lower learning rates did not help."
+        raise NonFiniteLossError(message)
+
+    # -- saving ---------------------------------------------------------------------------------
+    def _save_checkpoint(self) -> None:
+        """Make the current (verified finite) state the last good one, and write it."""
+        self.last_good = self.state_dict()
+        if self.run_path is not None:
+            ckpt_io.atomic_save(self.last_good, self.run_path / "checkpoint.pt")
+
+    def finish(self) -> TrainResult:
+        loop, result = self.loop, self.result
+        result.history, result.best_epoch, result.best_valid = loop.history, loop.best_epoch, loop.best_valid
+        result.stopped_early, result.steps = loop.stopped, loop.step
+        if loop.best_state is not None:  # early-stopping semantics: end with the best validation parameters
+            self.model.load_state_dict(loop.best_state["model"])
+            self.guide.load_state_dict(loop.best_state["guide"])
+        elif self.run_path is not None:
+            ckpt_io.atomic_save(_checkpoint(self.model, self.guide, _state(self.model, self.guide), self.spec,
+                                            self.config.epochs), self.run_path / "best.pt")
+        return result
 
 
 def _checkpoint(model, guide, state, spec, epoch) -> dict:
@@ -241,3 +426,11 @@ def _append_metrics(run_path: Path, record: dict) -> None:
     run_path.mkdir(parents=True, exist_ok=True)
     with open(run_path / "metrics.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
+
+
+def _rewrite_metrics(run_path: Path, history: list) -> None:
+    text = "".join(json.dumps(record) + "\n" for record in history)
+    path = run_path / "metrics.jsonl"
+    tmp = path.with_name(".metrics.jsonl.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

@@ -1,0 +1,66 @@
+"""Support for the notebooks in ``tutorials/``: a budget switch and output stripping.
+
+Every tutorial's first code cell picks its sizes with ``budget_from_env``:
+
+    B = budget_from_env(tiny=dict(epochs=1, train_size=500), small=dict(epochs=5, train_size=10000),
+                        full=dict(epochs=100, train_size=None))
+
+The budget name comes from ``$PYRO_AIR_TUTORIAL_BUDGET`` (default ``"small"``, minutes on a
+laptop CPU); the test suite sets ``tiny`` (seconds; checks the notebook runs, not its numbers);
+``full`` is the papers' scale. ``python -m pyro_air.tutorial strip tutorials/*.ipynb`` clears
+outputs and execution counts before a notebook is committed (``tests/test_tutorials.py`` checks).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from types import SimpleNamespace
+
+BUDGET_ENV = "PYRO_AIR_TUTORIAL_BUDGET"
+BUDGET_NAMES = ("tiny", "small", "full")
+DEFAULT_BUDGET = "small"
+
+
+def budget_from_env(name: str | None = None, **presets: dict) -> SimpleNamespace:
+    """The preset named by ``name`` or ``$PYRO_AIR_TUTORIAL_BUDGET`` (default "small") as attributes."""
+    if set(presets) != set(BUDGET_NAMES):
+        raise ValueError(f"give one preset for each budget {BUDGET_NAMES}, got {sorted(presets)}")
+    keys = {k: set(v) for k, v in presets.items()}
+    if len({frozenset(v) for v in keys.values()}) != 1:
+        raise ValueError(f"every budget preset must set the same keys, got {({k: sorted(v) for k, v in keys.items()})}")
+    name = name or os.environ.get(BUDGET_ENV, DEFAULT_BUDGET)
+    if name not in BUDGET_NAMES:
+        raise ValueError(f"unknown tutorial budget {name!r} (from ${BUDGET_ENV}); use one of {', '.join(BUDGET_NAMES)}")
+    return SimpleNamespace(name=name, **presets[name])
+
+
+def strip_outputs(path) -> bool:
+    """Clear outputs, execution counts and widget state of a notebook in place; True if it changed."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    before = nbformat.writes(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        cell.metadata.pop("execution", None)
+    nb.metadata.pop("widgets", None)
+    after = nbformat.writes(nb)
+    if after != before:
+        nbformat.write(nb, path)
+    return after != before
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] != "strip" or len(argv) < 2:
+        print("usage: python -m pyro_air.tutorial strip NOTEBOOK.ipynb ...", file=sys.stderr)
+        return 2
+    for path in argv[1:]:
+        print(f"{path}: {'stripped' if strip_outputs(path) else 'already clean'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

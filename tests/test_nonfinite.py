@@ -1,0 +1,105 @@
+"""A non-finite loss: stop with a clear message and the good checkpoint intact, or roll back."""
+import pytest
+import torch
+
+from pyro_air import checkpoint, guides, infer, models
+from pyro_air.nonfinite import NonFiniteLossError
+from pyro_air.train import TrainConfig, fit, parameters_of
+from tests.conftest import binary_batch
+
+STEPS_PER_EPOCH = 10
+
+
+class NaNLossAt:
+    """Delegates to an objective and returns a NaN loss at the given (1-based) calls."""
+
+    def __init__(self, objective, calls):
+        self.objective, self.bad_calls, self.calls = objective, set(calls), 0
+
+    def differentiable_loss(self, *args, **kwargs):
+        self.calls += 1
+        loss = self.objective.differentiable_loss(*args, **kwargs)
+        return loss * float("nan") if self.calls in self.bad_calls else loss
+
+
+def _run(run_dir, bad_calls, **overrides):
+    torch.manual_seed(0)
+    model = models.build("bernoulli-vae", x_dim=16, z_dim=2, hidden=(8,))
+    guide = guides.build("gaussian", x_dim=16, z_dim=2, hidden=(8,))
+    config = TrainConfig(**{"epochs": 2, "batch_size": 5, "lr": 1e-2, "checkpoint_every_steps": 4,
+                            "progress": False, **overrides})
+    objective = NaNLossAt(infer.ELBO(), bad_calls)
+    try:
+        return model, guide, fit(model, guide, objective, binary_batch(50, d=16), config=config, run_dir=run_dir)
+    finally:
+        _run.last = (model, guide)
+
+
+def _assert_model_is_checkpoint(model, guide, state):
+    for module, key in ((model, "model_state"), (guide, "guide_state")):
+        for name, value in module.state_dict().items():
+            assert torch.equal(value, state[key][name])
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_good_checkpoint(tmp_path):
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss \(nan\) at step 7 \(epoch 1\).*learning rate "
+                                                 r"too high \(lr=0\.01.*bad data.*last good state \(step 4\)"):
+        _run(tmp_path, bad_calls={7})
+    state = checkpoint.load(tmp_path)
+    assert state["step"] == 4 and state["position"]["batch"] == 4
+    assert all(torch.isfinite(v).all() for v in state["model_state"].values())
+    model, guide = _run.last
+    _assert_model_is_checkpoint(model, guide, state)  # the caller is left with the good parameters too
+
+
+def test_deferred_check_names_the_first_bad_step_and_never_saves_nan(tmp_path):
+    """As on CUDA: the check runs every 3 steps, so NaN gradients reach the optimizer first."""
+    with pytest.raises(NonFiniteLossError, match=r"at step 7 \(epoch 1\)") as info:
+        _run(tmp_path, bad_calls={7}, nonfinite_check_every=3, checkpoint_every_steps=8)
+    assert "step 0" in str(info.value)  # no checkpoint yet: the last good state is the initial one
+    assert not (tmp_path / "checkpoint.pt").exists()
+    model, guide = _run.last
+    assert all(torch.isfinite(p).all() for p in parameters_of(model, guide))
+
+
+def test_rollback_restores_the_last_good_state_and_lowers_the_learning_rate(tmp_path):
+    with pytest.warns(RuntimeWarning, match="rolled back to step 4"):
+        model, guide, result = _run(tmp_path, bad_calls={7}, on_nonfinite="rollback", rollback_lr_factor=0.25)
+    assert len(result.rollbacks) == 1
+    event = result.rollbacks[0]
+    assert event["step"] == 7 and event["restored_step"] == 4
+    assert event["lr"] == pytest.approx(0.25 * 1e-2)  # epoch 1 lr is the initial lr
+    assert result.steps == 2 * STEPS_PER_EPOCH
+    state = checkpoint.load(tmp_path)
+    assert state["lr_scale"] == 0.25 and state["step"] == 2 * STEPS_PER_EPOCH
+    lr_final = 1e-2 * 0.1  # exponential decay to lr_final_ratio, then the rollback factor
+    assert state["optimizer_state"]["param_groups"][0]["lr"] == pytest.approx(0.25 * lr_final)
+    assert all(torch.isfinite(p).all() for p in parameters_of(model, guide))
+
+
+def test_rollback_gives_up_after_max_rollbacks(tmp_path):
+    with pytest.warns(RuntimeWarning):
+        with pytest.raises(NonFiniteLossError, match="at step 5 .*2 rollbacks with lower learning rates did not help"):
+            _run(tmp_path, bad_calls=range(7, 100), on_nonfinite="rollback", max_rollbacks=2)
+    assert checkpoint.load(tmp_path)["step"] == 4
+
+
+def test_nonfinite_parameters_are_never_checkpointed(tmp_path):
+    """A finite loss with an infinite gradient gives NaN parameters: caught before the checkpoint."""
+
+    class InfGradientAt(NaNLossAt):
+        def differentiable_loss(self, *args, **kwargs):
+            self.calls += 1
+            loss = self.objective.differentiable_loss(*args, **kwargs)
+            if self.calls in self.bad_calls:
+                loss = loss.clone()
+                loss.register_hook(lambda grad: grad * float("inf"))  # same value, infinite gradient
+            return loss
+
+    torch.manual_seed(0)
+    model = models.build("bernoulli-vae", x_dim=16, z_dim=2, hidden=(8,))
+    guide = guides.build("gaussian", x_dim=16, z_dim=2, hidden=(8,))
+    config = TrainConfig(epochs=1, batch_size=5, checkpoint_every_steps=4, progress=False)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite parameters at step 8 .*last good state \(step 4\)"):
+        fit(model, guide, InfGradientAt(infer.ELBO(), {8}), binary_batch(50, d=16), config=config, run_dir=tmp_path)
+    assert checkpoint.load(tmp_path)["step"] == 4

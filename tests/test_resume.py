@@ -1,0 +1,176 @@
+"""Checkpoints: exact resume after SIGKILL mid-epoch, atomic writes, refusing other configurations."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pyro_air import checkpoint, guides, infer, models
+from pyro_air.checkpoint import CheckpointError
+from pyro_air.cli import main
+from pyro_air.train import TrainConfig, fit
+from tests import resume_worker
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+
+class SimulatedCrash(BaseException):
+    """Stands for the process dying in the middle of a write (like KeyboardInterrupt, not an Exception)."""
+
+
+def _worker(run_dir, *extra):
+    return subprocess.Popen([sys.executable, "-m", "tests.resume_worker", str(run_dir), *extra], cwd=ROOT, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(proc, timeout=120):
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out
+
+
+def _assert_same_tensors(a, b):
+    """Equal nested dicts/lists of tensors and plain values (bit-identical tensors)."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            _assert_same_tensors(a[k], b[k])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _assert_same_tensors(x, y)
+    else:
+        assert a == b
+
+
+def _assert_same_run(dir_a, dir_b):
+    a, b = checkpoint.load(dir_a), checkpoint.load(dir_b)
+    for key in ("model_state", "guide_state", "optimizer_state", "scheduler_state", "best_state", "early_stopping"):
+        _assert_same_tensors(a[key], b[key])
+    assert a["step"] == b["step"]
+    strip = [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in a["history"]]
+    assert strip == [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in b["history"]]
+    _assert_same_tensors(checkpoint.load(dir_a / "best.pt")["model_state"],
+                         checkpoint.load(dir_b / "best.pt")["model_state"])
+
+
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
+    killed, reference = tmp_path / "killed", tmp_path / "reference"
+    pause_at = resume_worker.STEPS_PER_EPOCH + 7  # epoch 2, batch 7; last checkpoint at step 15 (batch 3)
+    proc = _worker(killed, "--pause-at-step", str(pause_at))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the worker
+    try:
+        resume_worker.main([str(reference)])  # the uninterrupted run, in this process meanwhile
+    finally:
+        torch.set_num_threads(threads)
+    deadline = time.monotonic() + 120
+    while not (killed / "paused").exists():
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline, "the worker never reached the pause step"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    state = checkpoint.load(killed)  # the mid-epoch checkpoint the killed run left
+    assert (state["epoch"], state["step"], state["position"]["batch"]) == (1, 15, 3)
+    assert state["position"]["order"].shape == (120,)
+
+    _finish(_worker(killed, "--resume"))
+    _assert_same_run(killed, reference)
+    assert checkpoint.load(killed)["step"] == 3 * resume_worker.STEPS_PER_EPOCH
+    metrics = (killed / "metrics.jsonl").read_text().splitlines()
+    assert len(metrics) == 3  # no epoch is recorded twice
+
+
+def _tiny_run(run_dir, resume=False, **overrides):
+    torch.manual_seed(0)
+    model = models.build("bernoulli-vae", x_dim=20, z_dim=2, hidden=(8,))
+    guide = guides.build("gaussian", x_dim=20, z_dim=2, hidden=(8,))
+    train_x, valid_x = resume_worker.data()
+    config = TrainConfig(**{**resume_worker.CONFIG, **overrides})
+    fit(model, guide, infer.build("iwae", num_particles=2), train_x, valid_x, config, run_dir=run_dir,
+        spec=resume_worker.SPEC, resume=resume)
+    return model, guide
+
+
+def test_atomic_save_interrupted_mid_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+    checkpoint.atomic_save({"format_version": 1, "w": torch.arange(5.0)}, path)
+    real_save = torch.save
+
+    def crash_half_way(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        f.truncate(20)  # half-written bytes on disk ...
+        raise SimulatedCrash  # ... and the process is interrupted
+
+    monkeypatch.setattr(torch, "save", crash_half_way)
+    with pytest.raises(SimulatedCrash):
+        checkpoint.atomic_save({"format_version": 1, "w": torch.zeros(1000)}, path)
+    assert torch.equal(checkpoint.load(path)["w"], torch.arange(5.0))
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary file left behind
+
+
+def test_training_interrupted_during_a_checkpoint_write_resumes_exactly(tmp_path, monkeypatch):
+    _tiny_run(tmp_path / "reference")
+    real_save, calls = torch.save, []
+
+    def crash_on_fifth(obj, f, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:  # saves: step 5, step 10, best.pt, end of epoch 1, step 15 <- crash
+            f.write(b"\x00" * 10)
+            raise SimulatedCrash
+        real_save(obj, f, *args, **kwargs)
+
+    run = tmp_path / "interrupted"
+    monkeypatch.setattr(torch, "save", crash_on_fifth)
+    with pytest.raises(SimulatedCrash):
+        _tiny_run(run)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert checkpoint.load(run)["step"] == 12  # the end-of-epoch checkpoint before the failed write
+    _tiny_run(run, resume=True)
+    _assert_same_run(run, tmp_path / "reference")
+
+
+def test_resume_refuses_a_different_configuration(tmp_path):
+    _tiny_run(tmp_path, epochs=1)
+    with pytest.raises(CheckpointError, match=r"(?s)these keys differ:.*train_config\.lr: 0\.02 in the checkpoint, "
+                                              r"0\.1 requested.*start a new run"):
+        _tiny_run(tmp_path, resume=True, epochs=1, lr=0.1)
+    _tiny_run(tmp_path, resume=True, epochs=1, checkpoint_every_steps=3)  # does not change the result: allowed
+
+
+def test_newer_checkpoint_format_is_refused(tmp_path):
+    checkpoint.atomic_save({"format_version": checkpoint.FORMAT_VERSION + 1}, tmp_path / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="newer than this pyro-air reads.*upgrade pyro-air"):
+        checkpoint.load(tmp_path)
+
+
+def test_corrupt_checkpoint_is_refused(tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"PK\x03\x04 not really a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        checkpoint.load(tmp_path)
+
+
+def test_checkpoint_with_code_in_it_is_refused(tmp_path):
+    torch.save({"format_version": 1, "payload": Path("x")}, tmp_path / "checkpoint.pt")  # not a weights-only type
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        checkpoint.load(tmp_path)
+
+
+def test_cli_resume_continues_and_refuses_changed_options(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "--train-size", "100", "--epochs", "2", "--batch-size", "25", "--z-dim", "2", "--hidden", "8",
+            "--valid-size", "20", "--valid-num-samples", "3", "--checkpoint-every-steps", "3", "--no-progress"]
+    assert main(args + ["--run-dir", str(run), "--epochs", "1"]) == 0
+    assert checkpoint.load(run)["epoch"] == 1
+    assert main(["train", "--resume", str(run), "--epochs", "2"]) == 2
+    assert "train_config.epochs: 1 in the checkpoint, 2 requested" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0  # the stored options, nothing to add
+    assert checkpoint.load(run)["epoch"] == 1

@@ -1,0 +1,84 @@
+"""Every notebook in tutorials/ runs end to end at the tiny budget, and is committed without outputs."""
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from pyro_air.tutorial import BUDGET_ENV, budget_from_env, strip_outputs
+
+REPO = Path(__file__).resolve().parents[1]
+TUTORIALS = REPO / "tutorials"
+NOTEBOOKS = sorted(TUTORIALS.glob("*.ipynb"))
+EXECUTE_TEST = "test_notebook_runs_at_the_tiny_budget"
+
+
+def test_tutorials_exist_and_are_indexed():
+    assert NOTEBOOKS, f"no notebooks found in {TUTORIALS}"
+    index = (TUTORIALS / "README.md").read_text()
+    for nb in NOTEBOOKS:
+        assert nb.name in index, f"{nb.name} is missing from tutorials/README.md"
+
+
+def test_every_notebook_has_an_execution_test(request):
+    """None forgotten: the collected execution tests are exactly the notebooks on disk."""
+    collected = {item.callspec.params["notebook"] for item in request.session.items
+                 if item.originalname == EXECUTE_TEST}
+    if not collected:  # this test was selected alone (-k / node id): collect from the module itself
+        collected = {p for p in NOTEBOOKS}
+    assert collected == set(TUTORIALS.glob("*.ipynb"))
+    assert len(collected) == len(NOTEBOOKS) > 0
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_at_the_tiny_budget(notebook, tmp_path, monkeypatch):
+    monkeypatch.setenv(BUDGET_ENV, "tiny")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    nb = nbformat.read(notebook, as_version=4)
+    client = NotebookClient(nb, kernel_name="python3", timeout=300,
+                            resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()  # raises CellExecutionError on the first failing cell
+    first_code = next(c for c in nb.cells if c.cell_type == "code")
+    assert "budget_from_env" in first_code.source, "the first code cell must pick the budget"
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs), "a tutorial should show at least one figure"
+    assert any(f.suffix == ".png" and f.stat().st_size > 0 for f in (tmp_path / "figures").iterdir())
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_is_committed_without_outputs(notebook):
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, (
+                f"{notebook.name} has outputs; run `python -m pyro_air.tutorial strip {notebook.relative_to(REPO)}`")
+
+
+def test_strip_outputs_clears_an_executed_notebook(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1", execution_count=3, outputs=[
+        nbformat.v4.new_output("execute_result", data={"text/plain": "2"}, execution_count=3)])])
+    path = tmp_path / "n.ipynb"
+    nbformat.write(nb, path)
+    assert strip_outputs(path) is True
+    cell = nbformat.read(path, as_version=4).cells[0]
+    assert cell.outputs == [] and cell.execution_count is None
+    assert strip_outputs(path) is False
+
+
+def test_budget_selection_and_errors(monkeypatch):
+    presets = dict(tiny=dict(n=1), small=dict(n=2), full=dict(n=3))
+    monkeypatch.delenv(BUDGET_ENV, raising=False)
+    assert budget_from_env(**presets).n == 2
+    monkeypatch.setenv(BUDGET_ENV, "tiny")
+    assert budget_from_env(**presets).n == 1
+    monkeypatch.setenv(BUDGET_ENV, "huge")
+    with pytest.raises(ValueError, match="unknown tutorial budget 'huge'"):
+        budget_from_env(**presets)
+    with pytest.raises(ValueError, match="same keys"):
+        budget_from_env("small", tiny=dict(n=1), small=dict(m=2), full=dict(n=3))
+    with pytest.raises(ValueError, match="one preset for each budget"):
+        budget_from_env("small", tiny=dict(n=1), small=dict(n=2))
