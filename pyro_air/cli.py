@@ -20,6 +20,7 @@ import torch
 from pyro_air import checkpoint as ckpt_io
 from pyro_air import data
 from pyro_air.evaluate import format_table, summarize
+from pyro_air.evaluate.latent_metrics import format_latent_metrics, latent_metrics
 from pyro_air.runs import build_run, vae_spec
 from pyro_air.train import RESUME_MAY_CHANGE, TrainConfig, fit
 
@@ -174,14 +175,18 @@ def _evaluation_split(spec: dict, split: str, max_points=None) -> torch.Tensor:
 
 
 def evaluate_checkpoint(path, splits=("test",), num_samples=5000, max_points=None, device="cpu",
-                        progress=True, **extra_columns) -> dict:
-    """Rows of ``summarize`` per split; ``extra_columns`` (e.g. iw_svi_steps) go to ``summarize``."""
+                        progress=True, with_latent_metrics=False, **extra_columns) -> dict:
+    """Rows of ``summarize`` per split; ``extra_columns`` (e.g. iw_svi_steps) go to ``summarize``.
+
+    With ``with_latent_metrics`` each row also holds ``"latent"``: InfoVAE's latent-space metrics."""
     model, guide, spec = load_run(path, device)
     rows = {}
     for split in splits:
         x = _evaluation_split(spec, split, max_points)
         rows[f"{split} (n={len(x)})"] = summarize(model, guide, x, num_samples=num_samples, progress=progress,
                                                      **extra_columns)
+        if with_latent_metrics:
+            rows[f"{split} (n={len(x)})"]["latent"] = latent_metrics(model, guide, x.to(device))
     return rows
 
 
@@ -190,7 +195,8 @@ def cmd_evaluate(args) -> int:
                                progress=not args.no_progress, iw_svi_steps=args.iw_svi_steps,
                                iw_svi_k_train=args.iw_svi_k_train, iw_svi_lr=args.iw_svi_lr,
                                amortization_gap_steps=args.amortization_gap_steps,
-                               upper_bound_method=args.upper_bound)
+                               upper_bound_method=args.upper_bound,
+                               with_latent_metrics=args.latent_metrics)
     print(f"-log p(x) is IWAE-{args.num_samples}; gap = log p(x) - ELBO; mean ± standard error, nats")
     if args.iw_svi_steps:
         print(f"-IW-SVI: {args.iw_svi_steps} Adam steps on IWAE-{args.iw_svi_k_train} per datapoint, "
@@ -201,6 +207,9 @@ def cmd_evaluate(args) -> int:
         bound = "CUBO_2" if args.upper_bound == "cubo" else "VR bound, alpha = -1"
         print(f"-upper bound: -{bound} with {args.num_samples} samples (<= -log p(x) once S is large enough)")
     print(format_table(rows))
+    if args.latent_metrics:
+        print("\nlatent metrics (InfoVAE): MMD(q(z), p(z)), log det Cov[q(z)], active units, I_q(x; z) in nats")
+        print(format_latent_metrics({label: row["latent"] for label, row in rows.items()}))
     return 0
 
 
@@ -295,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-points", type=int, default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--latent-metrics", action="store_true",
+                   help="also report MMD(q(z), p(z)), log det Cov[q(z)], active units and I_q(x; z)")
     p.add_argument("--iw-svi-steps", type=int, default=0, help="add an IW-SVI column with this many steps (0: off)")
     p.add_argument("--iw-svi-k-train", type=int, default=50, help="IWAE-k bound optimized by IW-SVI")
     p.add_argument("--iw-svi-lr", type=float, default=1e-2, help="Adam step size of IW-SVI and the amortization gap")

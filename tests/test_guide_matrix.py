@@ -1,4 +1,4 @@
-"""Every registered guide with every registered model whose latent shape fits, under ELBO and IWAE:
+"""Every registered guide with every registered model whose latent shape fits, under ELBO, IWAE and InfoVAE:
 one ``pyro.infer.SVI`` step, a finite loss and a non-zero, finite gradient for the guide (DESIGN.md
 contract 1). Guides and models registered later join automatically; each needs a small test config
 below, and a registered name without one fails with a message saying so."""
@@ -16,6 +16,7 @@ X_DIM, Z_DIM = 12, 3
 MODEL_TEST_CONFIGS = {
     "bernoulli-vae": (dict(x_dim=X_DIM, z_dim=Z_DIM, hidden=[8]), lambda: binary_batch(n=6, d=X_DIM)),
     "linear-gaussian": (dict(x_dim=X_DIM, z_dim=Z_DIM), lambda: torch.randn(6, X_DIM)),
+    "gaussian-mlp-vae": (dict(x_dim=X_DIM, z_dim=Z_DIM, hidden=[8, 8, 8]), lambda: torch.randn(6, X_DIM)),
 }
 
 # guide name -> small config (x_dim and z_dim are added)
@@ -26,7 +27,8 @@ GUIDE_TEST_CONFIGS = {
     "denoising": dict(sigma=0.3, alpha=0.5, encoder="gaussian", hidden=[8]),
 }
 
-OBJECTIVES = {"elbo": dict(num_particles=2), "iwae": dict(num_particles=4)}
+OBJECTIVES = {"elbo": dict(num_particles=2), "iwae": dict(num_particles=4),
+              "infovae": dict(lam=10.0, num_particles=2)}
 
 
 def _config(table, name, kind):

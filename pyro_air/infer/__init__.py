@@ -2,6 +2,7 @@
 from pyro_air.infer.base import LogWeightObjective
 from pyro_air.infer.cubo import CUBO, cubo_bound
 from pyro_air.infer.elbo import ELBO
+from pyro_air.infer.infovae import InfoVAE_ELBO
 from pyro_air.infer.iwae import IWAE_ELBO, iwae_bound
 from pyro_air.infer.renyi import RenyiELBO, renyi_bound
 from pyro_air.infer.avo import AVO_ELBO
@@ -13,6 +14,7 @@ from pyro_air.registry import Registry
 OBJECTIVES = Registry("objective")
 OBJECTIVES.register("elbo")(ELBO)
 OBJECTIVES.register("iwae")(IWAE_ELBO)
+OBJECTIVES.register("infovae")(InfoVAE_ELBO)
 OBJECTIVES.register("renyi")(RenyiELBO)
 OBJECTIVES.register("cubo")(CUBO)
 OBJECTIVES.register("avo")(AVO_ELBO)
@@ -34,7 +36,7 @@ def build(name: str, **cfg) -> LogWeightObjective:
 
 
 __all__ = [
-    "LogWeightObjective", "ELBO", "IWAE_ELBO", "iwae_bound", "LogWeights",
+    "LogWeightObjective", "ELBO", "IWAE_ELBO", "InfoVAE_ELBO", "iwae_bound", "LogWeights",
     "log_importance_weights", "OBJECTIVES", "build",
     "RenyiELBO", "renyi_bound", "CUBO", "cubo_bound",
     "AVO_ELBO", "KLWarmup", "extend_model", "Schedule", "LinearSchedule", "ConstantSchedule",
