@@ -4,6 +4,8 @@
     pyro-air train --guide gaussian --objective elbo --epochs 10 --run-dir runs/vae
     pyro-air evaluate runs/vae --num-samples 5000
     pyro-air diagnose runs/vae --num-samples 1000 --max-points 500
+    torchrun --standalone --nproc_per_node=2 -m pyro_air train ... --distributed   # data-parallel
+    torchrun --standalone --nproc_per_node=2 -m pyro_air evaluate runs/vae --distributed
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import torch
 
 from pyro_air import checkpoint as ckpt_io
 from pyro_air import data
+from pyro_air import distributed as dist_utils
 from pyro_air.evaluate import format_table, summarize
 from pyro_air.runs import build_run, vae_spec
 from pyro_air.train import RESUME_MAY_CHANGE, TrainConfig, fit
@@ -61,6 +64,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="on a NaN/inf loss: stop (default) or roll back to the last good state with a lower lr")
     p.add_argument("--rollback-lr-factor", type=float, default=0.5)
     p.add_argument("--max-rollbacks", type=int, default=3)
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the processes torchrun starts (gloo on CPU, NCCL on CUDA); "
+                        "--batch-size is the global batch and must be divisible by their number")
 
 
 def _spec_from_args(args) -> dict:
@@ -133,17 +139,24 @@ def cmd_train(args) -> int:
     if resume:
         args = _resume_args(args, run_dir)
     spec, config = _spec_from_args(args), _config_from_args(args)
+    if args.distributed:  # fail before loading any data: no torchrun environment, batch not divisible
+        dist_utils.setup(args.device)
+        dist_utils.check_batch_divisible(args.batch_size, dist_utils.world_size())
+    main_process = dist_utils.is_main_process()
     if resume:  # fail before loading any data (fit checks again)
         path = run_dir / "checkpoint.pt"
         ckpt_io.check_same_run(ckpt_io.load(path), path, spec, asdict(config), may_change=RESUME_MAY_CHANGE)
     model, guide, objective = build_run(spec)
-    if not resume:
+    if not resume and main_process:
         options = {k: getattr(args, k) for k in vars(_train_option_parser().parse_args([]))}
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / TRAIN_ARGS_FILE).write_text(json.dumps(options, indent=1) + "\n")
     train_x, valid_x = _load_split(spec, "train"), _load_split(spec, "valid")
     t0 = time.perf_counter()
-    result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec, resume=resume)
+    result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec, resume=resume,
+                 distributed=args.distributed)
+    if not main_process:
+        return 0
     print(f"trained {len(result.history)} epochs in {time.perf_counter() - t0:.1f} s; best validation "
           f"IWAE-{config.valid_num_samples} {result.best_valid} at epoch {result.best_epoch}")
     print(f"checkpoints: {run_dir / 'checkpoint.pt'} (last), {run_dir / 'best.pt'} (best); "
@@ -173,18 +186,24 @@ def _evaluation_split(spec: dict, split: str, max_points=None) -> torch.Tensor:
 
 
 def evaluate_checkpoint(path, splits=("test",), num_samples=5000, max_points=None, device="cpu",
-                        progress=True) -> dict:
+                        progress=True, seed=None, distributed=False) -> dict:
+    """Summary rows per split; ``seed``/``distributed`` as in ``pyro_air.evaluate.log_likelihood``."""
+    if distributed:
+        device = dist_utils.setup(device)
     model, guide, spec = load_run(path, device)
     rows = {}
     for split in splits:
         x = _evaluation_split(spec, split, max_points)
-        rows[f"{split} (n={len(x)})"] = summarize(model, guide, x, num_samples=num_samples, progress=progress)
+        rows[f"{split} (n={len(x)})"] = summarize(model, guide, x, num_samples=num_samples, progress=progress,
+                                                  seed=seed, distributed=distributed)
     return rows
 
 
 def cmd_evaluate(args) -> int:
     rows = evaluate_checkpoint(args.checkpoint, args.splits, args.num_samples, args.max_points, args.device,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, seed=args.seed, distributed=args.distributed)
+    if not dist_utils.is_main_process():
+        return 0
     print(f"-log p(x) is IWAE-{args.num_samples}; gap = log p(x) - ELBO; mean ± standard error, nats")
     print(format_table(rows))
     return 0
@@ -246,6 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-points", type=int, default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed each batch of datapoints from (SEED, batch index): reproducible, and equal to "
+                        "--distributed evaluation with the same seed (which defaults to 0)")
+    p.add_argument("--distributed", action="store_true",
+                   help="each process torchrun starts scores a shard of the data; results gathered in order")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("diagnose", help="PSIS k-hat table and diagnostic plots of a checkpoint")
@@ -279,6 +303,8 @@ def main(argv=None) -> int:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"pyro-air: error: {message}", file=sys.stderr)
         return 2
+    finally:
+        dist_utils.shutdown()
 
 
 if __name__ == "__main__":
