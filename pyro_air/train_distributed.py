@@ -11,8 +11,9 @@ same code in ``pyro_air.train._Trainer``):
   batch (the scaling argument is in ``pyro_air.distributed``). DDP also broadcasts rank 0's
   initial parameters, so all ranks start equal.
 - Random streams: rank r seeds its sampling stream with derive_seed(seed, 1, r), so ranks draw
-  independent latent samples. A checkpoint holds every rank's RNG state (``rng_per_rank``); on
-  resume each rank restores its own, so a resumed run continues exactly (same number of ranks).
+  independent latent samples. A checkpoint holds every rank's RNG state and partial epoch loss sum
+  (``per_rank``); on resume each rank restores its own, so a resumed run continues exactly (with
+  the same number of ranks; another number is refused).
 - Decisions agree on all ranks: the non-finite check all-gathers (step, value) and every rank acts
   on the earliest bad step; the parameter check is all-reduced; the epoch's training loss is the
   average over ranks; validation is evaluated distributedly (each rank scores a contiguous shard
@@ -47,20 +48,23 @@ class DistributedTrainer(_Trainer):
         device_ids = [device.index] if device.type == "cuda" else None
         self.ddp = DistributedDataParallel(dist_utils.ModelGuidePair(model, guide, objective), device_ids=device_ids)
 
-    # -- checkpoint state: every rank's RNG ------------------------------------------------------
+    # -- checkpoint state: what differs between ranks ---------------------------------------------
     def state_dict(self) -> dict:
         state = super().state_dict()
-        state["rng_per_rank"] = dist_utils.gather_objects(state["rng"])
+        state["per_rank"] = dist_utils.gather_objects({"rng": state["rng"], "loss_sum": state["position"]["loss_sum"]})
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        per_rank = state.get("rng_per_rank")
+        per_rank = state.get("per_rank")
         if state.get("world_size", 1) == self.world_size and (per_rank is None or len(per_rank) != self.world_size):
             raise ckpt_io.CheckpointError(
-                f"the checkpoint holds no random state for each of the {self.world_size} processes; it was not "
-                "written by a distributed pyro-air run of this size")
-        super().load_state_dict(state)  # checks world_size, restores rank 0's RNG state ...
-        ckpt_io.set_rng_state(per_rank[self.rank])  # ... which this rank replaces by its own
+                f"the checkpoint holds no state for each of the {self.world_size} processes; it was not written "
+                "by a distributed pyro-air run of this size")
+        super().load_state_dict(state)  # checks world_size; restores rank 0's RNG state and loss sum ...
+        own = per_rank[self.rank]       # ... which this rank replaces by its own
+        ckpt_io.set_rng_state(own["rng"])
+        if own["loss_sum"] is not None:
+            self.loop.loss_sum = own["loss_sum"].clone().to(self.device)
 
     # -- hooks ------------------------------------------------------------------------------------
     def _next_batch(self) -> torch.Tensor:

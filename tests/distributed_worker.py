@@ -18,7 +18,10 @@ import torch
 import torch.distributed
 from pyro.nn.module import to_pyro_module_
 
+from torch.nn.parallel import DistributedDataParallel
+
 from pyro_air import guides, infer, models
+from pyro_air.distributed import ModelGuidePair, local_batch_slice
 from pyro_air.evaluate import log_likelihood
 from pyro_air.guides.base import AmortizedGuide
 from pyro_air.nets import mlp
@@ -52,27 +55,69 @@ def eval_data():
 
 
 def build(point_mass: bool):
-    pyro.clear_param_store()
     torch.manual_seed(0)
+    return build_unseeded(point_mass)
+
+
+def build_unseeded(point_mass: bool):
+    pyro.clear_param_store()
     model = models.build("bernoulli-vae", x_dim=X_DIM, z_dim=Z_DIM, hidden=(6,))
     guide = PointMassEncoder(X_DIM, Z_DIM) if point_mass else guides.build("gaussian", x_dim=X_DIM, z_dim=Z_DIM,
                                                                             hidden=(6,))
     return model, guide
 
 
-def train_run(distributed: bool, run_dir=None, point_mass=True, resume=False, **overrides):
-    """Parameters (model and guide state dicts) and history after a tiny fit."""
+class CrashAt:
+    """Delegates to an objective; raises ``Crash`` at its ``step``-th loss (a process dying mid-epoch)."""
+
+    def __init__(self, objective, step):
+        self.objective, self.step, self.calls = objective, step, 0
+
+    def differentiable_loss(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.step:
+            raise Crash(f"simulated crash at step {self.step}")
+        return self.objective.differentiable_loss(*args, **kwargs)
+
+
+class Crash(Exception):
+    pass
+
+
+def train_run(distributed: bool, run_dir=None, point_mass=True, resume=False, crash_at=None, **overrides):
+    """Parameters (model and guide state dicts) and history after a tiny fit.
+
+    With a Gaussian guide in a distributed run every rank starts from different random parameters
+    (DDP must make them rank 0's).
+    """
     model, guide = build(point_mass)
-    if not point_mass and distributed:
-        torch.manual_seed(100 + torch.distributed.get_rank())  # unequal initial values: DDP must broadcast rank 0's
-        model, guide = models.build("bernoulli-vae", x_dim=X_DIM, z_dim=Z_DIM, hidden=(6,)), guides.build(
-            "gaussian", x_dim=X_DIM, z_dim=Z_DIM, hidden=(6,))
+    if distributed and not point_mass:
+        torch.manual_seed(100 + torch.distributed.get_rank())
+        model, guide = build_unseeded(point_mass)
+    objective = infer.build("iwae", num_particles=2)
+    if crash_at is not None:
+        objective = CrashAt(objective, crash_at)
     train_x, valid_x = data()
-    result = fit(model, guide, infer.build("iwae", num_particles=2), train_x, valid_x,
-                 TrainConfig(**{**CONFIG, **overrides}), run_dir=run_dir, spec={"note": "distributed-worker"},
-                 resume=resume, distributed=distributed)
+    result = fit(model, guide, objective, train_x, valid_x, TrainConfig(**{**CONFIG, **overrides}), run_dir=run_dir,
+                 spec={"note": "distributed-worker"}, resume=resume, distributed=distributed)
     return {"model": model.state_dict(), "guide": guide.state_dict(), "history": result.history,
             "best_epoch": result.best_epoch}
+
+
+def first_gradients(distributed: bool):
+    """Gradients of every parameter after one backward pass on the global batch (its local slice per rank)."""
+    model, guide = build(point_mass=True)
+    train_x, _ = data()
+    xb = train_x[: CONFIG["batch_size"]].bernoulli(generator=torch.Generator().manual_seed(1))
+    objective = infer.build("iwae", num_particles=2)
+    if distributed:
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        ddp = DistributedDataParallel(ModelGuidePair(model, guide, objective))
+        ddp(xb[local_batch_slice(len(xb), rank, world)], len(train_x)).backward()
+    else:
+        objective.differentiable_loss(model, guide, xb, num_data=len(train_x)).backward()
+    return {f"{who}.{name}": p.grad.clone() for who, m in (("model", model), ("guide", guide))
+            for name, p in m.named_parameters()}
 
 
 def eval_run(distributed: bool, seed=EVAL["seed"]):
@@ -87,17 +132,27 @@ def _join(rank: int, world: int, store: str) -> None:
     torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
 
 
-def train_worker(rank: int, world: int, store: str, out: str, kwargs: dict) -> None:
+def train_worker(rank: int, world: int, store: str, out: str) -> None:
+    """Gradients, a point-mass run, and a Gaussian run uninterrupted / crashed at step 7 and resumed."""
     _join(rank, world, store)
+    out = Path(out)
     try:
-        torch.save(train_run(True, **kwargs), Path(out) / f"train_rank{rank}.pt")
+        results = {"gradients": first_gradients(True), "point_mass": train_run(True, run_dir=out / "point_mass")}
+        gaussian = dict(point_mass=False, checkpoint_every_steps=3)
+        results["uninterrupted"] = train_run(True, run_dir=out / "uninterrupted", **gaussian)
+        try:
+            train_run(True, run_dir=out / "resumed", crash_at=7, **gaussian)
+        except Crash:
+            pass
+        results["resumed"] = train_run(True, run_dir=out / "resumed", resume=True, **gaussian)
+        torch.save(results, out / f"train_rank{rank}.pt")
     finally:
         torch.distributed.destroy_process_group()
 
 
-def eval_worker(rank: int, world: int, store: str, out: str, kwargs: dict) -> None:
+def eval_worker(rank: int, world: int, store: str, out: str) -> None:
     _join(rank, world, store)
     try:
-        torch.save(eval_run(True, **kwargs), Path(out) / f"eval_rank{rank}.pt")
+        torch.save(eval_run(True), Path(out) / f"eval_rank{rank}.pt")
     finally:
         torch.distributed.destroy_process_group()
