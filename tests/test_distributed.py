@@ -5,6 +5,7 @@ import torch.multiprocessing as mp
 
 from pyro_air import distributed, infer
 from pyro_air.evaluate import log_likelihood
+from pyro_air.checkpoint import CheckpointError
 from pyro_air.distributed import DistributedSetupError
 from pyro_air.train import TrainConfig, fit
 from tests import distributed_worker as worker
@@ -126,3 +127,17 @@ def test_distributed_evaluation_outside_a_process_group_is_refused():
     model, guide = worker.build(point_mass=False)
     with pytest.raises(DistributedSetupError, match="distributed evaluation needs an initialized"):
         log_likelihood(model, guide, worker.eval_data(), num_samples=2, distributed=True)
+
+
+def test_resume_with_another_number_of_processes_is_refused(tmp_path):
+    config = dict(worker.CONFIG, epochs=1, progress=False)
+    model, guide = worker.build(point_mass=True)
+    train_x, valid_x = worker.data()
+    fit(model, guide, infer.build("elbo"), train_x, valid_x, TrainConfig(**config), run_dir=tmp_path)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["world_size"] == 1
+    state["world_size"] = 2  # as a 2-process run writes it
+    torch.save(state, tmp_path / "checkpoint.pt")
+    model, guide = worker.build(point_mass=True)
+    with pytest.raises(CheckpointError, match="written by a run of 2 processes and this run has 1"):
+        fit(model, guide, infer.build("elbo"), train_x, valid_x, TrainConfig(**config), run_dir=tmp_path, resume=True)
