@@ -10,6 +10,7 @@ two runs differ by Monte Carlo error; see ``pyro_air.train_distributed``).
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pyro
@@ -84,7 +85,21 @@ class Crash(Exception):
     pass
 
 
-def train_run(distributed: bool, run_dir=None, point_mass=True, resume=False, crash_at=None, **overrides):
+class NanOnRank:
+    """Delegates to an objective; on rank ``rank`` only, its ``step``-th loss is NaN."""
+
+    def __init__(self, objective, step, rank):
+        self.objective, self.step, self.rank, self.calls = objective, step, rank, 0
+
+    def differentiable_loss(self, *args, **kwargs):
+        self.calls += 1
+        loss = self.objective.differentiable_loss(*args, **kwargs)
+        bad = self.calls == self.step and torch.distributed.get_rank() == self.rank
+        return loss * float("nan") if bad else loss
+
+
+def train_run(distributed: bool, run_dir=None, point_mass=True, resume=False, crash_at=None, nan_on_rank1_at=None,
+              **overrides):
     """Parameters (model and guide state dicts) and history after a tiny fit.
 
     With a Gaussian guide in a distributed run every rank starts from different random parameters
@@ -97,11 +112,13 @@ def train_run(distributed: bool, run_dir=None, point_mass=True, resume=False, cr
     objective = infer.build("iwae", num_particles=2)
     if crash_at is not None:
         objective = CrashAt(objective, crash_at)
+    if nan_on_rank1_at is not None:
+        objective = NanOnRank(objective, nan_on_rank1_at, rank=1)
     train_x, valid_x = data()
     result = fit(model, guide, objective, train_x, valid_x, TrainConfig(**{**CONFIG, **overrides}), run_dir=run_dir,
                  spec={"note": "distributed-worker"}, resume=resume, distributed=distributed)
     return {"model": model.state_dict(), "guide": guide.state_dict(), "history": result.history,
-            "best_epoch": result.best_epoch}
+            "best_epoch": result.best_epoch, "rollbacks": result.rollbacks}
 
 
 def first_gradients(distributed: bool):
@@ -129,7 +146,8 @@ def eval_run(distributed: bool, seed=EVAL["seed"]):
 
 def _join(rank: int, world: int, store: str) -> None:
     torch.set_num_threads(1)
-    torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world,
+                                         timeout=timedelta(seconds=120))  # a deadlock fails the test, not CI
 
 
 def train_worker(rank: int, world: int, store: str, out: str) -> None:
@@ -145,6 +163,8 @@ def train_worker(rank: int, world: int, store: str, out: str) -> None:
         except Crash:
             pass
         results["resumed"] = train_run(True, run_dir=out / "resumed", resume=True, **gaussian)
+        # a NaN loss on rank 1 alone at step 4: both ranks roll back together (else DDP would deadlock)
+        results["rollback"] = train_run(True, nan_on_rank1_at=4, on_nonfinite="rollback", **gaussian)
         torch.save(results, out / f"train_rank{rank}.pt")
     finally:
         torch.distributed.destroy_process_group()

@@ -43,7 +43,7 @@ def _strip_seconds(history):
     return [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in history]
 
 
-def test_two_processes_train_like_one_process_and_resume_exactly(tmp_path):
+def test_two_processes_train_like_one_process_resume_exactly_and_roll_back_together(tmp_path):
     ranks = _spawn(worker.train_worker, tmp_path)
     single_grads = _single_thread(worker.first_gradients, False)
     single = _single_thread(worker.train_run, False)
@@ -64,6 +64,10 @@ def test_two_processes_train_like_one_process_and_resume_exactly(tmp_path):
             _assert_equal_states(got["resumed"][part], got["uninterrupted"][part])
             _assert_equal_states(got["uninterrupted"][part], ranks[0]["uninterrupted"][part])  # ranks agree
         assert _strip_seconds(got["resumed"]["history"]) == _strip_seconds(got["uninterrupted"]["history"])
+        # NaN on rank 1 only at step 4: every rank rolled back to the checkpoint of step 3, and the ranks stay equal
+        assert [(e["step"], e["restored_step"]) for e in got["rollback"]["rollbacks"]] == [(4, 3)]
+        for part in ("model", "guide"):
+            _assert_equal_states(got["rollback"][part], ranks[0]["rollback"][part])
     # the training actually moved the parameters, and only rank 0 wrote metrics (one line per epoch)
     initial_model, _ = worker.build(point_mass=True)
     assert not torch.allclose(initial_model.state_dict()["decoder.0.weight"], single["model"]["decoder.0.weight"])
