@@ -1,6 +1,7 @@
 """The ``pyro-air`` command.
 
-    pyro-air quickstart                     # the main job: a small VAE run on MNIST, evaluated
+    pyro-air compare                        # the main job: VAE vs DVAE vs WNI-VAE at a small budget
+    pyro-air quickstart                     # a small VAE run on MNIST, evaluated
     pyro-air train --guide gaussian --objective elbo --epochs 10 --run-dir runs/vae
     pyro-air evaluate runs/vae --num-samples 5000
     pyro-air diagnose runs/vae --num-samples 1000 --max-points 500
@@ -186,25 +187,42 @@ def _evaluation_split(spec: dict, split: str, max_points=None) -> torch.Tensor:
 
 
 def evaluate_checkpoint(path, splits=("test",), num_samples=5000, max_points=None, device="cpu",
-                        progress=True, seed=None, distributed=False) -> dict:
-    """Summary rows per split; ``seed``/``distributed`` as in ``pyro_air.evaluate.log_likelihood``."""
+                        progress=True, seed=None, distributed=False, **extra_columns) -> dict:
+    """Rows of ``summarize`` per split; ``extra_columns`` (e.g. iw_svi_steps) go to ``summarize``;
+    ``seed``/``distributed`` as in ``pyro_air.evaluate.log_likelihood``."""
     if distributed:
+        unsupported = [k for k in ("iw_svi_steps", "amortization_gap_steps") if extra_columns.get(k)]
+        if unsupported:
+            raise ValueError(f"--distributed evaluation does not shard {', '.join(unsupported)} (per-datapoint "
+                             "optimization); run those columns without --distributed")
         device = dist_utils.setup(device)
     model, guide, spec = load_run(path, device)
     rows = {}
     for split in splits:
         x = _evaluation_split(spec, split, max_points)
         rows[f"{split} (n={len(x)})"] = summarize(model, guide, x, num_samples=num_samples, progress=progress,
-                                                  seed=seed, distributed=distributed)
+                                                  seed=seed, distributed=distributed, **extra_columns)
     return rows
 
 
 def cmd_evaluate(args) -> int:
     rows = evaluate_checkpoint(args.checkpoint, args.splits, args.num_samples, args.max_points, args.device,
-                               progress=not args.no_progress, seed=args.seed, distributed=args.distributed)
+                               progress=not args.no_progress, seed=args.seed, distributed=args.distributed,
+                               iw_svi_steps=args.iw_svi_steps,
+                               iw_svi_k_train=args.iw_svi_k_train, iw_svi_lr=args.iw_svi_lr,
+                               amortization_gap_steps=args.amortization_gap_steps,
+                               upper_bound_method=args.upper_bound)
     if not dist_utils.is_main_process():
         return 0
     print(f"-log p(x) is IWAE-{args.num_samples}; gap = log p(x) - ELBO; mean ± standard error, nats")
+    if args.iw_svi_steps:
+        print(f"-IW-SVI: {args.iw_svi_steps} Adam steps on IWAE-{args.iw_svi_k_train} per datapoint, "
+              f"scored with IWAE-{args.num_samples} (AIR Appendix C)")
+    if args.amortization_gap_steps:
+        print(f"amort. gap: ELBO of a per-datapoint Gaussian ({args.amortization_gap_steps} steps) - amortized ELBO")
+    if args.upper_bound:
+        bound = "CUBO_2" if args.upper_bound == "cubo" else "VR bound, alpha = -1"
+        print(f"-upper bound: -{bound} with {args.num_samples} samples (<= -log p(x) once S is large enough)")
     print(format_table(rows))
     return 0
 
@@ -246,6 +264,41 @@ def cmd_quickstart(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    """VAE vs DVAE vs WNI-VAE (AIR Table 1) at a small budget: same decoder, data, seed and test images."""
+    from pyro_air.compare import air_spec, evaluate_row, paired_difference
+
+    methods = {"VAE": ("vae", {}), f"DVAE (sigma={args.sigma:g}, alpha={args.alpha:g})": ("dvae", {"sigma": args.sigma, "alpha": args.alpha}),
+               f"WNI-VAE (H={args.H:g})": ("wni", {"H": args.H})}
+    rows, base = {}, None
+    runs = {}
+    for label, (method, kw) in methods.items():  # build all first: a bad sigma / alpha / H fails before training
+        spec = air_spec(method, k=args.num_particles, z_dim=args.z_dim, hidden=args.hidden,
+                        train_size=args.train_size, **kw)
+        runs[label] = (method, spec, build_run(spec))
+    first_spec = next(iter(runs.values()))[1]  # every run has the same data spec
+    train_x, valid_x = _load_split(first_spec, "train"), _load_split(first_spec, "valid")
+    test_x = _load_split(first_spec, "test")[: args.test_points]
+    for label, (method, spec, (model, guide, objective)) in runs.items():
+        config = TrainConfig(epochs=args.epochs, batch_size=100, lr=1e-3, seed=args.seed, valid_size=args.valid_size,
+                             valid_num_samples=20, progress=not args.no_progress)
+        t0 = time.perf_counter()
+        result = fit(model, guide, objective, train_x, valid_x, config, run_dir=Path(args.run_dir) / method, spec=spec)
+        print(f"{label}: trained on {len(train_x)} MNIST images for {args.epochs} epochs in "
+              f"{time.perf_counter() - t0:.0f} s (early-stopped at epoch {result.best_epoch} of the validation IWAE-20)")
+        row = evaluate_row(model, guide, test_x, k=args.num_particles, num_samples=args.num_samples,
+                           progress=not args.no_progress)
+        base = base or row
+        row["Δ(-log p) vs VAE"] = paired_difference(row, base)
+        rows[label] = row
+    bound = "ELBO" if args.num_particles == 1 else f"IWAE-{args.num_particles} bound"
+    print(f"\ntest (first {len(test_x)} images): -log p(x) is IWAE-{args.num_samples}; gap = log p(x) - {bound}; "
+          f"-ELBO column = -{bound}; Δ = paired difference on the same images (negative = better than VAE); "
+          f"mean ± standard error, nats")
+    print(format_table(rows, columns=("nll", "inference_gap", "neg_elbo", "Δ(-log p) vs VAE")))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyro-air", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -270,6 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "--distributed evaluation with the same seed (which defaults to 0)")
     p.add_argument("--distributed", action="store_true",
                    help="each process torchrun starts scores a shard of the data; results gathered in order")
+    p.add_argument("--iw-svi-steps", type=int, default=0, help="add an IW-SVI column with this many steps (0: off)")
+    p.add_argument("--iw-svi-k-train", type=int, default=50, help="IWAE-k bound optimized by IW-SVI")
+    p.add_argument("--iw-svi-lr", type=float, default=1e-2, help="Adam step size of IW-SVI and the amortization gap")
+    p.add_argument("--amortization-gap-steps", type=int, default=0,
+                   help="add an amortization-gap column with this many local ELBO steps (0: off)")
+    p.add_argument("--upper-bound", choices=["cubo", "vr"], default=None,
+                   help="add an upper-bound column: CUBO_2 or the VR bound at alpha = -1 (default: off)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("diagnose", help="PSIS k-hat table and diagnostic plots of a checkpoint")
@@ -291,6 +351,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", default="runs/quickstart")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_quickstart)
+
+    p = sub.add_parser("compare", help="AIR's comparison at a small budget: VAE vs DVAE vs WNI-VAE, one table")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--train-size", type=int, default=5000, help="the nested MNIST training subset (over-fits fast)")
+    p.add_argument("--sigma", type=float, default=0.25, help="DVAE noise scale")
+    p.add_argument("--alpha", type=float, default=1.0, help="DVAE weight of the noisy objective (Eq. 16)")
+    p.add_argument("--H", type=float, default=1.5, help="WNI weight-norm cap (Eq. 18)")
+    p.add_argument("--num-particles", type=int, default=1, help="k: 1 = VAE objective, >1 = IWAE-k")
+    p.add_argument("--z-dim", type=int, default=50)
+    p.add_argument("--hidden", type=int, nargs="+", default=[500, 500])
+    p.add_argument("--valid-size", type=int, default=500)
+    p.add_argument("--test-points", type=int, default=500)
+    p.add_argument("--num-samples", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run-dir", default="runs/compare")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 
 from pyro_air import guides, infer, models
 
@@ -36,7 +37,7 @@ def vae_spec(guide="gaussian", objective="elbo", z_dim=50, hidden=(500, 500), nu
     guide_cfg = dict(guide_cfg or {})
     guide_cfg.setdefault("x_dim", 784)
     guide_cfg.setdefault("z_dim", z_dim)
-    if guide in ("gaussian",):
+    if _guide_takes_hidden(guide, guide_cfg):
         guide_cfg.setdefault("hidden", list(hidden))
     obj_cfg = dict(objective_cfg or {})
     obj_cfg.setdefault("num_particles", num_particles)
@@ -46,3 +47,26 @@ def vae_spec(guide="gaussian", objective="elbo", z_dim=50, hidden=(500, 500), nu
         "objective": {"name": objective, "cfg": obj_cfg},
         "data": {"name": dataset, "train_size": train_size, "binarize": "static"},
     })
+
+
+def _accepts(builder, name: str) -> bool:
+    try:
+        params = inspect.signature(builder).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def _guide_takes_hidden(guide: str, guide_cfg: dict) -> bool:
+    """Whether the encoder's hidden sizes should default to the decoder's: true for every guide whose
+    builder takes ``hidden`` (for a wrapper such as "denoising", whether its inner encoder does)."""
+    if guide not in guides.GUIDES:
+        return False  # build_run reports the unknown name
+    if guide == "denoising":
+        inner = guide_cfg.get("encoder", "gaussian")
+        if not isinstance(inner, str) or inner not in guides.GUIDES:
+            return False  # a nested {"name", "cfg"} or a built encoder carries its own sizes
+        return _accepts(guides.GUIDES.get(inner), "hidden")
+    builder = guides.GUIDES.get(guide)
+    params = inspect.signature(builder).parameters if callable(builder) else {}
+    return "hidden" in params

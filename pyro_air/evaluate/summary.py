@@ -10,7 +10,10 @@ from dataclasses import dataclass
 
 import torch
 
+from pyro_air.evaluate.gaps import amortization_gap
+from pyro_air.evaluate.iw_svi import iw_svi
 from pyro_air.evaluate.log_likelihood import elbo, log_likelihood
+from pyro_air.evaluate.upper_bound import upper_bound
 
 
 @dataclass
@@ -33,23 +36,55 @@ def mean_stderr(values: torch.Tensor) -> Estimate:
 
 
 def summarize(model, guide, x: torch.Tensor, num_samples: int = 5000, elbo_samples: int = 1,
-              progress: bool = False, **kwargs) -> dict:
-    """Table row: -log p(x) (IWAE-S), -ELBO and the inference gap, each mean ± s.e."""
+              progress: bool = False, iw_svi_steps: int = 0, iw_svi_k_train: int = 50, iw_svi_lr: float = 1e-2,
+              amortization_gap_steps: int = 0, upper_bound_method: str | None = None,
+              upper_bound_samples: int | None = None, **kwargs) -> dict:
+    """Table row: -log p(x) (IWAE-S), -ELBO and the inference gap, each mean ± s.e.
+
+    Optional columns (off by default; they cost optimization steps or extra samples):
+    ``iw_svi_steps > 0`` adds "nll_iw_svi" (-IW-SVI, AIR Appendix C, scored with IWAE-S);
+    ``amortization_gap_steps > 0`` adds "amortization_gap" (Cremer et al. 2018);
+    ``upper_bound_method`` in {"cubo", "vr"} adds "neg_upper_bound" (-CUBO_2 or -VR_{-1}, a lower
+    bound of -log p(x), so  neg_upper_bound <= nll <= neg_elbo  sandwiches the NLL).
+    """
     log_px = log_likelihood(model, guide, x, num_samples=num_samples, progress=progress, **kwargs)
     lower = elbo(model, guide, x, num_samples=elbo_samples, progress=progress, **kwargs)
-    return {
+    row = {
         "nll": mean_stderr(-log_px),
         "neg_elbo": mean_stderr(-lower),
         "inference_gap": mean_stderr(log_px - lower),
         "log_px": log_px,
         "elbo": lower,
     }
+    if iw_svi_steps:
+        row["log_px_iw_svi"] = iw_svi(model, guide, x, num_steps=iw_svi_steps, k_train=iw_svi_k_train,
+                                      k_eval=num_samples, lr=iw_svi_lr, progress=progress)
+        row["nll_iw_svi"] = mean_stderr(-row["log_px_iw_svi"])
+    if amortization_gap_steps:
+        row["amortization_gap_values"] = amortization_gap(model, guide, x, num_steps=amortization_gap_steps,
+                                                          lr=iw_svi_lr, progress=progress)
+        row["amortization_gap"] = mean_stderr(row["amortization_gap_values"])
+    if upper_bound_method is not None:
+        row["upper_bound"] = upper_bound(model, guide, x, method=upper_bound_method,
+                                         num_samples=upper_bound_samples or num_samples, progress=progress, **kwargs)
+        row["neg_upper_bound"] = mean_stderr(-row["upper_bound"])
+    return row
 
 
-def format_table(rows: dict, columns=("nll", "inference_gap", "neg_elbo")) -> str:
-    """A plain-text table; ``rows`` maps a row label to a ``summarize`` result."""
-    names = {"nll": "-log p(x)", "inference_gap": "gap", "neg_elbo": "-ELBO"}
-    header = ["", *[names.get(c, c) for c in columns]]
+COLUMN_NAMES = {"nll": "-log p(x)", "inference_gap": "gap", "neg_elbo": "-ELBO", "nll_iw_svi": "-IW-SVI",
+                "amortization_gap": "amort. gap", "neg_upper_bound": "-upper bound"}
+OPTIONAL_COLUMNS = ("nll_iw_svi", "neg_upper_bound", "amortization_gap")
+
+
+def format_table(rows: dict, columns=None) -> str:
+    """A plain-text table; ``rows`` maps a row label to a ``summarize`` result.
+
+    By default the columns are -log p(x), gap, -ELBO and whichever optional columns every row has.
+    """
+    if columns is None:
+        extra = [c for c in OPTIONAL_COLUMNS if rows and all(c in r for r in rows.values())]
+        columns = ("nll", "inference_gap", "neg_elbo", *extra)
+    header = ["", *[COLUMN_NAMES.get(c, c) for c in columns]]
     body = [[label, *[str(r[c]) for c in columns]] for label, r in rows.items()]
     widths = [max(len(str(line[i])) for line in [header, *body]) for i in range(len(header))]
     fmt = lambda line: "  ".join(str(v).ljust(w) for v, w in zip(line, widths))  # noqa: E731

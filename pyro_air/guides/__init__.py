@@ -1,11 +1,17 @@
 """Guides (encoders) as PyroModules, swappable for any model with the same latent size."""
 from pyro_air.guides.base import AmortizedGuide
+from pyro_air.guides.denoising import Denoising
 from pyro_air.guides.exact import ExactPosteriorGuide
 from pyro_air.guides.gaussian import GaussianEncoder
+from pyro_air.guides.large import LargeGaussianEncoder
+from pyro_air.guides.weightnorm import WeightNormEncoder, WeightNormLinear
 from pyro_air.registry import Registry
 
 GUIDES = Registry("guide")
 GUIDES.register("gaussian")(GaussianEncoder)
+GUIDES.register("gaussian-large")(LargeGaussianEncoder)
+GUIDES.register("denoising")(Denoising.from_config)
+GUIDES.register("weightnorm")(WeightNormEncoder)
 
 
 def build(name: str, **cfg) -> AmortizedGuide:
@@ -13,4 +19,5 @@ def build(name: str, **cfg) -> AmortizedGuide:
     return GUIDES.build(name, **cfg)
 
 
-__all__ = ["AmortizedGuide", "GaussianEncoder", "ExactPosteriorGuide", "GUIDES", "build"]
+__all__ = ["AmortizedGuide", "GaussianEncoder", "ExactPosteriorGuide", "GUIDES", "build",
+           "Denoising", "WeightNormEncoder", "WeightNormLinear", "LargeGaussianEncoder"]

@@ -13,6 +13,23 @@ Any extra scale a site carries on top of the data plate's (e.g. ``poutine.scale`
 warm-up, beta * [log p(z) - log q(z|x)]) multiplies that site's log density inside the weight.
 Guide sites the model does not have are auxiliary variables: the model must score them too (see
 the hierarchical guide's extended model), otherwise this is an error.
+
+Fixed-latent log densities (``fixed_latent_densities=True``, used by the STL, DReG and CUBO
+gradient estimators): the guide and the model are replayed once more against the *detached*
+latent values z' = stop_gradient(z), giving [K, B] tensors
+
+    log_q_fixed = log q(z' | x; phi),      log_p_fixed = log p(x, z'; theta)
+
+equal in value to log q and log p but differentiable only through the parameters, not through
+the sampling path z(eps, phi). Hence, for any reparameterized guide (any distribution family,
+any number of latent sites, hierarchical or not):
+
+    log q - log_q_fixed + stop_gradient(log_q_fixed)   has only the path gradient of log q
+    log p - log_p_fixed + stop_gradient(log_p_fixed)   has only the path gradient of log p
+
+The guide's replay restores the torch RNG state of the first run, so a guide that draws its own
+noise (e.g. a denoising encoder) sees the same noise; a guide that still disagrees with itself on
+replay is an error.
 """
 from __future__ import annotations
 
@@ -33,6 +50,8 @@ class LogWeights:
     scale: float                 # N / B, to be applied outside any log-sum-exp
     model_trace: poutine.Trace
     guide_trace: poutine.Trace
+    log_p_fixed: torch.Tensor | None = None   # [K, B] log p(x, z'), z' = detached z (see module doc)
+    log_q_fixed: torch.Tensor | None = None   # [K, B] log q(z' | x), z' = detached z
 
     @property
     def num_particles(self) -> int:
@@ -66,16 +85,35 @@ def _sample_sites(trace: poutine.Trace):
     return [s for s in trace.nodes.values() if s["type"] == "sample" and not poutine.util.site_is_subsample(s)]
 
 
+def _detached_values(trace: poutine.Trace) -> poutine.Trace:
+    fixed = poutine.Trace()
+    for name, site in trace.nodes.items():
+        site = dict(site)
+        if site["type"] == "sample" and isinstance(site["value"], torch.Tensor):
+            site["value"] = site["value"].detach()
+        fixed.add_node(name, **site)
+    return fixed
+
+
+def _sum_log_densities(sites, batch_size, num_particles, data_scale, like):
+    total = like.new_zeros(num_particles, batch_size)
+    for site in sites:
+        total = total + site_log_density(site, batch_size, num_particles, data_scale)
+    return total
+
+
 def log_importance_weights(model, guide, *args, num_particles: int = 1, require_reparam: bool = True,
-                           **kwargs) -> LogWeights:
+                           fixed_latent_densities: bool = False, **kwargs) -> LogWeights:
     """Run ``guide`` K times in parallel, replay ``model``; return log w of shape [K, B].
 
     ``args[0]`` is the batch x of shape [B, D]; ``kwargs`` (e.g. ``num_data``) go to both.
+    With ``fixed_latent_densities=True`` also return ``log_p_fixed`` and ``log_q_fixed`` (module doc).
     """
     if num_particles < 1:
         raise ValueError(f"num_particles must be >= 1, got {num_particles}")
     x = args[0]
     batch_size = x.shape[0]
+    rng_state = torch.get_rng_state() if fixed_latent_densities else None
     with pyro.plate(PARTICLE_PLATE, num_particles, dim=-2):
         guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
@@ -86,10 +124,8 @@ def log_importance_weights(model, guide, *args, num_particles: int = 1, require_
         raise ValueError("the model has no site inside pyro.plate('data'); see DESIGN.md contract 1")
     data_scale = float(frame.full_size or frame.size) / frame.size
 
-    log_w = x.new_zeros(num_particles, batch_size)
-    for site in model_sites:
-        log_w = log_w + site_log_density(site, batch_size, num_particles, data_scale)
-    for site in _sample_sites(guide_trace):
+    guide_sites = _sample_sites(guide_trace)
+    for site in guide_sites:
         name = site["name"]
         if name not in model_trace.nodes:
             raise ValueError(
@@ -98,5 +134,31 @@ def log_importance_weights(model, guide, *args, num_particles: int = 1, require_
             )
         if require_reparam and not site["fn"].has_rsample:
             raise ValueError(f"guide site {name!r} is not reparameterizable; these objectives need rsample")
-        log_w = log_w - site_log_density(site, batch_size, num_particles, data_scale)
-    return LogWeights(log_w, data_scale, model_trace, guide_trace)
+    log_p = _sum_log_densities(model_sites, batch_size, num_particles, data_scale, x)
+    log_q = _sum_log_densities(guide_sites, batch_size, num_particles, data_scale, x)
+    weights = LogWeights(log_p - log_q, data_scale, model_trace, guide_trace)
+    if fixed_latent_densities:
+        weights.log_p_fixed, weights.log_q_fixed = _fixed_latent_densities(
+            model, guide, args, kwargs, guide_trace, rng_state, num_particles, data_scale, log_q)
+    return weights
+
+
+def _fixed_latent_densities(model, guide, args, kwargs, guide_trace, rng_state, num_particles, data_scale,
+                            log_q):
+    """(log p(x, z'), log q(z' | x)) with z' the detached latent values of ``guide_trace``."""
+    x = args[0]
+    fixed = _detached_values(guide_trace)
+    with torch.random.fork_rng(devices=[]):
+        torch.set_rng_state(rng_state)
+        with pyro.plate(PARTICLE_PLATE, num_particles, dim=-2):
+            guide_fixed = poutine.trace(poutine.replay(guide, trace=fixed)).get_trace(*args, **kwargs)
+            model_fixed = poutine.trace(poutine.replay(model, trace=fixed)).get_trace(*args, **kwargs)
+    log_q_fixed = _sum_log_densities(_sample_sites(guide_fixed), len(x), num_particles, data_scale, x)
+    log_p_fixed = _sum_log_densities(_sample_sites(model_fixed), len(x), num_particles, data_scale, x)
+    if not torch.allclose(log_q_fixed.detach(), log_q.detach(), rtol=1e-4, atol=1e-3):
+        raise ValueError(
+            "the guide gives a different log q(z | x) when replayed with the same latent values and RNG "
+            "state, so its parameter-only (score) term cannot be formed; make the guide deterministic "
+            "given its pyro.sample sites and the torch RNG (draw extra noise with torch, before sampling)"
+        )
+    return log_p_fixed, log_q_fixed

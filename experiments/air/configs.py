@@ -1,0 +1,66 @@
+"""Budgets of the AIR experiments (experiments/air/run_air.py). Plain Python dicts, no YAML.
+
+"cpu" is the default: it fits about 40 CPU-minutes of one thread. "paper" is the full-data run
+(--paper-budget). The AIR paper's own iteration counts and grids (its Tables 6-7) are not
+recoverable from our copy of the paper, so the paper budget states ours.
+"""
+
+ARCH = {  # AIR Appendix E, Table 6: encoder x-d-d-z, decoder z-d-d-x (Caltech: one hidden layer)
+    "mnist": {"hidden": [500, 500], "z_dim": 50},
+    "omniglot": {"hidden": [500, 500], "z_dim": 50},
+    "caltech101": {"hidden": [500], "z_dim": 50},
+}
+
+CPU = {
+    "datasets": ["mnist"],
+    "train_size": 5000,          # the nested 5000-image MNIST subset: over-fitting is strong
+    "epochs": {1: 30, 8: 20, 64: 0},    # 0 = not run at this budget (IWAE-64 costs ~8x IWAE-8)
+    "batch_size": 100,
+    "lr": 1e-3,
+    "lr_final_ratio": 0.1,       # exponential decay to 0.1 * lr over training (AIR Appendix E)
+    "valid_size": 500,           # the first 500 validation images
+    "valid_num_samples": 20,     # early stopping on the validation IWAE-20 bound
+    "valid_every": 2,
+    "test_size": 100,            # the first 100 test images
+    "test_num_samples": 5000,    # -log p(x) by IWAE-5000
+    "bound_estimates": {1: 100, 8: 12, 64: 2},  # draws averaged for -L_k per image
+    "seeds": {1: [0, 1, 2], 8: [0], 64: [0]},
+    "sweep_ks": [1],             # sigma and H are selected on validation at k = 1 and reused for k = 8, 64
+    "grid": {"dvae": [0.1, 0.25, 0.5], "wni": [0.5, 1.5, 4.0]},
+}
+
+PAPER = {
+    "datasets": ["mnist", "omniglot", "caltech101"],
+    "train_size": None,
+    "epochs": {1: 1000, 8: 1000, 64: 1000},
+    "batch_size": 100,
+    "lr": 1e-3,
+    "lr_final_ratio": 0.1,
+    "valid_size": None,
+    "valid_num_samples": 100,
+    "valid_every": 10,
+    "test_size": None,
+    "test_num_samples": 5000,
+    "bound_estimates": {1: 100, 8: 12, 64: 2},
+    "seeds": {1: [0, 1, 2, 3, 4], 8: [0, 1, 2, 3, 4], 64: [0, 1, 2, 3, 4]},
+    "sweep_ks": [1, 8, 64],
+    "grid": {"dvae": [0.05, 0.1, 0.2, 0.3, 0.5, 0.75], "wni": [0.5, 1.0, 2.0, 4.0, 8.0]},
+}
+
+# The four models of Tables 1-3 (name -> method, denoising weight alpha of Eq. 16).
+MODELS = {
+    "VAE": ("vae", None),
+    "DVAE (alpha=0.5)": ("dvae", 0.5),
+    "DVAE (alpha=1.0)": ("dvae", 1.0),
+    "WNI-VAE": ("wni", None),
+}
+
+# The AIR paper's MNIST numbers (Tables 1-3; mean ± s.e.): -log p(x), gap, -L_k.
+PAPER_MNIST = {
+    1: {"VAE": (86.93, 8.54, 95.48), "DVAE (alpha=0.5)": (86.46, 6.34, 92.80),
+        "DVAE (alpha=1.0)": (86.51, 6.83, 93.35), "WNI-VAE": (86.42, 6.68, 93.10)},
+    8: {"VAE": (86.21, 6.13, 92.34), "DVAE (alpha=0.5)": (85.78, 4.47, 90.25),
+        "DVAE (alpha=1.0)": (85.78, 4.21, 90.00), "WNI-VAE": (85.81, 4.33, 90.14)},
+    64: {"VAE": (86.06, 4.41, 90.48), "DVAE (alpha=0.5)": (85.55, 3.01, 88.56),
+         "DVAE (alpha=1.0)": (85.55, 3.15, 88.70), "WNI-VAE": (85.64, 3.10, 88.74)},
+}

@@ -1,0 +1,235 @@
+"""The AIR encoders: denoising (Eq. 13, 16, 23) and weight-normalized inference (Eq. 17-18)."""
+import math
+
+import pyro
+import pytest
+import torch
+from torch import nn
+
+from pyro_air import guides, infer, models
+from pyro_air.evaluate import log_likelihood
+from pyro_air.guides import Denoising, ExactPosteriorGuide, GaussianEncoder, WeightNormEncoder, WeightNormLinear
+from pyro_air.infer import log_importance_weights
+from pyro_air.runs import build_run, vae_spec
+from tests.conftest import binary_batch
+
+
+def _tiny_vae():
+    model = models.build("bernoulli-vae", x_dim=784, z_dim=3, hidden=[16])
+    encoder = GaussianEncoder(784, 3, hidden=[16])
+    return model, encoder, binary_batch(n=8)
+
+
+# -- denoising: reduces exactly to the plain encoder -------------------------------------------
+
+@pytest.mark.parametrize("sigma, alpha", [(0.0, 1.0), (0.0, 0.5), (0.7, 0.0)])
+@pytest.mark.parametrize("objective", ["elbo", "iwae"])
+def test_no_noise_gives_exactly_the_plain_encoder_objective(sigma, alpha, objective):
+    model, encoder, x = _tiny_vae()
+    guide = Denoising(encoder, sigma, alpha)  # wrap first: the plain encoder then runs as its submodule
+    obj = infer.build(objective, num_particles=4)
+    pyro.set_rng_seed(3)
+    plain = obj.differentiable_loss(model, encoder, x, num_data=100)
+    plain_grad = torch.autograd.grad(plain, list(encoder.parameters()))
+    pyro.set_rng_seed(3)
+    wrapped = obj.differentiable_loss(model, guide, x, num_data=100)
+    wrapped_grad = torch.autograd.grad(wrapped, list(encoder.parameters()))
+    assert torch.equal(plain, wrapped)
+    assert all(torch.equal(a, b) for a, b in zip(plain_grad, wrapped_grad))
+
+
+def test_noise_only_in_training_mode():
+    model, encoder, x = _tiny_vae()
+    guide = Denoising(encoder, sigma=0.5)
+    obj = infer.build("elbo")
+    pyro.set_rng_seed(1)
+    plain = obj.differentiable_loss(model, encoder, x)
+    pyro.set_rng_seed(1)
+    noisy = obj.differentiable_loss(model, guide, x)
+    assert not torch.equal(plain, noisy)
+    guide.eval()
+    pyro.set_rng_seed(1)
+    assert torch.equal(plain, obj.differentiable_loss(model, guide, x))
+
+
+# -- denoising on the linear-Gaussian model: closed form of the bound ---------------------------
+
+def _denoising_penalty(model, sigma):
+    """E_eps KL(p(z | x + eps) || p(z | x)) = sigma^2 / 2 tr(A^T M A), A = M^-1 W^T / s^2 (same covariance)."""
+    s2 = model.noise_scale.detach() ** 2
+    W = model.weight.detach()
+    M = torch.eye(model.z_dim) + W.T @ W / s2
+    A = torch.linalg.solve(M, W.T) / s2
+    return 0.5 * sigma ** 2 * torch.trace(A.T @ M @ A).item()
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_denoising_elbo_matches_closed_form_and_lower_bounds_log_px(linear_gaussian, alpha):
+    """Encoder optimal for clean inputs (the exact posterior): the clean ELBO is log p(x) exactly, and
+    the denoising objective (Eq. 16) is log p(x) - alpha * E_eps KL(q(z|x+eps) || p(z|x)) <= log p(x)."""
+    model, x = linear_gaussian
+    sigma, n = 0.4, 20000
+    guide = Denoising(ExactPosteriorGuide(model), sigma=sigma, alpha=alpha)
+    x0 = x[:1].expand(n, -1).contiguous()
+    exact = model.exact_log_likelihood(x[:1]).item()
+    with torch.no_grad():
+        log_w = log_importance_weights(model, guide, x0, num_particles=1).log_w[0]
+        clean = log_importance_weights(model, ExactPosteriorGuide(model), x0[:50], num_particles=1).log_w
+    assert torch.allclose(clean, torch.full_like(clean, exact), atol=1e-4)  # clean objective = log p(x)
+    mean, se = log_w.mean().item(), log_w.std().item() / math.sqrt(n)
+    expected = exact - alpha * _denoising_penalty(model, sigma)
+    assert expected < exact - 10 * se  # the penalty is resolvable at this sample size
+    assert abs(mean - expected) < 4 * se
+    assert mean < exact + 3 * se  # a valid lower bound, not above the clean objective beyond MC error
+
+
+def test_denoising_iwae_bound_is_a_lower_bound_between_elbo_and_log_px(linear_gaussian):
+    model, x = linear_gaussian
+    n = 4000
+    guide = Denoising(ExactPosteriorGuide(model), sigma=0.6)
+    x0 = x[:1].expand(n, -1).contiguous()
+    exact = model.exact_log_likelihood(x[:1]).item()
+    with torch.no_grad():
+        iw = infer.iwae_bound(log_importance_weights(model, guide, x0, num_particles=8).log_w)
+    mean, se = iw.mean().item(), iw.std().item() / math.sqrt(n)
+    assert mean < exact + 3 * se
+    assert mean > exact - _denoising_penalty(model, 0.6) - 3 * se  # IWAE-8 is tighter than the ELBO
+
+
+def test_evaluation_uses_the_clean_encoder(linear_gaussian):
+    model, x = linear_gaussian
+    guide = Denoising(ExactPosteriorGuide(model), sigma=1.0)
+    est = log_likelihood(model, guide, x, num_samples=5)
+    assert torch.allclose(est, model.exact_log_likelihood(x).detach(), atol=1e-4)
+    assert guide.training  # evaluation restores the mode
+
+
+# -- denoising: one eps per datapoint, shared by its k importance samples (Eq. 23) ---------------
+
+def test_noise_is_shared_by_all_particles_of_a_datapoint():
+    model, encoder, _ = _tiny_vae()
+    x = binary_batch(n=300)
+    sigma = 0.3
+    guide = Denoising(encoder, sigma=sigma)
+    seen = []
+    encoder.features[0].register_forward_hook(lambda mod, inp, out: seen.append(inp[0].detach()))
+    weights = log_importance_weights(model, guide, x, num_particles=6)
+    assert len(seen) == 1 and seen[0].shape == x.shape  # the encoder ran once, on [B, D]: one eps per datapoint
+    eps = seen[0] - x
+    assert abs(eps.std().item() - sigma) < 0.01
+    loc = weights.guide_trace.nodes["z"]["fn"].mean  # [K, B, z]
+    assert loc.shape[:2] == (6, 300)
+    assert torch.equal(loc, loc[:1].expand_as(loc))  # every particle of datapoint b has the same q(z | x_b + eps_b)
+
+
+def test_partial_denoising_perturbs_a_bernoulli_alpha_fraction_of_datapoints():
+    _, encoder, _ = _tiny_vae()
+    x = binary_batch(n=2000)
+    guide = Denoising(encoder, sigma=0.3, alpha=0.25)
+    pyro.set_rng_seed(0)
+    noisy_rows = (guide.encoder_input(x) != x).any(dim=1).float()
+    sd = math.sqrt(0.25 * 0.75 / 2000)
+    assert abs(noisy_rows.mean().item() - 0.25) < 4 * sd
+
+
+# -- weight-normalized inference -----------------------------------------------------------------
+
+@pytest.mark.parametrize("H", [0.01, 1.0, 7.5])
+@pytest.mark.parametrize("seed", range(4))
+def test_wni_row_norms_never_exceed_H(H, seed):
+    layer = WeightNormLinear(30, 20, H=H)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        layer.v.copy_(torch.randn(20, 30, generator=gen) * 10 ** (4 * torch.rand(20, 1, generator=gen) - 2))
+        layer.u.copy_(torch.randn(20, generator=gen) * 20)
+    norms = layer.weight.norm(dim=1)
+    assert (norms <= H * (1 + 1e-5)).all()
+    expected = torch.minimum(layer.v.norm(dim=1), H * torch.sigmoid(layer.u))  # Eq. 18
+    assert torch.allclose(norms, expected, rtol=1e-5)
+
+
+def test_wni_with_large_cap_reproduces_the_plain_weight_normalized_layer():
+    layer = WeightNormLinear(12, 5, H=1e6)
+    x = torch.randn(7, 12)
+    reference = nn.utils.parametrizations.weight_norm(nn.Linear(12, 5), dim=0)
+    with torch.no_grad():
+        reference.parametrizations.weight.original0.copy_(layer.v.norm(dim=1, keepdim=True))  # g = ||v||
+        reference.parametrizations.weight.original1.copy_(layer.v)
+        reference.bias.copy_(layer.bias)
+    assert torch.allclose(layer(x), reference(x), atol=1e-6)
+    assert torch.allclose(layer(x), nn.functional.linear(x, layer.v, layer.bias), atol=1e-6)
+
+
+def test_wni_cap_binds_when_v_is_large():
+    layer = WeightNormLinear(12, 5, H=0.5)
+    with torch.no_grad():
+        layer.v.mul_(100.0)
+    assert torch.allclose(layer.weight.norm(dim=1), 0.5 * torch.sigmoid(layer.u), rtol=1e-5)
+
+
+def test_wni_encoder_caps_every_layer_even_after_training_steps():
+    model = models.build("bernoulli-vae", x_dim=784, z_dim=3, hidden=[16])
+    guide = WeightNormEncoder(784, 3, hidden=[16, 16], H=0.8)
+    layers = [m for m in guide.modules() if isinstance(m, WeightNormLinear)]
+    assert len(layers) == 3  # two hidden layers and the output head
+    svi = pyro.infer.SVI(model, guide, pyro.optim.Adam({"lr": 0.5}), infer.build("elbo"))
+    for _ in range(5):
+        svi.step(binary_batch(n=8))
+    assert guide.max_row_norm() <= 0.8 * (1 + 1e-5)
+
+
+def test_large_encoder_has_one_more_hidden_layer():
+    count = lambda g: sum(isinstance(m, nn.Linear) for m in g.modules())  # noqa: E731
+    assert count(guides.build("gaussian-large", x_dim=10, z_dim=2, hidden=[8, 8])) == count(
+        guides.build("gaussian", x_dim=10, z_dim=2, hidden=[8, 8])) + 1
+
+
+# -- building by name, and bad hyperparameters ---------------------------------------------------
+
+def test_denoising_builds_by_name_with_a_named_or_nested_encoder():
+    g = guides.build("denoising", sigma=0.3, alpha=0.5, encoder="gaussian", x_dim=784, z_dim=50, hidden=[500, 500])
+    assert isinstance(g.encoder, GaussianEncoder) and g.encoder.hidden == (500, 500) and g.sigma == 0.3
+    g = guides.build("denoising", sigma=0.1, encoder={"name": "weightnorm", "cfg": {"H": 2.0, "hidden": [4]}},
+                     x_dim=6, z_dim=2)
+    assert isinstance(g.encoder, WeightNormEncoder) and g.encoder.H == 2.0
+    assert {n for n, _ in g.named_parameters()} == {f"encoder.{n}" for n, _ in g.encoder.named_parameters()}
+
+
+@pytest.mark.parametrize("guide, cfg, hidden", [
+    ("gaussian", {}, (7, 7)), ("weightnorm", {"H": 1.0}, (7, 7)), ("gaussian-large", {}, (7, 7, 7)),
+    ("denoising", {"sigma": 0.2}, (7, 7)),
+])
+def test_vae_spec_gives_every_encoder_the_decoder_sizes(guide, cfg, hidden):
+    _, g, _ = build_run(vae_spec(guide=guide, guide_cfg=cfg, hidden=(7, 7), z_dim=3))
+    assert getattr(g, "encoder", g).hidden == hidden
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"sigma": -0.1}, "sigma"), ({"sigma": float("nan")}, "sigma"), ({"sigma": 0.1, "alpha": 1.5}, "alpha"),
+    ({"sigma": 0.1, "alpha": -0.01}, "alpha"),
+])
+def test_bad_denoising_hyperparameters_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Denoising(GaussianEncoder(6, 2, hidden=[4]), **kwargs)
+    with pytest.raises(ValueError, match=match):
+        guides.build("denoising", x_dim=6, z_dim=2, hidden=[4], **kwargs)
+
+
+def test_wrapping_an_encoder_that_already_ran_says_to_wrap_first():
+    model, encoder, x = _tiny_vae()
+    infer.build("elbo").loss(model, encoder, x)
+    with pytest.raises(ValueError, match="wrap the encoder before its first use"):
+        Denoising(encoder, sigma=0.1)
+
+
+def test_denoising_needs_an_amortized_guide():
+    with pytest.raises(TypeError, match="AmortizedGuide"):
+        Denoising(nn.Linear(3, 3), sigma=0.1)
+
+
+@pytest.mark.parametrize("H", [0, -1.0, float("nan")])
+def test_bad_weight_norm_cap_raises(H):
+    with pytest.raises(ValueError, match="H"):
+        WeightNormEncoder(6, 2, hidden=[4], H=H)
+    with pytest.raises(ValueError, match="H"):
+        WeightNormLinear(3, 2, H=H)

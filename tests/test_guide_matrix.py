@@ -1,0 +1,66 @@
+"""Every registered guide with every registered model whose latent shape fits, under ELBO and IWAE:
+one ``pyro.infer.SVI`` step, a finite loss and a non-zero, finite gradient for the guide (DESIGN.md
+contract 1). Guides and models registered later join automatically; each needs a small test config
+below, and a registered name without one fails with a message saying so."""
+import pyro
+import pytest
+import torch
+
+from pyro_air import guides, infer, models
+from pyro_air.runs import check_compatible
+from tests.conftest import binary_batch
+
+X_DIM, Z_DIM = 12, 3
+
+# model name -> (small config, data for one step)
+MODEL_TEST_CONFIGS = {
+    "bernoulli-vae": (dict(x_dim=X_DIM, z_dim=Z_DIM, hidden=[8]), lambda: binary_batch(n=6, d=X_DIM)),
+    "linear-gaussian": (dict(x_dim=X_DIM, z_dim=Z_DIM), lambda: torch.randn(6, X_DIM)),
+}
+
+# guide name -> small config (x_dim and z_dim are added)
+GUIDE_TEST_CONFIGS = {
+    "gaussian": dict(hidden=[8]),
+    "gaussian-large": dict(hidden=[8]),
+    "weightnorm": dict(hidden=[8], H=2.0),
+    "denoising": dict(sigma=0.3, alpha=0.5, encoder="gaussian", hidden=[8]),
+}
+
+OBJECTIVES = {"elbo": dict(num_particles=2), "iwae": dict(num_particles=4)}
+
+
+def _config(table, name, kind):
+    if name not in table:
+        pytest.fail(f"{kind} {name!r} is registered but has no small test config; add one to "
+                    f"{'GUIDE' if kind == 'guide' else 'MODEL'}_TEST_CONFIGS in tests/test_guide_matrix.py")
+    return table[name]
+
+
+@pytest.mark.parametrize("objective", sorted(OBJECTIVES))
+@pytest.mark.parametrize("model_name", models.MODELS.names())
+@pytest.mark.parametrize("guide_name", guides.GUIDES.names())
+def test_one_svi_step_for_every_guide_model_objective(guide_name, model_name, objective):
+    model_cfg, make_x = _config(MODEL_TEST_CONFIGS, model_name, "model")
+    guide_cfg = _config(GUIDE_TEST_CONFIGS, guide_name, "guide")
+    model = models.build(model_name, **model_cfg)
+    guide = guides.build(guide_name, x_dim=X_DIM, z_dim=Z_DIM, **guide_cfg)
+    check_compatible(model, guide)
+    x = make_x()
+    elbo = infer.build(objective, **OBJECTIVES[objective])
+    svi = pyro.infer.SVI(model, guide, pyro.optim.Adam({"lr": 1e-3}), elbo)
+    loss = svi.step(x, num_data=60)
+    assert torch.isfinite(torch.tensor(loss))
+
+    params = [p for p in guide.parameters()]
+    assert params, f"guide {guide_name!r} has no parameters to learn"
+    for p in params:
+        p.grad = None
+    elbo.loss_and_grads(model, guide, x, num_data=60)
+    grads = [p.grad for p in params if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert sum(g.abs().sum() for g in grads) > 0
+
+
+def test_every_registered_guide_has_a_test_config():
+    missing = sorted(set(guides.GUIDES.names()) - set(GUIDE_TEST_CONFIGS))
+    assert not missing, f"add small test configs for {missing} to GUIDE_TEST_CONFIGS"
