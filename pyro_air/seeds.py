@@ -1,8 +1,9 @@
 """Seeds derived from a base seed and integer keys, and a context that draws from one.
 
 ``derive_seed(seed, *keys)`` hashes the tuple (seed, *keys) with NumPy's ``SeedSequence`` into a
-32-bit seed (valid for torch, NumPy and Python alike), so streams keyed by (seed, epoch), (seed, batch index) or (seed, rank) are
-independent of each other and the same in every process that asks for them. Evaluation uses one
+32-bit seed (valid for torch, NumPy and Python alike), so streams keyed by (seed, epoch),
+(seed, batch index) or (seed, rank) are independent of each other and the same in every process
+that asks for them. Evaluation uses one
 such stream per datapoint batch, so a batch scored by any process of a distributed run draws the
 very samples a single process draws for it.
 """

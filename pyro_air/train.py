@@ -1,7 +1,8 @@
 """The training loop: amortized variational inference by stochastic optimization.
 
 Each step draws a minibatch x_B of the N training points (epoch e visits them in the order of a
-permutation drawn from a generator seeded by (seed, e): ``pyro_air.distributed.epoch_order``) and takes an Adam step on
+permutation drawn from a generator seeded by (seed, e): ``pyro_air.distributed.epoch_order``) and
+takes an Adam step on
 ``objective.differentiable_loss(model, guide, x_B, num_data=N)`` - an unbiased estimate of the
 full-data negative bound (the same loss ``pyro.infer.SVI`` minimizes; ``test_train`` checks that
 both give identical numbers). One torch optimizer holds every parameter of model and guide, and

@@ -4,10 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from pyro_air import checkpoint
-from pyro_air.cli import main
+from pyro_air.cli import evaluate_checkpoint, main
 from pyro_air.distributed import TORCHRUN_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,3 +63,8 @@ def test_distributed_train_without_torchrun_says_how_to_launch(tmp_path, capsys,
     assert "--distributed needs the environment variables torchrun sets" in err
     assert "torchrun --standalone --nproc_per_node=2 -m pyro_air" in err
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_distributed_evaluation_refuses_the_per_datapoint_optimization_columns(tmp_path):
+    with pytest.raises(ValueError, match="does not shard iw_svi_steps .* run those columns without --distributed"):
+        evaluate_checkpoint(tmp_path, distributed=True, iw_svi_steps=5)
