@@ -14,45 +14,60 @@ from pyro_air.distributed import TORCHRUN_ENV
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**{k: v for k, v in os.environ.items() if k not in TORCHRUN_ENV},  # torchrun sets these itself
        "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-TRAIN = ["--train-size", "100", "--z-dim", "2", "--hidden", "8", "--epochs", "2", "--batch-size", "20",
+TRAIN = ["--dataset", "mnist-amat", "--z-dim", "2", "--hidden", "8", "--epochs", "2", "--batch-size", "20",
          "--valid-size", "20", "--valid-num-samples", "3", "--checkpoint-every-steps", "3", "--no-progress"]
 EVALUATE = ["--max-points", "30", "--num-samples", "5", "--seed", "3", "--no-progress"]
 
 
+def _write_tiny_amat(directory: Path) -> None:
+    """100 / 20 / 30 random binary images as binarized-MNIST .amat files (loading the 50k MNIST costs seconds)."""
+    gen = torch.Generator().manual_seed(0)
+    for split, n in (("train", 100), ("valid", 20), ("test", 30)):
+        rows = torch.bernoulli(torch.full((n, 784), 0.3), generator=gen).int().tolist()
+        (directory / f"binarized_mnist_{split}.amat").write_text("".join(" ".join(map(str, r)) + "\n" for r in rows))
+
+
 def _torchrun(*args):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "pyro_air", *args]
-    proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
+    return subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _output(proc):
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out + err
+    return out
 
 
 def test_torchrun_train_resume_and_evaluate_end_to_end(tmp_path, capsys):
     run = tmp_path / "run"
-    out = _torchrun("train", *TRAIN, "--run-dir", str(run), "--distributed")
+    _write_tiny_amat(tmp_path)
+    out = _output(_torchrun("train", *TRAIN, "--data-dir", str(tmp_path), "--run-dir", str(run), "--distributed"))
     assert out.count("trained 2 epochs") == 1, out  # only rank 0 prints
     assert sorted(p.name for p in run.iterdir()) == ["best.pt", "checkpoint.pt", "metrics.jsonl", "train_args.json"]
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2  # one writer: one line per epoch
     state = checkpoint.load(run)
     assert state["world_size"] == 2 and len(state["per_rank"]) == 2 and state["step"] == 10
 
-    # resume with the stored options (--distributed among them): every rank loads the checkpoint; nothing is left
-    out = _torchrun("train", "--resume", str(run))
+    # at the same time (they touch different files): resume with the stored options, --distributed among them
+    # (every rank loads the checkpoint; nothing is left to train), and evaluate on 2 processes
+    resume = _torchrun("train", "--resume", str(run))
+    evaluate = _torchrun("evaluate", str(run), *EVALUATE, "--distributed")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["evaluate", str(run), *EVALUATE]) == 0  # meanwhile, one process
+    finally:
+        torch.set_num_threads(threads)
+    single = capsys.readouterr().out
+    assert "test (n=30)" in single
+    assert _output(evaluate) == single  # the same table, printed once
+
+    out = _output(resume)
     assert out.count("trained 2 epochs") == 1, out
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
     for key in ("model_state", "guide_state"):
         resumed = checkpoint.load(run)[key]
         assert all(torch.equal(resumed[k], state[key][k]) for k in state[key])
-
-    out = _torchrun("evaluate", str(run), *EVALUATE, "--distributed")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert main(["evaluate", str(run), *EVALUATE]) == 0
-    finally:
-        torch.set_num_threads(threads)
-    single = capsys.readouterr().out
-    assert "test (n=30)" in single
-    assert out == single  # the same table, printed once
 
 
 def test_distributed_train_without_torchrun_says_how_to_launch(tmp_path, capsys, monkeypatch):
