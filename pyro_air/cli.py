@@ -5,6 +5,8 @@
     pyro-air train --guide gaussian --objective elbo --epochs 10 --run-dir runs/vae
     pyro-air evaluate runs/vae --num-samples 5000
     pyro-air diagnose runs/vae --num-samples 1000 --max-points 500
+    torchrun --standalone --nproc_per_node=2 -m pyro_air train ... --distributed   # data-parallel
+    torchrun --standalone --nproc_per_node=2 -m pyro_air evaluate runs/vae --distributed
 """
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ import torch
 
 from pyro_air import checkpoint as ckpt_io
 from pyro_air import data
+from pyro_air import distributed as dist_utils
 from pyro_air.evaluate import format_table, summarize
+from pyro_air.evaluate.latent_metrics import format_latent_metrics, latent_metrics
 from pyro_air.runs import build_run, vae_spec
 from pyro_air.train import RESUME_MAY_CHANGE, TrainConfig, fit
 
@@ -62,6 +66,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="on a NaN/inf loss: stop (default) or roll back to the last good state with a lower lr")
     p.add_argument("--rollback-lr-factor", type=float, default=0.5)
     p.add_argument("--max-rollbacks", type=int, default=3)
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the processes torchrun starts (gloo on CPU, NCCL on CUDA); "
+                        "--batch-size is the global batch and must be divisible by their number")
 
 
 def _spec_from_args(args) -> dict:
@@ -134,17 +141,24 @@ def cmd_train(args) -> int:
     if resume:
         args = _resume_args(args, run_dir)
     spec, config = _spec_from_args(args), _config_from_args(args)
+    if args.distributed:  # fail before loading any data: no torchrun environment, batch not divisible
+        dist_utils.setup(args.device)
+        dist_utils.check_batch_divisible(args.batch_size, dist_utils.world_size())
+    main_process = dist_utils.is_main_process()
     if resume:  # fail before loading any data (fit checks again)
         path = run_dir / "checkpoint.pt"
         ckpt_io.check_same_run(ckpt_io.load(path), path, spec, asdict(config), may_change=RESUME_MAY_CHANGE)
     model, guide, objective = build_run(spec)
-    if not resume:
+    if not resume and main_process:
         options = {k: getattr(args, k) for k in vars(_train_option_parser().parse_args([]))}
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / TRAIN_ARGS_FILE).write_text(json.dumps(options, indent=1) + "\n")
     train_x, valid_x = _load_split(spec, "train"), _load_split(spec, "valid")
     t0 = time.perf_counter()
-    result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec, resume=resume)
+    result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec, resume=resume,
+                 distributed=args.distributed)
+    if not main_process:
+        return 0
     print(f"trained {len(result.history)} epochs in {time.perf_counter() - t0:.1f} s; best validation "
           f"IWAE-{config.valid_num_samples} {result.best_valid} at epoch {result.best_epoch}")
     print(f"checkpoints: {run_dir / 'checkpoint.pt'} (last), {run_dir / 'best.pt'} (best); "
@@ -174,23 +188,38 @@ def _evaluation_split(spec: dict, split: str, max_points=None) -> torch.Tensor:
 
 
 def evaluate_checkpoint(path, splits=("test",), num_samples=5000, max_points=None, device="cpu",
-                        progress=True, **extra_columns) -> dict:
-    """Rows of ``summarize`` per split; ``extra_columns`` (e.g. iw_svi_steps) go to ``summarize``."""
+                        progress=True, with_latent_metrics=False, seed=None, distributed=False,
+                        **extra_columns) -> dict:
+    """Rows of ``summarize`` per split; ``extra_columns`` (e.g. iw_svi_steps) go to ``summarize``;
+    ``seed``/``distributed`` as in ``pyro_air.evaluate.log_likelihood``. With ``with_latent_metrics``
+    each row also holds ``"latent"``: InfoVAE's latent-space metrics."""
+    if distributed:
+        unsupported = [k for k in ("iw_svi_steps", "amortization_gap_steps") if extra_columns.get(k)]
+        if unsupported:
+            raise ValueError(f"--distributed evaluation does not shard {', '.join(unsupported)} (per-datapoint "
+                             "optimization); run those columns without --distributed")
+        device = dist_utils.setup(device)
     model, guide, spec = load_run(path, device)
     rows = {}
     for split in splits:
         x = _evaluation_split(spec, split, max_points)
         rows[f"{split} (n={len(x)})"] = summarize(model, guide, x, num_samples=num_samples, progress=progress,
-                                                     **extra_columns)
+                                                  seed=seed, distributed=distributed, **extra_columns)
+        if with_latent_metrics:
+            rows[f"{split} (n={len(x)})"]["latent"] = latent_metrics(model, guide, x.to(device))
     return rows
 
 
 def cmd_evaluate(args) -> int:
     rows = evaluate_checkpoint(args.checkpoint, args.splits, args.num_samples, args.max_points, args.device,
-                               progress=not args.no_progress, iw_svi_steps=args.iw_svi_steps,
+                               progress=not args.no_progress, seed=args.seed, distributed=args.distributed,
+                               iw_svi_steps=args.iw_svi_steps,
                                iw_svi_k_train=args.iw_svi_k_train, iw_svi_lr=args.iw_svi_lr,
                                amortization_gap_steps=args.amortization_gap_steps,
-                               upper_bound_method=args.upper_bound)
+                               upper_bound_method=args.upper_bound,
+                               with_latent_metrics=args.latent_metrics)
+    if not dist_utils.is_main_process():
+        return 0
     print(f"-log p(x) is IWAE-{args.num_samples}; gap = log p(x) - ELBO; mean ± standard error, nats")
     if args.iw_svi_steps:
         print(f"-IW-SVI: {args.iw_svi_steps} Adam steps on IWAE-{args.iw_svi_k_train} per datapoint, "
@@ -201,6 +230,9 @@ def cmd_evaluate(args) -> int:
         bound = "CUBO_2" if args.upper_bound == "cubo" else "VR bound, alpha = -1"
         print(f"-upper bound: -{bound} with {args.num_samples} samples (<= -log p(x) once S is large enough)")
     print(format_table(rows))
+    if args.latent_metrics:
+        print("\nlatent metrics (InfoVAE): MMD(q(z), p(z)), log det Cov[q(z)], active units, I_q(x; z) in nats")
+        print(format_latent_metrics({label: row["latent"] for label, row in rows.items()}))
     return 0
 
 
@@ -295,6 +327,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-points", type=int, default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--latent-metrics", action="store_true",
+                   help="also report MMD(q(z), p(z)), log det Cov[q(z)], active units and I_q(x; z)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed each batch of datapoints from (SEED, batch index): reproducible, and equal to "
+                        "--distributed evaluation with the same seed (which defaults to 0)")
+    p.add_argument("--distributed", action="store_true",
+                   help="each process torchrun starts scores a shard of the data; results gathered in order")
     p.add_argument("--iw-svi-steps", type=int, default=0, help="add an IW-SVI column with this many steps (0: off)")
     p.add_argument("--iw-svi-k-train", type=int, default=50, help="IWAE-k bound optimized by IW-SVI")
     p.add_argument("--iw-svi-lr", type=float, default=1e-2, help="Adam step size of IW-SVI and the amortization gap")
@@ -352,6 +391,8 @@ def main(argv=None) -> int:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"pyro-air: error: {message}", file=sys.stderr)
         return 2
+    finally:
+        dist_utils.shutdown()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """The training loop: amortized variational inference by stochastic optimization.
 
-Each step draws a minibatch x_B of the N training points and takes an Adam step on
+Each step draws a minibatch x_B of the N training points (epoch e visits them in the order of a
+permutation drawn from a generator seeded by (seed, e): ``pyro_air.distributed.epoch_order``) and
+takes an Adam step on
 ``objective.differentiable_loss(model, guide, x_B, num_data=N)`` - an unbiased estimate of the
 full-data negative bound (the same loss ``pyro.infer.SVI`` minimizes; ``test_train`` checks that
 both give identical numbers). One torch optimizer holds every parameter of model and guide, and
@@ -24,6 +26,10 @@ likely causes, with the model and guide reset to the last good state and the las
 untouched; ``"rollback"`` restores the last good state, multiplies the learning rate by
 ``rollback_lr_factor`` and continues, at most ``max_rollbacks`` times. A checkpoint is written only
 after the losses since the last check and all parameters were found finite.
+
+Data parallelism: ``fit(..., distributed=True)`` inside a ``torch.distributed`` process group runs
+``pyro_air.train_distributed.DistributedTrainer``, this loop with DDP gradient averaging, each rank
+on its slice of every global batch, and only rank 0 writing files (see ``pyro_air.distributed``).
 """
 from __future__ import annotations
 
@@ -39,6 +45,7 @@ from tqdm.auto import tqdm
 
 from pyro_air import checkpoint as ckpt_io
 from pyro_air.data.binarize import binarize_dynamic
+from pyro_air.distributed import epoch_order
 from pyro_air.evaluate.log_likelihood import log_likelihood
 from pyro_air.nonfinite import (
     LossWindow,
@@ -176,18 +183,24 @@ class LoopState:
 
 def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | None = None,
         config: TrainConfig | None = None, run_dir: str | Path | None = None, spec: dict | None = None,
-        resume: bool = False) -> TrainResult:
+        resume: bool = False, distributed: bool = False) -> TrainResult:
     """Train ``model`` and ``guide`` on ``train_x`` with ``objective``; see the module docstring.
 
     With ``run_dir`` the loop writes ``metrics.jsonl`` (one JSON line per epoch) and the atomic
     checkpoints ``checkpoint.pt`` (last good state, for resuming: every epoch and every
     ``checkpoint_every_steps`` steps) and ``best.pt`` (best validation). ``spec`` (names and configs
     of model, guide, objective, data) is stored in the checkpoints so ``pyro-air evaluate`` can
-    rebuild the run. ``resume=True`` continues from ``run_dir/checkpoint.pt``.
+    rebuild the run. ``resume=True`` continues from ``run_dir/checkpoint.pt``. ``distributed=True``:
+    data-parallel over the ranks of the process group (joined from torchrun's environment if this
+    process has not joined one); call it in every rank with the same arguments.
     """
     config = config or TrainConfig()
     config.validate()
     device = resolve_device(config.device)
+    if distributed:
+        from pyro_air import distributed as dist_utils
+        device = dist_utils.setup(config.device)
+        dist_utils.check_batch_divisible(config.batch_size, dist_utils.world_size())
     if len(train_x) == 0:
         raise ValueError("the training set is empty; load a dataset with at least one image")
     if config.batch_size > len(train_x):
@@ -214,20 +227,30 @@ def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | 
         if config.dynamic_binarization:
             valid_eval_x = binarize_dynamic(valid_eval_x, torch.Generator(device).manual_seed(config.seed + 1))
 
-    trainer = _Trainer(model, guide, objective, train_x, valid_eval_x, config, device, run_path, spec)
+    trainer_class = _Trainer
+    if distributed:
+        from pyro_air.train_distributed import DistributedTrainer as trainer_class
+    trainer = trainer_class(model, guide, objective, train_x, valid_eval_x, config, device, run_path, spec)
     if resume:
         path = run_path / "checkpoint.pt"
         state = ckpt_io.load(path)
         ckpt_io.check_same_run(state, path, spec, asdict(config), may_change=RESUME_MAY_CHANGE)
         trainer.load_state_dict(state)
-        _rewrite_metrics(run_path, trainer.loop.history)  # drop lines of epochs the checkpoint does not hold
+        if trainer.is_writer:
+            _rewrite_metrics(run_path, trainer.loop.history)  # drop lines of epochs the checkpoint does not hold
     trainer.last_good = trainer.state_dict()
     trainer.train()
     return trainer.finish()
 
 
 class _Trainer:
-    """The state of one run and the steps that change it (used by ``fit``)."""
+    """The state of one run and the steps that change it (used by ``fit``).
+
+    The methods under "hooks" are what ``DistributedTrainer`` overrides for data parallelism.
+    """
+
+    world_size = 1     # processes training together
+    is_writer = True   # this process writes metrics, checkpoints and progress bars
 
     def __init__(self, model, guide, objective, train_x, valid_eval_x, config, device, run_path, spec):
         self.model, self.guide, self.objective = model, guide, objective
@@ -250,7 +273,7 @@ class _Trainer:
     def state_dict(self) -> dict:
         loop = self.loop
         return _clone({
-            "format_version": ckpt_io.FORMAT_VERSION, "spec": self.spec or {},
+            "format_version": ckpt_io.FORMAT_VERSION, "spec": self.spec or {}, "world_size": self.world_size,
             "train_config": asdict(self.config),
             "model_state": self.model.state_dict(), "guide_state": self.guide.state_dict(),
             "optimizer_state": self.optimizer.state_dict(), "scheduler_state": self.scheduler.state_dict(),
@@ -262,15 +285,24 @@ class _Trainer:
             "early_stopping": {"best_valid": loop.best_valid, "best_epoch": loop.best_epoch,
                                "bad_evals": loop.bad_evals, "stopped": loop.stopped},
             "best_state": loop.best_state,
+            # objectives with a random stream of their own (e.g. AVO's choice of step) save it too
+            "objective_state": self.objective.state_dict() if hasattr(self.objective, "state_dict") else None,
         })
 
     def load_state_dict(self, state: dict) -> None:
         state = _clone(state)  # the optimizer keeps the tensors it is given: never hand it a snapshot's
+        if state.get("world_size", 1) != self.world_size:
+            raise ckpt_io.CheckpointError(
+                f"the checkpoint was written by a run of {state.get('world_size', 1)} processes and this run has "
+                f"{self.world_size}; each process's random stream is part of the state, so resume with the same "
+                "number of processes (torchrun --nproc_per_node x --nnodes)")
         self.model.load_state_dict(state["model_state"])
         self.guide.load_state_dict(state["guide_state"])
         self.optimizer.load_state_dict(state["optimizer_state"])
         self.scheduler.load_state_dict(state["scheduler_state"])
         ckpt_io.set_rng_state(state["rng"])
+        if state.get("objective_state") is not None and hasattr(self.objective, "load_state_dict"):
+            self.objective.load_state_dict(state["objective_state"])
         if self.binarize_rng is not None and state.get("binarize_rng") is not None:
             self.binarize_rng.set_state(state["binarize_rng"])
         pos = state.get("position") or {}  # format 1: always at an epoch boundary
@@ -284,6 +316,36 @@ class _Trainer:
             best_state=state.get("best_state"), history=list(state.get("history", [])),
             lr_scale=state.get("lr_scale", 1.0), stopped=bool(es.get("stopped")))
 
+    # -- hooks (overridden by DistributedTrainer) -------------------------------------------------
+    @property
+    def _writes(self) -> bool:
+        return self.run_path is not None and self.is_writer
+
+    def _next_batch(self) -> torch.Tensor:
+        """This step's global batch: rows order[tB:(t+1)B] of the training data, binarized if dynamic."""
+        loop, bs = self.loop, self.config.batch_size
+        xb = self.train_x[loop.order[loop.batch * bs:(loop.batch + 1) * bs]]
+        if self.binarize_rng is not None:
+            xb = binarize_dynamic(xb, self.binarize_rng)
+        return xb
+
+    def _loss(self, xb: torch.Tensor) -> torch.Tensor:
+        return self.objective.differentiable_loss(self.model, self.guide, xb, num_data=self.n)
+
+    def _epoch_loss_sum(self) -> torch.Tensor:
+        return self.loop.loss_sum
+
+    def _validation_bound(self) -> float:
+        """Mean validation IWAE-k bound (k = valid_num_samples)."""
+        return log_likelihood(self.model, self.guide, self.valid_eval_x,
+                              num_samples=self.config.valid_num_samples).mean().item()
+
+    def _first_bad_step(self):
+        return self.window.first_bad_step()
+
+    def _parameters_finite(self) -> bool:
+        return parameters_finite(self.params)
+
     # -- the loop -------------------------------------------------------------------------------
     def train(self) -> None:
         self.model.train()
@@ -295,11 +357,11 @@ class _Trainer:
     def _train_epoch(self) -> None:
         loop, cfg = self.loop, self.config
         if loop.order is None:  # a new epoch (a resumed one keeps its order and partial loss sum)
-            loop.order = torch.randperm(self.n, device=self.device)
+            loop.order = epoch_order(self.n, cfg.seed, loop.epoch, self.device)
             loop.loss_sum = torch.zeros((), device=self.device)
         t0 = time.perf_counter()
         bar = tqdm(total=self.num_batches, initial=loop.batch, desc=f"epoch {loop.epoch + 1}/{cfg.epochs}",
-                   disable=not cfg.progress, leave=False)
+                   disable=not cfg.progress or not self.is_writer, leave=False)
         with bar:
             while loop.batch < self.num_batches:
                 if not self._step():
@@ -314,12 +376,12 @@ class _Trainer:
 
     def _step(self) -> bool:
         """One optimizer step on the next minibatch; False if a non-finite loss made it roll back."""
-        loop, bs = self.loop, self.config.batch_size
-        xb = self.train_x[loop.order[loop.batch * bs:(loop.batch + 1) * bs]]
-        if self.binarize_rng is not None:
-            xb = binarize_dynamic(xb, self.binarize_rng)
+        loop = self.loop
+        xb = self._next_batch()
+        if hasattr(self.objective, "set_progress"):  # schedules (e.g. KL warm-up) follow training progress
+            self.objective.set_progress(loop.step / (self.config.epochs * self.num_batches))
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.objective.differentiable_loss(self.model, self.guide, xb, num_data=self.n)
+        loss = self._loss(xb)
         self.window.record(loop.step + 1, loss)
         if self.window.full and not self._losses_finite():  # on CPU: before the step can use the bad loss
             return False
@@ -334,18 +396,17 @@ class _Trainer:
         loop, cfg = self.loop, self.config
         if not self._verified_finite():  # before anything is recorded or saved
             return
-        train_loss = (loop.loss_sum / (self.num_batches * self.n)).item()  # mean per-datapoint negative bound
+        train_loss = (self._epoch_loss_sum() / (self.num_batches * self.n)).item()  # mean per-datapoint negative bound
         self.scheduler.step()
         record = {"epoch": loop.epoch + 1, "step": loop.step, "train_loss": train_loss,
                   "lr": self.optimizer.param_groups[0]["lr"], "epoch_seconds": seconds}
         if self.valid_eval_x is not None and ((loop.epoch + 1) % cfg.valid_every == 0 or loop.epoch + 1 == cfg.epochs):
-            valid = log_likelihood(self.model, self.guide, self.valid_eval_x,
-                                   num_samples=cfg.valid_num_samples).mean().item()
+            valid = self._validation_bound()
             record[f"valid_iwae{cfg.valid_num_samples}"] = valid
             if loop.best_valid is None or valid > loop.best_valid:
                 loop.best_valid, loop.best_epoch, loop.bad_evals = valid, loop.epoch + 1, 0
                 loop.best_state = _state(self.model, self.guide)
-                if self.run_path is not None:
+                if self._writes:
                     ckpt_io.atomic_save(_checkpoint(self.model, self.guide, loop.best_state, self.spec, loop.epoch + 1),
                                         self.run_path / "best.pt")
             else:
@@ -355,12 +416,12 @@ class _Trainer:
         loop.batch, loop.order, loop.loss_sum = 0, None, None
         loop.stopped = cfg.patience is not None and loop.bad_evals >= cfg.patience
         self._save_checkpoint()
-        if self.run_path is not None:
+        if self._writes:
             _append_metrics(self.run_path, record)
 
     # -- non-finite losses ----------------------------------------------------------------------
     def _losses_finite(self) -> bool:
-        bad = self.window.first_bad_step()
+        bad = self._first_bad_step()
         if bad is None:
             return True
         self._on_nonfinite(*bad)
@@ -370,7 +431,7 @@ class _Trainer:
         """Losses since the last check and all parameters finite (needed before any checkpoint)."""
         if not self._losses_finite():
             return False
-        if not parameters_finite(self.params):
+        if not self._parameters_finite():
             self._on_nonfinite(self.loop.step, None)
             return False
         return True
@@ -401,7 +462,7 @@ class _Trainer:
     def _save_checkpoint(self) -> None:
         """Make the current (verified finite) state the last good one, and write it."""
         self.last_good = self.state_dict()
-        if self.run_path is not None:
+        if self._writes:
             ckpt_io.atomic_save(self.last_good, self.run_path / "checkpoint.pt")
 
     def finish(self) -> TrainResult:
@@ -411,7 +472,7 @@ class _Trainer:
         if loop.best_state is not None:  # early-stopping semantics: end with the best validation parameters
             self.model.load_state_dict(loop.best_state["model"])
             self.guide.load_state_dict(loop.best_state["guide"])
-        elif self.run_path is not None:
+        elif self._writes:
             ckpt_io.atomic_save(_checkpoint(self.model, self.guide, _state(self.model, self.guide), self.spec,
                                             self.config.epochs), self.run_path / "best.pt")
         return result

@@ -124,3 +124,25 @@ def test_objectives_that_need_more_than_log_weights_keep_the_traced_path():
     assert infer.IWAE_ELBO(num_particles=3, estimator="dreg").needs_traces()
     assert infer.IWAE_ELBO(num_particles=3, estimator="stl").needs_traces()
     assert infer.build("cubo", num_particles=3).needs_traces()
+
+
+@pytest.mark.parametrize("name", ["gaussian", "gaussian-large", "weightnorm", "iaf"])
+def test_direct_path_is_bit_identical_for_every_standard_guide(name):
+    """Log weights and their gradients, traced vs direct, for each registered guide that keeps
+    AmortizedGuide.forward (the denoising and hierarchical guides override it: traced path)."""
+    model = models.build("bernoulli-vae", z_dim=3, hidden=(20,))
+    guide = guides.build(name, z_dim=3, hidden=(20,))
+    traced, direct = _traced_and_direct(model, guide, binary_batch(6), 3, num_data=40)
+    assert torch.equal(traced.log_w, direct.log_w)
+    params = parameters_of(model, guide)
+    grads = []
+    for weights in (traced, direct):
+        grad = torch.autograd.grad(weights.log_w.sum(), params, allow_unused=True)
+        grads.append(grad)
+    assert all((a is None and b is None) or torch.equal(a, b) for a, b in zip(*grads))
+
+
+def test_guides_that_override_forward_take_the_traced_path():
+    from pyro_air.infer.direct import can_compute_directly
+    model = models.build("bernoulli-vae", z_dim=3, hidden=(20,))
+    assert not can_compute_directly(model, guides.build("denoising", z_dim=3, sigma=0.3, alpha=0.5))

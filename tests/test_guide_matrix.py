@@ -1,4 +1,4 @@
-"""Every registered guide with every registered model whose latent shape fits, under ELBO and IWAE:
+"""Every registered guide with every registered model whose latent shape fits, under ELBO, IWAE and InfoVAE:
 one ``pyro.infer.SVI`` step, a finite loss and a non-zero, finite gradient for the guide (DESIGN.md
 contract 1). Guides and models registered later join automatically; each needs a small test config
 below, and a registered name without one fails with a message saying so."""
@@ -12,10 +12,13 @@ from tests.conftest import binary_batch
 
 X_DIM, Z_DIM = 12, 3
 
-# model name -> (small config, data for one step)
+# model name -> (small config, data for one step); guides are built with the model's x_dim, z_dim
 MODEL_TEST_CONFIGS = {
     "bernoulli-vae": (dict(x_dim=X_DIM, z_dim=Z_DIM, hidden=[8]), lambda: binary_batch(n=6, d=X_DIM)),
     "linear-gaussian": (dict(x_dim=X_DIM, z_dim=Z_DIM), lambda: torch.randn(6, X_DIM)),
+    "gaussian-mlp-vae": (dict(x_dim=X_DIM, z_dim=Z_DIM, hidden=[8, 8, 8]), lambda: torch.randn(6, X_DIM)),
+    # a 2-D unnormalized target: x is a dummy [B, 1] input, the latent z is 2-D
+    "energy": (dict(energy="u1"), lambda: torch.zeros(6, 1)),
 }
 
 # guide name -> small config (x_dim and z_dim are added)
@@ -24,9 +27,12 @@ GUIDE_TEST_CONFIGS = {
     "gaussian-large": dict(hidden=[8]),
     "weightnorm": dict(hidden=[8], H=2.0),
     "denoising": dict(sigma=0.3, alpha=0.5, encoder="gaussian", hidden=[8]),
+    "hierarchical": dict(num_transitions=2, hidden=[8], transition_hidden=8),
+    "iaf": dict(hidden=[8], num_flows=1, flow_hidden=[8]),
 }
 
-OBJECTIVES = {"elbo": dict(num_particles=2), "iwae": dict(num_particles=4)}
+OBJECTIVES = {"elbo": dict(num_particles=2), "iwae": dict(num_particles=4),
+              "infovae": dict(lam=10.0, num_particles=2)}
 
 
 def _config(table, name, kind):
@@ -43,7 +49,7 @@ def test_one_svi_step_for_every_guide_model_objective(guide_name, model_name, ob
     model_cfg, make_x = _config(MODEL_TEST_CONFIGS, model_name, "model")
     guide_cfg = _config(GUIDE_TEST_CONFIGS, guide_name, "guide")
     model = models.build(model_name, **model_cfg)
-    guide = guides.build(guide_name, x_dim=X_DIM, z_dim=Z_DIM, **guide_cfg)
+    guide = guides.build(guide_name, x_dim=model.x_dim, z_dim=model.z_dim, **guide_cfg)
     check_compatible(model, guide)
     x = make_x()
     elbo = infer.build(objective, **OBJECTIVES[objective])

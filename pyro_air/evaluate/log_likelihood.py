@@ -7,6 +7,14 @@
 
 Both return Tensor[N], computed in chunks of datapoints and of samples so that memory does not
 grow with ``num_samples``; both work for any model/guide pair that follows DESIGN.md contract 1.
+
+Reproducible and distributed evaluation. With ``seed=s`` the samples for datapoint batch i (rows
+[i * batch_size, (i+1) * batch_size)) come from a stream seeded by ``derive_seed(s, i)``, the
+caller's RNG left untouched; without it (default) they come from the caller's stream as before.
+With ``distributed=True`` (inside an initialized ``torch.distributed`` group) rank r scores a
+contiguous share of the batches and every rank returns the whole Tensor[N], gathered in dataset
+order. Distributed evaluation is always seeded (``seed`` defaults to 0 there), so it returns the
+same per-datapoint values as a single process called with the same ``seed`` and ``batch_size``.
 """
 from __future__ import annotations
 
@@ -20,8 +28,10 @@ from pyro_air.evaluate.chunking import (
     module_device,
     streaming_logmeanexp,
 )
+from pyro_air import distributed as dist_utils
 from pyro_air.infer.direct import can_compute_directly, direct_log_weights
 from pyro_air.infer.log_weights import log_importance_weights
+from pyro_air.seeds import derive_seed, seeded
 from pyro_air.validation import check_positive_int
 
 
@@ -42,7 +52,8 @@ def _check_inputs_once(x, model, guide):
             module.validate(x)
 
 
-def _per_datapoint(model, guide, x, num_samples, chunk_size, batch_size, reduce, progress, desc):
+def _per_datapoint(model, guide, x, num_samples, chunk_size, batch_size, reduce, progress, desc,
+                   seed=None, distributed=False):
     check_positive_int(num_samples, "num_samples")
     if x.dim() != 2:
         raise ValueError(f"x must have shape [N, D], got {list(x.shape)}")
@@ -51,20 +62,28 @@ def _per_datapoint(model, guide, x, num_samples, chunk_size, batch_size, reduce,
     chunk = chunk_size or default_chunk_size(num_samples, batch_size, x.shape[1])
     check_positive_int(chunk, "chunk_size")
     _check_inputs_once(x, model, guide)
-    out = torch.empty(len(x))
-    ranges = list(batches(len(x), batch_size))
+    indexed = list(enumerate(batches(len(x), batch_size)))
+    if distributed:
+        dist_utils.require_initialized("distributed evaluation")
+        seed = 0 if seed is None else seed
+        indexed = dist_utils.shard(indexed, dist_utils.rank(), dist_utils.world_size())
+        progress = progress and dist_utils.is_main_process()
+    parts = []
     with evaluation_mode(model, guide):
-        for start, stop in tqdm(ranges, desc=desc, disable=not progress, leave=False):
+        for i, (start, stop) in tqdm(indexed, desc=desc, disable=not progress, leave=False):
             xb = x[start:stop].to(device, non_blocking=True)
-            out[start:stop] = reduce(_log_weight_chunks(model, guide, xb, num_samples, chunk)).cpu()
-    return out
+            with seeded(None if seed is None else derive_seed(seed, i), device):
+                parts.append(reduce(_log_weight_chunks(model, guide, xb, num_samples, chunk)).cpu())
+    out = torch.cat(parts) if parts else torch.empty(0)
+    return dist_utils.gather_in_order(out) if distributed else out
 
 
 def log_likelihood(model, guide, x: torch.Tensor, num_samples: int = 5000, chunk_size: int | None = None,
-                   batch_size: int | None = None, progress: bool = False) -> torch.Tensor:
-    """IWAE-``num_samples`` estimate of log p(x) per datapoint, Tensor[N]."""
+                   batch_size: int | None = None, progress: bool = False, seed: int | None = None,
+                   distributed: bool = False) -> torch.Tensor:
+    """IWAE-``num_samples`` estimate of log p(x) per datapoint, Tensor[N] (seed, distributed: module docstring)."""
     return _per_datapoint(model, guide, x, num_samples, chunk_size, batch_size,
-                          streaming_logmeanexp, progress, f"log p(x), S={num_samples}")
+                          streaming_logmeanexp, progress, f"log p(x), S={num_samples}", seed, distributed)
 
 
 def _mean_of_chunks(chunks) -> torch.Tensor:
@@ -77,7 +96,8 @@ def _mean_of_chunks(chunks) -> torch.Tensor:
 
 
 def elbo(model, guide, x: torch.Tensor, num_samples: int = 1, chunk_size: int | None = None,
-         batch_size: int | None = None, progress: bool = False) -> torch.Tensor:
-    """Monte Carlo ELBO per datapoint with ``num_samples`` draws, Tensor[N]."""
+         batch_size: int | None = None, progress: bool = False, seed: int | None = None,
+         distributed: bool = False) -> torch.Tensor:
+    """Monte Carlo ELBO per datapoint with ``num_samples`` draws, Tensor[N] (seed, distributed: module docstring)."""
     return _per_datapoint(model, guide, x, num_samples, chunk_size, batch_size,
-                          _mean_of_chunks, progress, f"ELBO, S={num_samples}")
+                          _mean_of_chunks, progress, f"ELBO, S={num_samples}", seed, distributed)

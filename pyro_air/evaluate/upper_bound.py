@@ -22,8 +22,8 @@ METHODS = ("cubo", "vr")
 
 def upper_bound(model, guide, x: torch.Tensor, method: str = "cubo", n: float = 2.0, alpha: float = -1.0,
                 num_samples: int = 5000, chunk_size: int | None = None, batch_size: int | None = None,
-                progress: bool = False) -> torch.Tensor:
-    """CUBO_n or VR-alpha (alpha < 0) estimate per datapoint, Tensor[N]."""
+                progress: bool = False, seed: int | None = None, distributed: bool = False) -> torch.Tensor:
+    """CUBO_n or VR-alpha (alpha < 0) estimate per datapoint, Tensor[N] (seed, distributed: as ``log_likelihood``)."""
     if method == "cubo":
         if not float(n) > 1.0:
             raise ValueError(f"CUBO_n is an upper bound only for n > 1, got n={n!r}")
@@ -39,4 +39,4 @@ def upper_bound(model, guide, x: torch.Tensor, method: str = "cubo", n: float = 
         return streaming_logmeanexp(r * c for c in chunks) / r
 
     return _per_datapoint(model, guide, x, num_samples, chunk_size, batch_size, reduce, progress,
-                          f"{method} upper bound, S={num_samples}")
+                          f"{method} upper bound, S={num_samples}", seed, distributed)

@@ -2,9 +2,11 @@
 from pyro_air.guides.base import AmortizedGuide
 from pyro_air.guides.denoising import Denoising
 from pyro_air.guides.exact import ExactPosteriorGuide
+from pyro_air.guides.flow import IAFGuide
 from pyro_air.guides.gaussian import GaussianEncoder
 from pyro_air.guides.large import LargeGaussianEncoder
 from pyro_air.guides.weightnorm import WeightNormEncoder, WeightNormLinear
+from pyro_air.guides.hierarchical import ExtendedModel, HierarchicalGuide
 from pyro_air.registry import Registry
 
 GUIDES = Registry("guide")
@@ -12,6 +14,8 @@ GUIDES.register("gaussian")(GaussianEncoder)
 GUIDES.register("gaussian-large")(LargeGaussianEncoder)
 GUIDES.register("denoising")(Denoising.from_config)
 GUIDES.register("weightnorm")(WeightNormEncoder)
+GUIDES.register("hierarchical")(HierarchicalGuide)
+GUIDES.register("iaf")(IAFGuide)
 
 
 def build(name: str, **cfg) -> AmortizedGuide:
@@ -20,4 +24,5 @@ def build(name: str, **cfg) -> AmortizedGuide:
 
 
 __all__ = ["AmortizedGuide", "GaussianEncoder", "ExactPosteriorGuide", "GUIDES", "build",
-           "Denoising", "WeightNormEncoder", "WeightNormLinear", "LargeGaussianEncoder"]
+           "Denoising", "WeightNormEncoder", "WeightNormLinear", "LargeGaussianEncoder",
+           "HierarchicalGuide", "ExtendedModel", "IAFGuide"]

@@ -2,16 +2,32 @@
 from pyro_air.infer.base import LogWeightObjective
 from pyro_air.infer.cubo import CUBO, cubo_bound
 from pyro_air.infer.elbo import ELBO
+from pyro_air.infer.infovae import InfoVAE_ELBO
 from pyro_air.infer.iwae import IWAE_ELBO, iwae_bound
-from pyro_air.infer.log_weights import LogWeights, log_importance_weights
 from pyro_air.infer.renyi import RenyiELBO, renyi_bound
+from pyro_air.infer.avo import AVO_ELBO
+from pyro_air.infer.kl_warmup import KLWarmup
+from pyro_air.infer.log_weights import LogWeights, extend_model, log_importance_weights
+from pyro_air.infer.schedules import ConstantSchedule, LinearSchedule, Schedule
 from pyro_air.registry import Registry
 
 OBJECTIVES = Registry("objective")
 OBJECTIVES.register("elbo")(ELBO)
 OBJECTIVES.register("iwae")(IWAE_ELBO)
+OBJECTIVES.register("infovae")(InfoVAE_ELBO)
 OBJECTIVES.register("renyi")(RenyiELBO)
 OBJECTIVES.register("cubo")(CUBO)
+OBJECTIVES.register("avo")(AVO_ELBO)
+
+
+@OBJECTIVES.register("kl-warmup")
+def _kl_warmup(objective: str = "elbo", objective_cfg: dict | None = None, beta_start: float = 0.0,
+               fraction: float = 0.5, num_particles: int | None = None) -> KLWarmup:
+    """KL warm-up of a named objective: beta linear from ``beta_start`` to 1 over ``fraction``."""
+    cfg = dict(objective_cfg or {})
+    if num_particles is not None:
+        cfg.setdefault("num_particles", num_particles)
+    return KLWarmup(OBJECTIVES.build(objective, **cfg), LinearSchedule(beta_start, 1.0, fraction))
 
 
 def build(name: str, **cfg) -> LogWeightObjective:
@@ -20,7 +36,8 @@ def build(name: str, **cfg) -> LogWeightObjective:
 
 
 __all__ = [
-    "LogWeightObjective", "ELBO", "IWAE_ELBO", "iwae_bound", "LogWeights",
+    "LogWeightObjective", "ELBO", "IWAE_ELBO", "InfoVAE_ELBO", "iwae_bound", "LogWeights",
     "log_importance_weights", "OBJECTIVES", "build",
     "RenyiELBO", "renyi_bound", "CUBO", "cubo_bound",
+    "AVO_ELBO", "KLWarmup", "extend_model", "Schedule", "LinearSchedule", "ConstantSchedule",
 ]

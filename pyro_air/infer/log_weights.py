@@ -11,8 +11,11 @@ apply it *outside* any log-sum-exp over particles:
 
 Any extra scale a site carries on top of the data plate's (e.g. ``poutine.scale`` used for KL
 warm-up, beta * [log p(z) - log q(z|x)]) multiplies that site's log density inside the weight.
-Guide sites the model does not have are auxiliary variables: the model must score them too (see
-the hierarchical guide's extended model), otherwise this is an error.
+Guide sites the model does not have are auxiliary variables: the model must score them too, otherwise
+this is an error. A guide that declares auxiliary variables provides ``guide.extended_model(model)``
+(e.g. the hierarchical guide: the model times its reverse kernels, AVO paper Eq. 3); the primitive
+applies that hook itself (``extend_model``), so every objective and every evaluator that goes
+through it gets the extended bound with no change to the model.
 
 Fixed-latent log densities (``fixed_latent_densities=True``, used by the STL, DReG and CUBO
 gradient estimators): the guide and the model are replayed once more against the *detached*
@@ -102,6 +105,15 @@ def _sum_log_densities(sites, batch_size, num_particles, data_scale, like):
     return total
 
 
+def extend_model(model, guide):
+    """``guide.extended_model(model)`` when the guide has auxiliary variables, else ``model``.
+
+    The hook must be idempotent (extending an already extended model returns it unchanged).
+    """
+    hook = getattr(guide, "extended_model", None)
+    return hook(model) if hook is not None else model
+
+
 def log_importance_weights(model, guide, *args, num_particles: int = 1, require_reparam: bool = True,
                            fixed_latent_densities: bool = False, **kwargs) -> LogWeights:
     """Run ``guide`` K times in parallel, replay ``model``; return log w of shape [K, B].
@@ -113,6 +125,7 @@ def log_importance_weights(model, guide, *args, num_particles: int = 1, require_
         raise ValueError(f"num_particles must be >= 1, got {num_particles}")
     x = args[0]
     batch_size = x.shape[0]
+    model = extend_model(model, guide)
     rng_state = torch.get_rng_state() if fixed_latent_densities else None
     with pyro.plate(PARTICLE_PLATE, num_particles, dim=-2):
         guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)

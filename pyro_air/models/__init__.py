@@ -1,12 +1,16 @@
 """Generative models (Pyro model functions as PyroModules) and their registry."""
 from pyro_air.models.base import LatentVariableModel
 from pyro_air.models.bernoulli_vae import BernoulliVAE
+from pyro_air.models.energies import EnergyModel
+from pyro_air.models.gaussian_vae import GaussianMLPVAE
 from pyro_air.models.linear_gaussian import LinearGaussianModel
 from pyro_air.registry import Registry
 
 MODELS = Registry("model")
 MODELS.register("bernoulli-vae")(BernoulliVAE)
 MODELS.register("linear-gaussian")(LinearGaussianModel)
+MODELS.register("energy")(EnergyModel)
+MODELS.register("gaussian-mlp-vae")(GaussianMLPVAE)
 
 
 def build(name: str, **cfg) -> LatentVariableModel:
@@ -14,4 +18,5 @@ def build(name: str, **cfg) -> LatentVariableModel:
     return MODELS.build(name, **cfg)
 
 
-__all__ = ["LatentVariableModel", "BernoulliVAE", "LinearGaussianModel", "MODELS", "build"]
+__all__ = ["LatentVariableModel", "BernoulliVAE", "GaussianMLPVAE", "LinearGaussianModel", "EnergyModel",
+           "MODELS", "build"]
