@@ -1,24 +1,36 @@
 """InfoVAE Proposition 1 at a small budget: on {-1, 1} the ELBO pushes q(z | x) away from the prior.
 
-Small budget: 400 full-batch Adam steps, 3 hidden layers of 64 units (the script uses 200), one
-fixed seed. The ELBO-trained encoder separates the two posteriors (|mean| ~ 1.2, std ~ 0.25)
-while the InfoVAE-trained one (lambda = 500, MMD) keeps them near the prior's mass (|mean| < 0.1,
-std ~ 1). At this budget the ELBO run leaves its collapsed start (q(z|x) = p(z)) in 3 of seeds
-0-4 (1, 2, 3); in 0 and 4 it has not left it yet after 400 steps (the script runs 2000 steps with 200 units).
+Proposition 1 is about the ELBO's optimum. At a small budget (400 full-batch Adam steps, 3 hidden
+layers of 64 units; the script uses 200 units and 2000 steps) some restarts of ELBO training are
+still at the collapsed saddle q(z|x) = p(z), which is not that optimum. So the ELBO side takes the
+best of three restarts *by its own objective value* (the usual restart rule), and the InfoVAE side
+(lambda = 500, MMD) one run. The ELBO optimum separates the two posteriors (|mean| ~ 1, std ~ 0.3)
+while the InfoVAE one keeps them near the prior's mass (|mean| < 0.25, std ~ 1).
 """
 import torch
 
-from experiments.infovae.two_point import train_two_point, encoder_stats
+from experiments.infovae.two_point import encoder_stats, train_two_point, two_point_data
+from pyro_air.evaluate import elbo
+
+BUDGET = dict(steps=400, copies=100, hidden=(64, 64, 64), lr=3e-3, lr_final_ratio=0.3)
+
+
+def _best_elbo_restart(seeds):
+    best = None
+    for seed in seeds:
+        model, guide = train_two_point("ELBO", seed=seed, **BUDGET)
+        torch.manual_seed(0)
+        value = elbo(model, guide, two_point_data(50), num_samples=200).mean().item()
+        if best is None or value > best[0]:
+            best = (value, guide)
+    return best
 
 
 def test_elbo_encoder_has_larger_means_and_smaller_variances_than_infovae():
     torch.set_num_threads(1)
-    stats = {}
-    for objective in ("ELBO", "InfoVAE"):
-        _, guide = train_two_point(objective, steps=400, copies=100, hidden=(64, 64, 64), lr=3e-3,
-                                   lr_final_ratio=0.3, seed=1)
-        stats[objective] = encoder_stats(guide)
-    elbo, info = stats["ELBO"], stats["InfoVAE"]
-    assert (elbo["mean"].abs() > info["mean"].abs()).all()
-    assert (elbo["std"] < info["std"]).all()
-    assert (elbo["mean"][0] * elbo["mean"][1]) < 0  # the two points sit on opposite sides of 0
+    _, elbo_guide = _best_elbo_restart(seeds=(0, 1, 2))
+    _, info_guide = train_two_point("InfoVAE", seed=1, **BUDGET)
+    e, i = encoder_stats(elbo_guide), encoder_stats(info_guide)
+    assert (e["mean"].abs() > i["mean"].abs()).all(), (e, i)
+    assert (e["std"] < i["std"]).all(), (e, i)
+    assert (e["mean"][0] * e["mean"][1]) < 0  # the two points sit on opposite sides of 0
