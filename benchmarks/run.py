@@ -33,7 +33,6 @@ import pyro
 import torch
 
 from benchmarks import evaluation as ev
-from benchmarks.handwritten import HandwrittenVAE
 from benchmarks.timing import interleave, markdown_table, ratio_rows
 from benchmarks.training import PyroAirStep, HandwrittenStep, training_cases
 from pyro_air import data, guides, infer, models

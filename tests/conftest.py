@@ -18,6 +18,16 @@ def fresh_pyro_state():
     pyro.clear_param_store()
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tests use tiny networks and pytest-xdist runs two workers on two cores: one intra-op thread
+    each avoids oversubscription (tests that time or parallelize set their own)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def linear_gaussian():
     """A 2-latent, 5-observed linear-Gaussian model with 16 datapoints drawn from it."""

@@ -9,14 +9,6 @@ from pyro_air.models import EnergyModel
 from pyro_air.models.energies import MIXTURE_CENTRES
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: one intra-op thread avoids oversubscribing the shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 T = 3
 
 

@@ -12,7 +12,6 @@ from benchmarks.timing import interleave, ratio_rows
 from benchmarks.training import training_cases
 from pyro_air import guides, infer, models
 from pyro_air.evaluate import log_likelihood
-from pyro_air.train import parameters_of
 from tests.conftest import binary_batch
 
 

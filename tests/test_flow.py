@@ -8,15 +8,6 @@ from pyro_air.evaluate import elbo, log_likelihood
 from pyro_air.infer import ELBO, IWAE_ELBO, log_importance_weights
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: one intra-op thread avoids oversubscribing the shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_flow_log_q_is_the_transformed_distributions_log_prob(linear_gaussian):
     model, x = linear_gaussian
     guide = guides.build("iaf", x_dim=5, z_dim=2, hidden=(8,), num_flows=2, flow_hidden=(6,))

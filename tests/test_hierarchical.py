@@ -11,15 +11,6 @@ from pyro_air.models import BernoulliVAE, EnergyModel
 from tests.conftest import binary_batch
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: one intra-op thread avoids oversubscribing the shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def small_guide(T, **kw):
     return HierarchicalGuide(5, 2, num_transitions=T, hidden=(8,), transition_hidden=8, **kw)
 

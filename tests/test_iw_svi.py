@@ -7,7 +7,6 @@ from pyro_air.cli import main
 from pyro_air.evaluate import (
     LocalGaussianGuide,
     amortization_gap,
-    fit_local_gaussians,
     iw_svi,
     log_likelihood,
     upper_bound,

@@ -6,15 +6,6 @@ from pyro_air.infer import ELBO, IWAE_ELBO, ConstantSchedule, KLWarmup, LinearSc
 from pyro_air.guides import GaussianEncoder, HierarchicalGuide
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: one intra-op thread avoids oversubscribing the shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_linear_schedule_start_midway_end_and_after():
     s = LinearSchedule(0.2, 1.0, fraction=0.5)
     assert s(0.0) == pytest.approx(0.2)
