@@ -49,6 +49,26 @@ def train_two_point(objective: str, steps: int = 2000, copies: int = 50, hidden=
     return model, guide
 
 
+def best_of_restarts(objective: str, seeds, **kwargs):
+    """Train one run per seed; keep the one with the highest training objective (ELBO per point).
+
+    Proposition 1 is about the optimum of the objective. Some ELBO restarts stay at the collapsed
+    saddle q(z|x) = p(z) for a long time, which is not that optimum, so restarts are compared by the
+    value of the ELBO itself (the usual restart rule) - never by the effect being studied.
+    Returns (model, guide, ELBO per point, seed).
+    """
+    from pyro_air.evaluate import elbo
+
+    best = None
+    for seed in seeds:
+        model, guide = train_two_point(objective, seed=seed, **kwargs)
+        torch.manual_seed(0)
+        value = elbo(model, guide, two_point_data(50), num_samples=200).mean().item()
+        if best is None or value > best[2]:
+            best = (model, guide, value, seed)
+    return best
+
+
 def encoder_stats(guide) -> dict:
     """Mean and standard deviation of q(z | x) for x = -1 and x = 1."""
     with torch.no_grad():
@@ -94,12 +114,17 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                   help="restarts; for each objective the one with the highest ELBO is shown")
     p.add_argument("--out", default=str(HERE / "results" / "two_point.png"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    runs = {label: train_two_point(label, steps=args.steps, lr=args.lr, lr_final_ratio=0.3, seed=args.seed)
-            for label in OBJECTIVES}
+    runs = {}
+    for label in OBJECTIVES:
+        model, guide, value, seed = best_of_restarts(label, args.seeds, steps=args.steps, lr=args.lr,
+                                                     lr_final_ratio=0.3)
+        print(f"{label:8s} kept seed {seed} of {args.seeds} (ELBO per point {value:+.3f})")
+        runs[label] = (model, guide)
     for label, (_, guide) in runs.items():
         s = encoder_stats(guide)
         print(f"{label:8s} q(z|x=-1) = N({s['mean'][0]:+.3f}, {s['std'][0]:.4f}^2)   "
