@@ -1,6 +1,7 @@
 """Generative models (Pyro model functions as PyroModules) and their registry."""
 from pyro_air.models.base import LatentVariableModel
 from pyro_air.models.bernoulli_vae import BernoulliVAE
+from pyro_air.models.biased_noise import BiasedNoiseModel
 from pyro_air.models.energies import EnergyModel
 from pyro_air.models.gaussian_vae import GaussianMLPVAE
 from pyro_air.models.linear_gaussian import LinearGaussianModel
@@ -11,6 +12,7 @@ MODELS.register("bernoulli-vae")(BernoulliVAE)
 MODELS.register("linear-gaussian")(LinearGaussianModel)
 MODELS.register("energy")(EnergyModel)
 MODELS.register("gaussian-mlp-vae")(GaussianMLPVAE)
+MODELS.register("biased-noise")(BiasedNoiseModel)
 
 
 def build(name: str, **cfg) -> LatentVariableModel:
@@ -19,4 +21,5 @@ def build(name: str, **cfg) -> LatentVariableModel:
 
 
 __all__ = ["LatentVariableModel", "BernoulliVAE", "GaussianMLPVAE", "LinearGaussianModel", "EnergyModel",
+           "BiasedNoiseModel",
            "MODELS", "build"]
