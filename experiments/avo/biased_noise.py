@@ -128,14 +128,14 @@ def plot(data_model, fitted, data_density):
     import matplotlib.pyplot as plt
     xs, xx = density_grid()
     panels = [("data distribution", data_model)] + [(LABELS[m], fitted[m][0]) for m in fitted]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.3))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6))
     for ax, (title, model) in zip(axes, panels):
         density = model.log_marginal(xx, num_points=1001).exp().reshape(len(xs), len(xs))
         ax.imshow(density, origin="lower", extent=(xs[0], xs[-1], xs[0], xs[-1]), cmap="viridis")
         ax.plot([0], [-1], "r+", ms=10)
         ax.set_title(title, fontsize=9)
         ax.set_xticks([]), ax.set_yticks([])
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.88, wspace=0.05)
     path1 = HERE / "figure1_densities.png"
     fig.savefig(path1, dpi=90)
 
