@@ -43,3 +43,18 @@ def exact_guide(linear_gaussian):
 
 def binary_batch(n=8, d=784, p=0.3, seed=0):
     return torch.bernoulli(torch.full((n, d), p), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture(scope="session")
+def tiny_cli_run(tmp_path_factory):
+    """A run directory written once per test session by `pyro-air train` at a tiny budget
+    (200 MNIST images, 1 epoch, z = 2); tests that evaluate or diagnose a checkpoint read it."""
+    from pyro_air.cli import main
+
+    run = tmp_path_factory.mktemp("cli") / "run"
+    code = main(["train", "--train-size", "200", "--epochs", "1", "--batch-size", "50", "--z-dim", "2",
+                 "--hidden", "16", "--valid-size", "20", "--valid-num-samples", "5", "--no-progress",
+                 "--run-dir", str(run)])
+    assert code == 0
+    return run
+

@@ -73,12 +73,8 @@ def test_plot_argument_errors(tmp_path, linear_gaussian, tiny_vae):
         plots.plot_posterior_comparison(model, guide, x, tmp_path / "c.png")
 
 
-def test_diagnose_cli_end_to_end(tmp_path, capsys):
-    run = tmp_path / "run"
-    assert main(["train", "--train-size", "100", "--epochs", "1", "--batch-size", "50", "--z-dim", "2",
-                 "--hidden", "16", "--valid-size", "20", "--valid-num-samples", "5", "--no-progress",
-                 "--run-dir", str(run)]) == 0
-    capsys.readouterr()
+def test_diagnose_cli_end_to_end(tiny_cli_run, tmp_path, capsys):
+    run = tiny_cli_run
     out_dir = tmp_path / "diag"
     assert main(["diagnose", str(run), "--num-samples", "50", "--max-points", "12", "--out", str(out_dir),
                  "--no-progress"]) == 0

@@ -107,12 +107,8 @@ def test_local_guide_rejects_another_batch(linear_gaussian):
         log_likelihood(model, local, x, num_samples=2)
 
 
-def test_cli_evaluate_adds_the_optional_columns(tmp_path, capsys):
-    run = tmp_path / "run"
-    assert main(["train", "--train-size", "100", "--epochs", "1", "--batch-size", "50", "--z-dim", "3",
-                 "--hidden", "16", "--valid-size", "20", "--valid-num-samples", "3", "--no-progress",
-                 "--run-dir", str(run)]) == 0
-    capsys.readouterr()
+def test_cli_evaluate_adds_the_optional_columns(tiny_cli_run, capsys):
+    run = tiny_cli_run
     assert main(["evaluate", str(run), "--num-samples", "10", "--max-points", "12", "--no-progress"]) == 0
     plain = capsys.readouterr().out
     assert "IW-SVI" not in plain and "upper bound" not in plain  # off by default
