@@ -96,3 +96,17 @@ def test_cli_evaluate_with_latent_metrics(tmp_path, capsys):
                  "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "log det Cov" in out and "active units" in out and "I(x;z)" in out and "/3" in out
+
+
+def test_log_det_cov_with_fewer_points_than_dimensions_is_not_a_measurement():
+    """n <= d points give a singular sample covariance: NaN (printed "n<=d"), never a fake -inf."""
+    from pyro_air.evaluate.latent_metrics import format_latent_metrics, log_det_cov
+
+    z = torch.randn(5, 8)
+    out = log_det_cov(z)
+    assert math.isnan(out["log_det_cov"]) and math.isnan(out["log_det_cov_per_dim"])
+    assert out["log_var"].shape == (8,) and torch.isfinite(out["log_var"]).all()
+    row = {"mmd": 0.01, "log_det_cov": out["log_det_cov"], "log_det_cov_per_dim": out["log_det_cov_per_dim"],
+           "active_units": 3, "z_dim": 8}
+    assert "n<=d" in format_latent_metrics({"test": row})
+    assert math.isfinite(log_det_cov(torch.randn(50, 8))["log_det_cov"])

@@ -70,8 +70,15 @@ def posterior_means(guide, x: torch.Tensor, num_samples: int = 100, batch_size: 
 
 
 def log_det_cov(z: torch.Tensor) -> dict:
-    """log det of the sample covariance of z [n, d], divided by d too, and the log variances [d]."""
+    """log det of the sample covariance of z [n, d], divided by d too, and the log variances [d].
+
+    With n <= d points the sample covariance is singular and its log det is -inf whatever q(z) is;
+    that case returns NaN (not a measurement) and ``format_latent_metrics`` prints "n<=d"."""
     _check_points(z)
+    if z.shape[0] <= z.shape[-1]:
+        cov = torch.cov(z.double().T).reshape(z.shape[-1], z.shape[-1])
+        return {"log_det_cov": float("nan"), "log_det_cov_per_dim": float("nan"),
+                "log_var": torch.diagonal(cov).log().float()}
     cov = torch.cov(z.double().T).reshape(z.shape[-1], z.shape[-1])
     logdet = torch.linalg.slogdet(cov)
     value = logdet.logabsdet.item() if logdet.sign > 0 else float("-inf")
@@ -145,7 +152,14 @@ def format_latent_metrics(rows: dict) -> str:
                ("log_det_cov_per_dim", "per dim", "{:.3f}"), ("active_units", "active units", "{}"),
                ("mutual_information", "I(x;z)", "{:.3f}")]
     header = ["", *[name for _, name, _ in columns]]
-    body = [[label, *[fmt.format(r[key]) if key in r else "-" for key, _, fmt in columns]] for label, r in rows.items()]
+    def cell(r, key, fmt):
+        if key not in r:
+            return "-"
+        if key.startswith("log_det_cov") and math.isnan(r[key]):
+            return "n<=d"  # too few points for a non-singular covariance: use more (--max-points)
+        return fmt.format(r[key])
+
+    body = [[label, *[cell(r, key, fmt) for key, _, fmt in columns]] for label, r in rows.items()]
     for line in body:
         line[4] = f"{line[4]}/{rows[line[0]]['z_dim']}"
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
