@@ -6,7 +6,8 @@ The CLI, the experiment configs and the notebooks spell a run the same way:
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict
+from collections.abc import Callable
+from typing import Any
 
 
 class Registry:
@@ -14,7 +15,7 @@ class Registry:
 
     def __init__(self, kind: str):
         self.kind = kind
-        self._builders: Dict[str, Callable[..., Any]] = {}
+        self._builders: dict[str, Callable[..., Any]] = {}
 
     def register(self, name: str) -> Callable:
         def decorator(builder: Callable) -> Callable:

@@ -6,8 +6,8 @@ import torch
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 
-from pyro_air.guides import ExactPosteriorGuide  # noqa: E402
-from pyro_air.models import LinearGaussianModel  # noqa: E402
+from pyro_air.guides import ExactPosteriorGuide
+from pyro_air.models import LinearGaussianModel
 
 
 @pytest.fixture(autouse=True)

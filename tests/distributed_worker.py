@@ -18,7 +18,6 @@ import pyro.distributions as dist
 import torch
 import torch.distributed
 from pyro.nn.module import to_pyro_module_
-
 from torch.nn.parallel import DistributedDataParallel
 
 from pyro_air import guides, infer, models

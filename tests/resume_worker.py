@@ -14,8 +14,8 @@ import torch
 
 torch.set_num_threads(1)
 
-from pyro_air import guides, infer, models  # noqa: E402
-from pyro_air.train import TrainConfig, fit  # noqa: E402
+from pyro_air import guides, infer, models
+from pyro_air.train import TrainConfig, fit
 
 SPEC = {"note": "resume-worker"}
 CONFIG = dict(epochs=3, batch_size=10, lr=2e-2, seed=3, valid_num_samples=4, patience=5, dynamic_binarization=True,

@@ -8,7 +8,13 @@ from torch import nn
 
 from pyro_air import guides, infer, models
 from pyro_air.evaluate import log_likelihood
-from pyro_air.guides import Denoising, ExactPosteriorGuide, GaussianEncoder, WeightNormEncoder, WeightNormLinear
+from pyro_air.guides import (
+    Denoising,
+    ExactPosteriorGuide,
+    GaussianEncoder,
+    WeightNormEncoder,
+    WeightNormLinear,
+)
 from pyro_air.infer import log_importance_weights
 from pyro_air.runs import build_run, vae_spec
 from tests.conftest import binary_batch
@@ -179,7 +185,7 @@ def test_wni_encoder_caps_every_layer_even_after_training_steps():
 
 
 def test_large_encoder_has_one_more_hidden_layer():
-    count = lambda g: sum(isinstance(m, nn.Linear) for m in g.modules())  # noqa: E731
+    count = lambda g: sum(isinstance(m, nn.Linear) for m in g.modules())
     assert count(guides.build("gaussian-large", x_dim=10, z_dim=2, hidden=[8, 8])) == count(
         guides.build("gaussian", x_dim=10, z_dim=2, hidden=[8, 8])) + 1
 

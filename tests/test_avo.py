@@ -8,7 +8,6 @@ from pyro_air.infer import AVO_ELBO, ELBO, KLWarmup, LinearSchedule
 from pyro_air.models import EnergyModel
 from pyro_air.models.energies import MIXTURE_CENTRES
 
-
 T = 3
 
 
@@ -43,7 +42,7 @@ def test_term_matches_eq4_by_hand_for_the_last_transition(linear_gaussian):
     w = infer.log_importance_weights(model, guide, x)
     # log w = log p(x, z_T) + sum_t (log r_t - log q_t) - log q_0; remove every t < T part
     g, m = w.guide_trace.nodes, w.model_trace.nodes
-    lp = lambda s: s["fn"].log_prob(s["value"]).squeeze(0)  # noqa: E731
+    lp = lambda s: s["fn"].log_prob(s["value"]).squeeze(0)
     expected = w.log_w.squeeze(0) + lp(g["z_0"])
     for t in range(1, T):
         expected = expected - lp(m[f"z_{t - 1}"]) + lp(g[f"z_{t}"])

@@ -1,7 +1,7 @@
 import pyro.distributions as dist
-import pyro.poutine as poutine
 import pytest
 import torch
+from pyro import poutine
 
 from pyro_air import guides
 from pyro_air.evaluate import elbo, log_likelihood

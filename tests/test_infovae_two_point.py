@@ -9,7 +9,11 @@ while the InfoVAE one keeps them near the prior's mass (|mean| < 0.25, std ~ 1).
 """
 import torch
 
-from experiments.infovae.two_point import best_of_restarts, encoder_stats, train_two_point
+from experiments.infovae.two_point import (
+    best_of_restarts,
+    encoder_stats,
+    train_two_point,
+)
 
 BUDGET = dict(steps=400, copies=100, hidden=(64, 64, 64), lr=3e-3, lr_final_ratio=0.3)
 

@@ -10,7 +10,12 @@ import math
 import torch
 
 from pyro_air.cli import main
-from pyro_air.evaluate import active_units, aggregate_log_det_cov, latent_mmd, mutual_information
+from pyro_air.evaluate import (
+    active_units,
+    aggregate_log_det_cov,
+    latent_mmd,
+    mutual_information,
+)
 from pyro_air.evaluate.latent_metrics import log_det_cov
 from pyro_air.guides import ExactPosteriorGuide
 from pyro_air.models import LinearGaussianModel

@@ -27,7 +27,7 @@ class LinearGaussianGuide(AmortizedGuide):
             exact = model.exact_posterior(torch.zeros(1, model.x_dim))
             cov = exact.covariance_matrix[0]
             a = cov @ model.weight.T / model.noise_scale ** 2
-            rep = lambda t: t.expand(copies, *t.shape).clone()  # noqa: E731
+            rep = lambda t: t.expand(copies, *t.shape).clone()
             self.a = nn.Parameter(rep(a))
             self.c = nn.Parameter(rep(-(a @ model.bias) + loc_shift))
             self.raw_tril = nn.Parameter(rep(torch.linalg.cholesky(cov) * scale_factor))
@@ -48,7 +48,7 @@ def grads(objective, model, guide, x, seed):
         p.grad = None
     pyro.set_rng_seed(seed)
     objective.loss_and_grads(model, guide, x)
-    flat = lambda m: torch.cat([p.grad.flatten() for p in m.parameters()])  # noqa: E731
+    flat = lambda m: torch.cat([p.grad.flatten() for p in m.parameters()])
     return flat(guide), flat(model)
 
 

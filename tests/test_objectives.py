@@ -7,7 +7,14 @@ import torch
 
 from pyro_air import infer
 from pyro_air.guides import ExactPosteriorGuide
-from pyro_air.infer import CUBO, IWAE_ELBO, RenyiELBO, cubo_bound, iwae_bound, renyi_bound
+from pyro_air.infer import (
+    CUBO,
+    IWAE_ELBO,
+    RenyiELBO,
+    cubo_bound,
+    iwae_bound,
+    renyi_bound,
+)
 
 # (registry name, config, per-datapoint value that the loss is -(N/B) times the batch sum of)
 OBJECTIVES = [

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from pyro_air import infer
-from pyro_air.infer import ELBO, IWAE_ELBO, ConstantSchedule, KLWarmup, LinearSchedule
 from pyro_air.guides import GaussianEncoder, HierarchicalGuide
+from pyro_air.infer import ELBO, IWAE_ELBO, ConstantSchedule, KLWarmup, LinearSchedule
 
 
 def test_linear_schedule_start_midway_end_and_after():
@@ -46,7 +46,7 @@ def test_warmup_scales_the_kl_part_by_beta(linear_gaussian):
     assert warm.beta == pytest.approx(0.3)
     torch.manual_seed(5)
     weights = infer.log_importance_weights(model, guide, x)
-    site = lambda tr, name: tr.nodes[name]["fn"].log_prob(tr.nodes[name]["value"]).squeeze(0)  # noqa: E731
+    site = lambda tr, name: tr.nodes[name]["fn"].log_prob(tr.nodes[name]["value"]).squeeze(0)
     log_lik = site(weights.model_trace, "x")
     kl_part = site(weights.model_trace, "z") - site(weights.guide_trace, "z")
     torch.manual_seed(5)

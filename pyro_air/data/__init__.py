@@ -82,6 +82,11 @@ def load(name: str, split: str = "train", binarize: str = "static", train_size: 
 
 
 __all__ = [
-    "load", "DATASETS", "DataFileError", "binarize_static", "binarize_dynamic", "mnist_labels",
+    "DATASETS",
     "SPLITS",
+    "DataFileError",
+    "binarize_dynamic",
+    "binarize_static",
+    "load",
+    "mnist_labels",
 ]

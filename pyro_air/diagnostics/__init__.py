@@ -5,8 +5,16 @@
 
 Plots live in :mod:`pyro_air.diagnostics.plots` (imported on demand: it pulls in matplotlib).
 """
-from pyro_air.diagnostics.draws import ImportanceDraws, importance_draws, importance_ess, resample
-from pyro_air.diagnostics.inference_data import draws_to_inference_data, to_inference_data
+from pyro_air.diagnostics.draws import (
+    ImportanceDraws,
+    importance_draws,
+    importance_ess,
+    resample,
+)
+from pyro_air.diagnostics.inference_data import (
+    draws_to_inference_data,
+    to_inference_data,
+)
 from pyro_air.diagnostics.psis import (
     CONSTANT_WEIGHTS_KHAT,
     KHAT_BAD,
@@ -19,7 +27,18 @@ from pyro_air.diagnostics.psis import (
 )
 
 __all__ = [
-    "psis_khat", "khat_from_log_weights", "log_weights_matrix", "khat_summary", "format_khat_summary",
-    "KHAT_GOOD", "KHAT_BAD", "CONSTANT_WEIGHTS_KHAT", "to_inference_data", "draws_to_inference_data",
-    "importance_draws", "importance_ess", "resample", "ImportanceDraws",
+    "CONSTANT_WEIGHTS_KHAT",
+    "KHAT_BAD",
+    "KHAT_GOOD",
+    "ImportanceDraws",
+    "draws_to_inference_data",
+    "format_khat_summary",
+    "importance_draws",
+    "importance_ess",
+    "khat_from_log_weights",
+    "khat_summary",
+    "log_weights_matrix",
+    "psis_khat",
+    "resample",
+    "to_inference_data",
 ]

@@ -24,7 +24,12 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from pyro_air.evaluate.chunking import batches, default_chunk_size, evaluation_mode, module_device
+from pyro_air.evaluate.chunking import (
+    batches,
+    default_chunk_size,
+    evaluation_mode,
+    module_device,
+)
 from pyro_air.infer.log_weights import log_importance_weights
 from pyro_air.validation import check_positive_int
 

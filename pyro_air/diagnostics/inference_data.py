@@ -26,7 +26,12 @@ import torch
 import xarray as xr
 
 from pyro_air.diagnostics.draws import importance_draws, importance_ess, resample
-from pyro_air.diagnostics.psis import DEFAULT_CONSTANT_TOL, KHAT_BAD, KHAT_GOOD, khat_from_log_weights
+from pyro_air.diagnostics.psis import (
+    DEFAULT_CONSTANT_TOL,
+    KHAT_BAD,
+    KHAT_GOOD,
+    khat_from_log_weights,
+)
 
 
 def to_inference_data(model, guide, x: torch.Tensor, num_samples: int = 1000, resample: bool = False,

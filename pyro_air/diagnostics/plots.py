@@ -22,13 +22,18 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pyro.poutine as poutine
 import seaborn as sns
 import torch
 from matplotlib.figure import Figure
+from pyro import poutine
 
 from pyro_air.diagnostics.draws import LATENT_SITE, importance_draws, resample
-from pyro_air.diagnostics.psis import KHAT_BAD, KHAT_GOOD, MIN_PSIS_SAMPLES, khat_from_log_weights
+from pyro_air.diagnostics.psis import (
+    KHAT_BAD,
+    KHAT_GOOD,
+    MIN_PSIS_SAMPLES,
+    khat_from_log_weights,
+)
 from pyro_air.evaluate.chunking import evaluation_mode, module_device
 from pyro_air.validation import check_positive_int
 
@@ -213,5 +218,12 @@ def plot_samples(model, path, num_samples: int = 64, image_shape=None, ncols: in
     return _save(fig, path)
 
 
-__all__ = ["plot_posterior_comparison", "plot_aggregate_posterior", "plot_khat", "plot_training_curves",
-           "plot_reconstructions", "plot_samples", "read_metrics"]
+__all__ = [
+    "plot_aggregate_posterior",
+    "plot_khat",
+    "plot_posterior_comparison",
+    "plot_reconstructions",
+    "plot_samples",
+    "plot_training_curves",
+    "read_metrics",
+]

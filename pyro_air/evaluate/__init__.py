@@ -12,6 +12,21 @@ from pyro_air.evaluate.log_likelihood import elbo, log_likelihood
 from pyro_air.evaluate.summary import Estimate, format_table, mean_stderr, summarize
 from pyro_air.evaluate.upper_bound import upper_bound
 
-__all__ = ["log_likelihood", "elbo", "summarize", "mean_stderr", "format_table", "Estimate",
-           "iw_svi", "fit_local_gaussians", "LocalGaussianGuide", "amortization_gap", "upper_bound",
-           "latent_metrics", "latent_mmd", "aggregate_log_det_cov", "active_units", "mutual_information"]
+__all__ = [
+    "Estimate",
+    "LocalGaussianGuide",
+    "active_units",
+    "aggregate_log_det_cov",
+    "amortization_gap",
+    "elbo",
+    "fit_local_gaussians",
+    "format_table",
+    "iw_svi",
+    "latent_metrics",
+    "latent_mmd",
+    "log_likelihood",
+    "mean_stderr",
+    "mutual_information",
+    "summarize",
+    "upper_bound",
+]

@@ -21,10 +21,15 @@ from __future__ import annotations
 import math
 
 import pyro
-import pyro.poutine as poutine
 import torch
+from pyro import poutine
 
-from pyro_air.evaluate.chunking import batches, evaluation_mode, module_device, streaming_logmeanexp
+from pyro_air.evaluate.chunking import (
+    batches,
+    evaluation_mode,
+    module_device,
+    streaming_logmeanexp,
+)
 from pyro_air.infer.mmd import mmd
 from pyro_air.validation import check_positive, check_positive_int
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
+from pyro_air import distributed as dist_utils
 from pyro_air.evaluate.chunking import (
     batches,
     default_chunk_size,
@@ -28,7 +29,6 @@ from pyro_air.evaluate.chunking import (
     module_device,
     streaming_logmeanexp,
 )
-from pyro_air import distributed as dist_utils
 from pyro_air.infer.direct import can_compute_directly, direct_log_weights
 from pyro_air.infer.log_weights import log_importance_weights
 from pyro_air.seeds import derive_seed, seeded

@@ -87,5 +87,5 @@ def format_table(rows: dict, columns=None) -> str:
     header = ["", *[COLUMN_NAMES.get(c, c) for c in columns]]
     body = [[label, *[str(r[c]) for c in columns]] for label, r in rows.items()]
     widths = [max(len(str(line[i])) for line in [header, *body]) for i in range(len(header))]
-    fmt = lambda line: "  ".join(str(v).ljust(w) for v, w in zip(line, widths))  # noqa: E731
+    fmt = lambda line: "  ".join(str(v).ljust(w) for v, w in zip(line, widths))
     return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, body)])

@@ -4,9 +4,9 @@ from pyro_air.guides.denoising import Denoising
 from pyro_air.guides.exact import ExactPosteriorGuide
 from pyro_air.guides.flow import IAFGuide
 from pyro_air.guides.gaussian import GaussianEncoder
+from pyro_air.guides.hierarchical import ExtendedModel, HierarchicalGuide
 from pyro_air.guides.large import LargeGaussianEncoder
 from pyro_air.guides.weightnorm import WeightNormEncoder, WeightNormLinear
-from pyro_air.guides.hierarchical import ExtendedModel, HierarchicalGuide
 from pyro_air.registry import Registry
 
 GUIDES = Registry("guide")
@@ -23,6 +23,17 @@ def build(name: str, **cfg) -> AmortizedGuide:
     return GUIDES.build(name, **cfg)
 
 
-__all__ = ["AmortizedGuide", "GaussianEncoder", "ExactPosteriorGuide", "GUIDES", "build",
-           "Denoising", "WeightNormEncoder", "WeightNormLinear", "LargeGaussianEncoder",
-           "HierarchicalGuide", "ExtendedModel", "IAFGuide"]
+__all__ = [
+    "GUIDES",
+    "AmortizedGuide",
+    "Denoising",
+    "ExactPosteriorGuide",
+    "ExtendedModel",
+    "GaussianEncoder",
+    "HierarchicalGuide",
+    "IAFGuide",
+    "LargeGaussianEncoder",
+    "WeightNormEncoder",
+    "WeightNormLinear",
+    "build",
+]

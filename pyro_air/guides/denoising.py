@@ -61,10 +61,12 @@ class Denoising(AmortizedGuide):
         self.alpha = alpha
 
     @classmethod
-    def from_config(cls, sigma: float, alpha: float = 1.0, encoder="gaussian", **encoder_cfg) -> "Denoising":
+    def from_config(cls, sigma: float, alpha: float = 1.0, encoder="gaussian", **encoder_cfg) -> Denoising:
         """Registry builder: ``encoder`` is a guide name (``encoder_cfg`` are its options), a
         ``{"name": ..., "cfg": {...}}`` dict, or an ``AmortizedGuide`` instance."""
-        from pyro_air import guides  # the registry imports this module: import it lazily
+        from pyro_air import (
+            guides,  # the registry imports this module: import it lazily
+        )
 
         if isinstance(encoder, AmortizedGuide):
             if encoder_cfg:

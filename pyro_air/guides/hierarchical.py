@@ -26,8 +26,8 @@ import contextlib
 
 import pyro
 import pyro.distributions as dist
-import pyro.poutine as poutine
 import torch
+from pyro import poutine
 from pyro.nn import PyroModule
 from torch import nn
 

@@ -1,13 +1,13 @@
 """Objectives as ``pyro.infer.ELBO`` subclasses, built on the shared log-weight primitive."""
+from pyro_air.infer.avo import AVO_ELBO
 from pyro_air.infer.base import LogWeightObjective
 from pyro_air.infer.cubo import CUBO, cubo_bound
 from pyro_air.infer.elbo import ELBO
 from pyro_air.infer.infovae import InfoVAE_ELBO
 from pyro_air.infer.iwae import IWAE_ELBO, iwae_bound
-from pyro_air.infer.renyi import RenyiELBO, renyi_bound
-from pyro_air.infer.avo import AVO_ELBO
 from pyro_air.infer.kl_warmup import KLWarmup
 from pyro_air.infer.log_weights import LogWeights, extend_model, log_importance_weights
+from pyro_air.infer.renyi import RenyiELBO, renyi_bound
 from pyro_air.infer.schedules import ConstantSchedule, LinearSchedule, Schedule
 from pyro_air.registry import Registry
 
@@ -36,8 +36,23 @@ def build(name: str, **cfg) -> LogWeightObjective:
 
 
 __all__ = [
-    "LogWeightObjective", "ELBO", "IWAE_ELBO", "InfoVAE_ELBO", "iwae_bound", "LogWeights",
-    "log_importance_weights", "OBJECTIVES", "build",
-    "RenyiELBO", "renyi_bound", "CUBO", "cubo_bound",
-    "AVO_ELBO", "KLWarmup", "extend_model", "Schedule", "LinearSchedule", "ConstantSchedule",
+    "AVO_ELBO",
+    "CUBO",
+    "ELBO",
+    "IWAE_ELBO",
+    "OBJECTIVES",
+    "ConstantSchedule",
+    "InfoVAE_ELBO",
+    "KLWarmup",
+    "LinearSchedule",
+    "LogWeightObjective",
+    "LogWeights",
+    "RenyiELBO",
+    "Schedule",
+    "build",
+    "cubo_bound",
+    "extend_model",
+    "iwae_bound",
+    "log_importance_weights",
+    "renyi_bound",
 ]

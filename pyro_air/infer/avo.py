@@ -24,8 +24,8 @@ from __future__ import annotations
 import random
 
 import pyro
-import pyro.poutine as poutine
 import torch
+from pyro import poutine
 
 from pyro_air.infer.base import LogWeightObjective
 from pyro_air.infer.log_weights import (
@@ -80,7 +80,7 @@ class AVO_ELBO(LogWeightObjective):
         names = guide.site_names()
         model = extend_model(model, guide)
         K, B, scale = weights.num_particles, args[0].shape[0], weights.scale
-        log_density = lambda site, value: site_log_density(dict(site, value=value), B, K, scale)  # noqa: E731
+        log_density = lambda site, value: site_log_density(dict(site, value=value), B, K, scale)
 
         terms = []
         for t in range(1, self.num_transitions + 1):

@@ -39,8 +39,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyro
-import pyro.poutine as poutine
 import torch
+from pyro import poutine
 
 from pyro_air.plates import DATA_PLATE
 

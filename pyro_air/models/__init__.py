@@ -20,6 +20,13 @@ def build(name: str, **cfg) -> LatentVariableModel:
     return MODELS.build(name, **cfg)
 
 
-__all__ = ["LatentVariableModel", "BernoulliVAE", "GaussianMLPVAE", "LinearGaussianModel", "EnergyModel",
-           "BiasedNoiseModel",
-           "MODELS", "build"]
+__all__ = [
+    "MODELS",
+    "BernoulliVAE",
+    "BiasedNoiseModel",
+    "EnergyModel",
+    "GaussianMLPVAE",
+    "LatentVariableModel",
+    "LinearGaussianModel",
+    "build",
+]

@@ -32,7 +32,12 @@ from torch import nn
 
 from pyro_air.models.base import LatentVariableModel
 from pyro_air.nets import mlp, softplus_scale
-from pyro_air.validation import check_batch, check_hidden, check_positive, check_positive_int
+from pyro_air.validation import (
+    check_batch,
+    check_hidden,
+    check_positive,
+    check_positive_int,
+)
 
 LEARNABLE = ("eta", "scale")
 
