@@ -221,11 +221,21 @@ def test_bad_denoising_hyperparameters_raise(kwargs, match):
         guides.build("denoising", x_dim=6, z_dim=2, hidden=[4], **kwargs)
 
 
-def test_wrapping_an_encoder_that_already_ran_says_to_wrap_first():
+def test_wrapping_an_encoder_that_already_ran_under_pyro_says_to_wrap_first():
     model, encoder, x = _tiny_vae()
-    infer.build("elbo").loss(model, encoder, x)
+    pyro.poutine.trace(encoder).get_trace(x)  # its parameters now have names in the param store
     with pytest.raises(ValueError, match="wrap the encoder before its first use"):
         Denoising(encoder, sigma=0.1)
+
+
+def test_an_encoder_that_only_ran_outside_pyro_can_still_be_wrapped():
+    """The direct path (no Pyro handler active) names no parameter, so nothing needs renaming."""
+    model, encoder, x = _tiny_vae()
+    infer.build("elbo").loss(model, encoder, x)
+    wrapped = Denoising(encoder, sigma=0.1)
+    trace = pyro.poutine.trace(pyro.poutine.block(wrapped, hide_types=["sample"])).get_trace(x)
+    names = {site["name"] for site in trace.nodes.values() if site["type"] == "param"}
+    assert names and all(name.startswith("guide.encoder.") for name in names), names
 
 
 def test_denoising_needs_an_amortized_guide():

@@ -4,6 +4,11 @@ A guide is a ``PyroModule`` whose ``forward(x, num_data=None)`` samples the late
 (event shape [z_dim]) inside ``pyro.plate("data", num_data or B, subsample=x)``, the same plate as
 the model's. An *amortized* guide maps each x to a distribution q(z | x) through ``posterior``;
 wrappers such as the denoising guide change only what the encoder sees (``encoder_input``).
+
+Networks inside are plain ``torch.nn`` modules (not converted with ``to_pyro_module_``): when the
+guide runs under Pyro, ``PyroModule`` attribute access issues ``pyro.module`` for each of them, so
+``pyro.infer.SVI`` sees every parameter; outside Pyro (the direct path of ``pyro_air.infer.direct``)
+they run as plain torch, without a ``pyro.param`` statement per weight read.
 """
 from __future__ import annotations
 

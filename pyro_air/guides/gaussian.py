@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pyro.distributions as dist
 import torch
-from pyro.nn.module import to_pyro_module_
 from torch import nn
 
 from pyro_air.guides.base import AmortizedGuide
@@ -23,8 +22,6 @@ class GaussianEncoder(AmortizedGuide):
             raise ValueError("hidden must name at least one hidden layer, e.g. hidden=(500, 500)")
         self.features = mlp((self.x_dim, *self.hidden), act=activation, final_activation=True, linear=linear)
         self.head = linear(self.hidden[-1], 2 * self.z_dim)
-        to_pyro_module_(self.features)
-        to_pyro_module_(self.head)
 
     def loc_scale(self, x: torch.Tensor):
         loc, raw_scale = self.head(self.features(x)).chunk(2, dim=-1)

@@ -20,6 +20,8 @@ or any other effect), the model and guide do not override ``forward``, and no mo
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from pyro.nn import PyroModule
 from pyro.poutine.runtime import am_i_wrapped
@@ -30,13 +32,26 @@ from pyro_air.validation import input_checks_enabled
 
 
 def _standard(obj, base_name: str) -> bool:
-    base = next((c for c in type(obj).__mro__ if c.__name__ == base_name and c.__module__.startswith("pyro_air.")),
+    return _standard_type(type(obj), base_name)
+
+
+@functools.lru_cache(maxsize=None)
+def _standard_type(cls, base_name: str) -> bool:
+    """Whether ``cls`` keeps the ``forward`` of pyro-air's base class ``base_name`` (cached per
+    class: it is asked on every training step)."""
+    base = next((c for c in cls.__mro__ if c.__name__ == base_name and c.__module__.startswith("pyro_air.")),
                 None)
-    return base is not None and type(obj).forward is base.forward
+    return base is not None and cls.forward is base.forward
 
 
 def _has_random_attributes(module) -> bool:
-    return any(isinstance(m, PyroModule) and m._pyro_samples for m in module.modules())
+    """Whether any PyroModule in the tree holds ``PyroSample`` attributes. Only PyroModules can hold
+    them, so leaves that are plain ``nn.Module``s (Linear, Tanh, ...) are skipped: the walk runs on
+    every training step and should not cost more than it must."""
+    if isinstance(module, PyroModule) and module._pyro_samples:
+        return True
+    return any(_has_random_attributes(child) for child in module._modules.values()
+               if child is not None and (isinstance(child, PyroModule) or child._modules))
 
 
 def can_compute_directly(model, guide) -> bool:
@@ -59,8 +74,10 @@ def direct_log_weights(model, guide, x: torch.Tensor, num_particles: int, num_da
     # the model, as LatentVariableModel.forward runs it, replayed at z
     if model.validate_inputs and input_checks_enabled():
         model.validate(x)
-    prior = model.prior(batch_size, x).expand(shape)
-    likelihood = model.likelihood(z).expand(shape)
+    # Pyro's plates would expand p(z) and p(x | z) to batch shape [K, B]; expanding only broadcasts
+    # parameters, and log_prob at z / x broadcasts the same way, so the values are the same unexpanded
+    prior = model.prior(batch_size, x)
+    likelihood = model.likelihood(z)
     # scored after both runs, in trace order, as the traced primitive does: the autograd graph,
     # and so the order in which backward accumulates gradients, is the same
     log_w = x.new_zeros(num_particles, batch_size)

@@ -4,6 +4,11 @@ A model is a ``PyroModule`` whose ``forward(x, num_data=None)`` is a Pyro model:
 ``"z"`` with event shape [z_dim] and an observed site ``"x"``, both inside
 ``pyro.plate("data", num_data or B, subsample=x)`` at dim -1. With ``num_data=N`` the plate
 scales every per-datapoint term by N / B, so objectives estimate the full-data objective.
+
+Networks inside are plain ``torch.nn`` modules (not converted with ``to_pyro_module_``): when the
+model runs under Pyro, ``PyroModule`` attribute access issues ``pyro.module`` for each of them, so
+``pyro.infer.SVI`` sees every parameter; outside Pyro (the direct path of ``pyro_air.infer.direct``)
+they run as plain torch, without a ``pyro.param`` statement per weight read.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import pyro
 import torch
 from pyro.nn import PyroModule
 
+from pyro_air.distributions import StandardNormal
 from pyro_air.plates import data_plate
 from pyro_air.validation import check_batch, check_positive_int, input_checks_enabled
 
@@ -31,8 +37,7 @@ class LatentVariableModel(PyroModule):
         check_batch(x, self.x_dim, type(self).__name__)
 
     def prior(self, batch_size: int, like: torch.Tensor) -> pyro.distributions.Distribution:
-        zeros = like.new_zeros(batch_size, self.z_dim)
-        return pyro.distributions.Normal(zeros, 1.0).to_event(1)
+        return StandardNormal((batch_size, self.z_dim), like).to_event(1)  # N(0, I)
 
     def likelihood(self, z: torch.Tensor) -> pyro.distributions.Distribution:
         raise NotImplementedError

@@ -27,7 +27,6 @@ import math
 
 import pyro.distributions as dist
 import torch
-from pyro.nn.module import to_pyro_module_
 from torch import nn
 
 from pyro_air.models.base import LatentVariableModel
@@ -72,7 +71,6 @@ class BiasedNoiseModel(LatentVariableModel):
             last = self.scale_net[-1]
             nn.init.zeros_(last.weight)  # sigma(z) starts at the constant noise_scale
             nn.init.constant_(last.bias, _softplus_inverse(noise_scale - min_scale))
-            to_pyro_module_(self.scale_net)
 
     @property
     def eta(self) -> torch.Tensor:

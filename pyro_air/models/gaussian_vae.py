@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pyro.distributions as dist
 import torch
-from pyro.nn.module import to_pyro_module_
 
 from pyro_air.models.base import LatentVariableModel
 from pyro_air.nets import mlp, softplus_scale
@@ -22,7 +21,6 @@ class GaussianMLPVAE(LatentVariableModel):
         self.hidden = check_hidden(hidden)
         self.min_scale = check_positive(min_scale, "min_scale (the decoder's smallest standard deviation)")
         self.decoder = mlp((self.z_dim, *self.hidden, 2 * self.x_dim), act=activation)
-        to_pyro_module_(self.decoder)
 
     def loc_scale(self, z: torch.Tensor):
         loc, raw_scale = self.decoder(z).chunk(2, dim=-1)

@@ -1,0 +1,74 @@
+"""StandardNormal is Normal(0, 1), bit for bit where it scores, and a Normal everywhere else."""
+import math
+
+import pyro
+import pyro.distributions as dist
+import torch
+
+from pyro_air.distributions import StandardNormal
+
+
+def test_log_prob_is_bitwise_normal_0_1_with_gradients():
+    z = (torch.randn(8, 100, 50) * 4).requires_grad_()
+    ours = StandardNormal((100, 50), z).to_event(1).log_prob(z)
+    reference = dist.Normal(torch.zeros(100, 50), 1.0).to_event(1).log_prob(z)
+    assert torch.equal(ours, reference)
+    (g_ours,) = torch.autograd.grad(ours.sum(), z)
+    (g_ref,) = torch.autograd.grad(reference.sum(), z)
+    assert torch.equal(g_ours, g_ref)
+
+
+def test_log_prob_broadcasts_like_normal():
+    p = StandardNormal((3, 2), torch.zeros(1))
+    assert p.log_prob(torch.zeros(2)).shape == (3, 2)
+    assert p.log_prob(torch.zeros(5, 3, 2)).shape == (5, 3, 2)
+    assert p.log_prob(torch.zeros(5, 1, 2)).shape == (5, 3, 2)
+
+
+def test_it_is_a_normal_in_every_other_respect():
+    p = StandardNormal((4, 3), torch.zeros(1, dtype=torch.float64))
+    assert isinstance(p, dist.Normal) and p.batch_shape == (4, 3) and p.loc.dtype == torch.float64
+    assert torch.equal(p.mean, torch.zeros(4, 3, dtype=torch.float64))
+    assert torch.equal(p.variance, torch.ones(4, 3, dtype=torch.float64))
+    expanded = p.expand(torch.Size([7, 4, 3]))
+    assert isinstance(expanded, StandardNormal) and expanded.batch_shape == (7, 4, 3)
+    assert expanded.rsample().shape == (7, 4, 3)
+    q = dist.Normal(torch.full((4, 3), 0.5, dtype=torch.float64), 2.0)
+    torch.testing.assert_close(torch.distributions.kl_divergence(q, p),
+                               torch.distributions.kl_divergence(q, dist.Normal(0.0, torch.ones(4, 3, dtype=torch.float64))))
+
+
+def test_pyro_plates_sample_it_with_the_right_shape():
+    def model():
+        with pyro.plate("data", 5):
+            return pyro.sample("z", StandardNormal((5, 2), torch.zeros(1)).to_event(1))
+
+    trace = pyro.poutine.trace(model).get_trace()
+    assert trace.nodes["z"]["value"].shape == (5, 2)
+    trace.compute_log_prob()
+    assert trace.nodes["z"]["log_prob"].shape == (5,)
+
+
+def test_bernoulli_image_scores_bitwise_like_independent_bernoulli_with_gradients():
+    from pyro_air.distributions import BernoulliImage
+
+    logits = (torch.randn(3, 10, 784) * 5).requires_grad_()
+    x = (torch.rand(10, 784) < 0.3).float()
+    ours = BernoulliImage(logits).log_prob(x)
+    reference = dist.Bernoulli(logits=logits).to_event(1).log_prob(x)
+    assert ours.shape == (3, 10) and torch.equal(ours, reference)
+    (g_ours,) = torch.autograd.grad(ours.sum(), logits)
+    (g_ref,) = torch.autograd.grad(reference.sum(), logits)
+    assert torch.equal(g_ours, g_ref)
+
+
+def test_bernoulli_image_is_an_independent_bernoulli_otherwise():
+    from pyro_air.distributions import BernoulliImage
+
+    p = BernoulliImage(torch.zeros(4, 6))
+    assert p.batch_shape == (4,) and p.event_shape == (6,)
+    expanded = p.expand(torch.Size([2, 4]))
+    assert isinstance(expanded, BernoulliImage) and expanded.batch_shape == (2, 4)
+    assert expanded.sample().shape == (2, 4, 6)
+    torch.testing.assert_close(p.mean, torch.full((4, 6), 0.5))
+    torch.testing.assert_close(expanded.log_prob(torch.ones(6)), torch.full((2, 4), -6 * math.log(2.0)))

@@ -1,0 +1,51 @@
+"""The network builders: the CPU tanh through 2 sigmoid(2x) - 1 (pyro_air.nets.Tanh)."""
+import pytest
+import torch
+from torch import nn
+
+from pyro_air.nets import Tanh, activation, mlp
+
+
+def test_tanh_is_within_float32_rounding_of_the_exact_tanh():
+    x = torch.linspace(-30.0, 30.0, 600_001)
+    exact = torch.tanh(x.double())
+    ours = Tanh()(x).double()
+    assert (ours - exact).abs().max().item() <= 2.5e-7
+    assert ours.min().item() == -1.0 and ours.max().item() == 1.0  # saturates exactly, never beyond
+
+
+def test_tanh_is_odd_up_to_rounding_and_zero_at_zero():
+    x = torch.randn(10_000) * 3
+    assert (Tanh()(x) + Tanh()(-x)).abs().max().item() <= 2.5e-7
+    assert Tanh()(torch.zeros(3)).abs().max().item() <= 1e-7
+
+
+def test_tanh_gradients_match_torch_tanh_first_and_second_order():
+    x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(Tanh(), (x,))
+    assert torch.autograd.gradgradcheck(Tanh(), (x,))
+    x32 = torch.randn(200, 50, requires_grad=True)
+    (g_ours,) = torch.autograd.grad(Tanh()(x32).sum(), x32)
+    (g_ref,) = torch.autograd.grad(torch.tanh(x32).sum(), x32)
+    torch.testing.assert_close(g_ours, g_ref, atol=5e-7, rtol=0)
+
+
+def test_tanh_leaves_its_input_untouched():
+    x = torch.randn(100)
+    before = x.clone()
+    Tanh()(x)
+    assert torch.equal(x, before)
+
+
+def test_mlp_state_dict_is_the_same_as_with_nn_tanh():
+    ours = mlp((5, 7, 3), act="tanh")
+    reference = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 3))
+    assert list(ours.state_dict()) == list(reference.state_dict())
+    reference.load_state_dict(ours.state_dict())
+    x = torch.randn(11, 5)
+    torch.testing.assert_close(ours(x), reference(x), atol=1e-6, rtol=0)
+
+
+def test_unknown_activation_names_the_choices():
+    with pytest.raises(ValueError, match="elu, relu, softplus, tanh"):
+        activation("gelu")
