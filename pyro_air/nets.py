@@ -5,7 +5,6 @@ import torch
 from torch import nn
 
 
-
 class _TanhFromSigmoid(torch.autograd.Function):
     """y = tanh(x) computed as 2 sigmoid(2x) - 1; dy/dx = 1 - y^2 (torch's own tanh_backward kernel,
     which is itself differentiable, so double backward works)."""

@@ -222,7 +222,7 @@ def test_bad_denoising_hyperparameters_raise(kwargs, match):
 
 
 def test_wrapping_an_encoder_that_already_ran_under_pyro_says_to_wrap_first():
-    model, encoder, x = _tiny_vae()
+    _, encoder, x = _tiny_vae()
     pyro.poutine.trace(encoder).get_trace(x)  # its parameters now have names in the param store
     with pytest.raises(ValueError, match="wrap the encoder before its first use"):
         Denoising(encoder, sigma=0.1)

@@ -35,7 +35,7 @@ def _standard(obj, base_name: str) -> bool:
     return _standard_type(type(obj), base_name)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _standard_type(cls, base_name: str) -> bool:
     """Whether ``cls`` keeps the ``forward`` of pyro-air's base class ``base_name`` (cached per
     class: it is asked on every training step)."""
