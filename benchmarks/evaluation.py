@@ -10,8 +10,10 @@ costs, per importance sample,
 
 The encoder x-h1-h2-2z runs once per image per chunk of samples, a small addition we report but
 do not count towards the bound. The GEMM bound runs just the decoder's three ``torch.nn.functional
-.linear`` calls (with bias) at the shapes pyro-air's chunked evaluation uses, [chunk * B, in] x
-[in, out], and gives FLOP/s; the GEMM-bound throughput is FLOP/s / (S * F_dec) images per second.
+.linear`` calls (with bias) on as many rows as the evaluation scores, in blocks of R rows, and gives
+FLOP/s; the bound is the *best* FLOP/s over R = pyro-air's chunk rows ([chunk * B, in] x [in, out])
+and R = 1024 and 4096 (so a chunk size that happened to slow the GEMMs down would not flatter
+the fraction); the GEMM-bound throughput is FLOP/s / (S * F_dec) images per second.
 """
 from __future__ import annotations
 
@@ -52,8 +54,8 @@ class HandwrittenEvaluation:
     """The same chunked IWAE-S with plain tensor code (``HandwrittenVAE.log_weights``), same chunk
     size and streaming log-mean-exp: what eager PyTorch itself costs, without Pyro."""
 
-    def __init__(self, model, guide, images, block, num_samples):
-        self.net = HandwrittenVAE.from_pyro_air(model, guide).to(images.device).eval()
+    def __init__(self, model, guide, images, block, num_samples, plain_torch=False):
+        self.net = HandwrittenVAE.from_pyro_air(model, guide, plain_torch).to(images.device).eval()
         self.images, self.block, self.S = images, block, num_samples
         self.chunk = default_chunk_size(num_samples, block, images.shape[1])
         self.position = 0
@@ -96,14 +98,18 @@ class PerDatapointPeer:
 
 
 class DecoderGemms:
-    """Only the decoder's GEMMs for ``block`` images x S samples, at pyro-air's chunk shapes."""
+    """Only the decoder's GEMMs for ``block`` images x S samples: at pyro-air's chunk shapes, or in
+    blocks of ``rows`` rows."""
 
-    def __init__(self, model, block, num_samples, device):
+    def __init__(self, model, block, num_samples, device, rows=None):
         self.layers = [(m.weight.detach(), m.bias.detach()) for m in linear_layers(model.decoder)]
         x_dim = self.layers[-1][0].shape[0]
         self.chunk = default_chunk_size(num_samples, block, x_dim)
         self.num_chunks = math.ceil(num_samples / self.chunk)
         self.rows = self.chunk * block
+        if rows is not None:
+            self.num_chunks = math.ceil(num_samples * block / rows)
+            self.rows = rows
         self.input = torch.randn(self.rows, self.layers[0][0].shape[1], device=device)
         self.flops = self.num_chunks * self.rows * 2 * sum(w.numel() for w, _ in self.layers)
 

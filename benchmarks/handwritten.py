@@ -9,10 +9,15 @@ It computes exactly what pyro-air's ``ELBO`` / ``IWAE_ELBO`` compute for ``Berno
     ELBO loss = -(N / B) sum_b (1/K) sum_k log w_kb                        (AIR paper Eq. 5)
     IWAE loss = -(N / B) sum_b [logsumexp_k log w_kb - log K]          (AIR paper Eq. 20)
 
-The Gaussian log densities use the same formula as ``torch.distributions.Normal.log_prob`` and the
-Bernoulli term the same ``binary_cross_entropy_with_logits``, and the terms are added in the same
-order, so on the same weights, batch and seed the loss equals pyro-air's
-(``tests/test_benchmarks.py`` checks loss and gradients).
+The Gaussian log densities use the same formula as ``torch.distributions.Normal.log_prob``, the
+Bernoulli term the formula of ``pyro_air.distributions.BernoulliImage`` (sum_d [x_d l_d -
+softplus(l_d)]), the networks ``pyro_air.nets.mlp`` (so the same CPU tanh), and the terms are added
+in the same order, so on the same weights, batch and seed the loss equals pyro-air's
+(``tests/test_benchmarks.py`` checks loss and gradients): the ratio measures framework overhead.
+
+``plain_torch=True`` builds what one would write without knowing those two choices - ``nn.Tanh``
+and ``binary_cross_entropy_with_logits`` - the same function to float32 rounding; the benchmarks
+report it as a second reference, to show what the two choices are worth.
 """
 from __future__ import annotations
 
@@ -30,17 +35,23 @@ LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 class HandwrittenVAE(nn.Module):
     """Encoder x-h-h-2z and decoder z-h-h-x tanh MLPs, as pyro-air builds them."""
 
-    def __init__(self, x_dim: int = 784, z_dim: int = 50, hidden=(500, 500), activation: str = "tanh"):
+    def __init__(self, x_dim: int = 784, z_dim: int = 50, hidden=(500, 500), activation: str = "tanh",
+                 plain_torch: bool = False):
         super().__init__()
-        self.z_dim = z_dim
+        self.z_dim, self.plain_torch = z_dim, plain_torch
         self.features = mlp((x_dim, *hidden), act=activation, final_activation=True)
         self.head = nn.Linear(hidden[-1], 2 * z_dim)
         self.decoder = mlp((z_dim, *hidden, x_dim), act=activation)
+        if plain_torch and activation == "tanh":
+            for net in (self.features, self.decoder):
+                for i, layer in enumerate(net):
+                    if not isinstance(layer, nn.Linear):
+                        net[i] = nn.Tanh()
 
     @classmethod
-    def from_pyro_air(cls, model, guide) -> "HandwrittenVAE":
+    def from_pyro_air(cls, model, guide, plain_torch: bool = False) -> HandwrittenVAE:
         """A copy with the weights of a pyro-air ``BernoulliVAE`` and ``GaussianEncoder``."""
-        net = cls(model.x_dim, model.z_dim, model.hidden)
+        net = cls(model.x_dim, model.z_dim, model.hidden, plain_torch=plain_torch)
         net.features.load_state_dict(guide.features.state_dict())
         net.head.load_state_dict(guide.head.state_dict())
         net.decoder.load_state_dict(model.decoder.state_dict())
@@ -54,7 +65,10 @@ class HandwrittenVAE(nn.Module):
         z = loc + eps * scale
         log_prior = (-(z ** 2) / 2 - LOG_SQRT_2PI).sum(-1)
         logits = self.decoder(z)
-        log_lik = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+        if self.plain_torch:
+            log_lik = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+        else:
+            log_lik = -F.softplus(logits).addcmul_(x, logits, value=-1).sum(-1)
         log_q = (-((z - loc) ** 2) / (2 * scale ** 2) - scale.log() - LOG_SQRT_2PI).sum(-1)
         return log_prior + log_lik - log_q
 

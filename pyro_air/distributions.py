@@ -15,12 +15,17 @@ It is a ``Normal`` in every other respect: sampling, ``expand`` (Pyro's plates),
 
 ``BernoulliImage``: ``Bernoulli(logits).to_event(1)``, the likelihood of a binarized image,
 
-    log p(x | z) = sum_d [x_d l_d - softplus(l_d)] = -sum_d BCEWithLogits(l_d, x_d),
+    log p(x | z) = sum_d [x_d l_d - softplus(l_d)],
 
-scored by summing the per-pixel binary cross-entropy and negating the [..., B] sums, where
-``Bernoulli.log_prob`` negates all [..., B, D] terms first. Negation is exact, so the numbers are
-the same bits; the reordering saves a D-wide negation and its backward node (~45 us of the
-training step above).
+computed per pixel as -(softplus(l_d) - x_d l_d) (one softplus pass and one fused multiply-add
+over the [..., D] logits) and summed. torch's ``binary_cross_entropy_with_logits`` - what
+``Bernoulli.log_prob`` calls - writes a log-sigmoid, a scratch buffer and three more [..., D]
+temporaries; measured side by side on 2 threads the formula above costs 0.56x of it for a
+[13, 100, 784] evaluation chunk and 0.84x forward+backward in a batch-100 training step. It is
+the same function to float32 rounding (per pixel: softplus(l) - l for x = 1 cancels to an
+absolute error of one ulp of l, ~5e-7 for |l| ~ 5; whole images differ from ``Bernoulli`` by
+< 1e-5 relative, tests/test_distributions.py), and it is also the right cross-entropy for grey
+x in [0, 1].
 """
 from __future__ import annotations
 
@@ -69,4 +74,4 @@ class BernoulliImage(dist.Independent):
         logits = self.base_dist.logits
         if value.shape != logits.shape:
             logits, value = broadcast_all(logits, value)
-        return -F.binary_cross_entropy_with_logits(logits, value, reduction="none").sum(-1)
+        return -F.softplus(logits).addcmul_(value, logits, value=-1).sum(-1)

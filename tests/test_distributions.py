@@ -2,6 +2,7 @@
 import math
 
 import pyro
+import pytest
 import pyro.distributions as dist
 import torch
 
@@ -49,17 +50,32 @@ def test_pyro_plates_sample_it_with_the_right_shape():
     assert trace.nodes["z"]["log_prob"].shape == (5,)
 
 
-def test_bernoulli_image_scores_bitwise_like_independent_bernoulli_with_gradients():
+@pytest.mark.parametrize("grey", [False, True])
+def test_bernoulli_image_scores_like_independent_bernoulli_with_gradients(grey):
+    """Same function as Bernoulli(logits).to_event(1) to float32 rounding (float64 reference),
+    for binary x and for grey x in [0, 1] (the cross-entropy)."""
     from pyro_air.distributions import BernoulliImage
 
-    logits = (torch.randn(3, 10, 784) * 5).requires_grad_()
-    x = (torch.rand(10, 784) < 0.3).float()
+    torch.manual_seed(0)
+    logits = (torch.randn(3, 10, 784) * 6).requires_grad_()
+    x = torch.rand(10, 784) if grey else (torch.rand(10, 784) < 0.3).float()
     ours = BernoulliImage(logits).log_prob(x)
-    reference = dist.Bernoulli(logits=logits).to_event(1).log_prob(x)
-    assert ours.shape == (3, 10) and torch.equal(ours, reference)
+    reference = dist.Bernoulli(logits=logits.double(), validate_args=False).to_event(1).log_prob(x.double())
+    assert ours.shape == (3, 10)
+    torch.testing.assert_close(ours.double(), reference, rtol=1e-5, atol=1e-3)
     (g_ours,) = torch.autograd.grad(ours.sum(), logits)
     (g_ref,) = torch.autograd.grad(reference.sum(), logits)
-    assert torch.equal(g_ours, g_ref)
+    torch.testing.assert_close(g_ours, g_ref, rtol=0, atol=1e-6)
+
+
+def test_bernoulli_image_is_exact_where_the_logits_saturate():
+    from pyro_air.distributions import BernoulliImage
+
+    logits = torch.tensor([[40.0, -40.0, 200.0, -200.0]])
+    # exactly -2 softplus(-40) = -8.5e-18; softplus returns l above l = 20, dropping e^-l < 2e-9
+    likely = BernoulliImage(logits).log_prob(torch.tensor([[1.0, 0.0, 1.0, 0.0]])).item()
+    assert abs(likely - (-2 * math.exp(-40))) <= 1e-17
+    assert BernoulliImage(logits).log_prob(torch.tensor([[0.0, 1.0, 0.0, 1.0]])).item() == -480.0
 
 
 def test_bernoulli_image_is_an_independent_bernoulli_otherwise():

@@ -7,8 +7,13 @@ import math
 import pyro
 import torch
 
-# Elements of the largest per-chunk tensor ([samples, batch, x_dim]); 2**23 float32 = 32 MiB.
-DEFAULT_CHUNK_ELEMENTS = 2 ** 23
+# Elements of the largest per-chunk tensor ([samples, batch, x_dim]); 2**20 float32 = 4 MiB.
+# Why this size: the elementwise work of a chunk (tanh, the Bernoulli log-density) streams its
+# tensors; at 4 MiB they stay in this machine's L3 cache (32 MiB) next to the weights, while at
+# 32 MiB they spill to memory. IWAE-5000 on the 784-500-500-50 VAE, blocks of 4 images, measured
+# side by side: 2**23 -> 61% / 43% of the GEMM bound (1 / 2 threads), 2**20 -> 80% / 70%; 2**17
+# loses again to per-chunk overhead (63% / 50%). benchmarks/RESULTS.md has the run.
+DEFAULT_CHUNK_ELEMENTS = 2 ** 20
 
 
 def module_device(module) -> torch.device:

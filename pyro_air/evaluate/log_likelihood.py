@@ -29,20 +29,19 @@ from pyro_air.evaluate.chunking import (
     module_device,
     streaming_logmeanexp,
 )
-from pyro_air.infer.direct import can_compute_directly, direct_log_weights
+from pyro_air.infer.direct import can_compute_directly, direct_log_weight_chunks
 from pyro_air.infer.log_weights import log_importance_weights
 from pyro_air.seeds import derive_seed, seeded
 from pyro_air.validation import check_positive_int
 
 
 def _log_weight_chunks(model, guide, xb, num_samples, chunk_size):
-    direct = can_compute_directly(model, guide)  # bit-identical log weights without traces
+    if can_compute_directly(model, guide):  # bit-identical log weights without traces
+        yield from direct_log_weight_chunks(model, guide, xb, num_samples, chunk_size)
+        return
     for start in range(0, num_samples, chunk_size):
         k = min(chunk_size, num_samples - start)
-        if direct:
-            yield direct_log_weights(model, guide, xb, k).log_w
-        else:
-            yield log_importance_weights(model, guide, xb, num_particles=k).log_w
+        yield log_importance_weights(model, guide, xb, num_particles=k).log_w
 
 
 def _check_inputs_once(x, model, guide):
