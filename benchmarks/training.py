@@ -25,7 +25,7 @@ import torch
 
 from benchmarks.handwritten import HandwrittenVAE
 from pyro_air import guides, infer, models
-from pyro_air.train import parameters_of
+from pyro_air.train import make_adam, parameters_of
 
 LR = 1e-3
 
@@ -48,7 +48,7 @@ def renamed_copy(model, guide, prefix: str):
 class PyroAirStep:
     def __init__(self, model, guide, objective, batches, num_data):
         self.model, self.guide, self.objective = model, guide, objective
-        self.optimizer = torch.optim.Adam(parameters_of(model, guide), lr=LR)
+        self.optimizer = make_adam(parameters_of(model, guide), LR)
         self.batches, self.num_data = itertools.cycle(batches), num_data
 
     def __call__(self):
@@ -63,7 +63,7 @@ class PyroAirStep:
 class HandwrittenStep:
     def __init__(self, model, guide, num_particles, bound, batches, num_data, plain_torch=False):
         self.net = HandwrittenVAE.from_pyro_air(model, guide, plain_torch).to(next(model.parameters()).device)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=LR)
+        self.optimizer = make_adam(self.net.parameters(), LR)
         self.num_particles, self.bound = num_particles, bound
         self.batches, self.num_data = itertools.cycle(batches), num_data
 

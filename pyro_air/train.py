@@ -243,6 +243,22 @@ def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | 
     return trainer.finish()
 
 
+def make_adam(params, lr: float) -> torch.optim.Adam:
+    """One ``torch.optim.Adam`` over ``params``, with torch's fused kernel where it applies (every
+    parameter a floating-point tensor on the CPU or a CUDA device).
+
+    Same algorithm (Kingma & Ba 2015) and state as the default Adam; the fused kernel updates each
+    tensor in one pass instead of the ~10 elementwise passes of the default single-tensor path on
+    the CPU: measured side by side on 2 threads, 0.48 ms vs 2.64 ms per step for the 784-500-500-50
+    VAE (a quarter of its ELBO step; benchmarks/RESULTS.md). The update differs from the default
+    one only by float rounding (max 2.4e-7 after 50 steps in a side check), so a checkpoint written
+    by either resumes with either.
+    """
+    params = list(params)
+    fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.Adam(params, lr=lr, fused=True if fused else None)
+
+
 class _Trainer:
     """The state of one run and the steps that change it (used by ``fit``).
 
@@ -257,7 +273,7 @@ class _Trainer:
         self.train_x, self.valid_eval_x, self.config, self.device = train_x, valid_eval_x, config, device
         self.run_path, self.spec = run_path, spec
         self.params = parameters_of(model, guide)
-        self.optimizer = torch.optim.Adam(self.params, lr=config.lr)
+        self.optimizer = make_adam(self.params, config.lr)
         gamma = config.lr_final_ratio ** (1.0 / config.epochs)
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=gamma)
         self.binarize_rng = (torch.Generator(device).manual_seed(config.seed + 2)

@@ -98,7 +98,5 @@ def _log_weights_given_q(model, q, x: torch.Tensor, num_particles: int) -> torch
     likelihood = model.likelihood(z)
     # scored after both runs, in trace order, as the traced primitive does: the autograd graph,
     # and so the order in which backward accumulates gradients, is the same
-    log_w = x.new_zeros(num_particles, batch_size)
-    log_w = log_w + prior.log_prob(z)
-    log_w = log_w + likelihood.log_prob(x)
-    return log_w - q.log_prob(z)
+    # (the traced primitive starts its sum from zeros; 0 + a is a, bit for bit)
+    return prior.log_prob(z) + likelihood.log_prob(x) - q.log_prob(z)
