@@ -268,7 +268,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     q = args.quick
     cfg = dict(profile_steps=3 if q else 10, overhead_rounds=5 if q else 15,
-               train_rounds=3 if q else 30, train_block=1 if q else 2,
+               train_rounds=3 if q else 60, train_block=1 if q else 4,
                eval_images=20 if q else 1000, eval_samples=200 if q else 5000, eval_rounds=3 if q else 7,
                eval_block=5 if q else 10, peer_block=1,
                mem_images=2 if q else 10,
@@ -300,7 +300,7 @@ def main(argv=None) -> None:
     machine.append(f"load average at end: {os.getloadavg()[0]:.1f} (1 min); benchmark wall time {elapsed / 60:.1f} min")
 
     report = render(machine, profile, overhead, elbo_table, iwae_table, eval_table, eval_notes, mem_table, cfg, q,
-                    device)
+                    device, targets_summary(results))
     Path(args.out).write_text(report)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
@@ -308,8 +308,31 @@ def main(argv=None) -> None:
     log(f"wrote {args.out}")
 
 
+def targets_summary(results: dict) -> str:
+    """The issue's targets against this run's numbers (computed, not written by hand)."""
+    rows = []
+    for group, name in (("train_elbo", "pyro-air ELBO"), ("train_iwae8", "pyro-air IWAE-8")):
+        r = results[group][name]
+        met = max(r["paired_ratio"], r["ratio"]) <= 1.05
+        rows.append((f"training step, {name.split()[-1]}, <= 1.05x hand-written",
+                     f"{r['paired_ratio']:.3f}x median of paired ratios; {r['ratio']:.3f}x ratio of medians; "
+                     f"{r['cpu_ratio']:.3f}x CPU time", "yes" if met else "no"))
+    for threads, r in results["evaluation"].items():
+        met = min(r["fraction"], r["paired_fraction"]) >= 0.70
+        rows.append((f"evaluation >= 70% of the GEMM bound, {threads} thread(s)",
+                     f"{r['fraction']:.1%} (median of paired: {r['paired_fraction']:.1%})", "yes" if met else "no"))
+    chunked = [m for m in results["memory"] if m["chunk_size"] is None]
+    if len(chunked) >= 2:
+        lo, hi = chunked[0], chunked[-1]
+        flat = hi["added_mib"] <= 1.25 * lo["added_mib"] + 16
+        rows.append(("memory flat in num_samples (automatic chunking)",
+                     " / ".join(f"+{m['added_mib']:.0f} MiB at S = {m['num_samples']}" for m in chunked),
+                     "yes" if flat else "no"))
+    return markdown_table(["target", "measured in this run", "met?"], rows, ["{}", "{}", "{}"])
+
+
 def render(machine, profile, overhead, elbo_table, iwae_table, eval_table, eval_notes, mem_table, cfg, quick,
-           device) -> str:
+           device, summary="") -> str:
     today = datetime.date.today().isoformat()
     gpu = ("measured on this device (see above)" if device.type == "cuda" else
            "**not measured**: no GPU was lent to this session. `python -m benchmarks.run --device cuda` runs every "
@@ -325,6 +348,13 @@ Only the ratios inside one table mean anything: every table's cases were run int
 round-robin in short blocks (warm-up first), each time is the median over rounds, and each ratio
 is given both as the ratio of medians and as the median of same-round ratios (the more robust
 of the two under bursty load). Never compare absolute times across runs.
+
+## Targets (issue 8) against this run
+
+{summary}
+
+A target counts as met only if both ratio views meet it; memory counts as flat when the largest
+num_samples adds at most 1.25x (+16 MiB) of what the smallest adds. GPU: see the last section.
 
 ## Machine
 

@@ -40,6 +40,26 @@ from torch.nn import functional as F
 LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 
 
+# -- the tensor formulas (shared with the fused scorer of pyro_air/infer/fused.py) ---------------
+
+def standard_normal_log_density(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, 1) per coordinate (what ``StandardNormal.log_prob`` computes)."""
+    return -(z ** 2) / 2 - LOG_SQRT_2PI
+
+
+def normal_log_density(z: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """log N(z; loc, scale) per coordinate, term for term as ``torch.distributions.Normal.log_prob``
+    computes it (so that a caller gets its bits; tests/test_fast_path.py checks)."""
+    var = scale ** 2
+    log_scale = scale.log()
+    return -((z - loc) ** 2) / (2 * var) - log_scale - LOG_SQRT_2PI
+
+
+def bernoulli_image_log_density(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """sum_d [x_d l_d - softplus(l_d)] over the last dimension (``BernoulliImage.log_prob``)."""
+    return -F.softplus(logits).addcmul_(x, logits, value=-1).sum(-1)
+
+
 class StandardNormal(dist.Normal):
     """N(0, 1) with batch shape ``batch_shape``, on the dtype and device of ``like``."""
 
@@ -55,7 +75,7 @@ class StandardNormal(dist.Normal):
         return super().expand(batch_shape, _instance=new)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        log_density = -(value ** 2) / 2 - LOG_SQRT_2PI
+        log_density = standard_normal_log_density(value)
         shape = torch.broadcast_shapes(log_density.shape, self.batch_shape)  # as Normal.log_prob broadcasts
         return log_density if shape == log_density.shape else log_density.expand(shape)
 
@@ -74,4 +94,4 @@ class BernoulliImage(dist.Independent):
         logits = self.base_dist.logits
         if value.shape != logits.shape:
             logits, value = broadcast_all(logits, value)
-        return -F.softplus(logits).addcmul_(value, logits, value=-1).sum(-1)
+        return bernoulli_image_log_density(logits, value)

@@ -146,3 +146,59 @@ def test_guides_that_override_forward_take_the_traced_path():
     from pyro_air.infer.direct import can_compute_directly
     model = models.build("bernoulli-vae", z_dim=3, hidden=(20,))
     assert not can_compute_directly(model, guides.build("denoising", z_dim=3, sigma=0.3, alpha=0.5))
+
+
+# -- the fused scorer (pyro_air/infer/fused.py) ----------------------------------------------------
+
+@pytest.mark.parametrize("name", ["gaussian", "gaussian-large", "weightnorm"])
+def test_fused_scorer_is_bit_identical_to_the_distribution_path(name):
+    from pyro_air.infer.direct import direct_log_weights
+    from pyro_air.infer.fused import can_fuse, generic_path
+
+    model = models.build("bernoulli-vae", z_dim=3, hidden=(20,))
+    guide = guides.build(name, z_dim=3, hidden=(20,))
+    assert can_fuse(model, guide)
+    x, params = binary_batch(6), parameters_of(model, guide)
+    results = []
+    for fuse in (True, False):
+        pyro.set_rng_seed(4)
+        if fuse:
+            log_w = direct_log_weights(model, guide, x, 5, 40).log_w
+        else:
+            with generic_path():
+                assert not can_fuse(model, guide)
+                log_w = direct_log_weights(model, guide, x, 5, 40).log_w
+        results.append((log_w, torch.autograd.grad(torch.logsumexp(log_w, 0).sum(), params)))
+    (fused_w, fused_g), (generic_w, generic_g) = results
+    assert torch.equal(fused_w, generic_w)
+    assert all(torch.equal(a, b) for a, b in zip(fused_g, generic_g, strict=True))
+
+
+def test_fused_evaluation_equals_the_distribution_path():
+    from pyro_air.infer.fused import generic_path
+
+    model, guide = _pair()
+    x = binary_batch(5)
+    pyro.set_rng_seed(9)
+    fused = log_likelihood(model, guide, x, num_samples=7, chunk_size=3, batch_size=2)
+    pyro.set_rng_seed(9)
+    with generic_path():
+        generic = log_likelihood(model, guide, x, num_samples=7, chunk_size=3, batch_size=2)
+    assert torch.equal(fused, generic)
+
+
+def test_only_the_pair_it_was_written_for_is_fused():
+    from pyro_air.infer.fused import can_fuse
+    from pyro_air.models.bernoulli_vae import BernoulliVAE
+
+    class SharperLikelihood(BernoulliVAE):
+        def likelihood(self, z):
+            return super().likelihood(2 * z)
+
+    vae, encoder = models.build("bernoulli-vae", z_dim=3, hidden=(20,)), guides.build("gaussian", z_dim=3, hidden=(20,))
+    assert can_fuse(vae, encoder)
+    assert not can_fuse(SharperLikelihood(z_dim=3, hidden=(20,)), encoder)
+    assert not can_fuse(models.build("gaussian-mlp-vae", z_dim=3, hidden=(20,)), encoder)
+    for name in ("iaf", "denoising"):
+        kwargs = {"sigma": 0.1} if name == "denoising" else {}
+        assert not can_fuse(vae, guides.build(name, z_dim=3, hidden=(20,), **kwargs)), name

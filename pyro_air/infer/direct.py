@@ -26,6 +26,7 @@ import torch
 from pyro.nn import PyroModule
 from pyro.poutine.runtime import am_i_wrapped
 
+from pyro_air.infer import fused
 from pyro_air.infer.log_weights import LogWeights
 from pyro_air.plates import data_size
 from pyro_air.validation import input_checks_enabled
@@ -68,10 +69,13 @@ def direct_log_weights(model, guide, x: torch.Tensor, num_particles: int, num_da
     # the guide, as AmortizedGuide.forward runs it
     if guide.validate_inputs and input_checks_enabled():
         guide.validate(x)
-    q = guide.posterior(guide.encoder_input(x))
     if model.validate_inputs and input_checks_enabled():
         model.validate(x)
-    return LogWeights(_log_weights_given_q(model, q, x, num_particles), float(size) / batch_size, None, None)
+    if fused.can_fuse(model, guide):
+        log_w = fused.fused_log_weights(model, fused.fused_q(guide, x), x, num_particles)
+    else:
+        log_w = _log_weights_given_q(model, guide.posterior(guide.encoder_input(x)), x, num_particles)
+    return LogWeights(log_w, float(size) / batch_size, None, None)
 
 
 def direct_log_weight_chunks(model, guide, x: torch.Tensor, num_samples: int, chunk_size: int):
@@ -81,9 +85,12 @@ def direct_log_weight_chunks(model, guide, x: torch.Tensor, num_samples: int, ch
     the same q the traced path would recompute, and the random stream is consumed by the z draws
     alone, so the numbers are the same (tests/test_fast_path.py); the encoder no longer costs
     once per chunk (with B = 100 images and 4 MiB chunks it was ~8% of IWAE-5000)."""
-    q = guide.posterior(guide.encoder_input(x))
+    if fused.can_fuse(model, guide):
+        q, score = fused.fused_q(guide, x), fused.fused_log_weights
+    else:
+        q, score = guide.posterior(guide.encoder_input(x)), _log_weights_given_q
     for start in range(0, num_samples, chunk_size):
-        yield _log_weights_given_q(model, q, x, min(chunk_size, num_samples - start))
+        yield score(model, q, x, min(chunk_size, num_samples - start))
 
 
 def _log_weights_given_q(model, q, x: torch.Tensor, num_particles: int) -> torch.Tensor:
