@@ -51,8 +51,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from pyro_air.evaluate import log_likelihood
     from benchmarks.training import fresh_pair
+    from pyro_air.evaluate import log_likelihood
 
     model, guide = fresh_pair(device=args.device)
     # Random binary images: memory does not depend on pixel values, and loading MNIST would set a

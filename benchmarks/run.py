@@ -1,11 +1,12 @@
 """Run the benchmarks in one process and write ``benchmarks/RESULTS.md``.
 
-    python -m benchmarks.run            # full size (~10 minutes on 2 shared cores)
+    python -m benchmarks.run            # full size (3-10 minutes on 2 shared cores, by load)
     python -m benchmarks.run --quick    # a sanity run at a small budget
     python -m benchmarks.run --device cuda
 
 Sections: machine and commit; a cProfile of pyro-air's training step; the per-step framework
-overhead on a tiny model; training-step ratios (ELBO and IWAE-8 groups); log-likelihood
+overhead on a tiny model; the kernel choices (benchmarks.kernels); training-step ratios (ELBO and
+IWAE-8 groups); log-likelihood
 evaluation throughput against the GEMM bound and a per-datapoint peer; peak memory as
 ``num_samples`` grows (fresh subprocess per setting). All comparisons inside a section are
 interleaved round-robin (``benchmarks.timing``), so they share the machine's noise.
@@ -34,7 +35,7 @@ import torch
 
 from benchmarks import evaluation as ev
 from benchmarks.timing import interleave, markdown_table, ratio_rows
-from benchmarks.training import PyroAirStep, HandwrittenStep, training_cases
+from benchmarks.training import HandwrittenStep, PyroAirStep, training_cases
 from pyro_air import data, guides, infer, models
 from pyro_air.evaluate.chunking import DEFAULT_CHUNK_ELEMENTS
 
@@ -135,6 +136,17 @@ def overhead_section(device, rounds: int) -> str:
             f"rounds of 20 steps): pyro-air step {1e6 * a:.0f} us wall / {1e6 * ca:.0f} us CPU, hand-written "
             f"{1e6 * b:.0f} us wall / {1e6 * cb:.0f} us CPU; overhead {1e6 * (a - b):.0f} us wall, "
             f"{1e6 * (ca - cb):.0f} us CPU per step.")
+
+
+def kernel_section(device, rounds: int) -> str:
+    if device.type != "cpu":
+        return "(CPU-only section: on CUDA pyro-air uses torch.tanh, and the other two choices are not timed.)"
+    from benchmarks.kernels import kernel_rows
+    from benchmarks.training import fresh_pair
+    from pyro_air.train import parameters_of
+    params = parameters_of(*fresh_pair())
+    return markdown_table(["kernel", "shape", "torch default", "pyro-air's choice", "ratio"], kernel_rows(params, rounds),
+                          ["{}", "{}", "{:.3f} ms", "{:.3f} ms", "{:.2f}x"])
 
 
 def training_section(device, rounds: int, block: int, particles: int) -> tuple:
@@ -267,7 +279,7 @@ def main(argv=None) -> None:
                          "or use --device cpu")
     torch.set_num_threads(args.threads)
     q = args.quick
-    cfg = dict(profile_steps=3 if q else 10, overhead_rounds=5 if q else 15,
+    cfg = dict(profile_steps=3 if q else 10, overhead_rounds=5 if q else 15, kernel_rounds=3 if q else 15,
                train_rounds=3 if q else 60, train_block=1 if q else 4,
                eval_images=20 if q else 1000, eval_samples=200 if q else 5000, eval_rounds=3 if q else 7,
                eval_block=5 if q else 10, peer_block=1,
@@ -285,6 +297,8 @@ def main(argv=None) -> None:
         profile = profile_section(batches, cfg["profile_steps"])
         log("framework overhead (tiny model)")
         overhead = overhead_section(device, cfg["overhead_rounds"])
+        log("kernel choices")
+        kernels = kernel_section(device, cfg["kernel_rounds"])
         log("training step, ELBO group")
         elbo_table, results["train_elbo"] = training_section(device, cfg["train_rounds"], cfg["train_block"], 1)
         log("training step, IWAE-8 group")
@@ -299,7 +313,8 @@ def main(argv=None) -> None:
     elapsed = time.perf_counter() - t_start
     machine.append(f"load average at end: {os.getloadavg()[0]:.1f} (1 min); benchmark wall time {elapsed / 60:.1f} min")
 
-    report = render(machine, profile, overhead, elbo_table, iwae_table, eval_table, eval_notes, mem_table, cfg, q,
+    report = render(machine, profile, overhead + "\n\n## Kernel choices (" + str(torch.get_num_threads())
+                    + " threads; `benchmarks/kernels.py`)\n\n" + kernels, elbo_table, iwae_table, eval_table, eval_notes, mem_table, cfg, q,
                     device, targets_summary(results))
     Path(args.out).write_text(report)
     if args.json:
@@ -362,14 +377,18 @@ num_samples adds at most 1.25x (+16 MiB) of what the smallest adds. GPU: see the
 
 ## Where a pyro-air training step spends its time
 
-pyro-air's training path (`pyro_air.train.fit`): one `torch.optim.Adam` over all parameters,
-`objective.differentiable_loss(...).backward()`, Pyro validation and the per-call input checks off
-in the hot loop (the data are checked once, up front). `differentiable_loss` takes the direct
-path of `pyro_air/infer/direct.py` when no Pyro handler is active and model and guide are the
-standard ones: the same log weights, bit for bit (tests/test_fast_path.py), without poutine
-traces, plates or `pyro.param` statements. Under `pyro.infer.SVI` (or any effect) the traced
-primitive runs, and `tests/test_fast_path.py` checks that one SVI step and one fast step give the
-same loss, gradients and updated parameters.
+pyro-air's training path (`pyro_air.train.fit`): one `torch.optim.Adam` over all parameters
+(torch's fused kernel where it applies, `pyro_air.train.make_adam`; the hand-written and stock
+Pyro cases use the same kernel), `objective.differentiable_loss(...).backward()`, Pyro validation
+and the per-call input checks off in the hot loop (the data are checked once, up front).
+`differentiable_loss` takes the direct path of `pyro_air/infer/direct.py` when no Pyro handler is
+active and model and guide are the standard ones: the same log weights, bit for bit
+(tests/test_fast_path.py), without poutine traces, plates or `pyro.param` statements. For the
+Gaussian encoder x Bernoulli VAE pair the direct path runs the fused scorer
+(`pyro_air/infer/fused.py`): the same tensor formulas without distribution objects, again bit for
+bit; the "generic direct path" rows are the distribution-object path that every other pair takes.
+Under `pyro.infer.SVI` (or any effect) the traced primitive runs, and `tests/test_fast_path.py`
+checks that one SVI step and one fast step give the same loss, gradients and updated parameters.
 
 {profile}
 

@@ -25,9 +25,10 @@ class Tanh(nn.Module):
     """tanh, through the identity tanh(x) = 2 sigmoid(2x) - 1 on the CPU.
 
     Why: torch's CPU ``tanh`` kernel (1-ulp accurate) costs ~2.5 ns per element on this project's
-    machine while ``sigmoid`` costs ~0.4 ns, so the identity makes the activation ~4x cheaper
-    forward and ~2.4x forward+backward (``benchmarks/RESULTS.md``); in IWAE-5000 evaluation the
-    decoder's two tanh layers were the largest cost after the GEMMs. Price: absolute error
+    machine while ``sigmoid`` costs ~0.4 ns. On the [1330, 500] activations of an IWAE-5000
+    evaluation chunk the identity is ~3x cheaper forward (the decoder's two tanh layers were the
+    largest cost after the GEMMs); on a batch-100 training step's [100, 500] it is about even
+    forward+backward (benchmarks/RESULTS.md, "Kernel choices"). Price: absolute error
     <= 2e-7 against float64 tanh (torch.tanh: 3e-8), i.e. float32 rounding of a value in [-1, 1],
     below the rounding of the 500-term sums the next layer computes (tests/test_nets.py). Near 0
     the *relative* error grows (2 sigmoid(2x) - 1 cancels), which no layer downstream can see.

@@ -15,8 +15,8 @@ call). Here the same tensor formulas (``pyro_air.distributions``; the Normal one
 torch's) run on the same tensors in the same order - the decoder first, then the prior, the
 likelihood and q, which fixes the order in which backward accumulates the gradient of z - so
 the log weights and every gradient are identical bit for bit to the distribution-based direct
-path and to the traced one (tests/test_fast_path.py), for ~0.1 ms less Python per training step
-(a few % of a 784-500-500-50 step on 2 threads; benchmarks/RESULTS.md reports both paths).
+path and to the traced one (tests/test_fast_path.py), for less Python per training step (~3% of a
+784-500-500-50 ELBO step on 2 threads; benchmarks/RESULTS.md reports both paths).
 
 ``generic_path()`` turns the fusion off (benchmarks and tests use it to compare the two).
 """
@@ -28,7 +28,11 @@ import functools
 import torch
 from torch.distributions.utils import _standard_normal
 
-from pyro_air.distributions import bernoulli_image_log_density, normal_log_density, standard_normal_log_density
+from pyro_air.distributions import (
+    bernoulli_image_log_density,
+    normal_log_density,
+    standard_normal_log_density,
+)
 from pyro_air.guides.base import AmortizedGuide
 from pyro_air.guides.gaussian import GaussianEncoder
 from pyro_air.models.base import LatentVariableModel
