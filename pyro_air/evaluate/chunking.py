@@ -12,7 +12,8 @@ import torch
 # tensors; at 4 MiB they stay in this machine's L3 cache (32 MiB) next to the weights, while at
 # 32 MiB they spill to memory. IWAE-5000 on the 784-500-500-50 VAE, blocks of 4 images, measured
 # side by side: 2**23 -> 61% / 43% of the GEMM bound (1 / 2 threads), 2**20 -> 80% / 70%; 2**17
-# loses again to per-chunk overhead (63% / 50%). benchmarks/RESULTS.md has the run.
+# loses again to per-chunk overhead (63% / 50%) (a side-by-side sweep when the size was chosen;
+# benchmarks/RESULTS.md has the current fractions).
 DEFAULT_CHUNK_ELEMENTS = 2 ** 20
 
 
