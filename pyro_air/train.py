@@ -249,10 +249,12 @@ def make_adam(params, lr: float) -> torch.optim.Adam:
 
     Same algorithm (Kingma & Ba 2015) and state as the default Adam; the fused kernel updates each
     tensor in one pass instead of the ~10 elementwise passes of the default single-tensor path on
-    the CPU: measured side by side on 2 threads, 0.48 ms vs 2.64 ms per step for the 784-500-500-50
-    VAE (a quarter of its ELBO step; benchmarks/RESULTS.md). The update differs from the default
-    one only by float rounding (max 2.4e-7 after 50 steps in a side check), so a checkpoint written
-    by either resumes with either.
+    the CPU: ~0.2x its time for the 784-500-500-50 VAE's parameters on 2 threads, where the
+    default step was a quarter of an ELBO training step (benchmarks/RESULTS.md, "Kernel choices").
+    The update differs from the default one only by float rounding (max 2.4e-7 after 50 steps in a
+    side check). The optimizer state has the same layout either way, so a checkpoint written with
+    one kernel loads into the other (tests/test_train.py); loading also restores the kernel choice
+    saved with it, so a resumed run continues with the kernel it started with.
     """
     params = list(params)
     fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)

@@ -68,3 +68,30 @@ def test_early_stopping_restores_the_best_parameters(tmp_path):
         assert torch.equal(v, best["model_state"][k])
     if result.stopped_early:
         assert len(result.history) < 6
+
+
+def test_make_adam_uses_the_fused_kernel_and_exchanges_state_with_the_default_one():
+    from pyro_air.train import make_adam
+
+    torch.manual_seed(0)
+    params = [torch.randn(5, 3, requires_grad=True), torch.randn(3, requires_grad=True)]
+    fused = make_adam(params, 1e-3)
+    assert fused.param_groups[0]["fused"] is True
+    default = torch.optim.Adam([p.detach().clone().requires_grad_() for p in params], lr=1e-3)
+    for opt in (fused, default):
+        for p in opt.param_groups[0]["params"]:
+            p.grad = torch.ones_like(p)
+        opt.step()
+    # the state written by either kernel loads into an optimizer built by the other, and it steps
+    loaded = make_adam([p.detach().clone().requires_grad_() for p in params], 1e-3)
+    loaded.load_state_dict(default.state_dict())
+    for p in loaded.param_groups[0]["params"]:
+        p.grad = torch.ones_like(p)
+    loaded.step()
+    reverse = torch.optim.Adam([p.detach().clone().requires_grad_() for p in params], lr=1e-3)
+    reverse.load_state_dict(fused.state_dict())
+    assert reverse.param_groups[0]["fused"] is True  # the saved kernel choice comes along
+    # both kernels took the same first step, to float rounding
+    for a, b in zip(fused.param_groups[0]["params"], default.param_groups[0]["params"], strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    assert make_adam([torch.zeros(2, dtype=torch.int64)], 1e-3).param_groups[0]["fused"] is None
