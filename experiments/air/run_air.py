@@ -18,6 +18,7 @@ A rerun skips what is already on disk.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -292,11 +293,28 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(HERE / "out"))
     p.add_argument("--data-dir", default=None, help="directory of OMNIGLOT / Caltech files ($PYRO_AIR_DATA)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--epochs", action="append", default=[], metavar="K=N",
+                   help="override the budget's epochs for k particles, e.g. --epochs 8=500 (0 = skip that k)")
+    p.add_argument("--seeds", action="append", default=[], metavar="K=S,S,...",
+                   help="override the budget's seeds for k particles, e.g. --seeds 8=0,1,2")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    budget = configs.PAPER if args.paper_budget else configs.CPU
+    budget = copy.deepcopy(configs.PAPER if args.paper_budget else configs.CPU)
+    for item in args.epochs:
+        k, n = _override(item, "--epochs")
+        budget["epochs"][k] = int(n)
+    for item in args.seeds:
+        k, seeds = _override(item, "--seeds")
+        budget["seeds"][k] = [int(s) for s in seeds.split(",")]
     Experiment(budget, Path(args.out), args.data_dir).run()
     return 0
+
+
+def _override(item: str, flag: str):
+    k, sep, value = item.partition("=")
+    if not sep or k.strip() not in ("1", "8", "64") or not value:
+        raise SystemExit(f"{flag} takes K=VALUE with K in 1, 8, 64 (e.g. {flag} 8=...); got {item!r}")
+    return int(k), value
 
 
 if __name__ == "__main__":
