@@ -297,6 +297,8 @@ def main(argv=None) -> int:
                    help="override the budget's epochs for k particles, e.g. --epochs 8=500 (0 = skip that k)")
     p.add_argument("--seeds", action="append", default=[], metavar="K=S,S,...",
                    help="override the budget's seeds for k particles, e.g. --seeds 8=0,1,2")
+    p.add_argument("--grid", action="append", default=[], metavar="FAMILY=V,V,...",
+                   help="override the selection grid of dvae (sigma) or wni (H), e.g. --grid wni=1,2,3")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     budget = copy.deepcopy(configs.PAPER if args.paper_budget else configs.CPU)
@@ -306,6 +308,11 @@ def main(argv=None) -> int:
     for item in args.seeds:
         k, seeds = _override(item, "--seeds")
         budget["seeds"][k] = [int(s) for s in seeds.split(",")]
+    for item in args.grid:
+        family, sep, values = item.partition("=")
+        if not sep or family not in budget["grid"] or not values:
+            raise SystemExit(f"--grid takes dvae=... or wni=... (comma-separated values); got {item!r}")
+        budget["grid"][family] = [float(v) for v in values.split(",")]
     Experiment(budget, Path(args.out), args.data_dir).run()
     return 0
 
