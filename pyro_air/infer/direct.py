@@ -71,11 +71,8 @@ def direct_log_weights(model, guide, x: torch.Tensor, num_particles: int, num_da
         guide.validate(x)
     if model.validate_inputs and input_checks_enabled():
         model.validate(x)
-    if fused.can_fuse(model, guide):
-        log_w = fused.fused_log_weights(model, fused.fused_q(guide, x), x, num_particles)
-    else:
-        log_w = _log_weights_given_q(model, guide.posterior(guide.encoder_input(x)), x, num_particles)
-    return LogWeights(log_w, float(size) / batch_size, None, None)
+    q, score = _q_and_scorer(model, guide, x)
+    return LogWeights(score(model, q, x, num_particles), float(size) / batch_size, None, None)
 
 
 def direct_log_weight_chunks(model, guide, x: torch.Tensor, num_samples: int, chunk_size: int):
@@ -85,12 +82,17 @@ def direct_log_weight_chunks(model, guide, x: torch.Tensor, num_samples: int, ch
     the same q the traced path would recompute, and the random stream is consumed by the z draws
     alone, so the numbers are the same (tests/test_fast_path.py); the encoder no longer costs
     once per chunk (with B = 100 images and 4 MiB chunks it was ~8% of IWAE-5000)."""
-    if fused.can_fuse(model, guide):
-        q, score = fused.fused_q(guide, x), fused.fused_log_weights
-    else:
-        q, score = guide.posterior(guide.encoder_input(x)), _log_weights_given_q
+    q, score = _q_and_scorer(model, guide, x)
     for start in range(0, num_samples, chunk_size):
         yield score(model, q, x, min(chunk_size, num_samples - start))
+
+
+def _q_and_scorer(model, guide, x: torch.Tensor):
+    """q(z | x) for the batch and the function that scores K draws from it: the fused scorer's
+    (loc, scale) where it applies (pyro_air.infer.fused), else the guide's distribution."""
+    if fused.can_fuse(model, guide):
+        return fused.fused_q(guide, x), fused.fused_log_weights
+    return guide.posterior(guide.encoder_input(x)), _log_weights_given_q
 
 
 def _log_weights_given_q(model, q, x: torch.Tensor, num_particles: int) -> torch.Tensor:
