@@ -2,8 +2,8 @@
 import math
 
 import pyro
-import pytest
 import pyro.distributions as dist
+import pytest
 import torch
 
 from pyro_air.distributions import StandardNormal

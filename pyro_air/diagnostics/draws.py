@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from pyro_air.core.sites import LATENT_SITE
 from pyro_air.evaluate.chunking import (
     batches,
     default_chunk_size,
@@ -32,8 +33,6 @@ from pyro_air.evaluate.chunking import (
 )
 from pyro_air.infer.log_weights import log_importance_weights
 from pyro_air.validation import check_positive_int
-
-LATENT_SITE = "z"
 
 
 @dataclass

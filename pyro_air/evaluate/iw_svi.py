@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from pyro_air.core.sites import LATENT_SITE
 from pyro_air.evaluate.chunking import batches, module_device
 from pyro_air.evaluate.log_likelihood import log_likelihood
 from pyro_air.infer.iwae import iwae_bound
@@ -50,7 +51,7 @@ class LocalGaussianGuide(nn.Module):
             )
         q = dist.Normal(self.loc, self.log_scale.exp(), validate_args=False).to_event(1)
         with data_plate(x, num_data):
-            return pyro.sample("z", q)
+            return pyro.sample(LATENT_SITE, q)
 
 
 def _check_amortized(guide) -> None:

@@ -27,6 +27,7 @@ import pyro
 import torch
 from pyro import poutine
 
+from pyro_air.core.sites import LATENT_SITE
 from pyro_air.infer.base import LogWeightObjective
 from pyro_air.infer.log_weights import (
     PARTICLE_PLATE,
@@ -108,7 +109,7 @@ class AVO_ELBO(LogWeightObjective):
 def _model_trace_at(model, z, args, kwargs, num_particles):
     """The model's trace with its latent "z" set to ``z`` (kept unobserved, so scales still apply)."""
     fixed = poutine.Trace()
-    fixed.add_node("z", name="z", type="sample", is_observed=False, value=z, infer={})
+    fixed.add_node(LATENT_SITE, name=LATENT_SITE, type="sample", is_observed=False, value=z, infer={})
     extra = {"auxiliaries": False} if getattr(model, "auxiliary_guide", None) is not None else {}
     with pyro.plate(PARTICLE_PLATE, num_particles, dim=-2):
         return poutine.trace(poutine.replay(model, trace=fixed)).get_trace(*args, **kwargs, **extra)
@@ -121,7 +122,7 @@ def _prior_and_likelihood(trace, auxiliary_names, log_density):
         if site["name"] in auxiliary_names:
             continue
         value = log_density(site, site["value"])
-        if site["name"] == "z":
+        if site["name"] == LATENT_SITE:
             log_prior = log_prior + value
         else:
             log_lik = log_lik + value

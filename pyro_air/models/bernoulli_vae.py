@@ -18,7 +18,11 @@ import pyro.distributions as dist
 import torch
 
 from pyro_air.core.scoring import keeps, specialized_scoring_enabled
-from pyro_air.distributions import BernoulliImage, bernoulli_image_log_density, standard_normal_log_density
+from pyro_air.distributions import (
+    BernoulliImage,
+    bernoulli_image_log_density,
+    standard_normal_log_density,
+)
 from pyro_air.models.base import LatentVariableModel
 from pyro_air.nets import mlp
 from pyro_air.validation import check_binary, check_hidden
