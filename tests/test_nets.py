@@ -1,9 +1,9 @@
-"""The network builders: the CPU tanh through 2 sigmoid(2x) - 1 (pyro_air.nets.Tanh)."""
+"""The network builders: the CPU tanh through 2 sigmoid(2x) - 1 (pyro_air.core.nets.Tanh)."""
 import pytest
 import torch
 from torch import nn
 
-from pyro_air.nets import Tanh, activation, mlp
+from pyro_air.core.nets import Tanh, activation, mlp
 
 
 def test_tanh_is_within_float32_rounding_of_the_exact_tanh():

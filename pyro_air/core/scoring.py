@@ -27,7 +27,7 @@ import functools
 import torch
 from torch.distributions.utils import _standard_normal
 
-from pyro_air.distributions import normal_log_density
+from pyro_air.core.distributions import normal_log_density
 
 _SPECIALIZED = True
 

@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pyro_air.core.sites import LATENT_SITE
+from pyro_air.core.validation import check_positive_int
 from pyro_air.evaluate.chunking import (
     batches,
     default_chunk_size,
@@ -32,7 +33,6 @@ from pyro_air.evaluate.chunking import (
     module_device,
 )
 from pyro_air.infer.log_weights import log_importance_weights
-from pyro_air.validation import check_positive_int
 
 
 @dataclass

@@ -24,13 +24,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from pyro_air.core.plates import data_plate
 from pyro_air.core.sites import LATENT_SITE
+from pyro_air.core.validation import check_positive, check_positive_int
 from pyro_air.evaluate.chunking import batches, module_device
 from pyro_air.evaluate.log_likelihood import log_likelihood
 from pyro_air.infer.iwae import iwae_bound
 from pyro_air.infer.log_weights import log_importance_weights
-from pyro_air.plates import data_plate
-from pyro_air.validation import check_positive, check_positive_int
 
 LOCAL_BOUNDS = {"iwae": iwae_bound, "elbo": lambda log_w: log_w.mean(0)}
 

@@ -25,6 +25,7 @@ import torch
 from pyro import poutine
 
 from pyro_air.core.sites import LATENT_SITE
+from pyro_air.core.validation import check_positive, check_positive_int
 from pyro_air.evaluate.chunking import (
     batches,
     evaluation_mode,
@@ -32,7 +33,6 @@ from pyro_air.evaluate.chunking import (
     streaming_logmeanexp,
 )
 from pyro_air.infer.mmd import mmd
-from pyro_air.validation import check_positive, check_positive_int
 
 ACTIVE_UNIT_THRESHOLD = 0.01
 

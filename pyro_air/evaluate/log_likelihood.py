@@ -21,7 +21,9 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from pyro_air import distributed as dist_utils
+from pyro_air.core import parallel as dist_utils
+from pyro_air.core.seeds import derive_seed, seeded
+from pyro_air.core.validation import check_positive_int
 from pyro_air.evaluate.chunking import (
     batches,
     default_chunk_size,
@@ -31,8 +33,6 @@ from pyro_air.evaluate.chunking import (
 )
 from pyro_air.infer.direct import can_compute_directly, direct_log_weight_chunks
 from pyro_air.infer.log_weights import log_importance_weights
-from pyro_air.seeds import derive_seed, seeded
-from pyro_air.validation import check_positive_int
 
 
 def _log_weight_chunks(model, guide, xb, num_samples, chunk_size):

@@ -21,10 +21,14 @@ import pyro.distributions as dist
 import torch
 from pyro.nn import PyroModule
 
+from pyro_air.core.plates import data_plate
 from pyro_air.core.scoring import DistributionPosterior, consistent_override
 from pyro_air.core.sites import LATENT_SITE
-from pyro_air.plates import data_plate
-from pyro_air.validation import check_batch, check_positive_int, input_checks_enabled
+from pyro_air.core.validation import (
+    check_batch,
+    check_positive_int,
+    input_checks_enabled,
+)
 
 
 class AmortizedGuide(PyroModule):

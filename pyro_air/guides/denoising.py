@@ -29,8 +29,8 @@ from __future__ import annotations
 import pyro.distributions as dist
 import torch
 
+from pyro_air.core.validation import check_batch, check_positive, check_unit_interval
 from pyro_air.guides.base import AmortizedGuide
-from pyro_air.validation import check_batch, check_positive, check_unit_interval
 
 
 class Denoising(AmortizedGuide):

@@ -14,14 +14,14 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
+from pyro_air.core.nets import mlp, softplus_scale
 from pyro_air.core.scoring import (
     DiagonalNormalPosterior,
     keeps,
     specialized_scoring_enabled,
 )
+from pyro_air.core.validation import check_hidden
 from pyro_air.guides.base import AmortizedGuide
-from pyro_air.nets import mlp, softplus_scale
-from pyro_air.validation import check_hidden
 
 
 class GaussianEncoder(AmortizedGuide):

@@ -31,12 +31,12 @@ from pyro import poutine
 from pyro.nn import PyroModule
 from torch import nn
 
+from pyro_air.core.plates import DATA_PLATE, data_plate
 from pyro_air.core.sites import LATENT_SITE, auxiliary_site
+from pyro_air.core.validation import check_batch, check_positive
 from pyro_air.guides.base import AmortizedGuide
 from pyro_air.guides.gaussian import GaussianEncoder
 from pyro_air.guides.transitions import GatedGaussianTransitions
-from pyro_air.plates import DATA_PLATE, data_plate
-from pyro_air.validation import check_batch, check_positive
 
 
 class HierarchicalGuide(AmortizedGuide):

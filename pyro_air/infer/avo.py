@@ -28,6 +28,7 @@ import torch
 from pyro import poutine
 
 from pyro_air.core.sites import LATENT_SITE
+from pyro_air.core.validation import check_positive_int, check_unit_interval
 from pyro_air.infer.base import LogWeightObjective
 from pyro_air.infer.log_weights import (
     PARTICLE_PLATE,
@@ -37,7 +38,6 @@ from pyro_air.infer.log_weights import (
     site_log_density,
 )
 from pyro_air.infer.schedules import LinearSchedule, Schedule
-from pyro_air.validation import check_positive_int, check_unit_interval
 
 
 class AVO_ELBO(LogWeightObjective):

@@ -12,9 +12,9 @@ from __future__ import annotations
 import pyro.infer
 import torch
 
+from pyro_air.core.validation import check_positive_int
 from pyro_air.infer.direct import can_compute_directly, direct_log_weights
 from pyro_air.infer.log_weights import LogWeights, log_importance_weights
-from pyro_air.validation import check_positive_int
 
 
 class LogWeightObjective(pyro.infer.ELBO):

@@ -24,9 +24,9 @@ import torch
 from pyro.nn import PyroModule
 from pyro.poutine.runtime import am_i_wrapped
 
+from pyro_air.core.plates import data_size
+from pyro_air.core.validation import input_checks_enabled
 from pyro_air.infer.log_weights import LogWeights
-from pyro_air.plates import data_size
-from pyro_air.validation import input_checks_enabled
 
 
 def _has_random_attributes(module) -> bool:

@@ -36,10 +36,10 @@ import math
 import torch
 
 from pyro_air.core.sites import LATENT_SITE
+from pyro_air.core.validation import check_positive
 from pyro_air.infer.base import LogWeightObjective
 from pyro_air.infer.log_weights import LogWeights, _sample_sites, site_log_density
 from pyro_air.infer.mmd import check_kernel, mmd
-from pyro_air.validation import check_positive
 
 DIVERGENCES = ("mmd", "kl")
 

@@ -42,7 +42,7 @@ import pyro
 import torch
 from pyro import poutine
 
-from pyro_air.plates import DATA_PLATE
+from pyro_air.core.plates import DATA_PLATE
 
 PARTICLE_PLATE = "particles"
 

@@ -20,11 +20,15 @@ import pyro
 import torch
 from pyro.nn import PyroModule
 
+from pyro_air.core.distributions import StandardNormal
+from pyro_air.core.plates import data_plate
 from pyro_air.core.scoring import consistent_override
 from pyro_air.core.sites import LATENT_SITE, OBSERVED_SITE
-from pyro_air.distributions import StandardNormal
-from pyro_air.plates import data_plate
-from pyro_air.validation import check_batch, check_positive_int, input_checks_enabled
+from pyro_air.core.validation import (
+    check_batch,
+    check_positive_int,
+    input_checks_enabled,
+)
 
 
 class LatentVariableModel(PyroModule):

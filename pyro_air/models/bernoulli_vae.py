@@ -6,7 +6,7 @@ Direct scoring: ``log_joint`` computes (AIR paper Eq. 5 and 20)
 
     log p(x_b, z_kb) = sum_j log N(z_kbj; 0, 1) + sum_d [x_bd l_kbd - softplus(l_kbd)],  l = decoder(z)
 
-with the tensor formulas of ``pyro_air.distributions`` - the decoder first, then the prior, then the
+with the tensor formulas of ``pyro_air.core.distributions`` - the decoder first, then the prior, then the
 likelihood, the order in which ``forward``'s distribution objects run and are scored - so its
 numbers and gradients are those of the generic ``LatentVariableModel.log_joint`` bit for bit, for
 less Python per step (two Independent wrappers and their expansions are skipped; the benchmark
@@ -17,15 +17,15 @@ from __future__ import annotations
 import pyro.distributions as dist
 import torch
 
-from pyro_air.core.scoring import keeps, specialized_scoring_enabled
-from pyro_air.distributions import (
+from pyro_air.core.distributions import (
     BernoulliImage,
     bernoulli_image_log_density,
     standard_normal_log_density,
 )
+from pyro_air.core.nets import mlp
+from pyro_air.core.scoring import keeps, specialized_scoring_enabled
+from pyro_air.core.validation import check_binary, check_hidden
 from pyro_air.models.base import LatentVariableModel
-from pyro_air.nets import mlp
-from pyro_air.validation import check_binary, check_hidden
 
 
 class BernoulliVAE(LatentVariableModel):

@@ -29,10 +29,10 @@ import pyro
 import pyro.distributions as dist
 import torch
 
+from pyro_air.core.plates import data_plate
 from pyro_air.core.sites import LATENT_SITE
+from pyro_air.core.validation import check_positive
 from pyro_air.models.base import LatentVariableModel
-from pyro_air.plates import data_plate
-from pyro_air.validation import check_positive
 
 MIXTURE_CENTRES = torch.tensor([[-2.0, 0.0], [2.0, 0.0], [0.0, 2.0], [0.0, -2.0]])
 

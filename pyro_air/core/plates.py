@@ -4,7 +4,7 @@ from __future__ import annotations
 import pyro
 import torch
 
-from pyro_air.validation import check_positive_int
+from pyro_air.core.validation import check_positive_int
 
 DATA_PLATE = "data"
 
