@@ -124,7 +124,8 @@ def fit_local_gaussians(model, guide, x: torch.Tensor, num_steps: int = 100, num
     return local
 
 
-def _per_chunk(x, batch_size, progress, desc, fn):
+def per_chunk(x, batch_size, progress, desc, fn):
+    """Tensor[N]: ``fn(xb)`` (a Tensor[b]) for each batch of ``batch_size`` rows of x, in order."""
     if x.dim() != 2:
         raise ValueError(f"x must have shape [N, D], got {list(x.shape)}")
     out = torch.empty(len(x))
@@ -150,4 +151,4 @@ def iw_svi(model, guide, x: torch.Tensor, num_steps: int = 100, k_train: int = 5
         local = fit_local_gaussians(model, guide, xb, num_steps, k_train, "iwae", lr)
         return log_likelihood(model, local, xb, num_samples=k_eval, chunk_size=chunk_size, batch_size=len(xb))
 
-    return _per_chunk(x, batch_size, progress, f"IW-SVI, S={num_steps}", one_chunk)
+    return per_chunk(x, batch_size, progress, f"IW-SVI, S={num_steps}", one_chunk)

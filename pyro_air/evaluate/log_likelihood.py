@@ -51,8 +51,11 @@ def _check_inputs_once(x, model, guide):
             module.validate(x)
 
 
-def _per_datapoint(model, guide, x, num_samples, chunk_size, batch_size, reduce, progress, desc,
+def per_datapoint(model, guide, x, num_samples, chunk_size, batch_size, reduce, progress, desc,
                    seed=None, distributed=False):
+    """Tensor[N]: ``reduce`` applied to the [k, B] log-weight chunks of each batch of datapoints
+    (``log_likelihood`` reduces by a streaming log-mean-exp, ``elbo`` by a mean); the evaluators
+    of this package share it. Inputs are checked once; seed and distributed: module docstring."""
     check_positive_int(num_samples, "num_samples")
     if x.dim() != 2:
         raise ValueError(f"x must have shape [N, D], got {list(x.shape)}")
@@ -81,7 +84,7 @@ def log_likelihood(model, guide, x: torch.Tensor, num_samples: int = 5000, chunk
                    batch_size: int | None = None, progress: bool = False, seed: int | None = None,
                    distributed: bool = False) -> torch.Tensor:
     """IWAE-``num_samples`` estimate of log p(x) per datapoint, Tensor[N] (seed, distributed: module docstring)."""
-    return _per_datapoint(model, guide, x, num_samples, chunk_size, batch_size,
+    return per_datapoint(model, guide, x, num_samples, chunk_size, batch_size,
                           streaming_logmeanexp, progress, f"log p(x), S={num_samples}", seed, distributed)
 
 
@@ -98,5 +101,5 @@ def elbo(model, guide, x: torch.Tensor, num_samples: int = 1, chunk_size: int | 
          batch_size: int | None = None, progress: bool = False, seed: int | None = None,
          distributed: bool = False) -> torch.Tensor:
     """Monte Carlo ELBO per datapoint with ``num_samples`` draws, Tensor[N] (seed, distributed: module docstring)."""
-    return _per_datapoint(model, guide, x, num_samples, chunk_size, batch_size,
+    return per_datapoint(model, guide, x, num_samples, chunk_size, batch_size,
                           _mean_of_chunks, progress, f"ELBO, S={num_samples}", seed, distributed)

@@ -32,9 +32,9 @@ from pyro_air.core.validation import check_positive_int, check_unit_interval
 from pyro_air.infer.base import LogWeightObjective
 from pyro_air.infer.log_weights import (
     PARTICLE_PLATE,
-    _sample_sites,
     extend_model,
     log_importance_weights,
+    sample_sites,
     site_log_density,
 )
 from pyro_air.infer.schedules import LinearSchedule, Schedule
@@ -118,7 +118,7 @@ def _model_trace_at(model, z, args, kwargs, num_particles):
 def _prior_and_likelihood(trace, auxiliary_names, log_density):
     """(log p(z), log p(x | z)) as [K, B] tensors from a model trace; auxiliary sites are skipped."""
     log_prior, log_lik = 0.0, 0.0
-    for site in _sample_sites(trace):
+    for site in sample_sites(trace):
         if site["name"] in auxiliary_names:
             continue
         value = log_density(site, site["value"])

@@ -84,7 +84,8 @@ def site_log_density(site, batch_size: int, num_particles: int, data_scale: floa
     return log_p.expand(num_particles, batch_size)
 
 
-def _sample_sites(trace: poutine.Trace):
+def sample_sites(trace: poutine.Trace):
+    """The sample sites of a trace, without plates' subsample sites."""
     return [s for s in trace.nodes.values() if s["type"] == "sample" and not poutine.util.site_is_subsample(s)]
 
 
@@ -131,13 +132,13 @@ def log_importance_weights(model, guide, *args, num_particles: int = 1, require_
         guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
 
-    model_sites = _sample_sites(model_trace)
+    model_sites = sample_sites(model_trace)
     frame = next((f for f in map(_data_frame, model_sites) if f is not None), None)
     if frame is None:
         raise ValueError("the model has no site inside pyro.plate('data'); see DESIGN.md contract 1")
     data_scale = float(frame.full_size or frame.size) / frame.size
 
-    guide_sites = _sample_sites(guide_trace)
+    guide_sites = sample_sites(guide_trace)
     for site in guide_sites:
         name = site["name"]
         if name not in model_trace.nodes:
@@ -166,8 +167,8 @@ def _fixed_latent_densities(model, guide, args, kwargs, guide_trace, rng_state, 
         with pyro.plate(PARTICLE_PLATE, num_particles, dim=-2):
             guide_fixed = poutine.trace(poutine.replay(guide, trace=fixed)).get_trace(*args, **kwargs)
             model_fixed = poutine.trace(poutine.replay(model, trace=fixed)).get_trace(*args, **kwargs)
-    log_q_fixed = _sum_log_densities(_sample_sites(guide_fixed), len(x), num_particles, data_scale, x)
-    log_p_fixed = _sum_log_densities(_sample_sites(model_fixed), len(x), num_particles, data_scale, x)
+    log_q_fixed = _sum_log_densities(sample_sites(guide_fixed), len(x), num_particles, data_scale, x)
+    log_p_fixed = _sum_log_densities(sample_sites(model_fixed), len(x), num_particles, data_scale, x)
     if not torch.allclose(log_q_fixed.detach(), log_q.detach(), rtol=1e-4, atol=1e-3):
         raise ValueError(
             "the guide gives a different log q(z | x) when replayed with the same latent values and RNG "
