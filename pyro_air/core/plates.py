@@ -1,4 +1,4 @@
-"""The one data plate that models and guides share (DESIGN.md contract 1)."""
+"""The one data plate that models and guides share (docs/design.md, contract 1)."""
 from __future__ import annotations
 
 import pyro

@@ -1,4 +1,4 @@
-"""Chunked evaluation helpers: memory stays flat in the number of samples (DESIGN.md contract 3)."""
+"""Chunked evaluation helpers: memory stays flat in the number of samples (docs/design.md, contract 3)."""
 from __future__ import annotations
 
 import contextlib

@@ -6,7 +6,7 @@
 - ``elbo``: the amortized ELBO  (1/S) sum_s log p(x, z_s) / q(z_s | x)  (AIR Eq. 5).
 
 Both return Tensor[N], computed in chunks of datapoints and of samples so that memory does not
-grow with ``num_samples``; both work for any model/guide pair that follows DESIGN.md contract 1.
+grow with ``num_samples``; both work for any model/guide pair that follows docs/design.md, contract 1.
 
 Reproducible and distributed evaluation. With ``seed=s`` the samples for datapoint batch i (rows
 [i * batch_size, (i+1) * batch_size)) come from a stream seeded by ``derive_seed(s, i)``, the

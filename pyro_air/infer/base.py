@@ -5,7 +5,7 @@ A subclass defines ``per_datapoint_bound(log_w) -> Tensor[B]`` (to be maximized)
     loss = -(N / B) * sum_b bound_b
 
 so ``pyro.infer.SVI`` and ``pyro_air.train`` both minimize an unbiased estimate of the
-full-data negative bound (DESIGN.md contract 2).
+full-data negative bound (docs/design.md, contract 2).
 """
 from __future__ import annotations
 

@@ -72,7 +72,7 @@ def latent_log_ratio(weights: LogWeights) -> torch.Tensor:
 def _latent_samples(weights: LogWeights) -> torch.Tensor:
     """The guide's draws of site "z" as [K, B, z_dim]."""
     if LATENT_SITE not in weights.guide_trace.nodes:
-        raise ValueError(f"InfoVAE needs the guide to sample the latent site {LATENT_SITE!r} (DESIGN.md contract 1)")
+        raise ValueError(f"InfoVAE needs the guide to sample the latent site {LATENT_SITE!r} (docs/design.md, contract 1)")
     k, b = weights.log_w.shape
     z = weights.guide_trace.nodes[LATENT_SITE]["value"]
     return z.reshape(-1, b, z.shape[-1]).expand(k, b, z.shape[-1])

@@ -2,7 +2,7 @@
 
     log w[k, b] = log p(x_b, z_kb) - log q(z_kb | x_b),    z_kb ~ q(z | x_b),  k = 1..K
 
-(DESIGN.md contract 2). The guide is run once under an outer ``pyro.plate("particles", K)`` at
+(docs/design.md, contract 2). The guide is run once under an outer ``pyro.plate("particles", K)`` at
 dim -2, the model is replayed against it, and each site's *unscaled* log density is summed into
 a [K, B] tensor. The data plate's subsample scale N / B is returned separately, so objectives
 apply it *outside* any log-sum-exp over particles:
@@ -135,7 +135,7 @@ def log_importance_weights(model, guide, *args, num_particles: int = 1, require_
     model_sites = sample_sites(model_trace)
     frame = next((f for f in map(_data_frame, model_sites) if f is not None), None)
     if frame is None:
-        raise ValueError("the model has no site inside pyro.plate('data'); see DESIGN.md contract 1")
+        raise ValueError("the model has no site inside pyro.plate('data'); see docs/design.md, contract 1")
     data_scale = float(frame.full_size or frame.size) / frame.size
 
     guide_sites = sample_sites(guide_trace)
