@@ -7,6 +7,8 @@ import math
 import pyro
 import torch
 
+from pyro_air.core.kernels import denormals_flushed
+
 # Elements of the largest per-chunk tensor ([samples, batch, x_dim]); 2**20 float32 = 4 MiB.
 # Why this size: the elementwise work of a chunk (tanh, the Bernoulli log-density) streams its
 # tensors; at 4 MiB they stay in this machine's L3 cache (32 MiB) next to the weights, while at
@@ -25,12 +27,13 @@ def module_device(module) -> torch.device:
 
 @contextlib.contextmanager
 def evaluation_mode(*modules):
-    """eval() mode (a denoising guide adds no noise), no gradients, Pyro validation off; restored after."""
+    """eval() mode (a denoising guide adds no noise), no gradients, Pyro validation off, denormals
+    flushed to zero (``pyro_air.core.kernels.denormals_flushed``); all restored after."""
     modes = [m.training for m in modules]
     try:
         for m in modules:
             m.eval()
-        with torch.no_grad(), pyro.validation_enabled(False):
+        with torch.no_grad(), pyro.validation_enabled(False), denormals_flushed():
             yield
     finally:
         for m, mode in zip(modules, modes):
