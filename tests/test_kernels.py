@@ -2,10 +2,11 @@
 is cached per machine and can be overridden; flushing denormals changes no result beyond rounding."""
 import json
 
+import pyro
 import pytest
 import torch
 
-from pyro_air import evaluate, guides, models
+from pyro_air import guides, infer, models
 from pyro_air.core import kernels
 
 
@@ -69,16 +70,25 @@ def test_the_report_names_the_cpu_and_the_choice(fresh_choice, monkeypatch):
     assert report["threads"] == torch.get_num_threads()
 
 
-def test_flushing_denormals_changes_no_log_likelihood_beyond_rounding():
+def test_flushing_denormals_changes_no_bound_or_gradient_beyond_rounding():
     torch.manual_seed(0)
     model = models.build("bernoulli-vae", z_dim=4, hidden=(30,))
     guide = guides.build("gaussian", z_dim=4, hidden=(30,))
     x = torch.bernoulli(torch.full((6, 784), 0.2), generator=torch.Generator().manual_seed(1))
-    plain = evaluate.log_likelihood(model, guide, x, num_samples=50, seed=3)
+    params = list(model.parameters()) + list(guide.parameters())
+
+    def iwae_and_gradient():
+        pyro.set_rng_seed(3)
+        loss = infer.IWAE_ELBO(num_particles=50).differentiable_loss(model, guide, x)
+        return loss.detach(), torch.autograd.grad(loss, params)
+
+    plain_loss, plain_grad = iwae_and_gradient()
     with kernels.denormals_flushed():
         with kernels.denormals_flushed():  # nested: the inner block does not end the outer one
             pass
         assert torch.tensor(1e-40) == 0  # flushed while inside
-        flushed = evaluate.log_likelihood(model, guide, x, num_samples=50, seed=3)
+        flushed_loss, flushed_grad = iwae_and_gradient()
     assert torch.tensor(1e-40) != 0  # restored after
-    torch.testing.assert_close(flushed, plain, rtol=1e-6, atol=0)
+    torch.testing.assert_close(flushed_loss, plain_loss, rtol=1e-6, atol=0)
+    for a, b in zip(flushed_grad, plain_grad, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
