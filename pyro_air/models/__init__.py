@@ -4,7 +4,7 @@ from pyro_air.models.base import LatentVariableModel
 from pyro_air.models.bernoulli_vae import BernoulliVAE
 from pyro_air.models.biased_noise import BiasedNoiseModel
 from pyro_air.models.energies import EnergyModel
-from pyro_air.models.gaussian_vae import GaussianMLPVAE
+from pyro_air.models.gaussian_mlp_vae import GaussianMLPVAE
 from pyro_air.models.linear_gaussian import LinearGaussianModel
 
 MODELS = Registry("model")
