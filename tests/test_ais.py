@@ -32,26 +32,40 @@ def test_beta_schedules_run_from_zero_to_one():
     assert torch.equal(beta_schedule(1), torch.tensor([0.0, 1.0], dtype=torch.float64))
 
 
+def _slack(errors: torch.Tensor) -> float:
+    """Three standard errors of the mean over datapoints, plus 0.02 nats."""
+    return 3 * errors.std().item() / math.sqrt(len(errors)) + 0.02
+
+
 def test_ais_converges_to_the_exact_log_likelihood(linear_gaussian):
-    """From the prior, mean |AIS - log p(x)| over 16 datapoints (8 chains, 5 leapfrog steps):
-    T=1 (IWAE-8 from the prior) is off by nats; T=400 within 0.05 nats (seed 0: ~0.01-0.02)."""
+    """From the prior, AIS - log p(x) over 16 datapoints (16 chains, 5 leapfrog steps, seed 0):
+
+        T     mean|err|  mean err
+        1       2.85     -2.35      (IWAE-16 with the prior as proposal)
+        10      0.42     -0.13
+        100     0.09     +0.03
+        400     0.05     +0.02
+
+    Asserted: mean|err| falls with T and is < 0.12 nats at T = 400 (seeds 0-2: 0.045-0.086); the
+    mean error at T = 400 is within three standard errors (+ 0.02) of 0."""
     model, x = linear_gaussian
     exact = model.exact_log_likelihood(x).detach()
-    table = {}
+    table, errors = {}, {}
     for steps in STEPS:
-        est, diag = ais(model, "prior", x, num_steps=steps, num_chains=8, num_leapfrog=5, seed=0,
+        est, diag = ais(model, "prior", x, num_steps=steps, num_chains=16, num_leapfrog=5, seed=0,
                         return_diagnostics=True)
         assert est.shape == (len(x),) and torch.isfinite(est).all()
-        table[steps] = ((est - exact).abs().mean().item(), (est - exact).mean().item(), diag.acceptance.mean().item())
+        errors[steps] = est - exact
+        table[steps] = (errors[steps].abs().mean().item(), errors[steps].mean().item(), diag.acceptance.mean().item())
     print("\nT     mean|err|  mean err  acceptance")
     for steps, (abs_err, err, acc) in table.items():
         print(f"{steps:<5} {abs_err:9.4f} {err:9.4f} {acc:10.3f}")
     abs_errs = [table[s][0] for s in STEPS]
     assert abs_errs[0] > 1.0
-    assert abs_errs[0] > abs_errs[1] > abs_errs[2]
-    assert abs_errs[3] < 0.05
-    assert abs(table[400][1]) < 0.05
-    assert abs(table[400][2] - 0.65) < 0.1  # the adapted step size reaches the target acceptance
+    assert abs_errs[0] > abs_errs[1] > abs_errs[2] > abs_errs[3]
+    assert abs_errs[3] < 0.12
+    assert abs(table[400][1]) < _slack(errors[400])
+    assert abs(table[400][2] - 0.65) < 0.1  # the tuned step sizes reach the target acceptance
 
 
 def test_ais_from_the_exact_posterior_is_exact(linear_gaussian, exact_guide):
@@ -72,22 +86,29 @@ def test_ais_from_a_guide_beats_its_iwae_and_tightens(linear_gaussian):
 
 
 def test_bdmc_brackets_the_exact_value_and_narrows():
-    """On data simulated from a linear-Gaussian model (whose log p(x) is exact): forward AIS below,
-    reverse AIS from the generating z above (means over 16 points, within 0.03 nats of Monte Carlo
-    slack), and the sandwich width shrinks with T (T=400: < 0.1 nats)."""
+    """On 16 points simulated from a linear-Gaussian model (log p(x) exact; 16 chains, seed 0):
+
+        T     lower-exact  upper-exact  width
+        1       -1.46        +2.20      3.66
+        10      -0.43        +1.01      1.44
+        100     -0.02        +0.04      0.06
+        400     +0.00        +0.01      0.00
+
+    Asserted: mean lower <= exact and mean upper >= exact, each up to three standard errors
+    (+ 0.02 nats) of Monte Carlo slack; the width falls with T and is within 0.1 of 0 at T = 400."""
     model = LinearGaussianModel(x_dim=5, z_dim=2, noise_scale=0.5, seed=3)
     simulated = simulate(model, 16, seed=0)
     exact = model.exact_log_likelihood(simulated[0]).detach()
     widths = {}
     print("\nT     lower-exact  upper-exact  width")
-    for steps in (1, 10, 100, 400):
-        res = bdmc(model, 16, num_steps=steps, num_chains=8, num_leapfrog=5, simulated=simulated, seed=0)
-        lo, up = (res.lower - exact).mean().item(), (res.upper - exact).mean().item()
+    for steps in STEPS:
+        res = bdmc(model, 16, num_steps=steps, num_chains=16, num_leapfrog=5, simulated=simulated, seed=0)
+        lo, up = res.lower - exact, res.upper - exact
         widths[steps] = res.width.mean().item()
-        print(f"{steps:<5} {lo:11.4f} {up:12.4f} {widths[steps]:6.4f}")
-        assert lo < 0.03 and up > -0.03
-    assert widths[1] > widths[10] > widths[100] > widths[400]
-    assert widths[1] > 1.0 and widths[400] < 0.1
+        print(f"{steps:<5} {lo.mean():11.4f} {up.mean():12.4f} {widths[steps]:6.4f}")
+        assert lo.mean() < _slack(lo) and up.mean() > -_slack(up)
+    assert widths[1] > widths[10] > widths[100]
+    assert widths[1] > 1.0 and abs(widths[400]) < 0.1
 
 
 def test_reverse_ais_with_one_exact_draw_per_chain_is_an_upper_bound(linear_gaussian):
@@ -96,9 +117,9 @@ def test_reverse_ais_with_one_exact_draw_per_chain_is_an_upper_bound(linear_gaus
     z = model.exact_posterior(x).sample((8,)).detach()  # [C, N, z_dim]
     upper = reverse_ais(model, "prior", x, z, num_steps=10, num_chains=8, num_leapfrog=5, seed=0)
     assert upper.shape == (len(x),)
-    assert (upper - exact).mean() > 0.05  # T = 10 from the prior: a clearly loose upper bound
-    tight = reverse_ais(model, "prior", x, z, num_steps=400, num_chains=8, num_leapfrog=5, seed=0)
-    assert 0 < (upper - exact).mean() and abs((tight - exact).mean()) < 0.05
+    assert (upper - exact).mean() > 0.3  # T = 10 from the prior: a clearly loose upper bound (seed 0: 1.0)
+    tight = reverse_ais(model, "prior", x, z, num_steps=100, num_chains=8, num_leapfrog=5, seed=0)
+    assert -_slack(tight - exact) < (tight - exact).mean() < 0.2 * (upper - exact).mean()
 
 
 def test_seeded_runs_repeat_and_leave_the_caller_rng_alone(linear_gaussian):
@@ -155,11 +176,12 @@ def trained_vae():
 def test_ais_beats_iwae_at_matched_cost_and_agrees_with_iwae_5000(trained_vae):
     """Cost in log p(x, z) evaluations: AIS with T steps, C chains and L leapfrog steps evaluates
     C * T * (L + 1) gradients; counting a gradient as 3 evaluations (forward + backward), IWAE gets
-    k = 3 C T (L + 1) samples. Tolerances: AIS >= IWAE-k on average (seed 0: +0.2 nats); AIS and
+    k = 3 C T (L + 1) samples (T = 100, C = 8, L = 5: k = 14400). Tolerances: AIS >= IWAE-k on
+    average (seed 0: +0.2 nats); AIS and
     IWAE-5000 agree within 0.5 nats on average and 3 nats per image (both are lower bounds, and
     IWAE-5000 is the looser one here)."""
     model, guide, x = trained_vae
-    steps, chains, leapfrog = 200, 8, 5
+    steps, chains, leapfrog = 100, 8, 5
     est = ais(model, guide, x, num_steps=steps, num_chains=chains, num_leapfrog=leapfrog, seed=0)
     k = 3 * chains * steps * (leapfrog + 1)
     iwae_k = log_likelihood(model, guide, x, num_samples=k, seed=1)
@@ -177,7 +199,7 @@ def test_bdmc_on_a_trained_vae_sandwiches(trained_vae):
     simulated = simulate(model, 8, seed=0)
     assert ((simulated[0] == 0) | (simulated[0] == 1)).all()
     short = bdmc(model, 8, num_steps=5, num_chains=4, num_leapfrog=5, guide_or_prior=guide, simulated=simulated)
-    long = bdmc(model, 8, num_steps=100, num_chains=4, num_leapfrog=5, guide_or_prior=guide, simulated=simulated)
+    long = bdmc(model, 8, num_steps=50, num_chains=4, num_leapfrog=5, guide_or_prior=guide, simulated=simulated)
     assert math.isfinite(long.width.mean().item())
     assert short.width.mean() > long.width.mean() > -0.1
     assert long.lower.mean() >= short.lower.mean() - 0.1 and long.upper.mean() <= short.upper.mean() + 0.1
