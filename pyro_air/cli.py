@@ -23,6 +23,7 @@ from pyro_air import checkpoint as ckpt_io
 from pyro_air import data
 from pyro_air.core import parallel as dist_utils
 from pyro_air.evaluate import format_table, summarize
+from pyro_air.evaluate.ais_cli import add_ais_arguments, ais_report, check_ais_arguments, wants_ais  # issue 19
 from pyro_air.evaluate.latent_metrics import format_latent_metrics, latent_metrics
 from pyro_air.runs import build_run, vae_spec
 from pyro_air.train import RESUME_MAY_CHANGE, TrainConfig, fit
@@ -211,6 +212,7 @@ def evaluate_checkpoint(path, splits=("test",), num_samples=5000, max_points=Non
 
 
 def cmd_evaluate(args) -> int:
+    check_ais_arguments(args)  # issue 19 hook (AIS / BDMC / gaps, pyro_air/evaluate/ais_cli.py)
     rows = evaluate_checkpoint(args.checkpoint, args.splits, args.num_samples, args.max_points, args.device,
                                progress=not args.no_progress, seed=args.seed, distributed=args.distributed,
                                iw_svi_steps=args.iw_svi_steps,
@@ -233,6 +235,11 @@ def cmd_evaluate(args) -> int:
     if args.latent_metrics:
         print("\nlatent metrics (InfoVAE): MMD(q(z), p(z)), log det Cov[q(z)], active units, I_q(x; z) in nats")
         print(format_latent_metrics({label: row["latent"] for label, row in rows.items()}))
+    if wants_ais(args):  # issue 19 hook: AIS / BDMC / gap decomposition (pyro_air/evaluate/ais_cli.py)
+        model, guide, spec = load_run(args.checkpoint, args.device)
+        splits = {f"{s} (n={len(x)})": x for s in args.splits for x in [_evaluation_split(spec, s, args.max_points)]}
+        path = Path(args.checkpoint)
+        print(ais_report(model, guide, splits, args, run_dir=path if path.is_dir() else path.parent))
     return 0
 
 
@@ -341,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add an amortization-gap column with this many local ELBO steps (0: off)")
     p.add_argument("--upper-bound", choices=["cubo", "vr"], default=None,
                    help="add an upper-bound column: CUBO_2 or the VR bound at alpha = -1 (default: off)")
+    add_ais_arguments(p)  # issue 19 hook: --ais-steps, --ais-chains, --bdmc, --gaps
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("diagnose", help="PSIS k-hat table and diagnostic plots of a checkpoint")

@@ -203,3 +203,28 @@ def test_bdmc_on_a_trained_vae_sandwiches(trained_vae):
     assert math.isfinite(long.width.mean().item())
     assert short.width.mean() > long.width.mean() > -0.1
     assert long.lower.mean() >= short.lower.mean() - 0.1 and long.upper.mean() <= short.upper.mean() + 0.1
+
+
+# -- CLI --------------------------------------------------------------------------------------------
+
+def test_cli_evaluate_with_ais_bdmc_and_gaps(tiny_cli_run, tmp_path, capsys):
+    from pyro_air.cli import main
+
+    plot = tmp_path / "gaps.png"
+    code = main(["evaluate", str(tiny_cli_run), "--num-samples", "10", "--max-points", "4", "--splits", "train", "test",
+                 "--ais-steps", "5", "--ais-chains", "2", "--ais-leapfrog", "2", "--bdmc", "--bdmc-points", "3",
+                 "--gaps", "--gap-steps", "5", "--gap-plot", str(plot), "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "-log p(x) (AIS)" in out and "BDMC on 3 points" in out and "sandwich width" in out
+    assert "approx. gap" in out and "train (n=4)" in out and "test (n=4)" in out
+    assert plot.stat().st_size > 1000 and str(plot) in out
+
+
+def test_cli_refuses_gaps_without_ais_steps(tiny_cli_run, capsys):
+    from pyro_air.cli import main
+
+    assert main(["evaluate", str(tiny_cli_run), "--gaps", "--no-progress"]) == 2
+    assert "--ais-steps" in capsys.readouterr().err
+    assert main(["evaluate", str(tiny_cli_run), "--ais-steps", "3", "--ais-chains", "0", "--no-progress"]) == 2
+    assert "--ais-chains must be >= 1" in capsys.readouterr().err
