@@ -23,7 +23,12 @@ from pyro_air import checkpoint as ckpt_io
 from pyro_air import data
 from pyro_air.core import parallel as dist_utils
 from pyro_air.evaluate import format_table, summarize
-from pyro_air.evaluate.ais_cli import add_ais_arguments, ais_report, check_ais_arguments, wants_ais  # issue 19
+from pyro_air.evaluate.ais_cli import (  # issue 19
+    add_ais_arguments,
+    ais_report,
+    check_ais_arguments,
+    wants_ais,
+)
 from pyro_air.evaluate.latent_metrics import format_latent_metrics, latent_metrics
 from pyro_air.runs import build_run, vae_spec
 from pyro_air.train import RESUME_MAY_CHANGE, TrainConfig, fit

@@ -11,7 +11,14 @@ import torch
 
 from pyro_air import data
 from pyro_air.compare import air_spec
-from pyro_air.evaluate import ais, bdmc, beta_schedule, log_likelihood, reverse_ais, simulate
+from pyro_air.evaluate import (
+    ais,
+    bdmc,
+    beta_schedule,
+    log_likelihood,
+    reverse_ais,
+    simulate,
+)
 from pyro_air.guides import ExactPosteriorGuide, HierarchicalGuide
 from pyro_air.models import LinearGaussianModel
 from pyro_air.runs import build_run
@@ -138,12 +145,12 @@ def test_seeded_runs_repeat_and_leave_the_caller_rng_alone(linear_gaussian):
 def test_bad_input_is_refused_with_a_clear_message(linear_gaussian):
     model, x = linear_gaussian
     cases = [
-        (dict(num_steps=0), "num_steps"),
-        (dict(num_chains=0), "num_chains"),
-        (dict(num_leapfrog=0), "num_leapfrog"),
-        (dict(step_size=-0.1), "step_size"),
-        (dict(target_accept=1.0), "target_accept"),
-        (dict(schedule="cosine"), "schedule"),
+        ({"num_steps": 0}, "num_steps"),
+        ({"num_chains": 0}, "num_chains"),
+        ({"num_leapfrog": 0}, "num_leapfrog"),
+        ({"step_size": -0.1}, "step_size"),
+        ({"target_accept": 1.0}, "target_accept"),
+        ({"schedule": "cosine"}, "schedule"),
     ]
     for kwargs, word in cases:
         with pytest.raises(ValueError, match=word):

@@ -12,7 +12,12 @@ import pytest
 import torch
 import torch.distributions as tdist
 
-from pyro_air.evaluate import format_gap_table, gap_decomposition, optimal_local_elbo, plot_gaps
+from pyro_air.evaluate import (
+    format_gap_table,
+    gap_decomposition,
+    optimal_local_elbo,
+    plot_gaps,
+)
 from pyro_air.evaluate.gap_decomposition import mean_field_gaussian_optimum
 from pyro_air.guides import ExactPosteriorGuide, GaussianEncoder
 from pyro_air.models import BernoulliVAE, LinearGaussianModel

@@ -28,11 +28,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import torch  # noqa: E402
+import torch
 
-from pyro_air import data  # noqa: E402
-from pyro_air.compare import air_spec  # noqa: E402
-from pyro_air.evaluate import (  # noqa: E402
+from pyro_air import data
+from pyro_air.compare import air_spec
+from pyro_air.evaluate import (
     bdmc,
     format_gap_table,
     gap_decomposition,
@@ -42,8 +42,8 @@ from pyro_air.evaluate import (  # noqa: E402
     simulate,
     summarize_gaps,
 )
-from pyro_air.runs import build_run  # noqa: E402
-from pyro_air.train import TrainConfig, fit  # noqa: E402
+from pyro_air.runs import build_run
+from pyro_air.train import TrainConfig, fit
 
 MODELS = {  # label -> (method, kwargs of air_spec)
     "VAE": ("vae", {}),
@@ -156,18 +156,18 @@ def main(argv=None) -> int:
     plot_gaps(rows, out / "gaps.png")
 
     table = format_gap_table(rows)
-    lines = [f"AIS from q(z|x): T={args.ais_steps}, C={args.ais_chains}, L={args.ais_leapfrog}; "
-             f"q*: {args.local_steps} Adam steps, lr {args.local_lr}; ELBOs with {args.elbo_samples} samples; "
-             f"first {args.points} train / test images; mean ± s.e. over images, nats", "", table, "",
-             "AIS - IWAE-5000 (same images):"]
+    header = (f"AIS from q(z|x): T={args.ais_steps}, C={args.ais_chains}, L={args.ais_leapfrog}; "
+              f"q*: {args.local_steps} Adam steps, lr {args.local_lr}; ELBOs with {args.elbo_samples} samples; "
+              f"first {args.points} train / test images; mean ± s.e. over images, nats")
+    lines = [header, "", table, "", "AIS - IWAE-5000 (same images):"]
     for key, res in rows.items():
         lines.append(f"  {key}: {mean_stderr(res['log_px'] - res['log_px_iwae5000'])}")
     lines += ["", "paired differences of the amortization gap vs the VAE (same images):"]
     for key, v in comparisons.items():
         if "VAE's" in key:
             lines.append(f"  {key}: {v['mean']:.2f} ± {v['stderr']:.2f}")
-    lines += ["", f"BDMC on {args.bdmc_points} points simulated from the trained VAE (C={args.ais_chains}, "
-              f"L={args.ais_leapfrog}, from q(z|x)):"]
+    lines += ["", (f"BDMC on {args.bdmc_points} points simulated from the trained VAE (C={args.ais_chains}, "
+                   f"L={args.ais_leapfrog}, from q(z|x)):")]
     for steps, b in results["bdmc"].items():
         lines.append(f"  T={steps}: lower {b['lower']['mean']:.3f}, upper {b['upper']['mean']:.3f}, width "
                      f"{b['width']['mean']:.3f} ± {b['width']['stderr']:.3f} ({b['seconds']:.0f} s)")

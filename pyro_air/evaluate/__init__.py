@@ -1,5 +1,13 @@
 """Evaluation: per-datapoint log-likelihood estimates, bounds and gaps (Tensor[N] each)."""
-from pyro_air.evaluate.ais import AISDiagnostics, BDMCResult, ais, bdmc, beta_schedule, reverse_ais, simulate
+from pyro_air.evaluate.ais import (
+    AISDiagnostics,
+    BDMCResult,
+    ais,
+    bdmc,
+    beta_schedule,
+    reverse_ais,
+    simulate,
+)
 from pyro_air.evaluate.gap_decomposition import (
     format_gap_table,
     gap_decomposition,

@@ -72,8 +72,8 @@ import math
 from dataclasses import dataclass
 
 import pyro
-import pyro.poutine as poutine
 import torch
+from pyro import poutine
 from pyro.ops.integrator import velocity_verlet
 from pyro.poutine.util import site_is_subsample
 from tqdm.auto import tqdm

@@ -18,7 +18,11 @@ import argparse
 from pathlib import Path
 
 from pyro_air.evaluate.ais import ais, bdmc
-from pyro_air.evaluate.gap_decomposition import format_gap_table, gap_decomposition, plot_gaps
+from pyro_air.evaluate.gap_decomposition import (
+    format_gap_table,
+    gap_decomposition,
+    plot_gaps,
+)
 from pyro_air.evaluate.summary import mean_stderr
 
 
@@ -94,8 +98,8 @@ def ais_report(model, guide, splits: dict, args, run_dir=None) -> str:
     Writes the gap plot (and names it in the text) when ``args.gaps``."""
     steps = _ais_steps(args)
     start = "q(z | x)" if args.ais_from == "guide" else "p(z)"
-    lines = [f"\nAIS with HMC from {start}: T={steps} steps, C={args.ais_chains} chains, "
-             f"L={args.ais_leapfrog} leapfrog steps; mean ± standard error, nats"]
+    lines = [(f"\nAIS with HMC from {start}: T={steps} steps, C={args.ais_chains} chains, "
+              f"L={args.ais_leapfrog} leapfrog steps; mean ± standard error, nats")]
     gap_rows = {}
     for label, x in splits.items():
         cols = ais_columns(model, guide, x, args)

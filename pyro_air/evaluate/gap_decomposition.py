@@ -113,7 +113,7 @@ def format_gap_table(rows: dict, columns=tuple(GAP_COLUMNS)) -> str:
         summary = summarize_gaps(result)
         body.append([label, *[str(summary[c]) for c in columns]])
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-    fmt = lambda line: "  ".join(v.ljust(w) for v, w in zip(line, widths))  # noqa: E731
+    fmt = lambda line: "  ".join(v.ljust(w) for v, w in zip(line, widths))
     return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, body)])
 
 
