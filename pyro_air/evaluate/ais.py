@@ -140,7 +140,7 @@ def _guide_distribution(guide, xb: torch.Tensor):
         raise ValueError(
             f"AIS needs q(z | x) in closed form, but the guide {type(guide).__name__} samples other latent "
             f"sites too ({', '.join(n for n in latent if n != 'z')}), so its marginal q(z | x) has no density; "
-            "start from the prior instead (initial='prior')"
+            "start from the prior instead (guide_or_prior='prior')"
         )
     q = trace.nodes["z"]["fn"]
     if tuple(q.batch_shape) != (len(xb),):
