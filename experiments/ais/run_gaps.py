@@ -97,6 +97,7 @@ def main(argv=None) -> int:
     trained = {}
     for label, (method, kw) in MODELS.items():
         spec = air_spec(method, z_dim=args.z_dim, hidden=args.hidden, train_size=args.train_size, **kw)
+        torch.manual_seed(args.seed)  # the initial weights (fit seeds only the training stream)
         model, guide, objective = build_run(spec)
         config = TrainConfig(epochs=args.epochs, batch_size=100, lr=1e-3, lr_final_ratio=0.1, seed=args.seed,
                              progress=False)
