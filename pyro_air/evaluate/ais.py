@@ -78,14 +78,14 @@ from pyro.ops.integrator import velocity_verlet
 from pyro.poutine.util import site_is_subsample
 from tqdm.auto import tqdm
 
+from pyro_air.core.seeds import derive_seed, seeded
+from pyro_air.core.validation import check_positive, check_positive_int
 from pyro_air.evaluate.chunking import (
     DEFAULT_CHUNK_ELEMENTS,
     batches,
     evaluation_mode,
     module_device,
 )
-from pyro_air.seeds import derive_seed, seeded
-from pyro_air.validation import check_positive, check_positive_int
 
 SCHEDULES = ("sigmoid", "linear")
 PRIOR = "prior"

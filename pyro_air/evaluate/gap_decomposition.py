@@ -27,13 +27,13 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
+from pyro_air.core.seeds import derive_seed, seeded
+from pyro_air.core.validation import check_positive_int
 from pyro_air.evaluate.ais import ais
 from pyro_air.evaluate.chunking import batches, module_device
 from pyro_air.evaluate.iw_svi import fit_local_gaussians
 from pyro_air.evaluate.log_likelihood import elbo
 from pyro_air.evaluate.summary import mean_stderr
-from pyro_air.seeds import derive_seed, seeded
-from pyro_air.validation import check_positive_int
 
 GAP_COLUMNS = {
     "log_px": "log p(x) (AIS)",
