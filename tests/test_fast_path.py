@@ -101,6 +101,19 @@ def test_the_direct_path_is_taken_only_where_nothing_can_observe_it():
             return super().forward(x, num_data)
 
     assert not can_compute_directly(ExtraSite(z_dim=3, hidden=(20,)), guide)
+
+    class Forwarding:  # runs its own __call__ but forwards attributes (e.g. KL warm-up's tempering)
+        def __init__(self, fn):
+            self.fn = fn
+
+        def __getattr__(self, name):
+            return getattr(self.__dict__["fn"], name)
+
+        def __call__(self, *args, **kwargs):
+            return self.fn(*args, **kwargs)
+
+    assert not can_compute_directly(Forwarding(model), guide)
+    assert not can_compute_directly(model, Forwarding(guide))
     with pytest.raises(ValueError, match="num_data=2 is smaller than the batch"):
         infer.ELBO().differentiable_loss(model, guide, binary_batch(4), num_data=2)
 

@@ -40,8 +40,11 @@ def _has_random_attributes(module) -> bool:
 
 
 def _supports(obj) -> bool:
-    supports = getattr(obj, "supports_direct_scoring", None)
-    return supports is not None and supports()
+    """Asked of the object's class, not the object: a wrapper that forwards attribute access to a
+    model (KL warm-up's tempered model, say) runs its own ``__call__``, which direct scoring would
+    skip, so only a class that itself implements the protocol qualifies."""
+    supports = getattr(type(obj), "supports_direct_scoring", None)
+    return supports is not None and supports(obj)
 
 
 def can_compute_directly(model, guide) -> bool:
