@@ -2,37 +2,65 @@
 
     CUBO_n(x) = (1/n) log E_q[ w^n ] >= log p(x)   for n >= 1,    w = p(x, z) / q(z | x)
 
-(Eq. 27 and the line below it), estimated with K reparameterized particles, in log space, as
+(review Eq. 27 and the line below it). Minimizing CUBO_n over the guide minimizes the
+chi^n divergence D_chi^n(p(z|x) || q(z|x)) (review Eq. 26-27), since log p(x) does not depend on
+the guide.
 
-    CUBO^_n(x) = (1/n) [ logsumexp_k(n log w_k) - log K ]
+Evaluation (``loss``): the estimate from K reparameterized particles, in log space,
 
-which is the VR estimate (``renyi.py``) at alpha = 1 - n. Minimizing CUBO_n over the guide
-minimizes the chi^n divergence D_chi^n(p(z|x) || q(z|x)) (Eq. 27), because log p(x) does not
-depend on the guide.
+    CUBO^_n(x) = (1/n) [ logsumexp_k(n log w_k) - log K ]                                   (1)
 
-Training loss (guide only). CHIVI minimizes exp(n CUBO_n) = E_q[w^n], whose Monte Carlo gradient
-(1/K) sum_k n w_k^n d log w_k is unbiased but overflows for realistic log w. Dieng et al. rescale
-w by a per-datapoint constant; we rescale each datapoint by its own detached estimate
-(1/K) sum_j w_j^n, i.e. we differentiate
+(the VR estimate of ``renyi.py`` at alpha = 1 - n). Bias: (1) is the log of an unbiased estimate
+of E_q[w^n], so by Jensen E[CUBO^_n] <= CUBO_n: it is biased *down*, towards and possibly below
+log p(x). The bias vanishes as K grows only if E_q[w^(2n)] is finite (q must cover the posterior's
+tails); with heavy-tailed weights CUBO^_n can sit below log p(x) for any practical K.
 
-    sum_k sg(softmax(n log w)_k) log w_k   =   gradient of CUBO^_n,
+Training (``loss_and_grads`` / ``differentiable_loss``): the gradient of (1) is NOT used. It is
+sum_k softmax(n log w)_k d log w_k, a self-normalized ratio whose denominator shares the samples
+of the numerator; its expectation is not a multiple of d CUBO_n and, with few particles, it
+points towards *narrower* guides (a narrow q rarely draws the large-weight tail that would
+penalize it), which collapses the guide (issue 15: c -> 0.001 on the linear-Gaussian model).
 
-computed stably with a softmax. Why this constant: it gives every datapoint the weight it has in
-d CUBO_n = d E[w^n] / (n E[w^n]) (a max-rescaling would weight the datapoints of a batch by
-exp(n (CUBO^_b - max_k log w_kb)), which varies by orders of magnitude); the price is an O(1/K)
-bias, as for IWAE. The loss value is (N / B) sum_b CUBO^_n(x_b): the bound itself, scaled outside
-the logarithm.
+Instead, following CHIVI, we estimate the gradient of E_q[w^n] = exp(n CUBO_n), whose
+reparameterized Monte Carlo gradient E[n w^n d log w] is unbiased, with a per-particle
+leave-one-out normalizer, per datapoint b:
+
+    g_b = (1/K) sum_k a_kb d log w_kb,    a_kb = w_kb^n / m_(-k)b,
+    m_(-k)b = (1/(K-1)) sum_{j != k} w_jb^n      (a detached, computed in log space)         (2)
+
+Because m_(-k) is built from the other particles only, it is independent of particle k, so
+
+    E[g_b] = E[1 / m_(-k)b] * E[w_b^n d log w_b] = lambda_b * d CUBO_n(x_b),
+    lambda_b = E_q[w_b^n] * E[1 / m_(-k)b] >= 1   (Jensen: E[1/m] >= 1/E[m]).
+
+So per datapoint the expected step has exactly the direction of the true CUBO_n gradient (a
+positive multiple of it) at every K >= 2. Across a batch datapoint b is weighted by lambda_b:
+about 1 where the weights are light-tailed (lambda -> 1 as K grows), larger where m_(-k) often
+underestimates E[w^n], i.e. where the guide fits worst; an amortized guide therefore follows
+sum_b lambda_b d CUBO_n(x_b), not the unweighted sum. Compared with CHIVI's single shared
+constant (a max or a scalar), the normalizer keeps every datapoint at scale ~1 (a max-rescaling
+weights datapoints by exp(n (CUBO_n(x_b) - max_k log w_kb)), orders of magnitude apart) and puts
+a_kb ~ 1 when q is exact, so the step has the size of d CUBO_n, not of d E[w^n].
+
+Variance: g_b is a mean of K terms a_k d log w_k; its variance is finite when E_q[w^(2n)] is
+(and E[1/m_(-k)^2] is), and it falls like 1/K only once K is large enough that m_(-k) is a good
+estimate of E[w^n]. For small K (or a guide much narrower than the posterior) a rare particle
+with a large weight gives a_k ~ K - 1 against the rest ~ 0: the estimator is unbiased in
+direction but its steps are dominated by such draws (measured in experiments/objectives).
+K >= 2 is required. Numerically, a_kb is formed as exp(n log w_kb - log m_(-k)b), which never
+sees the scale of log w itself (MNIST log-weights of -100s are fine); only if one particle's
+n log w exceeds the others' log-mean by > 80 nats would it overflow float32, and then the whole
+batch's weights are divided by one common factor (the direction of the step is unchanged).
 
 The model is NOT trained by CUBO: minimizing an upper bound over the model parameters would push
 log p(x) down. The surrogate uses log p(x, z) - log p(x, z') + sg(log p(x, z')) with z' = sg(z)
 (the primitive's fixed-latent densities), so the model's parameters receive exactly zero gradient
 while the path through z still reaches the guide. Train the model with a lower bound (ELBO, IWAE)
 and the guide with CUBO, or use CUBO for evaluation (``pyro_air.evaluate.upper_bound``).
-
-Note: CUBO^_n is a log of an average, so its expectation lies *below* CUBO_n (Jensen); it is an
-upper bound of log p(x) only as K grows, and needs E_q[w^(2n)] < infinity to be reliable.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -40,17 +68,49 @@ from pyro_air.infer.base import LogWeightObjective
 from pyro_air.infer.log_weights import LogWeights, log_importance_weights
 from pyro_air.infer.renyi import renyi_bound
 
+# exp(80) ~ 5.5e34 < float32 max ~ 3.4e38, with room for the sum over particles and the N/B scale
+MAX_LOG_WEIGHT_RATIO = 80.0
+
 
 def cubo_bound(log_w: torch.Tensor, n: float = 2.0) -> torch.Tensor:
-    """CUBO^_n = (1/n) log (1/K) sum_k w_k^n for every column of a [K, B] tensor (log space)."""
+    """CUBO^_n = (1/n) log (1/K) sum_k w_k^n for every column of a [K, B] tensor (Eq. 1, log space)."""
     return renyi_bound(log_w, 1.0 - n)
 
 
+def leave_one_out_logmeanexp(a: torch.Tensor) -> torch.Tensor:
+    """[K, B] -> [K, B]: log (1/(K-1)) sum_{j != k} exp(a_jb), stable and O(K B).
+
+    For k other than the column's argmax, exp(a_k - logsumexp(a)) <= 1/2, so
+    logsumexp(a) + log1p(-exp(a_k - logsumexp(a))) has no cancellation; for the argmax the sum
+    is taken directly over the other rows.
+    """
+    num = a.shape[0]
+    if num < 2:
+        raise ValueError(f"a leave-one-out mean needs at least 2 rows, got {num}")
+    lse = torch.logsumexp(a, dim=0, keepdim=True)
+    top = a.argmax(dim=0, keepdim=True)
+    is_top = torch.zeros_like(a, dtype=torch.bool).scatter_(0, top, True)
+    without_top = torch.logsumexp(a.masked_fill(is_top, -math.inf), dim=0, keepdim=True)
+    others = lse + torch.log1p(-torch.exp(torch.clamp(a - lse, max=math.log(0.5))))
+    return torch.where(is_top, without_top, others) - math.log(num - 1)
+
+
+def cubo_gradient_weights(log_w: torch.Tensor, n: float = 2.0) -> torch.Tensor:
+    """The detached weights a_kb = w_kb^n / m_(-k)b of estimator (2), shape [K, B]."""
+    a = n * log_w.detach()
+    log_ratio = a - leave_one_out_logmeanexp(a)
+    excess = log_ratio.max() - MAX_LOG_WEIGHT_RATIO
+    if excess > 0:  # a common factor for the whole batch: the step's direction is unchanged
+        log_ratio = log_ratio - excess
+    return torch.exp(log_ratio)
+
+
 class CUBO(LogWeightObjective):
-    """CHIVI's training loss for the guide (loss = +(N/B) sum_b CUBO^_n(x_b)); the model gets no gradient.
+    """CUBO_n: ``loss`` = (N/B) sum_b CUBO^_n(x_b) (Eq. 1); gradients from estimator (2), guide only.
 
     ``per_datapoint_bound`` returns -CUBO^_n (the quantity the base class maximizes), so
-    ``loss = -(N/B) sum_b per_datapoint_bound = (N/B) sum_b CUBO^_n``.
+    ``loss = -(N/B) sum_b per_datapoint_bound = (N/B) sum_b CUBO^_n``. ``differentiable_loss``
+    has the same value, and its gradient is (N/B) sum_b g_b with g_b of Eq. (2).
     """
 
     def __init__(self, n: float = 2.0, num_particles: int = 8):
@@ -63,6 +123,12 @@ class CUBO(LogWeightObjective):
             raise ValueError(
                 f"CUBO_n is an upper bound of log p(x) only for n >= 1 and n = 1 is the degenerate "
                 f"KL(p || q) limit; pass a finite n > 1 (n = 2 is CHIVI's choice), got n={n!r}"
+            )
+        if num_particles < 2:
+            raise ValueError(
+                f"CUBO's gradient estimator normalizes each particle by the other particles' weights, so it "
+                f"needs num_particles >= 2 (8 or more is advisable: its variance grows fast as K falls), "
+                f"got num_particles={num_particles}"
             )
         self.n = n
 
@@ -77,5 +143,8 @@ class CUBO(LogWeightObjective):
         return -cubo_bound(log_w, self.n)
 
     def surrogate_per_datapoint(self, weights: LogWeights) -> torch.Tensor:
+        """-CUBO^_n in value; gradient -g_b of Eq. (2), through the guide only."""
         guide_only_log_w = weights.log_w - weights.log_p_fixed + weights.log_p_fixed.detach()
-        return -cubo_bound(guide_only_log_w, self.n)
+        a = cubo_gradient_weights(weights.log_w, self.n)
+        carrier = (a * (guide_only_log_w - guide_only_log_w.detach())).mean(0)  # 0 in value
+        return -(cubo_bound(weights.log_w.detach(), self.n) + carrier)
