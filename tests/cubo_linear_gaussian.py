@@ -82,3 +82,54 @@ def closed_form_cubo(model: LinearGaussianModel, x: torch.Tensor, delta: torch.T
 def optimum_cubo(model: LinearGaussianModel, x: torch.Tensor) -> torch.Tensor:
     """The family's optimum of sum_b CUBO_n(x_b): sum_b log p(x_b) (at delta = 0, c = 1)."""
     return model.exact_log_likelihood(x).sum()
+
+
+def gaussian_log_moment(n: float, cov_p: torch.Tensor, delta: torch.Tensor, cov_q: torch.Tensor) -> torch.Tensor:
+    """log integral N(z; 0, cov_p)^n N(z; delta, cov_q)^(1 - n) dz, the general Gaussian form of
+    log E_q[(p/q)^n]: with A = n cov_p^-1 + (1 - n) cov_q^-1 and b = (1 - n) cov_q^-1 delta,
+
+        - (n/2) log|cov_p| - ((1 - n)/2) log|cov_q| - (1/2) log|A| + (1/2) b^T A^-1 b
+        - ((1 - n)/2) delta^T cov_q^-1 delta            (+inf unless A is positive definite)."""
+    prec_q = torch.linalg.inv(cov_q)
+    a = n * torch.linalg.inv(cov_p) + (1 - n) * prec_q
+    if not bool((torch.linalg.eigvalsh(a) > 0).all()):
+        return torch.tensor(math.inf)
+    b = (1 - n) * prec_q @ delta
+    return (-(n / 2) * torch.logdet(cov_p) - ((1 - n) / 2) * torch.logdet(cov_q) - 0.5 * torch.logdet(a)
+            + 0.5 * b @ torch.linalg.solve(a, b) - ((1 - n) / 2) * delta @ prec_q @ delta)
+
+
+def correlated_model(noise_scale: float = 1.0) -> LinearGaussianModel:
+    """A linear-Gaussian model whose posterior has correlation -0.8 (nearly collinear columns)."""
+    weight = torch.tensor([[1.0, 1.0], [1.0, 1.2], [1.0, 0.8], [0.5, 0.6], [1.0, 0.9]])
+    return LinearGaussianModel(x_dim=5, z_dim=2, noise_scale=noise_scale, weight=weight, bias=torch.zeros(5))
+
+
+class DiagonalGuide(PyroModule):
+    """Mean-field q(z | x) = N(mu(x), diag(sd^2)) with the exact posterior mean: it cannot represent
+    the posterior's correlation, so the chi^2-optimal sd differs from the posterior's marginals."""
+
+    def __init__(self, model: LinearGaussianModel, sd: torch.Tensor):
+        super().__init__(name="guide")
+        self._model = [model]
+        self.log_sd = nn.Parameter(torch.as_tensor(sd, dtype=torch.float32).log().clone())
+
+    def forward(self, x, num_data=None):
+        with torch.no_grad():
+            loc = self._model[0].exact_posterior(x).loc
+        with data_plate(x, num_data):
+            return pyro.sample("z", dist.Normal(loc, self.log_sd.exp()).to_event(1))
+
+
+def chi2_optimal_diagonal_variance(model: LinearGaussianModel, steps: int = 3000) -> torch.Tensor:
+    """argmin over diagonal S of log E_q[(p/q)^2] (q = N(mu, S), p = N(mu, Sigma)), by Adam on the closed form."""
+    cov = model.exact_posterior(torch.zeros(1, model.x_dim)).covariance_matrix[0].detach()
+    log_var = cov.diagonal().log().clone().requires_grad_()
+    opt = torch.optim.Adam([log_var], lr=0.01)
+    zero = torch.zeros(model.z_dim)
+    for _ in range(steps):
+        loss = gaussian_log_moment(2.0, cov, zero, torch.diag(log_var.exp()))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return log_var.detach().exp()

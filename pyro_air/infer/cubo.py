@@ -42,8 +42,21 @@ constant (a max or a scalar), the normalizer keeps every datapoint at scale ~1 (
 weights datapoints by exp(n (CUBO_n(x_b) - max_k log w_kb)), orders of magnitude apart) and puts
 a_kb ~ 1 when q is exact, so the step has the size of d CUBO_n, not of d E[w^n].
 
-Variance: g_b is a mean of K terms a_k d log w_k; its variance is finite when E_q[w^(2n)] is
-(and E[1/m_(-k)^2] is), and it falls like 1/K only once K is large enough that m_(-k) is a good
+Two unbiased forms of d log w are available (``estimator=``):
+
+- ``"dreg"`` (default): the doubly reparameterized form. For one particle, the score identity
+  E_q[f(z) d_phi log q(z)] = E[(d f / d z)(d z / d phi)] with f = w^n gives
+
+      d E_q[w^n] = n (1 - n) E[ w^n (d log w / d z)(d z / d phi) ]                            (3)
+
+  (the path term only, no d_phi log q at fixed z), so g_b = (1 - n)(1/K) sum_k a_kb d^path log w_kb.
+  Same expectation as the standard form (the identity is exact; the normalizer is still
+  independent of particle k), but every term vanishes when q is the exact posterior (log w is
+  constant in z), so its variance goes to zero at the optimum, as for DReG (``iwae.py``).
+- ``"standard"``: g_b = (1/K) sum_k a_kb d log w_kb with the path and the score term.
+
+Variance: g_b is a mean of K terms; its variance is finite when E_q[w^(2n)] is (and
+E[1/m_(-k)^2] is), and it falls like 1/K only once K is large enough that m_(-k) is a good
 estimate of E[w^n]. For small K (or a guide much narrower than the posterior) a rare particle
 with a large weight gives a_k ~ K - 1 against the rest ~ 0: the estimator is unbiased in
 direction but its steps are dominated by such draws (measured in experiments/objectives).
@@ -51,6 +64,12 @@ K >= 2 is required. Numerically, a_kb is formed as exp(n log w_kb - log m_(-k)b)
 sees the scale of log w itself (MNIST log-weights of -100s are fine); only if one particle's
 n log w exceeds the others' log-mean by > 80 nats would it overflow float32, and then the whole
 batch's weights are divided by one common factor (the direction of the step is unchanged).
+
+A limit no estimator removes: CUBO_n is finite only if E_q[w^n] is. With a saturating decoder
+(tanh / sigmoid MLP) p(x | z) tends to a positive constant far from the data, so p(z | x) keeps
+the prior's N(0, I) tails, and for a Gaussian guide E_q[w^2] = +inf as soon as one of its scales
+is <= 1/sqrt(2). A finite-K estimate then reports a finite number that is not an upper bound,
+and training can only follow what its particles see (experiments/objectives/RESULTS.md).
 
 The model is NOT trained by CUBO: minimizing an upper bound over the model parameters would push
 log p(x) down. The surrogate uses log p(x, z) - log p(x, z') + sg(log p(x, z')) with z' = sg(z)
@@ -65,8 +84,11 @@ import math
 import torch
 
 from pyro_air.infer.base import LogWeightObjective
+from pyro_air.infer.iwae import path_only_log_weights
 from pyro_air.infer.log_weights import LogWeights, log_importance_weights
 from pyro_air.infer.renyi import renyi_bound
+
+ESTIMATORS = ("dreg", "standard")
 
 # exp(80) ~ 5.5e34 < float32 max ~ 3.4e38, with room for the sum over particles and the N/B scale
 MAX_LOG_WEIGHT_RATIO = 80.0
@@ -106,14 +128,15 @@ def cubo_gradient_weights(log_w: torch.Tensor, n: float = 2.0) -> torch.Tensor:
 
 
 class CUBO(LogWeightObjective):
-    """CUBO_n: ``loss`` = (N/B) sum_b CUBO^_n(x_b) (Eq. 1); gradients from estimator (2), guide only.
+    """CUBO_n: ``loss`` = (N/B) sum_b CUBO^_n(x_b) (Eq. 1); gradients from estimator (2), guide only,
+    with d log w in the ``estimator`` form "dreg" (Eq. 3, default) or "standard".
 
     ``per_datapoint_bound`` returns -CUBO^_n (the quantity the base class maximizes), so
     ``loss = -(N/B) sum_b per_datapoint_bound = (N/B) sum_b CUBO^_n``. ``differentiable_loss``
     has the same value, and its gradient is (N/B) sum_b g_b with g_b of Eq. (2).
     """
 
-    def __init__(self, n: float = 2.0, num_particles: int = 8):
+    def __init__(self, n: float = 2.0, num_particles: int = 8, estimator: str = "dreg"):
         super().__init__(num_particles=num_particles)
         try:
             n = float(n)
@@ -130,7 +153,10 @@ class CUBO(LogWeightObjective):
                 f"needs num_particles >= 2 (8 or more is advisable: its variance grows fast as K falls), "
                 f"got num_particles={num_particles}"
             )
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"unknown CUBO gradient estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
         self.n = n
+        self.estimator = estimator
 
     def log_weights(self, model, guide, *args, **kwargs) -> LogWeights:
         return log_importance_weights(model, guide, *args, num_particles=self.num_particles,
@@ -144,7 +170,11 @@ class CUBO(LogWeightObjective):
 
     def surrogate_per_datapoint(self, weights: LogWeights) -> torch.Tensor:
         """-CUBO^_n in value; gradient -g_b of Eq. (2), through the guide only."""
-        guide_only_log_w = weights.log_w - weights.log_p_fixed + weights.log_p_fixed.detach()
+        model_free = weights.log_p_fixed - weights.log_p_fixed.detach()  # theta-gradient of log p, 0 in value
         a = cubo_gradient_weights(weights.log_w, self.n)
-        carrier = (a * (guide_only_log_w - guide_only_log_w.detach())).mean(0)  # 0 in value
+        if self.estimator == "dreg":
+            carried = (1.0 - self.n) * (path_only_log_weights(weights) - model_free)
+        else:
+            carried = weights.log_w - model_free
+        carrier = (a * (carried - carried.detach())).mean(0)  # 0 in value
         return -(cubo_bound(weights.log_w.detach(), self.n) + carrier)
