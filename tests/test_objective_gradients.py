@@ -15,7 +15,7 @@ from torch import nn
 
 from pyro_air import infer
 from pyro_air.guides import AmortizedGuide
-from pyro_air.infer import CUBO, IWAE_ELBO, cubo_bound
+from pyro_air.infer import CUBO, IWAE_ELBO
 
 NUM_DRAWS = 300
 
