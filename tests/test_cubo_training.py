@@ -161,8 +161,13 @@ def test_leave_one_out_mean_is_exact_and_stable():
     loo = leave_one_out_logmeanexp(extreme)
     assert torch.allclose(loo[0], torch.logaddexp(torch.tensor(0.0), torch.tensor(-5.0)) - math.log(2))
     assert torch.allclose(loo[1:, 0], torch.tensor([1000.0, 1000.0]) - math.log(2), atol=1e-4)
-    weights = cubo_gradient_weights(torch.tensor([[-400.0], [-420.0], [-430.0]]), 2.0)
-    assert torch.isfinite(weights).all() and weights[0] > 1e10 and weights[2] < 1e-10
+    weights = cubo_gradient_weights(torch.tensor([[-400.0], [-405.0], [-430.0]]), 2.0)
+    assert torch.isfinite(weights).all() and weights[0] > 1e4 and weights[2] < 1e-10
+    # beyond e^20 (an Adam overflow guard) the batch shares one factor: ratios between weights are kept
+    extreme = torch.tensor([[-400.0, -300.0], [-420.0, -301.0], [-430.0, -302.0]])
+    capped, uncapped = cubo_gradient_weights(extreme), torch.exp(2 * extreme - leave_one_out_logmeanexp(2 * extreme))
+    assert capped.max().log().item() == pytest.approx(20.0, abs=1e-4)
+    assert torch.allclose(capped.log() - uncapped.log(), (capped.log() - uncapped.log())[0, 0].expand(3, 2), atol=1e-3)
     assert torch.allclose(cubo_gradient_weights(torch.full((4, 3), -250.0)), torch.ones(4, 3))  # q exact: a = 1
 
 
