@@ -421,7 +421,7 @@ with the guide's q(z | x) computed once per block of images rather than once per
 in chunks of at most {DEFAULT_CHUNK_ELEMENTS:,} elements per [chunk, B, 784] tensor (4 MiB: the
 chunk's elementwise work stays in cache). What separates it from the GEMM bound is eager
 PyTorch's elementwise work on those tensors: the two tanh layers (computed as 2 sigmoid(2x) - 1,
-`pyro_air/nets.py`), the Bernoulli log-density (softplus(l) - x l, `pyro_air/distributions.py`),
+`pyro_air/core/nets.py`), the Bernoulli log-density (softplus(l) - x l, `pyro_air/core/distributions.py`),
 the normal draws and the bias adds. The hand-written chunked row pays the same; the
 "nn.Tanh + BCE" row shows what torch's own tanh and binary cross-entropy would cost instead.
 

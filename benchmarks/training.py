@@ -28,7 +28,7 @@ import torch
 
 from benchmarks.handwritten import HandwrittenVAE
 from pyro_air import guides, infer, models
-from pyro_air.infer.fused import generic_path
+from pyro_air.core.scoring import generic_scoring as generic_path
 from pyro_air.train import make_adam, parameters_of
 
 LR = 1e-3

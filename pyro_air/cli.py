@@ -21,7 +21,7 @@ import torch
 
 from pyro_air import checkpoint as ckpt_io
 from pyro_air import data
-from pyro_air import distributed as dist_utils
+from pyro_air.core import parallel as dist_utils
 from pyro_air.evaluate import format_table, summarize
 from pyro_air.evaluate.latent_metrics import format_latent_metrics, latent_metrics
 from pyro_air.runs import build_run, vae_spec

@@ -1,7 +1,7 @@
 """The training loop: amortized variational inference by stochastic optimization.
 
 Each step draws a minibatch x_B of the N training points (epoch e visits them in the order of a
-permutation drawn from a generator seeded by (seed, e): ``pyro_air.distributed.epoch_order``) and
+permutation drawn from a generator seeded by (seed, e): ``pyro_air.core.parallel.epoch_order``) and
 takes an Adam step on
 ``objective.differentiable_loss(model, guide, x_B, num_data=N)`` - an unbiased estimate of the
 full-data negative bound (the same loss ``pyro.infer.SVI`` minimizes; ``test_train`` checks that
@@ -29,7 +29,7 @@ after the losses since the last check and all parameters were found finite.
 
 Data parallelism: ``fit(..., distributed=True)`` inside a ``torch.distributed`` process group runs
 ``pyro_air.train_distributed.DistributedTrainer``, this loop with DDP gradient averaging, each rank
-on its slice of every global batch, and only rank 0 writing files (see ``pyro_air.distributed``).
+on its slice of every global batch, and only rank 0 writing files (see ``pyro_air.core.parallel``).
 """
 from __future__ import annotations
 
@@ -44,8 +44,9 @@ import torch
 from tqdm.auto import tqdm
 
 from pyro_air import checkpoint as ckpt_io
+from pyro_air.core.parallel import epoch_order
+from pyro_air.core.validation import check_batch, check_positive, check_positive_int
 from pyro_air.data.binarize import binarize_dynamic
-from pyro_air.distributed import epoch_order
 from pyro_air.evaluate.log_likelihood import log_likelihood
 from pyro_air.nonfinite import (
     LossWindow,
@@ -54,7 +55,6 @@ from pyro_air.nonfinite import (
     nonfinite_message,
     parameters_finite,
 )
-from pyro_air.validation import check_batch, check_positive, check_positive_int
 
 NONFINITE_MODES = ("stop", "rollback")
 # Options that may differ between a checkpoint and the run that resumes it: they do not change
@@ -198,7 +198,7 @@ def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | 
     config.validate()
     device = resolve_device(config.device)
     if distributed:
-        from pyro_air import distributed as dist_utils
+        from pyro_air.core import parallel as dist_utils
         device = dist_utils.setup(config.device)
         dist_utils.check_batch_divisible(config.batch_size, dist_utils.world_size())
     if len(train_x) == 0:

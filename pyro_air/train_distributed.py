@@ -4,11 +4,12 @@ What changes against one process (everything else - schedule, checkpoints, rollb
 same code in ``pyro_air.train._Trainer``):
 
 - Batches: every rank builds the same global batch of B points (same (seed, epoch) order, same
-  dynamic-binarization generator) and keeps its slice of B/W rows (``pyro_air.distributed``).
+  dynamic-binarization generator) and keeps its slice of B/W rows (``pyro_air.core.parallel``).
 - Gradients: the loss is computed through ``DistributedDataParallel`` wrapped around
-  ``ModelGuidePair(model, guide, objective)``; DDP averages the gradients of every model and guide
+  ``ELBOModule(model, guide, objective)`` (what ``pyro.infer.ELBO.__call__`` returns: an ``nn.Module``
+  whose forward is ``objective.differentiable_loss``); DDP averages the gradients of every model and guide
   parameter over the W ranks, which gives the gradient of the single-process loss on the global
-  batch (the scaling argument is in ``pyro_air.distributed``). DDP also broadcasts rank 0's
+  batch (the scaling argument is in ``pyro_air.core.parallel``). DDP also broadcasts rank 0's
   initial parameters, so all ranks start equal.
 - Random streams: rank r seeds its sampling stream with derive_seed(seed, 1, r), so ranks draw
   independent latent samples. A checkpoint holds every rank's RNG state and partial epoch loss sum
@@ -25,13 +26,14 @@ same code in ``pyro_air.train._Trainer``):
 from __future__ import annotations
 
 import torch
+from pyro.infer.elbo import ELBOModule
 from torch.nn.parallel import DistributedDataParallel
 
 from pyro_air import checkpoint as ckpt_io
-from pyro_air import distributed as dist_utils
+from pyro_air.core import parallel as dist_utils
+from pyro_air.core.seeds import derive_seed
 from pyro_air.evaluate.log_likelihood import log_likelihood
 from pyro_air.nonfinite import parameters_finite
-from pyro_air.seeds import derive_seed
 from pyro_air.train import _Trainer, seed_everything
 
 VALIDATION_STREAM, SAMPLING_STREAM = 2, 1  # keys for derive_seed(seed, key, ...)
@@ -46,7 +48,7 @@ class DistributedTrainer(_Trainer):
         self.local_rows = dist_utils.local_batch_slice(config.batch_size, self.rank, self.world_size)
         seed_everything(derive_seed(config.seed, SAMPLING_STREAM, self.rank))
         device_ids = [device.index] if device.type == "cuda" else None
-        self.ddp = DistributedDataParallel(dist_utils.ModelGuidePair(model, guide, objective), device_ids=device_ids)
+        self.ddp = DistributedDataParallel(ELBOModule(model, guide, objective), device_ids=device_ids)
 
     # -- checkpoint state: what differs between ranks ---------------------------------------------
     def state_dict(self) -> dict:

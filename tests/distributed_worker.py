@@ -17,14 +17,15 @@ import pyro
 import pyro.distributions as dist
 import torch
 import torch.distributed
+from pyro.infer.elbo import ELBOModule
 from pyro.nn.module import to_pyro_module_
 from torch.nn.parallel import DistributedDataParallel
 
 from pyro_air import guides, infer, models
-from pyro_air.distributed import ModelGuidePair, local_batch_slice
+from pyro_air.core.nets import mlp
+from pyro_air.core.parallel import local_batch_slice
 from pyro_air.evaluate import log_likelihood
 from pyro_air.guides.base import AmortizedGuide
-from pyro_air.nets import mlp
 from pyro_air.train import TrainConfig, fit
 
 X_DIM, Z_DIM = 12, 2
@@ -128,7 +129,7 @@ def first_gradients(distributed: bool):
     objective = infer.build("iwae", num_particles=2)
     if distributed:
         rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-        ddp = DistributedDataParallel(ModelGuidePair(model, guide, objective))
+        ddp = DistributedDataParallel(ELBOModule(model, guide, objective))
         ddp(xb[local_batch_slice(len(xb), rank, world)], len(train_x)).backward()
     else:
         objective.differentiable_loss(model, guide, xb, num_data=len(train_x)).backward()

@@ -3,9 +3,10 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from pyro_air import distributed, infer
+from pyro_air import infer
 from pyro_air.checkpoint import CheckpointError
-from pyro_air.distributed import DistributedSetupError
+from pyro_air.core import parallel as distributed
+from pyro_air.core.parallel import DistributedSetupError
 from pyro_air.evaluate import log_likelihood
 from pyro_air.train import TrainConfig, fit
 from tests import distributed_worker as worker

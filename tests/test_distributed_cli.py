@@ -9,7 +9,7 @@ import torch
 
 from pyro_air import checkpoint
 from pyro_air.cli import evaluate_checkpoint, main
-from pyro_air.distributed import TORCHRUN_ENV
+from pyro_air.core.parallel import TORCHRUN_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**{k: v for k, v in os.environ.items() if k not in TORCHRUN_ENV},  # torchrun sets these itself

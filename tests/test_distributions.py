@@ -2,11 +2,11 @@
 import math
 
 import pyro
-import pytest
 import pyro.distributions as dist
+import pytest
 import torch
 
-from pyro_air.distributions import StandardNormal
+from pyro_air.core.distributions import StandardNormal
 
 
 def test_log_prob_is_bitwise_normal_0_1_with_gradients():
@@ -54,7 +54,7 @@ def test_pyro_plates_sample_it_with_the_right_shape():
 def test_bernoulli_image_scores_like_independent_bernoulli_with_gradients(grey):
     """Same function as Bernoulli(logits).to_event(1) to float32 rounding (float64 reference),
     for binary x and for grey x in [0, 1] (the cross-entropy)."""
-    from pyro_air.distributions import BernoulliImage
+    from pyro_air.core.distributions import BernoulliImage
 
     torch.manual_seed(0)
     logits = (torch.randn(3, 10, 784) * 6).requires_grad_()
@@ -69,7 +69,7 @@ def test_bernoulli_image_scores_like_independent_bernoulli_with_gradients(grey):
 
 
 def test_bernoulli_image_is_exact_where_the_logits_saturate():
-    from pyro_air.distributions import BernoulliImage
+    from pyro_air.core.distributions import BernoulliImage
 
     logits = torch.tensor([[40.0, -40.0, 200.0, -200.0]])
     # exactly -2 softplus(-40) = -8.5e-18; softplus returns l above l = 20, dropping e^-l < 2e-9
@@ -79,7 +79,7 @@ def test_bernoulli_image_is_exact_where_the_logits_saturate():
 
 
 def test_bernoulli_image_is_an_independent_bernoulli_otherwise():
-    from pyro_air.distributions import BernoulliImage
+    from pyro_air.core.distributions import BernoulliImage
 
     p = BernoulliImage(torch.zeros(4, 6))
     assert p.batch_shape == (4,) and p.event_shape == (6,)

@@ -1,4 +1,4 @@
-"""Bad input gets a clear error early (DESIGN.md contract 5); docs/errors.md lists every case."""
+"""Bad input gets a clear error early (docs/design.md, contract 5); docs/errors.md lists every case."""
 import re
 from pathlib import Path
 

@@ -126,12 +126,12 @@ def test_objectives_that_need_more_than_log_weights_keep_the_traced_path():
     assert infer.build("cubo", num_particles=3).needs_traces()
 
 
-@pytest.mark.parametrize("name", ["gaussian", "gaussian-large", "weightnorm", "iaf"])
+@pytest.mark.parametrize("name", ["gaussian", "gaussian-large", "weightnorm", "iaf", "denoising"])
 def test_direct_path_is_bit_identical_for_every_standard_guide(name):
-    """Log weights and their gradients, traced vs direct, for each registered guide that keeps
-    AmortizedGuide.forward (the denoising and hierarchical guides override it: traced path)."""
+    """Log weights and their gradients, traced vs direct, for each registered guide that implements
+    direct scoring (the hierarchical guide does not: traced path)."""
     model = models.build("bernoulli-vae", z_dim=3, hidden=(20,))
-    guide = guides.build(name, z_dim=3, hidden=(20,))
+    guide = guides.build(name, z_dim=3, hidden=(20,), **({"sigma": 0.2} if name == "denoising" else {}))
     traced, direct = _traced_and_direct(model, guide, binary_batch(6), 3, num_data=40)
     assert torch.equal(traced.log_w, direct.log_w)
     params = parameters_of(model, guide)
@@ -142,63 +142,92 @@ def test_direct_path_is_bit_identical_for_every_standard_guide(name):
     assert all((a is None and b is None) or torch.equal(a, b) for a, b in zip(*grads))
 
 
-def test_guides_that_override_forward_take_the_traced_path():
+def test_guides_that_override_forward_without_direct_scoring_take_the_traced_path():
     from pyro_air.infer.direct import can_compute_directly
     model = models.build("bernoulli-vae", z_dim=3, hidden=(20,))
-    assert not can_compute_directly(model, guides.build("denoising", z_dim=3, sigma=0.3, alpha=0.5))
+    assert not can_compute_directly(model, guides.build("hierarchical", x_dim=784, z_dim=3, num_transitions=1))
+
+    class OwnForward(guides.GaussianEncoder):  # overrides forward, not direct_posterior
+        def forward(self, x, num_data=None):
+            return super().forward(x.flip(0), num_data)
+
+    assert not can_compute_directly(model, OwnForward(z_dim=3, hidden=(20,)))
 
 
-# -- the fused scorer (pyro_air/infer/fused.py) ----------------------------------------------------
+def test_the_denoising_guide_takes_the_direct_path_bit_identically():
+    """Denoising implements direct scoring (noise drawn where forward draws it), in training mode
+    with noise and partial denoising too: the same log weights and gradients as the traced path."""
+    from pyro_air.infer.direct import can_compute_directly
+    model = models.build("bernoulli-vae", z_dim=3, hidden=(20,))
+    guide = guides.build("denoising", z_dim=3, hidden=(20,), sigma=0.3, alpha=0.5)
+    assert can_compute_directly(model, guide)
+    traced, direct = _traced_and_direct(model, guide, binary_batch(6), 3, num_data=40)
+    assert torch.equal(traced.log_w, direct.log_w)
+    params = parameters_of(model, guide)
+    grads = [torch.autograd.grad(w.log_w.sum(), params) for w in (traced, direct)]
+    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
+
+
+# -- the specialized formulas (BernoulliVAE.log_joint, GaussianEncoder.direct_posterior) --------------
 
 @pytest.mark.parametrize("name", ["gaussian", "gaussian-large", "weightnorm"])
-def test_fused_scorer_is_bit_identical_to_the_distribution_path(name):
+def test_specialized_formulas_are_bit_identical_to_the_distribution_path(name):
+    from pyro_air.core.scoring import DiagonalNormalPosterior, generic_scoring
     from pyro_air.infer.direct import direct_log_weights
-    from pyro_air.infer.fused import can_fuse, generic_path
 
     model = models.build("bernoulli-vae", z_dim=3, hidden=(20,))
     guide = guides.build(name, z_dim=3, hidden=(20,))
-    assert can_fuse(model, guide)
     x, params = binary_batch(6), parameters_of(model, guide)
+    assert isinstance(guide.direct_posterior(x), DiagonalNormalPosterior)
     results = []
-    for fuse in (True, False):
+    for specialized in (True, False):
         pyro.set_rng_seed(4)
-        if fuse:
+        if specialized:
             log_w = direct_log_weights(model, guide, x, 5, 40).log_w
         else:
-            with generic_path():
-                assert not can_fuse(model, guide)
+            with generic_scoring():
+                assert not isinstance(guide.direct_posterior(x), DiagonalNormalPosterior)
                 log_w = direct_log_weights(model, guide, x, 5, 40).log_w
         results.append((log_w, torch.autograd.grad(torch.logsumexp(log_w, 0).sum(), params)))
-    (fused_w, fused_g), (generic_w, generic_g) = results
-    assert torch.equal(fused_w, generic_w)
-    assert all(torch.equal(a, b) for a, b in zip(fused_g, generic_g, strict=True))
+    (fast_w, fast_g), (generic_w, generic_g) = results
+    assert torch.equal(fast_w, generic_w)
+    assert all(torch.equal(a, b) for a, b in zip(fast_g, generic_g, strict=True))
 
 
-def test_fused_evaluation_equals_the_distribution_path():
-    from pyro_air.infer.fused import generic_path
+def test_specialized_evaluation_equals_the_distribution_path():
+    from pyro_air.core.scoring import generic_scoring
 
     model, guide = _pair()
     x = binary_batch(5)
     pyro.set_rng_seed(9)
-    fused = log_likelihood(model, guide, x, num_samples=7, chunk_size=3, batch_size=2)
+    fast = log_likelihood(model, guide, x, num_samples=7, chunk_size=3, batch_size=2)
     pyro.set_rng_seed(9)
-    with generic_path():
+    with generic_scoring():
         generic = log_likelihood(model, guide, x, num_samples=7, chunk_size=3, batch_size=2)
-    assert torch.equal(fused, generic)
+    assert torch.equal(fast, generic)
 
 
-def test_only_the_pair_it_was_written_for_is_fused():
-    from pyro_air.infer.fused import can_fuse
+def test_a_subclass_that_changes_the_likelihood_or_posterior_leaves_the_specialized_formula():
+    """The formula is written for BernoulliVAE.likelihood and GaussianEncoder.posterior; a subclass
+    that overrides them gets the generic direct path, so its numbers stay the traced ones."""
+    from pyro_air.core.scoring import DiagonalNormalPosterior
     from pyro_air.models.bernoulli_vae import BernoulliVAE
 
     class SharperLikelihood(BernoulliVAE):
         def likelihood(self, z):
             return super().likelihood(2 * z)
 
-    vae, encoder = models.build("bernoulli-vae", z_dim=3, hidden=(20,)), guides.build("gaussian", z_dim=3, hidden=(20,))
-    assert can_fuse(vae, encoder)
-    assert not can_fuse(SharperLikelihood(z_dim=3, hidden=(20,)), encoder)
-    assert not can_fuse(models.build("gaussian-mlp-vae", z_dim=3, hidden=(20,)), encoder)
-    for name in ("iaf", "denoising"):
-        kwargs = {"sigma": 0.1} if name == "denoising" else {}
-        assert not can_fuse(vae, guides.build(name, z_dim=3, hidden=(20,), **kwargs)), name
+    class ShiftedPosterior(guides.GaussianEncoder):
+        def posterior(self, x):
+            loc, scale = self.loc_scale(x)
+            return pyro.distributions.Normal(loc + 1.0, scale).to_event(1)
+
+    x = binary_batch(6)
+    for model, guide in ((SharperLikelihood(z_dim=3, hidden=(20,)), guides.build("gaussian", z_dim=3, hidden=(20,))),
+                         (models.build("bernoulli-vae", z_dim=3, hidden=(20,)), ShiftedPosterior(z_dim=3, hidden=(20,)))):
+        traced, direct = _traced_and_direct(model, guide, x, 3, num_data=40)
+        assert torch.equal(traced.log_w, direct.log_w)
+    assert not isinstance(ShiftedPosterior(z_dim=3, hidden=(20,)).direct_posterior(x), DiagonalNormalPosterior)
+    assert not isinstance(guides.build("iaf", z_dim=3, hidden=(20,)).direct_posterior(x), DiagonalNormalPosterior)
+    denoising = guides.build("denoising", z_dim=3, hidden=(20,), sigma=0.1)
+    assert isinstance(denoising.direct_posterior(x), DiagonalNormalPosterior)  # the wrapped encoder's formula

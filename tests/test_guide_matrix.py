@@ -1,5 +1,5 @@
 """Every registered guide with every registered model whose latent shape fits, under ELBO, IWAE and InfoVAE:
-one ``pyro.infer.SVI`` step, a finite loss and a non-zero, finite gradient for the guide (DESIGN.md
+one ``pyro.infer.SVI`` step, a finite loss and a non-zero, finite gradient for the guide (docs/design.md,
 contract 1). Guides and models registered later join automatically; each needs a small test config
 below, and a registered name without one fails with a message saying so."""
 import pyro

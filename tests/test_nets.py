@@ -1,9 +1,18 @@
-"""The network builders: the CPU tanh through 2 sigmoid(2x) - 1 (pyro_air.nets.Tanh)."""
+"""The network builders: the CPU tanh through 2 sigmoid(2x) - 1 (pyro_air.core.nets.Tanh)."""
 import pytest
 import torch
 from torch import nn
 
-from pyro_air.nets import Tanh, activation, mlp
+from pyro_air.core import kernels
+from pyro_air.core.nets import Tanh, activation, mlp
+
+
+@pytest.fixture(autouse=True, params=kernels.TANH_KERNELS)
+def tanh_kernel(request):
+    """Every test runs with both CPU tanh kernels, whichever this machine would choose."""
+    kernels.set_tanh_kernel(request.param)
+    yield request.param
+    kernels.set_tanh_kernel(None)
 
 
 def test_tanh_is_within_float32_rounding_of_the_exact_tanh():

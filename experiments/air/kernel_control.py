@@ -21,11 +21,11 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import pyro_air.infer.fused
 import run_air
 
-import pyro_air.distributions
-import pyro_air.infer.fused
-import pyro_air.nets
+import pyro_air.core.distributions
+import pyro_air.core.nets
 import pyro_air.train
 
 
@@ -37,8 +37,8 @@ def _torch_bce_log_prob(self, value):
 
 
 def use_torch_default_kernels() -> None:
-    pyro_air.nets.ACTIVATIONS["tanh"] = nn.Tanh
-    pyro_air.distributions.BernoulliImage.log_prob = _torch_bce_log_prob
+    pyro_air.core.nets.ACTIVATIONS["tanh"] = nn.Tanh
+    pyro_air.core.distributions.BernoulliImage.log_prob = _torch_bce_log_prob
     pyro_air.infer.fused._ENABLED = False  # the fused scorer calls the softplus formula directly
     pyro_air.train.make_adam = lambda params, lr: torch.optim.Adam(list(params), lr=lr)
 

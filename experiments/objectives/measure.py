@@ -20,7 +20,14 @@ import pyro
 import torch
 
 from pyro_air import data
-from pyro_air.evaluate import amortization_gap, elbo, iw_svi, log_likelihood, mean_stderr, upper_bound
+from pyro_air.evaluate import (
+    amortization_gap,
+    elbo,
+    iw_svi,
+    log_likelihood,
+    mean_stderr,
+    upper_bound,
+)
 from pyro_air.infer import IWAE_ELBO
 from pyro_air.runs import build_run, vae_spec
 from pyro_air.train import TrainConfig, fit

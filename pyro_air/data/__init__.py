@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from pyro_air.core.registry import Registry
 from pyro_air.data.binarize import binarize_dynamic, binarize_static
 from pyro_air.data.errors import DataFileError
 from pyro_air.data.files import load_amat, load_caltech101, load_omniglot
@@ -17,7 +18,6 @@ from pyro_air.data.mnist import (
     mnist_labels,
     subset_indices,
 )
-from pyro_air.registry import Registry
 
 DATASETS = Registry("dataset")
 SPLITS = ("train", "valid", "test")

@@ -4,8 +4,8 @@ For each datapoint x_n and s = 1..S:
 
     z_ns ~ q(z | x_n),    log w_ns = log p(x_n, z_ns) - log q(z_ns | x_n)
 
-(the shared primitive ``pyro_air.infer.log_importance_weights``, DESIGN.md contract 2), computed
-in chunks of datapoints and of samples in evaluation mode (DESIGN.md contract 3), so peak memory
+(the shared primitive ``pyro_air.infer.log_importance_weights``, docs/design.md, contract 2), computed
+in chunks of datapoints and of samples in evaluation mode (docs/design.md, contract 3), so peak memory
 per chunk does not grow with S. Only the results, [N, S] weights and [N, S, z_dim] draws, are
 held.
 
@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from pyro_air.core.sites import LATENT_SITE
+from pyro_air.core.validation import check_positive_int
 from pyro_air.evaluate.chunking import (
     batches,
     default_chunk_size,
@@ -31,9 +33,6 @@ from pyro_air.evaluate.chunking import (
     module_device,
 )
 from pyro_air.infer.log_weights import log_importance_weights
-from pyro_air.validation import check_positive_int
-
-LATENT_SITE = "z"
 
 
 @dataclass

@@ -27,6 +27,7 @@ import torch
 from matplotlib.figure import Figure
 from pyro import poutine
 
+from pyro_air.core.validation import check_positive_int
 from pyro_air.diagnostics.draws import LATENT_SITE, importance_draws, resample
 from pyro_air.diagnostics.psis import (
     KHAT_BAD,
@@ -35,7 +36,6 @@ from pyro_air.diagnostics.psis import (
     khat_from_log_weights,
 )
 from pyro_air.evaluate.chunking import evaluation_mode, module_device
-from pyro_air.validation import check_positive_int
 
 GUIDE_COLOR, POSTERIOR_COLOR, PRIOR_COLOR = "tab:blue", "tab:orange", "tab:gray"
 

@@ -1,4 +1,4 @@
-"""Chunked evaluation helpers: memory stays flat in the number of samples (DESIGN.md contract 3)."""
+"""Chunked evaluation helpers: memory stays flat in the number of samples (docs/design.md, contract 3)."""
 from __future__ import annotations
 
 import contextlib
@@ -6,6 +6,8 @@ import math
 
 import pyro
 import torch
+
+from pyro_air.core.kernels import denormals_flushed
 
 # Elements of the largest per-chunk tensor ([samples, batch, x_dim]); 2**20 float32 = 4 MiB.
 # Why this size: the elementwise work of a chunk (tanh, the Bernoulli log-density) streams its
@@ -31,14 +33,15 @@ def module_device(module, default: torch.device | None = None) -> torch.device:
 
 @contextlib.contextmanager
 def evaluation_mode(*modules):
-    """eval() mode (a denoising guide adds no noise), no gradients, Pyro validation off; restored after.
-    Plain Pyro functions (not ``torch.nn.Module``s) have no mode and are left as they are."""
+    """eval() mode (a denoising guide adds no noise), no gradients, Pyro validation off, denormals
+    flushed to zero (``pyro_air.core.kernels.denormals_flushed``); all restored after. Plain Pyro
+    functions (not ``torch.nn.Module``s) have no mode and are left as they are."""
     modules = [m for m in modules if isinstance(m, torch.nn.Module)]
     modes = [m.training for m in modules]
     try:
         for m in modules:
             m.eval()
-        with torch.no_grad(), pyro.validation_enabled(False):
+        with torch.no_grad(), pyro.validation_enabled(False), denormals_flushed():
             yield
     finally:
         for m, mode in zip(modules, modes):

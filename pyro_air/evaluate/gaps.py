@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from pyro_air.evaluate.chunking import module_device
-from pyro_air.evaluate.iw_svi import _per_chunk, fit_local_gaussians
+from pyro_air.evaluate.iw_svi import fit_local_gaussians, per_chunk
 from pyro_air.evaluate.log_likelihood import elbo
 
 
@@ -35,4 +35,4 @@ def amortization_gap(model, guide, x: torch.Tensor, num_steps: int = 100, num_pa
         amortized = elbo(model, guide, xb, num_samples=elbo_samples, batch_size=len(xb))
         return optimized - amortized
 
-    return _per_chunk(x, batch_size, progress, f"amortization gap, S={num_steps}", one_chunk)
+    return per_chunk(x, batch_size, progress, f"amortization gap, S={num_steps}", one_chunk)

@@ -24,12 +24,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from pyro_air.core.plates import data_plate
+from pyro_air.core.sites import LATENT_SITE
+from pyro_air.core.validation import check_positive, check_positive_int
 from pyro_air.evaluate.chunking import batches, module_device
 from pyro_air.evaluate.log_likelihood import log_likelihood
 from pyro_air.infer.iwae import iwae_bound
 from pyro_air.infer.log_weights import log_importance_weights
-from pyro_air.plates import data_plate
-from pyro_air.validation import check_positive, check_positive_int
 
 LOCAL_BOUNDS = {"iwae": iwae_bound, "elbo": lambda log_w: log_w.mean(0)}
 
@@ -50,7 +51,7 @@ class LocalGaussianGuide(nn.Module):
             )
         q = dist.Normal(self.loc, self.log_scale.exp(), validate_args=False).to_event(1)
         with data_plate(x, num_data):
-            return pyro.sample("z", q)
+            return pyro.sample(LATENT_SITE, q)
 
 
 def _check_amortized(guide) -> None:
@@ -123,7 +124,8 @@ def fit_local_gaussians(model, guide, x: torch.Tensor, num_steps: int = 100, num
     return local
 
 
-def _per_chunk(x, batch_size, progress, desc, fn):
+def per_chunk(x, batch_size, progress, desc, fn):
+    """Tensor[N]: ``fn(xb)`` (a Tensor[b]) for each batch of ``batch_size`` rows of x, in order."""
     if x.dim() != 2:
         raise ValueError(f"x must have shape [N, D], got {list(x.shape)}")
     out = torch.empty(len(x))
@@ -149,4 +151,4 @@ def iw_svi(model, guide, x: torch.Tensor, num_steps: int = 100, k_train: int = 5
         local = fit_local_gaussians(model, guide, xb, num_steps, k_train, "iwae", lr)
         return log_likelihood(model, local, xb, num_samples=k_eval, chunk_size=chunk_size, batch_size=len(xb))
 
-    return _per_chunk(x, batch_size, progress, f"IW-SVI, S={num_steps}", one_chunk)
+    return per_chunk(x, batch_size, progress, f"IW-SVI, S={num_steps}", one_chunk)

@@ -24,6 +24,8 @@ import pyro
 import torch
 from pyro import poutine
 
+from pyro_air.core.sites import LATENT_SITE
+from pyro_air.core.validation import check_positive, check_positive_int
 from pyro_air.evaluate.chunking import (
     batches,
     evaluation_mode,
@@ -31,7 +33,6 @@ from pyro_air.evaluate.chunking import (
     streaming_logmeanexp,
 )
 from pyro_air.infer.mmd import mmd
-from pyro_air.validation import check_positive, check_positive_int
 
 ACTIVE_UNIT_THRESHOLD = 0.01
 
@@ -50,7 +51,7 @@ def aggregate_posterior_samples(guide, x: torch.Tensor, num_samples: int = 1, ba
         for start, stop in batches(len(x), batch_size):
             with pyro.plate("particles", num_samples, dim=-2):
                 trace = poutine.trace(guide).get_trace(x[start:stop].to(device))
-            z = trace.nodes["z"]["value"]
+            z = trace.nodes[LATENT_SITE]["value"]
             out.append(z.reshape(-1, stop - start, z.shape[-1]).expand(num_samples, -1, -1).cpu())
     return torch.cat(out, dim=1).reshape(-1, out[0].shape[-1])
 

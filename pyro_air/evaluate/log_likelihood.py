@@ -6,7 +6,7 @@
 - ``elbo``: the amortized ELBO  (1/S) sum_s log p(x, z_s) / q(z_s | x)  (AIR Eq. 5).
 
 Both return Tensor[N], computed in chunks of datapoints and of samples so that memory does not
-grow with ``num_samples``; both work for any model/guide pair that follows DESIGN.md contract 1,
+grow with ``num_samples``; both work for any model/guide pair that follows docs/design.md, contract 1,
 PyroModules or plain Pyro functions ``model(x)`` / ``guide(x)`` (the log-weight primitive needs no
 parameters; a function's batches stay on x's device).
 
@@ -23,7 +23,9 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from pyro_air import distributed as dist_utils
+from pyro_air.core import parallel as dist_utils
+from pyro_air.core.seeds import derive_seed, seeded
+from pyro_air.core.validation import check_positive_int
 from pyro_air.evaluate.chunking import (
     batches,
     default_chunk_size,
@@ -33,8 +35,6 @@ from pyro_air.evaluate.chunking import (
 )
 from pyro_air.infer.direct import can_compute_directly, direct_log_weight_chunks
 from pyro_air.infer.log_weights import log_importance_weights
-from pyro_air.seeds import derive_seed, seeded
-from pyro_air.validation import check_positive_int
 
 
 def _log_weight_chunks(model, guide, xb, num_samples, chunk_size):
@@ -53,8 +53,11 @@ def _check_inputs_once(x, model, guide):
             module.validate(x)
 
 
-def _per_datapoint(model, guide, x, num_samples, chunk_size, batch_size, reduce, progress, desc,
+def per_datapoint(model, guide, x, num_samples, chunk_size, batch_size, reduce, progress, desc,
                    seed=None, distributed=False):
+    """Tensor[N]: ``reduce`` applied to the [k, B] log-weight chunks of each batch of datapoints
+    (``log_likelihood`` reduces by a streaming log-mean-exp, ``elbo`` by a mean); the evaluators
+    of this package share it. Inputs are checked once; seed and distributed: module docstring."""
     check_positive_int(num_samples, "num_samples")
     if x.dim() != 2:
         raise ValueError(f"x must have shape [N, D], got {list(x.shape)}")
@@ -83,7 +86,7 @@ def log_likelihood(model, guide, x: torch.Tensor, num_samples: int = 5000, chunk
                    batch_size: int | None = None, progress: bool = False, seed: int | None = None,
                    distributed: bool = False) -> torch.Tensor:
     """IWAE-``num_samples`` estimate of log p(x) per datapoint, Tensor[N] (seed, distributed: module docstring)."""
-    return _per_datapoint(model, guide, x, num_samples, chunk_size, batch_size,
+    return per_datapoint(model, guide, x, num_samples, chunk_size, batch_size,
                           streaming_logmeanexp, progress, f"log p(x), S={num_samples}", seed, distributed)
 
 
@@ -100,5 +103,5 @@ def elbo(model, guide, x: torch.Tensor, num_samples: int = 1, chunk_size: int | 
          batch_size: int | None = None, progress: bool = False, seed: int | None = None,
          distributed: bool = False) -> torch.Tensor:
     """Monte Carlo ELBO per datapoint with ``num_samples`` draws, Tensor[N] (seed, distributed: module docstring)."""
-    return _per_datapoint(model, guide, x, num_samples, chunk_size, batch_size,
+    return per_datapoint(model, guide, x, num_samples, chunk_size, batch_size,
                           _mean_of_chunks, progress, f"ELBO, S={num_samples}", seed, distributed)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from pyro_air.evaluate.chunking import streaming_logmeanexp
-from pyro_air.evaluate.log_likelihood import _per_datapoint
+from pyro_air.evaluate.log_likelihood import per_datapoint
 
 METHODS = ("cubo", "vr")
 
@@ -38,5 +38,5 @@ def upper_bound(model, guide, x: torch.Tensor, method: str = "cubo", n: float = 
     def reduce(chunks):
         return streaming_logmeanexp(r * c for c in chunks) / r
 
-    return _per_datapoint(model, guide, x, num_samples, chunk_size, batch_size, reduce, progress,
+    return per_datapoint(model, guide, x, num_samples, chunk_size, batch_size, reduce, progress,
                           f"{method} upper bound, S={num_samples}", seed, distributed)

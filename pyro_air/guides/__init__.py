@@ -1,4 +1,5 @@
 """Guides (encoders) as PyroModules, swappable for any model with the same latent size."""
+from pyro_air.core.registry import Registry
 from pyro_air.guides.base import AmortizedGuide
 from pyro_air.guides.denoising import Denoising
 from pyro_air.guides.exact import ExactPosteriorGuide
@@ -7,7 +8,6 @@ from pyro_air.guides.gaussian import GaussianEncoder
 from pyro_air.guides.hierarchical import ExtendedModel, HierarchicalGuide
 from pyro_air.guides.large import LargeGaussianEncoder
 from pyro_air.guides.weightnorm import WeightNormEncoder, WeightNormLinear
-from pyro_air.registry import Registry
 
 GUIDES = Registry("guide")
 GUIDES.register("gaussian")(GaussianEncoder)

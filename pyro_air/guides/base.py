@@ -1,4 +1,4 @@
-"""The guide contract (DESIGN.md contract 1).
+"""The guide contract (docs/design.md, contract 1) and its default direct scoring.
 
 A guide is a ``PyroModule`` whose ``forward(x, num_data=None)`` samples the latent site ``"z"``
 (event shape [z_dim]) inside ``pyro.plate("data", num_data or B, subsample=x)``, the same plate as
@@ -9,6 +9,10 @@ Networks inside are plain ``torch.nn`` modules (not converted with ``to_pyro_mod
 guide runs under Pyro, ``PyroModule`` attribute access issues ``pyro.module`` for each of them, so
 ``pyro.infer.SVI`` sees every parameter; outside Pyro (the direct path of ``pyro_air.infer.direct``)
 they run as plain torch, without a ``pyro.param`` statement per weight read.
+
+Direct scoring (``pyro_air.core.scoring``): ``direct_posterior(x)`` is q(z | x) for the batch as
+``forward`` would sample it (``posterior(encoder_input(x))``), as an object that draws K particles
+and scores them; subclasses may return a specialized one (``GaussianEncoder``).
 """
 from __future__ import annotations
 
@@ -17,8 +21,14 @@ import pyro.distributions as dist
 import torch
 from pyro.nn import PyroModule
 
-from pyro_air.plates import data_plate
-from pyro_air.validation import check_batch, check_positive_int, input_checks_enabled
+from pyro_air.core.plates import data_plate
+from pyro_air.core.scoring import DistributionPosterior, consistent_override
+from pyro_air.core.sites import LATENT_SITE
+from pyro_air.core.validation import (
+    check_batch,
+    check_positive_int,
+    input_checks_enabled,
+)
 
 
 class AmortizedGuide(PyroModule):
@@ -49,4 +59,13 @@ class AmortizedGuide(PyroModule):
             self.validate(x)
         q = self.posterior(self.encoder_input(x))
         with data_plate(x, num_data):
-            return pyro.sample("z", q)
+            return pyro.sample(LATENT_SITE, q)
+
+    # -- direct scoring (pyro_air.core.scoring) ---------------------------------------------------
+    def direct_posterior(self, x: torch.Tensor):
+        """q(z | x) for the batch, as ``forward`` samples it, with ``rsample(K)`` and ``log_prob(z)``."""
+        return DistributionPosterior(self.posterior(self.encoder_input(x)))
+
+    def supports_direct_scoring(self) -> bool:
+        """Whether ``direct_posterior`` reproduces this class's ``forward`` (defined at or below it)."""
+        return consistent_override(type(self), "forward", "direct_posterior")

@@ -19,14 +19,18 @@ estimated without bias by drawing m_b ~ Bernoulli(alpha) per datapoint and feedi
     E_m E_eps[ L(f(x + m eps)) ] = alpha * E_eps[ L(f(x + eps)) ] + (1 - alpha) * L(f(x)).
 
 In eval mode (``module.eval()``; ``pyro_air.evaluate`` switches to it) the encoder sees the clean x.
+
+Direct scoring: ``direct_posterior`` draws the noise exactly where ``forward`` does (before the
+wrapped encoder runs) and hands the noisy input to the wrapped encoder's own direct scoring, so the
+wrapper keeps the fast path - and the specialized formulas - of whatever it wraps.
 """
 from __future__ import annotations
 
 import pyro.distributions as dist
 import torch
 
+from pyro_air.core.validation import check_batch, check_positive, check_unit_interval
 from pyro_air.guides.base import AmortizedGuide
-from pyro_air.validation import check_batch, check_positive, check_unit_interval
 
 
 class Denoising(AmortizedGuide):
@@ -98,6 +102,13 @@ class Denoising(AmortizedGuide):
     def posterior(self, x: torch.Tensor) -> dist.Distribution:
         """q(z | encoder input x): the wrapped encoder's own input hook and posterior."""
         return self.encoder.posterior(self.encoder.encoder_input(x))
+
+    def direct_posterior(self, x: torch.Tensor):
+        """q(z | x + m eps) for the batch, through the wrapped encoder's direct scoring."""
+        return self.encoder.direct_posterior(self.encoder_input(x))
+
+    def supports_direct_scoring(self) -> bool:
+        return super().supports_direct_scoring() and self.encoder.supports_direct_scoring()
 
     def forward(self, x: torch.Tensor, num_data: int | None = None):
         # Delegate to the wrapped guide's forward, so guides with their own forward (several latent

@@ -15,8 +15,8 @@ import pyro.distributions as dist
 from pyro.distributions.transforms import affine_autoregressive
 from torch import nn
 
+from pyro_air.core.validation import check_hidden, check_positive_int
 from pyro_air.guides.gaussian import GaussianEncoder
-from pyro_air.validation import check_hidden, check_positive_int
 
 
 class IAFGuide(GaussianEncoder):

@@ -31,15 +31,12 @@ from pyro import poutine
 from pyro.nn import PyroModule
 from torch import nn
 
+from pyro_air.core.plates import DATA_PLATE, data_plate
+from pyro_air.core.sites import LATENT_SITE, auxiliary_site
+from pyro_air.core.validation import check_batch, check_positive
 from pyro_air.guides.base import AmortizedGuide
 from pyro_air.guides.gaussian import GaussianEncoder
 from pyro_air.guides.transitions import GatedGaussianTransitions
-from pyro_air.plates import DATA_PLATE, data_plate
-from pyro_air.validation import check_batch, check_positive
-
-
-def auxiliary_site(t: int) -> str:
-    return f"z_{t}"
 
 
 class HierarchicalGuide(AmortizedGuide):
@@ -86,7 +83,7 @@ class HierarchicalGuide(AmortizedGuide):
 
     def site_names(self) -> list:
         """Names of z_0 .. z_T in sampling order; the last is "z"."""
-        return [auxiliary_site(t) for t in range(self.num_transitions)] + ["z"]
+        return [auxiliary_site(t) for t in range(self.num_transitions)] + [LATENT_SITE]
 
     @contextlib.contextmanager
     def detached_steps(self):
@@ -198,7 +195,7 @@ class ExtendedModel(PyroModule):
     def forward(self, x: torch.Tensor, num_data: int | None = None, auxiliaries: bool = True):
         """Run the model; then (unless ``auxiliaries=False``) score z_{T-1}..z_0 under r."""
         model_trace = poutine.trace(self.model).get_trace(x, num_data=num_data)
-        z = model_trace.nodes["z"]["value"]
+        z = model_trace.nodes[LATENT_SITE]["value"]
         if auxiliaries:
             self.guide.score_auxiliaries(x, z, num_data)
         return z

@@ -5,8 +5,8 @@ show that a more expressive amortization family can hurt test log-likelihood.
 """
 from __future__ import annotations
 
+from pyro_air.core.validation import check_hidden
 from pyro_air.guides.gaussian import GaussianEncoder
-from pyro_air.validation import check_hidden
 
 
 class LargeGaussianEncoder(GaussianEncoder):

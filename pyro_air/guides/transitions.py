@@ -25,8 +25,8 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from pyro_air.nets import activation
-from pyro_air.validation import check_positive_int
+from pyro_air.core.nets import activation
+from pyro_air.core.validation import check_positive_int
 
 MIN_STD = 1e-6
 

@@ -17,8 +17,8 @@ import math
 import torch
 from torch import nn
 
+from pyro_air.core.validation import check_positive, check_positive_int
 from pyro_air.guides.gaussian import GaussianEncoder
-from pyro_air.validation import check_positive, check_positive_int
 
 
 def _check_cap(H) -> float:

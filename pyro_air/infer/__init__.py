@@ -1,4 +1,5 @@
 """Objectives as ``pyro.infer.ELBO`` subclasses, built on the shared log-weight primitive."""
+from pyro_air.core.registry import Registry
 from pyro_air.infer.avo import AVO_ELBO
 from pyro_air.infer.base import LogWeightObjective
 from pyro_air.infer.cubo import CUBO, cubo_bound
@@ -9,7 +10,6 @@ from pyro_air.infer.kl_warmup import KLWarmup
 from pyro_air.infer.log_weights import LogWeights, extend_model, log_importance_weights
 from pyro_air.infer.renyi import RenyiELBO, renyi_bound
 from pyro_air.infer.schedules import ConstantSchedule, LinearSchedule, Schedule
-from pyro_air.registry import Registry
 
 OBJECTIVES = Registry("objective")
 OBJECTIVES.register("elbo")(ELBO)

@@ -27,16 +27,17 @@ import pyro
 import torch
 from pyro import poutine
 
+from pyro_air.core.sites import LATENT_SITE
+from pyro_air.core.validation import check_positive_int, check_unit_interval
 from pyro_air.infer.base import LogWeightObjective
 from pyro_air.infer.log_weights import (
     PARTICLE_PLATE,
-    _sample_sites,
     extend_model,
     log_importance_weights,
+    sample_sites,
     site_log_density,
 )
 from pyro_air.infer.schedules import LinearSchedule, Schedule
-from pyro_air.validation import check_positive_int, check_unit_interval
 
 
 class AVO_ELBO(LogWeightObjective):
@@ -108,7 +109,7 @@ class AVO_ELBO(LogWeightObjective):
 def _model_trace_at(model, z, args, kwargs, num_particles):
     """The model's trace with its latent "z" set to ``z`` (kept unobserved, so scales still apply)."""
     fixed = poutine.Trace()
-    fixed.add_node("z", name="z", type="sample", is_observed=False, value=z, infer={})
+    fixed.add_node(LATENT_SITE, name=LATENT_SITE, type="sample", is_observed=False, value=z, infer={})
     extra = {"auxiliaries": False} if getattr(model, "auxiliary_guide", None) is not None else {}
     with pyro.plate(PARTICLE_PLATE, num_particles, dim=-2):
         return poutine.trace(poutine.replay(model, trace=fixed)).get_trace(*args, **kwargs, **extra)
@@ -117,11 +118,11 @@ def _model_trace_at(model, z, args, kwargs, num_particles):
 def _prior_and_likelihood(trace, auxiliary_names, log_density):
     """(log p(z), log p(x | z)) as [K, B] tensors from a model trace; auxiliary sites are skipped."""
     log_prior, log_lik = 0.0, 0.0
-    for site in _sample_sites(trace):
+    for site in sample_sites(trace):
         if site["name"] in auxiliary_names:
             continue
         value = log_density(site, site["value"])
-        if site["name"] == "z":
+        if site["name"] == LATENT_SITE:
             log_prior = log_prior + value
         else:
             log_lik = log_lik + value

@@ -5,16 +5,16 @@ A subclass defines ``per_datapoint_bound(log_w) -> Tensor[B]`` (to be maximized)
     loss = -(N / B) * sum_b bound_b
 
 so ``pyro.infer.SVI`` and ``pyro_air.train`` both minimize an unbiased estimate of the
-full-data negative bound (DESIGN.md contract 2).
+full-data negative bound (docs/design.md, contract 2).
 """
 from __future__ import annotations
 
 import pyro.infer
 import torch
 
+from pyro_air.core.validation import check_positive_int
 from pyro_air.infer.direct import can_compute_directly, direct_log_weights
 from pyro_air.infer.log_weights import LogWeights, log_importance_weights
-from pyro_air.validation import check_positive_int
 
 
 class LogWeightObjective(pyro.infer.ELBO):

@@ -1,48 +1,32 @@
 """The fast path of the log-weight primitive: the same [K, B] log weights without Pyro's tracing.
 
-For the standard pair - a model whose ``forward`` is ``LatentVariableModel.forward`` (sites
-"z" ~ prior, "x" ~ likelihood(z)) and a guide whose ``forward`` is ``AmortizedGuide.forward``
-(q = posterior(encoder_input(x)), site "z") - the traced computation of
-``log_importance_weights`` reduces to
+For a model and a guide that implement the direct-scoring protocol (``pyro_air.core.protocols``;
+the base classes do, by default through the same distributions their ``forward`` uses) the traced
+computation of ``log_importance_weights`` reduces to
 
-    z = q.expand([K, B]).rsample()                            (what pyro.sample does in the plates)
-    log w[k, b] = log p(z_kb) + log p(x_b | z_kb) - log q(z_kb | x_b),   scale = N / B
+    q = guide.direct_posterior(x);   z = q.rsample(K)                        [K, B, z]
+    log w[k, b] = model.log_joint(x, z)[k, b] - q.log_prob(z)[k, b],   scale = N / B
 
-Computed directly, with the same distributions, the same expansion, the same random draws and
-the same order of additions, it gives bit-identical numbers (``tests/test_fast_path.py``) while
-skipping the poutine handlers, the plates and the ``pyro.param`` statements that dominate the
-Python overhead of a training step (``benchmarks/RESULTS.md``).
+with the same random draws in the same order and the same order of additions, so the numbers are
+bit-identical (``tests/test_fast_path.py``) while the poutine handlers, the plates and the
+``pyro.param`` statements that dominate the Python overhead of a training step are skipped
+(``benchmarks/RESULTS.md``).
 
 It is used only when nothing could observe the difference: no Pyro handler is active (so not
 inside ``pyro.infer.SVI``, which collects parameters from the trace, nor under ``poutine.scale``
-or any other effect), the model and guide do not override ``forward``, and no module holds
-``PyroSample`` attributes. Anything else takes the traced path.
+or any other effect), both sides say their direct methods reproduce their ``forward``
+(``supports_direct_scoring``), and no module holds ``PyroSample`` attributes. Anything else
+takes the traced path.
 """
 from __future__ import annotations
-
-import functools
 
 import torch
 from pyro.nn import PyroModule
 from pyro.poutine.runtime import am_i_wrapped
 
-from pyro_air.infer import fused
+from pyro_air.core.plates import data_size
+from pyro_air.core.validation import input_checks_enabled
 from pyro_air.infer.log_weights import LogWeights
-from pyro_air.plates import data_size
-from pyro_air.validation import input_checks_enabled
-
-
-def _standard(obj, base_name: str) -> bool:
-    return _standard_type(type(obj), base_name)
-
-
-@functools.cache
-def _standard_type(cls, base_name: str) -> bool:
-    """Whether ``cls`` keeps the ``forward`` of pyro-air's base class ``base_name`` (cached per
-    class: it is asked on every training step)."""
-    base = next((c for c in cls.__mro__ if c.__name__ == base_name and c.__module__.startswith("pyro_air.")),
-                None)
-    return base is not None and cls.forward is base.forward
 
 
 def _has_random_attributes(module) -> bool:
@@ -55,24 +39,27 @@ def _has_random_attributes(module) -> bool:
                if child is not None and (isinstance(child, PyroModule) or child._modules))
 
 
+def _supports(obj) -> bool:
+    supports = getattr(obj, "supports_direct_scoring", None)
+    return supports is not None and supports()
+
+
 def can_compute_directly(model, guide) -> bool:
     """True when ``direct_log_weights`` gives exactly what the traced primitive gives."""
-    return (not am_i_wrapped()
-            and _standard(model, "LatentVariableModel") and _standard(guide, "AmortizedGuide")
+    return (not am_i_wrapped() and _supports(model) and _supports(guide)
             and not _has_random_attributes(model) and not _has_random_attributes(guide))
 
 
 def direct_log_weights(model, guide, x: torch.Tensor, num_particles: int, num_data: int | None = None) -> LogWeights:
     """log w of shape [K, B] and the scale N / B, without traces (module docstring)."""
-    batch_size = x.shape[0]
     size = data_size(x, num_data)
-    # the guide, as AmortizedGuide.forward runs it
+    # the input checks of the guide's and the model's forward, in that order
     if guide.validate_inputs and input_checks_enabled():
         guide.validate(x)
     if model.validate_inputs and input_checks_enabled():
         model.validate(x)
-    q, score = _q_and_scorer(model, guide, x)
-    return LogWeights(score(model, q, x, num_particles), float(size) / batch_size, None, None)
+    q = guide.direct_posterior(x)
+    return LogWeights(score_draws(model, q, x, num_particles), float(size) / x.shape[0], None, None)
 
 
 def direct_log_weight_chunks(model, guide, x: torch.Tensor, num_samples: int, chunk_size: int):
@@ -82,30 +69,16 @@ def direct_log_weight_chunks(model, guide, x: torch.Tensor, num_samples: int, ch
     the same q the traced path would recompute, and the random stream is consumed by the z draws
     alone, so the numbers are the same (tests/test_fast_path.py); the encoder no longer costs
     once per chunk (with B = 100 images and 4 MiB chunks it was ~8% of IWAE-5000)."""
-    q, score = _q_and_scorer(model, guide, x)
+    q = guide.direct_posterior(x)
     for start in range(0, num_samples, chunk_size):
-        yield score(model, q, x, min(chunk_size, num_samples - start))
+        yield score_draws(model, q, x, min(chunk_size, num_samples - start))
 
 
-def _q_and_scorer(model, guide, x: torch.Tensor):
-    """q(z | x) for the batch and the function that scores K draws from it: the fused scorer's
-    (loc, scale) where it applies (pyro_air.infer.fused), else the guide's distribution."""
-    if fused.can_fuse(model, guide):
-        return fused.fused_q(guide, x), fused.fused_log_weights
-    return guide.posterior(guide.encoder_input(x)), _log_weights_given_q
+def score_draws(model, q, x: torch.Tensor, num_particles: int) -> torch.Tensor:
+    """log w[k, b] = log p(x_b, z_kb) - log q(z_kb | x_b) for K fresh draws z_kb ~ q(z | x_b).
 
-
-def _log_weights_given_q(model, q, x: torch.Tensor, num_particles: int) -> torch.Tensor:
-    """log w[k, b] = log p(z_kb) + log p(x_b | z_kb) - log q(z_kb | x_b), z_kb ~ q(z | x_b)."""
-    batch_size = x.shape[0]
-    q = q.expand(torch.Size([num_particles, batch_size]))
-    z = q.rsample() if q.has_rsample else q.sample()
-    # the model, as LatentVariableModel.forward runs it, replayed at z. Pyro's plates would expand
-    # p(z) and p(x | z) to batch shape [K, B]; expanding only broadcasts parameters, and log_prob
-    # at z / x broadcasts the same way, so the values are the same unexpanded
-    prior = model.prior(batch_size, x)
-    likelihood = model.likelihood(z)
-    # scored after both runs, in trace order, as the traced primitive does: the autograd graph,
-    # and so the order in which backward accumulates gradients, is the same
-    # (the traced primitive starts its sum from zeros; 0 + a is a, bit for bit)
-    return prior.log_prob(z) + likelihood.log_prob(x) - q.log_prob(z)
+    The model is scored before q, as the traced primitive scores the model's sites before the
+    guide's: the autograd graph, and so the order in which backward accumulates gradients, is the
+    same (the traced primitive starts its sums from zeros; 0 + a is a, bit for bit)."""
+    z = q.rsample(num_particles)
+    return model.log_joint(x, z) - q.log_prob(z)

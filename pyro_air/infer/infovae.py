@@ -35,20 +35,20 @@ import math
 
 import torch
 
+from pyro_air.core.sites import LATENT_SITE
+from pyro_air.core.validation import check_positive
 from pyro_air.infer.base import LogWeightObjective
-from pyro_air.infer.log_weights import LogWeights, _sample_sites, site_log_density
+from pyro_air.infer.log_weights import LogWeights, sample_sites, site_log_density
 from pyro_air.infer.mmd import check_kernel, mmd
-from pyro_air.validation import check_positive
 
 DIVERGENCES = ("mmd", "kl")
-LATENT_SITE = "z"
 
 
 def observed_log_likelihood(weights: LogWeights) -> torch.Tensor:
     """log p(x_b | z_kb): the observed model sites' log densities, [K, B]."""
     k, b = weights.log_w.shape
     total = weights.log_w.new_zeros(k, b)
-    for site in _sample_sites(weights.model_trace):
+    for site in sample_sites(weights.model_trace):
         if site["is_observed"]:
             total = total + site_log_density(site, b, k, weights.scale)
     return total
@@ -61,10 +61,10 @@ def latent_log_ratio(weights: LogWeights) -> torch.Tensor:
     """
     k, b = weights.log_w.shape
     total = weights.log_w.new_zeros(k, b)
-    for site in _sample_sites(weights.model_trace):
+    for site in sample_sites(weights.model_trace):
         if not site["is_observed"]:
             total = total + site_log_density(site, b, k, weights.scale)
-    for site in _sample_sites(weights.guide_trace):
+    for site in sample_sites(weights.guide_trace):
         total = total - site_log_density(site, b, k, weights.scale)
     return total
 
@@ -72,7 +72,7 @@ def latent_log_ratio(weights: LogWeights) -> torch.Tensor:
 def _latent_samples(weights: LogWeights) -> torch.Tensor:
     """The guide's draws of site "z" as [K, B, z_dim]."""
     if LATENT_SITE not in weights.guide_trace.nodes:
-        raise ValueError(f"InfoVAE needs the guide to sample the latent site {LATENT_SITE!r} (DESIGN.md contract 1)")
+        raise ValueError(f"InfoVAE needs the guide to sample the latent site {LATENT_SITE!r} (docs/design.md, contract 1)")
     k, b = weights.log_w.shape
     z = weights.guide_trace.nodes[LATENT_SITE]["value"]
     return z.reshape(-1, b, z.shape[-1]).expand(k, b, z.shape[-1])
@@ -137,7 +137,7 @@ class InfoVAE_ELBO(LogWeightObjective):
         return self._aggregate_kl(weights, z)
 
     def _aggregate_kl(self, weights: LogWeights, z: torch.Tensor) -> torch.Tensor:
-        extra = [s["name"] for s in _sample_sites(weights.guide_trace) if s["name"] != LATENT_SITE]
+        extra = [s["name"] for s in sample_sites(weights.guide_trace) if s["name"] != LATENT_SITE]
         if extra:
             raise ValueError(
                 f"divergence='kl' needs q(z | x) in closed form at site 'z', but the guide also samples {extra}; "

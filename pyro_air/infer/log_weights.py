@@ -2,7 +2,7 @@
 
     log w[k, b] = log p(x_b, z_kb) - log q(z_kb | x_b),    z_kb ~ q(z | x_b),  k = 1..K
 
-(DESIGN.md contract 2). The guide is run once under an outer ``pyro.plate("particles", K)`` at
+(docs/design.md, contract 2). The guide is run once under an outer ``pyro.plate("particles", K)`` at
 dim -2, the model is replayed against it, and each site's *unscaled* log density is summed into
 a [K, B] tensor. The data plate's subsample scale N / B is returned separately, so objectives
 apply it *outside* any log-sum-exp over particles:
@@ -42,7 +42,7 @@ import pyro
 import torch
 from pyro import poutine
 
-from pyro_air.plates import DATA_PLATE
+from pyro_air.core.plates import DATA_PLATE
 
 PARTICLE_PLATE = "particles"
 
@@ -84,7 +84,8 @@ def site_log_density(site, batch_size: int, num_particles: int, data_scale: floa
     return log_p.expand(num_particles, batch_size)
 
 
-def _sample_sites(trace: poutine.Trace):
+def sample_sites(trace: poutine.Trace):
+    """The sample sites of a trace, without plates' subsample sites."""
     return [s for s in trace.nodes.values() if s["type"] == "sample" and not poutine.util.site_is_subsample(s)]
 
 
@@ -131,11 +132,11 @@ def log_importance_weights(model, guide, *args, num_particles: int = 1, require_
         guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
 
-    model_sites = _sample_sites(model_trace)
+    model_sites = sample_sites(model_trace)
     batch_size, data_scale = data_plate_batch(model_sites)
     like = _like(args)
 
-    guide_sites = _sample_sites(guide_trace)
+    guide_sites = sample_sites(guide_trace)
     for site in guide_sites:
         name = site["name"]
         if name not in model_trace.nodes:
@@ -161,7 +162,7 @@ def data_plate_batch(model_sites) -> tuple[int, float]:
     ``subsample=idx``) gets its own batch and scale."""
     frame = next((f for f in map(_data_frame, model_sites) if f is not None), None)
     if frame is None:
-        raise ValueError("the model has no site inside pyro.plate('data'); see DESIGN.md contract 1")
+        raise ValueError("the model has no site inside pyro.plate('data'); see docs/design.md, contract 1")
     return frame.size, float(frame.full_size or frame.size) / frame.size
 
 
@@ -184,8 +185,8 @@ def _fixed_latent_densities(model, guide, args, kwargs, guide_trace, rng_state, 
         with pyro.plate(PARTICLE_PLATE, num_particles, dim=-2):
             guide_fixed = poutine.trace(poutine.replay(guide, trace=fixed)).get_trace(*args, **kwargs)
             model_fixed = poutine.trace(poutine.replay(model, trace=fixed)).get_trace(*args, **kwargs)
-    log_q_fixed = _sum_log_densities(_sample_sites(guide_fixed), batch_size, num_particles, data_scale, like)
-    log_p_fixed = _sum_log_densities(_sample_sites(model_fixed), batch_size, num_particles, data_scale, like)
+    log_q_fixed = _sum_log_densities(sample_sites(guide_fixed), batch_size, num_particles, data_scale, like)
+    log_p_fixed = _sum_log_densities(sample_sites(model_fixed), batch_size, num_particles, data_scale, like)
     if not torch.allclose(log_q_fixed.detach(), log_q.detach(), rtol=1e-4, atol=1e-3):
         raise ValueError(
             "the guide gives a different log q(z | x) when replayed with the same latent values and RNG "

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from pyro_air.validation import check_positive, check_positive_int
+from pyro_air.core.validation import check_positive, check_positive_int
 
 KERNELS = ("rbf", "imq")
 

@@ -8,7 +8,7 @@ Objectives with a schedule expose ``set_progress(p)``; ``pyro_air.train.fit`` ca
 """
 from __future__ import annotations
 
-from pyro_air.validation import check_unit_interval
+from pyro_air.core.validation import check_unit_interval
 
 
 def _check_number(value, name: str) -> float:

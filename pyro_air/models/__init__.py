@@ -1,11 +1,11 @@
 """Generative models (Pyro model functions as PyroModules) and their registry."""
+from pyro_air.core.registry import Registry
 from pyro_air.models.base import LatentVariableModel
 from pyro_air.models.bernoulli_vae import BernoulliVAE
 from pyro_air.models.biased_noise import BiasedNoiseModel
 from pyro_air.models.energies import EnergyModel
-from pyro_air.models.gaussian_vae import GaussianMLPVAE
+from pyro_air.models.gaussian_mlp_vae import GaussianMLPVAE
 from pyro_air.models.linear_gaussian import LinearGaussianModel
-from pyro_air.registry import Registry
 
 MODELS = Registry("model")
 MODELS.register("bernoulli-vae")(BernoulliVAE)

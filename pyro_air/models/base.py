@@ -1,4 +1,4 @@
-"""The model contract (DESIGN.md contract 1).
+"""The model contract (docs/design.md, contract 1) and its default direct scoring.
 
 A model is a ``PyroModule`` whose ``forward(x, num_data=None)`` is a Pyro model: a latent site
 ``"z"`` with event shape [z_dim] and an observed site ``"x"``, both inside
@@ -9,6 +9,10 @@ Networks inside are plain ``torch.nn`` modules (not converted with ``to_pyro_mod
 model runs under Pyro, ``PyroModule`` attribute access issues ``pyro.module`` for each of them, so
 ``pyro.infer.SVI`` sees every parameter; outside Pyro (the direct path of ``pyro_air.infer.direct``)
 they run as plain torch, without a ``pyro.param`` statement per weight read.
+
+Direct scoring (``pyro_air.core.scoring``): ``log_joint(x, z)`` is log p(z) + log p(x | z) through
+the same ``prior`` and ``likelihood`` that ``forward`` samples, in the same order, so the traced and
+the direct log weights agree bit for bit. Subclasses may override it with a specialized formula.
 """
 from __future__ import annotations
 
@@ -16,9 +20,15 @@ import pyro
 import torch
 from pyro.nn import PyroModule
 
-from pyro_air.distributions import StandardNormal
-from pyro_air.plates import data_plate
-from pyro_air.validation import check_batch, check_positive_int, input_checks_enabled
+from pyro_air.core.distributions import StandardNormal
+from pyro_air.core.plates import data_plate
+from pyro_air.core.scoring import consistent_override
+from pyro_air.core.sites import LATENT_SITE, OBSERVED_SITE
+from pyro_air.core.validation import (
+    check_batch,
+    check_positive_int,
+    input_checks_enabled,
+)
 
 
 class LatentVariableModel(PyroModule):
@@ -46,6 +56,23 @@ class LatentVariableModel(PyroModule):
         if self.validate_inputs and input_checks_enabled():
             self.validate(x)
         with data_plate(x, num_data):
-            z = pyro.sample("z", self.prior(x.shape[0], x))
-            pyro.sample("x", self.likelihood(z), obs=x)
+            z = pyro.sample(LATENT_SITE, self.prior(x.shape[0], x))
+            pyro.sample(OBSERVED_SITE, self.likelihood(z), obs=x)
         return z
+
+    # -- direct scoring (pyro_air.core.scoring) ---------------------------------------------------
+    def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x_b, z_kb) = log p(z_kb) + log p(x_b | z_kb) for z of shape [K, B, z_dim] -> [K, B].
+
+        What ``forward`` replayed at z gives: Pyro's plates would expand p(z) and p(x | z) to batch
+        shape [K, B]; expanding only broadcasts parameters and ``log_prob`` broadcasts the same way,
+        so the values are the same unexpanded. Both distributions are built before either is scored,
+        in trace order, so backward accumulates gradients in the traced path's order.
+        """
+        prior = self.prior(x.shape[0], x)
+        likelihood = self.likelihood(z)
+        return prior.log_prob(z) + likelihood.log_prob(x)
+
+    def supports_direct_scoring(self) -> bool:
+        """Whether ``log_joint`` reproduces this class's ``forward`` (it is defined at or below it)."""
+        return consistent_override(type(self), "forward", "log_joint")

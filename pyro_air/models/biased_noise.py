@@ -29,14 +29,14 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from pyro_air.models.base import LatentVariableModel
-from pyro_air.nets import mlp, softplus_scale
-from pyro_air.validation import (
+from pyro_air.core.nets import mlp, softplus_scale
+from pyro_air.core.validation import (
     check_batch,
     check_hidden,
     check_positive,
     check_positive_int,
 )
+from pyro_air.models.base import LatentVariableModel
 
 LEARNABLE = ("eta", "scale")
 

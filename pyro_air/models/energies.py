@@ -29,9 +29,10 @@ import pyro
 import pyro.distributions as dist
 import torch
 
+from pyro_air.core.plates import data_plate
+from pyro_air.core.sites import LATENT_SITE
+from pyro_air.core.validation import check_positive
 from pyro_air.models.base import LatentVariableModel
-from pyro_air.plates import data_plate
-from pyro_air.validation import check_positive
 
 MIXTURE_CENTRES = torch.tensor([[-2.0, 0.0], [2.0, 0.0], [0.0, 2.0], [0.0, -2.0]])
 
@@ -112,6 +113,6 @@ class EnergyModel(LatentVariableModel):
             self.validate(x)
         with data_plate(x, num_data):
             p = self.prior(x.shape[0], x)
-            z = pyro.sample("z", p)
+            z = pyro.sample(LATENT_SITE, p)
             pyro.factor("x", self.log_target(z) - p.log_prob(z))
         return z

@@ -11,8 +11,8 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
+from pyro_air.core.validation import check_positive
 from pyro_air.models.base import LatentVariableModel
-from pyro_air.validation import check_positive
 
 
 class LinearGaussianModel(LatentVariableModel):

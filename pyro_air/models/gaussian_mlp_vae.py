@@ -9,9 +9,9 @@ from __future__ import annotations
 import pyro.distributions as dist
 import torch
 
+from pyro_air.core.nets import mlp, softplus_scale
+from pyro_air.core.validation import check_hidden, check_positive
 from pyro_air.models.base import LatentVariableModel
-from pyro_air.nets import mlp, softplus_scale
-from pyro_air.validation import check_hidden, check_positive
 
 
 class GaussianMLPVAE(LatentVariableModel):

@@ -1,10 +1,10 @@
-"""The one data plate that models and guides share (DESIGN.md contract 1)."""
+"""The one data plate that models and guides share (docs/design.md, contract 1)."""
 from __future__ import annotations
 
 import pyro
 import torch
 
-from pyro_air.validation import check_positive_int
+from pyro_air.core.validation import check_positive_int
 
 DATA_PLATE = "data"
 

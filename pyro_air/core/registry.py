@@ -1,4 +1,4 @@
-"""Name -> constructor registries (DESIGN.md contract 4).
+"""Name -> constructor registries (docs/design.md, contract 4).
 
 The CLI, the experiment configs and the notebooks spell a run the same way:
 ``models.build("bernoulli-vae", z_dim=50)``, ``guides.build("gaussian", ...)``,

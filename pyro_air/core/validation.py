@@ -1,4 +1,4 @@
-"""Input checks shared by models, guides, objectives and loaders (DESIGN.md contract 5).
+"""Input checks shared by models, guides, objectives and loaders (docs/design.md, contract 5).
 
 Every message says what was wrong and what to do about it.
 """

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pyro_air.core.kernels import tanh_kernel
+
 
 class _TanhFromSigmoid(torch.autograd.Function):
     """y = tanh(x) computed as 2 sigmoid(2x) - 1; dy/dx = 1 - y^2 (torch's own tanh_backward kernel,
@@ -22,11 +24,13 @@ class _TanhFromSigmoid(torch.autograd.Function):
 
 
 class Tanh(nn.Module):
-    """tanh, through the identity tanh(x) = 2 sigmoid(2x) - 1 on the CPU.
+    """tanh, on the CPU through the identity tanh(x) = 2 sigmoid(2x) - 1 where that is faster.
 
-    Why: torch's CPU ``tanh`` kernel (1-ulp accurate) costs ~2.5 ns per element on this project's
-    machine while ``sigmoid`` costs ~0.4 ns. On the [1330, 500] activations of an IWAE-5000
-    evaluation chunk the identity is ~3x cheaper forward (the decoder's two tanh layers were the
+    Which kernel runs is measured once per machine (``pyro_air.core.kernels.tanh_kernel``; override
+    with ``PYRO_AIR_TANH=torch|sigmoid``). Why the identity can win: torch's CPU ``tanh`` kernel
+    (1-ulp accurate) cost ~2.5 ns per element on one AMD EPYC while ``sigmoid`` cost ~0.4 ns; on an
+    Intel Xeon with AVX-512/AMX the opposite held (torch.tanh 3.9x faster forward). Where it wins,
+    on the [1330, 500] activations of an IWAE-5000 evaluation chunk the identity is ~3x cheaper forward (the decoder's two tanh layers were the
     largest cost after the GEMMs); on a batch-100 training step's [100, 500] it is about even
     forward+backward (benchmarks/RESULTS.md, "Kernel choices"). Price: absolute error
     <= 2e-7 against float64 tanh (torch.tanh: 3e-8), i.e. float32 rounding of a value in [-1, 1],
@@ -37,7 +41,7 @@ class Tanh(nn.Module):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu":
+        if x.device.type != "cpu" or tanh_kernel() == "torch":
             return torch.tanh(x)
         return _TanhFromSigmoid.apply(x)
 

@@ -2,7 +2,8 @@
 
 Training runs W processes (ranks) launched by ``torchrun``; gloo connects them on CPU, NCCL on
 CUDA (rank r uses GPU ``LOCAL_RANK``). Nothing here is an engine of its own: gradients are
-averaged by ``torch.nn.parallel.DistributedDataParallel`` (see ``pyro_air.train_distributed``).
+averaged by ``torch.nn.parallel.DistributedDataParallel`` wrapped around the module that
+``pyro.infer.ELBO.__call__(model, guide)`` returns (see the training loop's distributed trainer).
 
 Sharding a training epoch. All ranks draw the same global permutation of the N training points
 from a generator seeded by (seed, epoch) (``epoch_order``; a single process draws the same one).
@@ -15,7 +16,7 @@ of the epoch's permutation); the two differ only in which rank holds which index
 Why the gradient is the single-process one. Each rank's loss on its local batch of b = B/W points
 is  L_r = -(N / b) sum_{i in rank r} bound_i;  DDP averages gradients over ranks, so the step uses
 (1/W) sum_r grad L_r = -(N / B) sum_{i in global batch} grad bound_i, the gradient of the
-single-process loss on the global batch (DESIGN.md contract 2 with num_data = N).
+single-process loss on the global batch (docs/design.md, contract 2, with num_data = N).
 
 Evaluation shards the list of datapoint batches contiguously over ranks (``shard``) and gathers the
 per-datapoint values back in dataset order (``gather_in_order``, padded for uneven shards).
@@ -26,9 +27,8 @@ import os
 
 import torch
 import torch.distributed as dist
-from torch import nn
 
-from pyro_air.seeds import derive_seed
+from pyro_air.core.seeds import derive_seed
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 LAUNCH_HINT = ("launch every process with torchrun, e.g. `torchrun --standalone --nproc_per_node=2 -m pyro_air "
@@ -60,7 +60,7 @@ def require_initialized(what: str) -> None:
     if not is_initialized():
         raise DistributedSetupError(
             f"{what} needs an initialized torch.distributed process group; call "
-            f"pyro_air.distributed.setup(device) in every process first, or {LAUNCH_HINT}")
+            f"pyro_air.core.parallel.setup(device) in every process first, or {LAUNCH_HINT}")
 
 
 # -- set-up -------------------------------------------------------------------------------------
@@ -177,21 +177,3 @@ def gather_in_order(local: torch.Tensor) -> torch.Tensor:
     parts = [torch.empty_like(padded) for _ in sizes]
     dist.all_gather(parts, padded)
     return torch.cat([p[:s] for p, s in zip(parts, sizes)]).to(local.device)
-
-
-# -- the module DDP wraps -----------------------------------------------------------------------
-class ModelGuidePair(nn.Module):
-    """Model and guide as one ``nn.Module`` whose forward is the training loss, for DDP to wrap.
-
-    ``forward(x, num_data) = objective.differentiable_loss(model, guide, x, num_data=num_data)``.
-    The Pyro modules' parameters are the same ``nn.Parameter`` objects the Pyro parameter store
-    hands out, so DDP's gradient hooks see every gradient of the model and of the guide.
-    """
-
-    def __init__(self, model: nn.Module, guide: nn.Module, objective):
-        super().__init__()
-        self.model, self.guide = model, guide
-        self.objective = objective  # a pyro.infer.ELBO, not a module: holds no parameters
-
-    def forward(self, x: torch.Tensor, num_data: int) -> torch.Tensor:
-        return self.objective.differentiable_loss(self.model, self.guide, x, num_data=num_data)

@@ -1,0 +1,94 @@
+"""Kernel choices by measurement (pyro_air.core.kernels): the faster kernel is chosen, the choice
+is cached per machine and can be overridden; flushing denormals changes no result beyond rounding."""
+import json
+
+import pyro
+import pytest
+import torch
+
+from pyro_air import guides, infer, models
+from pyro_air.core import kernels
+
+
+@pytest.fixture
+def fresh_choice(tmp_path, monkeypatch):
+    monkeypatch.setenv(kernels.CACHE_ENV, str(tmp_path))
+    monkeypatch.delenv(kernels.TANH_ENV, raising=False)
+    kernels.set_tanh_kernel(None)
+    yield tmp_path
+    kernels.set_tanh_kernel(None)
+
+
+def test_the_identity_is_chosen_only_when_it_clearly_wins():
+    assert kernels.choose_tanh({"torch": 1.0, "sigmoid": 0.5}) == "sigmoid"
+    assert kernels.choose_tanh({"torch": 1.0, "sigmoid": 0.95}) == "torch"  # within the margin: exact kernel
+    assert kernels.choose_tanh({"torch": 0.3, "sigmoid": 1.0}) == "torch"
+
+
+def test_the_measured_choice_is_cached_and_reused(fresh_choice, monkeypatch):
+    calls = []
+    monkeypatch.setattr(kernels, "measure_tanh", lambda: calls.append(1) or {"torch": 2.0, "sigmoid": 1.0})
+    assert kernels.tanh_kernel() == "sigmoid"
+    cache = json.loads((fresh_choice / "kernels.json").read_text())
+    assert [entry["tanh"] for entry in cache.values()] == ["sigmoid"]
+    kernels.set_tanh_kernel(None)  # a new process: reads the cache, does not measure again
+    monkeypatch.setattr(kernels, "measure_tanh", lambda: pytest.fail("measured although cached"))
+    assert kernels.tanh_kernel() == "sigmoid"
+    assert kernels.kernel_report()["tanh"]["source"].startswith("cache")
+    assert len(calls) == 1
+
+
+def test_the_environment_overrides_the_measurement(fresh_choice, monkeypatch):
+    monkeypatch.setattr(kernels, "measure_tanh", lambda: pytest.fail("measured although overridden"))
+    monkeypatch.setenv(kernels.TANH_ENV, "torch")
+    assert kernels.tanh_kernel() == "torch"
+    kernels.set_tanh_kernel(None)
+    monkeypatch.setenv(kernels.TANH_ENV, "fast")
+    with pytest.raises(ValueError, match="PYRO_AIR_TANH='fast' is not a tanh kernel; use one of torch, sigmoid"):
+        kernels.tanh_kernel()
+    with pytest.raises(ValueError, match="unknown tanh kernel"):
+        kernels.set_tanh_kernel("fast")
+
+
+def test_an_unwritable_cache_only_means_measuring(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv(kernels.CACHE_ENV, str(blocker))  # a file where the directory should be
+    monkeypatch.delenv(kernels.TANH_ENV, raising=False)
+    monkeypatch.setattr(kernels, "measure_tanh", lambda: {"torch": 1.0, "sigmoid": 2.0})
+    kernels.set_tanh_kernel(None)
+    try:
+        assert kernels.tanh_kernel() == "torch"
+    finally:
+        kernels.set_tanh_kernel(None)
+
+
+def test_the_report_names_the_cpu_and_the_choice(fresh_choice, monkeypatch):
+    monkeypatch.setattr(kernels, "measure_tanh", lambda: {"torch": 1.0, "sigmoid": 2.0})
+    report = kernels.kernel_report()
+    assert report["cpu"] and report["tanh"]["kernel"] == "torch" and report["tanh"]["source"] == "measured now"
+    assert report["threads"] == torch.get_num_threads()
+
+
+def test_flushing_denormals_changes_no_bound_or_gradient_beyond_rounding():
+    torch.manual_seed(0)
+    model = models.build("bernoulli-vae", z_dim=4, hidden=(30,))
+    guide = guides.build("gaussian", z_dim=4, hidden=(30,))
+    x = torch.bernoulli(torch.full((6, 784), 0.2), generator=torch.Generator().manual_seed(1))
+    params = list(model.parameters()) + list(guide.parameters())
+
+    def iwae_and_gradient():
+        pyro.set_rng_seed(3)
+        loss = infer.IWAE_ELBO(num_particles=50).differentiable_loss(model, guide, x)
+        return loss.detach(), torch.autograd.grad(loss, params)
+
+    plain_loss, plain_grad = iwae_and_gradient()
+    with kernels.denormals_flushed():
+        with kernels.denormals_flushed():  # nested: the inner block does not end the outer one
+            pass
+        assert torch.tensor(1e-40) == 0  # flushed while inside
+        flushed_loss, flushed_grad = iwae_and_gradient()
+    assert torch.tensor(1e-40) != 0  # restored after
+    torch.testing.assert_close(flushed_loss, plain_loss, rtol=1e-6, atol=0)
+    for a, b in zip(flushed_grad, plain_grad, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
