@@ -26,8 +26,8 @@ import torch
 from pyro.nn import PyroModule
 from torch import nn
 
-from pyro_air.models import LinearGaussianModel
 from pyro_air.core.plates import data_plate
+from pyro_air.models import LinearGaussianModel
 
 DELTA_0 = (0.4, -0.3)
 C_0 = 1.3

@@ -40,7 +40,7 @@ about 1 where the weights are light-tailed (lambda -> 1 as K grows), larger wher
 underestimates E[w^n], i.e. where the guide fits worst; an amortized guide therefore follows
 sum_b lambda_b d CUBO_n(x_b), not the unweighted sum. lambda_b grows fast as K falls and can be
 infinite (|mean gradient| / |true gradient| at the issue's start point: 1.2 at K = 64, 12 at K = 8,
-~950 at K = 4, ~5e7 at K = 2). Compared with CHIVI's single shared
+~950 at K = 4, ~5e7 at K = 2 without the cap below). Compared with CHIVI's single shared
 constant (a max or a scalar), the normalizer keeps every datapoint at scale ~1 (a max-rescaling
 weights datapoints by exp(n (CUBO_n(x_b) - max_k log w_kb)), orders of magnitude apart) and puts
 a_kb ~ 1 when q is exact, so the step has the size of d CUBO_n, not of d E[w^n].
@@ -57,7 +57,11 @@ Two unbiased forms of d log w are available (``estimator=``):
   Same expectation as the standard form (the identity is exact; the normalizer is still
   independent of particle k), but every term vanishes when q is the exact posterior (log w is
   constant in z), so its variance goes to zero at the optimum, as for DReG (``iwae.py``).
-- ``"standard"``: g_b = (1/K) sum_k a_kb d log w_kb with the path and the score term.
+- ``"standard"``: g_b = (1/K) sum_k a_kb d log w_kb with the path and the score term. Unbiased
+  in direction too, and it converges on the linear-Gaussian model at K >= 8, but on a frozen
+  MNIST decoder at K = 8 it collapsed the encoder in 3 of 3 seeds (mean scale 0.73 -> 1e-4), as the
+  old estimator did, while "dreg" kept it near 1 (experiments/objectives/RESULTS.md). Kept for
+  comparison; prefer "dreg".
 
 Variance: g_b is a mean of K terms; its variance is finite when E_q[w^(2n)] is (and
 E[1/m_(-k)^2] is), and it falls like 1/K only once K is large enough that m_(-k) is a good
