@@ -19,16 +19,24 @@ from pyro_air.core.kernels import denormals_flushed
 DEFAULT_CHUNK_ELEMENTS = 2 ** 20
 
 
-def module_device(module) -> torch.device:
-    for p in module.parameters():
+def module_device(module, default: torch.device | None = None) -> torch.device:
+    """The device of ``module``'s first parameter; ``default`` (else CPU) for a module without
+    parameters or a plain Pyro function (whose ``pyro.param``s live in the param store)."""
+    default = torch.device("cpu") if default is None else default
+    parameters = getattr(module, "parameters", None)
+    if not callable(parameters):
+        return default
+    for p in parameters():
         return p.device
-    return torch.device("cpu")
+    return default
 
 
 @contextlib.contextmanager
 def evaluation_mode(*modules):
     """eval() mode (a denoising guide adds no noise), no gradients, Pyro validation off, denormals
-    flushed to zero (``pyro_air.core.kernels.denormals_flushed``); all restored after."""
+    flushed to zero (``pyro_air.core.kernels.denormals_flushed``); all restored after. Plain Pyro
+    functions (not ``torch.nn.Module``s) have no mode and are left as they are."""
+    modules = [m for m in modules if isinstance(m, torch.nn.Module)]
     modes = [m.training for m in modules]
     try:
         for m in modules:

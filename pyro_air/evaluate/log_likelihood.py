@@ -6,7 +6,9 @@
 - ``elbo``: the amortized ELBO  (1/S) sum_s log p(x, z_s) / q(z_s | x)  (AIR Eq. 5).
 
 Both return Tensor[N], computed in chunks of datapoints and of samples so that memory does not
-grow with ``num_samples``; both work for any model/guide pair that follows docs/design.md, contract 1.
+grow with ``num_samples``; both work for any model/guide pair that follows docs/design.md, contract 1,
+PyroModules or plain Pyro functions ``model(x)`` / ``guide(x)`` (the log-weight primitive needs no
+parameters; a function's batches stay on x's device).
 
 Reproducible and distributed evaluation. With ``seed=s`` the samples for datapoint batch i (rows
 [i * batch_size, (i+1) * batch_size)) come from a stream seeded by ``derive_seed(s, i)``, the
@@ -59,7 +61,7 @@ def per_datapoint(model, guide, x, num_samples, chunk_size, batch_size, reduce, 
     check_positive_int(num_samples, "num_samples")
     if x.dim() != 2:
         raise ValueError(f"x must have shape [N, D], got {list(x.shape)}")
-    device = module_device(model)
+    device = module_device(model, default=x.device)  # a plain-function model: where x is
     batch_size = batch_size or min(len(x), 100)
     chunk = chunk_size or default_chunk_size(num_samples, batch_size, x.shape[1])
     check_positive_int(chunk, "chunk_size")

@@ -119,13 +119,13 @@ def log_importance_weights(model, guide, *args, num_particles: int = 1, require_
                            fixed_latent_densities: bool = False, **kwargs) -> LogWeights:
     """Run ``guide`` K times in parallel, replay ``model``; return log w of shape [K, B].
 
-    ``args[0]`` is the batch x of shape [B, D]; ``kwargs`` (e.g. ``num_data``) go to both.
+    ``args`` and ``kwargs`` (e.g. the batch x of shape [B, D] and ``num_data``) go to both. B and the
+    scale N / B come from the model's data plate (``data_plate_batch``), so a model may pass the full
+    data and subsample it itself with ``pyro.plate("data", N, subsample_size=B)``.
     With ``fixed_latent_densities=True`` also return ``log_p_fixed`` and ``log_q_fixed`` (module doc).
     """
     if num_particles < 1:
         raise ValueError(f"num_particles must be >= 1, got {num_particles}")
-    x = args[0]
-    batch_size = x.shape[0]
     model = extend_model(model, guide)
     rng_state = torch.get_rng_state() if fixed_latent_densities else None
     with pyro.plate(PARTICLE_PLATE, num_particles, dim=-2):
@@ -133,10 +133,8 @@ def log_importance_weights(model, guide, *args, num_particles: int = 1, require_
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
 
     model_sites = sample_sites(model_trace)
-    frame = next((f for f in map(_data_frame, model_sites) if f is not None), None)
-    if frame is None:
-        raise ValueError("the model has no site inside pyro.plate('data'); see docs/design.md, contract 1")
-    data_scale = float(frame.full_size or frame.size) / frame.size
+    batch_size, data_scale = data_plate_batch(model_sites)
+    like = _like(args)
 
     guide_sites = sample_sites(guide_trace)
     for site in guide_sites:
@@ -148,27 +146,47 @@ def log_importance_weights(model, guide, *args, num_particles: int = 1, require_
             )
         if require_reparam and not site["fn"].has_rsample:
             raise ValueError(f"guide site {name!r} is not reparameterizable; these objectives need rsample")
-    log_p = _sum_log_densities(model_sites, batch_size, num_particles, data_scale, x)
-    log_q = _sum_log_densities(guide_sites, batch_size, num_particles, data_scale, x)
+    log_p = _sum_log_densities(model_sites, batch_size, num_particles, data_scale, like)
+    log_q = _sum_log_densities(guide_sites, batch_size, num_particles, data_scale, like)
     weights = LogWeights(log_p - log_q, data_scale, model_trace, guide_trace)
     if fixed_latent_densities:
         weights.log_p_fixed, weights.log_q_fixed = _fixed_latent_densities(
-            model, guide, args, kwargs, guide_trace, rng_state, num_particles, data_scale, log_q)
+            model, guide, args, kwargs, guide_trace, rng_state, num_particles, batch_size, data_scale, log_q)
     return weights
 
 
-def _fixed_latent_densities(model, guide, args, kwargs, guide_trace, rng_state, num_particles, data_scale,
-                            log_q):
-    """(log p(x, z'), log q(z' | x)) with z' the detached latent values of ``guide_trace``."""
-    x = args[0]
+def data_plate_batch(model_sites) -> tuple[int, float]:
+    """(B, N / B) of the model's data plate: B is the plate's subsample size (the batch that the
+    sites see), N its full size. Taken from the plate, not from the arguments, so a model that
+    subsamples its full data itself (``pyro.plate("data", N, subsample_size=B)`` or
+    ``subsample=idx``) gets its own batch and scale."""
+    frame = next((f for f in map(_data_frame, model_sites) if f is not None), None)
+    if frame is None:
+        raise ValueError("the model has no site inside pyro.plate('data'); see docs/design.md, contract 1")
+    return frame.size, float(frame.full_size or frame.size) / frame.size
+
+
+def _like(args) -> torch.Tensor:
+    """A tensor whose dtype and device the [K, B] sums take: the first floating-point argument."""
+    for a in args:
+        if isinstance(a, torch.Tensor) and a.is_floating_point():
+            return a
+    return torch.zeros(())
+
+
+def _fixed_latent_densities(model, guide, args, kwargs, guide_trace, rng_state, num_particles, batch_size,
+                            data_scale, log_q):
+    """(log p(x, z'), log q(z' | x)) with z' the detached latent values of ``guide_trace`` (the guide's
+    subsample indices, if it draws any, are replayed too)."""
+    like = _like(args)
     fixed = _detached_values(guide_trace)
     with torch.random.fork_rng(devices=[]):
         torch.set_rng_state(rng_state)
         with pyro.plate(PARTICLE_PLATE, num_particles, dim=-2):
             guide_fixed = poutine.trace(poutine.replay(guide, trace=fixed)).get_trace(*args, **kwargs)
             model_fixed = poutine.trace(poutine.replay(model, trace=fixed)).get_trace(*args, **kwargs)
-    log_q_fixed = _sum_log_densities(sample_sites(guide_fixed), len(x), num_particles, data_scale, x)
-    log_p_fixed = _sum_log_densities(sample_sites(model_fixed), len(x), num_particles, data_scale, x)
+    log_q_fixed = _sum_log_densities(sample_sites(guide_fixed), batch_size, num_particles, data_scale, like)
+    log_p_fixed = _sum_log_densities(sample_sites(model_fixed), batch_size, num_particles, data_scale, like)
     if not torch.allclose(log_q_fixed.detach(), log_q.detach(), rtol=1e-4, atol=1e-3):
         raise ValueError(
             "the guide gives a different log q(z | x) when replayed with the same latent values and RNG "
