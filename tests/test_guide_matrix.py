@@ -100,3 +100,22 @@ def test_guides_refuse_too_small_latents(guide_name):
     cfg = dict(_config(GUIDE_TEST_CONFIGS, guide_name, "guide"))
     with pytest.raises(ValueError, match="z_dim"):
         guides.build(guide_name, x_dim=2, z_dim=GUIDE_MIN_Z_DIM[guide_name] - 1, **cfg)
+
+
+@pytest.mark.parametrize("guide_name,model_name", _compatible_pairs())
+def test_every_pair_that_claims_direct_scoring_gets_the_traced_numbers(guide_name, model_name):
+    """docs/design.md, contract 6: wherever the untraced fast path is taken, its log weights are the
+    traced primitive's bit for bit (training mode, so guides that draw their own noise are covered)."""
+    from pyro_air.infer.direct import can_compute_directly, direct_log_weights
+
+    model_cfg, make_x = _config(MODEL_TEST_CONFIGS, model_name, "model")
+    model = models.build(model_name, **model_cfg)
+    guide = guides.build(guide_name, x_dim=model.x_dim, z_dim=model.z_dim, **_config(GUIDE_TEST_CONFIGS, guide_name, "guide"))
+    if not can_compute_directly(model, guide):
+        return  # traced: nothing to compare (the SVI test above runs it)
+    x = make_x()
+    pyro.set_rng_seed(3)
+    traced = infer.log_importance_weights(model, guide, x, num_particles=3, num_data=60)
+    pyro.set_rng_seed(3)
+    direct = direct_log_weights(model, guide, x, 3, 60)
+    assert torch.equal(traced.log_w, direct.log_w) and traced.scale == direct.scale
