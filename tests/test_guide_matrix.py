@@ -31,6 +31,10 @@ GUIDE_TEST_CONFIGS = {
     "denoising": dict(sigma=0.3, alpha=0.5, encoder="gaussian", hidden=[8]),
     "hierarchical": dict(num_transitions=2, hidden=[8], transition_hidden=8),
     "iaf": dict(hidden=[8], num_flows=1, flow_hidden=[8]),
+    "consistency": dict(encoder="gaussian", hidden=[8], transform="identity"),
+    "semi-amortized": dict(encoder="gaussian", hidden=[8], num_steps=2, lr=0.1),
+    "spectral-norm": dict(hidden=[8], bound=2.0),
+    "denoising-weightnorm": dict(hidden=[8], sigma=0.3, H=2.0),
 }
 
 # Compatibility rule: a guide listed here needs a latent of at least this size (an autoregressive
@@ -55,11 +59,25 @@ def _model_z_dim(model_name):
     return models.build(model_name, **MODEL_TEST_CONFIGS[model_name][0]).z_dim
 
 
+# Compatibility rule: guides listed here refine q with the model's log_joint(x, z) (semi-amortized
+# inference), so they pair only with models whose log_joint reproduces their forward
+# (supports_direct_scoring); test_guides_refuse_models_without_log_joint checks the refusal.
+GUIDE_NEEDS_LOG_JOINT = {"semi-amortized"}
+
+
+def _model_scores_directly(model_name):
+    if model_name not in MODEL_TEST_CONFIGS:
+        return True
+    return models.build(model_name, **MODEL_TEST_CONFIGS[model_name][0]).supports_direct_scoring()
+
+
 def _compatible_pairs():
     pairs = []
     for model_name in models.MODELS.names():
         z_dim = _model_z_dim(model_name)
         for guide_name in guides.GUIDES.names():
+            if guide_name in GUIDE_NEEDS_LOG_JOINT and not _model_scores_directly(model_name):
+                continue
             if z_dim is None or z_dim >= GUIDE_MIN_Z_DIM.get(guide_name, 1):
                 pairs.append((guide_name, model_name))
     return pairs
@@ -100,3 +118,15 @@ def test_guides_refuse_too_small_latents(guide_name):
     cfg = dict(_config(GUIDE_TEST_CONFIGS, guide_name, "guide"))
     with pytest.raises(ValueError, match="z_dim"):
         guides.build(guide_name, x_dim=2, z_dim=GUIDE_MIN_Z_DIM[guide_name] - 1, **cfg)
+
+
+@pytest.mark.parametrize("guide_name", sorted(GUIDE_NEEDS_LOG_JOINT))
+def test_guides_refuse_models_without_log_joint(guide_name):
+    """The pairs the log_joint rule leaves out fail loudly, naming log_joint."""
+    for model_name, (model_cfg, make_x) in MODEL_TEST_CONFIGS.items():
+        model = models.build(model_name, **model_cfg)
+        if model.supports_direct_scoring():
+            continue
+        guide = guides.build(guide_name, x_dim=model.x_dim, z_dim=model.z_dim, **GUIDE_TEST_CONFIGS[guide_name])
+        with pytest.raises(TypeError, match="log_joint"):
+            infer.build("elbo").loss(model, guide, make_x())
