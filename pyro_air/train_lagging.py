@@ -40,7 +40,14 @@ from pyro_air.core.parallel import epoch_order
 from pyro_air.core.seeds import derive_seed
 from pyro_air.core.validation import check_batch, check_positive_int
 from pyro_air.evaluate import log_likelihood, mutual_information
-from pyro_air.train import TrainConfig, TrainResult, make_adam, parameters_of, resolve_device, seed_everything
+from pyro_air.train import (
+    TrainConfig,
+    TrainResult,
+    make_adam,
+    parameters_of,
+    resolve_device,
+    seed_everything,
+)
 
 
 @dataclass

@@ -31,10 +31,10 @@ GUIDE_TEST_CONFIGS = {
     "denoising": dict(sigma=0.3, alpha=0.5, encoder="gaussian", hidden=[8]),
     "hierarchical": dict(num_transitions=2, hidden=[8], transition_hidden=8),
     "iaf": dict(hidden=[8], num_flows=1, flow_hidden=[8]),
-    "consistency": dict(encoder="gaussian", hidden=[8], transform="identity"),
-    "semi-amortized": dict(encoder="gaussian", hidden=[8], num_steps=2, lr=0.1),
-    "spectral-norm": dict(hidden=[8], bound=2.0),
-    "denoising-weightnorm": dict(hidden=[8], sigma=0.3, H=2.0),
+    "consistency": {"encoder": "gaussian", "hidden": [8], "transform": "identity"},
+    "semi-amortized": {"encoder": "gaussian", "hidden": [8], "num_steps": 2, "lr": 0.1},
+    "spectral-norm": {"hidden": [8], "bound": 2.0},
+    "denoising-weightnorm": {"hidden": [8], "sigma": 0.3, "H": 2.0},
 }
 
 # Compatibility rule: a guide listed here needs a latent of at least this size (an autoregressive

@@ -37,6 +37,9 @@ class ConsistencyRegularized(pyro.infer.ELBO):
         if hasattr(self.objective, "set_progress"):
             self.objective.set_progress(progress)
 
+    def _get_trace(self, model, guide, args, kwargs):
+        return self.objective._get_trace(model, guide, args, kwargs)
+
     def penalty_loss(self, guide, x: torch.Tensor, num_data: int | None = None) -> torch.Tensor:
         """weight * (N / B) * sum_b penalty_b (a 0-dim tensor)."""
         penalty = getattr(guide, "penalty", None)
