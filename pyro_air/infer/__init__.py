@@ -2,6 +2,7 @@
 from pyro_air.core.registry import Registry
 from pyro_air.infer.avo import AVO_ELBO
 from pyro_air.infer.base import LogWeightObjective
+from pyro_air.infer.consistency import ConsistencyRegularized
 from pyro_air.infer.cubo import CUBO, cubo_bound
 from pyro_air.infer.elbo import ELBO
 from pyro_air.infer.infovae import InfoVAE_ELBO
@@ -30,6 +31,16 @@ def _kl_warmup(objective: str = "elbo", objective_cfg: dict | None = None, beta_
     return KLWarmup(OBJECTIVES.build(objective, **cfg), LinearSchedule(beta_start, 1.0, fraction))
 
 
+@OBJECTIVES.register("consistency")
+def _consistency(objective: str = "elbo", objective_cfg: dict | None = None, weight: float = 1.0,
+                 num_particles: int | None = None) -> ConsistencyRegularized:
+    """A named objective plus the CR-VAE penalty weight * (N / B) * sum_b guide.penalty(x)_b."""
+    cfg = dict(objective_cfg or {})
+    if num_particles is not None:
+        cfg.setdefault("num_particles", num_particles)
+    return ConsistencyRegularized(OBJECTIVES.build(objective, **cfg), weight)
+
+
 def build(name: str, **cfg) -> LogWeightObjective:
     """Build an objective by its registry name, e.g. ``build("iwae", num_particles=8)``."""
     return OBJECTIVES.build(name, **cfg)
@@ -41,6 +52,7 @@ __all__ = [
     "ELBO",
     "IWAE_ELBO",
     "OBJECTIVES",
+    "ConsistencyRegularized",
     "ConstantSchedule",
     "InfoVAE_ELBO",
     "KLWarmup",
