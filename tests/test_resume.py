@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pyro_air import checkpoint, guides, infer, models
+from pyro_air import checkpoint, guides, infer, models, run_dir
 from pyro_air.checkpoint import CheckpointError
 from pyro_air.cli import main
 from pyro_air.train import TrainConfig, fit
@@ -78,6 +78,9 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
+    # the dead process's lock file is still there, but its lock died with it: it does not block the resume
+    assert (killed / run_dir.LOCK_NAME).read_text().startswith(f"pid {proc.pid} on ")
+    assert not run_dir.is_locked(killed)
     state = checkpoint.load(killed)  # the mid-epoch checkpoint the killed run left
     assert (state["epoch"], state["step"], state["position"]["batch"]) == (1, 15, 3)
     assert state["position"]["order"].shape == (120,)
@@ -140,9 +143,9 @@ def test_training_interrupted_during_a_checkpoint_write_resumes_exactly(tmp_path
 
 def test_resume_refuses_a_different_configuration(tmp_path):
     _tiny_run(tmp_path, epochs=1)
-    with pytest.raises(CheckpointError, match=r"(?s)these keys differ:.*train_config\.lr: 0\.02 in the checkpoint, "
-                                              r"0\.1 requested.*start a new run"):
-        _tiny_run(tmp_path, resume=True, epochs=1, lr=0.1)
+    with pytest.raises(CheckpointError, match=r"(?s)these keys differ:.*train_config\.seed: 3 in the checkpoint, "
+                                              r"4 requested.*start a new run"):
+        _tiny_run(tmp_path, resume=True, epochs=1, seed=4)
     _tiny_run(tmp_path, resume=True, epochs=1, checkpoint_every_steps=3)  # does not change the result: allowed
 
 
