@@ -1,5 +1,8 @@
 """Checkpoints: exact resume after SIGKILL mid-epoch, atomic writes, refusing other configurations."""
+import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +15,8 @@ import torch
 from pyro_air import checkpoint, guides, infer, models, run_dir
 from pyro_air.checkpoint import CheckpointError
 from pyro_air.cli import main
-from pyro_air.train import TrainConfig, fit
+from pyro_air.signals import TrainingInterrupted
+from pyro_air.train import RESUME_MAY_CHANGE, TrainConfig, fit
 from tests import resume_worker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,3 +181,97 @@ def test_cli_resume_continues_and_refuses_changed_options(tmp_path, capsys):
     assert "train_config.epochs: 1 in the checkpoint, 2 requested" in capsys.readouterr().err
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0  # the stored options, nothing to add
     assert checkpoint.load(run)["epoch"] == 1
+
+
+# -- which options a resume may change (RESUME_MAY_CHANGE) ------------------------------------------
+class SignalAt:
+    """Delegates to an objective; at its ``call``-th loss the process sends itself ``sig`` (a Ctrl-C)."""
+
+    def __init__(self, objective, call, sig=signal.SIGINT):
+        self.objective, self.call, self.sig, self.calls = objective, call, sig, 0
+
+    def differentiable_loss(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.call:
+            os.kill(os.getpid(), self.sig)
+        return self.objective.differentiable_loss(*args, **kwargs)
+
+
+SPEC_WITH_DATA = {**resume_worker.SPEC, "data": {"data_dir": "/data/a"}}
+
+
+def _run_with_spec(run_dir, spec=SPEC_WITH_DATA, resume=False, interrupt_at=None, **overrides):
+    torch.manual_seed(0)
+    model = models.build("bernoulli-vae", x_dim=20, z_dim=2, hidden=(8,))
+    guide = guides.build("gaussian", x_dim=20, z_dim=2, hidden=(8,))
+    objective = infer.build("iwae", num_particles=2)
+    if interrupt_at is not None:
+        objective = SignalAt(objective, interrupt_at)
+    train_x, valid_x = resume_worker.data()
+    config = TrainConfig(**{**resume_worker.CONFIG, **overrides})
+    fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec, resume=resume)
+
+
+@pytest.fixture(scope="module")
+def interrupted_and_reference(tmp_path_factory):
+    base = tmp_path_factory.mktemp("may-change")
+    with pytest.raises(TrainingInterrupted, match="interrupted by SIGINT at epoch 1 step 7"):
+        _run_with_spec(base / "interrupted", interrupt_at=7)
+    assert checkpoint.load(base / "interrupted")["step"] == 7  # the step in progress finished, then saved
+    _run_with_spec(base / "reference")
+    return base / "interrupted", base / "reference"
+
+
+@pytest.mark.parametrize("key,change", [
+    ("train_config.progress", {"progress": True}),
+    ("train_config.checkpoint_every_steps", {"checkpoint_every_steps": 3}),
+    ("train_config.on_nonfinite", {"on_nonfinite": "rollback"}),
+    ("train_config.rollback_lr_factor", {"rollback_lr_factor": 0.25}),
+    ("train_config.max_rollbacks", {"max_rollbacks": 1}),
+    ("train_config.nonfinite_check_every", {"nonfinite_check_every": 2}),
+    ("train_config.device", {"device": "cpu:0"}),
+    ("spec.data.data_dir", {"spec": {**resume_worker.SPEC, "data": {"data_dir": "/moved/a"}}}),
+])
+def test_resume_may_change_options_that_keep_the_result(tmp_path, interrupted_and_reference, key, change):
+    assert key in RESUME_MAY_CHANGE
+    interrupted, reference = interrupted_and_reference
+    run = tmp_path / "run"
+    shutil.copytree(interrupted, run)
+    _run_with_spec(run, resume=True, **change)
+    _assert_same_run(run, reference)  # bit-identical to the uninterrupted run
+
+
+def test_resume_with_a_lower_learning_rate_continues_with_it(tmp_path, interrupted_and_reference):
+    """The advice of a non-finite stop: resume with a lower lr. The schedule continues, scaled."""
+    interrupted, reference = interrupted_and_reference
+    run = tmp_path / "run"
+    shutil.copytree(interrupted, run)
+    lr = resume_worker.CONFIG["lr"]
+    _run_with_spec(run, resume=True, lr=lr / 4)
+    final, uninterrupted = checkpoint.load(run), checkpoint.load(reference)
+    assert final["train_config"]["lr"] == lr / 4  # a later resume compares against the new value
+    assert final["optimizer_state"]["param_groups"][0]["lr"] == pytest.approx(
+        uninterrupted["optimizer_state"]["param_groups"][0]["lr"] / 4)
+    assert not torch.equal(final["model_state"]["decoder.0.weight"], uninterrupted["model_state"]["decoder.0.weight"])
+
+
+@pytest.mark.parametrize("change,line", [
+    ({"seed": 4}, "train_config.seed: 3 in the checkpoint, 4 requested"),
+    ({"batch_size": 20}, "train_config.batch_size: 10 in the checkpoint, 20 requested"),
+    ({"valid_every": 2}, "train_config.valid_every: 1 in the checkpoint, 2 requested"),
+])
+def test_resume_refuses_options_that_change_the_run(tmp_path, interrupted_and_reference, change, line):
+    run = tmp_path / "run"
+    shutil.copytree(interrupted_and_reference[0], run)
+    with pytest.raises(CheckpointError, match=re.escape(line)):
+        _run_with_spec(run, resume=True, **change)
+
+
+def test_cli_resume_with_a_lower_lr_is_accepted_and_remembered(tmp_path):
+    from tests.signal_worker import train_args, write_tiny_amat
+
+    run = tmp_path / "run"
+    assert main(train_args(write_tiny_amat(tmp_path)) + ["--run-dir", str(run)]) == 0
+    assert main(["train", "--resume", str(run), "--lr", "0.0005"]) == 0
+    assert json.loads((run / "train_args.json").read_text())["lr"] == 0.0005
+    assert main(["train", "--resume", str(run)]) == 0  # the stored options now name the new lr: nothing refused
