@@ -25,9 +25,9 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -210,7 +210,7 @@ def _noise_scale(tmp, mp):
     return raised(models.build, "linear-gaussian", noise_scale=-0.5)
 
 
-SMALL = dict(x_dim=4, z_dim=2, hidden=[3])
+SMALL = {"x_dim": 4, "z_dim": 2, "hidden": [3]}
 
 
 def _guide(name, **cfg):
@@ -291,16 +291,12 @@ def _other_config(tmp, mp):
 
 
 def _cli_changed_option(tmp, mp):
-    from pyro_air import checkpoint
-    from pyro_air.cli import TRAIN_ARGS_FILE, _config_from_args, _spec_from_args, _train_option_parser
-    from dataclasses import asdict
-    run = tmp / "run"
-    run.mkdir()
-    args = _train_option_parser().parse_args(["--epochs", "1"])
-    (run / TRAIN_ARGS_FILE).write_text(__import__("json").dumps(vars(args)))
-    checkpoint.atomic_save({"format_version": 2, "spec": _spec_from_args(args),
-                            "train_config": asdict(_config_from_args(args))}, run / "checkpoint.pt")
-    return cli("train", "--resume", run, "--epochs", "2")
+    from tests.signal_worker import train_args, write_tiny_amat
+    data_dir = tmp / "data"
+    data_dir.mkdir()
+    failure = cli(*train_args(write_tiny_amat(data_dir)), "--epochs", "1", "--run-dir", tmp / "run")
+    assert failure.code == 0, failure.stderr
+    return cli("train", "--resume", tmp / "run", "--epochs", "2")
 
 
 def _newer_format(tmp, mp):
@@ -466,7 +462,7 @@ def _interrupted_cli(tmp, mp):
     from pyro_air.runs import build_run
 
     def with_signal(spec, seed=None):
-        model, guide, objective = build_run(spec, seed=seed)
+        model, guide, _ = build_run(spec, seed=seed)
         return model, guide, _SignalAt({6})
 
     from tests.signal_worker import train_args, write_tiny_amat

@@ -18,7 +18,7 @@ import torch
 
 torch.set_num_threads(1)
 
-from pyro_air import cli  # noqa: E402
+from pyro_air import cli
 
 STEPS_PER_EPOCH = 10  # 200 images, batch 20; 2 epochs; a checkpoint every 4 steps
 

@@ -18,7 +18,7 @@ from pyro_air.seeds import derive_seed, seed_all, stream_seed
 from pyro_air.train import TrainConfig, fit
 from tests import signal_worker
 from tests.conftest import binary_batch
-from tests.test_resume import _assert_same_tensors
+from tests.helpers import assert_same_tensors
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMES = re.compile(r"\d+(\.\d+)? s\b")  # elapsed seconds are the one thing a run may print differently
@@ -46,10 +46,10 @@ def test_build_run_fixes_the_initial_weights_per_component():
     model_a, guide_a, _ = build_run(vae, seed=3)
     _disturb_global_streams()
     model_b, guide_b, _ = build_run(vae, seed=3)
-    _assert_same_tensors(model_a.state_dict(), model_b.state_dict())
-    _assert_same_tensors(guide_a.state_dict(), guide_b.state_dict())
-    model_c, guide_c, _ = build_run(dvae, seed=3)  # another guide: the model's stream is not shifted
-    _assert_same_tensors(model_a.state_dict(), model_c.state_dict())
+    assert_same_tensors(model_a.state_dict(), model_b.state_dict())
+    assert_same_tensors(guide_a.state_dict(), guide_b.state_dict())
+    model_c, _, _ = build_run(dvae, seed=3)  # another guide: the model's stream is not shifted
+    assert_same_tensors(model_a.state_dict(), model_c.state_dict())
     model_d, _, _ = build_run(vae, seed=4)
     assert not torch.equal(model_a.state_dict()["decoder.0.weight"], model_d.state_dict()["decoder.0.weight"])
 
@@ -68,11 +68,11 @@ def test_fit_from_python_twice_gives_identical_parameters_and_validation_does_no
 
     first, history = run("a", valid_every=1)
     second, history_again = run("b", valid_every=1)
-    _assert_same_tensors(first, second)
+    assert_same_tensors(first, second)
     assert [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in history] == \
            [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in history_again]
     fewer_validations, _ = run("c", valid_every=3)  # validation draws come from their own stream
-    _assert_same_tensors(first, fewer_validations)
+    assert_same_tensors(first, fewer_validations)
 
 
 def test_fit_needs_the_caller_to_seed_modules_it_did_not_build():
@@ -86,7 +86,7 @@ def test_fit_needs_the_caller_to_seed_modules_it_did_not_build():
         _disturb_global_streams()
         return model.state_dict()
 
-    _assert_same_tensors(run(), run())
+    assert_same_tensors(run(), run())
 
 
 def test_train_twice_gives_identical_output_and_parameters(tmp_path, capsys):
@@ -97,8 +97,8 @@ def test_train_twice_gives_identical_output_and_parameters(tmp_path, capsys):
         outputs.append(TIMES.sub("T s", capsys.readouterr().out.replace(str(tmp_path / name), "RUN")))
         _disturb_global_streams()
     assert outputs[0] == outputs[1] and "best validation IWAE-5" in outputs[0]
-    _assert_same_tensors(_states(tmp_path / "a"), _states(tmp_path / "b"))
-    _assert_same_tensors(_states(tmp_path / "a", "best.pt"), _states(tmp_path / "b", "best.pt"))
+    assert_same_tensors(_states(tmp_path / "a"), _states(tmp_path / "b"))
+    assert_same_tensors(_states(tmp_path / "a", "best.pt"), _states(tmp_path / "b", "best.pt"))
 
 
 def test_evaluate_twice_prints_the_same_table(tiny_cli_run, capsys):
@@ -123,7 +123,7 @@ def test_compare_twice_prints_the_same_table_and_trains_the_same_parameters(tmp_
     rows = [ln for ln in table.splitlines() if re.match(r"^(VAE|DVAE|WNI-VAE)\s", ln) and "±" in ln]
     assert [r.split()[0] for r in rows] == ["VAE", "DVAE", "WNI-VAE"]
     for method in ("vae", "dvae", "wni"):
-        _assert_same_tensors(_states(tmp_path / "a" / method, "best.pt"), _states(tmp_path / "b" / method, "best.pt"))
+        assert_same_tensors(_states(tmp_path / "a" / method, "best.pt"), _states(tmp_path / "b" / method, "best.pt"))
 
 
 def test_air_experiment_script_twice_gives_identical_tables(tmp_path):
@@ -144,6 +144,6 @@ def test_air_experiment_script_twice_gives_identical_tables(tmp_path):
     assert "| VAE | — | 2 |" in results and "| WNI-VAE | H=2 | 2 |" in results
     for run in sorted((tmp_path / "a" / "runs").rglob("best.pt")):
         twin = tmp_path / "b" / run.relative_to(tmp_path / "a")
-        _assert_same_tensors(_states(run.parent, "best.pt"), _states(twin.parent, "best.pt"))
+        assert_same_tensors(_states(run.parent, "best.pt"), _states(twin.parent, "best.pt"))
     record = json.loads((tmp_path / "a" / "runs/mnist/k1/vae/seed1/train.json").read_text())
     assert record["seed"] == 1 and len(record["valid_curve"]) == 2

@@ -18,6 +18,7 @@ from pyro_air.cli import main
 from pyro_air.signals import TrainingInterrupted
 from pyro_air.train import RESUME_MAY_CHANGE, TrainConfig, fit
 from tests import resume_worker
+from tests.helpers import assert_same_run, tiny_run
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -35,33 +36,6 @@ def _worker(run_dir, *extra):
 def _finish(proc, timeout=120):
     out, _ = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, out
-
-
-def _assert_same_tensors(a, b):
-    """Equal nested dicts/lists of tensors and plain values (bit-identical tensors)."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and torch.equal(a, b)
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for k in a:
-            _assert_same_tensors(a[k], b[k])
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            _assert_same_tensors(x, y)
-    else:
-        assert a == b
-
-
-def _assert_same_run(dir_a, dir_b):
-    a, b = checkpoint.load(dir_a), checkpoint.load(dir_b)
-    for key in ("model_state", "guide_state", "optimizer_state", "scheduler_state", "best_state", "early_stopping"):
-        _assert_same_tensors(a[key], b[key])
-    assert a["step"] == b["step"]
-    strip = [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in a["history"]]
-    assert strip == [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in b["history"]]
-    _assert_same_tensors(checkpoint.load(dir_a / "best.pt")["model_state"],
-                         checkpoint.load(dir_b / "best.pt")["model_state"])
 
 
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
@@ -90,21 +64,10 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert state["position"]["order"].shape == (120,)
 
     _finish(_worker(killed, "--resume"))
-    _assert_same_run(killed, reference)
+    assert_same_run(killed, reference)
     assert checkpoint.load(killed)["step"] == 3 * resume_worker.STEPS_PER_EPOCH
     metrics = (killed / "metrics.jsonl").read_text().splitlines()
     assert len(metrics) == 3  # no epoch is recorded twice
-
-
-def _tiny_run(run_dir, resume=False, **overrides):
-    torch.manual_seed(0)
-    model = models.build("bernoulli-vae", x_dim=20, z_dim=2, hidden=(8,))
-    guide = guides.build("gaussian", x_dim=20, z_dim=2, hidden=(8,))
-    train_x, valid_x = resume_worker.data()
-    config = TrainConfig(**{**resume_worker.CONFIG, **overrides})
-    fit(model, guide, infer.build("iwae", num_particles=2), train_x, valid_x, config, run_dir=run_dir,
-        spec=resume_worker.SPEC, resume=resume)
-    return model, guide
 
 
 def test_atomic_save_interrupted_mid_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
@@ -125,7 +88,7 @@ def test_atomic_save_interrupted_mid_write_leaves_the_previous_checkpoint(tmp_pa
 
 
 def test_training_interrupted_during_a_checkpoint_write_resumes_exactly(tmp_path, monkeypatch):
-    _tiny_run(tmp_path / "reference")
+    tiny_run(tmp_path / "reference")
     real_save, calls = torch.save, []
 
     def crash_on_fifth(obj, f, *args, **kwargs):
@@ -138,19 +101,19 @@ def test_training_interrupted_during_a_checkpoint_write_resumes_exactly(tmp_path
     run = tmp_path / "interrupted"
     monkeypatch.setattr(torch, "save", crash_on_fifth)
     with pytest.raises(SimulatedCrash):
-        _tiny_run(run)
+        tiny_run(run)
     monkeypatch.setattr(torch, "save", real_save)
     assert checkpoint.load(run)["step"] == 12  # the end-of-epoch checkpoint before the failed write
-    _tiny_run(run, resume=True)
-    _assert_same_run(run, tmp_path / "reference")
+    tiny_run(run, resume=True)
+    assert_same_run(run, tmp_path / "reference")
 
 
 def test_resume_refuses_a_different_configuration(tmp_path):
-    _tiny_run(tmp_path, epochs=1)
+    tiny_run(tmp_path, epochs=1)
     with pytest.raises(CheckpointError, match=r"(?s)these keys differ:.*train_config\.seed: 3 in the checkpoint, "
                                               r"4 requested.*start a new run"):
-        _tiny_run(tmp_path, resume=True, epochs=1, seed=4)
-    _tiny_run(tmp_path, resume=True, epochs=1, checkpoint_every_steps=3)  # does not change the result: allowed
+        tiny_run(tmp_path, resume=True, epochs=1, seed=4)
+    tiny_run(tmp_path, resume=True, epochs=1, checkpoint_every_steps=3)  # does not change the result: allowed
 
 
 def test_newer_checkpoint_format_is_refused(tmp_path):
@@ -238,7 +201,7 @@ def test_resume_may_change_options_that_keep_the_result(tmp_path, interrupted_an
     run = tmp_path / "run"
     shutil.copytree(interrupted, run)
     _run_with_spec(run, resume=True, **change)
-    _assert_same_run(run, reference)  # bit-identical to the uninterrupted run
+    assert_same_run(run, reference)  # bit-identical to the uninterrupted run
 
 
 def test_resume_with_a_lower_learning_rate_continues_with_it(tmp_path, interrupted_and_reference):

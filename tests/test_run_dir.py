@@ -16,7 +16,7 @@ import torch
 from pyro_air import checkpoint, run_dir
 from pyro_air.cli import main
 from tests import signal_worker
-from tests.test_resume import _assert_same_run
+from tests.helpers import assert_same_run
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_non_empty_run_dir_is_refused_and_overwrite_moves_it_aside(tmp_path, dat
     moved = [p for p in tmp_path.iterdir() if p.name.startswith("run.old-")]
     assert len(moved) == 1 and f"moved the old run to {moved[0]}" in capsys.readouterr().out
     assert _digests(moved[0]) == before  # the old run, whole, under its new name
-    _assert_same_run(run, finished_run)   # and the same command trained the same run again
+    assert_same_run(run, finished_run)   # and the same command trained the same run again
 
 
 def test_invalid_option_changes_nothing_and_the_run_still_resumes(tmp_path, data_dir, finished_run, capsys):
@@ -67,7 +67,7 @@ def test_invalid_option_changes_nothing_and_the_run_still_resumes(tmp_path, data
     assert errs == ["pyro-air: error: batch_size must be an integer >= 1, got 0"] * 2
     assert _digests(run) == before  # train_args.json included
     assert main(["train", "--resume", str(run)]) == 0
-    _assert_same_run(run, finished_run)
+    assert_same_run(run, finished_run)
 
 
 def test_stale_temporary_files_are_removed_on_the_next_start(tmp_path, data_dir, finished_run):
@@ -153,7 +153,7 @@ def test_disk_full_keeps_the_last_checkpoint_and_the_run_resumes_exactly(tmp_pat
     assert checkpoint.load(run)["step"] == 8  # nothing lost: the last good checkpoint is whole
     assert not list(run.glob(".*.tmp"))
     assert main(["train", "--resume", str(run)]) == 0
-    _assert_same_run(run, finished_run)
+    assert_same_run(run, finished_run)
 
 
 def test_append_line_leaves_no_half_line_when_the_disk_fills(tmp_path, monkeypatch):
@@ -174,9 +174,9 @@ def test_append_line_leaves_no_half_line_when_the_disk_fills(tmp_path, monkeypat
 
 def test_fit_refuses_a_directory_that_holds_a_run(tmp_path):
     from pyro_air.run_dir import RunDirError
-    from tests.test_resume import _tiny_run
+    from tests.helpers import tiny_run
 
-    _tiny_run(tmp_path, epochs=1)
+    tiny_run(tmp_path, epochs=1)
     with pytest.raises(RunDirError, match=r"already holds a run \(checkpoint.pt, best.pt, metrics.jsonl\); resume it "
                                           r"with fit\(\.\.\., resume=True\)"):
-        _tiny_run(tmp_path, epochs=1)
+        tiny_run(tmp_path, epochs=1)

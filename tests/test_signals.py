@@ -13,7 +13,7 @@ import pytest
 from pyro_air import checkpoint
 from pyro_air.cli import main
 from tests import signal_worker
-from tests.test_resume import _assert_same_run
+from tests.helpers import assert_same_run
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -51,7 +51,7 @@ def test_signal_mid_epoch_checkpoints_and_the_resume_is_bit_identical(tmp_path, 
     run = tmp_path / "run"
     proc = _paused_worker(run, data_dir)
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err
     assert f"pyro-air: interrupted at epoch 2 step {PAUSE_AT}; continue with: pyro-air train --resume {run}" in err
     assert "Traceback" not in err
@@ -59,7 +59,7 @@ def test_signal_mid_epoch_checkpoints_and_the_resume_is_bit_identical(tmp_path, 
     assert (state["epoch"], state["step"], state["position"]["batch"]) == (1, PAUSE_AT, 3)
 
     assert main(["train", "--resume", str(run)]) == 0
-    _assert_same_run(run, reference)
+    assert_same_run(run, reference)
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
 
 
@@ -77,7 +77,7 @@ def test_second_trainer_is_refused_and_the_first_finishes_unharmed(tmp_path, dat
         assert sorted(p.name for p in run.iterdir()) == before
     finally:
         (run / "continue").write_text("")
-    out, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     (run / "continue").unlink()
-    _assert_same_run(run, reference)
+    assert_same_run(run, reference)
