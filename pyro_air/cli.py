@@ -477,9 +477,9 @@ def main(argv=None) -> int:
             message = err
         print(f"pyro-air: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("pyro-air: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # TrainingInterrupted outside `train` (compare, quickstart), or Ctrl-C
+        print(f"pyro-air: {err or 'interrupted'}", file=sys.stderr)
+        return getattr(err, "exit_code", 130)
     finally:
         dist_utils.shutdown()
 

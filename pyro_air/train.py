@@ -18,7 +18,8 @@ guide, optimizer, scheduler, every RNG state (torch, numpy, python, CUDA, and th
 dynamic binarization), the epoch's data order and the position in it, the partial loss sum and the
 early-stopping state, so an interrupted and resumed run ends with bit-identical parameters (on
 CPU) to an uninterrupted one. Resuming refuses a checkpoint written for another spec or training
-configuration (``RESUME_MAY_CHANGE`` lists the options that do not change the result).
+configuration (``RESUME_MAY_CHANGE`` lists the options a resume may change: those that do not change
+the result, and ``lr`` / ``device``, which change it from the resume point on).
 
 Non-finite loss: see ``pyro_air.nonfinite`` (how it is detected without a host sync per step on
 CUDA). ``on_nonfinite="stop"`` (default) raises ``NonFiniteLossError`` naming the step and the
