@@ -13,7 +13,7 @@ the run was built - fixed by the runs and evaluations done before it in the same
 its seed. Test: -log p(x) by IWAE-1000 on the first 300 test images, all draws from one evaluation
 stream (so the rows differ by their parameters only).
 
-    python experiments/air/init_spread.py --out /tmp/init_spread     # about 8 minutes on 1-2 threads
+    python experiments/air/init_spread.py --out /tmp/init_spread     # 2-4 minutes per run, 5 runs
 """
 from __future__ import annotations
 
