@@ -21,7 +21,9 @@ import torch
 
 from pyro_air import checkpoint as ckpt_io
 from pyro_air import data
+from pyro_air import run_dir as run_dirs
 from pyro_air.core import parallel as dist_utils
+from pyro_air.core.seeds import seed_all, stream_seed
 from pyro_air.evaluate import format_table, summarize
 from pyro_air.evaluate.ais_cli import (  # issue 19
     add_ais_arguments,
@@ -31,7 +33,8 @@ from pyro_air.evaluate.ais_cli import (  # issue 19
 )
 from pyro_air.evaluate.latent_metrics import format_latent_metrics, latent_metrics
 from pyro_air.runs import build_run, vae_spec
-from pyro_air.train import RESUME_MAY_CHANGE, TrainConfig, fit
+from pyro_air.signals import TrainingInterrupted
+from pyro_air.train import RESUME_MAY_CHANGE, TrainConfig, check_inputs, fit
 
 
 def _json_arg(text: str) -> dict:
@@ -141,12 +144,22 @@ def _load_split(spec: dict, split: str) -> torch.Tensor:
                      train_size=d.get("train_size") if split == "train" else None, data_dir=d.get("data_dir"))
 
 
+def _train_options(args) -> dict:
+    return {k: getattr(args, k) for k in vars(_train_option_parser().parse_args([]))}
+
+
 def cmd_train(args) -> int:
+    """Check everything (options, run directory, model, data) before writing anything; then claim the
+    run directory (one writer), write train_args.json, train; a signal ends it with a checkpoint."""
     run_dir = _run_dir_of(args)
     resume = bool(args.resume)
+    if resume and args.overwrite:
+        raise ValueError("--resume continues a run and --overwrite moves it aside: give one of them")
+    run_dirs.check_path(run_dir)
     if resume:
         args = _resume_args(args, run_dir)
     spec, config = _spec_from_args(args), _config_from_args(args)
+    config.validate()
     if args.distributed:  # fail before loading any data: no torchrun environment, batch not divisible
         dist_utils.setup(args.device)
         dist_utils.check_batch_divisible(args.batch_size, dist_utils.world_size())
@@ -154,16 +167,37 @@ def cmd_train(args) -> int:
     if resume:  # fail before loading any data (fit checks again)
         path = run_dir / "checkpoint.pt"
         ckpt_io.check_same_run(ckpt_io.load(path), path, spec, asdict(config), may_change=RESUME_MAY_CHANGE)
-    model, guide, objective = build_run(spec)
-    if not resume and main_process:
-        options = {k: getattr(args, k) for k in vars(_train_option_parser().parse_args([]))}
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / TRAIN_ARGS_FILE).write_text(json.dumps(options, indent=1) + "\n")
+    elif not args.overwrite:
+        run_dirs.refuse_non_empty(run_dir, resume_hint=f"`pyro-air train --resume {run_dir}`")
+    model, guide, objective = build_run(spec, seed=args.seed)
     train_x, valid_x = _load_split(spec, "train"), _load_split(spec, "valid")
-    t0 = time.perf_counter()
-    result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec, resume=resume,
-                 distributed=args.distributed)
+    check_inputs(model, guide, train_x, valid_x, config)
     if not main_process:
+        return _train(model, guide, objective, train_x, valid_x, config, run_dir, spec, resume, args)
+    if not resume and args.overwrite:
+        moved = run_dirs.move_aside(run_dir)
+        if moved is not None:
+            print(f"moved the old run to {moved}")
+    with run_dirs.claim(run_dir):
+        options, stored = _train_options(args), run_dir / TRAIN_ARGS_FILE
+        if not resume:
+            run_dirs.refuse_non_empty(run_dir)  # again, under the lock
+        if not resume or json.loads(stored.read_text()) != options:  # a resume may change some (RESUME_MAY_CHANGE)
+            with run_dirs.write_guard(stored, "write the run's options"):
+                run_dirs.atomic_write_text(stored, json.dumps(options, indent=1) + "\n")
+        return _train(model, guide, objective, train_x, valid_x, config, run_dir, spec, resume, args)
+
+
+def _train(model, guide, objective, train_x, valid_x, config, run_dir, spec, resume, args) -> int:
+    t0 = time.perf_counter()
+    try:
+        result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec, resume=resume,
+                     distributed=args.distributed)
+    except TrainingInterrupted as stop:
+        print(f"pyro-air: interrupted at epoch {stop.epoch} step {stop.step}; continue with: "
+              f"pyro-air train --resume {run_dir}", file=sys.stderr)
+        return stop.exit_code
+    if not dist_utils.is_main_process():
         return 0
     print(f"trained {len(result.history)} epochs in {time.perf_counter() - t0:.1f} s; best validation "
           f"IWAE-{config.valid_num_samples} {result.best_valid} at epoch {result.best_epoch}")
@@ -177,7 +211,7 @@ def load_run(path, device="cpu"):
     path = Path(path)
     state = ckpt_io.load(path / "best.pt" if path.is_dir() else path)
     spec = state["spec"]
-    model, guide, _ = build_run(spec)
+    model, guide, _ = build_run(spec, seed=0)  # every parameter is then loaded; seeded all the same
     model.load_state_dict(state["model_state"])
     guide.load_state_dict(state["guide_state"])
     model.to(device)
@@ -217,6 +251,9 @@ def evaluate_checkpoint(path, splits=("test",), num_samples=5000, max_points=Non
 
 
 def cmd_evaluate(args) -> int:
+    # Estimates draw per datapoint batch from (seed, batch); the columns that optimize per datapoint
+    # (IW-SVI, amortization gap) and the latent metrics draw from the global streams: seed them too.
+    seed_all(stream_seed(args.seed, "evaluation"))
     check_ais_arguments(args)  # issue 19 hook (AIS / BDMC / gaps, pyro_air/evaluate/ais_cli.py)
     rows = evaluate_checkpoint(args.checkpoint, args.splits, args.num_samples, args.max_points, args.device,
                                progress=not args.no_progress, seed=args.seed, distributed=args.distributed,
@@ -257,6 +294,7 @@ def cmd_diagnose(args) -> int:
     run_dir = path if path.is_dir() else path.parent
     model, guide, spec = load_run(path, args.device)
     x = _evaluation_split(spec, args.split, args.max_points)
+    seed_all(stream_seed(args.seed, "diagnostics"))
     metrics = run_dir / "metrics.jsonl"
     report = write_diagnostics(model, guide, x, args.out or run_dir / "diagnostics", num_samples=args.num_samples,
                                metrics=metrics if metrics.exists() else None, label=f"{args.split} split",
@@ -267,51 +305,86 @@ def cmd_diagnose(args) -> int:
     return 0
 
 
+def _fresh_run_dir(args, what: str) -> Path:
+    """The run directory of a command that cannot resume: refused if it holds anything, unless
+    --overwrite moves the old one aside. Reads only (``_claim_fresh`` does the moving)."""
+    path = run_dirs.check_path(args.run_dir)
+    if not args.overwrite:
+        run_dirs.refuse_non_empty(path, what=what)
+    return path
+
+
+def _claim_fresh(path: Path):
+    moved = run_dirs.move_aside(path)
+    if moved is not None:
+        print(f"moved the old run to {moved}")
+    return run_dirs.claim(path)
+
+
 def cmd_quickstart(args) -> int:
     """Train the AIR MNIST VAE (784-500-500-50) at a small budget, evaluate, print the table."""
+    run_dir = _fresh_run_dir(args, "quickstart run")
     spec = vae_spec(train_size=args.train_size)
     config = TrainConfig(epochs=args.epochs, batch_size=100, lr=1e-3, seed=args.seed, valid_size=1000,
                          valid_num_samples=50, progress=not args.no_progress)
-    model, guide, objective = build_run(spec)
+    config.validate()
+    model, guide, objective = build_run(spec, seed=args.seed)
     train_x, valid_x = _load_split(spec, "train"), _load_split(spec, "valid")
-    t0 = time.perf_counter()
-    fit(model, guide, objective, train_x, valid_x, config, run_dir=args.run_dir, spec=spec)
-    print(f"trained on {len(train_x)} MNIST images for {args.epochs} epochs in {time.perf_counter() - t0:.0f} s")
+    check_inputs(model, guide, train_x, valid_x, config)
     test_x = _load_split(spec, "test")[: args.test_points]
+    t0 = time.perf_counter()
+    with _claim_fresh(run_dir):
+        fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec)
+    print(f"trained on {len(train_x)} MNIST images for {args.epochs} epochs in {time.perf_counter() - t0:.0f} s")
     rows = {f"VAE test (n={len(test_x)})": summarize(model, guide, test_x, num_samples=args.num_samples,
-                                                      progress=not args.no_progress)}
+                                                      progress=not args.no_progress,
+                                                      seed=stream_seed(args.seed, "evaluation"))}
     print(f"-log p(x) is IWAE-{args.num_samples}; gap = log p(x) - ELBO; mean ± standard error, nats")
     print(format_table(rows))
     return 0
 
 
 def cmd_compare(args) -> int:
-    """VAE vs DVAE vs WNI-VAE (AIR Table 1) at a small budget: same decoder, data, seed and test images."""
+    """VAE vs DVAE vs WNI-VAE (AIR Table 1) at a small budget: same decoder, data, seed and test images.
+
+    Everything is checked (hyperparameters, options, run directory, data) before the first model
+    trains. Every model is built from ``build_run(spec, seed)`` (so the three start from the same
+    decoder weights) and evaluated on the seed's evaluation stream: the same command prints the
+    same table.
+    """
     from pyro_air.compare import air_spec, evaluate_row, paired_difference
 
+    run_root = _fresh_run_dir(args, "comparison")
     methods = {"VAE": ("vae", {}), f"DVAE (sigma={args.sigma:g}, alpha={args.alpha:g})": ("dvae", {"sigma": args.sigma, "alpha": args.alpha}),
                f"WNI-VAE (H={args.H:g})": ("wni", {"H": args.H})}
-    rows, base = {}, None
+    config = TrainConfig(epochs=args.epochs, batch_size=100, lr=1e-3, seed=args.seed, valid_size=args.valid_size,
+                         valid_num_samples=20, valid_every=max(1, args.epochs // 15), progress=not args.no_progress)
+    config.validate()
+    if args.test_points < 1:
+        raise ValueError(f"--test-points must be >= 1, got {args.test_points}")
     runs = {}
     for label, (method, kw) in methods.items():  # build all first: a bad sigma / alpha / H fails before training
         spec = air_spec(method, k=args.num_particles, z_dim=args.z_dim, hidden=args.hidden,
                         train_size=args.train_size, **kw)
-        runs[label] = (method, spec, build_run(spec))
+        runs[label] = (method, spec, build_run(spec, seed=args.seed))
     first_spec = next(iter(runs.values()))[1]  # every run has the same data spec
     train_x, valid_x = _load_split(first_spec, "train"), _load_split(first_spec, "valid")
     test_x = _load_split(first_spec, "test")[: args.test_points]
-    for label, (method, spec, (model, guide, objective)) in runs.items():
-        config = TrainConfig(epochs=args.epochs, batch_size=100, lr=1e-3, seed=args.seed, valid_size=args.valid_size,
-                             valid_num_samples=20, valid_every=max(1, args.epochs // 15), progress=not args.no_progress)
-        t0 = time.perf_counter()
-        result = fit(model, guide, objective, train_x, valid_x, config, run_dir=Path(args.run_dir) / method, spec=spec)
-        print(f"{label}: trained on {len(train_x)} MNIST images for {args.epochs} epochs in "
-              f"{time.perf_counter() - t0:.0f} s (early-stopped at epoch {result.best_epoch} of the validation IWAE-20)")
-        row = evaluate_row(model, guide, test_x, k=args.num_particles, num_samples=args.num_samples,
-                           progress=not args.no_progress)
-        base = base or row
-        row["Δ(-log p) vs VAE"] = paired_difference(row, base)
-        rows[label] = row
+    for _, _, (model, guide, _) in runs.values():
+        check_inputs(model, guide, train_x, valid_x, config)
+    rows, base = {}, None
+    with _claim_fresh(run_root):
+        for label, (method, spec, (model, guide, objective)) in runs.items():
+            t0 = time.perf_counter()
+            result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_root / method, spec=spec)
+            print(f"{label}: trained on {len(train_x)} MNIST images for {args.epochs} epochs in "
+                  f"{time.perf_counter() - t0:.0f} s (early-stopped at epoch {result.best_epoch} of the validation "
+                  "IWAE-20)")
+            row = evaluate_row(model, guide, test_x, k=args.num_particles, num_samples=args.num_samples,
+                               progress=not args.no_progress, seed=stream_seed(args.seed, "evaluation"))
+            base = base or row
+            row["Δ(-log p) vs VAE"] = paired_difference(row, base)
+            rows[label] = row
     bound = "ELBO" if args.num_particles == 1 else f"IWAE-{args.num_particles} bound"
     print(f"\ntest (first {len(test_x)} images): -log p(x) is IWAE-{args.num_samples}; gap = log p(x) - {bound}; "
           f"-ELBO column = -{bound}; Δ = paired difference on the same images (negative = better than VAE); "
@@ -329,7 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", default=None, help="where checkpoints and metrics go")
     p.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR (or --run-dir) exactly where it stopped, with its stored "
-                        "options; options given here must not change the result")
+                        "options; only --lr, --device, --no-progress, --checkpoint-every-steps, --on-nonfinite, "
+                        "--rollback-lr-factor, --max-rollbacks and --data-dir may be changed")
+    p.add_argument("--overwrite", action="store_true",
+                   help="if the run directory is not empty, move the old run aside (to RUN_DIR.old-<time>) first")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="-log p(x), -ELBO and the inference gap of a checkpoint")
@@ -341,9 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--latent-metrics", action="store_true",
                    help="also report MMD(q(z), p(z)), log det Cov[q(z)], active units and I_q(x; z)")
-    p.add_argument("--seed", type=int, default=None,
-                   help="seed each batch of datapoints from (SEED, batch index): reproducible, and equal to "
-                        "--distributed evaluation with the same seed (which defaults to 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed each batch of datapoints from (SEED, batch index): the same command prints the same "
+                        "numbers, equal to --distributed evaluation with the same seed")
     p.add_argument("--distributed", action="store_true",
                    help="each process torchrun starts scores a shard of the data; results gathered in order")
     p.add_argument("--iw-svi-steps", type=int, default=0, help="add an IW-SVI column with this many steps (0: off)")
@@ -362,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-points", type=int, default=1000, help="first N points of the split")
     p.add_argument("--split", default="test", choices=list(data.SPLITS))
     p.add_argument("--out", default=None, help="output directory (default: CHECKPOINT_DIR/diagnostics)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the guide draws (the same command, the same plots)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_diagnose)
@@ -373,6 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run-dir", default="runs/quickstart")
+    p.add_argument("--overwrite", action="store_true", help="move an earlier run in --run-dir aside first")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_quickstart)
 
@@ -392,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run-dir", default="runs/compare")
+    p.add_argument("--overwrite", action="store_true", help="move an earlier comparison in --run-dir aside first")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_compare)
     return parser
@@ -402,10 +481,18 @@ def main(argv=None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args)
-    except (ValueError, KeyError, TypeError, FileNotFoundError, RuntimeError, FloatingPointError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+    except (ValueError, KeyError, TypeError, OSError, RuntimeError, FloatingPointError) as err:
+        if isinstance(err, KeyError) and err.args:
+            message = err.args[0]
+        elif isinstance(err, OSError) and not isinstance(err, FileNotFoundError) and err.strerror:
+            message = run_dirs.describe_os_error(err, err.filename or "", "write or read a file")
+        else:
+            message = err
         print(f"pyro-air: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:  # TrainingInterrupted outside `train` (compare, quickstart), or Ctrl-C
+        print(f"pyro-air: {err or 'interrupted'}", file=sys.stderr)
+        return getattr(err, "exit_code", 130)
     finally:
         dist_utils.shutdown()
 

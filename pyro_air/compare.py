@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from pyro_air.core.seeds import derive_seed
 from pyro_air.evaluate import elbo, log_likelihood, mean_stderr
 from pyro_air.runs import vae_spec
 
@@ -38,19 +39,30 @@ def air_spec(method: str, k: int = 1, sigma: float | None = None, H: float | Non
     return vae_spec(guide=guide, objective=objective, num_particles=k, guide_cfg=cfg, **spec_kwargs)
 
 
-def bound_per_datapoint(model, guide, x: torch.Tensor, k: int = 1, num_estimates: int = 100) -> torch.Tensor:
+def _sub(seed, *keys):
+    return None if seed is None else derive_seed(seed, *keys)
+
+
+def bound_per_datapoint(model, guide, x: torch.Tensor, k: int = 1, num_estimates: int = 100,
+                        seed: int | None = None) -> torch.Tensor:
     """L_k(x) per datapoint, averaged over ``num_estimates`` independent draws: the ELBO (k = 1,
-    Eq. 5) or the IWAE-k bound (Eq. 20). Tensor[N]."""
+    Eq. 5) or the IWAE-k bound (Eq. 20). Tensor[N]. ``seed``: the draws come from streams derived
+    from it (one per estimate), the caller's RNG untouched; None: from the caller's stream."""
     if k == 1:
-        return elbo(model, guide, x, num_samples=num_estimates)
-    return torch.stack([log_likelihood(model, guide, x, num_samples=k) for _ in range(num_estimates)]).mean(0)
+        return elbo(model, guide, x, num_samples=num_estimates, seed=seed)
+    return torch.stack([log_likelihood(model, guide, x, num_samples=k, seed=_sub(seed, j))
+                        for j in range(num_estimates)]).mean(0)
 
 
 def evaluate_row(model, guide, x: torch.Tensor, k: int = 1, num_samples: int = 5000, num_estimates: int = 100,
-                 progress: bool = False) -> dict:
-    """Per-image log p(x) (IWAE-``num_samples``), L_k(x) and gap; with their mean ± s.e. summaries."""
-    log_px = log_likelihood(model, guide, x, num_samples=num_samples, progress=progress)
-    bound = bound_per_datapoint(model, guide, x, k, num_estimates)
+                 progress: bool = False, seed: int | None = None) -> dict:
+    """Per-image log p(x) (IWAE-``num_samples``), L_k(x) and gap; with their mean ± s.e. summaries.
+
+    ``seed`` (e.g. ``stream_seed(run_seed, "evaluation")``) fixes every draw: the same model gives
+    the same row, and models evaluated with one seed share their random numbers (paired differences
+    then carry less Monte Carlo noise)."""
+    log_px = log_likelihood(model, guide, x, num_samples=num_samples, progress=progress, seed=_sub(seed, 0))
+    bound = bound_per_datapoint(model, guide, x, k, num_estimates, seed=_sub(seed, 1))
     return {"log_px": log_px, "bound": bound, "nll": mean_stderr(-log_px), "neg_elbo": mean_stderr(-bound),
             "inference_gap": mean_stderr(log_px - bound)}
 

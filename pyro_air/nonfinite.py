@@ -68,13 +68,17 @@ def parameters_finite(params) -> bool:
 
 
 def nonfinite_message(step: int, value: float | None, epoch: int, lr: float, last_good_step: int,
-                      where: str, what: str = "loss") -> str:
+                      where: str, what: str = "loss", resumable: bool = True) -> str:
+    """The message of ``NonFiniteLossError``; ``resumable``: a checkpoint of the last good state exists
+    (otherwise the advice is to start again, not to resume from a file that was never written)."""
     shown = "non-finite parameters" if value is None else f"a non-finite {what} ({value})"
+    advice = ("Resume from it with a lower learning rate (pyro-air train --resume RUN --lr LOWER)"
+              if resumable else "Start again with a lower learning rate")
     return (
         f"training produced {shown} at step {step} (epoch {epoch + 1}). Likely causes: a learning "
         f"rate too high (lr={lr:.3g}: lower --lr), bad data (NaN/inf or values outside the likelihood's "
         f"support), or an unstable objective or encoder (extreme importance weights, a scale that "
         f"collapsed to 0). The last good state (step {last_good_step}) is kept {where}; nothing with "
-        f"NaN parameters was saved. Resume from it with a lower learning rate, or train with "
+        f"NaN parameters was saved. {advice}, or train with "
         f"on_nonfinite='rollback' to roll back and lower the learning rate automatically."
     )

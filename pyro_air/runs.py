@@ -11,13 +11,29 @@ import copy
 import inspect
 
 from pyro_air import guides, infer, models
+from pyro_air.core.seeds import seed_all, stream_seed
 
 
-def build_run(spec: dict):
-    """(model, guide, objective) from a spec; the guide's latent size must fit the model's."""
+def build_run(spec: dict, seed: int | None = None):
+    """(model, guide, objective) from a spec; the guide's latent size must fit the model's.
+
+    With ``seed``, each component is built right after seeding torch, NumPy and Python with its own
+    stream (``model_init``, ``guide_init``, ``objective_init`` of ``pyro_air.core.seeds``): the initial
+    parameters are a function of (spec, seed) alone - not of what the process drew before - and
+    adding a component or changing the guide does not change the model's initial weights (so a VAE
+    and a DVAE of one seed start from the same decoder). ``seed=None`` draws from the caller's
+    global streams as they are (seed them first, e.g. ``pyro_air.core.seeds.seed_all``).
+    """
+    def seed_for(name):
+        if seed is not None:
+            seed_all(stream_seed(seed, name))
+
+    seed_for("model_init")
     model = models.build(spec["model"]["name"], **spec["model"].get("cfg", {}))
+    seed_for("guide_init")
     guide = guides.build(spec["guide"]["name"], **spec["guide"].get("cfg", {}))
     check_compatible(model, guide)
+    seed_for("objective_init")
     objective = infer.build(spec["objective"]["name"], **spec["objective"].get("cfg", {}))
     return model, guide, objective
 

@@ -18,14 +18,26 @@ guide, optimizer, scheduler, every RNG state (torch, numpy, python, CUDA, and th
 dynamic binarization), the epoch's data order and the position in it, the partial loss sum and the
 early-stopping state, so an interrupted and resumed run ends with bit-identical parameters (on
 CPU) to an uninterrupted one. Resuming refuses a checkpoint written for another spec or training
-configuration (``RESUME_MAY_CHANGE`` lists the options that do not change the result).
+configuration (``RESUME_MAY_CHANGE`` lists the options a resume may change: those that do not change
+the result, and ``lr`` / ``device``, which change it from the resume point on).
 
 Non-finite loss: see ``pyro_air.nonfinite`` (how it is detected without a host sync per step on
 CUDA). ``on_nonfinite="stop"`` (default) raises ``NonFiniteLossError`` naming the step and the
 likely causes, with the model and guide reset to the last good state and the last good checkpoint
-untouched; ``"rollback"`` restores the last good state, multiplies the learning rate by
-``rollback_lr_factor`` and continues, at most ``max_rollbacks`` times. A checkpoint is written only
-after the losses since the last check and all parameters were found finite.
+untouched; ``"rollback"`` restores the last good state, lowers the learning rate by another factor
+``rollback_lr_factor`` each time (cumulatively: two rollbacks before the next checkpoint give
+factor^2), reseeds the sampling streams from the ``rollback`` stream so the retried steps draw
+fresh latent samples (retrying the very draws that failed could fail again), and continues, at
+most ``max_rollbacks`` times. A checkpoint is written only after the losses since the last check
+and all parameters were found finite.
+
+Reproducibility: ``fit`` seeds the training stream (``pyro_air.core.seeds``) before its first draw, but
+the model and guide exist before ``fit`` is called, so their initial weights are the caller's: build
+them with ``build_run(spec, seed=s)`` (or call ``pyro_air.core.seeds.seed_all`` first). Validation draws
+come from their own stream per epoch, so how often the run validates does not change its training
+draws. The run directory (``pyro_air.run_dir``) is locked while ``fit`` writes it and must not hold
+another run unless ``resume=True``; SIGINT / SIGTERM (``pyro_air.signals``) finish the current step,
+write a checkpoint and raise ``TrainingInterrupted``.
 
 Data parallelism: ``fit(..., distributed=True)`` inside a ``torch.distributed`` process group runs
 ``pyro_air.train_distributed.DistributedTrainer``, this loop with DDP gradient averaging, each rank
@@ -33,6 +45,7 @@ on its slice of every global batch, and only rank 0 writing files (see ``pyro_ai
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import warnings
@@ -44,7 +57,9 @@ import torch
 from tqdm.auto import tqdm
 
 from pyro_air import checkpoint as ckpt_io
+from pyro_air import run_dir as run_dirs
 from pyro_air.core.parallel import epoch_order
+from pyro_air.core.seeds import seed_all, stream_seed
 from pyro_air.core.validation import check_batch, check_positive, check_positive_int
 from pyro_air.data.binarize import binarize_dynamic
 from pyro_air.evaluate.log_likelihood import log_likelihood
@@ -55,13 +70,20 @@ from pyro_air.nonfinite import (
     nonfinite_message,
     parameters_finite,
 )
+from pyro_air.runs import check_compatible
+from pyro_air.signals import StopRequests, TrainingInterrupted
 
 NONFINITE_MODES = ("stop", "rollback")
-# Options that may differ between a checkpoint and the run that resumes it: they do not change
-# the trajectory of the parameters.
-RESUME_MAY_CHANGE = tuple(f"train_config.{k}" for k in (
-    "progress", "device", "checkpoint_every_steps", "on_nonfinite", "rollback_lr_factor", "max_rollbacks",
-    "nonfinite_check_every"))
+# Options that may differ between a checkpoint and the run that resumes it (every other option of
+# the spec and the training configuration must match, or the resume is refused). Two kinds:
+RESUME_KEEPS_RESULT = tuple(f"train_config.{k}" for k in (  # do not change the parameters' trajectory
+    "progress", "checkpoint_every_steps", "on_nonfinite", "rollback_lr_factor", "max_rollbacks",
+    "nonfinite_check_every")) + ("spec.data.data_dir",)  # (where the same data files are read from)
+RESUME_CHANGES_RESULT = (  # change it from the resume point on, deliberately:
+    "train_config.lr",      # the advice after a non-finite loss: resume with a lower --lr (scales the schedule)
+    "train_config.device",  # move a run between CPU and GPU (same algorithm, other float rounding)
+)
+RESUME_MAY_CHANGE = RESUME_KEEPS_RESULT + RESUME_CHANGES_RESULT
 
 
 @dataclass
@@ -93,6 +115,10 @@ class TrainConfig:
         check_positive_int(self.valid_num_samples, "valid_num_samples")
         if self.patience is not None:
             check_positive_int(self.patience, "patience")
+        if self.valid_size is not None and (isinstance(self.valid_size, bool) or not isinstance(self.valid_size, int)
+                                            or self.valid_size < 1):
+            raise ValueError(f"valid_size must be an integer >= 1 (the first valid_size validation images), got "
+                             f"{self.valid_size!r}; omit it (--valid-size) to use the whole validation split")
         if self.checkpoint_every_steps is not None:
             check_positive_int(self.checkpoint_every_steps, "checkpoint_every_steps")
         if self.nonfinite_check_every is not None:
@@ -127,8 +153,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def seed_everything(seed: int) -> None:
-    pyro.set_rng_seed(seed)  # torch, numpy and python's random
+seed_everything = seed_all  # the old name
 
 
 def _check_data(x: torch.Tensor, model, name: str, grey: bool) -> None:
@@ -136,6 +161,36 @@ def _check_data(x: torch.Tensor, model, name: str, grey: bool) -> None:
     check_batch(x, model.x_dim, f"{name} data")
     if not grey:
         model.validate(x)
+    elif x.min() < 0 or x.max() > 1:
+        raise ValueError(
+            f"dynamic binarization draws Bernoulli(x) pixels, so the {name} data must be grey levels in [0, 1], "
+            f"but it has values in [{x.min().item():.3g}, {x.max().item():.3g}]; rescale it (e.g. x / 255 for "
+            "8-bit images)")
+
+
+def _as_parameter_dtype(x: torch.Tensor, model) -> torch.Tensor:
+    """Floating data in the parameters' dtype: float64 (NumPy's default) data trains a float32 model
+    after a cast, instead of failing inside a matrix product."""
+    params = list(model.parameters())
+    dtype = params[0].dtype if params else torch.get_default_dtype()
+    return x.to(dtype) if x.dtype != dtype else x
+
+
+def check_inputs(model, guide, train_x: torch.Tensor, valid_x: torch.Tensor | None, config) -> None:
+    """Everything ``fit`` checks before it touches the run directory (the CLI calls it before writing
+    ``train_args.json``, so a bad option never changes a run)."""
+    config.validate()
+    check_compatible(model, guide)
+    if len(train_x) == 0:
+        raise ValueError("the training set is empty; load a dataset with at least one image")
+    if config.batch_size > len(train_x):
+        raise ValueError(
+            f"batch_size={config.batch_size} is larger than the training set ({len(train_x)} points); "
+            "lower batch_size or use more data"
+        )
+    _check_data(train_x, model, "training", grey=config.dynamic_binarization)
+    if valid_x is not None:
+        _check_data(valid_x, model, "validation", grey=config.dynamic_binarization)
 
 
 def parameters_of(*modules) -> list:
@@ -193,6 +248,14 @@ def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | 
     rebuild the run. ``resume=True`` continues from ``run_dir/checkpoint.pt``. ``distributed=True``:
     data-parallel over the ranks of the process group (joined from torchrun's environment if this
     process has not joined one); call it in every rank with the same arguments.
+
+    Seeding: ``fit`` seeds its own streams from ``config.seed``, but ``model`` and ``guide`` were
+    initialized before the call - the caller fixes their initial weights, by building them with
+    ``pyro_air.runs.build_run(spec, seed=config.seed)`` or after ``pyro_air.core.seeds.seed_all(seed)``.
+    Resuming may change only the options in ``RESUME_MAY_CHANGE``; a changed ``lr`` rescales the
+    learning-rate schedule from the resume point on. The run directory must be empty (or hold only
+    the CLI's ``train_args.json``) unless ``resume=True``, and is locked while ``fit`` writes it.
+    Float64 data is cast to the parameters' dtype.
     """
     config = config or TrainConfig()
     config.validate()
@@ -201,23 +264,32 @@ def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | 
         from pyro_air.core import parallel as dist_utils
         device = dist_utils.setup(config.device)
         dist_utils.check_batch_divisible(config.batch_size, dist_utils.world_size())
-    if len(train_x) == 0:
-        raise ValueError("the training set is empty; load a dataset with at least one image")
-    if config.batch_size > len(train_x):
-        raise ValueError(
-            f"batch_size={config.batch_size} is larger than the training set ({len(train_x)} points); "
-            "lower batch_size or use more data"
-        )
-    _check_data(train_x, model, "training", grey=config.dynamic_binarization)
+    check_inputs(model, guide, train_x, valid_x, config)
+    train_x = _as_parameter_dtype(train_x, model)
     if valid_x is not None:
-        _check_data(valid_x, model, "validation", grey=config.dynamic_binarization)
+        valid_x = _as_parameter_dtype(valid_x, model)
         if config.valid_size is not None:
             valid_x = valid_x[: config.valid_size]
     run_path = Path(run_dir) if run_dir is not None else None
     if resume and run_path is None:
         raise ValueError("resume=True needs the run_dir to resume from")
+    writes = run_path is not None and (not distributed or dist_utils.is_main_process())
+    if run_path is not None:
+        run_dirs.check_path(run_path)
+        if resume and not (run_path / "checkpoint.pt").exists():
+            ckpt_io.load(run_path)  # raises: no checkpoint to resume from
+    with run_dirs.claim(run_path) if writes else contextlib.nullcontext():
+        if writes and not resume and run_dirs.holds_training(run_path):
+            present = ", ".join(n for n in run_dirs.TRAINING_FILES if (run_path / n).exists())
+            raise run_dirs.RunDirError(
+                f"{run_path} already holds a run ({present}); resume it with fit(..., resume=True), move it aside "
+                "with pyro_air.run_dir.move_aside(run_dir), or train into another run_dir")
+        return _fit_claimed(model, guide, objective, train_x, valid_x, config, device, run_path, spec, resume,
+                            distributed)
 
-    seed_everything(config.seed)
+
+def _fit_claimed(model, guide, objective, train_x, valid_x, config, device, run_path, spec, resume, distributed):
+    seed_all(stream_seed(config.seed, "training", 0))  # DistributedTrainer: one stream per rank
     model.to(device)
     guide.to(device)
     train_x = train_x.to(device)  # data resident on the device: no per-step host copies
@@ -225,7 +297,8 @@ def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | 
     if valid_x is not None:
         valid_eval_x = valid_x.to(device)
         if config.dynamic_binarization:
-            valid_eval_x = binarize_dynamic(valid_eval_x, torch.Generator(device).manual_seed(config.seed + 1))
+            gen = torch.Generator(device).manual_seed(stream_seed(config.seed, "binarize_valid"))
+            valid_eval_x = binarize_dynamic(valid_eval_x, gen)
 
     trainer_class = _Trainer
     if distributed:
@@ -236,6 +309,10 @@ def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | 
         state = ckpt_io.load(path)
         ckpt_io.check_same_run(state, path, spec, asdict(config), may_change=RESUME_MAY_CHANGE)
         trainer.load_state_dict(state)
+        trainer.checkpoint_on_disk = True
+        stored_lr = (state.get("train_config") or {}).get("lr", config.lr)
+        if stored_lr != config.lr:  # an allowed change (RESUME_MAY_CHANGE): the schedule continues scaled
+            trainer.scale_learning_rate(config.lr / stored_lr)
         if trainer.is_writer:
             _rewrite_metrics(run_path, trainer.loop.history)  # drop lines of epochs the checkpoint does not hold
     trainer.last_good = trainer.state_dict()
@@ -278,14 +355,27 @@ class _Trainer:
         self.optimizer = make_adam(self.params, config.lr)
         gamma = config.lr_final_ratio ** (1.0 / config.epochs)
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=gamma)
-        self.binarize_rng = (torch.Generator(device).manual_seed(config.seed + 2)
+        self.binarize_rng = (torch.Generator(device).manual_seed(stream_seed(config.seed, "binarize_train"))
                              if config.dynamic_binarization else None)
         self.n = len(train_x)
         self.num_batches = self.n // config.batch_size  # drop the ragged last batch: every step has one shape
         self.window = LossWindow(config.nonfinite_check_every or default_check_every(device), device)
         self.loop = LoopState()
         self.last_good: dict | None = None
+        self.checkpoint_on_disk = False  # a checkpoint.pt of this run exists (written here, or resumed from)
+        self.stop = StopRequests(enabled=False)
         self.result = TrainResult(run_dir=str(run_path) if run_path else None)
+
+    rank = 0
+    handles_signals = True  # SIGINT / SIGTERM stop at the next step with a checkpoint (pyro_air.signals)
+
+    def scale_learning_rate(self, factor: float) -> None:
+        """Multiply the learning rate, now and for the rest of the schedule, by ``factor``."""
+        for group in self.optimizer.param_groups:
+            group["lr"] *= factor
+            if "initial_lr" in group:
+                group["initial_lr"] *= factor
+        self.scheduler.base_lrs = [lr * factor for lr in self.scheduler.base_lrs]
 
     # -- checkpoint state -----------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -354,9 +444,9 @@ class _Trainer:
         return self.loop.loss_sum
 
     def _validation_bound(self) -> float:
-        """Mean validation IWAE-k bound (k = valid_num_samples)."""
-        return log_likelihood(self.model, self.guide, self.valid_eval_x,
-                              num_samples=self.config.valid_num_samples).mean().item()
+        """Mean validation IWAE-k bound (k = valid_num_samples), drawn from the epoch's validation stream."""
+        return log_likelihood(self.model, self.guide, self.valid_eval_x, num_samples=self.config.valid_num_samples,
+                              seed=stream_seed(self.config.seed, "validation", self.loop.epoch)).mean().item()
 
     def _first_bad_step(self):
         return self.window.first_bad_step()
@@ -368,9 +458,19 @@ class _Trainer:
     def train(self) -> None:
         self.model.train()
         self.guide.train()
-        with pyro.validation_enabled(False):
+        with pyro.validation_enabled(False), StopRequests(enabled=self.handles_signals) as self.stop:
             while self.loop.epoch < self.config.epochs and not self.loop.stopped:
+                if self.stop.requested:
+                    self._interrupt()
                 self._train_epoch()  # returns early after a rollback; the loop goes on from the restored state
+
+    def _interrupt(self) -> None:
+        """A signal arrived: checkpoint this exact position and stop (pyro_air.signals)."""
+        if not self._verified_finite():
+            return  # rolled back (or raised): the loop comes back here from the restored state
+        self._save_checkpoint()
+        path = self.run_path / "checkpoint.pt" if self._writes else None
+        raise TrainingInterrupted(self.stop.signum, self.loop.epoch + 1, self.loop.step, path)
 
     def _train_epoch(self) -> None:
         loop, cfg = self.loop, self.config
@@ -390,6 +490,9 @@ class _Trainer:
                     if not self._verified_finite():
                         return
                     self._save_checkpoint()
+                if self.stop.requested:
+                    self._interrupt()
+                    return  # only after a rollback
         self._end_epoch(time.perf_counter() - t0)
 
     def _step(self) -> bool:
@@ -425,8 +528,9 @@ class _Trainer:
                 loop.best_valid, loop.best_epoch, loop.bad_evals = valid, loop.epoch + 1, 0
                 loop.best_state = _state(self.model, self.guide)
                 if self._writes:
-                    ckpt_io.atomic_save(_checkpoint(self.model, self.guide, loop.best_state, self.spec, loop.epoch + 1),
-                                        self.run_path / "best.pt")
+                    self._write(self.run_path / "best.pt", "write the best parameters", ckpt_io.atomic_save,
+                                _checkpoint(self.model, self.guide, loop.best_state, self.spec, loop.epoch + 1),
+                                self.run_path / "best.pt")
             else:
                 loop.bad_evals += 1
         loop.history.append(record)
@@ -435,7 +539,8 @@ class _Trainer:
         loop.stopped = cfg.patience is not None and loop.bad_evals >= cfg.patience
         self._save_checkpoint()
         if self._writes:
-            _append_metrics(self.run_path, record)
+            self._write(self.run_path / "metrics.jsonl", "append to the metrics", _append_metrics, self.run_path,
+                        record)
 
     # -- non-finite losses ----------------------------------------------------------------------
     def _losses_finite(self) -> bool:
@@ -458,30 +563,54 @@ class _Trainer:
         """Roll back to the last good state with a lower learning rate, or stop (raise)."""
         cfg = self.config
         lr = self.optimizer.param_groups[0]["lr"]
-        epoch = self.loop.epoch
+        epoch, scale_before = self.loop.epoch, self.loop.lr_scale
         self.load_state_dict(self.last_good)  # never leave the caller with NaN parameters
         if cfg.on_nonfinite == "rollback" and len(self.result.rollbacks) < cfg.max_rollbacks:
-            for group in self.optimizer.param_groups:
-                group["lr"] *= cfg.rollback_lr_factor
-            self.loop.lr_scale *= cfg.rollback_lr_factor
+            # cumulative: the last good state may predate earlier rollbacks, so scale from its own factor
+            scale = scale_before * cfg.rollback_lr_factor
+            self.scale_learning_rate(scale / self.loop.lr_scale)
+            self.loop.lr_scale = scale
+            n = len(self.result.rollbacks) + 1
+            # fresh draws for the retried steps (the restored RNG state would repeat the failed ones)
+            seed_all(stream_seed(cfg.seed, "rollback", self.loop.step, n, self.rank))
+            if self.binarize_rng is not None:
+                self.binarize_rng.manual_seed(stream_seed(cfg.seed, "rollback", self.loop.step, n, self.rank, 1))
             event = {"step": step, "restored_step": self.loop.step, "lr": self.optimizer.param_groups[0]["lr"]}
             self.result.rollbacks.append(event)
             warnings.warn(f"non-finite loss at step {step}: rolled back to step {event['restored_step']} and "
-                          f"lowered the learning rate to {event['lr']:.3g} (rollback {len(self.result.rollbacks)} "
-                          f"of at most {cfg.max_rollbacks})", RuntimeWarning, stacklevel=2)
+                          f"lowered the learning rate to {event['lr']:.3g} (rollback {n} of at most "
+                          f"{cfg.max_rollbacks})", RuntimeWarning, stacklevel=2)
             return
-        where = f"in {self.run_path / 'checkpoint.pt'}" if self.run_path is not None else "in the model and guide"
-        message = nonfinite_message(step, value, epoch, lr, self.loop.step, where)
+        if self.run_path is not None and self.checkpoint_on_disk:
+            where, resumable = f"in {self.run_path / 'checkpoint.pt'}", True
+        elif self.run_path is not None:
+            where, resumable = "in the model and guide (no checkpoint had been written yet)", False
+        else:
+            where, resumable = "in the model and guide", False
+        message = nonfinite_message(step, value, epoch, lr, self.loop.step, where, resumable=resumable)
         if self.result.rollbacks:
             message += f" {len(self.result.rollbacks)} rollbacks with lower learning rates did not help."
         raise NonFiniteLossError(message)
+
+    def _fault_advice(self) -> str:
+        if self.checkpoint_on_disk:
+            return (f"The run directory keeps its last complete checkpoint; then continue with: pyro-air train "
+                    f"--resume {self.run_path} (or fit(..., resume=True)).")
+        return "No checkpoint had been written yet; start the run again."
+
+    def _write(self, path: Path, action: str, write, *args) -> None:
+        """``write(*args)``, an OSError (disk full, read-only) turned into a RunDirError with a remedy."""
+        with run_dirs.write_guard(path, action, after=self._fault_advice()):
+            write(*args)
 
     # -- saving ---------------------------------------------------------------------------------
     def _save_checkpoint(self) -> None:
         """Make the current (verified finite) state the last good one, and write it."""
         self.last_good = self.state_dict()
         if self._writes:
-            ckpt_io.atomic_save(self.last_good, self.run_path / "checkpoint.pt")
+            self._write(self.run_path / "checkpoint.pt", "write the checkpoint", ckpt_io.atomic_save, self.last_good,
+                        self.run_path / "checkpoint.pt")
+            self.checkpoint_on_disk = True
 
     def finish(self) -> TrainResult:
         loop, result = self.loop, self.result
@@ -491,8 +620,9 @@ class _Trainer:
             self.model.load_state_dict(loop.best_state["model"])
             self.guide.load_state_dict(loop.best_state["guide"])
         elif self._writes:
-            ckpt_io.atomic_save(_checkpoint(self.model, self.guide, _state(self.model, self.guide), self.spec,
-                                            self.config.epochs), self.run_path / "best.pt")
+            self._write(self.run_path / "best.pt", "write the final parameters", ckpt_io.atomic_save,
+                        _checkpoint(self.model, self.guide, _state(self.model, self.guide), self.spec,
+                                    self.config.epochs), self.run_path / "best.pt")
         return result
 
 
@@ -502,14 +632,9 @@ def _checkpoint(model, guide, state, spec, epoch) -> dict:
 
 
 def _append_metrics(run_path: Path, record: dict) -> None:
-    run_path.mkdir(parents=True, exist_ok=True)
-    with open(run_path / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
+    run_dirs.append_line(run_path / "metrics.jsonl", json.dumps(record))
 
 
 def _rewrite_metrics(run_path: Path, history: list) -> None:
-    text = "".join(json.dumps(record) + "\n" for record in history)
-    path = run_path / "metrics.jsonl"
-    tmp = path.with_name(".metrics.jsonl.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    with run_dirs.write_guard(run_path / "metrics.jsonl", "rewrite the metrics"):
+        run_dirs.atomic_write_text(run_path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))

@@ -11,7 +11,7 @@ same code in ``pyro_air.train._Trainer``):
   parameter over the W ranks, which gives the gradient of the single-process loss on the global
   batch (the scaling argument is in ``pyro_air.core.parallel``). DDP also broadcasts rank 0's
   initial parameters, so all ranks start equal.
-- Random streams: rank r seeds its sampling stream with derive_seed(seed, 1, r), so ranks draw
+- Random streams: rank r seeds its sampling stream with stream_seed(seed, "training", r), so ranks draw
   independent latent samples. A checkpoint holds every rank's RNG state and partial epoch loss sum
   (``per_rank``); on resume each rank restores its own, so a resumed run continues exactly (with
   the same number of ranks; another number is refused).
@@ -20,6 +20,8 @@ same code in ``pyro_air.train._Trainer``):
   average over ranks; validation is evaluated distributedly (each rank scores a contiguous shard
   of the validation batches, seeded per batch) and gathered in order, so every rank sees the same
   Tensor[N] and takes the same early-stopping decision.
+- Signals: SIGINT / SIGTERM keep their default behaviour (the ranks would see them at different
+  steps); resume from the last periodic checkpoint (``--checkpoint-every-steps``).
 - Files: only rank 0 writes metrics.jsonl, checkpoint.pt and best.pt and shows progress bars;
   ``finish`` ends with a barrier, so no rank returns before rank 0 has written its files.
 """
@@ -31,22 +33,22 @@ from torch.nn.parallel import DistributedDataParallel
 
 from pyro_air import checkpoint as ckpt_io
 from pyro_air.core import parallel as dist_utils
-from pyro_air.core.seeds import derive_seed
+from pyro_air.core.seeds import seed_all, stream_seed
 from pyro_air.evaluate.log_likelihood import log_likelihood
 from pyro_air.nonfinite import parameters_finite
-from pyro_air.train import _Trainer, seed_everything
-
-VALIDATION_STREAM, SAMPLING_STREAM = 2, 1  # keys for derive_seed(seed, key, ...)
+from pyro_air.train import _Trainer
 
 
 class DistributedTrainer(_Trainer):
+    handles_signals = False
+
     def __init__(self, model, guide, objective, train_x, valid_eval_x, config, device, run_path, spec):
         dist_utils.require_initialized("DistributedTrainer")
         super().__init__(model, guide, objective, train_x, valid_eval_x, config, device, run_path, spec)
         self.rank, self.world_size = dist_utils.rank(), dist_utils.world_size()
         self.is_writer = self.rank == 0
         self.local_rows = dist_utils.local_batch_slice(config.batch_size, self.rank, self.world_size)
-        seed_everything(derive_seed(config.seed, SAMPLING_STREAM, self.rank))
+        seed_all(stream_seed(config.seed, "training", self.rank))
         device_ids = [device.index] if device.type == "cuda" else None
         self.ddp = DistributedDataParallel(ELBOModule(model, guide, objective), device_ids=device_ids)
 
@@ -81,7 +83,7 @@ class DistributedTrainer(_Trainer):
     def _validation_bound(self) -> float:
         cfg = self.config
         return log_likelihood(self.model, self.guide, self.valid_eval_x, num_samples=cfg.valid_num_samples,
-                              seed=derive_seed(cfg.seed, VALIDATION_STREAM, self.loop.epoch),
+                              seed=stream_seed(cfg.seed, "validation", self.loop.epoch),
                               distributed=True).mean().item()
 
     def _first_bad_step(self):

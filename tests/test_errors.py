@@ -1,5 +1,4 @@
 """Bad input gets a clear error early (docs/design.md, contract 5); docs/errors.md lists every case."""
-import re
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,10 @@ from pyro_air.data.errors import DataFileError
 from pyro_air.data.mnist import mnist_pickle_path, read_mnist_pickle
 from pyro_air.runs import build_run, vae_spec
 from pyro_air.train import TrainConfig, fit
+from tests import error_cases
 from tests.conftest import binary_batch
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -123,23 +125,38 @@ def test_cuda_asked_for_without_cuda(vae_pair, monkeypatch):
             config=TrainConfig(epochs=1, batch_size=5, device="cuda", progress=False))
 
 
-# -- the table in docs/errors.md names one test per row; every named test must exist -------------
+# -- docs/errors.md: its table is generated from tests/error_cases.py, whose cases run here ---------
 
-ROOT = Path(__file__).resolve().parents[1]
-TEST_REF = re.compile(r"`(tests/test_\w+\.py)::(test_\w+)`")
+@pytest.mark.parametrize("case", error_cases.CASES, ids=[c.id for c in error_cases.CASES])
+def test_documented_error(case, tmp_path, monkeypatch):
+    """The documented message is the message a user sees (… = a part that depends on the call)."""
+    err = case.trigger(tmp_path, monkeypatch)
+    message = error_cases.actual_message(err)
+    if isinstance(err, error_cases.CliFailure):
+        assert err.code == error_cases.expected_exit(case), err.stderr
+        assert "Traceback" not in err.stderr
+    else:
+        assert case.error.split()[0] == type(err).__name__
+    assert error_cases.matches(case.message, message), f"documented:\n{case.message}\nactual:\n{message}"
 
 
-def _table_rows():
-    lines = (ROOT / "docs" / "errors.md").read_text().splitlines()
-    return [line for line in lines if line.startswith("| ") and not line.startswith("| Input") and "---" not in line]
+def test_docs_errors_table_is_generated_from_the_cases():
+    text = (ROOT / "docs" / "errors.md").read_text()
+    assert error_cases.documented_table(text) == error_cases.render(), "run: python -m tests.error_cases"
+    assert len({c.id for c in error_cases.CASES}) == len(error_cases.CASES)
 
 
-def test_every_row_of_the_bad_input_table_names_an_existing_test():
-    rows = _table_rows()
-    assert len(rows) >= 20
-    for row in rows:
-        refs = TEST_REF.findall(row)
-        assert refs, f"row without a test: {row}"
-        for path, name in refs:
-            source = (ROOT / path).read_text()
-            assert re.search(rf"^def {name}\(", source, re.MULTILINE), f"{path}::{name} (named in docs/errors.md) is missing"
+def test_float64_training_data_is_cast_to_the_parameters_dtype(tmp_path):
+    """NumPy's default float64 trains exactly as the same values in float32 (cast, not refused)."""
+    x = binary_batch(40, d=16)
+    finals = []
+    for dtype in (torch.float32, torch.float64):
+        torch.manual_seed(0)
+        model = models.build("bernoulli-vae", x_dim=16, z_dim=2, hidden=(8,))
+        guide = guides.build("gaussian", x_dim=16, z_dim=2, hidden=(8,))
+        fit(model, guide, infer.ELBO(), x.to(dtype), x[:8].to(dtype),
+            config=TrainConfig(epochs=2, batch_size=10, progress=False))
+        finals.append(model.state_dict())
+        assert all(v.dtype == torch.float32 for v in model.state_dict().values())
+    for name in finals[0]:
+        assert torch.equal(finals[0][name], finals[1][name])

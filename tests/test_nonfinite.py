@@ -57,6 +57,7 @@ def test_deferred_check_names_the_first_bad_step_and_never_saves_nan(tmp_path):
     with pytest.raises(NonFiniteLossError, match=r"at step 7 \(epoch 1\)") as info:
         _run(tmp_path, bad_calls={7}, nonfinite_check_every=3, checkpoint_every_steps=8)
     assert "step 0" in str(info.value)  # no checkpoint yet: the last good state is the initial one
+    assert "checkpoint.pt" not in str(info.value)
     assert not (tmp_path / "checkpoint.pt").exists()
     model, guide = _run.last
     assert all(torch.isfinite(p).all() for p in parameters_of(model, guide))
@@ -103,3 +104,44 @@ def test_nonfinite_parameters_are_never_checkpointed(tmp_path):
     with pytest.raises(NonFiniteLossError, match=r"non-finite parameters at step 8 .*last good state \(step 4\)"):
         fit(model, guide, InfGradientAt(infer.ELBO(), {8}), binary_batch(50, d=16), config=config, run_dir=tmp_path)
     assert checkpoint.load(tmp_path)["step"] == 4
+
+
+class RecordingNaNLossAt(NaNLossAt):
+    """Also keeps the finite loss of every call (before the NaN is made), to compare retried steps."""
+
+    def __init__(self, objective, calls):
+        super().__init__(objective, calls)
+        self.values = {}
+
+    def differentiable_loss(self, *args, **kwargs):
+        loss = self.objective.differentiable_loss(*args, **kwargs)
+        self.calls += 1
+        self.values[self.calls] = loss.item()
+        return loss * float("nan") if self.calls in self.bad_calls else loss
+
+
+def test_rollbacks_lower_the_learning_rate_cumulatively_and_redraw_the_retried_steps(tmp_path):
+    torch.manual_seed(0)
+    model = models.build("bernoulli-vae", x_dim=16, z_dim=2, hidden=(8,))
+    guide = guides.build("gaussian", x_dim=16, z_dim=2, hidden=(8,))
+    objective = RecordingNaNLossAt(infer.ELBO(), {7, 9})  # step 7 fails; after the rollback to step 4, step 6 (call 9)
+    config = TrainConfig(epochs=1, batch_size=5, lr=1e-2, checkpoint_every_steps=4, on_nonfinite="rollback",
+                         progress=False)
+    with pytest.warns(RuntimeWarning, match="rolled back to step 4"):
+        result = fit(model, guide, objective, binary_batch(50, d=16), config=config, run_dir=tmp_path)
+    assert [(e["step"], e["restored_step"]) for e in result.rollbacks] == [(7, 4), (6, 4)]
+    # the second rollback restores a state saved before the first: the factors still multiply
+    assert [e["lr"] for e in result.rollbacks] == pytest.approx([0.5e-2, 0.25e-2])
+    assert checkpoint.load(tmp_path)["lr_scale"] == 0.25
+    # step 5 ran three times from the same parameters and batch: each retry drew fresh latent samples
+    first, retry, second_retry = objective.values[5], objective.values[8], objective.values[10]
+    assert len({first, retry, second_retry}) == 3
+
+
+def test_nan_before_the_first_checkpoint_names_no_checkpoint(tmp_path):
+    with pytest.raises(NonFiniteLossError) as info:
+        _run(tmp_path, bad_calls={3}, checkpoint_every_steps=8)
+    message = str(info.value)
+    assert "The last good state (step 0) is kept in the model and guide (no checkpoint had been written yet)" in message
+    assert "checkpoint.pt" not in message and "Start again with a lower learning rate" in message
+    assert not (tmp_path / "checkpoint.pt").exists()

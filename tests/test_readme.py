@@ -1,4 +1,5 @@
 """The README's two commands exist and CI runs the test command exactly."""
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,3 +20,13 @@ def test_ci_runs_the_readme_test_command_exactly():
 def test_install_pins_torch_exactly():
     for cmd in _commands()[:2]:
         assert "torch==2.13.0" in cmd
+
+
+def test_readme_lists_exactly_the_options_a_resume_may_change():
+    from pyro_air.train import RESUME_MAY_CHANGE
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("**What a resume may change**"):]
+    section = section[: section.index("\n\n")]
+    listed = set(re.findall(r"`([a-z_]+)`", section)) - {"pyro_air"}
+    assert listed == {key.rsplit(".", 1)[-1] for key in RESUME_MAY_CHANGE}

@@ -1,5 +1,8 @@
 """Checkpoints: exact resume after SIGKILL mid-epoch, atomic writes, refusing other configurations."""
+import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -9,11 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from pyro_air import checkpoint, guides, infer, models
+from pyro_air import checkpoint, guides, infer, models, run_dir
 from pyro_air.checkpoint import CheckpointError
 from pyro_air.cli import main
-from pyro_air.train import TrainConfig, fit
+from pyro_air.signals import TrainingInterrupted
+from pyro_air.train import RESUME_MAY_CHANGE, TrainConfig, fit
 from tests import resume_worker
+from tests.helpers import assert_same_run, tiny_run
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -31,33 +36,6 @@ def _worker(run_dir, *extra):
 def _finish(proc, timeout=120):
     out, _ = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, out
-
-
-def _assert_same_tensors(a, b):
-    """Equal nested dicts/lists of tensors and plain values (bit-identical tensors)."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and torch.equal(a, b)
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for k in a:
-            _assert_same_tensors(a[k], b[k])
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            _assert_same_tensors(x, y)
-    else:
-        assert a == b
-
-
-def _assert_same_run(dir_a, dir_b):
-    a, b = checkpoint.load(dir_a), checkpoint.load(dir_b)
-    for key in ("model_state", "guide_state", "optimizer_state", "scheduler_state", "best_state", "early_stopping"):
-        _assert_same_tensors(a[key], b[key])
-    assert a["step"] == b["step"]
-    strip = [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in a["history"]]
-    assert strip == [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in b["history"]]
-    _assert_same_tensors(checkpoint.load(dir_a / "best.pt")["model_state"],
-                         checkpoint.load(dir_b / "best.pt")["model_state"])
 
 
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
@@ -78,26 +56,18 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
+    # the dead process's lock file is still there, but its lock died with it: it does not block the resume
+    assert (killed / run_dir.LOCK_NAME).read_text().startswith(f"pid {proc.pid} on ")
+    assert not run_dir.is_locked(killed)
     state = checkpoint.load(killed)  # the mid-epoch checkpoint the killed run left
     assert (state["epoch"], state["step"], state["position"]["batch"]) == (1, 15, 3)
     assert state["position"]["order"].shape == (120,)
 
     _finish(_worker(killed, "--resume"))
-    _assert_same_run(killed, reference)
+    assert_same_run(killed, reference)
     assert checkpoint.load(killed)["step"] == 3 * resume_worker.STEPS_PER_EPOCH
     metrics = (killed / "metrics.jsonl").read_text().splitlines()
     assert len(metrics) == 3  # no epoch is recorded twice
-
-
-def _tiny_run(run_dir, resume=False, **overrides):
-    torch.manual_seed(0)
-    model = models.build("bernoulli-vae", x_dim=20, z_dim=2, hidden=(8,))
-    guide = guides.build("gaussian", x_dim=20, z_dim=2, hidden=(8,))
-    train_x, valid_x = resume_worker.data()
-    config = TrainConfig(**{**resume_worker.CONFIG, **overrides})
-    fit(model, guide, infer.build("iwae", num_particles=2), train_x, valid_x, config, run_dir=run_dir,
-        spec=resume_worker.SPEC, resume=resume)
-    return model, guide
 
 
 def test_atomic_save_interrupted_mid_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
@@ -118,7 +88,7 @@ def test_atomic_save_interrupted_mid_write_leaves_the_previous_checkpoint(tmp_pa
 
 
 def test_training_interrupted_during_a_checkpoint_write_resumes_exactly(tmp_path, monkeypatch):
-    _tiny_run(tmp_path / "reference")
+    tiny_run(tmp_path / "reference")
     real_save, calls = torch.save, []
 
     def crash_on_fifth(obj, f, *args, **kwargs):
@@ -131,19 +101,19 @@ def test_training_interrupted_during_a_checkpoint_write_resumes_exactly(tmp_path
     run = tmp_path / "interrupted"
     monkeypatch.setattr(torch, "save", crash_on_fifth)
     with pytest.raises(SimulatedCrash):
-        _tiny_run(run)
+        tiny_run(run)
     monkeypatch.setattr(torch, "save", real_save)
     assert checkpoint.load(run)["step"] == 12  # the end-of-epoch checkpoint before the failed write
-    _tiny_run(run, resume=True)
-    _assert_same_run(run, tmp_path / "reference")
+    tiny_run(run, resume=True)
+    assert_same_run(run, tmp_path / "reference")
 
 
 def test_resume_refuses_a_different_configuration(tmp_path):
-    _tiny_run(tmp_path, epochs=1)
-    with pytest.raises(CheckpointError, match=r"(?s)these keys differ:.*train_config\.lr: 0\.02 in the checkpoint, "
-                                              r"0\.1 requested.*start a new run"):
-        _tiny_run(tmp_path, resume=True, epochs=1, lr=0.1)
-    _tiny_run(tmp_path, resume=True, epochs=1, checkpoint_every_steps=3)  # does not change the result: allowed
+    tiny_run(tmp_path, epochs=1)
+    with pytest.raises(CheckpointError, match=r"(?s)these keys differ:.*train_config\.seed: 3 in the checkpoint, "
+                                              r"4 requested.*start a new run"):
+        tiny_run(tmp_path, resume=True, epochs=1, seed=4)
+    tiny_run(tmp_path, resume=True, epochs=1, checkpoint_every_steps=3)  # does not change the result: allowed
 
 
 def test_newer_checkpoint_format_is_refused(tmp_path):
@@ -174,3 +144,97 @@ def test_cli_resume_continues_and_refuses_changed_options(tmp_path, capsys):
     assert "train_config.epochs: 1 in the checkpoint, 2 requested" in capsys.readouterr().err
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0  # the stored options, nothing to add
     assert checkpoint.load(run)["epoch"] == 1
+
+
+# -- which options a resume may change (RESUME_MAY_CHANGE) ------------------------------------------
+class SignalAt:
+    """Delegates to an objective; at its ``call``-th loss the process sends itself ``sig`` (a Ctrl-C)."""
+
+    def __init__(self, objective, call, sig=signal.SIGINT):
+        self.objective, self.call, self.sig, self.calls = objective, call, sig, 0
+
+    def differentiable_loss(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.call:
+            os.kill(os.getpid(), self.sig)
+        return self.objective.differentiable_loss(*args, **kwargs)
+
+
+SPEC_WITH_DATA = {**resume_worker.SPEC, "data": {"data_dir": "/data/a"}}
+
+
+def _run_with_spec(run_dir, spec=SPEC_WITH_DATA, resume=False, interrupt_at=None, **overrides):
+    torch.manual_seed(0)
+    model = models.build("bernoulli-vae", x_dim=20, z_dim=2, hidden=(8,))
+    guide = guides.build("gaussian", x_dim=20, z_dim=2, hidden=(8,))
+    objective = infer.build("iwae", num_particles=2)
+    if interrupt_at is not None:
+        objective = SignalAt(objective, interrupt_at)
+    train_x, valid_x = resume_worker.data()
+    config = TrainConfig(**{**resume_worker.CONFIG, **overrides})
+    fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec, resume=resume)
+
+
+@pytest.fixture(scope="module")
+def interrupted_and_reference(tmp_path_factory):
+    base = tmp_path_factory.mktemp("may-change")
+    with pytest.raises(TrainingInterrupted, match="interrupted by SIGINT at epoch 1 step 7"):
+        _run_with_spec(base / "interrupted", interrupt_at=7)
+    assert checkpoint.load(base / "interrupted")["step"] == 7  # the step in progress finished, then saved
+    _run_with_spec(base / "reference")
+    return base / "interrupted", base / "reference"
+
+
+@pytest.mark.parametrize("key,change", [
+    ("train_config.progress", {"progress": True}),
+    ("train_config.checkpoint_every_steps", {"checkpoint_every_steps": 3}),
+    ("train_config.on_nonfinite", {"on_nonfinite": "rollback"}),
+    ("train_config.rollback_lr_factor", {"rollback_lr_factor": 0.25}),
+    ("train_config.max_rollbacks", {"max_rollbacks": 1}),
+    ("train_config.nonfinite_check_every", {"nonfinite_check_every": 2}),
+    ("train_config.device", {"device": "cpu:0"}),
+    ("spec.data.data_dir", {"spec": {**resume_worker.SPEC, "data": {"data_dir": "/moved/a"}}}),
+])
+def test_resume_may_change_options_that_keep_the_result(tmp_path, interrupted_and_reference, key, change):
+    assert key in RESUME_MAY_CHANGE
+    interrupted, reference = interrupted_and_reference
+    run = tmp_path / "run"
+    shutil.copytree(interrupted, run)
+    _run_with_spec(run, resume=True, **change)
+    assert_same_run(run, reference)  # bit-identical to the uninterrupted run
+
+
+def test_resume_with_a_lower_learning_rate_continues_with_it(tmp_path, interrupted_and_reference):
+    """The advice of a non-finite stop: resume with a lower lr. The schedule continues, scaled."""
+    interrupted, reference = interrupted_and_reference
+    run = tmp_path / "run"
+    shutil.copytree(interrupted, run)
+    lr = resume_worker.CONFIG["lr"]
+    _run_with_spec(run, resume=True, lr=lr / 4)
+    final, uninterrupted = checkpoint.load(run), checkpoint.load(reference)
+    assert final["train_config"]["lr"] == lr / 4  # a later resume compares against the new value
+    assert final["optimizer_state"]["param_groups"][0]["lr"] == pytest.approx(
+        uninterrupted["optimizer_state"]["param_groups"][0]["lr"] / 4)
+    assert not torch.equal(final["model_state"]["decoder.0.weight"], uninterrupted["model_state"]["decoder.0.weight"])
+
+
+@pytest.mark.parametrize("change,line", [
+    ({"seed": 4}, "train_config.seed: 3 in the checkpoint, 4 requested"),
+    ({"batch_size": 20}, "train_config.batch_size: 10 in the checkpoint, 20 requested"),
+    ({"valid_every": 2}, "train_config.valid_every: 1 in the checkpoint, 2 requested"),
+])
+def test_resume_refuses_options_that_change_the_run(tmp_path, interrupted_and_reference, change, line):
+    run = tmp_path / "run"
+    shutil.copytree(interrupted_and_reference[0], run)
+    with pytest.raises(CheckpointError, match=re.escape(line)):
+        _run_with_spec(run, resume=True, **change)
+
+
+def test_cli_resume_with_a_lower_lr_is_accepted_and_remembered(tmp_path):
+    from tests.signal_worker import train_args, write_tiny_amat
+
+    run = tmp_path / "run"
+    assert main(train_args(write_tiny_amat(tmp_path)) + ["--run-dir", str(run)]) == 0
+    assert main(["train", "--resume", str(run), "--lr", "0.0005"]) == 0
+    assert json.loads((run / "train_args.json").read_text())["lr"] == 0.0005
+    assert main(["train", "--resume", str(run)]) == 0  # the stored options now name the new lr: nothing refused

@@ -14,6 +14,11 @@ parameters are evaluated too ("no early stopping").
 Results are written as they arrive under --out (default experiments/air/out): one directory per run
 (metrics.jsonl, checkpoints, per-image test tensors), results.md (the tables), sweep.png.
 A rerun skips what is already on disk.
+
+Reproducible: every run is built with ``build_run(spec, seed=seed)`` (its initial weights depend on
+the seed alone, not on which runs the process trained before or whether it was restarted) and
+every test estimate draws from the seed's evaluation stream, so the same command gives the same
+tables, whatever order the runs happen in and whichever of them were already on disk.
 """
 from __future__ import annotations
 
@@ -32,7 +37,9 @@ import configs  # noqa: E402
 
 from pyro_air import checkpoint as ckpt_io  # noqa: E402
 from pyro_air import data  # noqa: E402
+from pyro_air import run_dir as run_dirs  # noqa: E402
 from pyro_air.compare import air_spec, evaluate_row  # noqa: E402
+from pyro_air.core.seeds import stream_seed  # noqa: E402
 from pyro_air.data.errors import DataFileError  # noqa: E402
 from pyro_air.evaluate import mean_stderr  # noqa: E402
 from pyro_air.runs import build_run  # noqa: E402
@@ -77,18 +84,18 @@ class Experiment:
         if done.exists():
             return json.loads(done.read_text())
         train_x, valid_x, _ = self.load(dataset)
-        arch = configs.ARCH[dataset]
+        arch = self.b.get("arch") or configs.ARCH[dataset]
         spec = air_spec(method, k, sigma=param if method == "dvae" else None, H=param if method == "wni" else None,
                         alpha=alpha if alpha is not None else 1.0, z_dim=arch["z_dim"], hidden=arch["hidden"],
                         dataset=dataset, train_size=self.b["train_size"])
-        model, guide, objective = build_run(spec)
+        model, guide, objective = build_run(spec, seed=seed)
         config = TrainConfig(epochs=self.b["epochs"][k], batch_size=self.b["batch_size"], lr=self.b["lr"],
                              lr_final_ratio=self.b["lr_final_ratio"], seed=seed, valid_every=self.b["valid_every"],
                              valid_num_samples=self.b["valid_num_samples"], progress=False)
         t0 = time.perf_counter()
-        if run_dir.exists():  # an interrupted run: start it again from scratch
-            for f in run_dir.iterdir():
-                f.unlink()
+        if run_dirs.holds_training(run_dir):  # an interrupted run: start it again from scratch
+            for name in run_dirs.TRAINING_FILES:
+                (run_dir / name).unlink(missing_ok=True)
         result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec)
         key = f"valid_iwae{config.valid_num_samples}"
         curve = [(r["epoch"], r[key]) for r in result.history if key in r]
@@ -96,7 +103,7 @@ class Experiment:
                   "best_valid": result.best_valid, "best_epoch": result.best_epoch, "final_valid": curve[-1][1],
                   "valid_curve": curve, "train_loss": [r["train_loss"] for r in result.history],
                   "seconds": time.perf_counter() - t0}
-        done.write_text(json.dumps(record))
+        run_dirs.atomic_write_text(done, json.dumps(record))
         log(f"trained {dataset} k={k} {method} param={param} alpha={alpha} seed={seed}: best valid "
             f"{result.best_valid:.2f} @ epoch {result.best_epoch}, last {curve[-1][1]:.2f} ({record['seconds']:.0f} s)")
         return record
@@ -108,13 +115,13 @@ class Experiment:
         if path.exists():
             return torch.load(path, weights_only=True)
         state = ckpt_io.load(run_dir / ("best.pt" if which == "early_stopped" else "checkpoint.pt"))
-        model, guide, _ = build_run(state["spec"])
+        model, guide, _ = build_run(state["spec"], seed=seed)  # every parameter is loaded next
         model.load_state_dict(state["model_state"])
         guide.load_state_dict(state["guide_state"])
         _, _, test_x = self.load(dataset)
         t0 = time.perf_counter()
         row = evaluate_row(model, guide, test_x, k=k, num_samples=self.b["test_num_samples"],
-                           num_estimates=self.b["bound_estimates"][k])
+                           num_estimates=self.b["bound_estimates"][k], seed=stream_seed(seed, "evaluation"))
         out = {"log_px": row["log_px"], "bound": row["bound"]}
         ckpt_io.atomic_save(out, path)
         log(f"tested {dataset} k={k} {method} param={param} alpha={alpha} seed={seed} ({which}): "
@@ -299,6 +306,9 @@ def main(argv=None) -> int:
                    help="override the budget's seeds for k particles, e.g. --seeds 8=0,1,2")
     p.add_argument("--grid", action="append", default=[], metavar="FAMILY=V,V,...",
                    help="override the selection grid of dvae (sigma) or wni (H), e.g. --grid wni=1,2,3")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=JSON", dest="settings",
+                   help="override any other budget key with a JSON value, e.g. --set test_size=100 --set "
+                        "'arch={\"hidden\": [16], \"z_dim\": 2}' (arch: the architecture for every dataset)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     budget = copy.deepcopy(configs.PAPER if args.paper_budget else configs.CPU)
@@ -313,8 +323,23 @@ def main(argv=None) -> int:
         if not sep or family not in budget["grid"] or not values:
             raise SystemExit(f"--grid takes dvae=... or wni=... (comma-separated values); got {item!r}")
         budget["grid"][family] = [float(v) for v in values.split(",")]
+    for item in args.settings:
+        key, sep, value = item.partition("=")
+        if not sep or (key not in budget and key != "arch"):
+            raise SystemExit(f"--set takes KEY=JSON with KEY one of {', '.join([*budget, 'arch'])}; got {item!r}")
+        try:
+            budget[key] = _with_int_keys(json.loads(value))
+        except json.JSONDecodeError as err:
+            raise SystemExit(f"--set {key}=...: not valid JSON: {value!r} ({err})") from None
     Experiment(budget, Path(args.out), args.data_dir).run()
     return 0
+
+
+def _with_int_keys(value):
+    """JSON object keys are strings; the budget's per-k tables are keyed by int k."""
+    if isinstance(value, dict):
+        return {int(k) if isinstance(k, str) and k.isdigit() else k: v for k, v in value.items()}
+    return value
 
 
 def _override(item: str, flag: str):

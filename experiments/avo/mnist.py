@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from pyro_air import data
+from pyro_air.core.seeds import seed_all
 from pyro_air.evaluate import elbo, log_likelihood, mean_stderr
 from pyro_air.guides import HierarchicalGuide
 from pyro_air.infer import AVO_ELBO, ELBO
@@ -46,6 +47,7 @@ def main():
         if label not in args.runs:
             continue
         t0 = time.time()
+        seed_all(0)  # before building: the initial weights do not depend on the runs before
         model = BernoulliVAE(784, 40, hidden=(300, 300))
         guide = HierarchicalGuide(784, 40, num_transitions=T, hidden=(300, 300), transition_hidden=100)
         objective = AVO_ELBO(T, a=a) if T and a > 0 else ELBO()

@@ -32,6 +32,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from pyro_air import data, guides, infer, models  # noqa: E402
+from pyro_air.core.seeds import seed_all  # noqa: E402
 from pyro_air.evaluate.latent_metrics import aggregate_log_det_cov, latent_metrics  # noqa: E402
 from pyro_air.train import TrainConfig, fit  # noqa: E402
 
@@ -43,6 +44,7 @@ OBJECTIVES = {"ELBO": ("elbo", {}), "InfoVAE": ("infovae", {"alpha": 0.0, "lam":
 def train_one(objective: str, train_size: int, z_dim: int, steps: int, hidden, batch_size: int, seed: int):
     name, cfg = OBJECTIVES[objective]
     x = data.load("mnist", "train", train_size=train_size)
+    seed_all(seed)  # before building: the seed fixes the initial weights too
     model = models.build("bernoulli-vae", z_dim=z_dim, hidden=hidden)
     guide = guides.build("gaussian", z_dim=z_dim, hidden=hidden)
     batch_size = min(batch_size, len(x))

@@ -68,7 +68,7 @@ def main():
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     spec = vae_spec(train_size=TRAIN_SIZE)
-    model, guide, objective = build_run(spec)
+    model, guide, objective = build_run(spec, seed=0)
     train_x = data.load("mnist", "train", train_size=TRAIN_SIZE)
     test_x = data.load("mnist", "test")[:TEST_POINTS]
     config = TrainConfig(epochs=EPOCHS, batch_size=BATCH, lr=1e-3, seed=0, valid_num_samples=10, progress=False)

@@ -28,7 +28,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from pyro_air.core.seeds import derive_seed
+from pyro_air.core.seeds import stream_seed
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 LAUNCH_HINT = ("launch every process with torchrun, e.g. `torchrun --standalone --nproc_per_node=2 -m pyro_air "
@@ -108,7 +108,7 @@ def collective_device() -> torch.device:
 # -- sharding -----------------------------------------------------------------------------------
 def epoch_order(n: int, seed: int, epoch: int, device=None) -> torch.Tensor:
     """The epoch's permutation of range(n), drawn from a generator seeded by (seed, epoch); same on every rank."""
-    gen = torch.Generator().manual_seed(derive_seed(seed, epoch))
+    gen = torch.Generator().manual_seed(stream_seed(seed, "data_order", epoch))
     return torch.randperm(n, generator=gen).to(device or "cpu")
 
 

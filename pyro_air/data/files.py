@@ -80,9 +80,23 @@ def _loadmat(path: Path, dataset: str) -> dict:
 
 
 def _key(mat: dict, key: str, path: Path) -> np.ndarray:
+    """The array ``key`` as float32; refused (naming the file) if it holds text or NaN / inf pixels.
+
+    Why refuse NaN: binarization compares a uniform draw with the grey level, and ``u < nan`` is
+    False, so a NaN pixel would silently become a 0 pixel of the "data"."""
     if key not in mat:
         raise DataFileError(f"{path} has no array {key!r}; it is not the expected dataset file")
-    return np.asarray(mat[key], dtype=np.float32)
+    raw = np.asarray(mat[key])
+    if raw.dtype.kind not in "biuf":
+        raise DataFileError(f"{path}: array {key!r} holds {raw.dtype.name} values ({raw.dtype.kind!r} kind), not "
+                            "pixel numbers; it is not the expected dataset file - download it again")
+    array = raw.astype(np.float32)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise DataFileError(f"{path}: array {key!r} holds {int(bad.sum())} NaN or infinite values (the first at index "
+                            f"{first}); the file is corrupt - download it again rather than let them become pixels")
+    return array
 
 
 def load_omniglot(split: str, directory=None) -> torch.Tensor:
