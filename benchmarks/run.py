@@ -382,11 +382,11 @@ pyro-air's training path (`pyro_air.train.fit`): one `torch.optim.Adam` over all
 Pyro cases use the same kernel), `objective.differentiable_loss(...).backward()`, Pyro validation
 and the per-call input checks off in the hot loop (the data are checked once, up front).
 `differentiable_loss` takes the direct path of `pyro_air/infer/direct.py` when no Pyro handler is
-active and model and guide are the standard ones: the same log weights, bit for bit
-(tests/test_fast_path.py), without poutine traces, plates or `pyro.param` statements. For the
-Gaussian encoder x Bernoulli VAE pair the direct path runs the fused scorer
-(`pyro_air/infer/fused.py`): the same tensor formulas without distribution objects, again bit for
-bit; the "generic direct path" rows are the distribution-object path that every other pair takes.
+active and model and guide implement the direct-scoring protocol (docs/design.md, contract 6):
+the same log weights, bit for bit (tests/test_fast_path.py), without poutine traces, plates or
+`pyro.param` statements. `BernoulliVAE.log_joint` and `GaussianEncoder.direct_posterior` override
+the protocol with specialized tensor formulas without distribution objects, again bit for bit; the
+"generic direct path" rows are the distribution-object defaults (`pyro_air.core.scoring.generic_scoring`).
 Under `pyro.infer.SVI` (or any effect) the traced primitive runs, and `tests/test_fast_path.py`
 checks that one SVI step and one fast step give the same loss, gradients and updated parameters.
 

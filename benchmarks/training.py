@@ -6,7 +6,7 @@ Every case trains its own copy of the same initial 784-500-500-50 BernoulliVAE +
 - ``pyro-air``: the inner step of ``pyro_air.train.fit``: ``optimizer.zero_grad(set_to_none=True)``;
   ``objective.differentiable_loss(model, guide, xb, num_data=N).backward()``; ``optimizer.step()``;
   one ``torch.optim.Adam`` (``pyro_air.train.make_adam``) over all parameters, Pyro validation off.
-  It takes the fused scorer (``pyro_air.infer.fused``); ``generic direct path`` is the same step
+  It takes the specialized formulas (``pyro_air.core.scoring``); ``generic direct path`` is the same step
   scoring through the distribution objects, as any other model/guide pair would.
 - ``hand-written``: ``benchmarks.handwritten.HandwrittenVAE`` - the same loss with plain tensors
   and the same optimizer (the baseline); ``hand-written, nn.Tanh + BCE``: the same with torch's

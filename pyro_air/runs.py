@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import copy
 import inspect
+from pathlib import Path
 
-from pyro_air import guides, infer, models
+import torch
+
+from pyro_air import data, guides, infer, models
+from pyro_air.core import parallel as dist_utils
 from pyro_air.core.seeds import seed_all, stream_seed
+from pyro_air.core.validation import check_compatible
+from pyro_air.evaluate import summarize
+from pyro_air.evaluate.latent_metrics import latent_metrics
+from pyro_air.train import checkpoints as ckpt_io
 
 
 def build_run(spec: dict, seed: int | None = None):
@@ -36,15 +44,6 @@ def build_run(spec: dict, seed: int | None = None):
     seed_for("objective_init")
     objective = infer.build(spec["objective"]["name"], **spec["objective"].get("cfg", {}))
     return model, guide, objective
-
-
-def check_compatible(model, guide) -> None:
-    if getattr(guide, "z_dim", None) != model.z_dim or getattr(guide, "x_dim", None) != model.x_dim:
-        raise ValueError(
-            f"guide {type(guide).__name__} (x_dim={getattr(guide, 'x_dim', '?')}, z_dim="
-            f"{getattr(guide, 'z_dim', '?')}) does not fit model {type(model).__name__} (x_dim={model.x_dim}, "
-            f"z_dim={model.z_dim}); build the guide with the model's x_dim and z_dim"
-        )
 
 
 def vae_spec(guide="gaussian", objective="elbo", z_dim=50, hidden=(500, 500), num_particles=1,
@@ -86,3 +85,54 @@ def _guide_takes_hidden(guide: str, guide_cfg: dict) -> bool:
     builder = guides.GUIDES.get(guide)
     params = inspect.signature(builder).parameters if callable(builder) else {}
     return "hidden" in params
+
+
+# -- saved runs: their data, their modules, their evaluation -------------------------------------
+def load_split(spec: dict, split: str) -> torch.Tensor:
+    d = spec["data"]
+    return data.load(d["name"], split, binarize=d.get("binarize", "static"),
+                     train_size=d.get("train_size") if split == "train" else None, data_dir=d.get("data_dir"))
+
+
+def load_run(path, device="cpu"):
+    """(model, guide, spec) of a run directory (its best.pt) or a checkpoint file, on ``device``."""
+    path = Path(path)
+    state = ckpt_io.load(path / "best.pt" if path.is_dir() else path)
+    spec = state["spec"]
+    model, guide, _ = build_run(spec, seed=0)  # every parameter is then loaded; seeded all the same
+    model.load_state_dict(state["model_state"])
+    guide.load_state_dict(state["guide_state"])
+    model.to(device)
+    guide.to(device)
+    return model, guide, spec
+
+
+def evaluation_split(spec: dict, split: str, max_points=None) -> torch.Tensor:
+    """A split as evaluation sees it: binary (dynamic runs binarized with seed 0), first max_points rows."""
+    x = load_split(spec, split)
+    if spec["data"].get("binarize") == "dynamic":
+        x = data.binarize_dynamic(x, torch.Generator().manual_seed(0))
+    return x if max_points is None else x[:max_points]
+
+
+def evaluate_checkpoint(path, splits=("test",), num_samples=5000, max_points=None, device="cpu",
+                        progress=True, with_latent_metrics=False, seed=None, distributed=False,
+                        **extra_columns) -> dict:
+    """Rows of ``summarize`` per split; ``extra_columns`` (e.g. iw_svi_steps) go to ``summarize``;
+    ``seed``/``distributed`` as in ``pyro_air.evaluate.log_likelihood``. With ``with_latent_metrics``
+    each row also holds ``"latent"``: InfoVAE's latent-space metrics."""
+    if distributed:
+        unsupported = [k for k in ("iw_svi_steps", "amortization_gap_steps") if extra_columns.get(k)]
+        if unsupported:
+            raise ValueError(f"--distributed evaluation does not shard {', '.join(unsupported)} (per-datapoint "
+                             "optimization); run those columns without --distributed")
+        device = dist_utils.setup(device)
+    model, guide, spec = load_run(path, device)
+    rows = {}
+    for split in splits:
+        x = evaluation_split(spec, split, max_points)
+        rows[f"{split} (n={len(x)})"] = summarize(model, guide, x, num_samples=num_samples, progress=progress,
+                                                  seed=seed, distributed=distributed, **extra_columns)
+        if with_latent_metrics:
+            rows[f"{split} (n={len(x)})"]["latent"] = latent_metrics(model, guide, x.to(device))
+    return rows

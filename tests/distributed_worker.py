@@ -6,7 +6,7 @@ store in the test's temporary directory (no port to pick), on the gloo backend, 
 For the parameter-equality test the guide is a point mass, q(z | x) = delta(z - f(x)): the loss
 is then a deterministic function of the parameters and the batch, so a W-process run can match a
 single-process run to float rounding (with a Gaussian guide each rank draws its own noise and the
-two runs differ by Monte Carlo error; see ``pyro_air.train_distributed``).
+two runs differ by Monte Carlo error; see ``pyro_air.train.distributed``).
 """
 from __future__ import annotations
 

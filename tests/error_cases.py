@@ -285,7 +285,7 @@ def _tampered_pickle(tmp, mp):
 
 
 def _other_config(tmp, mp):
-    from pyro_air import checkpoint
+    from pyro_air.train import checkpoints as checkpoint
     stored = {"format_version": 2, "spec": {}, "train_config": {"seed": 3, "lr": 0.02}}
     return raised(checkpoint.check_same_run, stored, tmp / "checkpoint.pt", {}, {"seed": 4, "lr": 0.02})
 
@@ -300,19 +300,19 @@ def _cli_changed_option(tmp, mp):
 
 
 def _newer_format(tmp, mp):
-    from pyro_air import checkpoint
+    from pyro_air.train import checkpoints as checkpoint
     checkpoint.atomic_save({"format_version": checkpoint.FORMAT_VERSION + 1}, tmp / "checkpoint.pt")
     return raised(checkpoint.load, tmp)
 
 
 def _corrupt_checkpoint(tmp, mp):
-    from pyro_air import checkpoint
+    from pyro_air.train import checkpoints as checkpoint
     (tmp / "checkpoint.pt").write_bytes(b"PK\x03\x04 not really a checkpoint")
     return raised(checkpoint.load, tmp)
 
 
 def _code_in_checkpoint(tmp, mp):
-    from pyro_air import checkpoint
+    from pyro_air.train import checkpoints as checkpoint
     torch.save({"format_version": 1, "payload": Path("x")}, tmp / "checkpoint.pt")
     return raised(checkpoint.load, tmp)
 
@@ -391,7 +391,7 @@ def _locked(tmp, mp):
         "time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        from pyro_air import run_dir
+        from pyro_air.train import run_dir
         return raised(lambda: run_dir.claim(run).__enter__())
     finally:
         holder.kill()
@@ -419,7 +419,7 @@ def _symlinked_metrics(tmp, mp):
     run = tmp / "run"
     run.mkdir()
     (run / "metrics.jsonl").symlink_to(tmp / "elsewhere.jsonl")
-    from pyro_air import run_dir
+    from pyro_air.train import run_dir
     return raised(run_dir.check_path, run)
 
 
@@ -458,7 +458,7 @@ def _interrupted(tmp, mp):
 
 
 def _interrupted_cli(tmp, mp):
-    from pyro_air import cli as cli_module
+    from pyro_air.cli import commands as cli_module
     from pyro_air.runs import build_run
 
     def with_signal(spec, seed=None):
@@ -523,7 +523,7 @@ def _spectral_bad_bound(tmp, monkeypatch):
 
 def _lagging_bad_inner_steps(tmp, monkeypatch):
     from pyro_air.train import TrainConfig
-    from pyro_air.train_lagging import LaggingConfig, fit_lagging
+    from pyro_air.train.lagging import LaggingConfig, fit_lagging
 
     model, guide = _pair(2)
     from pyro_air import infer
@@ -536,7 +536,7 @@ def _lagging_bad_inner_steps(tmp, monkeypatch):
 def _lagging_without_validation(tmp, monkeypatch):
     from pyro_air import infer
     from pyro_air.train import TrainConfig
-    from pyro_air.train_lagging import fit_lagging
+    from pyro_air.train.lagging import fit_lagging
 
     model, guide = _pair(2)
     return raised(fit_lagging, model, guide, infer.build("elbo"), _binary(20), None,
@@ -698,7 +698,7 @@ CASES = [
          "directory", _not_empty),
     Case("run-dir-holds-a-run", "`fit(..., run_dir=RUN)` where RUN holds a run, without `resume=True`",
          "RunDirError", "… already holds a run (checkpoint.pt, best.pt, metrics.jsonl); resume it with fit(..., "
-         "resume=True), move it aside with pyro_air.run_dir.move_aside(run_dir), or train into another run_dir",
+         "resume=True), move it aside with pyro_air.train.run_dir.move_aside(run_dir), or train into another run_dir",
          _holds_a_run),
     Case("run-dir-is-a-file", "a run-directory path that is a file", "exit 2",
          "pyro-air: error: …/run is a file, not a directory; pass a directory for the run (e.g. --run-dir …/run-run), "

@@ -1,8 +1,9 @@
 """Helpers shared by the checkpoint, resume, signal and reproducibility tests."""
 import torch
 
-from pyro_air import checkpoint, guides, infer, models
+from pyro_air import guides, infer, models
 from pyro_air.train import TrainConfig, fit
+from pyro_air.train import checkpoints as checkpoint
 from tests import resume_worker
 
 

@@ -18,7 +18,8 @@ import torch
 
 torch.set_num_threads(1)
 
-from pyro_air import cli
+from pyro_air.cli import commands
+from pyro_air.cli import main as cli_main
 
 STEPS_PER_EPOCH = 10  # 200 images, batch 20; 2 epochs; a checkpoint every 4 steps
 
@@ -60,14 +61,14 @@ class PauseAt:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     run_dir, data_dir, pause_at = Path(argv[0]), argv[1], int(argv[argv.index("--pause-at-step") + 1])
-    build_run = cli.build_run
+    build_run = commands.build_run
 
     def build_with_pause(spec, seed=None):
         model, guide, objective = build_run(spec, seed=seed)
         return model, guide, PauseAt(objective, pause_at, run_dir)
 
-    cli.build_run = build_with_pause
-    return cli.main(train_args(data_dir) + ["--run-dir", str(run_dir)])
+    commands.build_run = build_with_pause
+    return cli_main(train_args(data_dir) + ["--run-dir", str(run_dir)])
 
 
 if __name__ == "__main__":

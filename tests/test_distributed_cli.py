@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from pyro_air import checkpoint
-from pyro_air.cli import evaluate_checkpoint, main
+from pyro_air.cli import main
 from pyro_air.core.parallel import TORCHRUN_ENV
+from pyro_air.runs import evaluate_checkpoint
+from pyro_air.train import checkpoints as checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**{k: v for k, v in os.environ.items() if k not in TORCHRUN_ENV},  # torchrun sets these itself

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pyro_air import guides, infer, models
-from pyro_air.runs import check_compatible
+from pyro_air.core.validation import check_compatible
 from tests.conftest import binary_batch
 
 X_DIM, Z_DIM = 12, 3

@@ -6,7 +6,7 @@ import torch
 
 from pyro_air import guides, infer, models
 from pyro_air.train import TrainConfig, fit
-from pyro_air.train_lagging import LaggingConfig, fit_lagging
+from pyro_air.train.lagging import LaggingConfig, fit_lagging
 from tests.conftest import binary_batch
 
 
@@ -80,3 +80,39 @@ def test_aggressive_phase_needs_validation_data():
     model, guide = _pieces()
     with pytest.raises(ValueError, match="valid_x"):
         fit_lagging(model, guide, infer.build("elbo"), DATA, None, TrainConfig(**CONFIG))
+
+
+class _CrashAt:
+    """Delegates to an objective; raises at its n-th loss (a process dying mid-run)."""
+
+    def __init__(self, objective, n):
+        self.objective, self.n, self.calls = objective, n, 0
+
+    def differentiable_loss(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.n:
+            raise KeyboardInterrupt("simulated crash")
+        return self.objective.differentiable_loss(*args, **kwargs)
+
+
+def test_an_interrupted_aggressive_run_resumes_bit_for_bit(tmp_path):
+    """The schedule's state (aggressive flag, last MI, inner minibatch generator) is checkpointed, so a
+    run killed mid-way and resumed ends where an uninterrupted one ends."""
+    lagging = dict(max_inner_steps=4, inner_window=2, mi_size=20, max_aggressive_epochs=2)
+    config = TrainConfig(**{**CONFIG, "checkpoint_every_steps": 2})
+    model_a, guide_a = _pieces()
+    whole = fit_lagging(model_a, guide_a, infer.build("elbo"), DATA, VALID, config, LaggingConfig(**lagging),
+                        run_dir=tmp_path / "whole")
+    model_b, guide_b = _pieces()
+    with pytest.raises(KeyboardInterrupt):  # dies in the inner steps of epoch 2
+        fit_lagging(model_b, guide_b, _CrashAt(infer.build("elbo"), 30), DATA, VALID, config,
+                    LaggingConfig(**lagging), run_dir=tmp_path / "resumed")
+    model_b, guide_b = _pieces(seed=7)  # whatever the weights, the checkpoint restores them
+    resumed = fit_lagging(model_b, guide_b, infer.build("elbo"), DATA, VALID, config, LaggingConfig(**lagging),
+                          run_dir=tmp_path / "resumed", resume=True)
+    assert [r["aggressive"] for r in resumed.history] == [r["aggressive"] for r in whole.history] == [
+        True, True, False, False]
+    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in whole.history]
+    for a, b in zip(list(model_a.parameters()) + list(guide_a.parameters()),
+                    list(model_b.parameters()) + list(guide_b.parameters()), strict=True):
+        assert torch.equal(a, b)

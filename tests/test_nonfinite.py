@@ -2,9 +2,10 @@
 import pytest
 import torch
 
-from pyro_air import checkpoint, guides, infer, models
-from pyro_air.nonfinite import NonFiniteLossError
+from pyro_air import guides, infer, models
 from pyro_air.train import TrainConfig, fit, parameters_of
+from pyro_air.train import checkpoints as checkpoint
+from pyro_air.train.nonfinite import NonFiniteLossError
 from tests.conftest import binary_batch
 
 STEPS_PER_EPOCH = 10

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import torch
 
-from pyro_air import checkpoint, guides, infer, models
+from pyro_air import guides, infer, models
 from pyro_air.cli import main
 from pyro_air.core.seeds import derive_seed, seed_all, stream_seed
 from pyro_air.runs import build_run, vae_spec
 from pyro_air.train import TrainConfig, fit
+from pyro_air.train import checkpoints as checkpoint
 from tests import signal_worker
 from tests.conftest import binary_batch
 from tests.helpers import assert_same_tensors

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from pyro_air import checkpoint, guides, infer, models, run_dir
-from pyro_air.checkpoint import CheckpointError
+from pyro_air import guides, infer, models
 from pyro_air.cli import main
-from pyro_air.signals import TrainingInterrupted
-from pyro_air.train import RESUME_MAY_CHANGE, TrainConfig, fit
+from pyro_air.train import RESUME_MAY_CHANGE, TrainConfig, fit, run_dir
+from pyro_air.train import checkpoints as checkpoint
+from pyro_air.train.checkpoints import CheckpointError
+from pyro_air.train.signals import TrainingInterrupted
 from tests import resume_worker
 from tests.helpers import assert_same_run, tiny_run
 

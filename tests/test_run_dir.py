@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from pyro_air import checkpoint, run_dir
 from pyro_air.cli import main
+from pyro_air.train import checkpoints as checkpoint
+from pyro_air.train import run_dir
 from tests import signal_worker
 from tests.helpers import assert_same_run
 
@@ -173,7 +174,7 @@ def test_append_line_leaves_no_half_line_when_the_disk_fills(tmp_path, monkeypat
 
 
 def test_fit_refuses_a_directory_that_holds_a_run(tmp_path):
-    from pyro_air.run_dir import RunDirError
+    from pyro_air.train.run_dir import RunDirError
     from tests.helpers import tiny_run
 
     tiny_run(tmp_path, epochs=1)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pyro_air import checkpoint
 from pyro_air.cli import main
+from pyro_air.train import checkpoints as checkpoint
 from tests import signal_worker
 from tests.helpers import assert_same_run
 

@@ -5,8 +5,9 @@ import pyro
 import pyro.optim
 import torch
 
-from pyro_air import checkpoint, guides, infer, models
+from pyro_air import guides, infer, models
 from pyro_air.train import TrainConfig, fit, parameters_of
+from pyro_air.train import checkpoints as checkpoint
 from tests.conftest import binary_batch
 
 

@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from pyro_air.tutorial import BUDGET_ENV, budget_from_env, strip_outputs
+from pyro_air.cli.tutorial import BUDGET_ENV, budget_from_env, strip_outputs
 
 REPO = Path(__file__).resolve().parents[1]
 TUTORIALS = REPO / "tutorials"
@@ -55,7 +55,7 @@ def test_notebook_is_committed_without_outputs(notebook):
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None, (
-                f"{notebook.name} has outputs; run `python -m pyro_air.tutorial strip {notebook.relative_to(REPO)}`")
+                f"{notebook.name} has outputs; run `python -m pyro_air.cli.tutorial strip {notebook.relative_to(REPO)}`")
 
 
 def test_strip_outputs_clears_an_executed_notebook(tmp_path):

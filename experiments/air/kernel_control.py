@@ -21,12 +21,12 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pyro_air.infer.fused
 import run_air
 
 import pyro_air.core.distributions
 import pyro_air.core.nets
-import pyro_air.train
+import pyro_air.core.scoring
+import pyro_air.train.loop
 
 
 def _torch_bce_log_prob(self, value):
@@ -39,8 +39,8 @@ def _torch_bce_log_prob(self, value):
 def use_torch_default_kernels() -> None:
     pyro_air.core.nets.ACTIVATIONS["tanh"] = nn.Tanh
     pyro_air.core.distributions.BernoulliImage.log_prob = _torch_bce_log_prob
-    pyro_air.infer.fused._ENABLED = False  # the fused scorer calls the softplus formula directly
-    pyro_air.train.make_adam = lambda params, lr: torch.optim.Adam(list(params), lr=lr)
+    pyro_air.core.scoring.generic_scoring().__enter__()  # the specialized formulas call the softplus formula directly
+    pyro_air.train.loop.make_adam = lambda params, lr: torch.optim.Adam(list(params), lr=lr)
 
 
 def main(argv=None) -> int:

@@ -35,15 +35,15 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parents[1])]  # configs, and the pyro_air of this checkout
 import configs  # noqa: E402
 
-from pyro_air import checkpoint as ckpt_io  # noqa: E402
 from pyro_air import data  # noqa: E402
-from pyro_air import run_dir as run_dirs  # noqa: E402
-from pyro_air.compare import air_spec, evaluate_row  # noqa: E402
+from pyro_air.cli.compare import air_spec, evaluate_row  # noqa: E402
 from pyro_air.core.seeds import stream_seed  # noqa: E402
 from pyro_air.data.errors import DataFileError  # noqa: E402
 from pyro_air.evaluate import mean_stderr  # noqa: E402
 from pyro_air.runs import build_run  # noqa: E402
 from pyro_air.train import TrainConfig, fit  # noqa: E402
+from pyro_air.train import checkpoints as ckpt_io  # noqa: E402
+from pyro_air.train import run_dir as run_dirs  # noqa: E402
 
 FAMILIES = {"DVAE (alpha=1.0)": ("dvae", 1.0), "DVAE (alpha=0.5)": ("dvae", 0.5), "WNI-VAE": ("wni", None)}
 

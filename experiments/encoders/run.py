@@ -47,7 +47,7 @@ from pyro_air.evaluate import (
 )
 from pyro_air.guides.consistency import diagonal_normal
 from pyro_air.train import TrainConfig, fit
-from pyro_air.train_lagging import LaggingConfig, fit_lagging
+from pyro_air.train.lagging import LaggingConfig, fit_lagging
 
 BUDGET = {
     "train_size": 1000, "valid_size": 300, "test_size": 200,

@@ -10,7 +10,7 @@ an exact 0, dividing by an exact 2 and subtracting log 1 = 0 change no bit, so b
 numbers (tests/test_distributions.py); the shortcut skips building broadcast zeros and ones, the
 scale's square and logarithm and their autograd nodes (~0.14 ms of a batch-100 training step in a
 side-by-side check when it was introduced; for the main model/guide pair the fused scorer of
-``pyro_air.infer.fused`` now skips the object and calls ``standard_normal_log_density``).
+``BernoulliVAE.log_joint`` now skips the object and calls ``standard_normal_log_density``).
 It is a ``Normal`` in every other respect: sampling, ``expand`` (Pyro's plates), ``mean``,
 ``variance``, ``entropy`` and the KL divergences registered for ``Normal``.
 
@@ -41,7 +41,7 @@ from torch.nn import functional as F
 LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 
 
-# -- the tensor formulas (shared with the fused scorer of pyro_air/infer/fused.py) ---------------
+# -- the tensor formulas (shared with the specialized formulas of BernoulliVAE.log_joint) ---------------
 
 def standard_normal_log_density(z: torch.Tensor) -> torch.Tensor:
     """log N(z; 0, 1) per coordinate (what ``StandardNormal.log_prob`` computes)."""

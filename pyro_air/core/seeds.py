@@ -15,6 +15,7 @@ each component takes its own stream, ``stream_seed(seed, name, *keys)``:
     evaluation                               test-time estimates (pyro-air evaluate / compare)
     diagnostics                              pyro-air diagnose's draws
     rollback (n)                             the retried steps after the n-th non-finite rollback
+    lagging                                  the inner encoder minibatches of lagging-encoder training
 
 ``derive_seed(seed, *keys)`` hashes (seed, number of keys, *keys) with NumPy's ``SeedSequence``
 into a 32-bit seed (valid for torch, NumPy and Python alike). The number of keys is part of the
@@ -48,6 +49,7 @@ STREAMS = {
     "evaluation": 1009,
     "diagnostics": 1010,
     "rollback": 1011,
+    "lagging": 1012,
 }
 
 

@@ -76,3 +76,13 @@ def check_hidden(hidden, name: str = "hidden") -> tuple:
     for h in hidden:
         check_positive_int(h, f"every entry of {name}")
     return hidden
+
+
+def check_compatible(model, guide) -> None:
+    """The guide's x_dim and z_dim must be the model's (both sides of the site contract agree)."""
+    if getattr(guide, "z_dim", None) != model.z_dim or getattr(guide, "x_dim", None) != model.x_dim:
+        raise ValueError(
+            f"guide {type(guide).__name__} (x_dim={getattr(guide, 'x_dim', '?')}, z_dim="
+            f"{getattr(guide, 'z_dim', '?')}) does not fit model {type(model).__name__} (x_dim={model.x_dim}, "
+            f"z_dim={model.z_dim}); build the guide with the model's x_dim and z_dim"
+        )

@@ -1,5 +1,5 @@
 """The ``pyro-air evaluate`` options for AIS, BDMC and the gap decomposition (issue 19), kept in
-one self-contained module so that ``pyro_air/cli.py`` needs only a two-line hook:
+one self-contained module so that ``pyro_air/cli/commands.py`` needs only a two-line hook:
 
     pyro-air evaluate RUN --ais-steps 1000 --ais-chains 16 [--bdmc] [--gaps]
 

@@ -21,7 +21,7 @@ CPU) to an uninterrupted one. Resuming refuses a checkpoint written for another 
 configuration (``RESUME_MAY_CHANGE`` lists the options a resume may change: those that do not change
 the result, and ``lr`` / ``device``, which change it from the resume point on).
 
-Non-finite loss: see ``pyro_air.nonfinite`` (how it is detected without a host sync per step on
+Non-finite loss: see ``pyro_air.train.nonfinite`` (how it is detected without a host sync per step on
 CUDA). ``on_nonfinite="stop"`` (default) raises ``NonFiniteLossError`` naming the step and the
 likely causes, with the model and guide reset to the last good state and the last good checkpoint
 untouched; ``"rollback"`` restores the last good state, lowers the learning rate by another factor
@@ -35,17 +35,16 @@ Reproducibility: ``fit`` seeds the training stream (``pyro_air.core.seeds``) bef
 the model and guide exist before ``fit`` is called, so their initial weights are the caller's: build
 them with ``build_run(spec, seed=s)`` (or call ``pyro_air.core.seeds.seed_all`` first). Validation draws
 come from their own stream per epoch, so how often the run validates does not change its training
-draws. The run directory (``pyro_air.run_dir``) is locked while ``fit`` writes it and must not hold
-another run unless ``resume=True``; SIGINT / SIGTERM (``pyro_air.signals``) finish the current step,
+draws. The run directory (``pyro_air.train.run_dir``) is locked while ``fit`` writes it and must not hold
+another run unless ``resume=True``; SIGINT / SIGTERM (``pyro_air.train.signals``) finish the current step,
 write a checkpoint and raise ``TrainingInterrupted``.
 
 Data parallelism: ``fit(..., distributed=True)`` inside a ``torch.distributed`` process group runs
-``pyro_air.train_distributed.DistributedTrainer``, this loop with DDP gradient averaging, each rank
+``pyro_air.train.distributed.DistributedTrainer``, this loop with DDP gradient averaging, each rank
 on its slice of every global batch, and only rank 0 writing files (see ``pyro_air.core.parallel``).
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 import warnings
@@ -56,151 +55,23 @@ import pyro
 import torch
 from tqdm.auto import tqdm
 
-from pyro_air import checkpoint as ckpt_io
-from pyro_air import run_dir as run_dirs
 from pyro_air.core.parallel import epoch_order
 from pyro_air.core.seeds import seed_all, stream_seed
-from pyro_air.core.validation import check_batch, check_positive, check_positive_int
 from pyro_air.data.binarize import binarize_dynamic
 from pyro_air.evaluate.log_likelihood import log_likelihood
-from pyro_air.nonfinite import (
+from pyro_air.train import checkpoints as ckpt_io
+from pyro_air.train import run_dir as run_dirs
+from pyro_air.train.config import TrainResult
+from pyro_air.train.nonfinite import (
     LossWindow,
     NonFiniteLossError,
     default_check_every,
     nonfinite_message,
     parameters_finite,
 )
-from pyro_air.runs import check_compatible
-from pyro_air.signals import StopRequests, TrainingInterrupted
-
-NONFINITE_MODES = ("stop", "rollback")
-# Options that may differ between a checkpoint and the run that resumes it (every other option of
-# the spec and the training configuration must match, or the resume is refused). Two kinds:
-RESUME_KEEPS_RESULT = tuple(f"train_config.{k}" for k in (  # do not change the parameters' trajectory
-    "progress", "checkpoint_every_steps", "on_nonfinite", "rollback_lr_factor", "max_rollbacks",
-    "nonfinite_check_every")) + ("spec.data.data_dir",)  # (where the same data files are read from)
-RESUME_CHANGES_RESULT = (  # change it from the resume point on, deliberately:
-    "train_config.lr",      # the advice after a non-finite loss: resume with a lower --lr (scales the schedule)
-    "train_config.device",  # move a run between CPU and GPU (same algorithm, other float rounding)
-)
-RESUME_MAY_CHANGE = RESUME_KEEPS_RESULT + RESUME_CHANGES_RESULT
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 100
-    lr: float = 1e-3
-    lr_final_ratio: float = 0.1
-    seed: int = 0
-    device: str = "cpu"
-    valid_every: int = 1
-    valid_num_samples: int = 100
-    valid_size: int | None = None
-    patience: int | None = None
-    dynamic_binarization: bool = False
-    progress: bool = True
-    checkpoint_every_steps: int | None = None  # also checkpoint mid-epoch every this many steps
-    on_nonfinite: str = "stop"                 # "stop" | "rollback"
-    rollback_lr_factor: float = 0.5            # lr multiplier applied at each rollback
-    max_rollbacks: int = 3
-    nonfinite_check_every: int | None = None   # steps between finiteness checks; None: 1 on CPU, 50 on CUDA
-
-    def validate(self) -> None:
-        check_positive_int(self.epochs, "epochs")
-        check_positive_int(self.batch_size, "batch_size")
-        check_positive(self.lr, "lr")
-        check_positive(self.lr_final_ratio, "lr_final_ratio")
-        check_positive_int(self.valid_every, "valid_every")
-        check_positive_int(self.valid_num_samples, "valid_num_samples")
-        if self.patience is not None:
-            check_positive_int(self.patience, "patience")
-        if self.valid_size is not None and (isinstance(self.valid_size, bool) or not isinstance(self.valid_size, int)
-                                            or self.valid_size < 1):
-            raise ValueError(f"valid_size must be an integer >= 1 (the first valid_size validation images), got "
-                             f"{self.valid_size!r}; omit it (--valid-size) to use the whole validation split")
-        if self.checkpoint_every_steps is not None:
-            check_positive_int(self.checkpoint_every_steps, "checkpoint_every_steps")
-        if self.nonfinite_check_every is not None:
-            check_positive_int(self.nonfinite_check_every, "nonfinite_check_every")
-        if self.on_nonfinite not in NONFINITE_MODES:
-            raise ValueError(f"on_nonfinite must be one of {', '.join(NONFINITE_MODES)}, got {self.on_nonfinite!r}")
-        if not 0.0 < float(self.rollback_lr_factor) < 1.0:
-            raise ValueError(f"rollback_lr_factor must lie in (0, 1) (it lowers the learning rate), "
-                             f"got {self.rollback_lr_factor!r}")
-        check_positive_int(self.max_rollbacks, "max_rollbacks", minimum=0)
-        resolve_device(self.device)
-
-
-@dataclass
-class TrainResult:
-    history: list = field(default_factory=list)
-    best_epoch: int | None = None
-    best_valid: float | None = None
-    stopped_early: bool = False
-    run_dir: str | None = None
-    steps: int = 0
-    rollbacks: list = field(default_factory=list)  # one dict per rollback: step, restored_step, lr
-
-
-def resolve_device(name: str) -> torch.device:
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device={name!r} was asked for but CUDA is not available on this machine; "
-            "use device='cpu' or run on a machine with an NVIDIA GPU"
-        )
-    return device
-
-
-seed_everything = seed_all  # the old name
-
-
-def _check_data(x: torch.Tensor, model, name: str, grey: bool) -> None:
-    """Once, up front: shape, dtype, finiteness - and binary values unless grey levels are expected."""
-    check_batch(x, model.x_dim, f"{name} data")
-    if not grey:
-        model.validate(x)
-    elif x.min() < 0 or x.max() > 1:
-        raise ValueError(
-            f"dynamic binarization draws Bernoulli(x) pixels, so the {name} data must be grey levels in [0, 1], "
-            f"but it has values in [{x.min().item():.3g}, {x.max().item():.3g}]; rescale it (e.g. x / 255 for "
-            "8-bit images)")
-
-
-def _as_parameter_dtype(x: torch.Tensor, model) -> torch.Tensor:
-    """Floating data in the parameters' dtype: float64 (NumPy's default) data trains a float32 model
-    after a cast, instead of failing inside a matrix product."""
-    params = list(model.parameters())
-    dtype = params[0].dtype if params else torch.get_default_dtype()
-    return x.to(dtype) if x.dtype != dtype else x
-
-
-def check_inputs(model, guide, train_x: torch.Tensor, valid_x: torch.Tensor | None, config) -> None:
-    """Everything ``fit`` checks before it touches the run directory (the CLI calls it before writing
-    ``train_args.json``, so a bad option never changes a run)."""
-    config.validate()
-    check_compatible(model, guide)
-    if len(train_x) == 0:
-        raise ValueError("the training set is empty; load a dataset with at least one image")
-    if config.batch_size > len(train_x):
-        raise ValueError(
-            f"batch_size={config.batch_size} is larger than the training set ({len(train_x)} points); "
-            "lower batch_size or use more data"
-        )
-    _check_data(train_x, model, "training", grey=config.dynamic_binarization)
-    if valid_x is not None:
-        _check_data(valid_x, model, "validation", grey=config.dynamic_binarization)
-
-
-def parameters_of(*modules) -> list:
-    seen, params = set(), []
-    for m in modules:
-        for p in m.parameters():
-            if id(p) not in seen:
-                seen.add(id(p))
-                params.append(p)
-    return params
+from pyro_air.train.optim import make_adam, parameters_of
+from pyro_air.train.schedule import StepSchedule
+from pyro_air.train.signals import StopRequests, TrainingInterrupted
 
 
 def _state(model, guide) -> dict:
@@ -236,109 +107,7 @@ class LoopState:
     stopped: bool = False                # early stopping fired
 
 
-def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | None = None,
-        config: TrainConfig | None = None, run_dir: str | Path | None = None, spec: dict | None = None,
-        resume: bool = False, distributed: bool = False) -> TrainResult:
-    """Train ``model`` and ``guide`` on ``train_x`` with ``objective``; see the module docstring.
-
-    With ``run_dir`` the loop writes ``metrics.jsonl`` (one JSON line per epoch) and the atomic
-    checkpoints ``checkpoint.pt`` (last good state, for resuming: every epoch and every
-    ``checkpoint_every_steps`` steps) and ``best.pt`` (best validation). ``spec`` (names and configs
-    of model, guide, objective, data) is stored in the checkpoints so ``pyro-air evaluate`` can
-    rebuild the run. ``resume=True`` continues from ``run_dir/checkpoint.pt``. ``distributed=True``:
-    data-parallel over the ranks of the process group (joined from torchrun's environment if this
-    process has not joined one); call it in every rank with the same arguments.
-
-    Seeding: ``fit`` seeds its own streams from ``config.seed``, but ``model`` and ``guide`` were
-    initialized before the call - the caller fixes their initial weights, by building them with
-    ``pyro_air.runs.build_run(spec, seed=config.seed)`` or after ``pyro_air.core.seeds.seed_all(seed)``.
-    Resuming may change only the options in ``RESUME_MAY_CHANGE``; a changed ``lr`` rescales the
-    learning-rate schedule from the resume point on. The run directory must be empty (or hold only
-    the CLI's ``train_args.json``) unless ``resume=True``, and is locked while ``fit`` writes it.
-    Float64 data is cast to the parameters' dtype.
-    """
-    config = config or TrainConfig()
-    config.validate()
-    device = resolve_device(config.device)
-    if distributed:
-        from pyro_air.core import parallel as dist_utils
-        device = dist_utils.setup(config.device)
-        dist_utils.check_batch_divisible(config.batch_size, dist_utils.world_size())
-    check_inputs(model, guide, train_x, valid_x, config)
-    train_x = _as_parameter_dtype(train_x, model)
-    if valid_x is not None:
-        valid_x = _as_parameter_dtype(valid_x, model)
-        if config.valid_size is not None:
-            valid_x = valid_x[: config.valid_size]
-    run_path = Path(run_dir) if run_dir is not None else None
-    if resume and run_path is None:
-        raise ValueError("resume=True needs the run_dir to resume from")
-    writes = run_path is not None and (not distributed or dist_utils.is_main_process())
-    if run_path is not None:
-        run_dirs.check_path(run_path)
-        if resume and not (run_path / "checkpoint.pt").exists():
-            ckpt_io.load(run_path)  # raises: no checkpoint to resume from
-    with run_dirs.claim(run_path) if writes else contextlib.nullcontext():
-        if writes and not resume and run_dirs.holds_training(run_path):
-            present = ", ".join(n for n in run_dirs.TRAINING_FILES if (run_path / n).exists())
-            raise run_dirs.RunDirError(
-                f"{run_path} already holds a run ({present}); resume it with fit(..., resume=True), move it aside "
-                "with pyro_air.run_dir.move_aside(run_dir), or train into another run_dir")
-        return _fit_claimed(model, guide, objective, train_x, valid_x, config, device, run_path, spec, resume,
-                            distributed)
-
-
-def _fit_claimed(model, guide, objective, train_x, valid_x, config, device, run_path, spec, resume, distributed):
-    seed_all(stream_seed(config.seed, "training", 0))  # DistributedTrainer: one stream per rank
-    model.to(device)
-    guide.to(device)
-    train_x = train_x.to(device)  # data resident on the device: no per-step host copies
-    valid_eval_x = None
-    if valid_x is not None:
-        valid_eval_x = valid_x.to(device)
-        if config.dynamic_binarization:
-            gen = torch.Generator(device).manual_seed(stream_seed(config.seed, "binarize_valid"))
-            valid_eval_x = binarize_dynamic(valid_eval_x, gen)
-
-    trainer_class = _Trainer
-    if distributed:
-        from pyro_air.train_distributed import DistributedTrainer as trainer_class
-    trainer = trainer_class(model, guide, objective, train_x, valid_eval_x, config, device, run_path, spec)
-    if resume:
-        path = run_path / "checkpoint.pt"
-        state = ckpt_io.load(path)
-        ckpt_io.check_same_run(state, path, spec, asdict(config), may_change=RESUME_MAY_CHANGE)
-        trainer.load_state_dict(state)
-        trainer.checkpoint_on_disk = True
-        stored_lr = (state.get("train_config") or {}).get("lr", config.lr)
-        if stored_lr != config.lr:  # an allowed change (RESUME_MAY_CHANGE): the schedule continues scaled
-            trainer.scale_learning_rate(config.lr / stored_lr)
-        if trainer.is_writer:
-            _rewrite_metrics(run_path, trainer.loop.history)  # drop lines of epochs the checkpoint does not hold
-    trainer.last_good = trainer.state_dict()
-    trainer.train()
-    return trainer.finish()
-
-
-def make_adam(params, lr: float) -> torch.optim.Adam:
-    """One ``torch.optim.Adam`` over ``params``, with torch's fused kernel where it applies (every
-    parameter a floating-point tensor on the CPU or a CUDA device).
-
-    Same algorithm (Kingma & Ba 2015) and state as the default Adam; the fused kernel updates each
-    tensor in one pass instead of the ~10 elementwise passes of the default single-tensor path on
-    the CPU: ~0.2x its time for the 784-500-500-50 VAE's parameters on 2 threads, where the
-    default step was a quarter of an ELBO training step (benchmarks/RESULTS.md, "Kernel choices").
-    The update differs from the default one only by float rounding (max 2.4e-7 after 50 steps in a
-    side check). The optimizer state has the same layout either way, so a checkpoint written with
-    one kernel loads into the other (tests/test_train.py); loading also restores the kernel choice
-    saved with it, so a resumed run continues with the kernel it started with.
-    """
-    params = list(params)
-    fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
-    return torch.optim.Adam(params, lr=lr, fused=True if fused else None)
-
-
-class _Trainer:
+class Trainer:
     """The state of one run and the steps that change it (used by ``fit``).
 
     The methods under "hooks" are what ``DistributedTrainer`` overrides for data parallelism.
@@ -347,7 +116,8 @@ class _Trainer:
     world_size = 1     # processes training together
     is_writer = True   # this process writes metrics, checkpoints and progress bars
 
-    def __init__(self, model, guide, objective, train_x, valid_eval_x, config, device, run_path, spec):
+    def __init__(self, model, guide, objective, train_x, valid_eval_x, config, device, run_path, spec,
+                 schedule: StepSchedule | None = None):
         self.model, self.guide, self.objective = model, guide, objective
         self.train_x, self.valid_eval_x, self.config, self.device = train_x, valid_eval_x, config, device
         self.run_path, self.spec = run_path, spec
@@ -359,6 +129,7 @@ class _Trainer:
                              if config.dynamic_binarization else None)
         self.n = len(train_x)
         self.num_batches = self.n // config.batch_size  # drop the ragged last batch: every step has one shape
+        self.schedule = schedule if schedule is not None else StepSchedule()
         self.window = LossWindow(config.nonfinite_check_every or default_check_every(device), device)
         self.loop = LoopState()
         self.last_good: dict | None = None
@@ -367,7 +138,7 @@ class _Trainer:
         self.result = TrainResult(run_dir=str(run_path) if run_path else None)
 
     rank = 0
-    handles_signals = True  # SIGINT / SIGTERM stop at the next step with a checkpoint (pyro_air.signals)
+    handles_signals = True  # SIGINT / SIGTERM stop at the next step with a checkpoint (pyro_air.train.signals)
 
     def scale_learning_rate(self, factor: float) -> None:
         """Multiply the learning rate, now and for the rest of the schedule, by ``factor``."""
@@ -395,6 +166,7 @@ class _Trainer:
             "best_state": loop.best_state,
             # objectives with a random stream of their own (e.g. AVO's choice of step) save it too
             "objective_state": self.objective.state_dict() if hasattr(self.objective, "state_dict") else None,
+            "schedule_state": self.schedule.state_dict(),
         })
 
     def load_state_dict(self, state: dict) -> None:
@@ -411,6 +183,8 @@ class _Trainer:
         ckpt_io.set_rng_state(state["rng"])
         if state.get("objective_state") is not None and hasattr(self.objective, "load_state_dict"):
             self.objective.load_state_dict(state["objective_state"])
+        if state.get("schedule_state") is not None:
+            self.schedule.load_state_dict(state["schedule_state"])
         if self.binarize_rng is not None and state.get("binarize_rng") is not None:
             self.binarize_rng.set_state(state["binarize_rng"])
         pos = state.get("position") or {}  # format 1: always at an epoch boundary
@@ -465,7 +239,7 @@ class _Trainer:
                 self._train_epoch()  # returns early after a rollback; the loop goes on from the restored state
 
     def _interrupt(self) -> None:
-        """A signal arrived: checkpoint this exact position and stop (pyro_air.signals)."""
+        """A signal arrived: checkpoint this exact position and stop (pyro_air.train.signals)."""
         if not self._verified_finite():
             return  # rolled back (or raised): the loop comes back here from the restored state
         self._save_checkpoint()
@@ -501,12 +275,14 @@ class _Trainer:
         xb = self._next_batch()
         if hasattr(self.objective, "set_progress"):  # schedules (e.g. KL warm-up) follow training progress
             self.objective.set_progress(loop.step / (self.config.epochs * self.num_batches))
+        self.schedule.before_step(self)
         self.optimizer.zero_grad(set_to_none=True)
         loss = self._loss(xb)
         self.window.record(loop.step + 1, loss)
         if self.window.full and not self._losses_finite():  # on CPU: before the step can use the bad loss
             return False
         loss.backward()
+        self.schedule.before_update(self)
         self.optimizer.step()
         loop.loss_sum += loss.detach()
         loop.batch += 1
@@ -521,6 +297,7 @@ class _Trainer:
         self.scheduler.step()
         record = {"epoch": loop.epoch + 1, "step": loop.step, "train_loss": train_loss,
                   "lr": self.optimizer.param_groups[0]["lr"], "epoch_seconds": seconds}
+        record.update(self.schedule.end_epoch(self))
         if self.valid_eval_x is not None and ((loop.epoch + 1) % cfg.valid_every == 0 or loop.epoch + 1 == cfg.epochs):
             valid = self._validation_bound()
             record[f"valid_iwae{cfg.valid_num_samples}"] = valid
@@ -635,6 +412,7 @@ def _append_metrics(run_path: Path, record: dict) -> None:
     run_dirs.append_line(run_path / "metrics.jsonl", json.dumps(record))
 
 
-def _rewrite_metrics(run_path: Path, history: list) -> None:
+def rewrite_metrics(run_path: Path, history: list) -> None:
+    """metrics.jsonl holding exactly ``history`` (a resume drops lines of epochs its checkpoint does not hold)."""
     with run_dirs.write_guard(run_path / "metrics.jsonl", "rewrite the metrics"):
         run_dirs.atomic_write_text(run_path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))

@@ -19,7 +19,7 @@ state), ``best.pt`` and ``metrics.jsonl``. The rules, and why:
   a run file that is a symlink (pyro-air writes only regular files inside the run directory), a
   directory that cannot be written, a full disk (``write_guard``) - each a ``RunDirError`` (a
   ``RuntimeError``: ``pyro-air: error: ...``, exit 2) saying what to do. Writes are atomic
-  (``atomic_write_text``; checkpoints: ``pyro_air.checkpoint.atomic_save``) or undone on failure
+  (``atomic_write_text``; checkpoints: ``pyro_air.train.checkpoints.atomic_save``) or undone on failure
   (``append_line``), and temporary files a killed writer left (``.NAME.*.tmp``) are removed by the
   next claim.
 """

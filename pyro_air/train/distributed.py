@@ -1,7 +1,7 @@
 """The training loop of ``pyro_air.train``, data-parallel over the ranks of a process group.
 
 What changes against one process (everything else - schedule, checkpoints, rollback - is the
-same code in ``pyro_air.train._Trainer``):
+same code in ``pyro_air.train.loop.Trainer``):
 
 - Batches: every rank builds the same global batch of B points (same (seed, epoch) order, same
   dynamic-binarization generator) and keeps its slice of B/W rows (``pyro_air.core.parallel``).
@@ -31,19 +31,22 @@ import torch
 from pyro.infer.elbo import ELBOModule
 from torch.nn.parallel import DistributedDataParallel
 
-from pyro_air import checkpoint as ckpt_io
 from pyro_air.core import parallel as dist_utils
 from pyro_air.core.seeds import seed_all, stream_seed
 from pyro_air.evaluate.log_likelihood import log_likelihood
-from pyro_air.nonfinite import parameters_finite
-from pyro_air.train import _Trainer
+from pyro_air.train import checkpoints as ckpt_io
+from pyro_air.train.loop import Trainer
+from pyro_air.train.nonfinite import parameters_finite
 
 
-class DistributedTrainer(_Trainer):
+class DistributedTrainer(Trainer):
     handles_signals = False
 
-    def __init__(self, model, guide, objective, train_x, valid_eval_x, config, device, run_path, spec):
+    def __init__(self, model, guide, objective, train_x, valid_eval_x, config, device, run_path, spec, schedule=None):
         dist_utils.require_initialized("DistributedTrainer")
+        if schedule is not None:
+            raise ValueError("a step schedule (e.g. lagging-encoder training) runs single-process only; drop "
+                             "distributed=True")
         super().__init__(model, guide, objective, train_x, valid_eval_x, config, device, run_path, spec)
         self.rank, self.world_size = dist_utils.rank(), dist_utils.world_size()
         self.is_writer = self.rank == 0

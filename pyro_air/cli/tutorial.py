@@ -7,7 +7,7 @@ Every tutorial's first code cell picks its sizes with ``budget_from_env``:
 
 The budget name comes from ``$PYRO_AIR_TUTORIAL_BUDGET`` (default ``"small"``, minutes on a
 laptop CPU); the test suite sets ``tiny`` (seconds; checks the notebook runs, not its numbers);
-``full`` is the papers' scale. ``python -m pyro_air.tutorial strip tutorials/*.ipynb`` clears
+``full`` is the papers' scale. ``python -m pyro_air.cli.tutorial strip tutorials/*.ipynb`` clears
 outputs and execution counts before a notebook is committed (``tests/test_tutorials.py`` checks).
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ def strip_outputs(path) -> bool:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] != "strip" or len(argv) < 2:
-        print("usage: python -m pyro_air.tutorial strip NOTEBOOK.ipynb ...", file=sys.stderr)
+        print("usage: python -m pyro_air.cli.tutorial strip NOTEBOOK.ipynb ...", file=sys.stderr)
         return 2
     for path in argv[1:]:
         print(f"{path}: {'stripped' if strip_outputs(path) else 'already clean'}")

@@ -1,0 +1,235 @@
+"""What each ``pyro-air`` subcommand does (``pyro_air.cli.main`` parses and dispatches)."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from pyro_air.cli.options import (
+    TRAIN_ARGS_FILE,
+    config_from_args,
+    resume_args,
+    run_dir_of,
+    spec_from_args,
+    train_options,
+)
+from pyro_air.core import parallel as dist_utils
+from pyro_air.core.seeds import seed_all, stream_seed
+from pyro_air.evaluate import format_table, summarize
+from pyro_air.evaluate.ais_cli import ais_report, check_ais_arguments, wants_ais
+from pyro_air.evaluate.latent_metrics import format_latent_metrics
+from pyro_air.runs import (
+    build_run,
+    evaluate_checkpoint,
+    evaluation_split,
+    load_run,
+    load_split,
+    vae_spec,
+)
+from pyro_air.train import RESUME_MAY_CHANGE, TrainConfig, check_inputs, fit
+from pyro_air.train import checkpoints as ckpt_io
+from pyro_air.train import run_dir as run_dirs
+from pyro_air.train.signals import TrainingInterrupted
+
+
+def cmd_train(args) -> int:
+    """Check everything (options, run directory, model, data) before writing anything; then claim the
+    run directory (one writer), write train_args.json, train; a signal ends it with a checkpoint."""
+    run_dir = run_dir_of(args)
+    resume = bool(args.resume)
+    if resume and args.overwrite:
+        raise ValueError("--resume continues a run and --overwrite moves it aside: give one of them")
+    run_dirs.check_path(run_dir)
+    if resume:
+        args = resume_args(args, run_dir)
+    spec, config = spec_from_args(args), config_from_args(args)
+    config.validate()
+    if args.distributed:  # fail before loading any data: no torchrun environment, batch not divisible
+        dist_utils.setup(args.device)
+        dist_utils.check_batch_divisible(args.batch_size, dist_utils.world_size())
+    main_process = dist_utils.is_main_process()
+    if resume:  # fail before loading any data (fit checks again)
+        path = run_dir / "checkpoint.pt"
+        ckpt_io.check_same_run(ckpt_io.load(path), path, spec, asdict(config), may_change=RESUME_MAY_CHANGE)
+    elif not args.overwrite:
+        run_dirs.refuse_non_empty(run_dir, resume_hint=f"`pyro-air train --resume {run_dir}`")
+    model, guide, objective = build_run(spec, seed=args.seed)
+    train_x, valid_x = load_split(spec, "train"), load_split(spec, "valid")
+    check_inputs(model, guide, train_x, valid_x, config)
+    if not main_process:
+        return _train(model, guide, objective, train_x, valid_x, config, run_dir, spec, resume, args)
+    if not resume and args.overwrite:
+        moved = run_dirs.move_aside(run_dir)
+        if moved is not None:
+            print(f"moved the old run to {moved}")
+    with run_dirs.claim(run_dir):
+        options, stored = train_options(args), run_dir / TRAIN_ARGS_FILE
+        if not resume:
+            run_dirs.refuse_non_empty(run_dir)  # again, under the lock
+        if not resume or json.loads(stored.read_text()) != options:  # a resume may change some (RESUME_MAY_CHANGE)
+            with run_dirs.write_guard(stored, "write the run's options"):
+                run_dirs.atomic_write_text(stored, json.dumps(options, indent=1) + "\n")
+        return _train(model, guide, objective, train_x, valid_x, config, run_dir, spec, resume, args)
+
+
+def _train(model, guide, objective, train_x, valid_x, config, run_dir, spec, resume, args) -> int:
+    t0 = time.perf_counter()
+    try:
+        result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec, resume=resume,
+                     distributed=args.distributed)
+    except TrainingInterrupted as stop:
+        print(f"pyro-air: interrupted at epoch {stop.epoch} step {stop.step}; continue with: "
+              f"pyro-air train --resume {run_dir}", file=sys.stderr)
+        return stop.exit_code
+    if not dist_utils.is_main_process():
+        return 0
+    print(f"trained {len(result.history)} epochs in {time.perf_counter() - t0:.1f} s; best validation "
+          f"IWAE-{config.valid_num_samples} {result.best_valid} at epoch {result.best_epoch}")
+    print(f"checkpoints: {run_dir / 'checkpoint.pt'} (last), {run_dir / 'best.pt'} (best); "
+          f"metrics: {run_dir / 'metrics.jsonl'}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    # Estimates draw per datapoint batch from (seed, batch); the columns that optimize per datapoint
+    # (IW-SVI, amortization gap) and the latent metrics draw from the global streams: seed them too.
+    seed_all(stream_seed(args.seed, "evaluation"))
+    check_ais_arguments(args)  # issue 19 hook (AIS / BDMC / gaps, pyro_air/evaluate/ais_cli.py)
+    rows = evaluate_checkpoint(args.checkpoint, args.splits, args.num_samples, args.max_points, args.device,
+                               progress=not args.no_progress, seed=args.seed, distributed=args.distributed,
+                               iw_svi_steps=args.iw_svi_steps,
+                               iw_svi_k_train=args.iw_svi_k_train, iw_svi_lr=args.iw_svi_lr,
+                               amortization_gap_steps=args.amortization_gap_steps,
+                               upper_bound_method=args.upper_bound,
+                               with_latent_metrics=args.latent_metrics)
+    if not dist_utils.is_main_process():
+        return 0
+    print(f"-log p(x) is IWAE-{args.num_samples}; gap = log p(x) - ELBO; mean ± standard error, nats")
+    if args.iw_svi_steps:
+        print(f"-IW-SVI: {args.iw_svi_steps} Adam steps on IWAE-{args.iw_svi_k_train} per datapoint, "
+              f"scored with IWAE-{args.num_samples} (AIR Appendix C)")
+    if args.amortization_gap_steps:
+        print(f"amort. gap: ELBO of a per-datapoint Gaussian ({args.amortization_gap_steps} steps) - amortized ELBO")
+    if args.upper_bound:
+        bound = "CUBO_2" if args.upper_bound == "cubo" else "VR bound, alpha = -1"
+        print(f"-upper bound: -{bound} with {args.num_samples} samples (<= -log p(x) once S is large enough)")
+    print(format_table(rows))
+    if args.latent_metrics:
+        print("\nlatent metrics (InfoVAE): MMD(q(z), p(z)), log det Cov[q(z)], active units, I_q(x; z) in nats")
+        print(format_latent_metrics({label: row["latent"] for label, row in rows.items()}))
+    if wants_ais(args):  # issue 19 hook: AIS / BDMC / gap decomposition (pyro_air/evaluate/ais_cli.py)
+        model, guide, spec = load_run(args.checkpoint, args.device)
+        splits = {f"{s} (n={len(x)})": x for s in args.splits for x in [evaluation_split(spec, s, args.max_points)]}
+        path = Path(args.checkpoint)
+        print(ais_report(model, guide, splits, args, run_dir=path if path.is_dir() else path.parent))
+    return 0
+
+
+def cmd_diagnose(args) -> int:
+    import matplotlib
+    matplotlib.use("Agg")  # files only; never open a window
+    from pyro_air.diagnostics.report import write_diagnostics
+
+    path = Path(args.checkpoint)
+    run_dir = path if path.is_dir() else path.parent
+    model, guide, spec = load_run(path, args.device)
+    x = evaluation_split(spec, args.split, args.max_points)
+    seed_all(stream_seed(args.seed, "diagnostics"))
+    metrics = run_dir / "metrics.jsonl"
+    report = write_diagnostics(model, guide, x, args.out or run_dir / "diagnostics", num_samples=args.num_samples,
+                               metrics=metrics if metrics.exists() else None, label=f"{args.split} split",
+                               progress=not args.no_progress)
+    print(report.khat_table)
+    for name, file in report.files.items():
+        print(f"{name}: {file}")
+    return 0
+
+
+def _fresh_run_dir(args, what: str) -> Path:
+    """The run directory of a command that cannot resume: refused if it holds anything, unless
+    --overwrite moves the old one aside. Reads only (``_claim_fresh`` does the moving)."""
+    path = run_dirs.check_path(args.run_dir)
+    if not args.overwrite:
+        run_dirs.refuse_non_empty(path, what=what)
+    return path
+
+
+def _claim_fresh(path: Path):
+    moved = run_dirs.move_aside(path)
+    if moved is not None:
+        print(f"moved the old run to {moved}")
+    return run_dirs.claim(path)
+
+
+def cmd_quickstart(args) -> int:
+    """Train the AIR MNIST VAE (784-500-500-50) at a small budget, evaluate, print the table."""
+    run_dir = _fresh_run_dir(args, "quickstart run")
+    spec = vae_spec(train_size=args.train_size)
+    config = TrainConfig(epochs=args.epochs, batch_size=100, lr=1e-3, seed=args.seed, valid_size=1000,
+                         valid_num_samples=50, progress=not args.no_progress)
+    config.validate()
+    model, guide, objective = build_run(spec, seed=args.seed)
+    train_x, valid_x = load_split(spec, "train"), load_split(spec, "valid")
+    check_inputs(model, guide, train_x, valid_x, config)
+    test_x = load_split(spec, "test")[: args.test_points]
+    t0 = time.perf_counter()
+    with _claim_fresh(run_dir):
+        fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec)
+    print(f"trained on {len(train_x)} MNIST images for {args.epochs} epochs in {time.perf_counter() - t0:.0f} s")
+    rows = {f"VAE test (n={len(test_x)})": summarize(model, guide, test_x, num_samples=args.num_samples,
+                                                      progress=not args.no_progress,
+                                                      seed=stream_seed(args.seed, "evaluation"))}
+    print(f"-log p(x) is IWAE-{args.num_samples}; gap = log p(x) - ELBO; mean ± standard error, nats")
+    print(format_table(rows))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    """VAE vs DVAE vs WNI-VAE (AIR Table 1) at a small budget: same decoder, data, seed and test images.
+
+    Everything is checked (hyperparameters, options, run directory, data) before the first model
+    trains. Every model is built from ``build_run(spec, seed)`` (so the three start from the same
+    decoder weights) and evaluated on the seed's evaluation stream: the same command prints the
+    same table.
+    """
+    from pyro_air.cli.compare import air_spec, evaluate_row, paired_difference
+
+    run_root = _fresh_run_dir(args, "comparison")
+    methods = {"VAE": ("vae", {}), f"DVAE (sigma={args.sigma:g}, alpha={args.alpha:g})": ("dvae", {"sigma": args.sigma, "alpha": args.alpha}),
+               f"WNI-VAE (H={args.H:g})": ("wni", {"H": args.H})}
+    config = TrainConfig(epochs=args.epochs, batch_size=100, lr=1e-3, seed=args.seed, valid_size=args.valid_size,
+                         valid_num_samples=20, valid_every=max(1, args.epochs // 15), progress=not args.no_progress)
+    config.validate()
+    if args.test_points < 1:
+        raise ValueError(f"--test-points must be >= 1, got {args.test_points}")
+    runs = {}
+    for label, (method, kw) in methods.items():  # build all first: a bad sigma / alpha / H fails before training
+        spec = air_spec(method, k=args.num_particles, z_dim=args.z_dim, hidden=args.hidden,
+                        train_size=args.train_size, **kw)
+        runs[label] = (method, spec, build_run(spec, seed=args.seed))
+    first_spec = next(iter(runs.values()))[1]  # every run has the same data spec
+    train_x, valid_x = load_split(first_spec, "train"), load_split(first_spec, "valid")
+    test_x = load_split(first_spec, "test")[: args.test_points]
+    for _, _, (model, guide, _) in runs.values():
+        check_inputs(model, guide, train_x, valid_x, config)
+    rows, base = {}, None
+    with _claim_fresh(run_root):
+        for label, (method, spec, (model, guide, objective)) in runs.items():
+            t0 = time.perf_counter()
+            result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_root / method, spec=spec)
+            print(f"{label}: trained on {len(train_x)} MNIST images for {args.epochs} epochs in "
+                  f"{time.perf_counter() - t0:.0f} s (early-stopped at epoch {result.best_epoch} of the validation "
+                  "IWAE-20)")
+            row = evaluate_row(model, guide, test_x, k=args.num_particles, num_samples=args.num_samples,
+                               progress=not args.no_progress, seed=stream_seed(args.seed, "evaluation"))
+            base = base or row
+            row["Δ(-log p) vs VAE"] = paired_difference(row, base)
+            rows[label] = row
+    bound = "ELBO" if args.num_particles == 1 else f"IWAE-{args.num_particles} bound"
+    print(f"\ntest (first {len(test_x)} images): -log p(x) is IWAE-{args.num_samples}; gap = log p(x) - {bound}; "
+          f"-ELBO column = -{bound}; Δ = paired difference on the same images (negative = better than VAE); "
+          f"mean ± standard error, nats")
+    print(format_table(rows, columns=("nll", "inference_gap", "neg_elbo", "Δ(-log p) vs VAE")))
+    return 0

@@ -1,0 +1,135 @@
+"""The ``pyro-air`` command.
+
+    pyro-air compare                        # the main job: VAE vs DVAE vs WNI-VAE at a small budget
+    pyro-air quickstart                     # a small VAE run on MNIST, evaluated
+    pyro-air train --guide gaussian --objective elbo --epochs 10 --run-dir runs/vae
+    pyro-air evaluate runs/vae --num-samples 5000
+    pyro-air diagnose runs/vae --num-samples 1000 --max-points 500
+    torchrun --standalone --nproc_per_node=2 -m pyro_air train ... --distributed   # data-parallel
+    torchrun --standalone --nproc_per_node=2 -m pyro_air evaluate runs/vae --distributed
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pyro_air import data
+from pyro_air.cli.commands import (
+    cmd_compare,
+    cmd_diagnose,
+    cmd_evaluate,
+    cmd_quickstart,
+    cmd_train,
+)
+from pyro_air.cli.options import add_train_args
+from pyro_air.core import parallel as dist_utils
+from pyro_air.evaluate.ais_cli import add_ais_arguments  # issue 19
+from pyro_air.train import run_dir as run_dirs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pyro-air", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model and guide, writing checkpoints to a run directory")
+    add_train_args(p)
+    p.add_argument("--run-dir", default=None, help="where checkpoints and metrics go")
+    p.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR (or --run-dir) exactly where it stopped, with its stored "
+                        "options; only --lr, --device, --no-progress, --checkpoint-every-steps, --on-nonfinite, "
+                        "--rollback-lr-factor, --max-rollbacks and --data-dir may be changed")
+    p.add_argument("--overwrite", action="store_true",
+                   help="if the run directory is not empty, move the old run aside (to RUN_DIR.old-<time>) first")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="-log p(x), -ELBO and the inference gap of a checkpoint")
+    p.add_argument("checkpoint", help="a run directory (uses best.pt) or a checkpoint file")
+    p.add_argument("--num-samples", type=int, default=5000)
+    p.add_argument("--splits", nargs="+", default=["test"], choices=list(data.SPLITS))
+    p.add_argument("--max-points", type=int, default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--latent-metrics", action="store_true",
+                   help="also report MMD(q(z), p(z)), log det Cov[q(z)], active units and I_q(x; z)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed each batch of datapoints from (SEED, batch index): the same command prints the same "
+                        "numbers, equal to --distributed evaluation with the same seed")
+    p.add_argument("--distributed", action="store_true",
+                   help="each process torchrun starts scores a shard of the data; results gathered in order")
+    p.add_argument("--iw-svi-steps", type=int, default=0, help="add an IW-SVI column with this many steps (0: off)")
+    p.add_argument("--iw-svi-k-train", type=int, default=50, help="IWAE-k bound optimized by IW-SVI")
+    p.add_argument("--iw-svi-lr", type=float, default=1e-2, help="Adam step size of IW-SVI and the amortization gap")
+    p.add_argument("--amortization-gap-steps", type=int, default=0,
+                   help="add an amortization-gap column with this many local ELBO steps (0: off)")
+    p.add_argument("--upper-bound", choices=["cubo", "vr"], default=None,
+                   help="add an upper-bound column: CUBO_2 or the VR bound at alpha = -1 (default: off)")
+    add_ais_arguments(p)  # issue 19 hook: --ais-steps, --ais-chains, --bdmc, --gaps
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("diagnose", help="PSIS k-hat table and diagnostic plots of a checkpoint")
+    p.add_argument("checkpoint", help="a run directory (uses best.pt) or a checkpoint file")
+    p.add_argument("--num-samples", type=int, default=1000, help="guide draws per datapoint for k-hat")
+    p.add_argument("--max-points", type=int, default=1000, help="first N points of the split")
+    p.add_argument("--split", default="test", choices=list(data.SPLITS))
+    p.add_argument("--out", default=None, help="output directory (default: CHECKPOINT_DIR/diagnostics)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the guide draws (the same command, the same plots)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_diagnose)
+
+    p = sub.add_parser("quickstart", help="train and evaluate a small VAE on the embedded MNIST")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--train-size", type=int, default=None)
+    p.add_argument("--test-points", type=int, default=1000)
+    p.add_argument("--num-samples", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run-dir", default="runs/quickstart")
+    p.add_argument("--overwrite", action="store_true", help="move an earlier run in --run-dir aside first")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_quickstart)
+
+    p = sub.add_parser("compare", help="AIR's comparison at a small budget: VAE vs DVAE vs WNI-VAE, one table")
+    # Defaults: the regime of experiments/air/RESULTS.md, where the VAE over-fits (1000 images, 300
+    # epochs = 3000 steps; about 1 minute per model on 2 cores) and sigma = 0.25 was selected.
+    p.add_argument("--epochs", type=int, default=300)
+    p.add_argument("--train-size", type=int, default=1000, help="the nested MNIST training subset (over-fits fast)")
+    p.add_argument("--sigma", type=float, default=0.25, help="DVAE noise scale")
+    p.add_argument("--alpha", type=float, default=1.0, help="DVAE weight of the noisy objective (Eq. 16)")
+    p.add_argument("--H", type=float, default=1.5, help="WNI weight-norm cap (Eq. 18)")
+    p.add_argument("--num-particles", type=int, default=1, help="k: 1 = VAE objective, >1 = IWAE-k")
+    p.add_argument("--z-dim", type=int, default=50)
+    p.add_argument("--hidden", type=int, nargs="+", default=[500, 500])
+    p.add_argument("--valid-size", type=int, default=500)
+    p.add_argument("--test-points", type=int, default=500)
+    p.add_argument("--num-samples", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run-dir", default="runs/compare")
+    p.add_argument("--overwrite", action="store_true", help="move an earlier comparison in --run-dir aside first")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_compare)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, TypeError, OSError, RuntimeError, FloatingPointError) as err:
+        if isinstance(err, KeyError) and err.args:
+            message = err.args[0]
+        elif isinstance(err, OSError) and not isinstance(err, FileNotFoundError) and err.strerror:
+            message = run_dirs.describe_os_error(err, err.filename or "", "write or read a file")
+        else:
+            message = err
+        print(f"pyro-air: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as err:  # TrainingInterrupted outside `train` (compare, quickstart), or Ctrl-C
+        print(f"pyro-air: {err or 'interrupted'}", file=sys.stderr)
+        return getattr(err, "exit_code", 130)
+    finally:
+        dist_utils.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The options of ``pyro-air train`` and how they become a run spec and a ``TrainConfig``; the
+stored options of a run (``train_args.json``) that ``--resume RUN_DIR`` reads back."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from pyro_air.runs import vae_spec
+from pyro_air.train import TrainConfig
+
+
+def json_arg(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {text!r} ({err})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"sigma\": 0.1}}', got {text!r}")
+    return value
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="mnist", help="mnist | mnist-amat | omniglot | caltech101")
+    p.add_argument("--data-dir", default=None, help="directory of user-supplied data files ($PYRO_AIR_DATA)")
+    p.add_argument("--train-size", type=int, default=None, help="fixed random subset of the training split")
+    p.add_argument("--guide", default="gaussian")
+    p.add_argument("--guide-cfg", type=json_arg, default={}, help="JSON object of guide options")
+    p.add_argument("--objective", default="elbo")
+    p.add_argument("--objective-cfg", type=json_arg, default={}, help="JSON object of objective options")
+    p.add_argument("--num-particles", type=int, default=1)
+    p.add_argument("--z-dim", type=int, default=50)
+    p.add_argument("--hidden", type=int, nargs="+", default=[500, 500])
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-final-ratio", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--valid-num-samples", type=int, default=100)
+    p.add_argument("--valid-size", type=int, default=None)
+    p.add_argument("--patience", type=int, default=None)
+    p.add_argument("--dynamic-binarization", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--checkpoint-every-steps", type=int, default=None,
+                   help="also write a resumable checkpoint every this many steps (mid-epoch)")
+    p.add_argument("--on-nonfinite", choices=["stop", "rollback"], default="stop",
+                   help="on a NaN/inf loss: stop (default) or roll back to the last good state with a lower lr")
+    p.add_argument("--rollback-lr-factor", type=float, default=0.5)
+    p.add_argument("--max-rollbacks", type=int, default=3)
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the processes torchrun starts (gloo on CPU, NCCL on CUDA); "
+                        "--batch-size is the global batch and must be divisible by their number")
+
+
+def spec_from_args(args) -> dict:
+    spec = vae_spec(guide=args.guide, objective=args.objective, z_dim=args.z_dim, hidden=args.hidden,
+                    num_particles=args.num_particles, dataset=args.dataset, train_size=args.train_size,
+                    guide_cfg=args.guide_cfg, objective_cfg=args.objective_cfg)
+    spec["data"]["binarize"] = "dynamic" if args.dynamic_binarization else "static"
+    spec["data"]["data_dir"] = args.data_dir
+    return spec
+
+
+def config_from_args(args) -> TrainConfig:
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                       lr_final_ratio=args.lr_final_ratio, seed=args.seed, device=args.device,
+                       valid_num_samples=args.valid_num_samples, valid_size=args.valid_size,
+                       patience=args.patience, dynamic_binarization=args.dynamic_binarization,
+                       progress=not args.no_progress, checkpoint_every_steps=args.checkpoint_every_steps,
+                       on_nonfinite=args.on_nonfinite, rollback_lr_factor=args.rollback_lr_factor,
+                       max_rollbacks=args.max_rollbacks)
+
+
+TRAIN_ARGS_FILE = "train_args.json"  # the train options of a run, so `--resume RUN_DIR` needs no others
+
+
+NOT_GIVEN = object()
+
+
+def train_option_parser(mark_defaults: bool = False) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    add_train_args(p)
+    if mark_defaults:  # every option not on the command line parses as NOT_GIVEN
+        p.set_defaults(**{k: NOT_GIVEN for k in vars(p.parse_args([]))})
+    return p
+
+
+def resume_args(args, run_dir: Path) -> argparse.Namespace:
+    """The run's stored train options, overridden by those named on this command line.
+
+    ``fit`` then refuses the resume if an override changes the result (e.g. --lr), listing the keys.
+    """
+    parsed = vars(train_option_parser(mark_defaults=True).parse_known_args(args.argv)[0])
+    given = {k: v for k, v in parsed.items() if v is not NOT_GIVEN}
+    stored_path = run_dir / TRAIN_ARGS_FILE
+    if not stored_path.exists():
+        raise FileNotFoundError(f"{stored_path} not found: {run_dir} was not started by `pyro-air train`; "
+                                "resume it from Python with fit(..., run_dir=..., resume=True)")
+    defaults = vars(train_option_parser().parse_args([]))
+    return argparse.Namespace(**{**defaults, **json.loads(stored_path.read_text()), **given})
+
+
+def run_dir_of(args) -> Path:
+    if isinstance(args.resume, str):
+        if args.run_dir is not None and Path(args.run_dir) != Path(args.resume):
+            raise ValueError(f"--resume {args.resume} and --run-dir {args.run_dir} name different runs; give one")
+        return Path(args.resume)
+    if args.run_dir is None:
+        raise ValueError("name the run directory: --run-dir RUN_DIR (or --resume RUN_DIR to continue a run)")
+    return Path(args.run_dir)
+
+
+def train_options(args) -> dict:
+    return {k: getattr(args, k) for k in vars(train_option_parser().parse_args([]))}

@@ -1,0 +1,93 @@
+"""What a training run is configured by, and what it returns.
+
+``TrainConfig`` holds every option of the loop (``pyro_air.train.loop``); ``RESUME_MAY_CHANGE``
+lists the options a resumed run may change, in two kinds: those that leave the parameters'
+trajectory unchanged, and the two that change it deliberately from the resume point on (``lr``,
+``device``). Every other option must match the checkpoint, or the resume is refused.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from pyro_air.core.validation import check_positive, check_positive_int
+
+NONFINITE_MODES = ("stop", "rollback")
+# Options that may differ between a checkpoint and the run that resumes it (every other option of
+# the spec and the training configuration must match, or the resume is refused). Two kinds:
+RESUME_KEEPS_RESULT = tuple(f"train_config.{k}" for k in (  # do not change the parameters' trajectory
+    "progress", "checkpoint_every_steps", "on_nonfinite", "rollback_lr_factor", "max_rollbacks",
+    "nonfinite_check_every")) + ("spec.data.data_dir",)  # (where the same data files are read from)
+RESUME_CHANGES_RESULT = (  # change it from the resume point on, deliberately:
+    "train_config.lr",      # the advice after a non-finite loss: resume with a lower --lr (scales the schedule)
+    "train_config.device",  # move a run between CPU and GPU (same algorithm, other float rounding)
+)
+RESUME_MAY_CHANGE = RESUME_KEEPS_RESULT + RESUME_CHANGES_RESULT
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 100
+    lr: float = 1e-3
+    lr_final_ratio: float = 0.1
+    seed: int = 0
+    device: str = "cpu"
+    valid_every: int = 1
+    valid_num_samples: int = 100
+    valid_size: int | None = None
+    patience: int | None = None
+    dynamic_binarization: bool = False
+    progress: bool = True
+    checkpoint_every_steps: int | None = None  # also checkpoint mid-epoch every this many steps
+    on_nonfinite: str = "stop"                 # "stop" | "rollback"
+    rollback_lr_factor: float = 0.5            # lr multiplier applied at each rollback
+    max_rollbacks: int = 3
+    nonfinite_check_every: int | None = None   # steps between finiteness checks; None: 1 on CPU, 50 on CUDA
+
+    def validate(self) -> None:
+        check_positive_int(self.epochs, "epochs")
+        check_positive_int(self.batch_size, "batch_size")
+        check_positive(self.lr, "lr")
+        check_positive(self.lr_final_ratio, "lr_final_ratio")
+        check_positive_int(self.valid_every, "valid_every")
+        check_positive_int(self.valid_num_samples, "valid_num_samples")
+        if self.patience is not None:
+            check_positive_int(self.patience, "patience")
+        if self.valid_size is not None and (isinstance(self.valid_size, bool) or not isinstance(self.valid_size, int)
+                                            or self.valid_size < 1):
+            raise ValueError(f"valid_size must be an integer >= 1 (the first valid_size validation images), got "
+                             f"{self.valid_size!r}; omit it (--valid-size) to use the whole validation split")
+        if self.checkpoint_every_steps is not None:
+            check_positive_int(self.checkpoint_every_steps, "checkpoint_every_steps")
+        if self.nonfinite_check_every is not None:
+            check_positive_int(self.nonfinite_check_every, "nonfinite_check_every")
+        if self.on_nonfinite not in NONFINITE_MODES:
+            raise ValueError(f"on_nonfinite must be one of {', '.join(NONFINITE_MODES)}, got {self.on_nonfinite!r}")
+        if not 0.0 < float(self.rollback_lr_factor) < 1.0:
+            raise ValueError(f"rollback_lr_factor must lie in (0, 1) (it lowers the learning rate), "
+                             f"got {self.rollback_lr_factor!r}")
+        check_positive_int(self.max_rollbacks, "max_rollbacks", minimum=0)
+        resolve_device(self.device)
+
+
+@dataclass
+class TrainResult:
+    history: list = field(default_factory=list)
+    best_epoch: int | None = None
+    best_valid: float | None = None
+    stopped_early: bool = False
+    run_dir: str | None = None
+    steps: int = 0
+    rollbacks: list = field(default_factory=list)  # one dict per rollback: step, restored_step, lr
+
+
+def resolve_device(name: str) -> torch.device:
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device={name!r} was asked for but CUDA is not available on this machine; "
+            "use device='cpu' or run on a machine with an NVIDIA GPU"
+        )
+    return device

@@ -1,0 +1,148 @@
+"""``fit``: check the inputs, claim the run directory, build the trainer (single-process or
+data-parallel), resume it if asked, train, and return the result. The loop itself is
+``pyro_air.train.loop``; see its docstring for what a step, an epoch and a checkpoint are.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from pyro_air.core.seeds import seed_all, stream_seed
+from pyro_air.core.validation import check_batch, check_compatible
+from pyro_air.data.binarize import binarize_dynamic
+from pyro_air.train import checkpoints as ckpt_io
+from pyro_air.train import run_dir as run_dirs
+from pyro_air.train.config import (
+    RESUME_MAY_CHANGE,
+    TrainConfig,
+    TrainResult,
+    resolve_device,
+)
+from pyro_air.train.loop import Trainer, rewrite_metrics
+from pyro_air.train.schedule import StepSchedule
+
+
+def _check_data(x: torch.Tensor, model, name: str, grey: bool) -> None:
+    """Once, up front: shape, dtype, finiteness - and binary values unless grey levels are expected."""
+    check_batch(x, model.x_dim, f"{name} data")
+    if not grey:
+        model.validate(x)
+    elif x.min() < 0 or x.max() > 1:
+        raise ValueError(
+            f"dynamic binarization draws Bernoulli(x) pixels, so the {name} data must be grey levels in [0, 1], "
+            f"but it has values in [{x.min().item():.3g}, {x.max().item():.3g}]; rescale it (e.g. x / 255 for "
+            "8-bit images)")
+
+
+def _as_parameter_dtype(x: torch.Tensor, model) -> torch.Tensor:
+    """Floating data in the parameters' dtype: float64 (NumPy's default) data trains a float32 model
+    after a cast, instead of failing inside a matrix product."""
+    params = list(model.parameters())
+    dtype = params[0].dtype if params else torch.get_default_dtype()
+    return x.to(dtype) if x.dtype != dtype else x
+
+
+def check_inputs(model, guide, train_x: torch.Tensor, valid_x: torch.Tensor | None, config) -> None:
+    """Everything ``fit`` checks before it touches the run directory (the CLI calls it before writing
+    ``train_args.json``, so a bad option never changes a run)."""
+    config.validate()
+    check_compatible(model, guide)
+    if len(train_x) == 0:
+        raise ValueError("the training set is empty; load a dataset with at least one image")
+    if config.batch_size > len(train_x):
+        raise ValueError(
+            f"batch_size={config.batch_size} is larger than the training set ({len(train_x)} points); "
+            "lower batch_size or use more data"
+        )
+    _check_data(train_x, model, "training", grey=config.dynamic_binarization)
+    if valid_x is not None:
+        _check_data(valid_x, model, "validation", grey=config.dynamic_binarization)
+
+
+def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | None = None,
+        config: TrainConfig | None = None, run_dir: str | Path | None = None, spec: dict | None = None,
+        resume: bool = False, distributed: bool = False, schedule: StepSchedule | None = None) -> TrainResult:
+    """Train ``model`` and ``guide`` on ``train_x`` with ``objective``; see the module docstring.
+
+    With ``run_dir`` the loop writes ``metrics.jsonl`` (one JSON line per epoch) and the atomic
+    checkpoints ``checkpoint.pt`` (last good state, for resuming: every epoch and every
+    ``checkpoint_every_steps`` steps) and ``best.pt`` (best validation). ``spec`` (names and configs
+    of model, guide, objective, data) is stored in the checkpoints so ``pyro-air evaluate`` can
+    rebuild the run. ``resume=True`` continues from ``run_dir/checkpoint.pt``. ``distributed=True``:
+    data-parallel over the ranks of the process group (joined from torchrun's environment if this
+    process has not joined one); call it in every rank with the same arguments.
+
+    Seeding: ``fit`` seeds its own streams from ``config.seed``, but ``model`` and ``guide`` were
+    initialized before the call - the caller fixes their initial weights, by building them with
+    ``pyro_air.runs.build_run(spec, seed=config.seed)`` or after ``pyro_air.core.seeds.seed_all(seed)``.
+    Resuming may change only the options in ``RESUME_MAY_CHANGE``; a changed ``lr`` rescales the
+    learning-rate schedule from the resume point on. The run directory must be empty (or hold only
+    the CLI's ``train_args.json``) unless ``resume=True``, and is locked while ``fit`` writes it.
+    Float64 data is cast to the parameters' dtype.
+    """
+    config = config or TrainConfig()
+    config.validate()
+    device = resolve_device(config.device)
+    if distributed:
+        from pyro_air.core import parallel as dist_utils
+        device = dist_utils.setup(config.device)
+        dist_utils.check_batch_divisible(config.batch_size, dist_utils.world_size())
+    check_inputs(model, guide, train_x, valid_x, config)
+    train_x = _as_parameter_dtype(train_x, model)
+    if valid_x is not None:
+        valid_x = _as_parameter_dtype(valid_x, model)
+        if config.valid_size is not None:
+            valid_x = valid_x[: config.valid_size]
+    run_path = Path(run_dir) if run_dir is not None else None
+    if resume and run_path is None:
+        raise ValueError("resume=True needs the run_dir to resume from")
+    writes = run_path is not None and (not distributed or dist_utils.is_main_process())
+    if run_path is not None:
+        run_dirs.check_path(run_path)
+        if resume and not (run_path / "checkpoint.pt").exists():
+            ckpt_io.load(run_path)  # raises: no checkpoint to resume from
+    with run_dirs.claim(run_path) if writes else contextlib.nullcontext():
+        if writes and not resume and run_dirs.holds_training(run_path):
+            present = ", ".join(n for n in run_dirs.TRAINING_FILES if (run_path / n).exists())
+            raise run_dirs.RunDirError(
+                f"{run_path} already holds a run ({present}); resume it with fit(..., resume=True), move it aside "
+                "with pyro_air.train.run_dir.move_aside(run_dir), or train into another run_dir")
+        return _fit_claimed(model, guide, objective, train_x, valid_x, config, device, run_path, spec, resume, schedule,
+                            distributed)
+
+
+def _fit_claimed(model, guide, objective, train_x, valid_x, config, device, run_path, spec, resume, schedule,
+                 distributed):
+    seed_all(stream_seed(config.seed, "training", 0))  # DistributedTrainer: one stream per rank
+    model.to(device)
+    guide.to(device)
+    train_x = train_x.to(device)  # data resident on the device: no per-step host copies
+    valid_eval_x = None
+    if valid_x is not None:
+        valid_eval_x = valid_x.to(device)
+        if config.dynamic_binarization:
+            gen = torch.Generator(device).manual_seed(stream_seed(config.seed, "binarize_valid"))
+            valid_eval_x = binarize_dynamic(valid_eval_x, gen)
+
+    trainer_class = Trainer
+    if distributed:
+        from pyro_air.train.distributed import DistributedTrainer as trainer_class
+    trainer = trainer_class(model, guide, objective, train_x, valid_eval_x, config, device, run_path, spec,
+                            schedule=schedule)
+    if resume:
+        path = run_path / "checkpoint.pt"
+        state = ckpt_io.load(path)
+        ckpt_io.check_same_run(state, path, spec, asdict(config), may_change=RESUME_MAY_CHANGE)
+        trainer.load_state_dict(state)
+        trainer.checkpoint_on_disk = True
+        stored_lr = (state.get("train_config") or {}).get("lr", config.lr)
+        if stored_lr != config.lr:  # an allowed change (RESUME_MAY_CHANGE): the schedule continues scaled
+            trainer.scale_learning_rate(config.lr / stored_lr)
+        if trainer.is_writer:
+            rewrite_metrics(run_path, trainer.loop.history)  # drop lines of epochs the checkpoint does not hold
+    trainer.last_good = trainer.state_dict()
+    trainer.train()
+    return trainer.finish()
