@@ -1,6 +1,7 @@
 """Guides (encoders) as PyroModules, swappable for any model with the same latent size."""
 from pyro_air.core.registry import Registry
 from pyro_air.guides.base import AmortizedGuide
+from pyro_air.guides.conv import ConvGaussianEncoder, committed_rate_max_scale
 from pyro_air.guides.denoising import Denoising
 from pyro_air.guides.exact import ExactPosteriorGuide
 from pyro_air.guides.flow import IAFGuide
@@ -16,6 +17,7 @@ GUIDES.register("denoising")(Denoising.from_config)
 GUIDES.register("weightnorm")(WeightNormEncoder)
 GUIDES.register("hierarchical")(HierarchicalGuide)
 GUIDES.register("iaf")(IAFGuide)
+GUIDES.register("conv-gaussian")(ConvGaussianEncoder)
 
 
 def build(name: str, **cfg) -> AmortizedGuide:
@@ -26,6 +28,7 @@ def build(name: str, **cfg) -> AmortizedGuide:
 __all__ = [
     "GUIDES",
     "AmortizedGuide",
+    "ConvGaussianEncoder",
     "Denoising",
     "ExactPosteriorGuide",
     "ExtendedModel",
@@ -36,4 +39,5 @@ __all__ = [
     "WeightNormEncoder",
     "WeightNormLinear",
     "build",
+    "committed_rate_max_scale",
 ]
