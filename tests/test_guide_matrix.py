@@ -22,7 +22,7 @@ MODEL_TEST_CONFIGS = {
     # AVO section 5.1: a 1-D latent on a circle in 2-D data space, with a learned decoder
     "biased-noise": (dict(x_dim=2, z_dim=1, learn=("eta", "scale"), hidden=[8]), lambda: torch.randn(6, 2)),
     # a 3 x 4 binary image, two gated layers of 4 channels
-    "pixelcnn-vae": (dict(x_dim=X_DIM, z_dim=Z_DIM, channels=4, num_layers=2, kernel_size=3),
+    "pixelcnn-vae": ({"x_dim": X_DIM, "z_dim": Z_DIM, "channels": 4, "num_layers": 2, "kernel_size": 3},
                      lambda: binary_batch(n=6, d=X_DIM)),
 }
 
@@ -34,7 +34,7 @@ GUIDE_TEST_CONFIGS = {
     "denoising": dict(sigma=0.3, alpha=0.5, encoder="gaussian", hidden=[8]),
     "hierarchical": dict(num_transitions=2, hidden=[8], transition_hidden=8),
     "iaf": dict(hidden=[8], num_flows=1, flow_hidden=[8]),
-    "conv-gaussian": dict(channels=[4], hidden=8),
+    "conv-gaussian": {"channels": [4], "hidden": 8},
 }
 
 # Compatibility rule: a guide listed here needs a latent of at least this size (an autoregressive

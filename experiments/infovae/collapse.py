@@ -43,19 +43,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pyro  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import pyro
+import torch
 
-from pyro_air import data, guides, infer, models  # noqa: E402
-from pyro_air.evaluate.latent_metrics import active_units, latent_mmd, mutual_information  # noqa: E402
-from pyro_air.evaluate.log_likelihood import elbo, log_likelihood  # noqa: E402
-from pyro_air.train import TrainConfig, fit  # noqa: E402
+from pyro_air import data, guides, infer, models
+from pyro_air.evaluate.latent_metrics import (
+    active_units,
+    latent_mmd,
+    mutual_information,
+)
+from pyro_air.evaluate.log_likelihood import elbo, log_likelihood
+from pyro_air.train import TrainConfig, fit
 
 HERE = Path(__file__).resolve().parent
 Z_DIM = 10
-DECODER = dict(channels=16, num_layers=4, kernel_size=5)
-ENCODER = dict(channels=[16, 32], hidden=256)
+DECODER = {"channels": 16, "num_layers": 4, "kernel_size": 5}
+ENCODER = {"channels": [16, 32], "hidden": 256}
 
 # name -> (label, objective name, objective cfg, extra guide cfg, particles per datapoint)
 RUNS = {
@@ -146,7 +150,7 @@ def figure(trained: dict, test_x: torch.Tensor, path: Path, n: int = 8) -> None:
 
 def cpu_name() -> str:
     try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        out = subprocess.run(["lscpu"], check=False, capture_output=True, text=True).stdout
         return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
     except (OSError, StopIteration):
         return platform.processor() or "unknown"
@@ -169,8 +173,8 @@ def table(out: Path) -> str:
     parts += ["", "Remedies (ELBO repeated as the baseline):", head]
     parts += [line(n, rows[n]) for n in ("elbo", *[k for k in RUNS if k not in INFORMATION_PREFERENCE]) if n in rows]
     total = sum(r["train_cpu_s"] + r["eval_cpu_s"] for r in rows.values())
-    parts += ["", f"total CPU time of the {len(rows)} runs (training + evaluation): {total / 60:.1f} min; "
-              f"CPU: {next(iter(rows.values()))['cpu']}, 1 torch thread per process"]
+    parts += ["", (f"total CPU time of the {len(rows)} runs (training + evaluation): {total / 60:.1f} min; "
+                   f"CPU: {next(iter(rows.values()))['cpu']}, 1 torch thread per process")]
     return "\n".join(parts)
 
 
