@@ -135,9 +135,9 @@ def figure(trained: dict, test_x: torch.Tensor, path: Path, n: int = 8) -> None:
     x = test_x[:n]
     for row, (name, (model, guide)) in enumerate(trained.items()):
         torch.manual_seed(0)
-        with torch.no_grad():
-            recon = model.sample(n, z=guide.posterior(x).sample())
-            samples = model.sample(n)
+        with torch.no_grad():                  # one autoregressive pass over both batches
+            z = torch.cat([guide.posterior(x).sample(), torch.randn(n, model.z_dim)])
+            recon, samples = model.sample(2 * n, z=z).chunk(2)
         for col, (title, images) in enumerate([("test images", x), ("reconstructions", recon),
                                                ("samples z ~ p(z)", samples)]):
             axes[row, col].imshow(images.reshape(n, 28, 28).permute(1, 0, 2).reshape(28, 28 * n), cmap="gray")
@@ -181,12 +181,12 @@ def table(out: Path) -> str:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
-    p.add_argument("--steps", type=int, default=800)
+    p.add_argument("--steps", type=int, default=400)
     p.add_argument("--decoder-images", type=int, default=50, help="decoder evaluations per step (batch x particles)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--metric-images", type=int, default=1000, help="test images for MI, active units, KL, MMD")
-    p.add_argument("--eval-images", type=int, default=300, help="test images for -log p(x) and -ELBO")
-    p.add_argument("--iwae-samples", type=int, default=50)
+    p.add_argument("--eval-images", type=int, default=200, help="test images for -log p(x) and -ELBO")
+    p.add_argument("--iwae-samples", type=int, default=32)
     p.add_argument("--figure", action="store_true", help="samples/reconstructions of the information-preference runs")
     p.add_argument("--table", action="store_true", help="only print the tables of the runs in --out")
     p.add_argument("--seed", type=int, default=0)
