@@ -23,6 +23,9 @@ MODEL_TEST_CONFIGS = {
     "energy": (dict(energy="u1"), lambda: torch.zeros(6, 1)),
     # AVO section 5.1: a 1-D latent on a circle in 2-D data space, with a learned decoder
     "biased-noise": (dict(x_dim=2, z_dim=1, learn=("eta", "scale"), hidden=[8]), lambda: torch.randn(6, 2)),
+    # a 3 x 4 binary image, two gated layers of 4 channels
+    "pixelcnn-vae": ({"x_dim": X_DIM, "z_dim": Z_DIM, "channels": 4, "num_layers": 2, "kernel_size": 3},
+                     lambda: binary_batch(n=6, d=X_DIM)),
 }
 
 # guide name -> small config (x_dim and z_dim are added)
@@ -37,6 +40,7 @@ GUIDE_TEST_CONFIGS = {
     "semi-amortized": {"encoder": "gaussian", "hidden": [8], "num_steps": 2, "lr": 0.1},
     "spectral-norm": {"hidden": [8], "bound": 2.0},
     "denoising-weightnorm": {"hidden": [8], "sigma": 0.3, "H": 2.0},
+    "conv-gaussian": {"channels": [4], "hidden": 8},
 }
 
 # Compatibility rule: a guide listed here needs a latent of at least this size (an autoregressive

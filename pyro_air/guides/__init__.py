@@ -2,6 +2,7 @@
 from pyro_air.core.registry import Registry
 from pyro_air.guides.base import AmortizedGuide
 from pyro_air.guides.consistency import ConsistencyEncoder
+from pyro_air.guides.conv import ConvGaussianEncoder, committed_rate_max_scale
 from pyro_air.guides.denoising import Denoising
 from pyro_air.guides.exact import ExactPosteriorGuide
 from pyro_air.guides.flow import IAFGuide
@@ -30,6 +31,7 @@ def denoising_weightnorm(x_dim: int = 784, z_dim: int = 50, hidden=(500, 500), s
     """Denoising (AIR Eq. 13/16) around the weight-normalized encoder (Eq. 17-18): both AIR
     regularizers at once, a combination the AIR paper did not run. sigma = 0 is the WNI encoder."""
     return Denoising(WeightNormEncoder(x_dim, z_dim, hidden, H, activation), sigma=sigma, alpha=alpha)
+GUIDES.register("conv-gaussian")(ConvGaussianEncoder)
 
 
 def build(name: str, **cfg) -> AmortizedGuide:
@@ -41,6 +43,7 @@ __all__ = [
     "GUIDES",
     "AmortizedGuide",
     "ConsistencyEncoder",
+    "ConvGaussianEncoder",
     "Denoising",
     "ExactPosteriorGuide",
     "ExtendedModel",
@@ -55,4 +58,5 @@ __all__ = [
     "WeightNormLinear",
     "build",
     "denoising_weightnorm",
+    "committed_rate_max_scale",
 ]

@@ -5,10 +5,18 @@ from pyro_air.infer.base import LogWeightObjective
 from pyro_air.infer.consistency import ConsistencyRegularized
 from pyro_air.infer.cubo import CUBO, cubo_bound
 from pyro_air.infer.elbo import ELBO
+from pyro_air.infer.free_bits import FreeBitsELBO
 from pyro_air.infer.infovae import InfoVAE_ELBO
 from pyro_air.infer.iwae import IWAE_ELBO, iwae_bound
 from pyro_air.infer.kl_warmup import KLWarmup
 from pyro_air.infer.log_weights import LogWeights, extend_model, log_importance_weights
+from pyro_air.infer.miwae import (
+    CIWAE_ELBO,
+    MIWAE_ELBO,
+    PIWAE_ELBO,
+    ciwae_bound,
+    miwae_bound,
+)
 from pyro_air.infer.renyi import RenyiELBO, renyi_bound
 from pyro_air.infer.schedules import ConstantSchedule, LinearSchedule, Schedule
 
@@ -19,6 +27,10 @@ OBJECTIVES.register("infovae")(InfoVAE_ELBO)
 OBJECTIVES.register("renyi")(RenyiELBO)
 OBJECTIVES.register("cubo")(CUBO)
 OBJECTIVES.register("avo")(AVO_ELBO)
+OBJECTIVES.register("free-bits")(FreeBitsELBO)
+OBJECTIVES.register("miwae")(MIWAE_ELBO)
+OBJECTIVES.register("piwae")(PIWAE_ELBO)
+OBJECTIVES.register("ciwae")(CIWAE_ELBO)
 
 
 @OBJECTIVES.register("kl-warmup")
@@ -48,12 +60,16 @@ def build(name: str, **cfg) -> LogWeightObjective:
 
 __all__ = [
     "AVO_ELBO",
+    "CIWAE_ELBO",
     "CUBO",
     "ELBO",
     "IWAE_ELBO",
+    "MIWAE_ELBO",
     "OBJECTIVES",
     "ConsistencyRegularized",
+    "PIWAE_ELBO",
     "ConstantSchedule",
+    "FreeBitsELBO",
     "InfoVAE_ELBO",
     "KLWarmup",
     "LinearSchedule",
@@ -62,9 +78,11 @@ __all__ = [
     "RenyiELBO",
     "Schedule",
     "build",
+    "ciwae_bound",
     "cubo_bound",
     "extend_model",
     "iwae_bound",
     "log_importance_weights",
+    "miwae_bound",
     "renyi_bound",
 ]

@@ -6,6 +6,7 @@ from pyro_air.models.biased_noise import BiasedNoiseModel
 from pyro_air.models.energies import EnergyModel
 from pyro_air.models.gaussian_mlp_vae import GaussianMLPVAE
 from pyro_air.models.linear_gaussian import LinearGaussianModel
+from pyro_air.models.pixelcnn_vae import GatedPixelCNN, PixelCNNImage, PixelCNNVAE
 
 MODELS = Registry("model")
 MODELS.register("bernoulli-vae")(BernoulliVAE)
@@ -13,6 +14,7 @@ MODELS.register("linear-gaussian")(LinearGaussianModel)
 MODELS.register("energy")(EnergyModel)
 MODELS.register("gaussian-mlp-vae")(GaussianMLPVAE)
 MODELS.register("biased-noise")(BiasedNoiseModel)
+MODELS.register("pixelcnn-vae")(PixelCNNVAE)
 
 
 def build(name: str, **cfg) -> LatentVariableModel:
@@ -25,8 +27,11 @@ __all__ = [
     "BernoulliVAE",
     "BiasedNoiseModel",
     "EnergyModel",
+    "GatedPixelCNN",
     "GaussianMLPVAE",
     "LatentVariableModel",
     "LinearGaussianModel",
+    "PixelCNNImage",
+    "PixelCNNVAE",
     "build",
 ]
