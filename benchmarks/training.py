@@ -98,8 +98,8 @@ def training_cases(num_particles: int, batches, num_data: int, device="cpu", **s
     k = num_particles
     if k == 1:
         cases = {
-            "pyro-air ELBO": PyroAirStep(*renamed_copy(model, guide, "air"), infer.ELBO(), batches, num_data),
-            "pyro-air ELBO, generic direct path": PyroAirStep(*renamed_copy(model, guide, "airg"), infer.ELBO(),
+            "pyro-air ELBO": PyroAirStep(*renamed_copy(model, guide, "air"), infer.MonteCarloELBO(), batches, num_data),
+            "pyro-air ELBO, generic direct path": PyroAirStep(*renamed_copy(model, guide, "airg"), infer.MonteCarloELBO(),
                                                               batches, num_data, generic=True),
             "hand-written ELBO": HandwrittenStep(model, guide, 1, "elbo", batches, num_data),
             "hand-written ELBO, nn.Tanh + BCE": HandwrittenStep(model, guide, 1, "elbo", batches, num_data, True),

@@ -104,7 +104,7 @@ def _tiny_fit(run_dir=None, objective=None, resume=False, x=None, **config):
     config = TrainConfig(**{"epochs": 2, "batch_size": 5, "lr": 1e-2, "checkpoint_every_steps": 4, "progress": False,
                             **config})
     x = _binary(50, 16) if x is None else x
-    return fit(model, guide, objective or infer.ELBO(), x, config=config, run_dir=run_dir, resume=resume)
+    return fit(model, guide, objective or infer.MonteCarloELBO(), x, config=config, run_dir=run_dir, resume=resume)
 
 
 class _BadAt:
@@ -113,7 +113,7 @@ class _BadAt:
     def __init__(self, calls, gradient=False):
         from pyro_air import infer
 
-        self.objective, self.bad, self.gradient, self.calls = infer.ELBO(), set(calls), gradient, 0
+        self.objective, self.bad, self.gradient, self.calls = infer.MonteCarloELBO(), set(calls), gradient, 0
 
     def differentiable_loss(self, *args, **kwargs):
         self.calls += 1
@@ -138,12 +138,12 @@ class _SignalAt(_BadAt):
 # -- the triggers ---------------------------------------------------------------------------------
 def _wrong_shape(tmp, mp):
     from pyro_air import infer
-    return raised(infer.ELBO().loss, *_pair(), torch.zeros(4, 28, 28))
+    return raised(infer.MonteCarloELBO().loss, *_pair(), torch.zeros(4, 28, 28))
 
 
 def _int_dtype(tmp, mp):
     from pyro_air import infer
-    return raised(infer.ELBO().loss, *_pair(), torch.zeros(4, 784, dtype=torch.long))
+    return raised(infer.MonteCarloELBO().loss, *_pair(), torch.zeros(4, 784, dtype=torch.long))
 
 
 def _int_dtype_fit(tmp, mp):
@@ -152,7 +152,7 @@ def _int_dtype_fit(tmp, mp):
 
 def _non_binary(tmp, mp):
     from pyro_air import infer
-    return raised(infer.ELBO().loss, *_pair(), torch.full((4, 784), 0.5))
+    return raised(infer.MonteCarloELBO().loss, *_pair(), torch.full((4, 784), 0.5))
 
 
 def _nan_data(tmp, mp):
@@ -327,7 +327,7 @@ def _latent_mismatch_fit(tmp, mp):
     from pyro_air.train import TrainConfig, fit
     model = models.build("bernoulli-vae", x_dim=16, z_dim=3, hidden=(8,))
     guide = guides.build("gaussian", x_dim=16, z_dim=2, hidden=(8,))
-    return raised(fit, model, guide, infer.ELBO(), _binary(10, 16), config=TrainConfig(batch_size=5, progress=False))
+    return raised(fit, model, guide, infer.MonteCarloELBO(), _binary(10, 16), config=TrainConfig(batch_size=5, progress=False))
 
 
 def _no_cuda(tmp, mp):
@@ -603,7 +603,7 @@ CASES = [
          _guide("hierarchical", num_transitions=-1, **SMALL)),
     Case("renyi-alpha-one", "Rényi α = 1", "ValueError",
          "alpha = 1 makes the Rényi bound 1/(1 - alpha) log E[w^(1 - alpha)] divide by zero; its limit is the ELBO: "
-         "use pyro_air.infer.ELBO (infer.build('elbo')) instead", _objective("renyi", alpha=1.0)),
+         "use pyro_air.infer.MonteCarloELBO (infer.build('elbo')) instead", _objective("renyi", alpha=1.0)),
     Case("cubo-n", "CUBO with n ≤ 1", "ValueError",
          "CUBO_n is an upper bound of log p(x) only for n >= 1 and n = 1 is the degenerate KL(p || q) limit; pass a "
          "finite n > 1 (n = 2 is CHIVI's choice), got n=1.0", _objective("cubo", n=1.0)),

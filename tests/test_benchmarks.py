@@ -21,7 +21,7 @@ def _pair():
             guides.build("gaussian", z_dim=4, hidden=(24, 16)))
 
 
-@pytest.mark.parametrize("objective,bound,k", [(infer.ELBO(), "elbo", 1), (infer.IWAE_ELBO(num_particles=8), "iwae", 8)])
+@pytest.mark.parametrize("objective,bound,k", [(infer.MonteCarloELBO(), "elbo", 1), (infer.IWAE_ELBO(num_particles=8), "iwae", 8)])
 def test_handwritten_loss_and_gradients_equal_pyro_air(objective, bound, k):
     """Same weights, batch, seed and N/B scaling: the hand-written loss is pyro-air's loss."""
     model, guide = _pair()

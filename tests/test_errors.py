@@ -23,19 +23,19 @@ def vae_pair():
 def test_wrong_shape(vae_pair):
     model, guide = vae_pair
     with pytest.raises(ValueError, match=r"shape \[B, 784\].*flatten"):
-        infer.ELBO().loss(model, guide, torch.zeros(4, 28, 28))
+        infer.MonteCarloELBO().loss(model, guide, torch.zeros(4, 28, 28))
 
 
 def test_wrong_dtype(vae_pair):
     model, guide = vae_pair
     with pytest.raises(TypeError, match="x.float"):
-        infer.ELBO().loss(model, guide, torch.zeros(4, 784, dtype=torch.long))
+        infer.MonteCarloELBO().loss(model, guide, torch.zeros(4, 784, dtype=torch.long))
 
 
 def test_non_binary_input_to_bernoulli_model(vae_pair):
     model, guide = vae_pair
     with pytest.raises(ValueError, match="binary x in \\{0, 1\\}.*binarize"):
-        infer.ELBO().loss(model, guide, torch.full((4, 784), 0.5))
+        infer.MonteCarloELBO().loss(model, guide, torch.full((4, 784), 0.5))
 
 
 def test_nan_in_data(vae_pair):
@@ -43,9 +43,9 @@ def test_nan_in_data(vae_pair):
     x = binary_batch(4)
     x[1, 3] = float("nan")
     with pytest.raises(ValueError, match="NaN or inf"):
-        infer.ELBO().loss(model, guide, x)
+        infer.MonteCarloELBO().loss(model, guide, x)
     with pytest.raises(ValueError, match="NaN or inf"):
-        fit(model, guide, infer.ELBO(), x, config=TrainConfig(epochs=1, batch_size=2, progress=False))
+        fit(model, guide, infer.MonteCarloELBO(), x, config=TrainConfig(epochs=1, batch_size=2, progress=False))
 
 
 @pytest.mark.parametrize("build,kind", [(models.build, "model"), (guides.build, "guide"), (infer.build, "objective")])
@@ -68,13 +68,13 @@ def test_num_particles_must_be_positive():
 def test_empty_dataset(vae_pair):
     model, guide = vae_pair
     with pytest.raises(ValueError, match="the training set is empty; load a dataset"):
-        fit(model, guide, infer.ELBO(), torch.zeros(0, 784), config=TrainConfig(epochs=1, progress=False))
+        fit(model, guide, infer.MonteCarloELBO(), torch.zeros(0, 784), config=TrainConfig(epochs=1, progress=False))
 
 
 def test_batch_size_larger_than_dataset(vae_pair):
     model, guide = vae_pair
     with pytest.raises(ValueError, match=r"batch_size=100 is larger than the training set \(10 points\); lower"):
-        fit(model, guide, infer.ELBO(), binary_batch(10), config=TrainConfig(epochs=1, progress=False))
+        fit(model, guide, infer.MonteCarloELBO(), binary_batch(10), config=TrainConfig(epochs=1, progress=False))
 
 
 def test_inf_in_data(vae_pair):
@@ -88,7 +88,7 @@ def test_inf_in_data(vae_pair):
 def test_wrong_dtype_in_training_data(vae_pair):
     model, guide = vae_pair
     with pytest.raises(TypeError, match=r"training data expects a floating-point x .*got dtype torch.uint8.*x.float"):
-        fit(model, guide, infer.ELBO(), binary_batch(10).to(torch.uint8),
+        fit(model, guide, infer.MonteCarloELBO(), binary_batch(10).to(torch.uint8),
             config=TrainConfig(epochs=1, batch_size=5, progress=False))
 
 
@@ -121,7 +121,7 @@ def test_cuda_asked_for_without_cuda(vae_pair, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a machine without a GPU
     model, guide = vae_pair
     with pytest.raises(RuntimeError, match="device='cuda' was asked for but CUDA is not available.*device='cpu'"):
-        fit(model, guide, infer.ELBO(), binary_batch(10),
+        fit(model, guide, infer.MonteCarloELBO(), binary_batch(10),
             config=TrainConfig(epochs=1, batch_size=5, device="cuda", progress=False))
 
 
@@ -154,7 +154,7 @@ def test_float64_training_data_is_cast_to_the_parameters_dtype(tmp_path):
         torch.manual_seed(0)
         model = models.build("bernoulli-vae", x_dim=16, z_dim=2, hidden=(8,))
         guide = guides.build("gaussian", x_dim=16, z_dim=2, hidden=(8,))
-        fit(model, guide, infer.ELBO(), x.to(dtype), x[:8].to(dtype),
+        fit(model, guide, infer.MonteCarloELBO(), x.to(dtype), x[:8].to(dtype),
             config=TrainConfig(epochs=2, batch_size=10, progress=False))
         finals.append(model.state_dict())
         assert all(v.dtype == torch.float32 for v in model.state_dict().values())

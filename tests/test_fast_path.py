@@ -18,7 +18,7 @@ def _pair():
     return models.build("bernoulli-vae", z_dim=3, hidden=(20,)), guides.build("gaussian", z_dim=3, hidden=(20,))
 
 
-@pytest.mark.parametrize("objective", [infer.ELBO(num_particles=2), infer.IWAE_ELBO(num_particles=5)])
+@pytest.mark.parametrize("objective", [infer.MonteCarloELBO(num_particles=2), infer.IWAE_ELBO(num_particles=5)])
 def test_one_fast_step_equals_one_svi_step(objective):
     """Same init, batch and seed: identical loss, gradients and Adam-updated parameters."""
     x = binary_batch(10)
@@ -54,9 +54,9 @@ def test_input_checks_follow_pyro_validation():
     model, guide = _pair()
     grey = torch.full((4, 784), 0.5)
     with pytest.raises(ValueError, match="binary x"):
-        infer.ELBO().loss(model, guide, grey)
+        infer.MonteCarloELBO().loss(model, guide, grey)
     with pyro.validation_enabled(False):
-        assert torch.isfinite(torch.tensor(infer.ELBO().loss(model, guide, grey)))
+        assert torch.isfinite(torch.tensor(infer.MonteCarloELBO().loss(model, guide, grey)))
 
 
 @pytest.mark.parametrize("estimate", [log_likelihood, elbo])
@@ -115,7 +115,7 @@ def test_the_direct_path_is_taken_only_where_nothing_can_observe_it():
     assert not can_compute_directly(Forwarding(model), guide)
     assert not can_compute_directly(model, Forwarding(guide))
     with pytest.raises(ValueError, match="num_data=2 is smaller than the batch"):
-        infer.ELBO().differentiable_loss(model, guide, binary_batch(4), num_data=2)
+        infer.MonteCarloELBO().differentiable_loss(model, guide, binary_batch(4), num_data=2)
 
 
 def test_evaluation_on_the_direct_path_equals_the_traced_one(monkeypatch):
@@ -133,7 +133,7 @@ def test_evaluation_on_the_direct_path_equals_the_traced_one(monkeypatch):
 
 
 def test_objectives_that_need_more_than_log_weights_keep_the_traced_path():
-    assert not infer.ELBO().needs_traces() and not infer.IWAE_ELBO(num_particles=3).needs_traces()
+    assert not infer.MonteCarloELBO().needs_traces() and not infer.IWAE_ELBO(num_particles=3).needs_traces()
     assert infer.IWAE_ELBO(num_particles=3, estimator="dreg").needs_traces()
     assert infer.IWAE_ELBO(num_particles=3, estimator="stl").needs_traces()
     assert infer.build("cubo", num_particles=3).needs_traces()

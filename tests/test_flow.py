@@ -5,7 +5,7 @@ from pyro import poutine
 
 from pyro_air import guides
 from pyro_air.evaluate import elbo, log_likelihood
-from pyro_air.infer import ELBO, IWAE_ELBO, log_importance_weights
+from pyro_air.infer import IWAE_ELBO, MonteCarloELBO, log_importance_weights
 
 
 def test_flow_log_q_is_the_transformed_distributions_log_prob(linear_gaussian):
@@ -27,7 +27,7 @@ def test_flow_log_q_is_the_transformed_distributions_log_prob(linear_gaussian):
 def test_flow_guide_trains_with_elbo_and_iwae_and_evaluates(linear_gaussian):
     model, x = linear_gaussian
     guide = guides.build("iaf", x_dim=5, z_dim=2, hidden=(8,), num_flows=2, flow_hidden=(6,))
-    for objective in (ELBO(num_particles=2), IWAE_ELBO(num_particles=4)):
+    for objective in (MonteCarloELBO(num_particles=2), IWAE_ELBO(num_particles=4)):
         loss = objective.differentiable_loss(model, guide, x, num_data=64)
         loss.backward()
         assert torch.isfinite(loss)

@@ -6,7 +6,7 @@ from pyro import poutine
 from pyro_air import guides
 from pyro_air.evaluate import elbo, log_likelihood
 from pyro_air.guides import ExtendedModel, GaussianEncoder, HierarchicalGuide
-from pyro_air.infer import ELBO, IWAE_ELBO, log_importance_weights
+from pyro_air.infer import IWAE_ELBO, MonteCarloELBO, log_importance_weights
 from pyro_air.models import BernoulliVAE, EnergyModel
 from tests.conftest import binary_batch
 
@@ -24,7 +24,7 @@ def test_T0_is_the_base_gaussian_and_its_bound_is_the_elbo(linear_gaussian):
     assert [n for n, s in trace.nodes.items() if s["type"] == "sample" and n != "data"] == ["z"]
     assert torch.equal(hvi.posterior(x).base_dist.loc, gauss.posterior(x).base_dist.loc)
     assert hvi.extended_model(model) is model
-    for objective in (ELBO(num_particles=3), IWAE_ELBO(num_particles=3)):
+    for objective in (MonteCarloELBO(num_particles=3), IWAE_ELBO(num_particles=3)):
         torch.manual_seed(0)
         a = objective.differentiable_loss(model, hvi, x)
         torch.manual_seed(0)
@@ -56,7 +56,7 @@ def test_hvi_bound_below_exact_log_likelihood_and_iwae_above_it(linear_gaussian)
     opt = torch.optim.Adam(guide.parameters(), lr=1e-2)
     for _ in range(100):  # fit the guide so the bound is close and the ordering is a real check
         opt.zero_grad()
-        ELBO(num_particles=4).differentiable_loss(model, guide, x).backward()
+        MonteCarloELBO(num_particles=4).differentiable_loss(model, guide, x).backward()
         opt.step()
     exact = model.exact_log_likelihood(x).detach()
     lower = elbo(model, guide, x, num_samples=1000)
@@ -131,7 +131,7 @@ def test_pyro_svi_trains_every_part_of_the_hierarchical_guide(linear_gaussian):
     model, x = linear_gaussian
     guide = small_guide(2)
     before = {n: p.detach().clone() for n, p in guide.named_parameters()}
-    svi = pyro.infer.SVI(model, guide, pyro.optim.Adam({"lr": 1e-2}), ELBO())
+    svi = pyro.infer.SVI(model, guide, pyro.optim.Adam({"lr": 1e-2}), MonteCarloELBO())
     assert torch.isfinite(torch.tensor(svi.step(x)))
     changed = {n for n, p in guide.named_parameters() if not torch.equal(p.detach(), before[n])}
     assert any(n.startswith("transitions.") for n in changed)

@@ -35,7 +35,7 @@ def test_hierarchical_guide_needs_non_negative_transitions():
 
 
 def test_renyi_alpha_one_points_to_the_elbo():
-    with pytest.raises(ValueError, match=r"alpha = 1 .*use pyro_air.infer.ELBO"):
+    with pytest.raises(ValueError, match=r"alpha = 1 .*use pyro_air.infer.MonteCarloELBO"):
         infer.build("renyi", alpha=1.0)
 
 

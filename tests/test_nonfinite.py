@@ -29,7 +29,7 @@ def _run(run_dir, bad_calls, **overrides):
     guide = guides.build("gaussian", x_dim=16, z_dim=2, hidden=(8,))
     config = TrainConfig(**{"epochs": 2, "batch_size": 5, "lr": 1e-2, "checkpoint_every_steps": 4,
                             "progress": False, **overrides})
-    objective = NaNLossAt(infer.ELBO(), bad_calls)
+    objective = NaNLossAt(infer.MonteCarloELBO(), bad_calls)
     try:
         return model, guide, fit(model, guide, objective, binary_batch(50, d=16), config=config, run_dir=run_dir)
     finally:
@@ -103,7 +103,7 @@ def test_nonfinite_parameters_are_never_checkpointed(tmp_path):
     guide = guides.build("gaussian", x_dim=16, z_dim=2, hidden=(8,))
     config = TrainConfig(epochs=1, batch_size=5, checkpoint_every_steps=4, progress=False)
     with pytest.raises(NonFiniteLossError, match=r"non-finite parameters at step 8 .*last good state \(step 4\)"):
-        fit(model, guide, InfGradientAt(infer.ELBO(), {8}), binary_batch(50, d=16), config=config, run_dir=tmp_path)
+        fit(model, guide, InfGradientAt(infer.MonteCarloELBO(), {8}), binary_batch(50, d=16), config=config, run_dir=tmp_path)
     assert checkpoint.load(tmp_path)["step"] == 4
 
 
@@ -125,7 +125,7 @@ def test_rollbacks_lower_the_learning_rate_cumulatively_and_redraw_the_retried_s
     torch.manual_seed(0)
     model = models.build("bernoulli-vae", x_dim=16, z_dim=2, hidden=(8,))
     guide = guides.build("gaussian", x_dim=16, z_dim=2, hidden=(8,))
-    objective = RecordingNaNLossAt(infer.ELBO(), {7, 9})  # step 7 fails; after the rollback to step 4, step 6 (call 9)
+    objective = RecordingNaNLossAt(infer.MonteCarloELBO(), {7, 9})  # step 7 fails; after the rollback to step 4, step 6 (call 9)
     config = TrainConfig(epochs=1, batch_size=5, lr=1e-2, checkpoint_every_steps=4, on_nonfinite="rollback",
                          progress=False)
     with pytest.warns(RuntimeWarning, match="rolled back to step 4"):

@@ -45,7 +45,7 @@ def test_elbo_below_iwae_below_log_likelihood(case):
     with torch.no_grad():
         log_w = log_importance_weights(model, guide, x, num_particles=k * REPLICATES).log_w  # [k * R, B]
     grouped = log_w.reshape(REPLICATES, k, b).transpose(0, 1).reshape(k, REPLICATES * b)  # [k, R * B]
-    elbo = infer.ELBO(num_particles=k).per_datapoint_bound(grouped).reshape(REPLICATES, b)
+    elbo = infer.MonteCarloELBO(num_particles=k).per_datapoint_bound(grouped).reshape(REPLICATES, b)
     iwae = infer.IWAE_ELBO(num_particles=k).per_datapoint_bound(grouped).reshape(REPLICATES, b)
     assert torch.isfinite(log_w).all()
     assert (iwae >= elbo - 1e-5).all()  # same draws: log-mean-exp >= mean

@@ -82,7 +82,7 @@ def test_fit_needs_the_caller_to_seed_modules_it_did_not_build():
         seed_all(11)
         model = models.build("bernoulli-vae", x_dim=16, z_dim=2, hidden=(8,))
         guide = guides.build("gaussian", x_dim=16, z_dim=2, hidden=(8,))
-        fit(model, guide, infer.ELBO(), binary_batch(20, d=16), config=TrainConfig(epochs=2, batch_size=10,
+        fit(model, guide, infer.MonteCarloELBO(), binary_batch(20, d=16), config=TrainConfig(epochs=2, batch_size=10,
                                                                                       progress=False))
         _disturb_global_streams()
         return model.state_dict()

@@ -3,7 +3,13 @@ import torch
 
 from pyro_air import infer
 from pyro_air.guides import GaussianEncoder, HierarchicalGuide
-from pyro_air.infer import ELBO, IWAE_ELBO, ConstantSchedule, KLWarmup, LinearSchedule
+from pyro_air.infer import (
+    IWAE_ELBO,
+    ConstantSchedule,
+    KLWarmup,
+    LinearSchedule,
+    MonteCarloELBO,
+)
 
 
 def test_linear_schedule_start_midway_end_and_after():
@@ -25,7 +31,7 @@ def test_linear_schedule_rejects_bad_settings(bad):
         LinearSchedule()(1.2)
 
 
-@pytest.mark.parametrize("objective", [ELBO(num_particles=3), IWAE_ELBO(num_particles=4)])
+@pytest.mark.parametrize("objective", [MonteCarloELBO(num_particles=3), IWAE_ELBO(num_particles=4)])
 def test_warmup_at_beta_one_equals_the_plain_objective(linear_gaussian, objective):
     model, x = linear_gaussian
     guide = GaussianEncoder(5, 2, hidden=(8,))
@@ -41,7 +47,7 @@ def test_warmup_scales_the_kl_part_by_beta(linear_gaussian):
     """With one particle: -loss = (N/B) sum_b [log p(x|z) + beta (log p(z) - log q(z|x))]  (Eq. 2)."""
     model, x = linear_gaussian
     guide = GaussianEncoder(5, 2, hidden=(8,))
-    warm = KLWarmup(ELBO(), LinearSchedule(0.0, 1.0, 0.5))
+    warm = KLWarmup(MonteCarloELBO(), LinearSchedule(0.0, 1.0, 0.5))
     warm.set_progress(0.15)
     assert warm.beta == pytest.approx(0.3)
     torch.manual_seed(5)
@@ -58,7 +64,7 @@ def test_warmup_with_a_hierarchical_guide_and_the_training_loop_advances_beta(li
     from pyro_air.train import TrainConfig, fit
     model, x = linear_gaussian
     guide = HierarchicalGuide(5, 2, num_transitions=2, hidden=(8,), transition_hidden=8)
-    warm = KLWarmup(ELBO(), LinearSchedule(0.0, 1.0, 0.5))
+    warm = KLWarmup(MonteCarloELBO(), LinearSchedule(0.0, 1.0, 0.5))
     fit(model, guide, warm, x, config=TrainConfig(epochs=2, batch_size=8, progress=False))
     assert warm.progress == pytest.approx(3 / 4)  # 4 steps: the last one at progress 3/4
     assert warm.beta == 1.0

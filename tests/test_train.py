@@ -19,7 +19,7 @@ def _pair(seed=0):
 def test_fast_path_matches_pyro_svi_loss_and_gradients():
     """One torch optimizer over differentiable_loss gives the loss and gradients SVI computes."""
     x = binary_batch(10)
-    for objective in (infer.ELBO(num_particles=2), infer.IWAE_ELBO(num_particles=4)):
+    for objective in (infer.MonteCarloELBO(num_particles=2), infer.IWAE_ELBO(num_particles=4)):
         model, guide = _pair()
         pyro.clear_param_store()
         pyro.set_rng_seed(5)
@@ -38,7 +38,7 @@ def test_fast_path_matches_pyro_svi_loss_and_gradients():
 def test_svi_step_updates_every_parameter():
     model, guide = _pair()
     before = [p.detach().clone() for p in parameters_of(model, guide)]
-    svi = pyro.infer.SVI(model, guide, pyro.optim.Adam({"lr": 1e-2}), infer.ELBO())
+    svi = pyro.infer.SVI(model, guide, pyro.optim.Adam({"lr": 1e-2}), infer.MonteCarloELBO())
     svi.step(binary_batch(10), num_data=100)
     after = parameters_of(model, guide)
     assert all(not torch.equal(a, b) for a, b in zip(before, after))
@@ -49,7 +49,7 @@ def test_training_improves_the_bound_and_writes_a_run(tmp_path):
     x = binary_batch(200, p=0.2)
     x[:, :392] = 0  # a learnable structure
     cfg = TrainConfig(epochs=4, batch_size=20, lr=3e-2, valid_num_samples=10, progress=False)
-    result = fit(model, guide, infer.ELBO(), x, x[:50], cfg, run_dir=tmp_path, spec={"note": "test"})
+    result = fit(model, guide, infer.MonteCarloELBO(), x, x[:50], cfg, run_dir=tmp_path, spec={"note": "test"})
     losses = [r["train_loss"] for r in result.history]
     assert losses[-1] < losses[0]
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
@@ -63,7 +63,7 @@ def test_early_stopping_restores_the_best_parameters(tmp_path):
     model, guide = _pair()
     x = binary_batch(100)
     cfg = TrainConfig(epochs=6, batch_size=10, lr=0.3, patience=1, valid_num_samples=5, progress=False)
-    result = fit(model, guide, infer.ELBO(), x, binary_batch(40, seed=9), cfg, run_dir=tmp_path)
+    result = fit(model, guide, infer.MonteCarloELBO(), x, binary_batch(40, seed=9), cfg, run_dir=tmp_path)
     best = checkpoint.load(tmp_path / "best.pt")
     for k, v in model.state_dict().items():
         assert torch.equal(v, best["model_state"][k])

@@ -28,7 +28,7 @@ import pyro
 import torch
 
 from pyro_air.guides import GaussianEncoder, HierarchicalGuide
-from pyro_air.infer import AVO_ELBO, ELBO, IWAE_ELBO
+from pyro_air.infer import AVO_ELBO, IWAE_ELBO, MonteCarloELBO
 from pyro_air.models import BiasedNoiseModel
 from pyro_air.models.biased_noise import local_maxima
 from pyro_air.train import TrainConfig, fit
@@ -43,7 +43,7 @@ LABELS = {"vae": "VAE (Gaussian q, ELBO)", "iwae-prior": "IWAE-500, q = p(z)", "
 def make_run(method: str, eta_init: float, avo_a: float):
     model = BiasedNoiseModel(eta=eta_init, noise_scale=0.3, learn=("eta", "scale"), hidden=(32,))
     if method == "vae":
-        return model, GaussianEncoder(x_dim=2, z_dim=1, hidden=(32, 32)), ELBO()
+        return model, GaussianEncoder(x_dim=2, z_dim=1, hidden=(32, 32)), MonteCarloELBO()
     if method == "iwae-prior":  # the non-amortized T = 0 hierarchical guide is q_0 = N(0, 1) = p(z)
         guide = HierarchicalGuide(x_dim=2, z_dim=1, num_transitions=0, amortized=False, initial_scale=1.0)
         return model, guide, IWAE_ELBO(num_particles=500)

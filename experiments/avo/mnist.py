@@ -22,7 +22,7 @@ from pyro_air import data
 from pyro_air.core.seeds import seed_all
 from pyro_air.evaluate import elbo, log_likelihood, mean_stderr
 from pyro_air.guides import HierarchicalGuide
-from pyro_air.infer import AVO_ELBO, ELBO
+from pyro_air.infer import AVO_ELBO, MonteCarloELBO
 from pyro_air.models import BernoulliVAE
 from pyro_air.train import TrainConfig, fit
 
@@ -50,7 +50,7 @@ def main():
         seed_all(0)  # before building: the initial weights do not depend on the runs before
         model = BernoulliVAE(784, 40, hidden=(300, 300))
         guide = HierarchicalGuide(784, 40, num_transitions=T, hidden=(300, 300), transition_hidden=100)
-        objective = AVO_ELBO(T, a=a) if T and a > 0 else ELBO()
+        objective = AVO_ELBO(T, a=a) if T and a > 0 else MonteCarloELBO()
         fit(model, guide, objective, train_x,
             config=TrainConfig(epochs=args.epochs, batch_size=100, lr=1e-3, lr_final_ratio=0.3, progress=False))
         train_seconds = time.time() - t0

@@ -21,7 +21,7 @@ import pyro
 import torch
 
 from pyro_air.guides import HierarchicalGuide
-from pyro_air.infer import AVO_ELBO, ELBO, KLWarmup, LinearSchedule
+from pyro_air.infer import AVO_ELBO, KLWarmup, LinearSchedule, MonteCarloELBO
 from pyro_air.models import EnergyModel
 from pyro_air.models.energies import MIXTURE_CENTRES
 
@@ -30,7 +30,7 @@ T = 10
 
 
 def make_objective(method: str):
-    return AVO_ELBO(T, a=1.0) if method == "avo" else ELBO()
+    return AVO_ELBO(T, a=1.0) if method == "avo" else MonteCarloELBO()
 
 
 def train(energy: str, method: str, updates: int, anneal_fraction: float | None, seed: int,

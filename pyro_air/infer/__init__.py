@@ -4,7 +4,7 @@ from pyro_air.infer.avo import AVO_ELBO
 from pyro_air.infer.base import LogWeightObjective
 from pyro_air.infer.consistency import ConsistencyRegularized
 from pyro_air.infer.cubo import CUBO, cubo_bound
-from pyro_air.infer.elbo import ELBO
+from pyro_air.infer.elbo import MonteCarloELBO
 from pyro_air.infer.free_bits import FreeBitsELBO
 from pyro_air.infer.infovae import InfoVAE_ELBO
 from pyro_air.infer.iwae import IWAE_ELBO, iwae_bound
@@ -21,7 +21,7 @@ from pyro_air.infer.renyi import RenyiELBO, renyi_bound
 from pyro_air.infer.schedules import ConstantSchedule, LinearSchedule, Schedule
 
 OBJECTIVES = Registry("objective")
-OBJECTIVES.register("elbo")(ELBO)
+OBJECTIVES.register("elbo")(MonteCarloELBO)
 OBJECTIVES.register("iwae")(IWAE_ELBO)
 OBJECTIVES.register("infovae")(InfoVAE_ELBO)
 OBJECTIVES.register("renyi")(RenyiELBO)
@@ -62,7 +62,6 @@ __all__ = [
     "AVO_ELBO",
     "CIWAE_ELBO",
     "CUBO",
-    "ELBO",
     "IWAE_ELBO",
     "MIWAE_ELBO",
     "OBJECTIVES",
@@ -75,6 +74,7 @@ __all__ = [
     "LinearSchedule",
     "LogWeightObjective",
     "LogWeights",
+    "MonteCarloELBO",
     "RenyiELBO",
     "Schedule",
     "build",

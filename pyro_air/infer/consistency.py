@@ -25,7 +25,7 @@ class ConsistencyRegularized(pyro.infer.ELBO):
 
     def __init__(self, objective, weight: float = 1.0):
         if not hasattr(objective, "differentiable_loss"):
-            raise ValueError(f"ConsistencyRegularized wraps an objective (e.g. pyro_air.infer.ELBO()), got {objective!r}")
+            raise ValueError(f"ConsistencyRegularized wraps an objective (e.g. pyro_air.infer.MonteCarloELBO()), got {objective!r}")
         try:
             self.weight = check_positive(weight, "weight (lambda, the consistency penalty's weight)", allow_zero=True)
         except ValueError as err:

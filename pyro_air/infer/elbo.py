@@ -11,6 +11,11 @@ import torch
 from pyro_air.infer.base import LogWeightObjective
 
 
-class ELBO(LogWeightObjective):
+class MonteCarloELBO(LogWeightObjective):
+    """The ELBO estimated by the mean of K log importance weights (registry name "elbo").
+
+    Named for what it is rather than ``ELBO``, which would shadow ``pyro.infer.ELBO``, the base class
+    of every objective here."""
+
     def per_datapoint_bound(self, log_w: torch.Tensor) -> torch.Tensor:
         return log_w.mean(0)

@@ -8,7 +8,7 @@ The latent dimensions j are the groups (``per_dimension=True``, the paper's choi
 per dimension) or all of z is one group (``per_dimension=False``). A group whose minibatch-average
 KL is below lambda costs the constant lambda: its KL term has zero gradient, so the encoder is not
 pushed to close it (the remedy against the decoder ignoring z), while above lambda the term is
-the ELBO's. With lambda = 0 (not allowed; use ``pyro_air.infer.ELBO``) it is the ELBO.
+the ELBO's. With lambda = 0 (not allowed; use ``pyro_air.infer.MonteCarloELBO``) it is the ELBO.
 
 Estimators, from the traces of the shared log-weight primitive (docs/design.md, contract 2):
 log p(x_b | z_kb) from the observed sites, averaged over the K particles; the KL per datapoint and

@@ -48,7 +48,7 @@ class KLWarmup(pyro.infer.ELBO):
 
     def __init__(self, objective, schedule: Schedule | None = None):
         if not hasattr(objective, "differentiable_loss"):
-            raise ValueError(f"KLWarmup wraps an objective (e.g. pyro_air.infer.ELBO()), got {objective!r}")
+            raise ValueError(f"KLWarmup wraps an objective (e.g. pyro_air.infer.MonteCarloELBO()), got {objective!r}")
         if schedule is not None and not callable(schedule):
             raise ValueError(f"schedule must map progress in [0, 1] to beta, got {schedule!r}")
         self.objective = objective

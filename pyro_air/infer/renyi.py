@@ -46,7 +46,7 @@ class RenyiELBO(LogWeightObjective):
         if alpha == 1.0:
             raise ValueError(
                 "alpha = 1 makes the Rényi bound 1/(1 - alpha) log E[w^(1 - alpha)] divide by zero; its "
-                "limit is the ELBO: use pyro_air.infer.ELBO (infer.build('elbo')) instead"
+                "limit is the ELBO: use pyro_air.infer.MonteCarloELBO (infer.build('elbo')) instead"
             )
         self.alpha = alpha
 
