@@ -26,5 +26,32 @@ def test_unknown_guide_is_a_clear_cli_error(tmp_path, capsys):
 
 
 def test_console_entry_point_runs():
-    out = subprocess.run([sys.executable, "-m", "pyro_air", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "pyro_air", "--help"], check=False, capture_output=True, text=True)
     assert out.returncode == 0 and "quickstart" in out.stdout
+
+
+def _help(capsys, *argv) -> str:
+    import pytest
+
+    with pytest.raises(SystemExit) as stop:
+        main([*argv, "--help"])
+    assert stop.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_help_describes_the_command_and_every_option(capsys):
+    from pyro_air import guides, infer
+    from pyro_air.cli.main import build_parser
+
+    top = _help(capsys)
+    assert "The ``pyro-air`` command." not in top
+    assert "amortized variational inference" in top and "pyro-air compare" in top
+    train = " ".join(_help(capsys, "train").split())  # wrapped lines joined
+    for name in guides.GUIDES.names() + infer.OBJECTIVES.names():
+        assert f" {name}," in train or f" {name} " in train, name
+    assert "--epochs EPOCHS passes over the training set (default: 10)" in train
+    assert "(default: gaussian)" in train and "(default: elbo)" in train
+    parser = build_parser()
+    for command, sub in parser._subparsers._group_actions[0].choices.items():
+        for action in sub._actions:
+            assert action.help, f"pyro-air {command} {action.option_strings} has no help text"

@@ -143,8 +143,75 @@ def test_cli_resume_continues_and_refuses_changed_options(tmp_path, capsys):
     assert checkpoint.load(run)["epoch"] == 1
     assert main(["train", "--resume", str(run), "--epochs", "2"]) == 2
     assert "train_config.epochs: 1 in the checkpoint, 2 requested" in capsys.readouterr().err
+    capsys.readouterr()
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0  # the stored options, nothing to add
     assert checkpoint.load(run)["epoch"] == 1
+    out = capsys.readouterr().out
+    assert "had already finished at epoch 1 of 1; nothing to do" in out
+    assert "trained 0 epochs" not in out and "trained 1 epochs" not in out
+    best = checkpoint.load(run)["early_stopping"]["best_valid"]
+    assert f"IWAE-3 {best:.2f} at epoch 1" in out  # rounded, not -180.78802490234375
+
+
+def test_cli_train_prints_a_rounded_best_validation_and_no_early_stop(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--train-size", "100", "--epochs", "2", "--batch-size", "25", "--z-dim", "2", "--hidden",
+                 "8", "--valid-size", "20", "--valid-num-samples", "3", "--no-progress", "--run-dir", str(run)]) == 0
+    out = capsys.readouterr().out
+    state = checkpoint.load(run)
+    es = state["early_stopping"]
+    assert "trained 2 epochs in" in out
+    assert f"best validation IWAE-3 {es['best_valid']:.2f} at epoch {es['best_epoch']} of 2" in out
+    assert "early-stopped" not in out
+
+
+class CrashAt:
+    """Delegates to an objective; its ``call``-th loss raises SimulatedCrash (the process dies)."""
+
+    def __init__(self, objective, call):
+        self.objective, self.call, self.calls = objective, call, 0
+
+    def differentiable_loss(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.call:
+            raise SimulatedCrash
+        return self.objective.differentiable_loss(*args, **kwargs)
+
+
+def _policy_run(run_dir, resume=False, crash_at=None):
+    torch.manual_seed(0)
+    model = models.build("bernoulli-vae", x_dim=20, z_dim=2, hidden=(8,))
+    guide = guides.build("gaussian", x_dim=20, z_dim=2, hidden=(8,))
+    objective = infer.build("iwae", num_particles=2)
+    if crash_at is not None:
+        objective = CrashAt(objective, crash_at)
+    train_x, valid_x = resume_worker.data()
+    config = TrainConfig(**{**resume_worker.CONFIG, "epochs": 5, "checkpoint_every_steps": None,
+                            "checkpoint_every_epochs": 2})
+    fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=resume_worker.SPEC, resume=resume)
+
+
+def test_checkpoint_every_epochs_writes_fewer_checkpoints_and_resumes_exactly(tmp_path, monkeypatch):
+    real_save, written = checkpoint.atomic_save, []
+
+    def counting_save(obj, path):
+        written.append((Path(path).name, obj.get("epoch")))
+        return real_save(obj, path)
+
+    monkeypatch.setattr(checkpoint, "atomic_save", counting_save)
+    _policy_run(tmp_path / "reference")
+    # 5 epochs, every 2: after epochs 2 and 4, and after the last (5), instead of after every epoch
+    assert [epoch for name, epoch in written if name == "checkpoint.pt"] == [2, 4, 5]
+    written.clear()
+    steps = resume_worker.STEPS_PER_EPOCH
+    with pytest.raises(SimulatedCrash):  # dies in epoch 4: epoch 3 was trained but not checkpointed
+        _policy_run(tmp_path / "crashed", crash_at=3 * steps + 5)
+    assert [epoch for name, epoch in written if name == "checkpoint.pt"] == [2]
+    assert checkpoint.load(tmp_path / "crashed")["epoch"] == 2
+    _policy_run(tmp_path / "crashed", resume=True)  # redoes epoch 3 from the epoch-2 checkpoint
+    assert_same_run(tmp_path / "crashed", tmp_path / "reference")
+    lines = (tmp_path / "crashed" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4, 5]
 
 
 # -- which options a resume may change (RESUME_MAY_CHANGE) ------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from pyro_air.cli.options import (
@@ -50,16 +50,20 @@ def cmd_train(args) -> int:
         dist_utils.setup(args.device)
         dist_utils.check_batch_divisible(args.batch_size, dist_utils.world_size())
     main_process = dist_utils.is_main_process()
+    epochs_before = 0
     if resume:  # fail before loading any data (fit checks again)
         path = run_dir / "checkpoint.pt"
-        ckpt_io.check_same_run(ckpt_io.load(path), path, spec, asdict(config), may_change=RESUME_MAY_CHANGE)
+        state = ckpt_io.load(path)
+        ckpt_io.check_same_run(state, path, spec, asdict(config), may_change=RESUME_MAY_CHANGE)
+        epochs_before = len(state.get("history") or [])
+        del state
     elif not args.overwrite:
         run_dirs.refuse_non_empty(run_dir, resume_hint=f"`pyro-air train --resume {run_dir}`")
     model, guide, objective = build_run(spec, seed=args.seed)
     train_x, valid_x = load_split(spec, "train"), load_split(spec, "valid")
     check_inputs(model, guide, train_x, valid_x, config)
     if not main_process:
-        return _train(model, guide, objective, train_x, valid_x, config, run_dir, spec, resume, args)
+        return _train(model, guide, objective, train_x, valid_x, config, run_dir, spec, resume, args, epochs_before)
     if not resume and args.overwrite:
         moved = run_dirs.move_aside(run_dir)
         if moved is not None:
@@ -71,10 +75,10 @@ def cmd_train(args) -> int:
         if not resume or json.loads(stored.read_text()) != options:  # a resume may change some (RESUME_MAY_CHANGE)
             with run_dirs.write_guard(stored, "write the run's options"):
                 run_dirs.atomic_write_text(stored, json.dumps(options, indent=1) + "\n")
-        return _train(model, guide, objective, train_x, valid_x, config, run_dir, spec, resume, args)
+        return _train(model, guide, objective, train_x, valid_x, config, run_dir, spec, resume, args, epochs_before)
 
 
-def _train(model, guide, objective, train_x, valid_x, config, run_dir, spec, resume, args) -> int:
+def _train(model, guide, objective, train_x, valid_x, config, run_dir, spec, resume, args, epochs_before) -> int:
     t0 = time.perf_counter()
     try:
         result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec, resume=resume,
@@ -85,11 +89,37 @@ def _train(model, guide, objective, train_x, valid_x, config, run_dir, spec, res
         return stop.exit_code
     if not dist_utils.is_main_process():
         return 0
-    print(f"trained {len(result.history)} epochs in {time.perf_counter() - t0:.1f} s; best validation "
-          f"IWAE-{config.valid_num_samples} {result.best_valid} at epoch {result.best_epoch}")
+    epochs_done = len(result.history) - epochs_before
+    if resume and epochs_done == 0:
+        how = "early-stopped" if result.stopped_early else "finished"
+        print(f"{run_dir} had already {how} at epoch {len(result.history)} of {config.epochs}; nothing to do. "
+              f"Best validation IWAE-{config.valid_num_samples} {_fmt(result.best_valid)} at epoch {result.best_epoch}. "
+              f"To train longer, start a new run (the number of epochs sets the learning-rate schedule)")
+    else:
+        print(f"trained {epochs_done} epochs in {time.perf_counter() - t0:.1f} s; "
+              f"{stopping_summary(result, config.epochs, config.valid_num_samples)}")
     print(f"checkpoints: {run_dir / 'checkpoint.pt'} (last), {run_dir / 'best.pt'} (best); "
           f"metrics: {run_dir / 'metrics.jsonl'}")
     return 0
+
+
+def disk_size(path: Path) -> str:
+    """The size of the files under ``path``, e.g. "79.2 MB"."""
+    total = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+    return f"{total / 1e6:.1f} MB"
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def stopping_summary(result, epochs: int, valid_num_samples: int) -> str:
+    """How a run ended: early-stopped (only if it was), and where its best validation score was."""
+    best = (f"best validation IWAE-{valid_num_samples} {_fmt(result.best_valid)} at epoch {result.best_epoch}"
+            if result.best_epoch is not None else "no validation set")
+    if result.stopped_early:
+        return f"early-stopped at epoch {len(result.history)} of {epochs}, {best}"
+    return f"{best} of {epochs}"
 
 
 def cmd_evaluate(args) -> int:
@@ -200,7 +230,8 @@ def cmd_compare(args) -> int:
     methods = {"VAE": ("vae", {}), f"DVAE (sigma={args.sigma:g}, alpha={args.alpha:g})": ("dvae", {"sigma": args.sigma, "alpha": args.alpha}),
                f"WNI-VAE (H={args.H:g})": ("wni", {"H": args.H})}
     config = TrainConfig(epochs=args.epochs, batch_size=100, lr=1e-3, seed=args.seed, valid_size=args.valid_size,
-                         valid_num_samples=20, valid_every=max(1, args.epochs // 15), progress=not args.no_progress)
+                         valid_num_samples=20, valid_every=max(1, args.epochs // 15), progress=not args.no_progress,
+                         checkpoint_every_epochs=args.checkpoint_every_epochs)
     config.validate()
     if args.test_points < 1:
         raise ValueError(f"--test-points must be >= 1, got {args.test_points}")
@@ -218,18 +249,20 @@ def cmd_compare(args) -> int:
     with _claim_fresh(run_root):
         for label, (method, spec, (model, guide, objective)) in runs.items():
             t0 = time.perf_counter()
-            result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_root / method, spec=spec)
-            print(f"{label}: trained on {len(train_x)} MNIST images for {args.epochs} epochs in "
-                  f"{time.perf_counter() - t0:.0f} s (early-stopped at epoch {result.best_epoch} of the validation "
-                  "IWAE-20)")
+            model_config = replace(config, progress_label=label.split(" ")[0])
+            result = fit(model, guide, objective, train_x, valid_x, model_config, run_dir=run_root / method, spec=spec)
+            print(f"{label}: trained on {len(train_x)} MNIST images in {time.perf_counter() - t0:.0f} s; "
+                  f"{stopping_summary(result, config.epochs, config.valid_num_samples)}; run in {run_root / method}")
             row = evaluate_row(model, guide, test_x, k=args.num_particles, num_samples=args.num_samples,
                                progress=not args.no_progress, seed=stream_seed(args.seed, "evaluation"))
             base = base or row
             row["Δ(-log p) vs VAE"] = paired_difference(row, base)
             rows[label] = row
     bound = "ELBO" if args.num_particles == 1 else f"IWAE-{args.num_particles} bound"
-    print(f"\ntest (first {len(test_x)} images): -log p(x) is IWAE-{args.num_samples}; gap = log p(x) - {bound}; "
-          f"-ELBO column = -{bound}; Δ = paired difference on the same images (negative = better than VAE); "
-          f"mean ± standard error, nats")
+    print(f"\ntest, first {len(test_x)} images; nats, mean ± standard error\n"
+          f"  -log p(x): IWAE-{args.num_samples} estimate; -ELBO column: -{bound}; gap = log p(x) - {bound}\n"
+          "  Δ: paired difference on the same images (negative = better than VAE)")
     print(format_table(rows, columns=("nll", "inference_gap", "neg_elbo", "Δ(-log p) vs VAE")))
+    print(f"\nruns (checkpoints, metrics.jsonl, best.pt): {run_root}/ ({disk_size(run_root)}); "
+          f"evaluate one with: pyro-air evaluate {run_root / next(iter(runs.values()))[0]}")
     return 0

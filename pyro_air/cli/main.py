@@ -1,17 +1,23 @@
-"""The ``pyro-air`` command.
+"""pyro-air: train, evaluate and diagnose amortized variational inference (VAEs and their
+Amortized Inference Regularization variants: denoising and weight-normalized encoders; IWAE, Renyi,
+CUBO, InfoVAE ... objectives) from the command line.
 
-    pyro-air compare                        # the main job: VAE vs DVAE vs WNI-VAE at a small budget
-    pyro-air quickstart                     # a small VAE run on MNIST, evaluated
-    pyro-air train --guide gaussian --objective elbo --epochs 10 --run-dir runs/vae
-    pyro-air evaluate runs/vae --num-samples 5000
-    pyro-air diagnose runs/vae --num-samples 1000 --max-points 500
-    torchrun --standalone --nproc_per_node=2 -m pyro_air train ... --distributed   # data-parallel
-    torchrun --standalone --nproc_per_node=2 -m pyro_air evaluate runs/vae --distributed
+examples:
+  pyro-air compare                        # the main job: VAE vs DVAE vs WNI-VAE at a small budget
+  pyro-air quickstart                     # a small VAE run on MNIST, evaluated
+  pyro-air train --guide gaussian --objective elbo --epochs 10 --run-dir runs/vae
+  pyro-air evaluate runs/vae --num-samples 5000
+  pyro-air diagnose runs/vae --num-samples 1000 --max-points 500
+  torchrun --standalone --nproc_per_node=2 -m pyro_air train ... --distributed   # data-parallel
+  torchrun --standalone --nproc_per_node=2 -m pyro_air evaluate runs/vae --distributed
+
+`pyro-air COMMAND --help` lists a command's options with their defaults.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 
 from pyro_air import data
 from pyro_air.cli.commands import (
@@ -27,9 +33,22 @@ from pyro_air.evaluate.ais_cli import add_ais_arguments  # issue 19
 from pyro_air.train import run_dir as run_dirs
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Descriptions as written (examples keep their lines); every option's help ends with its default."""
+
+    def _get_help_string(self, action):  # no "(default: None)" / "(default: False)": they say nothing
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+    def _split_lines(self, text, width):  # keep hyphenated names (conv-gaussian, kl-warmup) whole
+        return textwrap.wrap(self._whitespace_matcher.sub(" ", text).strip(), width, break_on_hyphens=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pyro-air", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="pyro-air", description=__doc__, formatter_class=HelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=lambda **kw: argparse.ArgumentParser(formatter_class=HelpFormatter, **kw))
 
     p = sub.add_parser("train", help="train a model and guide, writing checkpoints to a run directory")
     add_train_args(p)
@@ -44,11 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="-log p(x), -ELBO and the inference gap of a checkpoint")
     p.add_argument("checkpoint", help="a run directory (uses best.pt) or a checkpoint file")
-    p.add_argument("--num-samples", type=int, default=5000)
-    p.add_argument("--splits", nargs="+", default=["test"], choices=list(data.SPLITS))
-    p.add_argument("--max-points", type=int, default=None)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--num-samples", type=int, default=5000, help="S of the IWAE-S estimate of log p(x)")
+    p.add_argument("--splits", nargs="+", default=["test"], choices=list(data.SPLITS), help="splits to evaluate")
+    p.add_argument("--max-points", type=int, default=None, help="evaluate the first N points of each split (default: all)")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda ...")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--latent-metrics", action="store_true",
                    help="also report MMD(q(z), p(z)), log det Cov[q(z)], active units and I_q(x; z)")
     p.add_argument("--seed", type=int, default=0,
@@ -70,42 +89,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="a run directory (uses best.pt) or a checkpoint file")
     p.add_argument("--num-samples", type=int, default=1000, help="guide draws per datapoint for k-hat")
     p.add_argument("--max-points", type=int, default=1000, help="first N points of the split")
-    p.add_argument("--split", default="test", choices=list(data.SPLITS))
+    p.add_argument("--split", default="test", choices=list(data.SPLITS), help="the split to diagnose")
     p.add_argument("--out", default=None, help="output directory (default: CHECKPOINT_DIR/diagnostics)")
     p.add_argument("--seed", type=int, default=0, help="seed of the guide draws (the same command, the same plots)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda ...")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_diagnose)
 
     p = sub.add_parser("quickstart", help="train and evaluate a small VAE on the embedded MNIST")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--train-size", type=int, default=None)
-    p.add_argument("--test-points", type=int, default=1000)
-    p.add_argument("--num-samples", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--run-dir", default="runs/quickstart")
+    p.add_argument("--epochs", type=int, default=3, help="passes over the training set")
+    p.add_argument("--train-size", type=int, default=None, help="train on a random subset of this many images (default: all 50000)")
+    p.add_argument("--test-points", type=int, default=1000, help="evaluate on the first this many test images")
+    p.add_argument("--num-samples", type=int, default=1000, help="S of the IWAE-S estimate of log p(x)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and every draw")
+    p.add_argument("--run-dir", default="runs/quickstart", help="where checkpoints and metrics go")
     p.add_argument("--overwrite", action="store_true", help="move an earlier run in --run-dir aside first")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_quickstart)
 
     p = sub.add_parser("compare", help="AIR's comparison at a small budget: VAE vs DVAE vs WNI-VAE, one table")
     # Defaults: the regime of experiments/air/RESULTS.md, where the VAE over-fits (1000 images, 300
     # epochs = 3000 steps; about 1 minute per model on 2 cores) and sigma = 0.25 was selected.
-    p.add_argument("--epochs", type=int, default=300)
+    p.add_argument("--epochs", type=int, default=300, help="passes over the training subset per model")
     p.add_argument("--train-size", type=int, default=1000, help="the nested MNIST training subset (over-fits fast)")
     p.add_argument("--sigma", type=float, default=0.25, help="DVAE noise scale")
     p.add_argument("--alpha", type=float, default=1.0, help="DVAE weight of the noisy objective (Eq. 16)")
     p.add_argument("--H", type=float, default=1.5, help="WNI weight-norm cap (Eq. 18)")
     p.add_argument("--num-particles", type=int, default=1, help="k: 1 = VAE objective, >1 = IWAE-k")
-    p.add_argument("--z-dim", type=int, default=50)
-    p.add_argument("--hidden", type=int, nargs="+", default=[500, 500])
-    p.add_argument("--valid-size", type=int, default=500)
-    p.add_argument("--test-points", type=int, default=500)
-    p.add_argument("--num-samples", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--run-dir", default="runs/compare")
+    p.add_argument("--z-dim", type=int, default=50, help="latent dimension")
+    p.add_argument("--hidden", type=int, nargs="+", default=[500, 500], help="hidden layer sizes of decoder and encoder")
+    p.add_argument("--valid-size", type=int, default=500, help="validation images for picking the best epoch")
+    p.add_argument("--test-points", type=int, default=500, help="evaluate on the first this many test images")
+    p.add_argument("--num-samples", type=int, default=1000, help="S of the IWAE-S estimate of log p(x)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and every draw (shared by the three models)")
+    p.add_argument("--run-dir", default="runs/compare", help="the three runs go to RUN_DIR/vae, RUN_DIR/dvae, RUN_DIR/wni")
+    p.add_argument("--checkpoint-every-epochs", type=int, default=10,
+                   help="write each run's resumable checkpoint.pt every this many epochs (and after the last)")
     p.add_argument("--overwrite", action="store_true", help="move an earlier comparison in --run-dir aside first")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_compare)
     return parser
 

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from pyro_air import data, guides, infer
 from pyro_air.runs import vae_spec
 from pyro_air.train import TrainConfig
 
@@ -21,33 +22,51 @@ def json_arg(text: str) -> dict:
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="mnist", help="mnist | mnist-amat | omniglot | caltech101")
-    p.add_argument("--data-dir", default=None, help="directory of user-supplied data files ($PYRO_AIR_DATA)")
-    p.add_argument("--train-size", type=int, default=None, help="fixed random subset of the training split")
-    p.add_argument("--guide", default="gaussian")
-    p.add_argument("--guide-cfg", type=json_arg, default={}, help="JSON object of guide options")
-    p.add_argument("--objective", default="elbo")
-    p.add_argument("--objective-cfg", type=json_arg, default={}, help="JSON object of objective options")
-    p.add_argument("--num-particles", type=int, default=1)
-    p.add_argument("--z-dim", type=int, default=50)
-    p.add_argument("--hidden", type=int, nargs="+", default=[500, 500])
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--lr-final-ratio", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--valid-num-samples", type=int, default=100)
-    p.add_argument("--valid-size", type=int, default=None)
-    p.add_argument("--patience", type=int, default=None)
-    p.add_argument("--dynamic-binarization", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--dataset", default="mnist", metavar="NAME",
+                   help=f"one of: {', '.join(data.DATASETS.names())} (mnist is embedded; the others read files "
+                        "from --data-dir)")
+    p.add_argument("--data-dir", default=None,
+                   help="directory of user-supplied data files (default: $PYRO_AIR_DATA, else ./data)")
+    p.add_argument("--train-size", type=int, default=None,
+                   help="train on a fixed random subset of this many training images (default: all)")
+    p.add_argument("--guide", default="gaussian", metavar="NAME",
+                   help=f"the encoder q(z | x), one of: {', '.join(guides.GUIDES.names())}")
+    p.add_argument("--guide-cfg", type=json_arg, default={},
+                   help="JSON object of guide options, e.g. '{\"sigma\": 0.25}' for denoising")
+    p.add_argument("--objective", default="elbo", metavar="NAME",
+                   help=f"the training bound, one of: {', '.join(infer.OBJECTIVES.names())}")
+    p.add_argument("--objective-cfg", type=json_arg, default={},
+                   help="JSON object of objective options, e.g. '{\"alpha\": 0.5}' for renyi")
+    p.add_argument("--num-particles", type=int, default=1,
+                   help="samples per datapoint in the objective (k of IWAE-k)")
+    p.add_argument("--z-dim", type=int, default=50, help="latent dimension")
+    p.add_argument("--hidden", type=int, nargs="+", default=[500, 500],
+                   help="hidden layer sizes of the decoder (and of the encoder)")
+    p.add_argument("--epochs", type=int, default=10, help="passes over the training set")
+    p.add_argument("--batch-size", type=int, default=100, help="minibatch size (the global batch with --distributed)")
+    p.add_argument("--lr", type=float, default=1e-3, help="initial Adam learning rate")
+    p.add_argument("--lr-final-ratio", type=float, default=0.1,
+                   help="the learning rate decays exponentially to lr * this ratio at the last epoch")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of every random draw")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 ...")
+    p.add_argument("--valid-num-samples", type=int, default=100,
+                   help="k of the validation IWAE-k bound used for early stopping and best.pt")
+    p.add_argument("--valid-size", type=int, default=None,
+                   help="validate on the first this many validation images (default: all)")
+    p.add_argument("--patience", type=int, default=None,
+                   help="stop after this many validations without improvement (default: never stop early)")
+    p.add_argument("--dynamic-binarization", action="store_true",
+                   help="redraw binary pixels from the grey levels at every step (mnist only)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--checkpoint-every-steps", type=int, default=None,
                    help="also write a resumable checkpoint every this many steps (mid-epoch)")
+    p.add_argument("--checkpoint-every-epochs", type=int, default=1,
+                   help="write the resumable checkpoint.pt every this many epochs (always after the last one)")
     p.add_argument("--on-nonfinite", choices=["stop", "rollback"], default="stop",
-                   help="on a NaN/inf loss: stop (default) or roll back to the last good state with a lower lr")
-    p.add_argument("--rollback-lr-factor", type=float, default=0.5)
-    p.add_argument("--max-rollbacks", type=int, default=3)
+                   help="on a NaN/inf loss: stop, or roll back to the last good state with a lower lr")
+    p.add_argument("--rollback-lr-factor", type=float, default=0.5,
+                   help="learning-rate multiplier at each rollback (--on-nonfinite rollback)")
+    p.add_argument("--max-rollbacks", type=int, default=3, help="give up after this many rollbacks")
     p.add_argument("--distributed", action="store_true",
                    help="data-parallel over the processes torchrun starts (gloo on CPU, NCCL on CUDA); "
                         "--batch-size is the global batch and must be divisible by their number")
@@ -68,6 +87,7 @@ def config_from_args(args) -> TrainConfig:
                        valid_num_samples=args.valid_num_samples, valid_size=args.valid_size,
                        patience=args.patience, dynamic_binarization=args.dynamic_binarization,
                        progress=not args.no_progress, checkpoint_every_steps=args.checkpoint_every_steps,
+                       checkpoint_every_epochs=args.checkpoint_every_epochs,
                        on_nonfinite=args.on_nonfinite, rollback_lr_factor=args.rollback_lr_factor,
                        max_rollbacks=args.max_rollbacks)
 

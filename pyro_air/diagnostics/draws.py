@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 
+from pyro_air.core.progress import tqdm
 from pyro_air.core.sites import LATENT_SITE
 from pyro_air.core.validation import check_positive_int
 from pyro_air.evaluate.chunking import (

@@ -25,8 +25,8 @@ the best diagonal Gaussian is N(mu, diag(1 / Lambda_ii)) and the approximation g
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
 
+from pyro_air.core.progress import tqdm
 from pyro_air.core.seeds import derive_seed, seeded
 from pyro_air.core.validation import check_positive_int
 from pyro_air.evaluate.ais import ais

@@ -22,9 +22,9 @@ import pyro
 import pyro.distributions as dist
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from pyro_air.core.plates import data_plate
+from pyro_air.core.progress import tqdm
 from pyro_air.core.sites import LATENT_SITE
 from pyro_air.core.validation import check_positive, check_positive_int
 from pyro_air.evaluate.chunking import batches, module_device

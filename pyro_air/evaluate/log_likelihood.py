@@ -21,9 +21,9 @@ same per-datapoint values as a single process called with the same ``seed`` and 
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
 
 from pyro_air.core import parallel as dist_utils
+from pyro_air.core.progress import tqdm
 from pyro_air.core.seeds import derive_seed, seeded
 from pyro_air.core.validation import check_positive_int
 from pyro_air.evaluate.chunking import (

@@ -17,7 +17,7 @@ NONFINITE_MODES = ("stop", "rollback")
 # Options that may differ between a checkpoint and the run that resumes it (every other option of
 # the spec and the training configuration must match, or the resume is refused). Two kinds:
 RESUME_KEEPS_RESULT = tuple(f"train_config.{k}" for k in (  # do not change the parameters' trajectory
-    "progress", "checkpoint_every_steps", "on_nonfinite", "rollback_lr_factor", "max_rollbacks",
+    "progress", "progress_label", "checkpoint_every_steps", "checkpoint_every_epochs", "on_nonfinite", "rollback_lr_factor", "max_rollbacks",
     "nonfinite_check_every")) + ("spec.data.data_dir",)  # (where the same data files are read from)
 RESUME_CHANGES_RESULT = (  # change it from the resume point on, deliberately:
     "train_config.lr",      # the advice after a non-finite loss: resume with a lower --lr (scales the schedule)
@@ -40,7 +40,9 @@ class TrainConfig:
     patience: int | None = None
     dynamic_binarization: bool = False
     progress: bool = True
+    progress_label: str = ""                   # shown before "epoch e/E" in the progress bar (e.g. the model)
     checkpoint_every_steps: int | None = None  # also checkpoint mid-epoch every this many steps
+    checkpoint_every_epochs: int = 1           # write checkpoint.pt every this many epochs (and after the last)
     on_nonfinite: str = "stop"                 # "stop" | "rollback"
     rollback_lr_factor: float = 0.5            # lr multiplier applied at each rollback
     max_rollbacks: int = 3
@@ -61,6 +63,7 @@ class TrainConfig:
                              f"{self.valid_size!r}; omit it (--valid-size) to use the whole validation split")
         if self.checkpoint_every_steps is not None:
             check_positive_int(self.checkpoint_every_steps, "checkpoint_every_steps")
+        check_positive_int(self.checkpoint_every_epochs, "checkpoint_every_epochs")
         if self.nonfinite_check_every is not None:
             check_positive_int(self.nonfinite_check_every, "nonfinite_check_every")
         if self.on_nonfinite not in NONFINITE_MODES:

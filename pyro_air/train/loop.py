@@ -53,9 +53,9 @@ from pathlib import Path
 
 import pyro
 import torch
-from tqdm.auto import tqdm
 
 from pyro_air.core.parallel import epoch_order
+from pyro_air.core.progress import tqdm
 from pyro_air.core.seeds import seed_all, stream_seed
 from pyro_air.data.binarize import binarize_dynamic
 from pyro_air.evaluate.log_likelihood import log_likelihood
@@ -252,7 +252,8 @@ class Trainer:
             loop.order = epoch_order(self.n, cfg.seed, loop.epoch, self.device)
             loop.loss_sum = torch.zeros((), device=self.device)
         t0 = time.perf_counter()
-        bar = tqdm(total=self.num_batches, initial=loop.batch, desc=f"epoch {loop.epoch + 1}/{cfg.epochs}",
+        label = f"{cfg.progress_label}: " if cfg.progress_label else ""
+        bar = tqdm(total=self.num_batches, initial=loop.batch, desc=f"{label}epoch {loop.epoch + 1}/{cfg.epochs}",
                    disable=not cfg.progress or not self.is_writer, leave=False)
         with bar:
             while loop.batch < self.num_batches:
@@ -314,7 +315,10 @@ class Trainer:
         loop.epoch += 1
         loop.batch, loop.order, loop.loss_sum = 0, None, None
         loop.stopped = cfg.patience is not None and loop.bad_evals >= cfg.patience
-        self._save_checkpoint()
+        # checkpoint policy: the last good state is kept every epoch (for rollbacks); the file is
+        # written every checkpoint_every_epochs epochs and when training ends
+        last = loop.stopped or loop.epoch >= cfg.epochs
+        self._save_checkpoint(write=last or loop.epoch % cfg.checkpoint_every_epochs == 0)
         if self._writes:
             self._write(self.run_path / "metrics.jsonl", "append to the metrics", _append_metrics, self.run_path,
                         record)
@@ -381,10 +385,10 @@ class Trainer:
             write(*args)
 
     # -- saving ---------------------------------------------------------------------------------
-    def _save_checkpoint(self) -> None:
-        """Make the current (verified finite) state the last good one, and write it."""
+    def _save_checkpoint(self, write: bool = True) -> None:
+        """Make the current (verified finite) state the last good one, and write it (if ``write``)."""
         self.last_good = self.state_dict()
-        if self._writes:
+        if write and self._writes:
             self._write(self.run_path / "checkpoint.pt", "write the checkpoint", ckpt_io.atomic_save, self.last_good,
                         self.run_path / "checkpoint.pt")
             self.checkpoint_on_disk = True
