@@ -37,8 +37,13 @@ from pyro_air.infer.log_weights import log_importance_weights
 
 @dataclass
 class ImportanceDraws:
-    z: torch.Tensor | None   # [N, S, z_dim] guide draws (None when not kept)
+    z: torch.Tensor | None   # [N, S, z_dim] guide draws (None when not kept); [N, S, len(dims)] with dims
     log_w: torch.Tensor      # [N, S] log importance weights
+    dims: tuple | None = None  # the latent dimensions z holds, in its column order (None: all)
+
+    def rows(self, index) -> ImportanceDraws:
+        """The draws of some datapoints (e.g. ``draws.rows([3, 0])``): the same samples, not new ones."""
+        return ImportanceDraws(None if self.z is None else self.z[index], self.log_w[index], self.dims)
 
     @property
     def num_samples(self) -> int:
@@ -47,8 +52,12 @@ class ImportanceDraws:
 
 def importance_draws(model, guide, x: torch.Tensor, num_samples: int, chunk_size: int | None = None,
                      batch_size: int | None = None, keep_z: bool = True,
-                     progress: bool = False) -> ImportanceDraws:
-    """S guide draws per datapoint and their log weights; see the module docstring."""
+                     progress: bool = False, keep_dims=None) -> ImportanceDraws:
+    """S guide draws per datapoint and their log weights; see the module docstring.
+
+    ``keep_dims`` (e.g. ``(0, 1)``): keep only these latent dimensions of the draws ([N, S, 2]
+    instead of [N, S, z_dim] in memory), for plots of a pair of dimensions."""
+    dims = None if keep_dims is None else tuple(int(d) for d in keep_dims)
     check_positive_int(num_samples, "num_samples")
     if not isinstance(x, torch.Tensor) or x.dim() != 2:
         raise ValueError(f"x must be a tensor of shape [N, D], got {getattr(x, 'shape', type(x).__name__)}")
@@ -70,10 +79,12 @@ def importance_draws(model, guide, x: torch.Tensor, num_samples: int, chunk_size
                 log_w[start:stop, s0:s0 + k] = lw.log_w.T.cpu()
                 if keep_z:
                     z = lw.guide_trace.nodes[LATENT_SITE]["value"]  # [k, B, z_dim]
+                    if dims is not None:
+                        z = z[..., list(dims)]
                     if z_all is None:
                         z_all = torch.empty(len(x), num_samples, z.shape[-1])
                     z_all[start:stop, s0:s0 + k] = z.transpose(0, 1).cpu()
-    return ImportanceDraws(z_all, log_w)
+    return ImportanceDraws(z_all, log_w, dims)
 
 
 def importance_ess(log_w: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,12 @@ from matplotlib.figure import Figure
 from pyro import poutine
 
 from pyro_air.core.validation import check_positive_int
-from pyro_air.diagnostics.draws import LATENT_SITE, importance_draws, resample
+from pyro_air.diagnostics.draws import (
+    LATENT_SITE,
+    ImportanceDraws,
+    importance_draws,
+    resample,
+)
 from pyro_air.diagnostics.psis import (
     KHAT_BAD,
     KHAT_GOOD,
@@ -62,29 +67,45 @@ def _kde(ax, z: np.ndarray, color: str, label: str) -> None:
 
 
 def plot_posterior_comparison(model, guide, x: torch.Tensor, path, dims=(0, 1), num_samples: int = 2000,
-                              labels=None, generator: torch.Generator | None = None) -> Figure:
+                              labels=None, generator: torch.Generator | None = None,
+                              draws: ImportanceDraws | None = None) -> Figure:
     """q(z|x_n) draws vs importance-resampled p(z|x_n) draws, one panel per row of ``x`` (<= 12).
 
-    Each title shows the k-hat of that panel's own S draws (fresh draws: it varies with the seed).
+    Each title shows the k-hat of that panel's own S draws. With ``draws`` (``importance_draws`` of
+    these rows, e.g. ``all_draws.rows(chosen)``) those very draws are plotted, so the titles equal a
+    k-hat table computed from them; without, S fresh draws are made (the k-hat varies with the seed).
+    ``labels``: one title prefix per panel (default: "x #n").
     """
     if x.dim() != 2 or not 1 <= len(x) <= 12:
         raise ValueError(f"pass 1 to 12 chosen datapoints as x of shape [n, D], got {list(x.shape)}")
     i, j = _check_dims(dims, model.z_dim)
-    if num_samples < MIN_PSIS_SAMPLES:
-        raise ValueError(f"num_samples must be >= {MIN_PSIS_SAMPLES} (k-hat is shown per panel), got {num_samples}")
-    draws = importance_draws(model, guide, x, num_samples)
+    if draws is None:
+        if num_samples < MIN_PSIS_SAMPLES:
+            raise ValueError(f"num_samples must be >= {MIN_PSIS_SAMPLES} (k-hat is shown per panel), "
+                             f"got {num_samples}")
+        draws = importance_draws(model, guide, x, num_samples)
+    elif draws.z is None or len(draws.log_w) != len(x):
+        raise ValueError(f"draws must hold the guide draws (keep_z=True) of the {len(x)} rows of x, got "
+                         f"{len(draws.log_w)} rows{' without z' if draws.z is None else ''}")
+    if draws.dims is None:
+        cols = [i, j]
+    elif i in draws.dims and j in draws.dims:
+        cols = [draws.dims.index(i), draws.dims.index(j)]
+    else:
+        raise ValueError(f"draws hold latent dimensions {draws.dims}, not the plotted dims ({i}, {j})")
     z_post, _ = resample(draws, generator=generator)
     khat = khat_from_log_weights(draws.log_w)
-    labels = list(labels) if labels is not None else list(range(len(x)))
-    fig = Figure(figsize=(3.2 * len(x), 3.4))
+    labels = [str(label) for label in labels] if labels is not None else [f"x #{n}" for n in range(len(x))]
+    fig = Figure(figsize=(3.2 * len(x), 3.6))
     axes = fig.subplots(1, len(x), squeeze=False)[0]
     for n, ax in enumerate(axes):
-        _kde(ax, draws.z[n][:, [i, j]].numpy(), GUIDE_COLOR, "q(z|x)")
-        _kde(ax, z_post[n][:, [i, j]].numpy(), POSTERIOR_COLOR, "resampled p(z|x)")
-        ax.set_title(f"x #{labels[n]}: k-hat {khat[n].item():.2f}", fontsize=9)
+        _kde(ax, draws.z[n][:, cols].numpy(), GUIDE_COLOR, "q(z|x)")
+        _kde(ax, z_post[n][:, cols].numpy(), POSTERIOR_COLOR, "resampled p(z|x)")
+        ax.set_title(f"{labels[n]}: k-hat {khat[n].item():.2f}", fontsize=9)
         ax.set_xlabel(f"z[{i}]")
         ax.set_ylabel(f"z[{j}]" if n == 0 else "")
     axes[0].legend(loc="best", fontsize=7, markerscale=3)
+    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -157,6 +178,7 @@ def plot_training_curves(metrics, path) -> Figure:
     ax.set(xlabel="epoch", ylabel="nats per datapoint", title="training curves")
     sns.lineplot(x=epochs, y=[r["lr"] for r in records], ax=ax_lr, marker="o", color="tab:gray")
     ax_lr.set(xlabel="epoch", ylabel="learning rate", yscale="log", title="learning rate")
+    fig.tight_layout()  # the right panel's y label does not overlap the left panel
     return _save(fig, path)
 
 

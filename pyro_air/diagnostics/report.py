@@ -2,8 +2,8 @@
 
 - ``khat.txt`` / ``khat.json``: the per-datapoint PSIS k-hat summary (counts and fractions in
   k < 0.5, 0.5 <= k < 0.7, k >= 0.7; Yao et al. 2018) and, in the JSON, every k-hat;
-- ``khat.png``; ``posterior_comparison.png`` for the datapoints with the lowest, median and highest
-  k-hat (latent dims 0 and 1); ``aggregate_posterior.png``; ``reconstructions.png``;
+- ``khat.png``; ``posterior_comparison.png`` for the datapoints with the lowest (best), median and
+  highest (worst) k-hat (latent dims 0 and 1), drawn from the very draws of the table; ``aggregate_posterior.png``; ``reconstructions.png``;
   ``samples.png`` (if the model can sample); ``training_curves.png`` (if a metrics log is given).
 """
 from __future__ import annotations
@@ -15,7 +15,13 @@ from pathlib import Path
 import torch
 
 from pyro_air.diagnostics import plots
-from pyro_air.diagnostics.psis import format_khat_summary, khat_summary, psis_khat
+from pyro_air.diagnostics.draws import importance_draws
+from pyro_air.diagnostics.psis import (
+    format_khat_summary,
+    khat_from_log_weights,
+    khat_summary,
+    psis_khat,
+)
 
 
 @dataclass
@@ -23,6 +29,7 @@ class DiagnosticsReport:
     khat: torch.Tensor
     khat_table: str
     files: dict = field(default_factory=dict)
+    panel_titles: list = field(default_factory=list)  # of posterior_comparison.png: "best: x #n: k-hat 0.12", ...
 
 
 def _is_square_image(x_dim: int) -> bool:
@@ -35,7 +42,13 @@ def write_diagnostics(model, guide, x: torch.Tensor, out_dir, num_samples: int =
     """Compute k-hat for every row of ``x``, write the table and the plots under ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    khat = psis_khat(model, guide, x, num_samples=num_samples, progress=progress)
+    panel_titles = []
+    # one set of draws for the table and the panels: the titles' k-hat is the table's
+    if model.z_dim >= 2:
+        draws = importance_draws(model, guide, x, num_samples, progress=progress, keep_dims=(0, 1))
+        khat = khat_from_log_weights(draws.log_w)
+    else:
+        khat = psis_khat(model, guide, x, num_samples=num_samples, progress=progress)
     table = f"{label}, S={num_samples} guide draws per datapoint\n{format_khat_summary(khat)}"
     files = {"khat table": out / "khat.txt"}
     files["khat table"].write_text(table + "\n")
@@ -45,11 +58,17 @@ def write_diagnostics(model, guide, x: torch.Tensor, out_dir, num_samples: int =
     files["khat histogram"] = out / "khat.png"
     plots.plot_khat(khat, files["khat histogram"])
     if model.z_dim >= 2:
-        order = torch.argsort(khat)
-        chosen = sorted({int(order[0]), int(order[len(order) // 2]), int(order[-1])})
+        order = torch.argsort(khat, stable=True)
+        panels = {}  # best / median / worst k-hat; fewer panels when they are the same datapoint
+        for name, n in (("best", int(order[0])), ("median", int(order[(len(order) - 1) // 2])),
+                        ("worst", int(order[-1]))):
+            panels.setdefault(n, name)
+        chosen = list(panels)
         files["posterior comparison"] = out / "posterior_comparison.png"
-        plots.plot_posterior_comparison(model, guide, x[chosen], files["posterior comparison"],
-                                        num_samples=num_samples, labels=chosen)
+        fig = plots.plot_posterior_comparison(model, guide, x[chosen], files["posterior comparison"],
+                                              draws=draws.rows(chosen),
+                                              labels=[f"{panels[n]}: x #{n}" for n in chosen])
+        panel_titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
         files["aggregate posterior"] = out / "aggregate_posterior.png"
         plots.plot_aggregate_posterior(model, guide, x, files["aggregate posterior"])
     if _is_square_image(model.x_dim):
@@ -61,4 +80,4 @@ def write_diagnostics(model, guide, x: torch.Tensor, out_dir, num_samples: int =
     if metrics is not None:
         files["training curves"] = out / "training_curves.png"
         plots.plot_training_curves(metrics, files["training curves"])
-    return DiagnosticsReport(khat, table, {k: str(v) for k, v in files.items()})
+    return DiagnosticsReport(khat, table, {k: str(v) for k, v in files.items()}, panel_titles)
