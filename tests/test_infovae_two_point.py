@@ -9,7 +9,7 @@ while the InfoVAE one keeps them near the prior's mass (|mean| < 0.25, std ~ 1).
 """
 import torch
 
-from experiments.infovae.two_point import (
+from pyro_air.toys.infovae_two_point import (
     best_of_restarts,
     encoder_stats,
     train_two_point,

@@ -16,98 +16,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's pyro_air, run from anywhere
 
-import matplotlib  # noqa: E402
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pyro  # noqa: E402
-import torch  # noqa: E402
+from pyro_air.toys.infovae_two_point import (
+    OBJECTIVES,
+    POINTS,
+    best_of_restarts,
+    encoder_stats,
+    plot,
+    train_two_point,
+    two_point_data,
+)
 
-from pyro_air import guides, infer, models  # noqa: E402
-from pyro_air.train import TrainConfig, fit  # noqa: E402
-
+__all__ = ["OBJECTIVES", "POINTS", "best_of_restarts", "encoder_stats", "plot", "train_two_point", "two_point_data"]
 HERE = Path(__file__).resolve().parent
-POINTS = torch.tensor([[-1.0], [1.0]])
-OBJECTIVES = {"ELBO": ("elbo", {}), "InfoVAE": ("infovae", {"alpha": 0.0, "lam": 500.0, "divergence": "mmd"})}
-
-
-def two_point_data(copies: int) -> torch.Tensor:
-    """The data set {-1, 1}, each point repeated ``copies`` times so one batch holds the empirical distribution."""
-    return POINTS.repeat(copies, 1)
-
-
-def train_two_point(objective: str, steps: int = 2000, copies: int = 50, hidden=(200, 200, 200), lr: float = 1e-3,
-                    lr_final_ratio: float = 1.0, seed: int = 0):
-    """Train model and encoder on {-1, 1} with full-batch Adam for ``steps`` steps; returns (model, guide)."""
-    name, cfg = OBJECTIVES[objective]
-    x = two_point_data(copies)
-    pyro.set_rng_seed(seed)  # the initial weights too, so a seed fixes the whole run
-    model = models.build("gaussian-mlp-vae", x_dim=1, z_dim=1, hidden=hidden)
-    guide = guides.build("gaussian", x_dim=1, z_dim=1, hidden=hidden)
-    config = TrainConfig(epochs=steps, batch_size=len(x), lr=lr, lr_final_ratio=lr_final_ratio, seed=seed, progress=False)
-    fit(model, guide, infer.build(name, **cfg), x, None, config)
-    return model, guide
-
-
-def best_of_restarts(objective: str, seeds, **kwargs):
-    """Train one run per seed; keep the one with the highest training objective (ELBO per point).
-
-    Proposition 1 is about the optimum of the objective. Some ELBO restarts stay at the collapsed
-    saddle q(z|x) = p(z) for a long time, which is not that optimum, so restarts are compared by the
-    value of the ELBO itself (the usual restart rule) - never by the effect being studied.
-    Returns (model, guide, ELBO per point, seed).
-    """
-    from pyro_air.evaluate import elbo
-
-    best = None
-    for seed in seeds:
-        model, guide = train_two_point(objective, seed=seed, **kwargs)
-        torch.manual_seed(0)
-        value = elbo(model, guide, two_point_data(50), num_samples=200).mean().item()
-        if best is None or value > best[2]:
-            best = (model, guide, value, seed)
-    return best
-
-
-def encoder_stats(guide) -> dict:
-    """Mean and standard deviation of q(z | x) for x = -1 and x = 1."""
-    with torch.no_grad():
-        loc, scale = guide.loc_scale(POINTS)
-    return {"mean": loc.squeeze(-1), "std": scale.squeeze(-1)}
-
-
-def plot(runs: dict, path: Path, num_samples: int = 2000, seed: int = 0) -> None:
-    """Top: q(z | x = -1), q(z | x = 1) against p(z). Bottom: p(x | z) draws for z from each q and from p."""
-    torch.manual_seed(seed)
-    normal = torch.distributions.Normal
-    fig, axes = plt.subplots(2, len(runs), figsize=(5 * len(runs), 6), squeeze=False)
-    zs = torch.linspace(-4, 4, 400)
-    xs = torch.linspace(-3, 3, 121)
-    for col, (label, (model, guide)) in enumerate(runs.items()):
-        stats = encoder_stats(guide)
-        ax = axes[0, col]
-        ax.plot(zs, normal(0.0, 1.0).log_prob(zs).exp(), color="purple", label="p(z)")
-        for i, colour in ((0, "green"), (1, "red")):
-            q = normal(stats["mean"][i], stats["std"][i])
-            ax.plot(zs, q.log_prob(zs).exp(), color=colour, label=f"q(z | x = {POINTS[i].item():+.0f})")
-        ax.set_yscale("log")
-        ax.set_ylim(1e-3, None)
-        ax.set_title(f"{label}: encoder")
-        ax.legend(fontsize=8)
-        ax = axes[1, col]
-        with torch.no_grad():
-            sources = {f"z ~ q(z | x = {POINTS[i].item():+.0f})": normal(stats["mean"][i], stats["std"][i])
-                       for i in range(2)}
-            sources["z ~ p(z)"] = normal(0.0, 1.0)
-            for (src, q), colour in zip(sources.items(), ("green", "red", "purple")):
-                z = q.sample((num_samples, 1))
-                x = model.likelihood(z).sample().squeeze(-1)
-                ax.hist(x.numpy(), bins=xs.numpy(), density=True, histtype="step", color=colour, label=src)
-        ax.set_title(f"{label}: reconstructions x ~ p(x | z)")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def main(argv=None) -> dict:

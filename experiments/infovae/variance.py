@@ -18,95 +18,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's pyro_air, run from anywhere
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+from pyro_air import data
+from pyro_air.evaluate.latent_metrics import aggregate_log_det_cov, latent_metrics
+from pyro_air.toys.infovae_variance import (
+    OBJECTIVES,
+    SIZES,
+    contour_plot,
+    samples_plot,
+    train_one,
+    trend_plot,
+)
 
-from pyro_air import data, guides, infer, models  # noqa: E402
-from pyro_air.core.seeds import seed_all  # noqa: E402
-from pyro_air.evaluate.latent_metrics import aggregate_log_det_cov, latent_metrics  # noqa: E402
-from pyro_air.train import TrainConfig, fit  # noqa: E402
-
+__all__ = ["OBJECTIVES", "SIZES", "contour_plot", "samples_plot", "train_one", "trend_plot"]
 HERE = Path(__file__).resolve().parent
-SIZES = (500, 1000, 2000, 5000, 10000, 50000)
-OBJECTIVES = {"ELBO": ("elbo", {}), "InfoVAE": ("infovae", {"alpha": 0.0, "lam": 1000.0, "divergence": "mmd"})}
-
-
-def train_one(objective: str, train_size: int, z_dim: int, steps: int, hidden, batch_size: int, seed: int):
-    name, cfg = OBJECTIVES[objective]
-    x = data.load("mnist", "train", train_size=train_size)
-    seed_all(seed)  # before building: the seed fixes the initial weights too
-    model = models.build("bernoulli-vae", z_dim=z_dim, hidden=hidden)
-    guide = guides.build("gaussian", z_dim=z_dim, hidden=hidden)
-    batch_size = min(batch_size, len(x))
-    epochs = max(1, round(steps / (len(x) // batch_size)))
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=1e-3, seed=seed, progress=False)
-    fit(model, guide, infer.build(name, **cfg), x, None, config)
-    return model, guide, x, epochs * (len(x) // batch_size)
-
-
-def contour_plot(pairs, test_x, path: Path) -> None:
-    """q(z) = (1/N) sum_n q(z | x_n) on a grid, for each (label, guide), next to p(z) (Figure 3)."""
-    grid = torch.linspace(-4, 4, 121)
-    zz = torch.stack(torch.meshgrid(grid, grid, indexing="xy"), -1).reshape(-1, 2)
-    panels = [("prior p(z)", torch.distributions.Normal(0.0, 1.0).log_prob(zz).sum(-1))]
-    for label, guide in pairs:
-        with torch.no_grad():
-            q = guide.posterior(test_x)
-            log_q = torch.logsumexp(q.log_prob(zz.unsqueeze(-2)), -1) - math.log(len(test_x))
-        panels.append((f"{label} q(z)", log_q))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4))
-    for ax, (title, log_density) in zip(axes, panels):
-        ax.contourf(grid, grid, log_density.exp().reshape(len(grid), len(grid)), levels=20, cmap="viridis")
-        ax.set_title(title)
-        ax.set_aspect("equal")
-    fig.suptitle("aggregate posterior on the test set after training on 500 images (z = 2)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def samples_plot(pairs, train_x, path: Path, n: int = 16, seed: int = 0) -> None:
-    """Mean of p(x | z) for z ~ p(z) (samples) and for z ~ q(z | x_train) (reconstructions), Figure 5."""
-    fig, axes = plt.subplots(len(pairs), 2, figsize=(8, 2.2 * len(pairs)), squeeze=False)
-    torch.manual_seed(seed)
-    for row, (label, model, guide) in enumerate(pairs):
-        with torch.no_grad():
-            samples = model.sample(n)
-            z = guide.posterior(train_x[:n]).sample()
-            recons = torch.sigmoid(model.decoder(z))
-        for col, (title, images) in enumerate([("samples p(z)p(x|z)", samples), ("reconstructions", recons)]):
-            tiled = images.reshape(2, n // 2, 28, 28).permute(0, 2, 1, 3).reshape(56, 28 * n // 2)
-            axes[row, col].imshow(tiled, cmap="gray")
-            axes[row, col].set_title(f"{label}: {title}")
-            axes[row, col].axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def trend_plot(rows, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for objective in OBJECTIVES:
-        pts = [(r["train_size"], r["log_det_cov_test"]) for r in rows if r["objective"] == objective]
-        ax.plot(*zip(*pts), marker="o", label=objective)
-    ax.axhline(0.0, color="k", lw=0.8, ls="--", label="prior N(0, I)")
-    ax.set_xscale("log")
-    ax.set_xlabel("training-set size")
-    ax.set_ylabel("log det Cov[q(z)] (test set)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def markdown_table(rows) -> str:
@@ -162,7 +94,7 @@ def main(argv=None) -> dict:
         _, guide, _, _ = train_one(objective, smallest, 2, args.steps, args.hidden, args.batch_size, args.seed)
         contour_guides.append((objective, guide))
     contour_path = out / "q_z_contours_z2.png"
-    contour_plot(contour_guides, test_x[:2000], contour_path)
+    contour_plot(contour_guides, test_x[:2000], contour_path, train_size=smallest)
     trend_path = out / "log_det_cov_vs_train_size.png"
     trend_plot(rows, trend_path)
 
