@@ -46,21 +46,37 @@ def build_run(spec: dict, seed: int | None = None):
     return model, guide, objective
 
 
+# the decoder's likelihood -> the model that has it (the same MLP sizes)
+LIKELIHOOD_MODELS = {"bernoulli": "bernoulli-vae", "continuous-bernoulli": "continuous-bernoulli-vae",
+                     "gaussian": "gaussian-mlp-vae"}
+
+
 def vae_spec(guide="gaussian", objective="elbo", z_dim=50, hidden=(500, 500), num_particles=1,
-             dataset="mnist", train_size=None, guide_cfg=None, objective_cfg=None) -> dict:
-    """The AIR MNIST set-up: 784-500-500-z decoder, the same sizes for the encoder."""
+             dataset="mnist", train_size=None, guide_cfg=None, objective_cfg=None, likelihood="bernoulli",
+             x_dim=784, data_path=None) -> dict:
+    """The AIR MNIST set-up: 784-500-500-z decoder, the same sizes for the encoder.
+
+    ``likelihood``: "bernoulli" (binary data), "continuous-bernoulli" (grey levels in [0, 1], kept as
+    they are) or "gaussian" (real values; a decoder with a learned mean and scale per dimension).
+    ``dataset="file"`` with ``data_path`` (and that file's ``x_dim``): your own .npz / .npy file."""
+    if likelihood not in LIKELIHOOD_MODELS:
+        raise ValueError(f"unknown likelihood {likelihood!r}; use one of {', '.join(LIKELIHOOD_MODELS)}")
     guide_cfg = dict(guide_cfg or {})
-    guide_cfg.setdefault("x_dim", 784)
+    guide_cfg.setdefault("x_dim", x_dim)
     guide_cfg.setdefault("z_dim", z_dim)
     if _guide_takes_hidden(guide, guide_cfg):
         guide_cfg.setdefault("hidden", list(hidden))
     obj_cfg = dict(objective_cfg or {})
     obj_cfg.setdefault("num_particles", num_particles)
+    data_spec = {"name": dataset, "train_size": train_size,
+                 "binarize": "static" if likelihood == "bernoulli" else "none"}
+    if data_path is not None:
+        data_spec["path"] = str(data_path)
     return copy.deepcopy({
-        "model": {"name": "bernoulli-vae", "cfg": {"x_dim": 784, "z_dim": z_dim, "hidden": list(hidden)}},
+        "model": {"name": LIKELIHOOD_MODELS[likelihood], "cfg": {"x_dim": x_dim, "z_dim": z_dim, "hidden": list(hidden)}},
         "guide": {"name": guide, "cfg": guide_cfg},
         "objective": {"name": objective, "cfg": obj_cfg},
-        "data": {"name": dataset, "train_size": train_size, "binarize": "static"},
+        "data": data_spec,
     })
 
 
@@ -91,7 +107,8 @@ def _guide_takes_hidden(guide: str, guide_cfg: dict) -> bool:
 def load_split(spec: dict, split: str) -> torch.Tensor:
     d = spec["data"]
     return data.load(d["name"], split, binarize=d.get("binarize", "static"),
-                     train_size=d.get("train_size") if split == "train" else None, data_dir=d.get("data_dir"))
+                     train_size=d.get("train_size") if split == "train" else None, data_dir=d.get("data_dir"),
+                     path=d.get("path"))
 
 
 def load_run(path, device="cpu"):

@@ -474,6 +474,44 @@ def _interrupted_cli(tmp, mp):
 
 RERUN = "python -m tests.error_cases"
 
+# -- your own data (issue 22) ----------------------------------------------------------------------
+def _own_file_suffix(tmp, mp):
+    from pyro_air import data
+    (tmp / "images.csv").write_text("0,1\n")
+    return raised(data.load_file, tmp / "images.csv")
+
+
+def _own_file_missing(tmp, mp):
+    from pyro_air import data
+    return raised(data.load_file, tmp / "images.npz")
+
+
+def _own_file_several_arrays(tmp, mp):
+    from pyro_air import data
+    np.savez(tmp / "images.npz", images=np.zeros((4, 3)), labels=np.zeros(4))
+    return raised(data.load_file, tmp / "images.npz")
+
+
+def _own_file_not_binarizable(tmp, mp):
+    np.save(tmp / "real.npy", np.linspace(-2, 2, 40).reshape(10, 4))
+    return cli("train", "--data", tmp / "real.npy", "--run-dir", tmp / "run", "--no-progress")
+
+
+def _grey_out_of_unit_interval(tmp, mp):
+    from pyro_air import models
+    model = models.build("continuous-bernoulli-vae", x_dim=4, z_dim=2, hidden=(8,))
+    return raised(model.validate, torch.full((2, 4), 255.0))
+
+
+def _data_and_dataset(tmp, mp):
+    np.save(tmp / "x.npy", np.zeros((10, 4)))
+    return cli("train", "--data", tmp / "x.npy", "--dataset", "omniglot", "--run-dir", tmp / "run")
+
+
+def _dynamic_binarization_of_grey_likelihood(tmp, mp):
+    return cli("train", "--likelihood", "continuous-bernoulli", "--dynamic-binarization", "--run-dir", tmp / "run")
+
+
 # -- objectives and guides of issues 15 and 20 -----------------------------------------------------
 def _cubo_one_particle(tmp, monkeypatch):
     from pyro_air import infer
@@ -579,7 +617,7 @@ CASES = [
     Case("unknown-name", "unknown model / guide / objective name", "KeyError",
          "unknown guide 'nope'; known guides are: …. Pick one of these names.", _unknown_name),
     Case("unknown-dataset", "unknown dataset name", "KeyError",
-         "unknown dataset 'cifar'; known datasets are: caltech101, mnist, mnist-amat, omniglot. Pick one of these "
+         "unknown dataset 'cifar'; known datasets are: caltech101, file, mnist, mnist-amat, omniglot. Pick one of these "
          "names.", _unknown_dataset),
     Case("num-particles", "`num_particles < 1`", "ValueError", "num_particles must be an integer >= 1, got 0",
          _num_particles),
@@ -647,6 +685,28 @@ CASES = [
     Case("tampered-pickle", "a pickle holding anything but numpy arrays", "UnsafePickleError",
          "refusing to load __builtin__.print from a pickle: only numpy arrays are allowed. The file is not the expected "
          "dataset; reinstall it from its published source.", _tampered_pickle),
+    # -- your own data files (--data, pyro_air.data.load_file) ----------------------------------------
+    Case("own-file-suffix", "your own data file in a format other than `.npz` / `.npy`", "DataFileError",
+         "…/images.csv: pyro-air reads .npz and .npy files, not '.csv'; save your array with numpy.save(path.npy, x) "
+         "or numpy.savez(path.npz, train=..., valid=..., test=...)", _own_file_suffix),
+    Case("own-file-missing", "your own data file does not exist", "DataFileError",
+         "data file …/images.npz not found; pass the path of a .npz or .npy file", _own_file_missing),
+    Case("own-file-several-arrays", "a `.npz` file with several arrays, none named `x` or `train`", "DataFileError",
+         "…/images.npz holds several arrays ['images', 'labels']; name the datapoints 'x', or store the splits as "
+         "'train', 'valid', 'test'", _own_file_several_arrays),
+    Case("own-file-not-binarizable", "`--data` with values outside [0, 1] and the default Bernoulli likelihood",
+         "exit 2", "pyro-air: error: …/real.npy holds values in [-2, 2], which cannot be binarized for a Bernoulli "
+         "likelihood; rescale them to [0, 1] or use --likelihood gaussian", _own_file_not_binarizable),
+    Case("grey-out-of-unit-interval", "data outside [0, 1] for the continuous-Bernoulli likelihood", "ValueError",
+         "ContinuousBernoulliVAE has a continuous-Bernoulli likelihood and needs grey levels x in [0, 1], but x has "
+         "values in [255, 255]; rescale it (e.g. x / 255 for 8-bit images), or use the Gaussian likelihood "
+         "(--likelihood gaussian) for unbounded data", _grey_out_of_unit_interval),
+    Case("data-and-dataset", "`--data PATH` together with `--dataset NAME`", "exit 2",
+         "pyro-air: error: --data …/x.npy and --dataset omniglot both name the data; give one", _data_and_dataset),
+    Case("dynamic-binarization-grey-likelihood", "`--dynamic-binarization` with a Gaussian or continuous-Bernoulli "
+         "likelihood", "exit 2", "pyro-air: error: --dynamic-binarization draws binary pixels, for --likelihood "
+         "bernoulli; the continuous-bernoulli likelihood models the grey levels themselves: drop "
+         "--dynamic-binarization", _dynamic_binarization_of_grey_likelihood),
     # -- checkpoints and resuming -------------------------------------------------------------------
     Case("resume-other-configuration", "resuming a checkpoint written for another configuration", "CheckpointError",
          "…/checkpoint.pt was written by a run with a different configuration; these keys differ:\n"

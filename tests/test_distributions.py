@@ -88,3 +88,42 @@ def test_bernoulli_image_is_an_independent_bernoulli_otherwise():
     assert expanded.sample().shape == (2, 4, 6)
     torch.testing.assert_close(p.mean, torch.full((4, 6), 0.5))
     torch.testing.assert_close(expanded.log_prob(torch.ones(6)), torch.full((2, 4), -6 * math.log(2.0)))
+
+
+# -- continuous Bernoulli (Loaiza-Ganem & Cunningham 2019) -------------------------------------------
+def test_continuous_bernoulli_log_normalizer_matches_the_closed_form_and_torch():
+    from pyro_air.core.distributions import continuous_bernoulli_log_normalizer
+
+    eta = torch.tensor([-8.0, -2.0, -0.3, 0.05, 0.7, 3.0, 8.0], dtype=torch.float64)
+    lam = torch.sigmoid(eta)
+    closed = torch.log(2 * torch.atanh(1 - 2 * lam) / (1 - 2 * lam))  # Eq. 7, away from lambda = 1/2
+    assert torch.allclose(continuous_bernoulli_log_normalizer(eta), closed, rtol=1e-12, atol=1e-12)
+    torch_cb = torch.distributions.ContinuousBernoulli(logits=eta)._cont_bern_log_norm()
+    assert torch.allclose(continuous_bernoulli_log_normalizer(eta), torch_cb, rtol=1e-9)
+
+
+def test_continuous_bernoulli_is_stable_near_one_half_and_for_large_logits():
+    from pyro_air.core.distributions import (
+        CB_TAYLOR_BELOW,
+        continuous_bernoulli_log_normalizer,
+    )
+
+    eta = torch.tensor([0.0, 1e-8, -1e-4, CB_TAYLOR_BELOW * 0.999, CB_TAYLOR_BELOW * 1.001], dtype=torch.float64,
+                       requires_grad=True)
+    value = continuous_bernoulli_log_normalizer(eta)
+    u = eta.detach() / 2  # log(2 u coth u) by its series to u^6 (the rest < 1e-20 here)
+    series = math.log(2) + u ** 2 / 3 - 7 * u ** 4 / 90 + 62 * u ** 6 / 2835
+    assert torch.allclose(value, series, rtol=0, atol=5e-15)  # continuous across the switch to the series
+    value.sum().backward()
+    assert torch.isfinite(eta.grad).all() and eta.grad[0] == 0  # even function: zero slope at lambda = 1/2
+    big = torch.tensor([50.0, -200.0], dtype=torch.float64)  # C -> |eta| (torch's clamped probs are off here)
+    assert torch.allclose(continuous_bernoulli_log_normalizer(big), big.abs().log(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("eta", [-6.0, -0.4, 0.0, 1e-5, 0.003, 2.5])
+def test_continuous_bernoulli_density_integrates_to_one(eta):
+    from pyro_air.core.distributions import ContinuousBernoulliImage
+
+    x = torch.linspace(0, 1, 20001, dtype=torch.float64).unsqueeze(-1)
+    density = ContinuousBernoulliImage(torch.full((len(x), 1), eta, dtype=torch.float64)).log_prob(x).exp()
+    assert torch.trapezoid(density, x.squeeze(-1)).item() == pytest.approx(1.0, abs=1e-7)

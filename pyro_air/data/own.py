@@ -1,0 +1,132 @@
+"""Your own data: ``.npz`` / ``.npy`` files and ``torch.utils.data.Dataset`` objects as [N, D] tensors.
+
+``load_file(path, split=None)`` reads
+
+- a ``.npy`` file: one array [N, ...] of datapoints;
+- a ``.npz`` file: either arrays named ``train``, ``valid``, ``test`` (each split as given; a missing
+  ``valid`` or ``test`` is held out of ``train`` as below), or a single array (any name, or the one
+  named ``x``): the datapoints.
+
+Every datapoint is flattened ([N, H, W] or [N, C, H, W] images become [N, D]); ``uint8`` arrays are
+8-bit grey levels and are divided by 255, ``bool`` arrays become 0/1; the result is float32. With
+``split`` ("train" / "valid" / "test") a file without split arrays is split by a fixed random
+permutation (``numpy.random.RandomState(FILE_SPLIT_SEED)``): 10 % validation, 10 % test (at least
+one datapoint each), the rest training; the same file always gives the same splits.
+
+Binary data (only 0 and 1) suits the Bernoulli likelihood; grey levels in [0, 1] the continuous
+Bernoulli (or Bernoulli after binarization); other real values the Gaussian likelihood.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pyro_air.data.errors import DataFileError
+
+FILE_SPLIT_SEED = 1234
+HOLDOUT_FRACTION = {"valid": 0.1, "test": 0.1}
+SPLIT_KEYS = ("train", "valid", "test")
+FILE_SUFFIXES = (".npz", ".npy")
+
+
+def as_datapoints(array, where: str) -> torch.Tensor:
+    """[N, ...] numbers -> float32 [N, D] (uint8 / 255, bool as 0/1); refused: text, NaN / inf, empty."""
+    array = np.asarray(array)
+    if array.dtype.kind not in "biuf":
+        raise DataFileError(f"{where} holds {array.dtype.name} values, not numbers; save a numeric array "
+                            "(e.g. numpy.save(path, images.astype('float32')))")
+    if array.ndim == 0 or len(array) == 0:
+        raise DataFileError(f"{where} holds no datapoints (shape {array.shape}); save an array of shape [N, ...]")
+    scaled = array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array.astype(np.float32)
+    x = torch.from_numpy(np.ascontiguousarray(scaled.reshape(len(scaled), -1)))
+    bad = ~torch.isfinite(x)
+    if bad.any():
+        raise DataFileError(f"{where} holds {int(bad.sum())} NaN or infinite values; remove or replace them first")
+    return x
+
+
+def _check_path(path) -> Path:
+    path = Path(path)
+    if path.suffix not in FILE_SUFFIXES:
+        raise DataFileError(f"{path}: pyro-air reads .npz and .npy files, not {path.suffix or 'a file without a suffix'!r}; "
+                            "save your array with numpy.save(path.npy, x) or numpy.savez(path.npz, train=..., valid=..., test=...)")
+    if not path.exists():
+        raise DataFileError(f"data file {path} not found; pass the path of a .npz or .npy file")
+    return path
+
+
+def _read_arrays(path: Path) -> dict:
+    try:
+        if path.suffix == ".npy":
+            return {"x": np.load(path, allow_pickle=False)}
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (ValueError, OSError, EOFError) as err:
+        raise DataFileError(f"{path} could not be read as a {path.suffix} file ({err}); it is truncated, corrupt or "
+                            "holds Python objects (saved with allow_pickle) - save plain numeric arrays") from err
+
+
+def _holdout(n: int, split: str, exclude_valid: bool, exclude_test: bool) -> np.ndarray:
+    """Indices of ``split`` in a fixed permutation of n datapoints (see the module docstring)."""
+    order = np.random.RandomState(FILE_SPLIT_SEED).permutation(n)
+    sizes = {k: (max(1, round(HOLDOUT_FRACTION[k] * n)) if use else 0)
+             for k, use in (("valid", exclude_valid), ("test", exclude_test))}
+    if n - sizes["valid"] - sizes["test"] < 1:
+        raise DataFileError(f"{n} datapoints are too few to hold out a validation and a test split; "
+                            "give at least 3, or store train / valid / test arrays in a .npz file")
+    parts = {"valid": order[:sizes["valid"]], "test": order[sizes["valid"]:sizes["valid"] + sizes["test"]],
+             "train": order[sizes["valid"] + sizes["test"]:]}
+    return np.sort(parts[split])
+
+
+def load_file(path: str | os.PathLike, split: str | None = None) -> torch.Tensor:
+    """The datapoints of a .npz / .npy file as float32 [N, D]; see the module docstring."""
+    path = _check_path(path)
+    arrays = _read_arrays(path)
+    named = {k: arrays[k] for k in SPLIT_KEYS if k in arrays}
+    if named:
+        if "train" not in named:
+            raise DataFileError(f"{path} has arrays {sorted(arrays)}: split arrays need at least 'train' "
+                                "(and optionally 'valid', 'test')")
+        if split is None:
+            return torch.cat([as_datapoints(v, f"{path}[{k!r}]") for k, v in named.items()])
+        held_out = [k for k in ("valid", "test") if k not in named]  # taken out of 'train'
+        if split in named and not (split == "train" and held_out):
+            return as_datapoints(named[split], f"{path}[{split!r}]")
+        train = as_datapoints(named["train"], f"{path}['train']")
+        return train[torch.from_numpy(_holdout(len(train), split, "valid" not in named, "test" not in named))]
+    if len(arrays) != 1 and "x" not in arrays:
+        raise DataFileError(f"{path} holds several arrays {sorted(arrays)}; name the datapoints 'x', or store "
+                            "the splits as 'train', 'valid', 'test'")
+    key = "x" if "x" in arrays else next(iter(arrays))
+    x = as_datapoints(arrays[key], str(path) if path.suffix == ".npy" else f"{path}[{key!r}]")
+    if split is None:
+        return x
+    return x[torch.from_numpy(_holdout(len(x), split, True, True))]
+
+
+def file_dimension(path: str | os.PathLike) -> int:
+    """D of the datapoints of a .npz / .npy file (what the model's x_dim must be)."""
+    return load_file(path, "train").shape[1]
+
+
+def dataset_tensor(dataset) -> torch.Tensor:
+    """The items of a ``torch.utils.data.Dataset`` (or any sized sequence) as float32 [N, D].
+
+    Items may be tensors or arrays, or tuples / lists whose first element is (``(image, label)``, as
+    torchvision datasets with a ``ToTensor`` transform give). uint8 items are scaled by 1/255."""
+    items = []
+    for i in range(len(dataset)):
+        item = dataset[i]
+        if isinstance(item, (tuple, list)):
+            item = item[0]
+        items.append(item.numpy() if isinstance(item, torch.Tensor) else np.asarray(item))
+    if not items:
+        raise DataFileError("the dataset is empty; pass one with at least one item")
+    shapes = {a.shape for a in items}
+    if len(shapes) != 1:
+        raise DataFileError(f"the dataset's items have different shapes {sorted(shapes)[:3]}; resize them to one shape")
+    return as_datapoints(np.stack(items), "the dataset")
