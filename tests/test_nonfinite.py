@@ -146,3 +146,15 @@ def test_nan_before_the_first_checkpoint_names_no_checkpoint(tmp_path):
     assert "The last good state (step 0) is kept in the model and guide (no checkpoint had been written yet)" in message
     assert "checkpoint.pt" not in message and "Start again with a lower learning rate" in message
     assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_nan_with_a_sparser_checkpoint_policy_writes_the_last_good_state_it_names(tmp_path):
+    """checkpoint_every_epochs=2: after epoch 3 the last good state lives in memory only; a NaN in epoch 4
+    writes it, so checkpoint.pt holds the state the message names (not the older epoch-2 one)."""
+    bad = 3 * STEPS_PER_EPOCH + 2
+    with pytest.raises(NonFiniteLossError, match=rf"at step {bad} \(epoch 4\).*last good state \(step 30\) is kept "
+                                                 r"in .*checkpoint\.pt"):
+        _run(tmp_path, bad_calls={bad}, epochs=5, checkpoint_every_steps=None, checkpoint_every_epochs=2)
+    state = checkpoint.load(tmp_path)
+    assert state["step"] == 3 * STEPS_PER_EPOCH and state["epoch"] == 3
+    _assert_model_is_checkpoint(*_run.last, state)

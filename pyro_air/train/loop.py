@@ -134,6 +134,7 @@ class Trainer:
         self.loop = LoopState()
         self.last_good: dict | None = None
         self.checkpoint_on_disk = False  # a checkpoint.pt of this run exists (written here, or resumed from)
+        self.last_good_on_disk = True    # False while checkpoint_every_epochs keeps a newer last good state in memory only
         self.stop = StopRequests(enabled=False)
         self.result = TrainResult(run_dir=str(run_path) if run_path else None)
 
@@ -363,6 +364,8 @@ class Trainer:
                           f"{cfg.max_rollbacks})", RuntimeWarning, stacklevel=2)
             return
         if self.run_path is not None and self.checkpoint_on_disk:
+            if not self.last_good_on_disk and self._writes:  # the file is older than the last good state: write it
+                self._save_checkpoint()
             where, resumable = f"in {self.run_path / 'checkpoint.pt'}", True
         elif self.run_path is not None:
             where, resumable = "in the model and guide (no checkpoint had been written yet)", False
@@ -388,6 +391,7 @@ class Trainer:
     def _save_checkpoint(self, write: bool = True) -> None:
         """Make the current (verified finite) state the last good one, and write it (if ``write``)."""
         self.last_good = self.state_dict()
+        self.last_good_on_disk = write
         if write and self._writes:
             self._write(self.run_path / "checkpoint.pt", "write the checkpoint", ckpt_io.atomic_save, self.last_good,
                         self.run_path / "checkpoint.pt")
