@@ -49,18 +49,27 @@ def build_run(spec: dict, seed: int | None = None):
 # the decoder's likelihood -> the model that has it (the same MLP sizes)
 LIKELIHOOD_MODELS = {"bernoulli": "bernoulli-vae", "continuous-bernoulli": "continuous-bernoulli-vae",
                      "gaussian": "gaussian-mlp-vae"}
+CONV_LIKELIHOOD_MODELS = {"bernoulli": "conv-bernoulli-vae", "continuous-bernoulli": "conv-continuous-bernoulli-vae"}
+NETS = ("mlp", "conv")
 
 
 def vae_spec(guide="gaussian", objective="elbo", z_dim=50, hidden=(500, 500), num_particles=1,
              dataset="mnist", train_size=None, guide_cfg=None, objective_cfg=None, likelihood="bernoulli",
-             x_dim=784, data_path=None) -> dict:
+             x_dim=784, data_path=None, net="mlp", image_shape=None) -> dict:
     """The AIR MNIST set-up: 784-500-500-z decoder, the same sizes for the encoder.
 
     ``likelihood``: "bernoulli" (binary data), "continuous-bernoulli" (grey levels in [0, 1], kept as
     they are) or "gaussian" (real values; a decoder with a learned mean and scale per dimension).
-    ``dataset="file"`` with ``data_path`` (and that file's ``x_dim``): your own .npz / .npy file."""
+    ``dataset="file"`` with ``data_path`` (and that file's ``x_dim``): your own .npz / .npy file.
+    ``net="conv"``: convolutional decoder and (for guide "gaussian") encoder over images of
+    ``image_shape`` (default: the most square H x W); ``hidden[0]`` is their fully connected width."""
     if likelihood not in LIKELIHOOD_MODELS:
         raise ValueError(f"unknown likelihood {likelihood!r}; use one of {', '.join(LIKELIHOOD_MODELS)}")
+    if net not in NETS:
+        raise ValueError(f"unknown net {net!r}; use one of {', '.join(NETS)}")
+    if net == "conv":
+        return _conv_spec(guide, objective, z_dim, hidden, num_particles, dataset, train_size, guide_cfg,
+                          objective_cfg, likelihood, x_dim, data_path, image_shape)
     guide_cfg = dict(guide_cfg or {})
     guide_cfg.setdefault("x_dim", x_dim)
     guide_cfg.setdefault("z_dim", z_dim)
@@ -78,6 +87,35 @@ def vae_spec(guide="gaussian", objective="elbo", z_dim=50, hidden=(500, 500), nu
         "objective": {"name": objective, "cfg": obj_cfg},
         "data": data_spec,
     })
+
+
+def _conv_spec(guide, objective, z_dim, hidden, num_particles, dataset, train_size, guide_cfg, objective_cfg,
+               likelihood, x_dim, data_path, image_shape) -> dict:
+    if likelihood not in CONV_LIKELIHOOD_MODELS:
+        raise ValueError(f"the convolutional decoder (net='conv') has the likelihoods "
+                         f"{', '.join(CONV_LIKELIHOOD_MODELS)}, not {likelihood!r}; use net='mlp' for {likelihood!r}")
+    width = int(list(hidden)[0])
+    shape = None if image_shape is None else list(image_shape)
+    spec = vae_spec(guide, objective, z_dim, (width,), num_particles, dataset, train_size, None, objective_cfg,
+                    likelihood, x_dim, data_path)
+    spec["model"] = {"name": CONV_LIKELIHOOD_MODELS[likelihood],
+                     "cfg": {"x_dim": x_dim, "z_dim": z_dim, "hidden": width, "image_shape": shape}}
+    if guide == "gaussian":  # the plain encoder becomes its convolutional twin
+        guide = "conv-gaussian"
+    cfg = dict(guide_cfg or {})
+    cfg.setdefault("x_dim", x_dim)
+    cfg.setdefault("z_dim", z_dim)
+    if guide == "conv-gaussian":
+        cfg.setdefault("hidden", width)
+        cfg.setdefault("image_shape", shape)
+    elif guide == "denoising" and cfg.get("encoder", "gaussian") in ("gaussian", "conv-gaussian"):
+        cfg["encoder"] = "conv-gaussian"
+        cfg.setdefault("hidden", width)
+        cfg.setdefault("image_shape", shape)
+    elif _guide_takes_hidden(guide, cfg):
+        cfg.setdefault("hidden", [width])
+    spec["guide"] = {"name": guide, "cfg": cfg}
+    return copy.deepcopy(spec)
 
 
 def _accepts(builder, name: str) -> bool:

@@ -508,6 +508,10 @@ def _data_and_dataset(tmp, mp):
     return cli("train", "--data", tmp / "x.npy", "--dataset", "omniglot", "--run-dir", tmp / "run")
 
 
+def _conv_gaussian_likelihood(tmp, mp):
+    return cli("train", "--net", "conv", "--likelihood", "gaussian", "--run-dir", tmp / "run")
+
+
 def _dynamic_binarization_of_grey_likelihood(tmp, mp):
     return cli("train", "--likelihood", "continuous-bernoulli", "--dynamic-binarization", "--run-dir", tmp / "run")
 
@@ -707,6 +711,9 @@ CASES = [
          "likelihood", "exit 2", "pyro-air: error: --dynamic-binarization draws binary pixels, for --likelihood "
          "bernoulli; the continuous-bernoulli likelihood models the grey levels themselves: drop "
          "--dynamic-binarization", _dynamic_binarization_of_grey_likelihood),
+    Case("conv-gaussian-likelihood", "`--net conv` with `--likelihood gaussian`", "exit 2",
+         "pyro-air: error: the convolutional decoder (net='conv') has the likelihoods bernoulli, continuous-bernoulli, "
+         "not 'gaussian'; use net='mlp' for 'gaussian'", _conv_gaussian_likelihood),
     # -- checkpoints and resuming -------------------------------------------------------------------
     Case("resume-other-configuration", "resuming a checkpoint written for another configuration", "CheckpointError",
          "…/checkpoint.pt was written by a run with a different configuration; these keys differ:\n"

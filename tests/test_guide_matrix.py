@@ -21,6 +21,11 @@ MODEL_TEST_CONFIGS = {
     "gaussian-mlp-vae": (dict(x_dim=X_DIM, z_dim=Z_DIM, hidden=[8, 8, 8]), lambda: torch.randn(6, X_DIM)),
     # grey levels in [0, 1]
     "continuous-bernoulli-vae": ({"x_dim": X_DIM, "z_dim": Z_DIM, "hidden": [8]}, lambda: torch.rand(6, X_DIM)),
+    # convolutional decoders over 3 x 4 images
+    "conv-bernoulli-vae": ({"x_dim": X_DIM, "z_dim": Z_DIM, "channels": [4], "hidden": 8},
+                           lambda: binary_batch(n=6, d=X_DIM)),
+    "conv-continuous-bernoulli-vae": ({"x_dim": X_DIM, "z_dim": Z_DIM, "channels": [4, 4], "hidden": 8},
+                                      lambda: torch.rand(6, X_DIM)),
     # a 2-D unnormalized target: x is a dummy [B, 1] input, the latent z is 2-D
     "energy": (dict(energy="u1"), lambda: torch.zeros(6, 1)),
     # AVO section 5.1: a 1-D latent on a circle in 2-D data space, with a learned decoder

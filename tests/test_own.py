@@ -129,3 +129,30 @@ def test_unknown_likelihood_is_refused():
     with pytest.raises(ValueError, match="unknown likelihood 'poisson'; use one of bernoulli"):
         vae_spec(likelihood="poisson")
     assert infer.OBJECTIVES.names()  # the registry the test's objectives come from
+
+
+@pytest.mark.parametrize("guide,inner", [("gaussian", "ConvGaussianEncoder"), ("denoising", "ConvGaussianEncoder"),
+                                         ("weightnorm", None)])
+def test_cli_conv_nets_on_a_file_train_one_step_and_evaluate(tmp_path, capsys, guide, inner):
+    from pyro_air.runs import load_run
+
+    path = write(tmp_path, "grey.npy", x=GREY_U8)  # 3 x 4 images
+    run = tmp_path / "run"
+    extra = ["--guide-cfg", '{"sigma": 0.1}'] if guide == "denoising" else []
+    assert main(["train", "--data", str(path), "--likelihood", "continuous-bernoulli", "--net", "conv",
+                 "--image-shape", "3", "4", "--guide", guide, *extra, "--epochs", "1", "--batch-size", "24",
+                 "--z-dim", "2", "--hidden", "8", "--valid-num-samples", "3", "--no-progress",
+                 "--run-dir", str(run)]) == 0
+    model, trained_guide, spec = load_run(run)
+    assert spec["model"]["name"] == "conv-continuous-bernoulli-vae" and model.decoder.image_shape == (3, 4)
+    encoder = getattr(trained_guide, "encoder", trained_guide)
+    if inner is not None:
+        assert type(encoder).__name__ == inner and encoder.image_shape == (3, 4)
+    assert checkpoints.load(run)["step"] == 1
+    assert main(["evaluate", str(run), "--num-samples", "5", "--no-progress"]) == 0
+    assert "test (n=3)" in capsys.readouterr().out
+
+
+def test_conv_net_has_no_gaussian_likelihood():
+    with pytest.raises(ValueError, match="use net='mlp' for 'gaussian'"):
+        vae_spec(net="conv", likelihood="gaussian")

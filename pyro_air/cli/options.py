@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from pyro_air import data, guides, infer
-from pyro_air.runs import LIKELIHOOD_MODELS, vae_spec
+from pyro_air.runs import LIKELIHOOD_MODELS, NETS, vae_spec
 from pyro_air.train import TrainConfig
 
 
@@ -31,6 +31,12 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--likelihood", default="bernoulli", choices=list(LIKELIHOOD_MODELS),
                    help="the decoder's p(x | z): bernoulli for binary data (grey levels are binarized), "
                         "continuous-bernoulli for grey levels in [0, 1], gaussian for real values")
+    p.add_argument("--net", default="mlp", choices=list(NETS),
+                   help="mlp: fully connected decoder and encoder (--hidden sizes); conv: convolutional decoder and "
+                        "encoder over H x W images (--image-shape; --hidden's first size is their dense layer; "
+                        "--guide gaussian becomes conv-gaussian, denoising wraps it)")
+    p.add_argument("--image-shape", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="the image shape of --net conv (default: the most square H x W with H * W = D)")
     p.add_argument("--data-dir", default=None,
                    help="directory of user-supplied data files (default: $PYRO_AIR_DATA, else ./data)")
     p.add_argument("--train-size", type=int, default=None,
@@ -89,7 +95,8 @@ def spec_from_args(args) -> dict:
     spec = vae_spec(guide=args.guide, objective=args.objective, z_dim=args.z_dim, hidden=args.hidden,
                     num_particles=args.num_particles, dataset="file" if own else args.dataset,
                     train_size=args.train_size, guide_cfg=args.guide_cfg, objective_cfg=args.objective_cfg,
-                    likelihood=likelihood, x_dim=data.file_dimension(own) if own else 784, data_path=own)
+                    likelihood=likelihood, x_dim=data.file_dimension(own) if own else 784, data_path=own,
+                    net=getattr(args, "net", "mlp"), image_shape=getattr(args, "image_shape", None))
     if likelihood == "bernoulli":
         spec["data"]["binarize"] = "dynamic" if args.dynamic_binarization else "static"
     spec["data"]["data_dir"] = args.data_dir

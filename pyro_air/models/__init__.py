@@ -4,6 +4,7 @@ from pyro_air.models.base import LatentVariableModel
 from pyro_air.models.bernoulli_vae import BernoulliVAE
 from pyro_air.models.biased_noise import BiasedNoiseModel
 from pyro_air.models.continuous_bernoulli_vae import ContinuousBernoulliVAE
+from pyro_air.models.conv_vae import ConvBernoulliVAE, ConvContinuousBernoulliVAE
 from pyro_air.models.energies import EnergyModel
 from pyro_air.models.gaussian_mlp_vae import GaussianMLPVAE
 from pyro_air.models.linear_gaussian import LinearGaussianModel
@@ -17,6 +18,8 @@ MODELS.register("gaussian-mlp-vae")(GaussianMLPVAE)
 MODELS.register("biased-noise")(BiasedNoiseModel)
 MODELS.register("pixelcnn-vae")(PixelCNNVAE)
 MODELS.register("continuous-bernoulli-vae")(ContinuousBernoulliVAE)
+MODELS.register("conv-bernoulli-vae")(ConvBernoulliVAE)
+MODELS.register("conv-continuous-bernoulli-vae")(ConvContinuousBernoulliVAE)
 
 
 def build(name: str, **cfg) -> LatentVariableModel:
@@ -29,6 +32,8 @@ __all__ = [
     "BernoulliVAE",
     "BiasedNoiseModel",
     "ContinuousBernoulliVAE",
+    "ConvBernoulliVAE",
+    "ConvContinuousBernoulliVAE",
     "EnergyModel",
     "GatedPixelCNN",
     "GaussianMLPVAE",
