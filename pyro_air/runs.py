@@ -94,7 +94,7 @@ def _conv_spec(guide, objective, z_dim, hidden, num_particles, dataset, train_si
     if likelihood not in CONV_LIKELIHOOD_MODELS:
         raise ValueError(f"the convolutional decoder (net='conv') has the likelihoods "
                          f"{', '.join(CONV_LIKELIHOOD_MODELS)}, not {likelihood!r}; use net='mlp' for {likelihood!r}")
-    width = int(list(hidden)[0])
+    width = int(next(iter(hidden)))
     shape = None if image_shape is None else list(image_shape)
     spec = vae_spec(guide, objective, z_dim, (width,), num_particles, dataset, train_size, None, objective_cfg,
                     likelihood, x_dim, data_path)
