@@ -383,11 +383,11 @@ Pyro cases use the same kernel), `objective.differentiable_loss(...).backward()`
 and the per-call input checks off in the hot loop (the data are checked once, up front).
 `differentiable_loss` takes the direct path of `pyro_air/infer/direct.py` when no Pyro handler is
 active and model and guide implement the direct-scoring protocol (docs/design.md, contract 6):
-the same log weights, bit for bit (tests/test_fast_path.py), without poutine traces, plates or
+the same log weights, bit for bit (tests/test_direct.py), without poutine traces, plates or
 `pyro.param` statements. `BernoulliVAE.log_joint` and `GaussianEncoder.direct_posterior` override
 the protocol with specialized tensor formulas without distribution objects, again bit for bit; the
 "generic direct path" rows are the distribution-object defaults (`pyro_air.core.scoring.generic_scoring`).
-Under `pyro.infer.SVI` (or any effect) the traced primitive runs, and `tests/test_fast_path.py`
+Under `pyro.infer.SVI` (or any effect) the traced primitive runs, and `tests/test_direct.py`
 checks that one SVI step and one fast step give the same loss, gradients and updated parameters.
 
 {profile}

@@ -1,4 +1,4 @@
-"""The linear-Gaussian CUBO setup of issue 15, shared by tests/test_cubo_training.py and
+"""The linear-Gaussian CUBO setup of issue 15, shared by tests/test_cubo.py and
 experiments/objectives/cubo_training.py.
 
 Model: ``LinearGaussianModel`` with exact posterior p(z | x) = N(mu(x), Sigma) (Sigma is the same

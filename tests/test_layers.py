@@ -34,3 +34,39 @@ def test_a_private_import_would_be_found(tmp_path):
     bad = tmp_path / "probe.py"
     bad.write_text("import torch\nfrom pyro_air.core.scoring import _SPECIALIZED, owner\n")
     assert list(_private_imports(bad, "probe.py")) == ["probe.py:2 imports _SPECIALIZED from pyro_air.core.scoring"]
+
+
+# Test files named for what they check across modules (docs/design.md, "Tests"); every other
+# tests/test_<name>.py tests the module pyro_air/**/<name>.py, the package <name>, or (where a
+# module name is ambiguous) pyro_air/<package>/<module>.py as tests/test_<package>_<module>.py.
+CROSS_CUTTING = {
+    "air_guides": "the AIR encoders together: guides/denoising.py, weightnorm.py, large.py",
+    "benchmarks": "the benchmark cases run and agree with each other (no timing)",
+    "distributed_cli": "`torchrun ... -m pyro_air train/evaluate --distributed` end to end",
+    "errors": "every row of docs/errors.md (tests/error_cases.py)",
+    "guide_matrix": "every registered guide x model x objective; direct scoring where claimed",
+    "hyperparameter_errors": "bad hyper-parameters of every objective and guide",
+    "infovae_two_point": "pyro_air/toys/infovae_two_point.py (used by experiments/infovae/two_point.py) at a tiny budget",
+    "layers": "this file: the layer contract, private imports, the test layout",
+    "objective_gradients": "gradient estimators against closed forms",
+    "objectives": "every objective's loss, loss_and_grads and differentiable_loss agree",
+    "properties": "orderings the papers prove (ELBO <= IWAE-k <= log p(x), ...)",
+    "pyro_idioms": "ordinary Pyro models: plate subsampling, plain functions",
+    "readme": "the README's commands and claims",
+    "reproducible": "same command, same numbers",
+    "resume": "interrupted and resumed runs end bit-identical",
+    "subsampling": "minibatch scaling N / B outside the log-sum-exp",
+    "tutorials": "the notebooks run at a tiny budget",
+}
+
+
+def test_every_test_file_is_named_for_a_module_or_listed_as_cross_cutting():
+    modules = {p.stem for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"}
+    packages = {p.parent.name for p in PACKAGE.rglob("__init__.py")}
+    qualified = {f"{p.parent.name}_{p.stem}" for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"}
+    unplaced = [t.name for t in sorted((ROOT / "tests").glob("test_*.py"))
+                if t.stem[len("test_"):] not in modules | packages | qualified | set(CROSS_CUTTING)]
+    assert unplaced == [], (f"{unplaced}: name each test file for the module it tests (tests/test_<module>.py) "
+                            "or add it to CROSS_CUTTING in tests/test_layers.py with what it checks")
+    stale = sorted(name for name in CROSS_CUTTING if not (ROOT / "tests" / f"test_{name}.py").exists())
+    assert stale == [], f"CROSS_CUTTING lists test files that do not exist: {stale}"

@@ -133,7 +133,7 @@ def test_cubo_trains_a_subsampling_guide_and_not_the_model(full_data):
     assert all(p.grad is None or not p.grad.any() for p in lg.parameters())
 
 
-def test_fast_path_is_not_taken_for_plain_functions(full_data):
+def test_direct_is_not_taken_for_plain_functions(full_data):
     lg, _ = full_data
     model, guide = linear_gaussian_functions(lg, subsample_size=B)
     assert not can_compute_directly(model, guide)

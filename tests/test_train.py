@@ -16,7 +16,7 @@ def _pair(seed=0):
     return models.build("bernoulli-vae", z_dim=3, hidden=(20,)), guides.build("gaussian", z_dim=3, hidden=(20,))
 
 
-def test_fast_path_matches_pyro_svi_loss_and_gradients():
+def test_direct_matches_pyro_svi_loss_and_gradients():
     """One torch optimizer over differentiable_loss gives the loss and gradients SVI computes."""
     x = binary_batch(10)
     for objective in (infer.MonteCarloELBO(num_particles=2), infer.IWAE_ELBO(num_particles=4)):

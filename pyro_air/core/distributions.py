@@ -50,7 +50,7 @@ def standard_normal_log_density(z: torch.Tensor) -> torch.Tensor:
 
 def normal_log_density(z: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """log N(z; loc, scale) per coordinate, term for term as ``torch.distributions.Normal.log_prob``
-    computes it (so that a caller gets its bits; tests/test_fast_path.py checks)."""
+    computes it (so that a caller gets its bits; tests/test_direct.py checks)."""
     var = scale ** 2
     log_scale = scale.log()
     return -((z - loc) ** 2) / (2 * var) - log_scale - LOG_SQRT_2PI

@@ -12,7 +12,7 @@ and a model or guide offers that reduction by implementing the direct-scoring pr
 distribution objects as their ``forward`` (``DistributionPosterior``); a class may override them
 with specialized tensor formulas (``DiagonalNormalPosterior``; ``BernoulliVAE.log_joint``) that
 perform the same operations in the same order, so the numbers and gradients are bit-identical
-(tests/test_fast_path.py). ``generic_scoring()`` turns the specialized formulas off, for tests and
+(tests/test_direct.py). ``generic_scoring()`` turns the specialized formulas off, for tests and
 benchmarks that compare the two.
 
 Consistency rule (``consistent_override``): a class may use its direct-scoring method only if that

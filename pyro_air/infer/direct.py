@@ -8,7 +8,7 @@ computation of ``log_importance_weights`` reduces to
     log w[k, b] = model.log_joint(x, z)[k, b] - q.log_prob(z)[k, b],   scale = N / B
 
 with the same random draws in the same order and the same order of additions, so the numbers are
-bit-identical (``tests/test_fast_path.py``) while the poutine handlers, the plates and the
+bit-identical (``tests/test_direct.py``) while the poutine handlers, the plates and the
 ``pyro.param`` statements that dominate the Python overhead of a training step are skipped
 (``benchmarks/RESULTS.md``).
 
@@ -70,7 +70,7 @@ def direct_log_weight_chunks(model, guide, x: torch.Tensor, num_samples: int, ch
     for evaluation (inputs already checked, no gradients). The guide's q(z | x) is computed once
     for all chunks: for the deterministic encoders this path serves (eval mode) every chunk gets
     the same q the traced path would recompute, and the random stream is consumed by the z draws
-    alone, so the numbers are the same (tests/test_fast_path.py); the encoder no longer costs
+    alone, so the numbers are the same (tests/test_direct.py); the encoder no longer costs
     once per chunk (with B = 100 images and 4 MiB chunks it was ~8% of IWAE-5000)."""
     q = guide.direct_posterior(x)
     for start in range(0, num_samples, chunk_size):
