@@ -8,8 +8,8 @@ a fresh Python process (so OpenMP environment variables take effect) that runs `
 for one epoch over ``steps`` batches of 100 MNIST images (ELBO, 784-500-500-50, no validation) and
 reports the epoch's seconds scaled to a full MNIST epoch (600 steps). The settings run round-robin,
 so they share the machine's other noise; the table reports medians and the ratio to the default.
-The row "no competing process" (measured in the same rounds, the spinner paused with SIGSTOP)
-gives the scale.
+The rows "no competing process" (measured in the same rounds, the spinner paused with SIGSTOP)
+give the scale and the cost of a passive OpenMP wait policy on an idle machine.
 """
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ SETTINGS = {
     "--threads 1": (["--threads", "1"], {}),
     "2 threads, OMP_WAIT_POLICY=PASSIVE": (["--threads", "2"], {"OMP_WAIT_POLICY": "PASSIVE"}),
 }
+IDLE = "no competing process: "  # rows measured with the competitor paused (SIGSTOP), for scale
+IDLE_SETTINGS = ("default (torch's thread count)", "2 threads, OMP_WAIT_POLICY=PASSIVE")
 
 
 def child(steps: int, threads: int | None) -> None:
@@ -53,7 +55,7 @@ def child(steps: int, threads: int | None) -> None:
 
 
 def measure(name: str, steps: int) -> float:
-    args, env = SETTINGS[name] if name in SETTINGS else SETTINGS["default (torch's thread count)"]
+    args, env = SETTINGS[name.removeprefix(IDLE)]
     out = subprocess.run([sys.executable, "-m", "benchmarks.busy", "--child", "--steps", str(steps), *args],
                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env}, capture_output=True,
                          text=True, check=True).stdout
@@ -65,12 +67,12 @@ def run(rounds: int, steps: int, log=print) -> tuple:
     from benchmarks.timing import markdown_table
 
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    names = [*SETTINGS, "no competing process (default settings)"]
+    names = [*SETTINGS, *(IDLE + n for n in IDLE_SETTINGS)]
     times = {n: [] for n in names}
     try:
         for r in range(rounds):
             for name in names[r % len(names):] + names[:r % len(names)]:
-                idle = name.startswith("no competing")
+                idle = name.startswith(IDLE)
                 if idle:
                     spinner.send_signal(signal.SIGSTOP)
                 try:
