@@ -8,7 +8,7 @@ a fresh Python process (so OpenMP environment variables take effect) that runs `
 for one epoch over ``steps`` batches of 100 MNIST images (ELBO, 784-500-500-50, no validation) and
 reports the epoch's seconds scaled to a full MNIST epoch (600 steps). The settings run round-robin,
 so they share the machine's other noise; the table reports medians and the ratio to the default.
-The rows "no competing process" (measured in the same rounds, the spinner paused with SIGSTOP)
+The rows "competitor paused" (measured in the same rounds, the spinner paused with SIGSTOP)
 give the scale and the cost of a passive OpenMP wait policy on an idle machine.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ SETTINGS = {
     "--threads 1": (["--threads", "1"], {}),
     "2 threads, OMP_WAIT_POLICY=PASSIVE": (["--threads", "2"], {"OMP_WAIT_POLICY": "PASSIVE"}),
 }
-IDLE = "no competing process: "  # rows measured with the competitor paused (SIGSTOP), for scale
+IDLE = "competitor paused: "  # rows measured with the competitor paused (SIGSTOP), for scale
 IDLE_SETTINGS = ("default (torch's thread count)", "2 threads, OMP_WAIT_POLICY=PASSIVE")
 
 

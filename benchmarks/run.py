@@ -379,8 +379,9 @@ IWAE-8:
 
 One competing busy process (`while True: pass`) holds a core; each measurement is a fresh process
 training the AIR MNIST VAE with `fit` for {cfg['busy_steps']} steps (ELBO, batch 100), scaled to a full epoch
-(600 steps); settings interleaved over {cfg['busy_rounds']} round(s). The last row pauses the competitor (SIGSTOP)
-for scale.
+(600 steps); settings interleaved over {cfg['busy_rounds']} round(s). The last two rows pause the competitor
+(SIGSTOP), for scale; other users' jobs on this shared machine keep running in every row. The
+`pyro-air` command sets `OMP_WAIT_POLICY=PASSIVE` unless it is set (`pyro_air/cli/__init__.py`).
 
 {busy_table}
 """
@@ -457,12 +458,12 @@ def epoch_section(device, rounds: int, images: int, threads: int) -> tuple:
         baseline = next(iter(cases))
         times = interleave(cases, rounds, calls_per_block=1, warmup_blocks=1, sync=sync_for(device),
                            progress=lambda r, n: log(f"  epoch round {r}/{n}"))
-        rows = ratio_rows(times, baseline)
+        rows = [(name, ms / 1e3, r, pr, cpu / 1e3, cr) for name, ms, r, pr, cpu, cr in ratio_rows(times, baseline)]
         tables.append(markdown_table(["case", "median epoch (wall)", "ratio of medians", "median of paired ratios",
                                       "median CPU time", "CPU-time ratio"], rows,
                                      ["{}", "{:.2f} s", "{:.3f}", "{:.3f}", "{:.2f} s", "{:.3f}"]))
-        raw["elbo" if k == 1 else f"iwae{k}"] = {name: {"median_s": ms / 1e3, "ratio": r, "paired_ratio": pr}
-                                                 for name, ms, r, pr, *_ in rows}
+        raw["elbo" if k == 1 else f"iwae{k}"] = {name: {"median_s": sec, "ratio": r, "paired_ratio": pr}
+                                                 for name, sec, r, pr, *_ in rows}
     return tables, raw
 
 
