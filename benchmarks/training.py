@@ -11,6 +11,9 @@ Every case trains its own copy of the same initial 784-500-500-50 BernoulliVAE +
 - ``hand-written``: ``benchmarks.handwritten.HandwrittenVAE`` - the same loss with plain tensors
   and the same optimizer (the baseline); ``hand-written, nn.Tanh + BCE``: the same with torch's
   own tanh and binary cross-entropy, what pyro-air's two elementwise choices are measured against.
+- ``typical user``: the hand-written step as one would write it without tuning - nn.Linear,
+  nn.Tanh, BCE-with-logits, torch's default Adam.
+- stock Pyro, ``Pyro defaults``: ``pyro.optim.Adam({"lr": lr})`` (torch's default, non-fused Adam).
 - stock Pyro: ``pyro.infer.SVI(model, guide, pyro.optim.Adam(fused), loss).step(xb, num_data=N)`` with
   ``Trace_ELBO``, ``JitTrace_ELBO`` (ELBO group) and ``RenyiELBO(alpha=0)`` (= IWAE) and
   ``Trace_ELBO`` with 8 vectorized particles (IWAE-8 group; same compute, ELBO-8 objective).
@@ -67,9 +70,14 @@ class PyroAirStep:
 
 
 class HandwrittenStep:
-    def __init__(self, model, guide, num_particles, bound, batches, num_data, plain_torch=False):
+    """``typical_user=True``: what a typical user writes - nn.Linear, nn.Tanh, BCE-with-logits and
+    torch's default Adam (``torch.optim.Adam(params, lr)``: the single-tensor kernel on the CPU)."""
+
+    def __init__(self, model, guide, num_particles, bound, batches, num_data, plain_torch=False, typical_user=False):
+        plain_torch = plain_torch or typical_user
         self.net = HandwrittenVAE.from_pyro_air(model, guide, plain_torch).to(next(model.parameters()).device)
-        self.optimizer = make_adam(self.net.parameters(), LR)
+        self.optimizer = (torch.optim.Adam(self.net.parameters(), lr=LR) if typical_user
+                          else make_adam(self.net.parameters(), LR))
         self.num_particles, self.bound = num_particles, bound
         self.batches, self.num_data = itertools.cycle(batches), num_data
 
@@ -83,9 +91,12 @@ class HandwrittenStep:
 
 
 class StockPyroStep:
-    def __init__(self, model, guide, loss, batches, num_data):
-        # the same fused Adam kernel as the other cases, so the rows compare inference machinery
-        self.svi = pyro.infer.SVI(model, guide, pyro.optim.Adam({"lr": LR, "fused": True}), loss=loss)
+    """``pyro_defaults=False``: the same fused Adam kernel as the other cases, so the rows compare
+    inference machinery (the tuned settings); True: ``pyro.optim.Adam({"lr": lr})``, Pyro's default."""
+
+    def __init__(self, model, guide, loss, batches, num_data, pyro_defaults=False):
+        optim = pyro.optim.Adam({"lr": LR} if pyro_defaults else {"lr": LR, "fused": True})
+        self.svi = pyro.infer.SVI(model, guide, optim, loss=loss)
         self.batches, self.num_data = itertools.cycle(batches), num_data
 
     def __call__(self):
@@ -103,14 +114,19 @@ def training_cases(num_particles: int, batches, num_data: int, device="cpu", **s
                                                               batches, num_data, generic=True),
             "hand-written ELBO": HandwrittenStep(model, guide, 1, "elbo", batches, num_data),
             "hand-written ELBO, nn.Tanh + BCE": HandwrittenStep(model, guide, 1, "elbo", batches, num_data, True),
+            "typical user ELBO (nn.Tanh, BCE-with-logits, default Adam)": HandwrittenStep(
+                model, guide, 1, "elbo", batches, num_data, typical_user=True),
             "Pyro SVI Trace_ELBO": StockPyroStep(*renamed_copy(model, guide, "trace"),
                                                  pyro.infer.Trace_ELBO(max_plate_nesting=1), batches, num_data),
+            "Pyro SVI Trace_ELBO, Pyro defaults (non-fused Adam)": StockPyroStep(
+                *renamed_copy(model, guide, "tracedef"), pyro.infer.Trace_ELBO(), batches, num_data,
+                pyro_defaults=True),
             "Pyro SVI JitTrace_ELBO": StockPyroStep(
                 *renamed_copy(model, guide, "jit"),
                 pyro.infer.JitTrace_ELBO(max_plate_nesting=1, ignore_jit_warnings=True), batches, num_data),
         }
     else:
-        vec = dict(num_particles=k, vectorize_particles=True, max_plate_nesting=1)
+        vec = {"num_particles": k, "vectorize_particles": True, "max_plate_nesting": 1}
         cases = {
             f"pyro-air IWAE-{k}": PyroAirStep(*renamed_copy(model, guide, "air"),
                                               infer.IWAE_ELBO(num_particles=k), batches, num_data),
@@ -118,9 +134,69 @@ def training_cases(num_particles: int, batches, num_data: int, device="cpu", **s
                 *renamed_copy(model, guide, "airg"), infer.IWAE_ELBO(num_particles=k), batches, num_data, generic=True),
             f"hand-written IWAE-{k}": HandwrittenStep(model, guide, k, "iwae", batches, num_data),
             f"hand-written IWAE-{k}, nn.Tanh + BCE": HandwrittenStep(model, guide, k, "iwae", batches, num_data, True),
+            f"typical user IWAE-{k} (nn.Tanh, BCE-with-logits, default Adam)": HandwrittenStep(
+                model, guide, k, "iwae", batches, num_data, typical_user=True),
             f"Pyro SVI RenyiELBO(alpha=0, K={k})": StockPyroStep(
                 *renamed_copy(model, guide, "renyi"), pyro.infer.RenyiELBO(alpha=0, **vec), batches, num_data),
+            f"Pyro SVI RenyiELBO(alpha=0, K={k}), Pyro defaults (non-fused Adam)": StockPyroStep(
+                *renamed_copy(model, guide, "renyidef"), pyro.infer.RenyiELBO(alpha=0, **vec), batches, num_data,
+                pyro_defaults=True),
             f"Pyro SVI Trace_ELBO(K={k}) [ELBO-{k}]": StockPyroStep(
                 *renamed_copy(model, guide, "trace8"), pyro.infer.Trace_ELBO(**vec), batches, num_data),
         }
     return cases
+
+
+# -- the whole epoch (issue 17): fit vs a hand-written loop over the same epoch -------------------
+class FitEpoch:
+    """One call: ``pyro_air.train.fit`` for one epoch over ``x`` (no validation, no run directory),
+    continuing from the model's current weights: everything a user's call costs, outside the loop too."""
+
+    def __init__(self, model, guide, objective, x, threads: int):
+        from pyro_air.train import TrainConfig
+        self.model, self.guide, self.objective, self.x = model, guide, objective, x
+        self.config = TrainConfig(epochs=1, batch_size=100, lr=LR, progress=False, threads=threads,
+                                  device=str(x.device))
+
+    def __call__(self):
+        from pyro_air.train import fit
+        return fit(self.model, self.guide, self.objective, self.x, None, self.config)
+
+
+class HandwrittenEpoch:
+    """One epoch of the hand-written loop: a fresh Adam, a random order, N // 100 steps of
+    ``HandwrittenVAE.loss``. ``typical_user``: nn.Tanh, BCE-with-logits, default Adam, and denormals
+    not flushed (what a user's own loop does); else pyro-air's kernels with denormals flushed, as in
+    ``fit``."""
+
+    def __init__(self, model, guide, num_particles, bound, x, typical_user=False):
+        self.net = HandwrittenVAE.from_pyro_air(model, guide, typical_user).to(x.device)
+        self.num_particles, self.bound, self.x, self.typical = num_particles, bound, x, typical_user
+
+    def __call__(self):
+        from pyro_air.core.kernels import denormals_flushed
+        params = list(self.net.parameters())
+        opt = torch.optim.Adam(params, lr=LR) if self.typical else make_adam(params, LR)
+        n = len(self.x)
+        order = torch.randperm(n, device=self.x.device)
+        with denormals_flushed(not self.typical):
+            for i in range(n // 100):
+                xb = self.x[order[i * 100:(i + 1) * 100]]
+                opt.zero_grad(set_to_none=True)
+                loss = self.net.loss(xb, self.num_particles, n, self.bound)
+                loss.backward()
+                opt.step()
+        return loss.detach()
+
+
+def epoch_cases(num_particles: int, x, threads: int) -> dict:
+    model, guide = fresh_pair(device=x.device)
+    k = num_particles
+    bound, name = ("elbo", "ELBO") if k == 1 else ("iwae", f"IWAE-{k}")
+    objective = infer.MonteCarloELBO() if k == 1 else infer.IWAE_ELBO(num_particles=k)
+    return {
+        f"hand-written {name} epoch (pyro-air's kernels, denormals flushed)": HandwrittenEpoch(model, guide, k, bound, x),
+        f"pyro-air fit, one {name} epoch": FitEpoch(*renamed_copy(model, guide, f"fit{k}"), objective, x, threads),
+        f"typical user {name} epoch (nn.Tanh, BCE, default Adam)": HandwrittenEpoch(model, guide, k, bound, x,
+                                                                                    typical_user=True),
+    }

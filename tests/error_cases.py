@@ -223,6 +223,16 @@ def _objective(name, **cfg):
     return lambda tmp, mp: raised(infer.build, name, **cfg)
 
 
+def _threads_zero(tmp, mp):
+    from pyro_air.train import TrainConfig
+    return raised(TrainConfig(threads=0).validate)
+
+
+def _unknown_precision(tmp, mp):
+    from pyro_air.train import TrainConfig
+    return raised(TrainConfig(precision="fp16").validate)
+
+
 def _invalid_option(tmp, mp):
     from pyro_air.train import TrainConfig
     return raised(TrainConfig(rollback_lr_factor=1.5).validate)
@@ -658,6 +668,11 @@ CASES = [
     Case("training-option", "invalid training option (`epochs < 1`, `lr <= 0`, non-integer `batch_size`, unknown "
          "`on_nonfinite`, `rollback_lr_factor` outside (0, 1), `checkpoint_every_steps < 1`)", "ValueError",
          "rollback_lr_factor must lie in (0, 1) (it lowers the learning rate), got 1.5", _invalid_option),
+    Case("threads-zero", "`threads=0` (`--threads 0`)", "ValueError",
+         "threads must be an integer >= 1 (CPU threads for torch's kernels), got 0; omit it (--threads) for the "
+         "default, … on this machine", _threads_zero),
+    Case("unknown-precision", "`precision` other than float32 or bf16", "ValueError",
+         "precision must be one of float32, bf16, got 'fp16'", _unknown_precision),
     Case("valid-size-zero", "`valid_size=0`", "ValueError",
          "valid_size must be an integer >= 1 (the first valid_size validation images), got 0; omit it "
          "(--valid-size) to use the whole validation split", _valid_size_zero),

@@ -55,3 +55,17 @@ def test_help_describes_the_command_and_every_option(capsys):
     for command, sub in parser._subparsers._group_actions[0].choices.items():
         for action in sub._actions:
             assert action.help, f"pyro-air {command} {action.option_strings} has no help text"
+
+
+def test_threads_and_precision_options_reach_the_train_config():
+    """issue 17: --threads / --precision; without --threads, kernels.default_threads()."""
+    from pyro_air.cli.main import build_parser
+    from pyro_air.cli.options import config_from_args
+    from pyro_air.core.kernels import default_threads
+    args = build_parser().parse_args(["train", "--run-dir", "r", "--threads", "1", "--precision", "bf16"])
+    config = config_from_args(args)
+    assert (config.threads, config.precision) == (1, "bf16")
+    config = config_from_args(build_parser().parse_args(["train", "--run-dir", "r"]))
+    assert (config.threads, config.precision, config.flush_denormals) == (default_threads(), "float32", True)
+    for command in (["compare"], ["evaluate", "runs/x"]):
+        assert build_parser().parse_args([*command, "--threads", "1"]).threads == 1

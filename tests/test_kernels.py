@@ -92,3 +92,47 @@ def test_flushing_denormals_changes_no_bound_or_gradient_beyond_rounding():
     torch.testing.assert_close(flushed_loss, plain_loss, rtol=1e-6, atol=0)
     for a, b in zip(flushed_grad, plain_grad, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+# -- threads and precision (issue 17) ----------------------------------------------------------------
+def test_default_threads_honours_omp_num_threads_else_cores_and_available_cpus(monkeypatch):
+    monkeypatch.setenv(kernels.THREADS_ENV, "3")
+    assert kernels.default_threads() == 3
+    monkeypatch.delenv(kernels.THREADS_ENV)
+    monkeypatch.setattr(kernels, "physical_cores", lambda: 8)
+    monkeypatch.setattr(kernels, "available_cpus", lambda: 2)  # e.g. taskset or a container's limit
+    assert kernels.default_threads() == 2
+    monkeypatch.setattr(kernels, "available_cpus", lambda: 16)
+    assert kernels.default_threads() == 8
+
+
+def test_resolve_threads_checks_and_warns_of_oversubscription(monkeypatch):
+    monkeypatch.setattr(kernels, "available_cpus", lambda: 2)
+    assert kernels.resolve_threads(2) == 2
+    with pytest.warns(RuntimeWarning, match="more than the 2 CPUs"):
+        assert kernels.resolve_threads(4) == 4
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="threads must be an integer >= 1"):
+            kernels.resolve_threads(bad)
+
+
+def test_num_threads_sets_and_restores():
+    before = torch.get_num_threads()
+    with kernels.num_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with kernels.num_threads(None):
+        assert torch.get_num_threads() == before
+
+
+def test_bf16_autocast_runs_matmuls_in_bf16_and_float32_is_untouched(monkeypatch):
+    a = torch.randn(4, 8)
+    with kernels.autocast("bf16", "cpu"):
+        assert (a @ a.T).dtype == torch.bfloat16
+    with kernels.autocast("float32", "cpu"):
+        assert (a @ a.T).dtype == torch.float32
+    monkeypatch.setattr(kernels, "cpu_flags", lambda *a: ["avx512f"])
+    with pytest.warns(RuntimeWarning, match="without AMX"):
+        kernels.check_precision("bf16", "cpu")
+    monkeypatch.setattr(kernels, "cpu_flags", lambda *a: ["avx512f", "amx_tile", "amx_bf16"])
+    kernels.check_precision("bf16", "cpu")  # no warning: AMX (pytest's -W error would fail otherwise)

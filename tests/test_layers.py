@@ -42,6 +42,7 @@ def test_a_private_import_would_be_found(tmp_path):
 CROSS_CUTTING = {
     "air_guides": "the AIR encoders together: guides/denoising.py, weightnorm.py, large.py",
     "benchmarks": "the benchmark cases run and agree with each other (no timing)",
+    "cuda": "the CUDA paths (skipped without a GPU; benchmarks/gpu_check.sh runs them where one exists)",
     "distributed_cli": "`torchrun ... -m pyro_air train/evaluate --distributed` end to end",
     "errors": "every row of docs/errors.md (tests/error_cases.py)",
     "guide_matrix": "every registered guide x model x objective; direct scoring where claimed",

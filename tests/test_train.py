@@ -96,3 +96,91 @@ def test_make_adam_uses_the_fused_kernel_and_exchanges_state_with_the_default_on
     for a, b in zip(fused.param_groups[0]["params"], default.param_groups[0]["params"], strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
     assert make_adam([torch.zeros(2, dtype=torch.int64)], 1e-3).param_groups[0]["fused"] is None
+
+
+# -- issue 17: denormals, threads, precision ---------------------------------------------------------
+def _broad_pair():
+    """A tiny pair whose guide starts broad (sigma ~ e^4): IWAE-32 log weights spread ~100 nats."""
+    model, guide = _pair()
+    with torch.no_grad():
+        guide.head.bias[3:] += 4.0
+    return model, guide
+
+
+def _short_fit(objective, broad=False, **config):
+    model, guide = _broad_pair() if broad else _pair()
+    x = binary_batch(60, p=0.3)
+    cfg = TrainConfig(**{"epochs": 2, "batch_size": 20, "lr": 1e-2, "progress": False, **config})
+    result = fit(model, guide, objective, x, None, cfg)
+    return result, [p.detach().clone() for p in parameters_of(model, guide)]
+
+
+def test_flushing_denormals_in_training_changes_the_parameters_only_by_rounding():
+    """IWAE-32 from initialization: normalized weights underflow into the denormal range (checked),
+    and a short fit with them flushed to zero ends with the parameters of one without, to rounding."""
+    model, guide = _broad_pair()
+    torch.manual_seed(1)
+    log_w = infer.log_importance_weights(model, guide, binary_batch(20, p=0.3), num_particles=32).log_w
+    w = torch.softmax(log_w.detach(), 0)
+    tiny = torch.finfo(torch.float32).tiny
+    assert ((w > 0) & (w < tiny)).any(), "the test needs denormal importance weights to mean anything"
+    flushed_result, flushed = _short_fit(infer.IWAE_ELBO(num_particles=32), broad=True, flush_denormals=True)
+    kept_result, kept = _short_fit(infer.IWAE_ELBO(num_particles=32), broad=True, flush_denormals=False)
+    for a, b in zip(flushed, kept):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    for ra, rb in zip(flushed_result.history, kept_result.history):
+        assert abs(ra["train_loss"] - rb["train_loss"]) <= 1e-5 * abs(rb["train_loss"])
+
+
+def test_training_flushes_denormals_and_restores_the_setting():
+    seen = []
+
+    class Probe(infer.MonteCarloELBO):
+        def differentiable_loss(self, *args, **kwargs):
+            seen.append(torch.tensor(1e-40).item())  # 0.0 while denormals are flushed
+            return super().differentiable_loss(*args, **kwargs)
+
+    _short_fit(Probe(), epochs=1)
+    assert seen and all(v == 0.0 for v in seen)
+    assert torch.tensor(1e-40).item() != 0.0  # restored after fit
+    seen.clear()
+    _short_fit(Probe(), epochs=1, flush_denormals=False)
+    assert seen and all(v != 0.0 for v in seen)
+
+
+def test_threads_apply_while_training_and_are_restored():
+    seen = []
+
+    class Probe(infer.MonteCarloELBO):
+        def differentiable_loss(self, *args, **kwargs):
+            seen.append(torch.get_num_threads())
+            return super().differentiable_loss(*args, **kwargs)
+
+    before = torch.get_num_threads()
+    _short_fit(Probe(), epochs=1, threads=1)
+    assert set(seen) == {1} and torch.get_num_threads() == before
+
+
+def test_bad_threads_and_precision_are_refused_with_advice():
+    import pytest
+    with pytest.raises(ValueError, match="threads must be an integer >= 1"):
+        TrainConfig(threads=0).validate()
+    with pytest.raises(ValueError, match="precision must be one of float32, bf16"):
+        TrainConfig(precision="fp16").validate()
+
+
+def test_bf16_training_runs_and_its_loss_is_close_to_float32():
+    """bf16 autocast of the training step (allowed with a warning on a CPU without AMX): the epoch
+    losses of a short run stay within 2% of float32's, and the parameters stay float32."""
+    import warnings
+
+    from pyro_air.core.kernels import has_amx_bf16
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bf16_result, bf16_params = _short_fit(infer.MonteCarloELBO(), precision="bf16")
+    assert has_amx_bf16() or any("without AMX" in str(w.message) for w in caught)
+    f32_result, _ = _short_fit(infer.MonteCarloELBO())
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in bf16_params)
+    for a, b in zip(bf16_result.history, f32_result.history):
+        assert abs(a["train_loss"] - b["train_loss"]) <= 0.02 * abs(b["train_loss"])
+    assert bf16_result.history[0]["train_loss"] != f32_result.history[0]["train_loss"]  # bf16 really ran

@@ -7,12 +7,15 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import torch
+
 from pyro_air.cli.options import (
     TRAIN_ARGS_FILE,
     config_from_args,
     resume_args,
     run_dir_of,
     spec_from_args,
+    threads_of,
     train_options,
 )
 from pyro_air.core import parallel as dist_utils
@@ -126,6 +129,7 @@ def cmd_evaluate(args) -> int:
     # Estimates draw per datapoint batch from (seed, batch); the columns that optimize per datapoint
     # (IW-SVI, amortization gap) and the latent metrics draw from the global streams: seed them too.
     seed_all(stream_seed(args.seed, "evaluation"))
+    torch.set_num_threads(threads_of(args))  # issue 17: --threads (the process ends after the command)
     check_ais_arguments(args)  # issue 19 hook (AIS / BDMC / gaps, pyro_air/evaluate/ais_cli.py)
     rows = evaluate_checkpoint(args.checkpoint, args.splits, args.num_samples, args.max_points, args.device,
                                progress=not args.no_progress, seed=args.seed, distributed=args.distributed,
@@ -231,7 +235,8 @@ def cmd_compare(args) -> int:
                f"WNI-VAE (H={args.H:g})": ("wni", {"H": args.H})}
     config = TrainConfig(epochs=args.epochs, batch_size=100, lr=1e-3, seed=args.seed, valid_size=args.valid_size,
                          valid_num_samples=20, valid_every=max(1, args.epochs // 15), progress=not args.no_progress,
-                         checkpoint_every_epochs=args.checkpoint_every_epochs)
+                         checkpoint_every_epochs=args.checkpoint_every_epochs,
+                         threads=threads_of(args))
     config.validate()
     if args.test_points < 1:
         raise ValueError(f"--test-points must be >= 1, got {args.test_points}")
@@ -246,6 +251,7 @@ def cmd_compare(args) -> int:
     for _, _, (model, guide, _) in runs.values():
         check_inputs(model, guide, train_x, valid_x, config)
     rows, base = {}, None
+    torch.set_num_threads(config.threads)  # the evaluations too (one process, models one after another)
     with _claim_fresh(run_root):
         for label, (method, spec, (model, guide, objective)) in runs.items():
             t0 = time.perf_counter()

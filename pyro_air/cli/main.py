@@ -27,7 +27,7 @@ from pyro_air.cli.commands import (
     cmd_quickstart,
     cmd_train,
 )
-from pyro_air.cli.options import add_train_args
+from pyro_air.cli.options import add_threads_arg, add_train_args
 from pyro_air.core import parallel as dist_utils
 from pyro_air.evaluate.ais_cli import add_ais_arguments  # issue 19
 from pyro_air.train import run_dir as run_dirs
@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--upper-bound", choices=["cubo", "vr"], default=None,
                    help="add an upper-bound column: CUBO_2 or the VR bound at alpha = -1 (default: off)")
     add_ais_arguments(p)  # issue 19 hook: --ais-steps, --ais-chains, --bdmc, --gaps
+    add_threads_arg(p)  # issue 17
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("diagnose", help="PSIS k-hat table and diagnostic plots of a checkpoint")
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write each run's resumable checkpoint.pt every this many epochs (and after the last)")
     p.add_argument("--overwrite", action="store_true", help="move an earlier comparison in --run-dir aside first")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_threads_arg(p)  # issue 17
     p.set_defaults(func=cmd_compare)
     return parser
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from pyro_air import data, guides, infer
+from pyro_air.core.kernels import resolve_threads
 from pyro_air.runs import LIKELIHOOD_MODELS, NETS, vae_spec
 from pyro_air.train import TrainConfig
 
@@ -79,9 +80,24 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rollback-lr-factor", type=float, default=0.5,
                    help="learning-rate multiplier at each rollback (--on-nonfinite rollback)")
     p.add_argument("--max-rollbacks", type=int, default=3, help="give up after this many rollbacks")
+    add_threads_arg(p)
+    p.add_argument("--precision", choices=["float32", "bf16"], default="float32",
+                   help="bf16: mixed-precision training steps (autocast; fast on CPUs with AMX and on CUDA, "
+                        "allowed with a warning elsewhere); evaluation and validation stay float32")
     p.add_argument("--distributed", action="store_true",
                    help="data-parallel over the processes torchrun starts (gloo on CPU, NCCL on CUDA); "
                         "--batch-size is the global batch and must be divisible by their number")
+
+
+def add_threads_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch's kernels (default: $OMP_NUM_THREADS, else min(physical cores, "
+                        "available CPUs)); on a machine shared with other busy processes use fewer, e.g. 1")
+
+
+def threads_of(args) -> int:
+    """The thread count a command runs with: ``--threads``, else ``kernels.default_threads()``."""
+    return resolve_threads(getattr(args, "threads", None))
 
 
 def spec_from_args(args) -> dict:
@@ -111,7 +127,8 @@ def config_from_args(args) -> TrainConfig:
                        progress=not args.no_progress, checkpoint_every_steps=args.checkpoint_every_steps,
                        checkpoint_every_epochs=args.checkpoint_every_epochs,
                        on_nonfinite=args.on_nonfinite, rollback_lr_factor=args.rollback_lr_factor,
-                       max_rollbacks=args.max_rollbacks)
+                       max_rollbacks=args.max_rollbacks, threads=threads_of(args),
+                       precision=getattr(args, "precision", "float32"))
 
 
 TRAIN_ARGS_FILE = "train_args.json"  # the train options of a run, so `--resume RUN_DIR` needs no others

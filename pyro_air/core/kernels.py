@@ -185,3 +185,122 @@ def flush_denormals_supported() -> bool:
     if _flush_depth == 0:
         torch.set_flush_denormal(False)
     return bool(supported)
+
+
+# -- threads --------------------------------------------------------------------------------------
+THREADS_ENV = "OMP_NUM_THREADS"
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask: ``taskset``, container limits), >= 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def physical_cores() -> int:
+    """Physical cores (``/proc/cpuinfo``: distinct (physical id, core id) pairs), else the CPU count."""
+    try:
+        cores, phys = set(), "0"
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("physical id"):
+                phys = line.split(":", 1)[1].strip()
+            elif line.startswith("core id"):
+                cores.add((phys, line.split(":", 1)[1].strip()))
+        if cores:
+            return len(cores)
+    except OSError:
+        pass
+    return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """The thread count the ``pyro-air`` commands use unless ``--threads`` says otherwise:
+    ``$OMP_NUM_THREADS`` if set, else min(physical cores, CPUs available to this process).
+
+    Deterministic on a given machine (never chosen from the current load), so a command gives the
+    same numbers every time it runs (README, "What is and is not reproducible"). On a machine shared
+    with other busy processes, fewer threads than cores degrade far more gracefully: with one
+    competing busy process on a 2-core machine an epoch at 2 threads took many times longer than at
+    1 thread (``benchmarks/busy.py``) - pass ``--threads 1`` there.
+    """
+    forced = os.environ.get(THREADS_ENV, "").strip()
+    if forced:
+        try:
+            return max(1, int(forced.split(",")[0]))
+        except ValueError:
+            pass  # torch ignores a malformed value too
+    return max(1, min(physical_cores(), available_cpus()))
+
+
+def resolve_threads(threads: int | None) -> int:
+    """``threads`` checked (an integer >= 1; above the available CPUs only with a warning), or
+    ``default_threads()`` for None."""
+    if threads is None:
+        return default_threads()
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be an integer >= 1 (CPU threads for torch's kernels), got {threads!r}; "
+                         f"omit it (--threads) for the default, {default_threads()} on this machine")
+    if threads > available_cpus():
+        import warnings
+        warnings.warn(f"threads={threads} is more than the {available_cpus()} CPUs available to this process: "
+                      "threads will wait for each other (oversubscription); use at most that many",
+                      RuntimeWarning, stacklevel=3)
+    return threads
+
+
+@contextlib.contextmanager
+def num_threads(threads: int | None):
+    """Inside: torch runs its CPU kernels on ``threads`` threads (None: leave the current setting);
+    the previous count is restored after."""
+    if threads is None:
+        yield torch.get_num_threads()
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(before)
+
+
+# -- precision ------------------------------------------------------------------------------------
+PRECISIONS = ("float32", "bf16")
+
+
+def has_amx_bf16() -> bool:
+    """Whether the CPU has AMX with bf16 tiles (Intel Sapphire Rapids and later): bf16 GEMMs there
+    run ~2x faster than float32; elsewhere on the CPU bf16 is emulated and usually slower."""
+    return "amx_bf16" in cpu_flags()
+
+
+def check_precision(precision: str, device) -> None:
+    """Raise for an unknown precision; warn when bf16 will not be faster on ``device``.
+
+    Decision (issue 17): bf16 on a CPU without AMX (or a CUDA GPU without bf16 support) is allowed
+    with a warning rather than refused: it computes the same algorithm at lower precision, only
+    slower - useful to check a bf16 run on a laptop before sending it to an AMX machine or a GPU.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "float32":
+        return
+    device = torch.device(device)
+    if device.type == "cpu" and not has_amx_bf16():
+        import warnings
+        warnings.warn(f"precision='bf16' on a CPU without AMX ({cpu_model()}): torch emulates bf16 here, so "
+                      "training is usually slower than in float32 and less precise; use precision='float32' "
+                      "(--precision float32) unless you are checking a bf16 run", RuntimeWarning, stacklevel=3)
+    elif device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        import warnings
+        warnings.warn("precision='bf16' on a GPU without native bf16 (before Ampere): use precision='float32'",
+                      RuntimeWarning, stacklevel=3)
+
+
+def autocast(precision: str, device):
+    """The training step's mixed-precision context: bf16 autocast for ``precision="bf16"`` (matrix
+    products in bf16, reductions and losses in float32 per torch's autocast lists), else nothing."""
+    if precision == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)

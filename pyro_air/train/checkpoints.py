@@ -52,9 +52,18 @@ def differing_keys(stored: dict, requested: dict, ignore=()) -> list:
     return lines
 
 
+# Training options added after checkpoints were first written: a checkpoint without one is taken to
+# agree with the resuming run (before issue 17 no run flushed denormals, set threads or used bf16;
+# a resume of such a run flushes denormals from the resume point on, which changes float rounding only).
+ADDED_TRAIN_OPTIONS = ("flush_denormals", "threads", "precision")
+
+
 def check_same_run(ckpt: dict, path, spec: dict, train_config: dict, may_change=()) -> None:
     """Refuse to resume a checkpoint written for another spec or training configuration."""
-    lines = differing_keys({"spec": ckpt.get("spec") or {}, "train_config": ckpt.get("train_config") or {}},
+    stored = dict(ckpt.get("train_config") or {})
+    if stored:
+        stored.update({k: train_config[k] for k in ADDED_TRAIN_OPTIONS if k not in stored and k in train_config})
+    lines = differing_keys({"spec": ckpt.get("spec") or {}, "train_config": stored},
                            {"spec": spec or {}, "train_config": train_config}, ignore=may_change)
     if lines:
         listing = "\n  ".join(lines)

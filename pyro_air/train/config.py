@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from pyro_air.core.kernels import check_precision, resolve_threads
 from pyro_air.core.validation import check_positive, check_positive_int
 
 NONFINITE_MODES = ("stop", "rollback")
@@ -22,7 +23,12 @@ RESUME_KEEPS_RESULT = tuple(f"train_config.{k}" for k in (  # do not change the 
 RESUME_CHANGES_RESULT = (  # change it from the resume point on, deliberately:
     "train_config.lr",      # the advice after a non-finite loss: resume with a lower --lr (scales the schedule)
     "train_config.device",  # move a run between CPU and GPU (same algorithm, other float rounding)
+    "train_config.threads",  # e.g. fewer threads on a machine that got busy (same algorithm, other float rounding)
 )
+# Not in either list, so a resume refuses to change them: ``precision`` (another algorithm's rounding,
+# by far more than float32's) and ``flush_denormals`` (a run resumes bit for bit only with the same
+# setting; the switch exists to show that flushing changes no result beyond rounding, not to be
+# flipped in the middle of a run).
 RESUME_MAY_CHANGE = RESUME_KEEPS_RESULT + RESUME_CHANGES_RESULT
 
 
@@ -47,6 +53,9 @@ class TrainConfig:
     rollback_lr_factor: float = 0.5            # lr multiplier applied at each rollback
     max_rollbacks: int = 3
     nonfinite_check_every: int | None = None   # steps between finiteness checks; None: 1 on CPU, 50 on CUDA
+    flush_denormals: bool = True               # flush denormal floats to zero while training (faster IWAE; CPU)
+    threads: int | None = None                 # torch CPU threads while training; None: leave the current setting
+    precision: str = "float32"                 # "float32" | "bf16" (autocast of the training step; evaluation float32)
 
     def validate(self) -> None:
         check_positive_int(self.epochs, "epochs")
@@ -72,7 +81,10 @@ class TrainConfig:
             raise ValueError(f"rollback_lr_factor must lie in (0, 1) (it lowers the learning rate), "
                              f"got {self.rollback_lr_factor!r}")
         check_positive_int(self.max_rollbacks, "max_rollbacks", minimum=0)
+        if self.threads is not None:
+            resolve_threads(self.threads)
         resolve_device(self.device)
+        check_precision(self.precision, self.device)
 
 
 @dataclass

@@ -32,6 +32,7 @@ from pyro.infer.elbo import ELBOModule
 from torch.nn.parallel import DistributedDataParallel
 
 from pyro_air.core import parallel as dist_utils
+from pyro_air.core.kernels import autocast
 from pyro_air.core.seeds import seed_all, stream_seed
 from pyro_air.evaluate.log_likelihood import log_likelihood
 from pyro_air.train import checkpoints as ckpt_io
@@ -78,7 +79,9 @@ class DistributedTrainer(Trainer):
         return super()._next_batch()[self.local_rows]
 
     def _loss(self, xb: torch.Tensor) -> torch.Tensor:
-        return self.ddp(xb, self.n)
+        with autocast(self.config.precision, self.device):
+            loss = self.ddp(xb, self.n)
+        return loss.float()
 
     def _epoch_loss_sum(self) -> torch.Tensor:
         return dist_utils.mean_across(self.loop.loss_sum)

@@ -54,6 +54,7 @@ from pathlib import Path
 import pyro
 import torch
 
+from pyro_air.core.kernels import autocast, denormals_flushed, num_threads
 from pyro_air.core.parallel import epoch_order
 from pyro_air.core.progress import tqdm
 from pyro_air.core.seeds import seed_all, stream_seed
@@ -213,7 +214,11 @@ class Trainer:
         return xb
 
     def _loss(self, xb: torch.Tensor) -> torch.Tensor:
-        return self.objective.differentiable_loss(self.model, self.guide, xb, num_data=self.n)
+        """The step's loss, in float32; with ``precision="bf16"`` its forward pass runs under bf16
+        autocast (the backward pass follows the forward's dtypes; validation stays float32)."""
+        with autocast(self.config.precision, self.device):
+            loss = self.objective.differentiable_loss(self.model, self.guide, xb, num_data=self.n)
+        return loss.float()
 
     def _epoch_loss_sum(self) -> torch.Tensor:
         return self.loop.loss_sum
@@ -231,9 +236,14 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------
     def train(self) -> None:
+        """Run the remaining epochs: Pyro validation off, denormals flushed to zero
+        (``config.flush_denormals``; importance weights from initialization underflow into the slow
+        denormal range, ``pyro_air.core.kernels.denormals_flushed``), ``config.threads`` CPU threads;
+        all restored after."""
         self.model.train()
         self.guide.train()
-        with pyro.validation_enabled(False), StopRequests(enabled=self.handles_signals) as self.stop:
+        with pyro.validation_enabled(False), StopRequests(enabled=self.handles_signals) as self.stop, \
+                denormals_flushed(self.config.flush_denormals), num_threads(self.config.threads):
             while self.loop.epoch < self.config.epochs and not self.loop.stopped:
                 if self.stop.requested:
                     self._interrupt()
