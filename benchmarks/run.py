@@ -380,8 +380,7 @@ IWAE-8:
 One competing busy process (`while True: pass`) holds a core; each measurement is a fresh process
 training the AIR MNIST VAE with `fit` for {cfg['busy_steps']} steps (ELBO, batch 100), scaled to a full epoch
 (600 steps); settings interleaved over {cfg['busy_rounds']} round(s). The last two rows pause the competitor
-(SIGSTOP), for scale; other users' jobs on this shared machine keep running in every row. The
-`pyro-air` command sets `OMP_WAIT_POLICY=PASSIVE` unless it is set (`pyro_air/cli/__init__.py`).
+(SIGSTOP), for scale; other users' jobs on this shared machine keep running in every row.
 
 {busy_table}
 """
