@@ -136,8 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    clean_exit = False
     try:
-        return args.func(args)
+        code = args.func(args)
+        clean_exit = code == 0  # a non-zero code may come from one rank only: no barrier then
+        return code
     except (ValueError, KeyError, TypeError, OSError, RuntimeError, FloatingPointError) as err:
         if isinstance(err, KeyError) and err.args:
             message = err.args[0]
@@ -151,7 +154,7 @@ def main(argv=None) -> int:
         print(f"pyro-air: {err or 'interrupted'}", file=sys.stderr)
         return getattr(err, "exit_code", 130)
     finally:
-        dist_utils.shutdown()
+        dist_utils.shutdown(synchronize=clean_exit)
 
 
 if __name__ == "__main__":
