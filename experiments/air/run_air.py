@@ -91,12 +91,17 @@ class Experiment:
         model, guide, objective = build_run(spec, seed=seed)
         config = TrainConfig(epochs=self.b["epochs"][k], batch_size=self.b["batch_size"], lr=self.b["lr"],
                              lr_final_ratio=self.b["lr_final_ratio"], seed=seed, valid_every=self.b["valid_every"],
-                             valid_num_samples=self.b["valid_num_samples"], progress=False)
+                             valid_num_samples=self.b["valid_num_samples"], progress=False,
+                             checkpoint_every_epochs=self.b.get("checkpoint_every_epochs", 1))
         t0 = time.perf_counter()
-        if run_dirs.holds_training(run_dir):  # an interrupted run: start it again from scratch
+        # an interrupted run resumes from its last checkpoint (the same numbers as an uninterrupted one)
+        resume = (run_dir / "checkpoint.pt").exists()
+        if resume:
+            log(f"resuming {run_dir} from its checkpoint")
+        elif run_dirs.holds_training(run_dir):  # killed before its first checkpoint: start again
             for name in run_dirs.TRAINING_FILES:
                 (run_dir / name).unlink(missing_ok=True)
-        result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec)
+        result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec, resume=resume)
         key = f"valid_iwae{config.valid_num_samples}"
         curve = [(r["epoch"], r[key]) for r in result.history if key in r]
         record = {"dataset": dataset, "k": k, "method": method, "param": param, "alpha": alpha, "seed": seed,
@@ -213,7 +218,7 @@ class Experiment:
                  "Δ columns: paired differences against the baseline on the same test images and seeds "
                  "(negative Δ(-log p) = better); ± s.e. over seeds, [± s.e. over images].", ""]
         for dataset in self.b["datasets"]:
-            for k in (1, 8, 64):
+            for k in [k for k in (1, 8, 64) if k in self.b["seeds"]]:
                 for which in ("early_stopped", "final"):
                     rows = self.collect(dataset, k, which)
                     if rows:

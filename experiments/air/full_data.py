@@ -1,0 +1,121 @@
+"""AIR Table 1 (MNIST, k = 1) on the full 50000 / 10000 / 10000 split, as two side-by-side workers.
+
+The protocol of ``run_air.py`` (same models, early stopping, evaluation) at the full-data budget
+``configs.FULL``, split into a fixed plan of tasks for two one-thread processes (on 2 cores two
+one-thread runs use the machine best):
+
+    python experiments/air/full_data.py --worker 0 &    # VAE, then DVAE (alpha = 0.5), then their tests
+    python experiments/air/full_data.py --worker 1 &    # the sigma / H grid, DVAE (alpha = 1), WNI, tests
+    python experiments/air/full_data.py --report        # tables from whatever is on disk
+
+Selection: sigma (both alphas) and H are chosen by the best validation IWAE bound of seed-0 runs at
+the short grid budget (``configs.FULL["grid_epochs"]`` epochs with the final runs' learning-rate
+schedule compressed to it); the final models then train for ``configs.FULL["epochs"]`` epochs.
+
+Every task is resumable: a killed worker restarted with the same command continues each training
+run from its last checkpoint (the same numbers as an uninterrupted run) and skips finished tasks,
+so the plan can span sessions. A worker that needs a grid choice the other worker has not made yet
+waits for it. Outputs: ``out/full/{grid,final}/runs/...`` (checkpoints are not tracked by git; see
+RESULTS.md for how their state is carried between sessions), ``out/full/final/results.md`` and
+``out/full/final/sweep_mnist_k1.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parents[1])]
+import configs  # noqa: E402
+from run_air import FAMILIES, Experiment, log  # noqa: E402
+
+OUT = HERE / "out" / "full"
+FINAL_MODELS = list(configs.MODELS)  # VAE, DVAE (alpha=0.5), DVAE (alpha=1.0), WNI-VAE
+PLAN = {  # worker -> ordered tasks; ("final", model) trains it, ("test", model) evaluates it
+    0: [("final", "VAE"), ("final", "DVAE (alpha=0.5)"), ("test", "VAE"), ("test", "DVAE (alpha=0.5)")],
+    1: [("grid", None), ("final", "DVAE (alpha=1.0)"), ("final", "WNI-VAE"),
+        ("test", "DVAE (alpha=1.0)"), ("test", "WNI-VAE")],
+}
+
+
+def budgets(out: Path) -> tuple[Experiment, Experiment]:
+    final = copy.deepcopy(configs.FULL)
+    grid = copy.deepcopy(configs.FULL)
+    grid["epochs"] = {1: final["grid_epochs"]}
+    grid["valid_every"] = final["grid_valid_every"]
+    return Experiment(grid, out / "grid"), Experiment(final, out / "final")
+
+
+def chosen(out: Path, wait: bool) -> dict:
+    """{family: selected parameter}; with ``wait``, poll until the grid worker has written all of it."""
+    path = out / "final" / "sweep_mnist_k1.json"  # where Experiment.collect looks for it
+    while True:
+        if path.exists():
+            choice = json.loads(path.read_text())["chosen"]
+            if len(choice) == len(FAMILIES):
+                return choice
+        if not wait:
+            return json.loads(path.read_text())["chosen"] if path.exists() else {}
+        time.sleep(20)
+
+
+def run_grid(grid: Experiment, out: Path) -> None:
+    seed = grid.b["seeds"][1][0]
+    choice, curves = {}, {}
+    for name, (method, alpha) in FAMILIES.items():
+        records = [grid.train("mnist", 1, method, p, alpha, seed) for p in grid.b["grid"][method]]
+        best = max(records, key=lambda r: r["best_valid"])
+        choice[name] = best["param"]
+        curves[name] = [(r["param"], r["best_valid"], r["final_valid"]) for r in records]
+        (out / "final" / "sweep_mnist_k1.json").write_text(json.dumps({"chosen": choice, "curves": curves}, indent=1) + "\n")
+    log(f"selected on validation at the grid budget: {choice}")
+
+
+def model_args(name: str, choice: dict):
+    method, alpha = configs.MODELS[name]
+    return method, (None if method == "vae" else choice[name]), alpha
+
+
+def run_worker(worker: int, out: Path) -> None:
+    grid, final = budgets(out)
+    seed = final.b["seeds"][1][0]
+    for kind, name in PLAN[worker]:
+        if kind == "grid":
+            run_grid(grid, out)
+            continue
+        method, param, alpha = model_args(name, chosen(out, wait=name != "VAE"))
+        if kind == "final":
+            final.train("mnist", 1, method, param, alpha, seed)
+        else:
+            final.test("mnist", 1, method, param, alpha, seed, "early_stopped")
+            final.write_tables()
+    log(f"worker {worker}: plan done")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--worker", type=int, choices=sorted(PLAN), help="which half of the plan this process runs")
+    p.add_argument("--report", action="store_true", help="write out/full/final/results.md from what is on disk")
+    p.add_argument("--out", default=str(OUT))
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    if args.worker is None and not args.report:
+        p.error("give --worker 0, --worker 1 (one process each) or --report")
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.worker is not None:
+        run_worker(args.worker, out)
+    if args.report:
+        budgets(out)[1].write_tables()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
