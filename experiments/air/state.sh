@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Carry the full-data runs' resume state (checkpoints, not tracked on main) between sessions.
+#   bash experiments/air/state.sh save      # snapshot experiments/air/out/full into branch air-full-state
+#   bash experiments/air/state.sh restore   # unpack that snapshot over experiments/air/out/full
+# The branch holds one parentless commit, replaced at every save, so old checkpoints do not pile
+# up in the repository's history. Results that matter (metrics, train.json, tables) are committed
+# on main as they arrive; this branch only lets an interrupted 500-epoch run continue exactly.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DIR=experiments/air/out/full
+BRANCH=air-full-state
+case "${1:-}" in
+  save)
+    index=$(mktemp); rm -f "$index"
+    GIT_INDEX_FILE=$index git add -f -- "$DIR"
+    GIT_INDEX_FILE=$index git rm -q --cached -r --ignore-unmatch -- "$DIR/**/.lock" >/dev/null
+    tree=$(GIT_INDEX_FILE=$index git write-tree)
+    rm -f "$index"
+    commit=$(echo "full-data AIR resume state, $(date -u +%FT%TZ)" | git commit-tree "$tree")
+    git update-ref "refs/heads/$BRANCH" "$commit"
+    echo "saved $DIR into $BRANCH ($commit)";;
+  restore)
+    git rev-parse --verify -q "$BRANCH" >/dev/null || { echo "no branch $BRANCH: nothing to restore" >&2; exit 1; }
+    git archive "$BRANCH" -- "$DIR" | tar -x
+    echo "restored $DIR from $BRANCH";;
+  *) echo "usage: $0 save|restore" >&2; exit 2;;
+esac
