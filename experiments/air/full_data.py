@@ -38,9 +38,10 @@ from run_air import FAMILIES, Experiment, log  # noqa: E402
 OUT = HERE / "out" / "full"
 FINAL_MODELS = list(configs.MODELS)  # VAE, DVAE (alpha=0.5), DVAE (alpha=1.0), WNI-VAE
 PLAN = {  # worker -> ordered tasks; ("final", model) trains it, ("test", model) evaluates it
-    0: [("final", "VAE"), ("final", "DVAE (alpha=0.5)"), ("test", "VAE"), ("test", "DVAE (alpha=0.5)")],
+    0: [("final", "VAE"), ("final", "DVAE (alpha=0.5)"), ("test", "VAE"), ("test", "DVAE (alpha=0.5)"),
+        ("iwsvi", "VAE"), ("iwsvi", "DVAE (alpha=0.5)")],
     1: [("grid", None), ("final", "DVAE (alpha=1.0)"), ("final", "WNI-VAE"),
-        ("test", "DVAE (alpha=1.0)"), ("test", "WNI-VAE")],
+        ("test", "DVAE (alpha=1.0)"), ("test", "WNI-VAE"), ("iwsvi", "DVAE (alpha=1.0)"), ("iwsvi", "WNI-VAE")],
 }
 
 
@@ -92,10 +93,90 @@ def run_worker(worker: int, out: Path) -> None:
         method, param, alpha = model_args(name, chosen(out, wait=name != "VAE"))
         if kind == "final":
             final.train("mnist", 1, method, param, alpha, seed)
-        else:
+        elif kind == "test":
             final.test("mnist", 1, method, param, alpha, seed, "early_stopped")
             final.write_tables()
+        else:
+            test_iw_svi(final, method, param, alpha, seed)
+        write_report(out)
     log(f"worker {worker}: plan done")
+
+
+def test_iw_svi(final: Experiment, method, param, alpha, seed) -> None:
+    """log p(x) by IW-SVI (AIR Appendix C, Eq. 41-42) on the first ``iwsvi_points`` test images."""
+    from pyro_air.core.seeds import seed_all, stream_seed
+    from pyro_air.evaluate.iw_svi import iw_svi
+    from pyro_air.runs import build_run
+    from pyro_air.train import checkpoints as ckpt_io
+    from pyro_air.train import run_dir as run_dirs
+
+    run_dir = final.run_dir("mnist", 1, method, param, alpha, seed)
+    path = run_dir / "test_iwsvi.pt"
+    if path.exists():
+        return
+    cfg = final.b["iwsvi"]
+    state = ckpt_io.load(run_dir / "best.pt")
+    model, guide, _ = build_run(state["spec"], seed=seed)
+    model.load_state_dict(state["model_state"])
+    guide.load_state_dict(state["guide_state"])
+    test_x = final.load("mnist")[2][: cfg["points"]]
+    seed_all(stream_seed(seed, "evaluation", 2))  # sub-stream 2: IW-SVI (0, 1: evaluate_row)
+    t0 = time.perf_counter()
+    log_px = iw_svi(model, guide, test_x, num_steps=cfg["steps"], k_train=cfg["k_train"], k_eval=cfg["k_eval"],
+                    lr=cfg["lr"])
+    ckpt_io.atomic_save({"log_px": log_px}, path)
+    run_dirs.atomic_write_text(run_dir / "test_iwsvi.json", json.dumps(
+        {"points": len(test_x), **cfg, "nll": float(-log_px.mean()), "seconds": time.perf_counter() - t0}) + "\n")
+    log(f"IW-SVI {method} param={param} alpha={alpha}: -log p(x) {float(-log_px.mean()):.2f} on {len(test_x)} images "
+        f"({time.perf_counter() - t0:.0f} s)")
+
+
+def write_report(out: Path) -> None:
+    """out/full/final/table.md: the full-data Table 1 rows so far beside the paper's, paired Δ against the VAE."""
+    from pyro_air.evaluate import mean_stderr
+
+    grid, final = budgets(out)
+    choice = chosen(out, wait=False)
+    seed = final.b["seeds"][1][0]
+    rows, base = [], {}
+    for name in FINAL_MODELS:
+        method, alpha = configs.MODELS[name]
+        if method != "vae" and name not in choice:
+            continue
+        param = None if method == "vae" else choice[name]
+        run_dir = final.run_dir("mnist", 1, method, param, alpha, seed)
+        record = {"name": name, "param": param}
+        if (run_dir / "train.json").exists():
+            record["train"] = json.loads((run_dir / "train.json").read_text())
+        for key, file in (("test", "test_early_stopped.pt"), ("iwsvi", "test_iwsvi.pt")):
+            if (run_dir / file).exists():
+                record[key] = torch.load(run_dir / file, weights_only=True)
+        if name == "VAE":
+            base = record
+        rows.append(record)
+    lines = ["| model | param | best epoch | -log p(x) IWAE-5000 | -log p(x) IW-SVI | gap | -L(x) | "
+             "Δ(-log p) vs VAE | Δgap vs VAE | Δ(-log p) IW-SVI vs VAE | paper -log p / gap / -L |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        name, t, iw = r["name"], r.get("test"), r.get("iwsvi")
+        paper = " / ".join(f"{v:.2f}" for v in configs.PAPER_MNIST[1][name])
+        ptag = "—" if r["param"] is None else (f"σ={r['param']:g}" if "DVAE" in name else f"H={r['param']:g}")
+        epoch = str(r["train"]["best_epoch"]) if "train" in r else "training"
+        cells = ["—"] * 7
+        if t is not None:
+            cells[0] = str(mean_stderr(-t["log_px"]))
+            cells[2] = str(mean_stderr(t["log_px"] - t["bound"]))
+            cells[3] = str(mean_stderr(-t["bound"]))
+            if name != "VAE" and "test" in base:
+                b = base["test"]
+                cells[4] = str(mean_stderr(b["log_px"] - t["log_px"]))
+                cells[5] = str(mean_stderr((t["log_px"] - t["bound"]) - (b["log_px"] - b["bound"])))
+        if iw is not None:
+            cells[1] = str(mean_stderr(-iw["log_px"]))
+            if name != "VAE" and "iwsvi" in base:
+                cells[6] = str(mean_stderr(base["iwsvi"]["log_px"] - iw["log_px"]))
+        lines.append(f"| {name} | {ptag} | {epoch} | " + " | ".join(cells) + f" | {paper} |")
+    (out / "final" / "table.md").write_text("\n".join(lines) + "\n")
 
 
 def main(argv=None) -> int:
