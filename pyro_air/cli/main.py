@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    f"${zoo.ZOO_ENV} names another zoo directory (default: the one shipped).\n\n"
                                    "use one:\n  pyro-air evaluate zoo:NAME\n  pyro-air diagnose zoo:NAME\n"
                                    "  model, guide = pyro_air.zoo.load(NAME)     # Python")
-    zoo_sub = p.add_subparsers(dest="zoo_command", required=True, metavar="ZOO_COMMAND",
+    zoo_sub = p.add_subparsers(dest="zoo_command", required=True, metavar="ZOO_COMMAND", help="list or show",
                                parser_class=lambda **kw: argparse.ArgumentParser(formatter_class=HelpFormatter, **kw))
     q = zoo_sub.add_parser("list", help="a table of the zoo's models: recorded numbers, file sizes")
     q.set_defaults(func=cmd_zoo_list)

@@ -24,6 +24,7 @@ FORMAT_VERSION = 1
 ZOO_ENV = "PYRO_AIR_ZOO"
 MANIFEST_NAME = "manifest.json"
 WEIGHTS_DIR = "weights"
+SHIPPED = Path(__file__).resolve().parent  # the zoo installed with pyro-air: this package's directory
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")  # a model's name is also its file name
 REINSTALL = ("reinstall pyro-air (pip install --force-reinstall --no-deps pyro-air; in a source checkout: "
              "git checkout -- pyro_air/zoo)")
@@ -38,11 +39,11 @@ def zoo_root(root=None) -> Path:
     if root is not None:
         return Path(root)
     env = os.environ.get(ZOO_ENV)
-    return Path(env) if env else Path(__file__).resolve().parent
+    return Path(env) if env else SHIPPED
 
 
 def is_shipped(root: Path) -> bool:
-    return root.resolve() == Path(__file__).resolve().parent
+    return Path(root).resolve() == SHIPPED
 
 
 def remedy(root: Path) -> str:
