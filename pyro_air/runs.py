@@ -149,16 +149,24 @@ def load_split(spec: dict, split: str) -> torch.Tensor:
                      path=d.get("path"))
 
 
+def modules_from_state(spec: dict, model_state: dict, guide_state: dict, device="cpu"):
+    """(model, guide) of ``spec`` holding the given state dicts, on ``device``: how a saved run (``load_run``)
+    and a zoo model (``pyro_air.zoo.load``) are rebuilt. Loading is strict, so weights that do not fit the
+    spec's modules are refused."""
+    model, guide, _ = build_run(spec, seed=0)  # every parameter is then loaded; seeded all the same
+    model.load_state_dict(model_state)
+    guide.load_state_dict(guide_state)
+    model.to(device)
+    guide.to(device)
+    return model, guide
+
+
 def load_run(path, device="cpu"):
     """(model, guide, spec) of a run directory (its best.pt) or a checkpoint file, on ``device``."""
     path = Path(path)
     state = ckpt_io.load(path / "best.pt" if path.is_dir() else path)
     spec = state["spec"]
-    model, guide, _ = build_run(spec, seed=0)  # every parameter is then loaded; seeded all the same
-    model.load_state_dict(state["model_state"])
-    guide.load_state_dict(state["guide_state"])
-    model.to(device)
-    guide.to(device)
+    model, guide = modules_from_state(spec, state["model_state"], state["guide_state"], device)
     return model, guide, spec
 
 
@@ -171,18 +179,22 @@ def evaluation_split(spec: dict, split: str, max_points=None) -> torch.Tensor:
 
 
 def evaluate_checkpoint(path, splits=("test",), num_samples=5000, max_points=None, device="cpu",
-                        progress=True, with_latent_metrics=False, seed=None, distributed=False,
+                        progress=True, with_latent_metrics=False, seed=None, distributed=False, loader=None,
                         **extra_columns) -> dict:
     """Rows of ``summarize`` per split; ``extra_columns`` (e.g. iw_svi_steps) go to ``summarize``;
     ``seed``/``distributed`` as in ``pyro_air.evaluate.log_likelihood``. With ``with_latent_metrics``
-    each row also holds ``"latent"``: InfoVAE's latent-space metrics."""
+    each row also holds ``"latent"``: InfoVAE's latent-space metrics.
+
+    ``loader(path, device) -> (model, guide, spec)`` turns ``path`` into modules (default ``load_run``:
+    a run directory or a checkpoint file); the CLI passes ``pyro_air.zoo.load_source``, which also
+    reads ``zoo:NAME`` - a layer above this one, so it is passed in rather than imported."""
     if distributed:
         unsupported = [k for k in ("iw_svi_steps", "amortization_gap_steps") if extra_columns.get(k)]
         if unsupported:
             raise ValueError(f"--distributed evaluation does not shard {', '.join(unsupported)} (per-datapoint "
                              "optimization); run those columns without --distributed")
         device = dist_utils.setup(device)
-    model, guide, spec = load_run(path, device)
+    model, guide, spec = (loader or load_run)(path, device)
     rows = {}
     for split in splits:
         x = evaluation_split(spec, split, max_points)

@@ -595,6 +595,65 @@ def _lagging_without_validation(tmp, monkeypatch):
                   TrainConfig(epochs=1, batch_size=10, progress=False))
 
 
+# -- the zoo (pyro_air.zoo) ----------------------------------------------------------------------------
+def _tiny_zoo(tmp, mp):
+    """A zoo at tmp/zoo holding "tiny" (untrained weights; its check on 4 given images), as $PYRO_AIR_ZOO."""
+    from pyro_air import zoo
+    from pyro_air.runs import build_run, vae_spec
+    from pyro_air.train import checkpoints as checkpoint
+
+    spec = vae_spec(z_dim=2, hidden=(8,))
+    model, guide, _ = build_run(spec, seed=0)
+    checkpoint.atomic_save({"format_version": checkpoint.FORMAT_VERSION, "spec": spec, "epoch": 0,
+                            "model_state": model.state_dict(), "guide_state": guide.state_dict()}, tmp / "best.pt")
+    zoo.export(tmp / "best.pt", "tiny", description="untrained", command="tests/error_cases.py", budget={},
+               test_numbers={}, test_x=_binary(4), check_points=4, check_samples=5, seed=0, root=tmp / "zoo")
+    mp.setenv("PYRO_AIR_ZOO", str(tmp / "zoo"))
+    return tmp / "zoo" / "weights" / "tiny.pt"
+
+
+def _zoo_unknown_model(tmp, mp):
+    from pyro_air import zoo
+    _tiny_zoo(tmp, mp)
+    return raised(zoo.load, "nope")
+
+
+def _flip_a_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    path.write_bytes(bytes(data))
+
+
+def _zoo_corrupted(tmp, mp):
+    from pyro_air import zoo
+    from pyro_air.zoo import manifest
+    _flip_a_byte(_tiny_zoo(tmp, mp))
+    mp.setattr(manifest, "SHIPPED", (tmp / "zoo").resolve())  # as if it were the zoo installed with pyro-air
+    return raised(zoo.load, "tiny")
+
+
+def _zoo_corrupted_own(tmp, mp):
+    from pyro_air import zoo
+    _flip_a_byte(_tiny_zoo(tmp, mp))
+    return raised(zoo.load, "tiny")
+
+
+def _zoo_missing_weights(tmp, mp):
+    from pyro_air import zoo
+    _tiny_zoo(tmp, mp).unlink()
+    return raised(zoo.load, "tiny")
+
+
+def _zoo_no_manifest(tmp, mp):
+    mp.setenv("PYRO_AIR_ZOO", str(tmp / "empty"))
+    return cli("zoo", "list")
+
+
+def _zoo_bad_name(tmp, mp):
+    from pyro_air import zoo
+    return raised(zoo.export, tmp, "My Model", description="d", command="c", budget={}, test_numbers={})
+
+
 CASES = [
     # -- data given to objectives, models and fit --------------------------------------------------
     Case("wrong-shape", "x of the wrong shape, e.g. `[B, 28, 28]`", "ValueError",
@@ -850,6 +909,29 @@ CASES = [
     Case("lagging-without-validation", "lagging-encoder training without validation data", "ValueError",
          "the aggressive phase stops by the mutual information on validation data: pass valid_x",
          _lagging_without_validation),
+    # -- the zoo --------------------------------------------------------------------------------------
+    Case("zoo-unknown-model", "`pyro_air.zoo.load(NAME)` / `pyro-air evaluate zoo:NAME` with a name the zoo does "
+         "not hold", "KeyError", "unknown zoo model 'nope'; the zoo at …/zoo holds: tiny. List them with `pyro-air "
+         "zoo list`.", _zoo_unknown_model),
+    Case("zoo-corrupted-weights", "a shipped zoo weight file whose bytes differ from the manifest's SHA-256 "
+         "(damaged, or replaced)", "ZooError", "…/weights/tiny.pt is not the file the zoo manifest lists for 'tiny' "
+         "(SHA-256 …, … bytes; the manifest records …, … bytes): it is corrupted or was tampered with, so it is not "
+         "loaded. To fix it, reinstall pyro-air (pip install --force-reinstall --no-deps pyro-air; in a source "
+         "checkout: git checkout -- pyro_air/zoo)", _zoo_corrupted),
+    Case("zoo-corrupted-weights-own", "the same in a zoo of your own (`$PYRO_AIR_ZOO` or `root=`)", "ZooError",
+         "…/weights/tiny.pt is not the file the zoo manifest lists for 'tiny' (…): it is corrupted or was tampered "
+         "with, so it is not loaded. To fix it, export the model again into …/zoo with pyro_air.zoo.export, or "
+         "unset $PYRO_AIR_ZOO to use the models shipped with pyro-air", _zoo_corrupted_own),
+    Case("zoo-missing-weights", "a zoo weight file the manifest lists is missing", "ZooError",
+         "the zoo lists 'tiny' but its weight file …/weights/tiny.pt is missing; export the model again into …/zoo "
+         "with pyro_air.zoo.export, or unset $PYRO_AIR_ZOO to use the models shipped with pyro-air",
+         _zoo_missing_weights),
+    Case("zoo-no-manifest", "`$PYRO_AIR_ZOO` naming a directory without a zoo manifest", "exit 2",
+         "pyro-air: error: no zoo manifest at …/empty/manifest.json; point $PYRO_AIR_ZOO (or root=) at a directory "
+         "written by pyro_air.zoo.export, or unset it to use the models shipped with pyro-air", _zoo_no_manifest),
+    Case("zoo-bad-name", "`pyro_air.zoo.export` with a name that is not a plain file name", "ValueError",
+         "a zoo model's name is also its file name: lower-case letters, digits, '.', '_' and '-', starting with a "
+         "letter or digit; got 'My Model'", _zoo_bad_name),
 ]
 
 

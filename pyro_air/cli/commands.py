@@ -18,6 +18,7 @@ from pyro_air.cli.options import (
     threads_of,
     train_options,
 )
+from pyro_air import zoo
 from pyro_air.core import parallel as dist_utils
 from pyro_air.core.seeds import seed_all, stream_seed
 from pyro_air.evaluate import format_table, summarize
@@ -27,7 +28,6 @@ from pyro_air.runs import (
     build_run,
     evaluate_checkpoint,
     evaluation_split,
-    load_run,
     load_split,
     vae_spec,
 )
@@ -137,7 +137,7 @@ def cmd_evaluate(args) -> int:
                                iw_svi_k_train=args.iw_svi_k_train, iw_svi_lr=args.iw_svi_lr,
                                amortization_gap_steps=args.amortization_gap_steps,
                                upper_bound_method=args.upper_bound,
-                               with_latent_metrics=args.latent_metrics)
+                               with_latent_metrics=args.latent_metrics, loader=zoo.load_source)
     if not dist_utils.is_main_process():
         return 0
     print(f"-log p(x) is IWAE-{args.num_samples}; gap = log p(x) - ELBO; mean ± standard error, nats")
@@ -154,10 +154,9 @@ def cmd_evaluate(args) -> int:
         print("\nlatent metrics (InfoVAE): MMD(q(z), p(z)), log det Cov[q(z)], active units, I_q(x; z) in nats")
         print(format_latent_metrics({label: row["latent"] for label, row in rows.items()}))
     if wants_ais(args):  # issue 19 hook: AIS / BDMC / gap decomposition (pyro_air/evaluate/ais_cli.py)
-        model, guide, spec = load_run(args.checkpoint, args.device)
+        model, guide, spec = zoo.load_source(args.checkpoint, args.device)
         splits = {f"{s} (n={len(x)})": x for s in args.splits for x in [evaluation_split(spec, s, args.max_points)]}
-        path = Path(args.checkpoint)
-        print(ais_report(model, guide, splits, args, run_dir=path if path.is_dir() else path.parent))
+        print(ais_report(model, guide, splits, args, run_dir=zoo.output_dir(args.checkpoint)))
     return 0
 
 
@@ -166,13 +165,13 @@ def cmd_diagnose(args) -> int:
     matplotlib.use("Agg")  # files only; never open a window
     from pyro_air.diagnostics.report import write_diagnostics
 
-    path = Path(args.checkpoint)
-    run_dir = path if path.is_dir() else path.parent
-    model, guide, spec = load_run(path, args.device)
+    model, guide, spec = zoo.load_source(args.checkpoint, args.device)
+    run_dir = zoo.output_dir(args.checkpoint)  # a zoo model has no run directory: runs/zoo-NAME
+    default_out = run_dir if zoo.zoo_name(args.checkpoint) is not None else run_dir / "diagnostics"
     x = evaluation_split(spec, args.split, args.max_points)
     seed_all(stream_seed(args.seed, "diagnostics"))
     metrics = run_dir / "metrics.jsonl"
-    report = write_diagnostics(model, guide, x, args.out or run_dir / "diagnostics", num_samples=args.num_samples,
+    report = write_diagnostics(model, guide, x, args.out or default_out, num_samples=args.num_samples,
                                metrics=metrics if metrics.exists() else None, label=f"{args.split} split",
                                progress=not args.no_progress)
     print(report.khat_table)
@@ -271,4 +270,44 @@ def cmd_compare(args) -> int:
     print(format_table(rows, columns=("nll", "inference_gap", "neg_elbo", "Δ(-log p) vs VAE")))
     print(f"\nruns (checkpoints, metrics.jsonl, best.pt): {run_root}/ ({disk_size(run_root)}); "
           f"evaluate one with: pyro-air evaluate {run_root / next(iter(runs.values()))[0]}")
+    return 0
+
+
+# -- the zoo (pyro_air.zoo) ---------------------------------------------------------------------------
+def _numbers(values: dict) -> str:
+    return ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()) or "-"
+
+
+def zoo_table(entries: list) -> str:
+    """One line per zoo model: its parts, the check (-log p(x) on a slice of test images), the recorded
+    test numbers and the weight file's size."""
+    header = ("name", "model / guide / objective", "check -log p(x)", "test numbers", "size")
+    rows = [header]
+    for e in entries:
+        spec, check = e["spec"], e["check"]
+        parts = " / ".join(spec[k]["name"] for k in ("model", "guide", "objective"))
+        rows.append((e["name"], parts,
+                     f"{check['neg_log_px']:.2f} (IWAE-{check['num_samples']}, first {check['points']} test)",
+                     _numbers(e.get("test_numbers") or {}), f"{e['size_bytes'] / 1e6:.1f} MB"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def cmd_zoo_list(args) -> int:
+    root = zoo.zoo_root()
+    entries = [zoo.entry(name) for name in zoo.names()]
+    if not entries:
+        print(f"The zoo at {root} holds no trained models yet. Add one from a finished run with "
+              "pyro_air.zoo.export(RUN_DIR, NAME, ...) (docs/design.md, \"Zoo\").")
+        return 0
+    print(f"zoo: {root}; nats, mean over the images named; details: pyro-air zoo show NAME")
+    print(zoo_table(entries))
+    print("use one: pyro-air evaluate zoo:NAME, pyro-air diagnose zoo:NAME, or in Python "
+          "model, guide = pyro_air.zoo.load(NAME)")
+    return 0
+
+
+def cmd_zoo_show(args) -> int:
+    print(json.dumps(zoo.entry(args.name), indent=1))
     return 0

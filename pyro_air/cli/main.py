@@ -8,6 +8,8 @@ examples:
   pyro-air train --guide gaussian --objective elbo --epochs 10 --run-dir runs/vae
   pyro-air evaluate runs/vae --num-samples 5000
   pyro-air diagnose runs/vae --num-samples 1000 --max-points 500
+  pyro-air zoo list                       # trained models shipped with pyro-air
+  pyro-air evaluate zoo:NAME              # evaluate one (no run directory needed)
   torchrun --standalone --nproc_per_node=2 -m pyro_air train ... --distributed   # data-parallel
   torchrun --standalone --nproc_per_node=2 -m pyro_air evaluate runs/vae --distributed
 
@@ -19,13 +21,15 @@ import argparse
 import sys
 import textwrap
 
-from pyro_air import data
+from pyro_air import data, zoo
 from pyro_air.cli.commands import (
     cmd_compare,
     cmd_diagnose,
     cmd_evaluate,
     cmd_quickstart,
     cmd_train,
+    cmd_zoo_list,
+    cmd_zoo_show,
 )
 from pyro_air.cli.options import add_threads_arg, add_train_args
 from pyro_air.core import parallel as dist_utils
@@ -45,6 +49,10 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
         return textwrap.wrap(self._whitespace_matcher.sub(" ", text).strip(), width, break_on_hyphens=False)
 
 
+SOURCE_HELP = ("a run directory (uses best.pt), a checkpoint file, or zoo:NAME (a trained model shipped with "
+               "pyro-air: see `pyro-air zoo list`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyro-air", description=__doc__, formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
@@ -61,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="if the run directory is not empty, move the old run aside (to RUN_DIR.old-<time>) first")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="-log p(x), -ELBO and the inference gap of a checkpoint")
-    p.add_argument("checkpoint", help="a run directory (uses best.pt) or a checkpoint file")
+    p = sub.add_parser("evaluate", help="-log p(x), -ELBO and the inference gap of a checkpoint or zoo model")
+    p.add_argument("checkpoint", help=SOURCE_HELP)
     p.add_argument("--num-samples", type=int, default=5000, help="S of the IWAE-S estimate of log p(x)")
     p.add_argument("--splits", nargs="+", default=["test"], choices=list(data.SPLITS), help="splits to evaluate")
     p.add_argument("--max-points", type=int, default=None, help="evaluate the first N points of each split (default: all)")
@@ -86,12 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_threads_arg(p)  # issue 17
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("diagnose", help="PSIS k-hat table and diagnostic plots of a checkpoint")
-    p.add_argument("checkpoint", help="a run directory (uses best.pt) or a checkpoint file")
+    p = sub.add_parser("diagnose", help="PSIS k-hat table and diagnostic plots of a checkpoint or zoo model")
+    p.add_argument("checkpoint", help=SOURCE_HELP)
     p.add_argument("--num-samples", type=int, default=1000, help="guide draws per datapoint for k-hat")
     p.add_argument("--max-points", type=int, default=1000, help="first N points of the split")
     p.add_argument("--split", default="test", choices=list(data.SPLITS), help="the split to diagnose")
-    p.add_argument("--out", default=None, help="output directory (default: CHECKPOINT_DIR/diagnostics)")
+    p.add_argument("--out", default=None,
+                   help="output directory (default: CHECKPOINT_DIR/diagnostics; for zoo:NAME runs/zoo-NAME)")
     p.add_argument("--seed", type=int, default=0, help="seed of the guide draws (the same command, the same plots)")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda ...")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -130,6 +139,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_threads_arg(p)  # issue 17
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("zoo", help="the trained models shipped with pyro-air: list them, show one",
+                       description=f"Trained models shipped with pyro-air (pyro_air.zoo; docs/design.md, \"Zoo\").\n"
+                                   f"${zoo.ZOO_ENV} names another zoo directory (default: the one shipped).\n\n"
+                                   "use one:\n  pyro-air evaluate zoo:NAME\n  pyro-air diagnose zoo:NAME\n"
+                                   "  model, guide = pyro_air.zoo.load(NAME)     # Python")
+    zoo_sub = p.add_subparsers(dest="zoo_command", required=True, metavar="ZOO_COMMAND", help="list or show",
+                               parser_class=lambda **kw: argparse.ArgumentParser(formatter_class=HelpFormatter, **kw))
+    q = zoo_sub.add_parser("list", help="a table of the zoo's models: recorded numbers, file sizes")
+    q.set_defaults(func=cmd_zoo_list)
+    q = zoo_sub.add_parser("show", help="everything the manifest records about one model")
+    q.add_argument("name", metavar="NAME", help="a model's name (see `pyro-air zoo list`)")
+    q.set_defaults(func=cmd_zoo_show)
     return parser
 
 

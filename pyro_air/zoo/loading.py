@@ -1,0 +1,99 @@
+"""Loading a zoo model, and reproducing the number its manifest entry records.
+
+``load(name)`` verifies the weight file against the manifest first (``manifest.verified_weight_path``),
+then reads it through the checkpoint loader (``pyro_air.train.checkpoints.load``:
+``torch.load(..., weights_only=True)``, so a file can hold tensors and plain values only, never code),
+and rebuilds the modules from the entry's run spec exactly as a saved run is rebuilt
+(``pyro_air.runs.modules_from_state``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from pyro_air.evaluate import log_likelihood
+from pyro_air.runs import evaluation_split, load_run, modules_from_state
+from pyro_air.train import checkpoints as ckpt_io
+from pyro_air.zoo import manifest
+
+PREFIX = "zoo:"  # `pyro-air evaluate zoo:NAME`: a shipped model in place of a run directory
+
+
+def read_weights(path) -> dict:
+    """{"model_state", "guide_state"} of a zoo weight file, through the safe checkpoint loader."""
+    state = ckpt_io.load(path)
+    missing = [k for k in ("model_state", "guide_state") if k not in state]
+    if missing:
+        raise manifest.ZooError(f"{path} holds no {' or '.join(missing)}; it is not a zoo weight file")
+    return state
+
+
+def load_entry(e: dict, root=None, device="cpu"):
+    """(model, guide) of manifest entry ``e``: its weight file verified, read safely, in eval mode on ``device``."""
+    state = read_weights(manifest.verified_weight_path(e, root))
+    model, guide = modules_from_state(e["spec"], state["model_state"], state["guide_state"], device)
+    model.eval()
+    guide.eval()
+    return model, guide
+
+
+def load_with_spec(name: str, root=None, device="cpu"):
+    """(model, guide, spec) of zoo model ``name``, in eval mode, on ``device``."""
+    e = manifest.entry(name, root)
+    model, guide = load_entry(e, root, device)
+    return model, guide, e["spec"]
+
+
+def load(name: str, root=None, device="cpu"):
+    """(model, guide) of zoo model ``name``: verified against the manifest, loaded safely, in eval mode.
+
+    ``root``: another zoo directory (default ``$PYRO_AIR_ZOO``, else the zoo shipped with pyro-air)."""
+    model, guide, _ = load_with_spec(name, root, device)
+    return model, guide
+
+
+def zoo_name(source) -> str | None:
+    """NAME of a ``zoo:NAME`` source, None for anything else (a run directory or checkpoint path)."""
+    text = str(source)
+    return text[len(PREFIX):] if text.startswith(PREFIX) else None
+
+
+def load_source(source, device="cpu"):
+    """(model, guide, spec) of ``zoo:NAME`` (from the zoo) or of a run directory / checkpoint file
+    (``pyro_air.runs.load_run``): what ``pyro-air evaluate`` and ``diagnose`` accept."""
+    name = zoo_name(source)
+    if name is None:
+        return load_run(source, device)
+    return load_with_spec(name, device=device)
+
+
+def output_dir(source) -> Path:
+    """Where a command writes files for ``source``: ``runs/zoo-NAME`` for a zoo model (it has no run
+    directory), else the run directory (a checkpoint file's directory)."""
+    name = zoo_name(source)
+    if name is not None:
+        return Path("runs") / f"zoo-{name}"
+    path = Path(source)
+    return path if path.is_dir() else path.parent
+
+
+def check_images(spec: dict, points: int) -> torch.Tensor:
+    """The check's images: the first ``points`` test images as evaluation sees them."""
+    return evaluation_split(spec, "test", points)
+
+
+def check_value(model, guide, x: torch.Tensor, num_samples: int, seed: int) -> float:
+    """Mean over ``x`` of -log p(x), IWAE-``num_samples``, draws from ``seed`` (contract 3's per-datapoint
+    estimate, the one `pyro-air evaluate` and `compare` report)."""
+    with torch.no_grad():
+        return float(-log_likelihood(model, guide, x, num_samples=num_samples, seed=seed).mean())
+
+
+def reproduce_check(name: str, root=None) -> float:
+    """The entry's ``check`` measured again: same images, samples and seed. It equals the recorded
+    value bit for bit on the machine and thread count that exported it, and to float rounding elsewhere."""
+    e = manifest.entry(name, root)
+    check = e["check"]
+    model, guide, spec = load_with_spec(name, root)
+    return check_value(model, guide, check_images(spec, check["points"]), check["num_samples"], check["seed"])
