@@ -19,6 +19,7 @@ from pyro_air.core.seeds import seed_all, stream_seed
 from pyro_air.core.validation import check_compatible
 from pyro_air.evaluate import summarize
 from pyro_air.evaluate.latent_metrics import latent_metrics
+from pyro_air.train import TrainConfig
 from pyro_air.train import checkpoints as ckpt_io
 
 
@@ -49,7 +50,8 @@ def build_run(spec: dict, seed: int | None = None):
 # the decoder's likelihood -> the model that has it (the same MLP sizes)
 LIKELIHOOD_MODELS = {"bernoulli": "bernoulli-vae", "continuous-bernoulli": "continuous-bernoulli-vae",
                      "gaussian": "gaussian-mlp-vae"}
-CONV_LIKELIHOOD_MODELS = {"bernoulli": "conv-bernoulli-vae", "continuous-bernoulli": "conv-continuous-bernoulli-vae"}
+CONV_LIKELIHOOD_MODELS = {"bernoulli": "conv-bernoulli-vae", "continuous-bernoulli": "conv-continuous-bernoulli-vae",
+                          "gaussian": "conv-gaussian-vae"}
 NETS = ("mlp", "conv")
 
 
@@ -62,7 +64,8 @@ def vae_spec(guide="gaussian", objective="elbo", z_dim=50, hidden=(500, 500), nu
     they are) or "gaussian" (real values; a decoder with a learned mean and scale per dimension).
     ``dataset="file"`` with ``data_path`` (and that file's ``x_dim``): your own .npz / .npy file.
     ``net="conv"``: convolutional decoder and (for guide "gaussian") encoder over images of
-    ``image_shape`` (default: the most square H x W); ``hidden[0]`` is their fully connected width."""
+    ``image_shape``, (H, W) or (C, H, W) for C channels (default: the most square one-channel H x W);
+    ``hidden[0]`` is their fully connected width."""
     if likelihood not in LIKELIHOOD_MODELS:
         raise ValueError(f"unknown likelihood {likelihood!r}; use one of {', '.join(LIKELIHOOD_MODELS)}")
     if net not in NETS:
@@ -75,8 +78,7 @@ def vae_spec(guide="gaussian", objective="elbo", z_dim=50, hidden=(500, 500), nu
     guide_cfg.setdefault("z_dim", z_dim)
     if _guide_takes_hidden(guide, guide_cfg):
         guide_cfg.setdefault("hidden", list(hidden))
-    obj_cfg = dict(objective_cfg or {})
-    obj_cfg.setdefault("num_particles", num_particles)
+    obj_cfg = _objective_cfg(objective, objective_cfg, num_particles)
     data_spec = {"name": dataset, "train_size": train_size,
                  "binarize": "static" if likelihood == "bernoulli" else "none"}
     if data_path is not None:
@@ -91,9 +93,6 @@ def vae_spec(guide="gaussian", objective="elbo", z_dim=50, hidden=(500, 500), nu
 
 def _conv_spec(guide, objective, z_dim, hidden, num_particles, dataset, train_size, guide_cfg, objective_cfg,
                likelihood, x_dim, data_path, image_shape) -> dict:
-    if likelihood not in CONV_LIKELIHOOD_MODELS:
-        raise ValueError(f"the convolutional decoder (net='conv') has the likelihoods "
-                         f"{', '.join(CONV_LIKELIHOOD_MODELS)}, not {likelihood!r}; use net='mlp' for {likelihood!r}")
     width = int(next(iter(hidden)))
     shape = None if image_shape is None else list(image_shape)
     spec = vae_spec(guide, objective, z_dim, (width,), num_particles, dataset, train_size, None, objective_cfg,
@@ -118,6 +117,19 @@ def _conv_spec(guide, objective, z_dim, hidden, num_particles, dataset, train_si
     return copy.deepcopy(spec)
 
 
+def _objective_cfg(objective: str, objective_cfg, num_particles: int) -> dict:
+    """The objective's config with ``num_particles`` added where the objective takes it (MIWAE and
+    PIWAE count their samples as num_groups x group_size instead)."""
+    cfg = dict(objective_cfg or {})
+    if objective not in infer.OBJECTIVES or _accepts(infer.OBJECTIVES.get(objective), "num_particles"):
+        cfg.setdefault("num_particles", num_particles)  # (an unknown name is reported by build_run)
+    elif num_particles != 1:
+        raise ValueError(f"objective {objective!r} takes no num_particles (got {num_particles}); its samples per "
+                         "datapoint are num_groups x group_size: give them in its config, e.g. --objective-cfg "
+                         "'{\"num_groups\": 2, \"group_size\": 4}'")
+    return cfg
+
+
 def _accepts(builder, name: str) -> bool:
     try:
         params = inspect.signature(builder).parameters
@@ -139,6 +151,23 @@ def _guide_takes_hidden(guide: str, guide_cfg: dict) -> bool:
     builder = guides.GUIDES.get(guide)
     params = inspect.signature(builder).parameters if callable(builder) else {}
     return "hidden" in params
+
+
+QUICKSTART_EPOCHS = 3
+
+
+def quickstart_setup(epochs: int = QUICKSTART_EPOCHS, train_size: int | None = None, seed: int = 0,
+                     progress: bool = True) -> tuple[dict, TrainConfig]:
+    """(spec, config) of ``pyro-air quickstart`` and tutorial 01 - one definition, so both train the
+    same run: the AIR MNIST VAE (784-500-500-50 Bernoulli decoder, Gaussian encoder of the same
+    sizes, ELBO) on the statically binarized embedded MNIST (``train_size``: the nested subset,
+    None = all 50000), Adam lr 1e-3 on batches of 100 decayed to a tenth over ``epochs``, validated
+    on the first 1000 validation images with IWAE-50 (the best epoch's parameters are kept)."""
+    spec = vae_spec(train_size=train_size)
+    config = TrainConfig(epochs=epochs, batch_size=100, lr=1e-3, seed=seed, valid_size=1000, valid_num_samples=50,
+                         progress=progress)
+    config.validate()
+    return spec, config
 
 
 # -- saved runs: their data, their modules, their evaluation -------------------------------------

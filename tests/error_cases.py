@@ -518,12 +518,54 @@ def _data_and_dataset(tmp, mp):
     return cli("train", "--data", tmp / "x.npy", "--dataset", "omniglot", "--run-dir", tmp / "run")
 
 
-def _conv_gaussian_likelihood(tmp, mp):
-    return cli("train", "--net", "conv", "--likelihood", "gaussian", "--run-dir", tmp / "run")
-
-
 def _dynamic_binarization_of_grey_likelihood(tmp, mp):
     return cli("train", "--likelihood", "continuous-bernoulli", "--dynamic-binarization", "--run-dir", tmp / "run")
+
+
+def _image_shape_numbers(tmp, mp):
+    return cli("train", "--net", "conv", "--image-shape", "1", "3", "28", "28", "--run-dir", tmp / "run")
+
+
+def _objective_without_particles(tmp, mp):
+    return cli("train", "--objective", "miwae", "--num-particles", "8", "--run-dir", tmp / "run")
+
+
+# -- optional packages (issue 22): TensorBoard, torchvision ------------------------------------------
+def _without(mp, module):
+    from pyro_air.core import extras
+
+    real = extras.installed
+    mp.setattr(extras, "installed", lambda name: name != module and real(name))
+
+
+def _tensorboard_missing(tmp, mp):
+    _without(mp, "tensorboard")
+    return cli("train", "--tensorboard", "--run-dir", tmp / "run")
+
+
+def _torchvision_missing(tmp, mp):
+    from pyro_air import data
+
+    _without(mp, "torchvision")
+    return raised(data.load, "torchvision:MNIST", "train", data_dir=tmp)
+
+
+def _torchvision_files_missing(tmp, mp):
+    """torchvision installed (a stand-in with its MNIST's behaviour), its files not under the directory."""
+    import types
+
+    from pyro_air import data
+    from pyro_air.core import extras
+    from pyro_air.data import vision
+
+    class MNIST:
+        def __init__(self, root, train=True, transform=None, target_transform=None, download=False):
+            raise RuntimeError("Dataset not found. You can use download=True to download it")
+
+    real = extras.installed
+    mp.setattr(extras, "installed", lambda name: name == "torchvision" or real(name))
+    mp.setattr(vision, "torchvision_datasets", lambda: types.SimpleNamespace(MNIST=MNIST))
+    return raised(data.load, "torchvision:MNIST", "train", data_dir=tmp / "data")
 
 
 # -- objectives and guides of issues 15 and 20 -----------------------------------------------------
@@ -817,9 +859,27 @@ CASES = [
          "likelihood", "exit 2", "pyro-air: error: --dynamic-binarization draws binary pixels, for --likelihood "
          "bernoulli; the continuous-bernoulli likelihood models the grey levels themselves: drop "
          "--dynamic-binarization", _dynamic_binarization_of_grey_likelihood),
-    Case("conv-gaussian-likelihood", "`--net conv` with `--likelihood gaussian`", "exit 2",
-         "pyro-air: error: the convolutional decoder (net='conv') has the likelihoods bernoulli, continuous-bernoulli, "
-         "not 'gaussian'; use net='mlp' for 'gaussian'", _conv_gaussian_likelihood),
+    Case("image-shape-numbers", "`--image-shape` with other than 2 (H W) or 3 (C H W) numbers", "exit 2",
+         "pyro-air: error: --image-shape takes H W or C H W, got 4 numbers: 1 3 28 28", _image_shape_numbers),
+    Case("objective-without-particles", "`--num-particles` for MIWAE / PIWAE (their samples are groups x group "
+         "size)", "exit 2", "pyro-air: error: objective 'miwae' takes no num_particles (got 8); its samples per "
+         "datapoint are num_groups x group_size: give them in its config, e.g. --objective-cfg '{\"num_groups\": 2, "
+         "\"group_size\": 4}'", _objective_without_particles),
+    # -- optional packages ----------------------------------------------------------------------------
+    Case("tensorboard-missing", "`--tensorboard` (`TrainConfig(tensorboard=True)`) without the tensorboard package",
+         "exit 2", "pyro-air: error: TensorBoard logging (--tensorboard, TrainConfig(tensorboard=True)) needs the "
+         "optional package tensorboard, which is not installed; pip install tensorboard (or pip install -e "
+         "'.[tensorboard]')", _tensorboard_missing),
+    Case("torchvision-missing", "`--data torchvision:NAME` without torchvision", "MissingExtraError",
+         "torchvision:MNIST (torchvision's MNIST data set) needs the optional package torchvision, which is not "
+         "installed; pip install torch==… torchvision (naming torch's version keeps pip from replacing your torch "
+         "…; or pip install torch==… -e '.[torchvision]')", _torchvision_missing),
+    Case("torchvision-files-missing", "`--data torchvision:NAME` whose files are not under `--data-dir`",
+         "DataFileError", "torchvision's MNIST found no usable files under …/data (Dataset not found. You can use "
+         "download=True to download it). Nothing is downloaded at run time: put the files there first, e.g. run "
+         "torchvision.datasets.MNIST(root='…/data', download=True) once on a machine with internet access and copy "
+         "that directory here (MNIST's are …/data/MNIST/raw/train-images-idx3-ubyte and its three siblings), or "
+         "pass --data-dir (data_dir=) where they are", _torchvision_files_missing),
     # -- checkpoints and resuming -------------------------------------------------------------------
     Case("resume-other-configuration", "resuming a checkpoint written for another configuration", "CheckpointError",
          "…/checkpoint.pt was written by a run with a different configuration; these keys differ:\n"

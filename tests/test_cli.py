@@ -51,6 +51,11 @@ def test_help_describes_the_command_and_every_option(capsys):
         assert f" {name}," in train or f" {name} " in train, name
     assert "--epochs EPOCHS passes over the training set (default: 10)" in train
     assert "(default: gaussian)" in train and "(default: elbo)" in train
+    # issue 22: likelihoods, nets, torchvision data sets, image shapes with channels, TensorBoard
+    assert "{bernoulli,continuous-bernoulli,gaussian}" in train and "{mlp,conv}" in train
+    assert "torchvision:NAME (e.g. torchvision:MNIST" in train and "C H W for C channels" in train
+    assert "--tensorboard also log each epoch's metrics" in train and "pip install tensorboard" in train
+    assert "(the run of tutorial 01)" in " ".join(_help(capsys).split())
     parser = build_parser()
     for command, sub in parser._subparsers._group_actions[0].choices.items():
         for action in sub._actions:

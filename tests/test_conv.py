@@ -60,3 +60,17 @@ def test_bad_configurations_are_refused():
         guides.build("conv-gaussian", x_dim=16, z_dim=2, channels=[])
     with pytest.raises(ValueError, match="image_shape must be two positive integers"):
         guides.build("conv-gaussian", x_dim=16, z_dim=2, image_shape=(16,))
+
+
+def test_multichannel_encoder_convolves_the_channels_together():
+    """image_shape (C, H, W): the first convolution takes C channels, and the rows are read channel-first."""
+    guide = guides.build("conv-gaussian", x_dim=90, z_dim=2, image_shape=(3, 5, 6), channels=[4], hidden=8)
+    assert guide.convs[0].in_channels == 3 and guide.input_shape == (3, 5, 6)
+    x = torch.rand(4, 90)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        expected = guide.convs(x.reshape(4, 3, 5, 6)).flatten(1)
+        feats = guide.head(guide.features(expected))
+        loc, _ = guide.loc_scale(x)
+    assert torch.allclose(loc, feats[:, :2])
+    assert guides.build("conv-gaussian", x_dim=12, z_dim=2, image_shape=(3, 4)).input_shape == (1, 3, 4)

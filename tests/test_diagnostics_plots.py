@@ -62,6 +62,25 @@ def test_reconstruction_and_sample_grids(tmp_path, tiny_vae):
     assert_png(path, plots.plot_samples(model, path, num_samples=16))
 
 
+def test_rgb_grids_use_the_models_image_shape(tmp_path):
+    from pyro_air import guides, models
+
+    model = models.build("conv-gaussian-vae", x_dim=75, z_dim=2, image_shape=(3, 5, 5), channels=[4], hidden=8)
+    guide = guides.build("conv-gaussian", x_dim=75, z_dim=2, image_shape=(3, 5, 5), channels=[4], hidden=8)
+    path = tmp_path / "recon.png"
+    fig = plots.plot_reconstructions(model, guide, torch.rand(6, 75), path)
+    assert_png(path, fig)
+    assert fig.axes[0].images[0].get_array().shape == (7, 37, 3)  # one row of 6 RGB 5 x 5 tiles with borders
+    path = tmp_path / "samples.png"
+    assert_png(path, plots.plot_samples(model, path, num_samples=4))
+    red = torch.zeros(1, 75)
+    red[0, :25] = 1.0  # channel-first rows: the first 25 values are the red channel
+    tile = plots._mosaic(red.numpy(), (3, 5, 5), 1)[1:6, 1:6]
+    assert (tile == [1.0, 0.0, 0.0]).all()
+    with pytest.raises(ValueError, match="images of 2 channels cannot be shown"):
+        plots.plot_samples(models.build("conv-gaussian-vae", x_dim=50, z_dim=2, image_shape=(2, 5, 5)), path)
+
+
 def test_plot_argument_errors(tmp_path, linear_gaussian, tiny_vae):
     model, x = linear_gaussian
     guide = ExactPosteriorGuide(model)

@@ -26,6 +26,9 @@ MODEL_TEST_CONFIGS = {
                            lambda: binary_batch(n=6, d=X_DIM)),
     "conv-continuous-bernoulli-vae": ({"x_dim": X_DIM, "z_dim": Z_DIM, "channels": [4, 4], "hidden": 8},
                                       lambda: torch.rand(6, X_DIM)),
+    # real values, 3 channels of 2 x 2 images
+    "conv-gaussian-vae": ({"x_dim": X_DIM, "z_dim": Z_DIM, "image_shape": [3, 2, 2], "channels": [4], "hidden": 8},
+                          lambda: torch.randn(6, X_DIM)),
     # a 2-D unnormalized target: x is a dummy [B, 1] input, the latent z is 2-D
     "energy": (dict(energy="u1"), lambda: torch.zeros(6, 1)),
     # AVO section 5.1: a 1-D latent on a circle in 2-D data space, with a learned decoder

@@ -153,6 +153,84 @@ def test_cli_conv_nets_on_a_file_train_one_step_and_evaluate(tmp_path, capsys, g
     assert "test (n=3)" in capsys.readouterr().out
 
 
-def test_conv_net_has_no_gaussian_likelihood():
-    with pytest.raises(ValueError, match="use net='mlp' for 'gaussian'"):
-        vae_spec(net="conv", likelihood="gaussian")
+# -- multi-channel images (C, H, W) through the convolutional nets ------------------------------------
+RGB_FIRST = (RNG.rand(20, 3, 5, 6) * 255).astype(np.uint8)       # [N, C, H, W] 8-bit RGB
+RGB_LAST = RNG.rand(20, 5, 6, 3).astype(np.float32)              # [N, H, W, C] as image libraries store it
+# every registered objective, each with a small config (a new objective must be added here)
+EVERY_OBJECTIVE = {"avo": {"num_transitions": 2}, "ciwae": {"num_particles": 3}, "consistency": {},
+                   "cubo": {"num_particles": 3}, "elbo": {}, "free-bits": {}, "infovae": {"lam": 10.0},
+                   "iwae": {"num_particles": 3}, "kl-warmup": {}, "miwae": {"num_groups": 2, "group_size": 2},
+                   "piwae": {"num_groups": 2, "group_size": 2}, "renyi": {"alpha": 0.5, "num_particles": 3}}
+RGB_CASES = {  # file, likelihood
+    "channel-first-npz-bernoulli": ("first.npz", {"x": RGB_FIRST}, "bernoulli"),
+    "channel-first-npz-continuous-bernoulli": ("first.npz", {"x": RGB_FIRST}, "continuous-bernoulli"),
+    "channel-last-npy-gaussian": ("last.npy", {"x": RGB_LAST}, "gaussian"),
+}
+
+
+def test_every_registered_objective_has_a_multichannel_case():
+    assert sorted(EVERY_OBJECTIVE) == sorted(infer.OBJECTIVES.names()), (
+        "add the new objective with a small config to EVERY_OBJECTIVE in tests/test_own.py")
+
+
+def test_channel_last_images_are_laid_out_channel_first(tmp_path):
+    last, first = write(tmp_path, "last.npy", x=RGB_LAST), write(tmp_path, "first.npy", x=RGB_LAST.transpose(0, 3, 1, 2))
+    assert torch.equal(load_file(last), load_file(first))
+    assert data.file_shape(last) == data.file_shape(first) == (3, 5, 6)
+    assert data.file_shape(write(tmp_path, "grey.npy", x=GREY_U8)) == (3, 4)
+    assert data.file_shape(write(tmp_path, "flat.npz", train=BINARY)) == (12,)
+    x = load_file(write(tmp_path, "u8.npz", x=RGB_FIRST))
+    assert x.shape == (20, 90) and torch.equal(x[:, :30], torch.from_numpy(RGB_FIRST[:, 0].reshape(20, 30) / 255.0).float())
+    # PIL-like [H, W, 3] items of a Dataset become channel-first rows too
+    assert torch.equal(dataset_tensor(list(RGB_LAST)), load_file(first))
+
+
+@pytest.mark.parametrize("objective", sorted(EVERY_OBJECTIVE))
+@pytest.mark.parametrize("case", sorted(RGB_CASES))
+def test_multichannel_images_train_one_step_with_the_conv_nets(tmp_path, case, objective):
+    name, arrays, likelihood = RGB_CASES[case]
+    path = write(tmp_path, name, **arrays)
+    shape = data.file_shape(path)
+    guide, guide_cfg = ("hierarchical", {"num_transitions": 2}) if objective == "avo" else ("gaussian", {})
+    if objective == "consistency":
+        guide, guide_cfg = "consistency", {"encoder": {"name": "conv-gaussian", "cfg": {"image_shape": list(shape)}},
+                                           "hidden": 8, "transform": "identity"}
+    spec = vae_spec(dataset="file", data_path=path, x_dim=data.file_dimension(path), likelihood=likelihood, z_dim=2,
+                    hidden=(8,), objective=objective, objective_cfg=EVERY_OBJECTIVE[objective], net="conv",
+                    image_shape=shape, guide=guide, guide_cfg=guide_cfg)
+    model, guide, obj = build_run(spec, seed=0)
+    assert shape == (3, 5, 6) and model.decoder.out_channels == (6 if likelihood == "gaussian" else 3)
+    encoder = getattr(guide, "encoder", guide)
+    if objective != "avo":
+        assert encoder.convs[0].in_channels == 3
+    train_x, valid_x = load_split(spec, "train"), load_split(spec, "valid")
+    before = [p.detach().clone() for p in guide.parameters()]  # (CUBO trains the guide alone)
+    result = fit(model, guide, obj, train_x, valid_x, TrainConfig(epochs=1, batch_size=len(train_x),
+                                                                  valid_num_samples=3, progress=False))
+    assert result.steps == 1 and np.isfinite(result.history[0]["train_loss"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, guide.parameters()))
+
+
+def test_cli_conv_on_rgb_takes_the_files_image_shape(tmp_path, capsys):
+    from pyro_air.runs import load_run
+
+    path = write(tmp_path, "last.npy", x=RGB_LAST)
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(path), "--likelihood", "gaussian", "--net", "conv", "--epochs", "1",
+                 "--batch-size", "16", "--z-dim", "2", "--hidden", "8", "--valid-num-samples", "3", "--no-progress",
+                 "--run-dir", str(run)]) == 0
+    model, guide, spec = load_run(run)
+    assert spec["model"]["name"] == "conv-gaussian-vae" and spec["model"]["cfg"]["image_shape"] == [3, 5, 6]
+    assert model.decoder.image_shape == (3, 5, 6) and guide.input_shape == (3, 5, 6)
+    assert main(["evaluate", str(run), "--num-samples", "5", "--no-progress"]) == 0
+    assert "test (n=2)" in capsys.readouterr().out
+    assert main(["train", "--data", str(path), "--net", "conv", "--image-shape", "3", "5", "6", "1",
+                 "--run-dir", str(tmp_path / "bad")]) == 2
+    assert "--image-shape takes H W or C H W, got 4 numbers" in capsys.readouterr().err
+
+
+def test_objectives_without_num_particles_take_their_own_sample_counts():
+    spec = vae_spec(objective="miwae", objective_cfg={"num_groups": 2, "group_size": 2})
+    assert spec["objective"]["cfg"] == {"num_groups": 2, "group_size": 2}
+    with pytest.raises(ValueError, match="objective 'piwae' takes no num_particles"):
+        vae_spec(objective="piwae", num_particles=8)

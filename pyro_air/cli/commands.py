@@ -29,7 +29,7 @@ from pyro_air.runs import (
     evaluate_checkpoint,
     evaluation_split,
     load_split,
-    vae_spec,
+    quickstart_setup,
 )
 from pyro_air.train import RESUME_MAY_CHANGE, TrainConfig, check_inputs, fit
 from pyro_air.train import checkpoints as ckpt_io
@@ -197,12 +197,11 @@ def _claim_fresh(path: Path):
 
 
 def cmd_quickstart(args) -> int:
-    """Train the AIR MNIST VAE (784-500-500-50) at a small budget, evaluate, print the table."""
+    """Train the AIR MNIST VAE (784-500-500-50) at a small budget, evaluate, print the table; the run is
+    ``pyro_air.runs.quickstart_setup``'s, as in tutorial 01."""
     run_dir = _fresh_run_dir(args, "quickstart run")
-    spec = vae_spec(train_size=args.train_size)
-    config = TrainConfig(epochs=args.epochs, batch_size=100, lr=1e-3, seed=args.seed, valid_size=1000,
-                         valid_num_samples=50, progress=not args.no_progress)
-    config.validate()
+    spec, config = quickstart_setup(epochs=args.epochs, train_size=args.train_size, seed=args.seed,
+                                    progress=not args.no_progress)
     model, guide, objective = build_run(spec, seed=args.seed)
     train_x, valid_x = load_split(spec, "train"), load_split(spec, "valid")
     check_inputs(model, guide, train_x, valid_x, config)

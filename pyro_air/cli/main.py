@@ -34,6 +34,7 @@ from pyro_air.cli.commands import (
 from pyro_air.cli.options import add_threads_arg, add_train_args
 from pyro_air.core import parallel as dist_utils
 from pyro_air.evaluate.ais_cli import add_ais_arguments  # issue 19
+from pyro_air.runs import QUICKSTART_EPOCHS
 from pyro_air.train import run_dir as run_dirs
 
 
@@ -106,8 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_diagnose)
 
-    p = sub.add_parser("quickstart", help="train and evaluate a small VAE on the embedded MNIST")
-    p.add_argument("--epochs", type=int, default=3, help="passes over the training set")
+    p = sub.add_parser("quickstart", help="train and evaluate a small VAE on the embedded MNIST (the run of tutorial 01)")
+    p.add_argument("--epochs", type=int, default=QUICKSTART_EPOCHS, help="passes over the training set")
     p.add_argument("--train-size", type=int, default=None, help="train on a random subset of this many images (default: all 50000)")
     p.add_argument("--test-points", type=int, default=1000, help="evaluate on the first this many test images")
     p.add_argument("--num-samples", type=int, default=1000, help="S of the IWAE-S estimate of log p(x)")

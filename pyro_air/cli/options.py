@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from pyro_air import data, guides, infer
+from pyro_air.core.images import image_shape_for
 from pyro_air.core.kernels import resolve_threads
+from pyro_air.data.vision import is_torchvision_name
 from pyro_air.runs import LIKELIHOOD_MODELS, NETS, vae_spec
 from pyro_air.train import TrainConfig
 
@@ -28,16 +31,20 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                         "the others read files from --data-dir); or --data PATH for your own file")
     p.add_argument("--data", default=None, metavar="PATH",
                    help="train on your own .npz / .npy file instead of --dataset (arrays train / valid / test, or one "
-                        "array that is split 80/10/10; uint8 is divided by 255; images are flattened)")
+                        "array that is split 80/10/10; uint8 is divided by 255; images [N, H, W], [N, C, H, W] or "
+                        "[N, H, W, C] are flattened channel-first); or torchvision:NAME (e.g. torchvision:MNIST, "
+                        "torchvision:CIFAR10) for a torchvision data set whose files are already under --data-dir "
+                        "(needs torchvision; nothing is downloaded)")
     p.add_argument("--likelihood", default="bernoulli", choices=list(LIKELIHOOD_MODELS),
                    help="the decoder's p(x | z): bernoulli for binary data (grey levels are binarized), "
                         "continuous-bernoulli for grey levels in [0, 1], gaussian for real values")
     p.add_argument("--net", default="mlp", choices=list(NETS),
                    help="mlp: fully connected decoder and encoder (--hidden sizes); conv: convolutional decoder and "
-                        "encoder over H x W images (--image-shape; --hidden's first size is their dense layer; "
+                        "encoder over H x W images with one or more channels (--image-shape; --hidden's first size is their dense layer; "
                         "--guide gaussian becomes conv-gaussian, denoising wraps it)")
-    p.add_argument("--image-shape", type=int, nargs=2, default=None, metavar=("H", "W"),
-                   help="the image shape of --net conv (default: the most square H x W with H * W = D)")
+    p.add_argument("--image-shape", type=int, nargs="+", default=None, metavar="SIZE",
+                   help="the image shape of --net conv: H W, or C H W for C channels (e.g. 3 32 32 for RGB) "
+                        "(default: the shape of the --data images, else the most square H x W with H * W = D)")
     p.add_argument("--data-dir", default=None,
                    help="directory of user-supplied data files (default: $PYRO_AIR_DATA, else ./data)")
     p.add_argument("--train-size", type=int, default=None,
@@ -71,6 +78,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dynamic-binarization", action="store_true",
                    help="redraw binary pixels from the grey levels at every step (mnist only)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also log each epoch's metrics (train loss, validation bound, lr, epoch seconds) for "
+                        "TensorBoard under RUN_DIR/tensorboard (needs: pip install tensorboard)")
     p.add_argument("--checkpoint-every-steps", type=int, default=None,
                    help="also write a resumable checkpoint every this many steps (mid-epoch)")
     p.add_argument("--checkpoint-every-epochs", type=int, default=1,
@@ -100,19 +110,41 @@ def threads_of(args) -> int:
     return resolve_threads(getattr(args, "threads", None))
 
 
+def default_image_shape(shape: tuple):
+    """The conv nets' image shape for datapoints of ``shape``: the images' own (H, W) or (C, H, W), or
+    None (the nets' default, the most square H x W) where that is the same or the data are flat."""
+    if len(shape) == 3 and shape[0] == 1:
+        shape = shape[1:]
+    if len(shape) not in (2, 3) or tuple(shape) == image_shape_for(math.prod(shape)):
+        return None
+    return list(shape)
+
+
 def spec_from_args(args) -> dict:
     own = getattr(args, "data", None)
     likelihood = getattr(args, "likelihood", "bernoulli")
+    net, image_shape = getattr(args, "net", "mlp"), getattr(args, "image_shape", None)
     if own is not None and args.dataset != "mnist":
         raise ValueError(f"--data {own} and --dataset {args.dataset} both name the data; give one")
     if args.dynamic_binarization and likelihood != "bernoulli":
         raise ValueError(f"--dynamic-binarization draws binary pixels, for --likelihood bernoulli; the {likelihood} "
                          "likelihood models the grey levels themselves: drop --dynamic-binarization")
+    if image_shape is not None and len(image_shape) not in (2, 3):
+        raise ValueError(f"--image-shape takes H W or C H W, got {len(image_shape)} numbers: "
+                         f"{' '.join(map(str, image_shape))}")
+    dataset, path = args.dataset, None
+    if own is not None and is_torchvision_name(own):
+        dataset = own
+    elif own is not None:
+        dataset, path = "file", own
+    shape = data.dataset_shape(dataset, path=path, data_dir=args.data_dir) if own is not None else (28, 28)
+    if net == "conv" and image_shape is None:
+        image_shape = default_image_shape(shape)
     spec = vae_spec(guide=args.guide, objective=args.objective, z_dim=args.z_dim, hidden=args.hidden,
-                    num_particles=args.num_particles, dataset="file" if own else args.dataset,
+                    num_particles=args.num_particles, dataset=dataset,
                     train_size=args.train_size, guide_cfg=args.guide_cfg, objective_cfg=args.objective_cfg,
-                    likelihood=likelihood, x_dim=data.file_dimension(own) if own else 784, data_path=own,
-                    net=getattr(args, "net", "mlp"), image_shape=getattr(args, "image_shape", None))
+                    likelihood=likelihood, x_dim=math.prod(shape), data_path=path,
+                    net=net, image_shape=image_shape)
     if likelihood == "bernoulli":
         spec["data"]["binarize"] = "dynamic" if args.dynamic_binarization else "static"
     spec["data"]["data_dir"] = args.data_dir
@@ -128,7 +160,8 @@ def config_from_args(args) -> TrainConfig:
                        checkpoint_every_epochs=args.checkpoint_every_epochs,
                        on_nonfinite=args.on_nonfinite, rollback_lr_factor=args.rollback_lr_factor,
                        max_rollbacks=args.max_rollbacks, threads=threads_of(args),
-                       precision=getattr(args, "precision", "float32"))
+                       precision=getattr(args, "precision", "float32"),
+                       tensorboard=getattr(args, "tensorboard", False))
 
 
 TRAIN_ARGS_FILE = "train_args.json"  # the train options of a run, so `--resume RUN_DIR` needs no others

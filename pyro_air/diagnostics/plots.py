@@ -182,11 +182,20 @@ def plot_training_curves(metrics, path) -> Figure:
     return _save(fig, path)
 
 
-def _image_shape(x_dim: int, image_shape):
+def _image_shape(x_dim: int, image_shape, model=None):
+    """(H, W) or (C, H, W) of the images: ``image_shape``, else the model's own (convolutional
+    models have one), else the square side of x_dim."""
+    if image_shape is None and model is not None and getattr(model, "image_shape", None) is not None:
+        image_shape = model.image_shape
     if image_shape is not None:
         if math.prod(image_shape) != x_dim:
             raise ValueError(f"image_shape {tuple(image_shape)} does not hold x_dim={x_dim} pixels")
-        return tuple(image_shape)
+        shape = tuple(image_shape)
+        if len(shape) == 3 and shape[0] == 1:
+            return shape[1:]
+        if len(shape) == 3 and shape[0] != 3:
+            raise ValueError(f"images of {shape[0]} channels cannot be shown; plot grey (1 channel) or RGB (3) images")
+        return shape
     side = math.isqrt(x_dim)
     if side * side != x_dim:
         raise ValueError(f"x_dim={x_dim} is not a square image; pass image_shape=(height, width)")
@@ -194,13 +203,17 @@ def _image_shape(x_dim: int, image_shape):
 
 
 def _mosaic(images: np.ndarray, shape, ncols: int) -> np.ndarray:
+    """The images in a grid with 1-pixel borders: [rows, cols] for grey, [rows, cols, 3] for RGB
+    (flattened channel-first rows of shape (3, H, W), clipped to [0, 1])."""
     n = len(images)
     nrows = math.ceil(n / ncols)
-    h, w = shape
-    canvas = np.ones((nrows * (h + 1) + 1, ncols * (w + 1) + 1))
+    h, w = shape[-2:]
+    rgb = len(shape) == 3
+    canvas = np.ones((nrows * (h + 1) + 1, ncols * (w + 1) + 1) + ((3,) if rgb else ()))
     for k, img in enumerate(images):
         r, c = divmod(k, ncols)
-        canvas[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + c * (w + 1):1 + c * (w + 1) + w] = img.reshape(h, w)
+        tile = np.clip(img.reshape(3, h, w).transpose(1, 2, 0), 0, 1) if rgb else img.reshape(h, w)
+        canvas[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + c * (w + 1):1 + c * (w + 1) + w] = tile
     return canvas
 
 
@@ -215,9 +228,10 @@ def _grid_figure(rows: list[tuple[str, np.ndarray]], shape, ncols: int) -> Figur
 
 
 def plot_reconstructions(model, guide, x: torch.Tensor, path, image_shape=None, ncols: int = 10) -> Figure:
-    """Top: the data x; bottom: E[x | z] with z ~ q(z | x) (one draw each)."""
+    """Top: the data x; bottom: E[x | z] with z ~ q(z | x) (one draw each). ``image_shape`` (H, W) or
+    (3, H, W) for RGB defaults to the model's ``image_shape`` (convolutional models), else square."""
     check_positive_int(ncols, "ncols")
-    shape = _image_shape(model.x_dim, image_shape)
+    shape = _image_shape(model.x_dim, image_shape, model)
     device = module_device(model)
     with evaluation_mode(model, guide):
         xb = x.to(device)
@@ -229,11 +243,11 @@ def plot_reconstructions(model, guide, x: torch.Tensor, path, image_shape=None, 
 
 
 def plot_samples(model, path, num_samples: int = 64, image_shape=None, ncols: int = 8) -> Figure:
-    """A grid of E[x | z] for z ~ p(z) (``model.sample``)."""
+    """A grid of E[x | z] for z ~ p(z) (``model.sample``); ``image_shape`` as in ``plot_reconstructions``."""
     check_positive_int(num_samples, "num_samples")
     if not hasattr(model, "sample"):
         raise ValueError(f"{type(model).__name__} has no sample(n) method to draw images from")
-    shape = _image_shape(model.x_dim, image_shape)
+    shape = _image_shape(model.x_dim, image_shape, model)
     with evaluation_mode(model):
         images = model.sample(num_samples).cpu().numpy()
     fig = _grid_figure([("model samples E[x | z], z ~ p(z)", images)], shape, min(ncols, num_samples))

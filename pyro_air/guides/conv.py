@@ -1,11 +1,12 @@
 """A convolutional Gaussian encoder, and the delta-VAE's committed rate as an option of it.
 
 q(z | x) = N(mu(x), diag sigma(x)^2) with (mu, log-scale features) from strided convolutions
-(kernel 3, stride 2, padding 1; ReLU) over the image x reshaped to [1, H, W], then one hidden
-fully connected layer; the same Gaussian family as ``GaussianEncoder`` (Kingma & Welling 2014),
-so it fits every model with the same x_dim and z_dim (the MLP ``bernoulli-vae`` as well as the
-``pixelcnn-vae``). Images of any H x W work (a 1 x 1 image stays 1 x 1 through the strides);
-``image_shape`` defaults to the most square factorization of x_dim.
+(kernel 3, stride 2, padding 1; ReLU) over the image x reshaped to [C, H, W] (``image_shape`` (H, W)
+for one channel or (C, H, W), e.g. RGB; channel-first order), then one hidden fully connected
+layer; the same Gaussian family as ``GaussianEncoder`` (Kingma & Welling 2014), so it fits every
+model with the same x_dim and z_dim (the MLP ``bernoulli-vae`` as well as the ``pixelcnn-vae``).
+Images of any H x W work (a 1 x 1 image stays 1 x 1 through the strides); ``image_shape``
+defaults to the most square one-channel factorization of x_dim.
 
 Committed rate (Razavi, Oord, Poole & Vinyals 2019, "Preventing Posterior Collapse with
 delta-VAEs", section 2.1): restricting the posterior family so that it can never equal the prior
@@ -31,7 +32,7 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from pyro_air.core.images import image_shape_for
+from pyro_air.core.images import channels_height_width, image_shape_for
 from pyro_air.core.nets import activation as make_activation
 from pyro_air.core.nets import softplus_scale
 from pyro_air.core.scoring import (
@@ -67,18 +68,19 @@ class ConvGaussianEncoder(AmortizedGuide):
     def __init__(self, x_dim: int = 784, z_dim: int = 10, image_shape=None, channels=(16, 32), hidden: int = 256,
                  activation: str = "relu", committed_rate: float | None = None):
         super().__init__(x_dim, z_dim)
-        self.image_shape = image_shape_for(self.x_dim, image_shape)
+        self.image_shape = image_shape_for(self.x_dim, image_shape, channels=True)
+        self.input_shape = channels_height_width(self.image_shape)  # (C, H, W)
         self.channels = check_hidden(channels, "channels")
         if not self.channels:
             raise ValueError("channels must name at least one convolution, e.g. channels=(16, 32)")
         self.hidden = check_positive_int(hidden, "hidden")
-        layers, c_in = [], 1
+        layers, c_in = [], self.input_shape[0]
         for c in self.channels:
             layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), make_activation(activation)]
             c_in = c
         self.convs = nn.Sequential(*layers)
         with torch.no_grad():
-            flat = self.convs(torch.zeros(1, 1, *self.image_shape)).numel()
+            flat = self.convs(torch.zeros(1, *self.input_shape)).numel()
         self.features = nn.Sequential(nn.Linear(flat, self.hidden), make_activation(activation))
         self.head = nn.Linear(self.hidden, 2 * self.z_dim)
         self.committed_rate = None if committed_rate is None else float(committed_rate)
@@ -86,7 +88,7 @@ class ConvGaussianEncoder(AmortizedGuide):
 
     def loc_scale(self, x: torch.Tensor):
         n = x.shape[:-1]
-        h = self.convs(x.reshape(-1, 1, *self.image_shape)).flatten(1)
+        h = self.convs(x.reshape(-1, *self.input_shape)).flatten(1)
         loc, raw_scale = self.head(self.features(h)).reshape(*n, 2 * self.z_dim).chunk(2, dim=-1)
         if self.max_scale is None:
             return loc, softplus_scale(raw_scale, MIN_SCALE)

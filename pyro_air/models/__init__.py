@@ -4,7 +4,7 @@ from pyro_air.models.base import LatentVariableModel
 from pyro_air.models.bernoulli_vae import BernoulliVAE
 from pyro_air.models.biased_noise import BiasedNoiseModel
 from pyro_air.models.continuous_bernoulli_vae import ContinuousBernoulliVAE
-from pyro_air.models.conv_vae import ConvBernoulliVAE, ConvContinuousBernoulliVAE
+from pyro_air.models.conv_vae import ConvBernoulliVAE, ConvContinuousBernoulliVAE, ConvGaussianVAE
 from pyro_air.models.energies import EnergyModel
 from pyro_air.models.gaussian_mlp_vae import GaussianMLPVAE
 from pyro_air.models.linear_gaussian import LinearGaussianModel
@@ -20,6 +20,7 @@ MODELS.register("pixelcnn-vae")(PixelCNNVAE)
 MODELS.register("continuous-bernoulli-vae")(ContinuousBernoulliVAE)
 MODELS.register("conv-bernoulli-vae")(ConvBernoulliVAE)
 MODELS.register("conv-continuous-bernoulli-vae")(ConvContinuousBernoulliVAE)
+MODELS.register("conv-gaussian-vae")(ConvGaussianVAE)
 
 
 def build(name: str, **cfg) -> LatentVariableModel:
@@ -34,6 +35,7 @@ __all__ = [
     "ContinuousBernoulliVAE",
     "ConvBernoulliVAE",
     "ConvContinuousBernoulliVAE",
+    "ConvGaussianVAE",
     "EnergyModel",
     "GatedPixelCNN",
     "GaussianMLPVAE",

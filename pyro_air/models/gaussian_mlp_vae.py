@@ -29,3 +29,9 @@ class GaussianMLPVAE(LatentVariableModel):
     def likelihood(self, z: torch.Tensor) -> dist.Distribution:
         loc, scale = self.loc_scale(z)
         return dist.Normal(loc, scale, validate_args=False).to_event(1)
+
+    def sample(self, num_samples: int) -> torch.Tensor:
+        """Means E[x | z] = mu(z) for z ~ p(z); use for image grids."""
+        p = next(self.parameters())
+        z = torch.randn(num_samples, self.z_dim, device=p.device, dtype=p.dtype)
+        return self.loc_scale(z)[0]

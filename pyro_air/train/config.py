@@ -13,13 +13,14 @@ import torch
 
 from pyro_air.core.kernels import check_precision, resolve_threads
 from pyro_air.core.validation import check_positive, check_positive_int
+from pyro_air.train.tensorboard_log import check_available as check_tensorboard
 
 NONFINITE_MODES = ("stop", "rollback")
 # Options that may differ between a checkpoint and the run that resumes it (every other option of
 # the spec and the training configuration must match, or the resume is refused). Two kinds:
 RESUME_KEEPS_RESULT = tuple(f"train_config.{k}" for k in (  # do not change the parameters' trajectory
     "progress", "progress_label", "checkpoint_every_steps", "checkpoint_every_epochs", "on_nonfinite", "rollback_lr_factor", "max_rollbacks",
-    "nonfinite_check_every")) + ("spec.data.data_dir",)  # (where the same data files are read from)
+    "nonfinite_check_every", "tensorboard")) + ("spec.data.data_dir",)  # (where the same data files are read from)
 RESUME_CHANGES_RESULT = (  # change it from the resume point on, deliberately:
     "train_config.lr",      # the advice after a non-finite loss: resume with a lower --lr (scales the schedule)
     "train_config.device",  # move a run between CPU and GPU (same algorithm, other float rounding)
@@ -56,6 +57,7 @@ class TrainConfig:
     flush_denormals: bool = True               # flush denormal floats to zero while training (faster IWAE; CPU)
     threads: int | None = None                 # torch CPU threads while training; None: leave the current setting
     precision: str = "float32"                 # "float32" | "bf16" (autocast of the training step; evaluation float32)
+    tensorboard: bool = False                  # also log each epoch's metrics under RUN_DIR/tensorboard (needs tensorboard)
 
     def validate(self) -> None:
         check_positive_int(self.epochs, "epochs")
@@ -85,6 +87,8 @@ class TrainConfig:
             resolve_threads(self.threads)
         resolve_device(self.device)
         check_precision(self.precision, self.device)
+        if self.tensorboard:
+            check_tensorboard()  # before anything is written: the error says what to install
 
 
 @dataclass

@@ -81,7 +81,8 @@ def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | 
     Resuming may change only the options in ``RESUME_MAY_CHANGE``; a changed ``lr`` rescales the
     learning-rate schedule from the resume point on. The run directory must be empty (or hold only
     the CLI's ``train_args.json``) unless ``resume=True``, and is locked while ``fit`` writes it.
-    Float64 data is cast to the parameters' dtype.
+    Float64 data is cast to the parameters' dtype. ``config.tensorboard`` also logs each epoch's
+    metrics under ``run_dir/tensorboard`` (``pyro_air.train.tensorboard_log``).
     """
     config = config or TrainConfig()
     config.validate()
@@ -99,6 +100,8 @@ def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | 
     run_path = Path(run_dir) if run_dir is not None else None
     if resume and run_path is None:
         raise ValueError("resume=True needs the run_dir to resume from")
+    if config.tensorboard and run_path is None:
+        raise ValueError("tensorboard=True logs under RUN_DIR/tensorboard: pass fit(..., run_dir=...)")
     writes = run_path is not None and (not distributed or dist_utils.is_main_process())
     if run_path is not None:
         run_dirs.check_path(run_path)

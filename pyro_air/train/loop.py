@@ -45,6 +45,7 @@ on its slice of every global batch, and only rank 0 writing files (see ``pyro_ai
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import warnings
@@ -62,6 +63,7 @@ from pyro_air.data.binarize import binarize_dynamic
 from pyro_air.evaluate.log_likelihood import log_likelihood
 from pyro_air.train import checkpoints as ckpt_io
 from pyro_air.train import run_dir as run_dirs
+from pyro_air.train import tensorboard_log
 from pyro_air.train.config import TrainResult
 from pyro_air.train.nonfinite import (
     LossWindow,
@@ -137,6 +139,7 @@ class Trainer:
         self.checkpoint_on_disk = False  # a checkpoint.pt of this run exists (written here, or resumed from)
         self.last_good_on_disk = True    # False while checkpoint_every_epochs keeps a newer last good state in memory only
         self.stop = StopRequests(enabled=False)
+        self.tensorboard = None  # the SummaryWriter while train() runs with config.tensorboard (writer only)
         self.result = TrainResult(run_dir=str(run_path) if run_path else None)
 
     rank = 0
@@ -243,11 +246,29 @@ class Trainer:
         self.model.train()
         self.guide.train()
         with pyro.validation_enabled(False), StopRequests(enabled=self.handles_signals) as self.stop, \
-                denormals_flushed(self.config.flush_denormals), num_threads(self.config.threads):
+                denormals_flushed(self.config.flush_denormals), num_threads(self.config.threads), \
+                self._tensorboard_writer():
             while self.loop.epoch < self.config.epochs and not self.loop.stopped:
                 if self.stop.requested:
                     self._interrupt()
                 self._train_epoch()  # returns early after a rollback; the loop goes on from the restored state
+
+    @contextlib.contextmanager
+    def _tensorboard_writer(self):
+        """``self.tensorboard``: a SummaryWriter under RUN_DIR/tensorboard while training, if
+        ``config.tensorboard`` and this process writes (``pyro_air.train.tensorboard_log``); a resumed
+        run purges what an interrupted run logged after its checkpoint."""
+        if not (self.config.tensorboard and self._writes):
+            yield
+            return
+        purge = self.loop.epoch + 1 if self.loop.epoch > 0 else None
+        with run_dirs.write_guard(self.run_path / tensorboard_log.TENSORBOARD_DIR, "open the TensorBoard log"):
+            self.tensorboard = tensorboard_log.open_writer(self.run_path, purge_step=purge)
+        try:
+            yield
+        finally:
+            writer, self.tensorboard = self.tensorboard, None
+            writer.close()
 
     def _interrupt(self) -> None:
         """A signal arrived: checkpoint this exact position and stop (pyro_air.train.signals)."""
@@ -333,6 +354,9 @@ class Trainer:
         if self._writes:
             self._write(self.run_path / "metrics.jsonl", "append to the metrics", _append_metrics, self.run_path,
                         record)
+            if self.tensorboard is not None:
+                self._write(self.run_path / tensorboard_log.TENSORBOARD_DIR, "write the TensorBoard scalars",
+                            tensorboard_log.log_epoch, self.tensorboard, record)
 
     # -- non-finite losses ----------------------------------------------------------------------
     def _losses_finite(self) -> bool:
