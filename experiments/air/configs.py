@@ -43,6 +43,7 @@ FULL = {
     "epochs": {1: 500},
     "grid_epochs": 20,
     "grid_valid_every": 5,
+    "select_within": 0.5,         # nats: see full_data.select (the grid budget cannot show over-fitting)
     "batch_size": 100,
     "lr": 1e-3,
     "lr_final_ratio": 0.1,

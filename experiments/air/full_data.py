@@ -68,14 +68,33 @@ def chosen(out: Path, wait: bool) -> dict:
 
 def run_grid(grid: Experiment, out: Path) -> None:
     seed = grid.b["seeds"][1][0]
-    choice, curves = {}, {}
+    choice, argmax, curves = {}, {}, {}
     for name, (method, alpha) in FAMILIES.items():
         records = [grid.train("mnist", 1, method, p, alpha, seed) for p in grid.b["grid"][method]]
-        best = max(records, key=lambda r: r["best_valid"])
-        choice[name] = best["param"]
+        argmax[name] = max(records, key=lambda r: r["best_valid"])["param"]
+        choice[name] = select(records, method, grid.b["select_within"])
         curves[name] = [(r["param"], r["best_valid"], r["final_valid"]) for r in records]
-        (out / "final" / "sweep_mnist_k1.json").write_text(json.dumps({"chosen": choice, "curves": curves}, indent=1) + "\n")
-    log(f"selected on validation at the grid budget: {choice}")
+        (out / "final" / "sweep_mnist_k1.json").write_text(json.dumps(
+            {"chosen": choice, "argmax": argmax, "rule": SELECTION_RULE.format(grid.b["select_within"]),
+             "curves": curves}, indent=1) + "\n")
+    log(f"selected on validation at the grid budget: {choice} (best bound alone: {argmax})")
+
+
+SELECTION_RULE = ("the strongest regularizer (largest sigma, smallest H) whose validation bound at the grid budget "
+                  "is within {} nats of the grid's best")
+
+
+def select(records: list, method: str, within: float):
+    """The strongest regularizer whose grid-budget validation bound is within ``within`` nats of the best.
+
+    Why not simply the best: at the short grid budget no model has over-fitted yet, so the bound alone
+    favours the weakest regularizer; on the full data it picked H = 4, a cap that binds on 4 of the
+    encoder's 1100 rows after 20 epochs (the WNI encoder is then the plain one), while H = 2 binds on
+    234 rows and is 0.03 nats worse. The rule was fixed after seeing that grid (stated in RESULTS.md).
+    """
+    best = max(r["best_valid"] for r in records)
+    close = [r["param"] for r in records if r["best_valid"] >= best - within]
+    return max(close) if method == "dvae" else min(close)
 
 
 def model_args(name: str, choice: dict):
