@@ -274,7 +274,14 @@ def cmd_compare(args) -> int:
 
 # -- the zoo (pyro_air.zoo) ---------------------------------------------------------------------------
 def _numbers(values: dict) -> str:
-    return ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()) or "-"
+    """"key value, ..." with floats to 2 decimals and {"mean", "stderr"} records as "mean ± stderr"."""
+    def one(v):
+        if isinstance(v, float):
+            return f"{v:.2f}"
+        if isinstance(v, dict) and {"mean", "stderr"} <= set(v):
+            return f"{v['mean']:.2f} ± {v['stderr']:.2f}"
+        return str(v)
+    return ", ".join(f"{k} {one(v)}" for k, v in values.items()) or "-"
 
 
 def zoo_table(entries: list) -> str:
