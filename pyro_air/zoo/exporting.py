@@ -18,13 +18,13 @@ through the safe checkpoint loader. What is written, and why:
 from __future__ import annotations
 
 import copy
-import platform
 import subprocess
 from pathlib import Path
 
 import pyro
 import torch
 
+from pyro_air.core.kernels import cpu_model
 from pyro_air.runs import modules_from_state
 from pyro_air.train import checkpoints as ckpt_io
 from pyro_air.train import run_dir as run_dirs
@@ -42,17 +42,6 @@ def git_commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
-
-
-def cpu_name() -> str:
-    """The CPU's model name (/proc/cpuinfo on Linux), else what ``platform`` knows, else "unknown"."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def float32_state(state: dict) -> dict:
@@ -145,7 +134,7 @@ def export(run, name: str, *, description: str, command: str, budget: dict, test
         "name": name, "description": description, "spec": spec, "file": rel,
         "size_bytes": path.stat().st_size, "sha256": manifest.sha256(path),
         "command": command, "budget": {**budget, "train_config": config, "best_epoch": state.get("epoch")},
-        "seed": seed, "git_commit": git_commit(), "cpu": cpu_name(),
+        "seed": seed, "git_commit": git_commit(), "cpu": cpu_model() or "unknown",
         "torch_version": torch.__version__, "pyro_version": pyro.__version__,
         "test_numbers": test_numbers, "check": check,
     }
