@@ -39,7 +39,10 @@ OUT = HERE / "out" / "full"
 FINAL_MODELS = list(configs.MODELS)  # VAE, DVAE (alpha=0.5), DVAE (alpha=1.0), WNI-VAE
 PLAN = {  # worker -> ordered tasks; ("final", model) trains it, ("test", model) evaluates it
     0: [("final", "VAE"), ("test", "VAE"), ("iwsvi", "VAE"),  # the baseline first: the zoo's first model
-        ("final", "DVAE (alpha=0.5)"), ("test", "DVAE (alpha=0.5)"), ("iwsvi", "DVAE (alpha=0.5)")],
+        ("final", "DVAE (alpha=0.5)"), ("test", "DVAE (alpha=0.5)"), ("iwsvi", "DVAE (alpha=0.5)"),
+        # worker 1 trains two models to worker 0's one, so worker 0 takes over their IW-SVI runs (worker 1
+        # skips them once they are on disk); an evaluation waits until its model's training has finished
+        ("iwsvi", "DVAE (alpha=1.0)"), ("iwsvi", "WNI-VAE")],
     1: [("grid", None), ("final", "DVAE (alpha=1.0)"), ("final", "WNI-VAE"),
         ("test", "DVAE (alpha=1.0)"), ("test", "WNI-VAE"), ("iwsvi", "DVAE (alpha=1.0)"), ("iwsvi", "WNI-VAE")],
 }
@@ -110,6 +113,8 @@ def run_worker(worker: int, out: Path) -> None:
             run_grid(grid, out)
             continue
         method, param, alpha = model_args(name, chosen(out, wait=name != "VAE"))
+        if kind != "final":
+            wait_for_training(final.run_dir("mnist", 1, method, param, alpha, seed), name)
         if kind == "final":
             final.train("mnist", 1, method, param, alpha, seed)
         elif kind == "test":
@@ -119,6 +124,17 @@ def run_worker(worker: int, out: Path) -> None:
             test_iw_svi(final, method, param, alpha, seed)
         write_report(out)
     log(f"worker {worker}: plan done")
+
+
+def wait_for_training(run_dir: Path, name: str) -> None:
+    """Poll until ``run_dir/train.json`` (written when training ends) exists: a plan may evaluate a model the
+    other worker is still training, and ``best.pt`` exists long before training ends."""
+    announced = False
+    while not (run_dir / "train.json").exists():
+        if not announced:
+            log(f"waiting for {name}'s training to finish ({run_dir})")
+            announced = True
+        time.sleep(30)
 
 
 def test_iw_svi(final: Experiment, method, param, alpha, seed) -> None:
