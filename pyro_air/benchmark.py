@@ -61,7 +61,7 @@ import torch
 from pyro_air import data as datasets
 from pyro_air import guides, infer, models
 from pyro_air.core.validation import check_compatible, check_positive_int
-from pyro_air.evaluate import amortization_gap, elbo, latent_metrics, log_likelihood
+from pyro_air.evaluate import ais, amortization_gap, elbo, latent_metrics, log_likelihood
 from pyro_air.guides.base import AmortizedGuide
 from pyro_air.guides.consistency import diagonal_normal
 from pyro_air.train import TrainConfig, fit
@@ -84,6 +84,7 @@ BUDGETS = MappingProxyType({
         "amortization": {"points": 10, "num_steps": 5, "num_particles": 2},
         "seeds": [0, 1],
         "sa": {"num_steps": 2, "max_grad_norm": 5.0},
+        "ais": None,
     },
     # minutes on one CPU thread for a few methods
     "small": {
@@ -95,6 +96,7 @@ BUDGETS = MappingProxyType({
         "amortization": {"points": 20, "num_steps": 20, "num_particles": 5},
         "seeds": [0, 1],
         "sa": {"num_steps": 3, "max_grad_norm": 5.0},
+        "ais": None,
     },
     # experiments/encoders/RESULTS.md: about a minute per run on one CPU thread (35 runs in 39 minutes)
     "cpu": {
@@ -106,18 +108,36 @@ BUDGETS = MappingProxyType({
         "amortization": {"points": 50, "num_steps": 50, "num_particles": 10},
         "seeds": [0, 1, 2],
         "sa": {"num_steps": 3, "max_grad_norm": 5.0},
+        "ais": None,
+    },
+    # the over-fitting regime of experiments/air (1000 training images, 784-500-500-50, 300 epochs:
+    # the VAE peaks on validation near epoch 200 and then declines), where AIR's claim lives; test
+    # -log p(x) by IWAE-5000 and by AIS from q(z|x) (T = 100, C = 8) on the first 20 test images.
+    # Several minutes per run on one CPU thread (experiments/encoders/RESULTS.md states the cost).
+    "overfit": {
+        "train_size": 1000, "valid_size": 300, "test_size": 300,
+        "hidden": [500, 500], "z_dim": 50,
+        "epochs": 300, "batch_size": 100, "lr": 1e-3, "lr_final_ratio": 0.1,
+        "valid_every": 20, "valid_num_samples": 20,
+        "test_num_samples": 5000, "elbo_samples": 100,
+        "amortization": {"points": 50, "num_steps": 50, "num_particles": 10},
+        "seeds": [0, 1, 2],
+        "sa": {"num_steps": 3, "max_grad_norm": 5.0},
+        "ais": {"points": 20, "num_steps": 100, "num_chains": 8},
     },
 })
-_NESTED = ("amortization", "sa")
+_NESTED = ("amortization", "sa", "ais")
+_AIS_KEYS = ("points", "num_steps", "num_chains")
 _POSITIVE_INTS = ("train_size", "valid_size", "test_size", "z_dim", "epochs", "batch_size", "valid_every",
                   "valid_num_samples", "test_num_samples", "elbo_samples")
 
 
 def budget(name: str = "tiny", **overrides) -> dict:
-    """A fresh copy of the preset ``name`` (``BUDGETS``: tiny, small, cpu) with ``overrides``.
+    """A fresh copy of the preset ``name`` (``BUDGETS``: tiny, small, cpu, overfit) with ``overrides``.
 
-    A nested entry (``amortization``, ``sa``) may be overridden in part:
-    ``budget("tiny", epochs=5, amortization={"points": 20})``. Unknown names and keys are errors.
+    A nested entry (``amortization``, ``sa``, ``ais``) may be overridden in part:
+    ``budget("tiny", epochs=5, amortization={"points": 20})``; ``ais=None`` switches the AIS estimate
+    off, ``ais={"points": 20, "num_steps": 100, "num_chains": 4}`` on. Unknown names and keys are errors.
     """
     if name not in BUDGETS:
         raise ValueError(f"unknown benchmark budget {name!r}; use one of {', '.join(BUDGETS)} "
@@ -126,7 +146,9 @@ def budget(name: str = "tiny", **overrides) -> dict:
     for key, value in overrides.items():
         if key not in out:
             raise ValueError(f"unknown budget entry {key!r}; the entries are {', '.join(out)}")
-        if key in _NESTED:
+        if key == "ais" and (value is None or out[key] is None):
+            out[key] = copy.deepcopy(dict(value)) if isinstance(value, Mapping) else value  # None switches AIS off
+        elif key in _NESTED:
             if not isinstance(value, Mapping):
                 raise ValueError(f"budget entry {key!r} is a dict ({out[key]}); override it with a dict")
             unknown = sorted(set(value) - set(out[key]))
@@ -144,6 +166,7 @@ _budget_preset = budget  # its name inside Benchmark, whose argument is called b
 def check_budget(b: Mapping) -> dict:
     """``b`` as a plain dict after checking it has every entry of a preset, with sensible values."""
     b = copy.deepcopy(dict(b))
+    b.setdefault("ais", None)  # optional: budgets written before AIS joined the benchmark run without it
     missing = sorted(set(BUDGETS["tiny"]) - set(b))
     if missing:
         raise ValueError(f"the budget lacks {missing}; start from a preset: pyro_air.benchmark.budget('tiny', ...)")
@@ -151,6 +174,14 @@ def check_budget(b: Mapping) -> dict:
         check_positive_int(b[key], f"budget[{key!r}]")
     for key in ("points", "num_steps", "num_particles"):
         check_positive_int(b["amortization"][key], f"budget['amortization'][{key!r}]")
+    if b["ais"] is not None:
+        if not isinstance(b["ais"], Mapping) or set(b["ais"]) != set(_AIS_KEYS):
+            raise ValueError(f"budget['ais'] must be None (no AIS) or a dict with {', '.join(_AIS_KEYS)}, "
+                             f"e.g. {{'points': 50, 'num_steps': 200, 'num_chains': 8}}; got {b['ais']!r}")
+        for key in _AIS_KEYS:
+            check_positive_int(b["ais"][key], f"budget['ais'][{key!r}]")
+        if b["ais"]["points"] > b["test_size"]:
+            raise ValueError(f"budget ais.points={b['ais']['points']} exceeds test_size={b['test_size']}")
     if not b["seeds"] or len(set(b["seeds"])) != len(b["seeds"]):
         raise ValueError(f"budget['seeds'] must list distinct seeds, e.g. [0, 1, 2], got {b['seeds']!r}")
     for s in b["seeds"]:
@@ -375,11 +406,14 @@ PAIRED = {  # summary key -> (the per-image quantity from test.pt, column title)
     "d_amort": (lambda t: t["amortization_gap"], "Δ amort. gap"),
     "d_kl": (lambda t: t["kl"], "ΔKL"),
 }
+PAIRED_AIS = {"d_nll_ais": (lambda t: -t["log_px_ais"], "Δ(-log p) AIS")}  # only where the budget ran AIS
 OVER_SEEDS = ("nll", "inference_gap", "amortization_gap", "neg_elbo", "kl", "active_units", "mutual_information",
               "epoch_seconds", "best_epoch")
+OVER_SEEDS_AIS = ("nll_ais", "nll_iwae_on_ais_points")
 RECORD_KEYS = {"method", "param", "seed", "best_valid", "best_epoch", "valid_curve", "epoch_seconds",
                "train_seconds", "test_seconds", "aggressive_epochs", "nll", "neg_elbo", "inference_gap",
-               "amortization_gap", "kl", "active_units", "mutual_information"}
+               "amortization_gap", "kl", "active_units", "mutual_information", "nll_ais", "ais_points",
+               "nll_iwae_on_ais_points"}
 
 
 def _fmt(x, digits=2) -> str:
@@ -466,6 +500,25 @@ class Report:
                 cells.append(f"{v['mean']:+.2f} ± {_fmt(v['se'] if over == 'seeds' else v['se_images'])}")
             lines.append(f"| {name} | {self.methods[name].label(e['param'])} | {e['d_nll']['seeds']} | "
                          + " | ".join(cells) + f" | {over} |")
+        return "\n".join(lines)
+
+    def ais_table(self) -> str:
+        """Markdown: -log p(x) by AIS from q(z|x) beside IWAE on the same first test images, and the AIS
+        paired difference against the baseline; empty when the budget ran no AIS."""
+        rows = [(n, e) for n, e in self.summary.items() if "nll_ais" in e]
+        if not rows:
+            return ""
+        lines = [(f"| method | chosen | seeds | images | -log p(x) AIS | -log p(x) IWAE, same images | "
+                  f"Δ(-log p) AIS vs {self.baseline} |"), "|" + "---|" * 7]
+        for name, e in rows:
+            def ms(key, e=e):
+                v = e[key]
+                return f"{_fmt(v['mean'])} ± {_fmt(v['se'])}" if v["se"] is not None else _fmt(v["mean"])
+
+            d = e.get("d_nll_ais")
+            paired = "—" if d is None or name == self.baseline else f"{d['mean']:+.2f} ± {_fmt(d['se'])}"
+            lines.append(f"| {name} | {self.methods[name].label(e['param'])} | {len(e['seeds'])} | {e['ais_points']} | "
+                         f"{ms('nll_ais')} | {ms('nll_iwae_on_ais_points')} | {paired} |")
         return "\n".join(lines)
 
     def grid_table(self) -> str:
@@ -683,8 +736,13 @@ class Benchmark:
                                  num_particles=a["num_particles"], elbo_samples=b["elbo_samples"])
         metrics = latent_metrics(model, guide, test_x, seed=seed)
         kl = kl_to_standard_normal(guide, test_x, b["elbo_samples"])
+        tensors = {"log_px": log_px, "bound": bound, "amortization_gap": amort, "kl": kl}
+        if b["ais"] is not None:  # AIS from q(z|x) (Neal 2001): a second, MCMC-based estimate of log p(x)
+            c = b["ais"]
+            tensors["log_px_ais"] = ais(model, guide, test_x[: c["points"]], num_steps=c["num_steps"],
+                                        num_chains=c["num_chains"], seed=TEST_SEED_OFFSET + seed)
         d.mkdir(parents=True, exist_ok=True)
-        torch.save({"log_px": log_px, "bound": bound, "amortization_gap": amort, "kl": kl}, d / "test.pt")
+        torch.save(tensors, d / "test.pt")
         record = {
             "method": name, "param": param, "seed": seed,
             "best_valid": result.best_valid, "best_epoch": result.best_epoch,
@@ -697,6 +755,10 @@ class Benchmark:
             "kl": kl.mean().item(), "active_units": metrics["active_units"],
             "mutual_information": metrics.get("mutual_information"),
         }
+        if "log_px_ais" in tensors:
+            n_ais = len(tensors["log_px_ais"])
+            record.update({"nll_ais": -tensors["log_px_ais"].mean().item(), "ais_points": n_ais,
+                           "nll_iwae_on_ais_points": -log_px[:n_ais].mean().item()})
         if hasattr(guide, "evaluation_posterior"):
             record["evaluation_posterior"] = guide.evaluation_posterior
         if parts.extra_record is not None:
@@ -761,8 +823,15 @@ class Benchmark:
             t = per_image[name]
             entry = {"param": recs[0]["param"], "seeds": [r["seed"] for r in recs],
                      **{k: _over_seeds([r.get(k) for r in recs]) for k in OVER_SEEDS}}
+            has_ais = all("log_px_ais" in v for v in t.values())
+            if has_ais:
+                entry.update({k: _over_seeds([r.get(k) for r in recs]) for k in OVER_SEEDS_AIS})
+                entry["ais_points"] = recs[0]["ais_points"]
             if base:
-                for key, (quantity, _) in PAIRED.items():
+                paired = dict(PAIRED)
+                if has_ais and all("log_px_ais" in v for v in base.values()):
+                    paired.update(PAIRED_AIS)
+                for key, (quantity, _) in paired.items():
                     entry[key] = paired_difference({s: quantity(v) for s, v in t.items()},
                                                    {s: quantity(v) for s, v in base.items()})
             m = self.methods[name]

@@ -208,3 +208,45 @@ def test_bad_input_gets_clear_errors(tmp_path):
         bench.check(["WrongSize"])
     with pytest.raises(ValueError, match=r"unknown method\(s\) \['Nope'\]"):
         bench.report(["Nope"])
+
+
+def test_ais_in_the_budget_adds_a_second_estimate_and_its_paired_difference(tmp_path):
+    ais_cfg = {"points": 5, "num_steps": 3, "num_chains": 4}
+    bench = Benchmark(["VAE", "DVAE"], budget=tiny(ais=ais_cfg), out_dir=tmp_path, data=splits(), log=None)
+    report = bench.run()
+    for name in ("VAE", "DVAE"):
+        param = report.summary[name]["param"]
+        values = []
+        for seed in (0, 1):
+            d = bench.run_dir(name, param, seed)
+            t = torch.load(d / "test.pt", weights_only=True)
+            record = json.loads((d / "result.json").read_text())
+            assert t["log_px_ais"].shape == (5,) and torch.isfinite(t["log_px_ais"]).all()
+            assert record["nll_ais"] == pytest.approx(-t["log_px_ais"].mean().item())
+            assert record["nll_iwae_on_ais_points"] == pytest.approx(-t["log_px"][:5].mean().item())
+            values.append(record["nll_ais"])
+        assert report.summary[name]["nll_ais"]["mean"] == pytest.approx(sum(values) / 2)
+        assert report.summary[name]["ais_points"] == 5
+    assert report.summary["VAE"]["d_nll_ais"]["mean"] == 0.0
+    table = report.ais_table()
+    assert table.count("\n") == 3 and "| VAE | — | 2 | 5 |" in table and "| DVAE | σ=" in table
+    # the same benchmark without AIS: no AIS entries, an empty AIS table
+    plain = Benchmark(["VAE"], budget=tiny(), out_dir=tmp_path / "plain", data=splits(), log=None).run()
+    assert "nll_ais" not in plain.summary["VAE"] and "d_nll_ais" not in plain.summary["VAE"]
+    assert plain.ais_table() == ""
+
+
+def test_the_overfit_budget_and_ais_entries_are_checked():
+    b = benchmark.budget("overfit")
+    assert (b["hidden"], b["z_dim"], b["epochs"], b["test_num_samples"]) == ([500, 500], 50, 300, 5000)
+    assert benchmark.budget("overfit", ais=None)["ais"] is None
+    assert benchmark.budget("overfit", ais={"points": 10})["ais"] == {"points": 10, "num_steps": 100, "num_chains": 8}
+    assert benchmark.check_budget({k: v for k, v in benchmark.budget("tiny").items() if k != "ais"})["ais"] is None
+    with pytest.raises(ValueError, match=r"ais.points=60 exceeds test_size=50"):
+        benchmark.budget("tiny", ais={"points": 60, "num_steps": 2, "num_chains": 2})
+    with pytest.raises(ValueError, match=r"budget\['ais'\] must be None \(no AIS\) or a dict with points"):
+        benchmark.budget("tiny", ais={"points": 5})
+    with pytest.raises(ValueError, match=r"budget\['ais'\]\['num_chains'\]"):
+        benchmark.budget("tiny", ais={"points": 5, "num_steps": 2, "num_chains": 0})
+    with pytest.raises(ValueError, match=r"unknown budget entries ais\.\['chains'\]"):
+        benchmark.budget("overfit", ais={"chains": 4})

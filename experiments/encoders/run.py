@@ -24,8 +24,12 @@ script gives it stages, a command line and the result files.
     python experiments/encoders/run.py --stage seeds --seeds 1  # then any seeds (parallel processes ok)
     python experiments/encoders/run.py --stage report          # results.json, RESULTS tables, figure
 
-A rerun skips what is on disk (out/runs/<method>/<param>/seed<k>/). --smoke: a tiny budget, every
-file into /tmp/encoders_smoke (the committed results stay as they are).
+Budgets: ``--budget cpu`` (default; 784-200-200-32, 80 epochs: the models still under-fit; runs in
+out/, results.json, encoders.png) and ``--budget overfit`` (784-500-500-50, 300 epochs: the
+over-fitting regime of experiments/air, IWAE-5000 and AIS; runs in overfit/runs/, whose result.json
+and per-image test.pt files are committed so the benchmark can span sessions; overfit/results.json,
+overfit/encoders.png). A rerun skips every finished run (<runs>/<method>/<param>/seed<k>/). --smoke:
+a tiny budget, every file into /tmp/encoders_smoke (the committed results stay as they are).
 """
 from __future__ import annotations
 
@@ -41,7 +45,7 @@ sys.path[:0] = [str(HERE.parents[1])]
 
 from pyro_air import benchmark
 
-BUDGET = benchmark.budget("cpu")
+BUDGETS = ("cpu", "overfit")
 GRIDS = {name: list(m.grid) for name, m in benchmark.ENCODER_FAMILY.items()}
 SMOKE = {"epochs": 2, "valid_every": 1, "test_size": 20, "valid_size": 50, "test_num_samples": 20,
          "amortization": {"points": 5, "num_steps": 2, "num_particles": 2}}
@@ -55,13 +59,16 @@ def main(argv=None) -> int:
     p.add_argument("--methods", default=",".join(GRIDS))
     p.add_argument("--seeds", default="1,2")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--budget", choices=BUDGETS, default="cpu",
+                   help="cpu: 784-200-200-32, 80 epochs (default); overfit: 784-500-500-50, 300 epochs (default: %(default)s)")
     p.add_argument("--smoke", action="store_true", help="a tiny budget into /tmp, to check the script runs")
     args = p.parse_args(argv)
-    out, results = HERE / "out", HERE
-    budget = BUDGET
+    out, results = (HERE / "out", HERE) if args.budget == "cpu" else (HERE / "overfit", HERE / "overfit")
+    budget = benchmark.budget(args.budget)
     if args.smoke:
-        out = results = Path("/tmp/encoders_smoke")
-        budget = benchmark.budget("cpu", **SMOKE)
+        out = results = Path("/tmp/encoders_smoke") / args.budget
+        budget = benchmark.budget(args.budget, **SMOKE, **({"ais": {"points": 5, "num_steps": 2, "num_chains": 2}}
+                                                           if budget["ais"] else {}))
     torch.set_num_threads(args.threads)
     methods = args.methods.split(",")
     bench = benchmark.Benchmark(methods, budget=budget, out_dir=out)
@@ -75,8 +82,11 @@ def main(argv=None) -> int:
         (results / "results.json").write_text(json.dumps({**report.to_json(), "grids": GRIDS}, indent=1))
         table = report.table()
         out.mkdir(parents=True, exist_ok=True)
-        (out / "table.md").write_text(table + "\n")
+        ais_table = report.ais_table()
+        (out / "table.md").write_text(table + "\n" + (f"\n{ais_table}\n" if ais_table else ""))
         print(table)
+        if ais_table:
+            print(ais_table)
         if any(name != "VAE" and "d_nll" in e for name, e in report.summary.items()):
             import matplotlib
 
