@@ -16,7 +16,9 @@ The protocol (AIR k = 1, as ``experiments/air/run_air.py``; issue 20) is the sam
    ``elbo_samples`` draws, the inference gap log p(x) - ELBO (AIR Eq. 8), the amortization gap on
    the first ``amortization["points"]`` images (``pyro_air.evaluate.amortization_gap``: Cremer et
    al. 2018), active units and I(x; z) (``pyro_air.evaluate.latent_metrics``), KL(q(z|x) || N(0, I)),
-   and the training seconds per epoch.
+   and the training seconds per epoch. Where the budget has an ``ais`` entry, also -log p(x) by
+   annealed importance sampling from q(z|x) on the first ``ais["points"]`` images (Neal 2001;
+   ``pyro_air.evaluate.ais``), an MCMC estimate that does not lean on the encoder as IWAE does.
 5. **Paired differences.** Each test quantity minus the baseline's on the same image and seed,
    averaged (``paired_difference``); pairing removes the spread that seeds and images share.
 
