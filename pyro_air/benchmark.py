@@ -418,6 +418,11 @@ RECORD_KEYS = {"method", "param", "seed", "best_valid", "best_epoch", "valid_cur
                "nll_iwae_on_ais_points"}
 
 
+def _mean_se(v: Mapping, digits: int = 2) -> str:
+    """``mean ± se`` of an ``_over_seeds`` entry (the mean alone when there is no s.e.)."""
+    return f"{_fmt(v['mean'], digits)} ± {_fmt(v['se'], digits)}" if v["se"] is not None else _fmt(v["mean"], digits)
+
+
 def _fmt(x, digits=2) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "—"
@@ -472,8 +477,7 @@ class Report:
         lines = [head, "|" + "---|" * 13]
         for name, e in self.summary.items():
             def ms(key, d=2, e=e):
-                v = e[key]
-                return f"{_fmt(v['mean'], d)} ± {_fmt(v['se'], d)}" if v["se"] is not None else _fmt(v["mean"], d)
+                return _mean_se(e[key], d)
 
             def paired(key, e=e, name=name):
                 if key not in e or name == self.baseline:
@@ -513,14 +517,10 @@ class Report:
         lines = [(f"| method | chosen | seeds | images | -log p(x) AIS | -log p(x) IWAE, same images | "
                   f"Δ(-log p) AIS vs {self.baseline} |"), "|" + "---|" * 7]
         for name, e in rows:
-            def ms(key, e=e):
-                v = e[key]
-                return f"{_fmt(v['mean'])} ± {_fmt(v['se'])}" if v["se"] is not None else _fmt(v["mean"])
-
             d = e.get("d_nll_ais")
             paired = "—" if d is None or name == self.baseline else f"{d['mean']:+.2f} ± {_fmt(d['se'])}"
             lines.append(f"| {name} | {self.methods[name].label(e['param'])} | {len(e['seeds'])} | {e['ais_points']} | "
-                         f"{ms('nll_ais')} | {ms('nll_iwae_on_ais_points')} | {paired} |")
+                         f"{_mean_se(e['nll_ais'])} | {_mean_se(e['nll_iwae_on_ais_points'])} | {paired} |")
         return "\n".join(lines)
 
     def grid_table(self) -> str:
