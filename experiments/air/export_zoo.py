@@ -1,6 +1,10 @@
 """Ship the full-data AIR models (experiments/air/full_data.py) in the package's zoo.
 
-    python experiments/air/export_zoo.py            # every final model whose test numbers are on disk
+    python experiments/air/export_zoo.py              # every final model whose test numbers are on disk
+    python experiments/air/export_zoo.py --replace    # also re-export those already in the zoo
+
+A model already in the zoo is kept as it is (its entry names the commit it was exported at) unless
+--replace is given.
 
 Each model enters ``pyro_air/zoo`` through ``pyro_air.zoo.export`` from its run's ``best.pt`` (the
 early-stopped parameters), with its recorded full-test numbers (-log p(x) by IWAE-5000 on all
@@ -9,6 +13,7 @@ commands that trained and tested it. A model whose test is not finished is skipp
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -48,7 +53,10 @@ def _ms(values: torch.Tensor) -> dict:
     return {"mean": round(float(s.mean), 4), "stderr": round(float(s.stderr), 4)}
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--replace", action="store_true", help="re-export models already in the zoo")
+    args = p.parse_args(argv)
     _, final = full_data.budgets(full_data.OUT)
     choice = full_data.chosen(full_data.OUT, wait=False)
     seed = final.b["seeds"][1][0]
@@ -59,6 +67,9 @@ def main() -> int:
             continue
         param = None if method == "vae" else choice[name]
         run_dir = final.run_dir("mnist", 1, method, param, alpha, seed)
+        if ZOO_NAMES[name] in zoo.names() and not args.replace:
+            print(f"keep {ZOO_NAMES[name]}: in the zoo already (--replace exports it again)")
+            continue
         recorded = numbers(run_dir)
         if recorded is None:
             print(f"skip {name}: no test numbers yet ({run_dir})")
