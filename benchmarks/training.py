@@ -31,6 +31,7 @@ import torch
 
 from benchmarks.handwritten import HandwrittenVAE
 from pyro_air import guides, infer, models
+from pyro_air.core.kernels import autocast
 from pyro_air.core.scoring import generic_scoring as generic_path
 from pyro_air.train import make_adam, parameters_of
 
@@ -53,18 +54,22 @@ def renamed_copy(model, guide, prefix: str):
 
 
 class PyroAirStep:
-    def __init__(self, model, guide, objective, batches, num_data, generic=False):
+    """``precision="bf16"``: the step as ``fit`` runs it with ``TrainConfig(precision="bf16")``
+    (forward under bf16 autocast, ``pyro_air.core.kernels.autocast``; loss and backward in float32)."""
+
+    def __init__(self, model, guide, objective, batches, num_data, generic=False, precision="float32"):
         self.model, self.guide, self.objective = model, guide, objective
         self.path = generic_path if generic else contextlib.nullcontext
+        self.precision, self.device = precision, next(model.parameters()).device
         self.optimizer = make_adam(parameters_of(model, guide), LR)
         self.batches, self.num_data = itertools.cycle(batches), num_data
 
     def __call__(self):
         xb = next(self.batches)
         self.optimizer.zero_grad(set_to_none=True)
-        with self.path():
+        with self.path(), autocast(self.precision, self.device):
             loss = self.objective.differentiable_loss(self.model, self.guide, xb, num_data=self.num_data)
-        loss.backward()
+        loss.float().backward()
         self.optimizer.step()
         return loss.detach()
 
@@ -113,6 +118,8 @@ def training_cases(num_particles: int, batches, num_data: int, device="cpu", **s
             "pyro-air ELBO, generic direct path": PyroAirStep(*renamed_copy(model, guide, "airg"), infer.MonteCarloELBO(),
                                                               batches, num_data, generic=True),
             "hand-written ELBO": HandwrittenStep(model, guide, 1, "elbo", batches, num_data),
+            "pyro-air ELBO, bf16 autocast": PyroAirStep(*renamed_copy(model, guide, "airbf"), infer.MonteCarloELBO(),
+                                                        batches, num_data, precision="bf16"),
             "hand-written ELBO, nn.Tanh + BCE": HandwrittenStep(model, guide, 1, "elbo", batches, num_data, True),
             "typical user ELBO (nn.Tanh, BCE-with-logits, default Adam)": HandwrittenStep(
                 model, guide, 1, "elbo", batches, num_data, typical_user=True),
@@ -133,6 +140,9 @@ def training_cases(num_particles: int, batches, num_data: int, device="cpu", **s
             f"pyro-air IWAE-{k}, generic direct path": PyroAirStep(
                 *renamed_copy(model, guide, "airg"), infer.IWAE_ELBO(num_particles=k), batches, num_data, generic=True),
             f"hand-written IWAE-{k}": HandwrittenStep(model, guide, k, "iwae", batches, num_data),
+            f"pyro-air IWAE-{k}, bf16 autocast": PyroAirStep(*renamed_copy(model, guide, "airbf"),
+                                                             infer.IWAE_ELBO(num_particles=k), batches, num_data,
+                                                             precision="bf16"),
             f"hand-written IWAE-{k}, nn.Tanh + BCE": HandwrittenStep(model, guide, k, "iwae", batches, num_data, True),
             f"typical user IWAE-{k} (nn.Tanh, BCE-with-logits, default Adam)": HandwrittenStep(
                 model, guide, k, "iwae", batches, num_data, typical_user=True),
@@ -152,11 +162,11 @@ class FitEpoch:
     """One call: ``pyro_air.train.fit`` for one epoch over ``x`` (no validation, no run directory),
     continuing from the model's current weights: everything a user's call costs, outside the loop too."""
 
-    def __init__(self, model, guide, objective, x, threads: int):
+    def __init__(self, model, guide, objective, x, threads: int, precision: str = "float32"):
         from pyro_air.train import TrainConfig
         self.model, self.guide, self.objective, self.x = model, guide, objective, x
         self.config = TrainConfig(epochs=1, batch_size=100, lr=LR, progress=False, threads=threads,
-                                  device=str(x.device))
+                                  device=str(x.device), precision=precision)
 
     def __call__(self):
         from pyro_air.train import fit
@@ -199,4 +209,6 @@ def epoch_cases(num_particles: int, x, threads: int) -> dict:
         f"pyro-air fit, one {name} epoch": FitEpoch(*renamed_copy(model, guide, f"fit{k}"), objective, x, threads),
         f"typical user {name} epoch (nn.Tanh, BCE, default Adam)": HandwrittenEpoch(model, guide, k, bound, x,
                                                                                     typical_user=True),
+        f"pyro-air fit, one {name} epoch, --precision bf16": FitEpoch(
+            *renamed_copy(model, guide, f"fitbf{k}"), objective, x, threads, precision="bf16"),
     }

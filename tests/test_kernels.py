@@ -14,9 +14,10 @@ from pyro_air.core import kernels
 def fresh_choice(tmp_path, monkeypatch):
     monkeypatch.setenv(kernels.CACHE_ENV, str(tmp_path))
     monkeypatch.delenv(kernels.TANH_ENV, raising=False)
-    kernels.set_tanh_kernel(None)
+    monkeypatch.delenv(kernels.BF16_ENV, raising=False)
+    kernels.forget_choices()
     yield tmp_path
-    kernels.set_tanh_kernel(None)
+    kernels.forget_choices()
 
 
 def test_the_identity_is_chosen_only_when_it_clearly_wins():
@@ -68,6 +69,37 @@ def test_the_report_names_the_cpu_and_the_choice(fresh_choice, monkeypatch):
     report = kernels.kernel_report()
     assert report["cpu"] and report["tanh"]["kernel"] == "torch" and report["tanh"]["source"] == "measured now"
     assert report["threads"] == torch.get_num_threads()
+
+
+def test_the_bf16_verdict_is_measured_cached_and_kept_beside_the_tanh_choice(fresh_choice, monkeypatch):
+    monkeypatch.setattr(kernels, "measure_tanh", lambda: {"torch": 2.0, "sigmoid": 1.0})
+    monkeypatch.setattr(kernels, "measure_bf16_gemm", lambda: {"float32": 2.0, "bf16": 1.0})
+    assert kernels.tanh_kernel() == "sigmoid"
+    assert kernels.bf16_support()["state"] == "native"
+    entry, = json.loads((fresh_choice / "kernels.json").read_text()).values()
+    assert entry["tanh"] == "sigmoid" and entry["bf16"] == "native"  # neither overwrote the other
+    kernels.forget_choices()
+    monkeypatch.setattr(kernels, "measure_bf16_gemm", lambda: pytest.fail("measured although cached"))
+    assert kernels.bf16_support()["source"].startswith("cache")
+    assert kernels.kernel_report()["bf16"]["state"] == "native"
+
+
+def test_bf16_counts_as_native_only_when_clearly_faster(fresh_choice, monkeypatch):
+    monkeypatch.setattr(kernels, "measure_bf16_gemm", lambda: {"float32": 1.1, "bf16": 1.0})  # < 1.2x
+    assert kernels.bf16_support()["state"] == "emulated"
+    with pytest.warns(RuntimeWarning, match="without native bf16 matrix products"):
+        kernels.check_precision("bf16", "cpu")
+    kernels.forget_choices()
+    monkeypatch.setenv(kernels.BF16_ENV, "native")  # the override wins over the cached verdict
+    assert kernels.bf16_support() == {"state": "native", "source": "$PYRO_AIR_BF16"}
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kernels.check_precision("bf16", "cpu")  # native: no warning
+    kernels.forget_choices()
+    monkeypatch.setenv(kernels.BF16_ENV, "fast")
+    with pytest.raises(ValueError, match="PYRO_AIR_BF16='fast' is not a bf16 verdict; use one of native, emulated"):
+        kernels.bf16_support()
 
 
 def test_flushing_denormals_changes_no_bound_or_gradient_beyond_rounding():
@@ -131,8 +163,8 @@ def test_bf16_autocast_runs_matmuls_in_bf16_and_float32_is_untouched(monkeypatch
         assert (a @ a.T).dtype == torch.bfloat16
     with kernels.autocast("float32", "cpu"):
         assert (a @ a.T).dtype == torch.float32
-    monkeypatch.setattr(kernels, "cpu_flags", lambda *a: ["avx512f"])
-    with pytest.warns(RuntimeWarning, match="without AMX"):
+    monkeypatch.setattr(kernels, "bf16_support", lambda: {"state": "emulated"})
+    with pytest.warns(RuntimeWarning, match="without native bf16"):
         kernels.check_precision("bf16", "cpu")
-    monkeypatch.setattr(kernels, "cpu_flags", lambda *a: ["avx512f", "amx_tile", "amx_bf16"])
-    kernels.check_precision("bf16", "cpu")  # no warning: AMX (pytest's -W error would fail otherwise)
+    monkeypatch.setattr(kernels, "bf16_support", lambda: {"state": "native"})
+    kernels.check_precision("bf16", "cpu")  # no warning where bf16 is native (pytest's -W error would fail otherwise)

@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from pyro_air import data
-from pyro_air.core.kernels import cpu_model, has_amx_bf16
+from pyro_air.core.kernels import bf16_support, cpu_model
 from pyro_air.core.seeds import stream_seed
 from pyro_air.evaluate import log_likelihood, mean_stderr
 from pyro_air.runs import build_run, vae_spec
@@ -64,7 +64,7 @@ def main(argv=None) -> None:
         rows.append((seed, nll["float32"].mean().item(), nll["bf16"].mean().item(), diff, secs["float32"], secs["bf16"]))
         print(f"seed {seed}: -log p(x) float32 {rows[-1][1]:.2f}, bf16 {rows[-1][2]:.2f}, paired bf16 - float32 {diff}; "
               f"train {secs['float32']:.0f} s / {secs['bf16']:.0f} s", flush=True)
-    print(f"\n{cpu_model()} (AMX bf16: {has_amx_bf16()}), {args.threads} threads, device {args.device}; "
+    print(f"\n{cpu_model()} (bf16: {bf16_support()['state']}), {args.threads} threads, device {args.device}; "
           f"{args.train_size} training images x {args.epochs} epochs; IWAE-{args.num_samples} on {args.test_points} "
           "test images\n")
     print("| seed | -log p(x) float32 | -log p(x) bf16 | paired bf16 - float32 | train s float32 | train s bf16 |")

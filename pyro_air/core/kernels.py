@@ -95,9 +95,15 @@ def set_tanh_kernel(name: str | None) -> None:
     """Force a kernel for this process (``None``: back to the environment / cache / measurement)."""
     if name is not None and name not in TANH_KERNELS:
         raise ValueError(f"unknown tanh kernel {name!r}; use one of {', '.join(TANH_KERNELS)}")
-    _choice.clear()
+    _choice.pop("tanh", None)
     if name is not None:
         _choice["tanh"] = {"kernel": name, "source": "set_tanh_kernel"}
+
+
+def forget_choices() -> None:
+    """Forget every choice of this process (tanh kernel, bf16 verdict): the next use reads the
+    environment, then the cache, then measures - what a new process does (for tests)."""
+    _choice.clear()
 
 
 def tanh_kernel() -> str:
@@ -119,7 +125,8 @@ def _resolve_tanh() -> dict:
         return {"kernel": cache[key]["tanh"], "source": f"cache {path}", "times": cache[key].get("tanh_times")}
     times = measure_tanh()
     kernel = choose_tanh(times)
-    cache[key] = {"tanh": kernel, "tanh_times": times}
+    cache = _read_cache(path)  # re-read: another kernel may have been cached meanwhile
+    cache.setdefault(key, {}).update({"tanh": kernel, "tanh_times": times})
     _write_cache(path, cache)
     return {"kernel": kernel, "source": "measured now", "times": times}
 
@@ -148,7 +155,7 @@ def kernel_report() -> dict:
     tanh_kernel()
     return {"cpu": cpu_model(), "flags": cpu_flags(), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "denormals_flushed": flush_denormals_supported(),
-            "tanh": dict(_choice["tanh"])}
+            "tanh": dict(_choice["tanh"]), "bf16": bf16_support()}
 
 
 _flush_depth = 0
@@ -269,29 +276,89 @@ def num_threads(threads: int | None):
 PRECISIONS = ("float32", "bf16")
 
 
+BF16_ENV = "PYRO_AIR_BF16"
+BF16_STATES = ("native", "emulated")
+BF16_MIN_SPEEDUP = 1.2  # bf16 GEMMs must be at least this much faster than float32 to count as native
+
+
 def has_amx_bf16() -> bool:
-    """Whether the CPU has AMX with bf16 tiles (Intel Sapphire Rapids and later): bf16 GEMMs there
-    run ~2x faster than float32; elsewhere on the CPU bf16 is emulated and usually slower."""
+    """Whether the CPU has AMX with bf16 tiles (Intel Sapphire Rapids and later)."""
     return "amx_bf16" in cpu_flags()
+
+
+def measure_bf16_gemm(repeats: int = 15) -> dict:
+    """Seconds (best of ``repeats``, interleaved) of the AIR decoder's widest training GEMM,
+    [100, 500] x [500, 784] with bias, in float32 and in bf16."""
+    generator = torch.Generator().manual_seed(0)
+    cases = {}
+    for name, dtype in (("float32", torch.float32), ("bf16", torch.bfloat16)):
+        h = torch.randn(100, 500, generator=generator).to(dtype)
+        w = torch.randn(784, 500, generator=generator).to(dtype)
+        b = torch.randn(784, generator=generator).to(dtype)
+        cases[name] = (h, w, b)
+    best = dict.fromkeys(cases, float("inf"))
+    for _ in range(repeats):
+        for name, (h, w, b) in cases.items():
+            t0 = time.perf_counter()
+            for _ in range(4):
+                torch.nn.functional.linear(h, w, b)
+            best[name] = min(best[name], (time.perf_counter() - t0) / 4)
+    return best
+
+
+def bf16_support() -> dict:
+    """Whether bf16 matrix products are native on this CPU ("native": measurably faster than
+    float32) or emulated ("emulated": torch converts and computes in float32, usually slower).
+
+    Measured, not read off a flag table: AMX (Intel Sapphire Rapids and later) and AVX512-BF16
+    (e.g. AMD EPYC Zen 4) both give torch's oneDNN kernels native bf16 dot products - on one 2-core
+    AMD EPYC with avx512_bf16 and no AMX a [100, 500] x [500, 784] GEMM ran ~2.2x faster in bf16
+    (benchmarks/RESULTS.md) - while other CPUs emulate. The first use times both (``measure_bf16_gemm``)
+    and caches the verdict beside the tanh choice; override with ``PYRO_AIR_BF16=native|emulated``.
+    """
+    if "bf16" not in _choice:
+        _choice["bf16"] = _resolve_bf16()
+    return dict(_choice["bf16"])
+
+
+def _resolve_bf16() -> dict:
+    forced = os.environ.get(BF16_ENV)
+    if forced:
+        if forced not in BF16_STATES:
+            raise ValueError(f"{BF16_ENV}={forced!r} is not a bf16 verdict; use one of {', '.join(BF16_STATES)}")
+        return {"state": forced, "source": f"${BF16_ENV}"}
+    path, key = _cache_path(), _cache_key()
+    cache = _read_cache(path)
+    entry = cache.get(key, {})
+    if entry.get("bf16") in BF16_STATES:
+        return {"state": entry["bf16"], "source": f"cache {path}", "times": entry.get("bf16_times")}
+    times = measure_bf16_gemm()
+    state = "native" if times["float32"] >= BF16_MIN_SPEEDUP * times["bf16"] else "emulated"
+    cache = _read_cache(path)  # re-read: another kernel may have been cached meanwhile
+    cache.setdefault(key, {}).update({"bf16": state, "bf16_times": times})
+    _write_cache(path, cache)
+    return {"state": state, "source": "measured now", "times": times}
 
 
 def check_precision(precision: str, device) -> None:
     """Raise for an unknown precision; warn when bf16 will not be faster on ``device``.
 
-    Decision (issue 17): bf16 on a CPU without AMX (or a CUDA GPU without bf16 support) is allowed
-    with a warning rather than refused: it computes the same algorithm at lower precision, only
-    slower - useful to check a bf16 run on a laptop before sending it to an AMX machine or a GPU.
+    Decision (issue 17): bf16 where it is emulated (a CPU without native bf16 GEMMs, see
+    ``bf16_support``, or a CUDA GPU before Ampere) is allowed with a warning rather than refused: it
+    computes the same algorithm at lower precision, only slower - useful to check a bf16 run on a
+    laptop before sending it to a machine where bf16 is fast.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "float32":
         return
     device = torch.device(device)
-    if device.type == "cpu" and not has_amx_bf16():
+    if device.type == "cpu" and bf16_support()["state"] != "native":
         import warnings
-        warnings.warn(f"precision='bf16' on a CPU without AMX ({cpu_model()}): torch emulates bf16 here, so "
-                      "training is usually slower than in float32 and less precise; use precision='float32' "
-                      "(--precision float32) unless you are checking a bf16 run", RuntimeWarning, stacklevel=3)
+        warnings.warn(f"precision='bf16' on a CPU without native bf16 matrix products ({cpu_model()}; measured, "
+                      "see pyro_air.core.kernels.bf16_support): torch emulates bf16 here, so training is usually "
+                      "slower than in float32 and less precise; use precision='float32' (--precision float32) "
+                      "unless you are checking a bf16 run", RuntimeWarning, stacklevel=3)
     elif device.type == "cuda" and not torch.cuda.is_bf16_supported():
         import warnings
         warnings.warn("precision='bf16' on a GPU without native bf16 (before Ampere): use precision='float32'",
