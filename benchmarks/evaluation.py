@@ -97,6 +97,60 @@ class PerDatapointPeer:
         return [self.log_px(x.unsqueeze(0)) for x in xb]
 
 
+def pythae_available() -> bool:
+    try:
+        import pythae  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def pythae_vae(model, guide):
+    """A pythae ``VAE`` (pythae 0.1.2, ``pip install -e ".[peers]"``) around the same weights: its
+    encoder returns (loc, log variance) = (loc, 2 log scale) of pyro-air's q(z | x), its decoder
+    sigmoid(logits) (pythae's "bce" likelihood scores probabilities). Same model, same guide."""
+    from pythae.models import VAE, VAEConfig
+    from pythae.models.base.base_utils import ModelOutput
+    from pythae.models.nn import BaseDecoder, BaseEncoder
+
+    class Encoder(BaseEncoder):
+        def __init__(self):
+            super().__init__()
+            self.guide = guide
+
+        def forward(self, x):
+            loc, scale = guide.loc_scale(x)
+            return ModelOutput(embedding=loc, log_covariance=2 * scale.log())
+
+    class Decoder(BaseDecoder):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, z):
+            return ModelOutput(reconstruction=torch.sigmoid(model.decoder(z)))
+
+    config = VAEConfig(input_dim=(model.x_dim,), latent_dim=model.z_dim, reconstruction_loss="bce")
+    return VAE(config, encoder=Encoder(), decoder=Decoder()).eval()
+
+
+class PythaeGetNLL:
+    """pythae's own ``VAE.get_nll`` (the peer the per-datapoint row imitates), on consecutive image
+    blocks: one image at a time, S / 100 batches of 100 repeated copies, mean -log p over the block."""
+
+    def __init__(self, model, guide, images, block, num_samples):
+        self.vae = pythae_vae(model, guide).to(images.device)
+        self.images, self.block, self.S = images, block, num_samples
+        self.position = 0
+
+    @torch.no_grad()
+    def __call__(self):
+        start = self.position % len(self.images)
+        xb = self.images[start:start + self.block]
+        self.position += self.block
+        return self.vae.get_nll(xb, n_samples=self.S, batch_size=100)
+
+
 class DecoderGemms:
     """Only the decoder's GEMMs for ``block`` images x S samples: at pyro-air's chunk shapes, or in
     blocks of ``rows`` rows."""
