@@ -4,7 +4,7 @@
 # 1. the CUDA tests (tests/test_cuda.py) and the training tests on CUDA-capable code paths;
 # 2. the benchmark suite on CUDA at the quick budget (benchmarks.run --device cuda --quick);
 # 3. a full-MNIST epoch of the AIR architecture (784-500-500-50, batch 100) through fit, ELBO and
-#    IWAE-8, float32 and bf16 (benchmarks/gpu_epoch.py).
+#    IWAE-8, float32 and bf16, eager and compiled (CUDA graphs) (benchmarks/gpu_epoch.py).
 # Each step has its own time limit, and a failing step does not stop the later ones; the report
 # (REPORT_DIR/report.md) says which steps passed.
 set -u
@@ -31,9 +31,9 @@ step() {  # step NAME SECONDS COMMAND...
   echo "- $name: $([ $rc -eq 0 ] && echo passed || echo "FAILED (exit $rc; see $name.log)") in $((SECONDS - t0)) s" >> "$REPORT"
 }
 
-step tests 150 python -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_train.py
-step benchmarks 240 python -m benchmarks.run --device cuda --quick --out "$OUT/RESULTS_cuda.md" --json "$OUT/results_cuda.json"
-step epoch 180 python -m benchmarks.gpu_epoch --device cuda --epochs 2 --out "$OUT/epoch.md"
+step tests 120 python -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_train.py
+step benchmarks 180 python -m benchmarks.run --device cuda --quick --out "$OUT/RESULTS_cuda.md" --json "$OUT/results_cuda.json"
+step epoch 270 python -m benchmarks.gpu_epoch --device cuda --epochs 2 --out "$OUT/epoch.md"
 {
   echo
   [ -f "$OUT/epoch.md" ] && cat "$OUT/epoch.md"

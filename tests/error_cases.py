@@ -233,6 +233,18 @@ def _unknown_precision(tmp, mp):
     return raised(TrainConfig(precision="fp16").validate)
 
 
+def _compile_not_bool(tmp, mp):
+    from pyro_air.train import TrainConfig
+    return raised(TrainConfig(compile="yes").validate)
+
+
+def _compile_distributed(tmp, mp):
+    from pyro_air import infer
+    from pyro_air.train import TrainConfig, fit
+    return raised(fit, *_pair(), infer.MonteCarloELBO(), _binary(10), config=TrainConfig(compile=True, progress=False),
+                  distributed=True)
+
+
 def _invalid_option(tmp, mp):
     from pyro_air.train import TrainConfig
     return raised(TrainConfig(rollback_lr_factor=1.5).validate)
@@ -806,6 +818,11 @@ CASES = [
          "default, … on this machine", _threads_zero),
     Case("unknown-precision", "`precision` other than float32 or bf16", "ValueError",
          "precision must be one of float32, bf16, got 'fp16'", _unknown_precision),
+    Case("compile-not-bool", "`compile` other than True or False", "ValueError",
+         "compile must be True or False, got 'yes'", _compile_not_bool),
+    Case("compile-distributed", "`compile=True` with `distributed=True`", "ValueError",
+         "compile=True (--compile) runs single-process only; drop it for distributed=True (--distributed)",
+         _compile_distributed),
     Case("valid-size-zero", "`valid_size=0`", "ValueError",
          "valid_size must be an integer >= 1 (the first valid_size validation images), got 0; omit it "
          "(--valid-size) to use the whole validation split", _valid_size_zero),

@@ -94,6 +94,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=["float32", "bf16"], default="float32",
                    help="bf16: mixed-precision training steps (autocast; fast on CPUs with AMX and on CUDA, "
                         "allowed with a warning elsewhere); evaluation and validation stay float32")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the training step (CUDA: CUDA graphs; CPU: fused C++ kernels); the first "
+                        "step pays the compilation (pyro_air.train.compiled)")
     p.add_argument("--distributed", action="store_true",
                    help="data-parallel over the processes torchrun starts (gloo on CPU, NCCL on CUDA); "
                         "--batch-size is the global batch and must be divisible by their number")
@@ -161,7 +164,7 @@ def config_from_args(args) -> TrainConfig:
                        on_nonfinite=args.on_nonfinite, rollback_lr_factor=args.rollback_lr_factor,
                        max_rollbacks=args.max_rollbacks, threads=threads_of(args),
                        precision=getattr(args, "precision", "float32"),
-                       tensorboard=getattr(args, "tensorboard", False))
+                       tensorboard=getattr(args, "tensorboard", False), compile=getattr(args, "compile", False))
 
 
 TRAIN_ARGS_FILE = "train_args.json"  # the train options of a run, so `--resume RUN_DIR` needs no others

@@ -55,7 +55,7 @@ def differing_keys(stored: dict, requested: dict, ignore=()) -> list:
 # Training options added after checkpoints were first written: a checkpoint without one is taken to
 # agree with the resuming run (before issue 17 no run flushed denormals, set threads or used bf16;
 # a resume of such a run flushes denormals from the resume point on, which changes float rounding only).
-ADDED_TRAIN_OPTIONS = ("flush_denormals", "threads", "precision")
+ADDED_TRAIN_OPTIONS = ("flush_denormals", "threads", "precision", "compile")
 
 
 def check_same_run(ckpt: dict, path, spec: dict, train_config: dict, may_change=()) -> None:

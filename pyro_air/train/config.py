@@ -25,6 +25,7 @@ RESUME_CHANGES_RESULT = (  # change it from the resume point on, deliberately:
     "train_config.lr",      # the advice after a non-finite loss: resume with a lower --lr (scales the schedule)
     "train_config.device",  # move a run between CPU and GPU (same algorithm, other float rounding)
     "train_config.threads",  # e.g. fewer threads on a machine that got busy (same algorithm, other float rounding)
+    "train_config.compile",  # the same step compiled or not (other float rounding; compiled kernels draw their own noise)
 )
 # Not in either list, so a resume refuses to change them: ``precision`` (another algorithm's rounding,
 # by far more than float32's) and ``flush_denormals`` (a run resumes bit for bit only with the same
@@ -58,6 +59,7 @@ class TrainConfig:
     threads: int | None = None                 # torch CPU threads while training; None: leave the current setting
     precision: str = "float32"                 # "float32" | "bf16" (autocast of the training step; evaluation float32)
     tensorboard: bool = False                  # also log each epoch's metrics under RUN_DIR/tensorboard (needs tensorboard)
+    compile: bool = False                      # torch.compile the step's loss (CUDA: CUDA graphs, "reduce-overhead"); pyro_air.train.compiled
 
     def validate(self) -> None:
         check_positive_int(self.epochs, "epochs")
@@ -87,6 +89,8 @@ class TrainConfig:
             resolve_threads(self.threads)
         resolve_device(self.device)
         check_precision(self.precision, self.device)
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be True or False, got {self.compile!r}")
         if self.tensorboard:
             check_tensorboard()  # before anything is written: the error says what to install
 

@@ -88,6 +88,9 @@ def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | 
     config.validate()
     device = resolve_device(config.device)
     if distributed:
+        if config.compile:
+            raise ValueError("compile=True (--compile) runs single-process only; drop it for distributed=True "
+                             "(--distributed)")
         from pyro_air.core import parallel as dist_utils
         device = dist_utils.setup(config.device)
         dist_utils.check_batch_divisible(config.batch_size, dist_utils.world_size())

@@ -64,6 +64,7 @@ from pyro_air.evaluate.log_likelihood import log_likelihood
 from pyro_air.train import checkpoints as ckpt_io
 from pyro_air.train import run_dir as run_dirs
 from pyro_air.train import tensorboard_log
+from pyro_air.train.compiled import compiled_loss
 from pyro_air.train.config import TrainResult
 from pyro_air.train.nonfinite import (
     LossWindow,
@@ -141,6 +142,7 @@ class Trainer:
         self.stop = StopRequests(enabled=False)
         self.tensorboard = None  # the SummaryWriter while train() runs with config.tensorboard (writer only)
         self.result = TrainResult(run_dir=str(run_path) if run_path else None)
+        self._loss_fn = compiled_loss(self._eager_loss, device) if config.compile else self._eager_loss
 
     rank = 0
     handles_signals = True  # SIGINT / SIGTERM stop at the next step with a checkpoint (pyro_air.train.signals)
@@ -220,8 +222,11 @@ class Trainer:
         """The step's loss, in float32; with ``precision="bf16"`` its forward pass runs under bf16
         autocast (the backward pass follows the forward's dtypes; validation stays float32)."""
         with autocast(self.config.precision, self.device):
-            loss = self.objective.differentiable_loss(self.model, self.guide, xb, num_data=self.n)
+            loss = self._loss_fn(xb)
         return loss.float()
+
+    def _eager_loss(self, xb: torch.Tensor) -> torch.Tensor:
+        return self.objective.differentiable_loss(self.model, self.guide, xb, num_data=self.n)
 
     def _epoch_loss_sum(self) -> torch.Tensor:
         return self.loop.loss_sum

@@ -1,0 +1,40 @@
+"""The compiled training step (pyro_air.train.compiled, TrainConfig(compile=True)): the same run as
+the eager step to float rounding on the CPU, when the compiled kernels use torch's eager draws."""
+import pytest
+import torch
+
+from pyro_air import guides, infer, models
+from pyro_air.train import TrainConfig, fit
+from pyro_air.train.compiled import compile_mode
+
+
+def test_the_mode_is_cuda_graphs_on_cuda_and_inductors_default_elsewhere():
+    assert compile_mode(torch.device("cuda")) == "reduce-overhead"
+    assert compile_mode(torch.device("cpu")) == "default"
+
+
+def _short_run(objective, compile_):
+    torch.manual_seed(0)
+    model = models.build("bernoulli-vae", x_dim=20, z_dim=3, hidden=(16,))
+    guide = guides.build("gaussian", x_dim=20, z_dim=3, hidden=(16,))
+    x = torch.bernoulli(torch.full((60, 20), 0.3), generator=torch.Generator().manual_seed(1))
+    result = fit(model, guide, objective, x, config=TrainConfig(epochs=2, batch_size=20, lr=1e-2, progress=False,
+                                                                compile=compile_, threads=1))
+    return result, torch.cat([p.detach().flatten() for p in [*model.parameters(), *guide.parameters()]])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("objective", [infer.MonteCarloELBO(), infer.IWAE_ELBO(num_particles=4)],
+                         ids=["elbo", "iwae4"])
+def test_a_compiled_run_is_the_eager_run_to_float_rounding(objective, monkeypatch):
+    import torch._dynamo
+    import torch._inductor.config as inductor_config
+    monkeypatch.setattr(inductor_config, "fallback_random", True)  # torch's eager draws: comparable runs
+    torch._dynamo.reset()
+    eager, eager_params = _short_run(objective, False)
+    compiled, compiled_params = _short_run(objective, True)
+    torch._dynamo.reset()
+    torch.testing.assert_close(compiled_params, eager_params, rtol=1e-4, atol=1e-5)
+    for a, b in zip(compiled.history, eager.history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+    assert compiled.steps == eager.steps == 6
