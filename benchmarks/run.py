@@ -305,7 +305,7 @@ def main(argv=None) -> None:
                "eval_block": 5 if q else 10, "peer_block": 1,
                "mem_images": 2 if q else 10,
                "denormal_rounds": 3 if q else 15, "denormal_block": 2,
-               "epoch_images": 6000 if q else NUM_DATA, "epoch_rounds": 1 if q else 3,
+               "epoch_images": 6000 if q else NUM_DATA, "epoch_rounds": 1 if q else 5,
                "busy_rounds": 1 if q else 2, "busy_steps": 20 if q else 60,
                "mem_settings": [(100, None), (500, None), (2000, None), (500, 500), (2000, 2000)] if q else
                [(2000, None), (5000, None), (10000, None), (2000, 2000), (5000, 5000)]}
