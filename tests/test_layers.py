@@ -51,6 +51,7 @@ CROSS_CUTTING = {
     "layers": "this file: the layer contract, private imports, the test layout",
     "objective_gradients": "gradient estimators against closed forms",
     "objectives": "every objective's loss, loss_and_grads and differentiable_loss agree",
+    "peers": "the benchmark's pythae peer wraps the same weights (skipped without pythae)",
     "properties": "orderings the papers prove (ELBO <= IWAE-k <= log p(x), ...)",
     "pyro_idioms": "ordinary Pyro models: plate subsampling, plain functions",
     "readme": "the README's commands and claims",
