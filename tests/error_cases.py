@@ -649,6 +649,16 @@ def _lagging_without_validation(tmp, monkeypatch):
                   TrainConfig(epochs=1, batch_size=10, progress=False))
 
 
+def _lagging_schedule_without_validation(tmp, monkeypatch):
+    from pyro_air import infer
+    from pyro_air.train import TrainConfig, fit
+    from pyro_air.train.lagging import LaggingConfig, LaggingSchedule
+
+    model, guide = _pair(2)
+    return raised(fit, model, guide, infer.build("elbo"), _binary(20), None,
+                  TrainConfig(epochs=1, batch_size=10, progress=False), schedule=LaggingSchedule(LaggingConfig(), 0))
+
+
 # -- the zoo (pyro_air.zoo) ----------------------------------------------------------------------------
 def _tiny_zoo(tmp, mp):
     """A zoo at tmp/zoo holding "tiny" (untrained weights; its check on 4 given images), as $PYRO_AIR_ZOO."""
@@ -1018,6 +1028,9 @@ CASES = [
     Case("lagging-without-validation", "lagging-encoder training without validation data", "ValueError",
          "the aggressive phase stops by the mutual information on validation data: pass valid_x",
          _lagging_without_validation),
+    Case("lagging-schedule-without-validation", "`fit(..., schedule=LaggingSchedule(...))` without validation data",
+         "ValueError", "the aggressive phase stops by the mutual information on validation data: pass valid_x",
+         _lagging_schedule_without_validation),
     # -- the zoo --------------------------------------------------------------------------------------
     Case("zoo-unknown-model", "`pyro_air.zoo.load(NAME)` / `pyro-air evaluate zoo:NAME` with a name the zoo does "
          "not hold", "KeyError", "unknown zoo model 'nope'; the zoo at …/zoo holds: tiny. List them with `pyro-air "

@@ -85,6 +85,10 @@ class LaggingSchedule(StepSchedule):
         self.epochs_done = 0
         self.generator = torch.Generator().manual_seed(stream_seed(seed, "lagging"))
 
+    def check(self, trainer) -> None:
+        if self.aggressive and trainer.valid_eval_x is None:
+            raise ValueError("the aggressive phase stops by the mutual information on validation data: pass valid_x")
+
     def before_step(self, trainer) -> None:
         if self.aggressive:
             self.encoder_steps += self.catch_up(trainer)
