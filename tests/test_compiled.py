@@ -23,7 +23,15 @@ def _short_run(objective, compile_):
     return result, torch.cat([p.detach().flatten() for p in [*model.parameters(), *guide.parameters()]])
 
 
+def _cxx_compiler() -> bool:
+    """Inductor compiles C++ on the CPU: without a compiler torch.compile cannot run here."""
+    import os
+    import shutil
+    return any(shutil.which(c) for c in (os.environ.get("CXX", ""), "c++", "g++", "clang++") if c)
+
+
 @pytest.mark.slow
+@pytest.mark.skipif(not _cxx_compiler(), reason="torch.compile on the CPU needs a C++ compiler (g++ or clang++)")
 @pytest.mark.parametrize("objective", [infer.MonteCarloELBO(), infer.IWAE_ELBO(num_particles=4)],
                          ids=["elbo", "iwae4"])
 def test_a_compiled_run_is_the_eager_run_to_float_rounding(objective, monkeypatch):
