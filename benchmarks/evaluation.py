@@ -36,40 +36,49 @@ def decoder_flops_per_sample(model) -> int:
     return 2 * sum(m.in_features * m.out_features for m in linear_layers(model.decoder))
 
 
-class PyroAirEvaluation:
+class ImageBlocks:
+    """Consecutive blocks of ``block`` images, cycling through ``images``: each call of a case scores
+    the next block, so the interleaved cases all see the same images in the same order."""
+
+    def __init__(self, images, block):
+        self.images, self.block, self.position = images, block, 0
+
+    def next_block(self):
+        start = self.position % len(self.images)
+        self.position += self.block
+        return self.images[start:start + self.block]
+
+
+class PyroAirEvaluation(ImageBlocks):
     """``pyro_air.evaluate.log_likelihood`` (IWAE-S, default chunking) on consecutive image blocks."""
 
     def __init__(self, model, guide, images, block, num_samples):
-        self.model, self.guide, self.images, self.block, self.S = model, guide, images, block, num_samples
-        self.position = 0
+        super().__init__(images, block)
+        self.model, self.guide, self.S = model, guide, num_samples
 
     def __call__(self):
-        start = self.position % len(self.images)
-        xb = self.images[start:start + self.block]
-        self.position += self.block
+        xb = self.next_block()
         return log_likelihood(self.model, self.guide, xb, num_samples=self.S, batch_size=self.block)
 
 
-class HandwrittenEvaluation:
+class HandwrittenEvaluation(ImageBlocks):
     """The same chunked IWAE-S with plain tensor code (``HandwrittenVAE.log_weights``), same chunk
     size and streaming log-mean-exp: what eager PyTorch itself costs, without Pyro."""
 
     def __init__(self, model, guide, images, block, num_samples, plain_torch=False):
         self.net = HandwrittenVAE.from_pyro_air(model, guide, plain_torch).to(images.device).eval()
-        self.images, self.block, self.S = images, block, num_samples
+        super().__init__(images, block)
+        self.S = num_samples
         self.chunk = default_chunk_size(num_samples, block, images.shape[1])
-        self.position = 0
 
     @torch.no_grad()
     def __call__(self):
-        start = self.position % len(self.images)
-        xb = self.images[start:start + self.block]
-        self.position += self.block
+        xb = self.next_block()
         chunks = (self.net.log_weights(xb, min(self.chunk, self.S - s)) for s in range(0, self.S, self.chunk))
         return streaming_logmeanexp(chunks)
 
 
-class PerDatapointPeer:
+class PerDatapointPeer(ImageBlocks):
     """The strategy of pythae's ``get_nll``: one image at a time; for each of S / 100 sample
     batches, repeat the image 100 times, encode the copies, draw z, decode, score; then
     log-mean-exp over the S weights and ``.item()`` per image. Same weights (a plain-torch copy)."""
@@ -78,8 +87,8 @@ class PerDatapointPeer:
 
     def __init__(self, model, guide, images, block, num_samples):
         self.net = HandwrittenVAE.from_pyro_air(model, guide).to(images.device).eval()
-        self.images, self.block, self.S = images, block, num_samples
-        self.position = 0
+        super().__init__(images, block)
+        self.S = num_samples
 
     @torch.no_grad()
     def log_px(self, x):
@@ -91,9 +100,7 @@ class PerDatapointPeer:
         return (torch.logsumexp(log_w, 0) - math.log(len(log_w))).item()
 
     def __call__(self):
-        start = self.position % len(self.images)
-        xb = self.images[start:start + self.block]
-        self.position += self.block
+        xb = self.next_block()
         return [self.log_px(x.unsqueeze(0)) for x in xb]
 
 
@@ -134,20 +141,18 @@ def pythae_vae(model, guide):
     return VAE(config, encoder=Encoder(), decoder=Decoder()).eval()
 
 
-class PythaeGetNLL:
+class PythaeGetNLL(ImageBlocks):
     """pythae's own ``VAE.get_nll`` (the peer the per-datapoint row imitates), on consecutive image
     blocks: one image at a time, S / 100 batches of 100 repeated copies, mean -log p over the block."""
 
     def __init__(self, model, guide, images, block, num_samples):
         self.vae = pythae_vae(model, guide).to(images.device)
-        self.images, self.block, self.S = images, block, num_samples
-        self.position = 0
+        super().__init__(images, block)
+        self.S = num_samples
 
     @torch.no_grad()
     def __call__(self):
-        start = self.position % len(self.images)
-        xb = self.images[start:start + self.block]
-        self.position += self.block
+        xb = self.next_block()
         return self.vae.get_nll(xb, n_samples=self.S, batch_size=100)
 
 

@@ -6,9 +6,9 @@ import torch
 
 pytest.importorskip("pythae")
 
-from benchmarks.evaluation import PythaeGetNLL, pythae_vae  # noqa: E402
-from pyro_air import guides, models  # noqa: E402
-from pyro_air.evaluate import log_likelihood  # noqa: E402
+from benchmarks.evaluation import PythaeGetNLL, pythae_vae
+from pyro_air import guides, models
+from pyro_air.evaluate import log_likelihood
 
 
 def test_pythae_wraps_the_same_model_and_guide_and_estimates_the_same_log_likelihood():

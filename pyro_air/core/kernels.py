@@ -114,21 +114,29 @@ def tanh_kernel() -> str:
 
 
 def _resolve_tanh() -> dict:
-    forced = os.environ.get(TANH_ENV)
+    return _resolve_choice("tanh", "kernel", TANH_ENV, TANH_KERNELS, "tanh kernel", lambda: measure_tanh(), choose_tanh)
+
+
+def _resolve_choice(name: str, field: str, env: str, allowed: tuple, what: str, measure, decide) -> dict:
+    """One cached, measured choice (module docstring): ``$env`` if set (one of ``allowed``), else this
+    machine's cache entry, else ``decide(measure())`` now, cached with the measured times. The
+    answer: {field: value, "source": where it came from, "times": the measurement}. (``measure`` is
+    a lambda so that tests can replace the module's measuring function.)"""
+    forced = os.environ.get(env)
     if forced:
-        if forced not in TANH_KERNELS:
-            raise ValueError(f"{TANH_ENV}={forced!r} is not a tanh kernel; use one of {', '.join(TANH_KERNELS)}")
-        return {"kernel": forced, "source": f"${TANH_ENV}"}
+        if forced not in allowed:
+            raise ValueError(f"{env}={forced!r} is not a {what}; use one of {', '.join(allowed)}")
+        return {field: forced, "source": f"${env}"}
     path, key = _cache_path(), _cache_key()
-    cache = _read_cache(path)
-    if key in cache and cache[key].get("tanh") in TANH_KERNELS:
-        return {"kernel": cache[key]["tanh"], "source": f"cache {path}", "times": cache[key].get("tanh_times")}
-    times = measure_tanh()
-    kernel = choose_tanh(times)
-    cache = _read_cache(path)  # re-read: another kernel may have been cached meanwhile
-    cache.setdefault(key, {}).update({"tanh": kernel, "tanh_times": times})
+    entry = _read_cache(path).get(key, {})
+    if entry.get(name) in allowed:
+        return {field: entry[name], "source": f"cache {path}", "times": entry.get(f"{name}_times")}
+    times = measure()
+    value = decide(times)
+    cache = _read_cache(path)  # re-read: another choice may have been cached meanwhile
+    cache.setdefault(key, {}).update({name: value, f"{name}_times": times})
     _write_cache(path, cache)
-    return {"kernel": kernel, "source": "measured now", "times": times}
+    return {field: value, "source": "measured now", "times": times}
 
 
 def _read_cache(path: Path) -> dict:
@@ -322,22 +330,13 @@ def bf16_support() -> dict:
 
 
 def _resolve_bf16() -> dict:
-    forced = os.environ.get(BF16_ENV)
-    if forced:
-        if forced not in BF16_STATES:
-            raise ValueError(f"{BF16_ENV}={forced!r} is not a bf16 verdict; use one of {', '.join(BF16_STATES)}")
-        return {"state": forced, "source": f"${BF16_ENV}"}
-    path, key = _cache_path(), _cache_key()
-    cache = _read_cache(path)
-    entry = cache.get(key, {})
-    if entry.get("bf16") in BF16_STATES:
-        return {"state": entry["bf16"], "source": f"cache {path}", "times": entry.get("bf16_times")}
-    times = measure_bf16_gemm()
-    state = "native" if times["float32"] >= BF16_MIN_SPEEDUP * times["bf16"] else "emulated"
-    cache = _read_cache(path)  # re-read: another kernel may have been cached meanwhile
-    cache.setdefault(key, {}).update({"bf16": state, "bf16_times": times})
-    _write_cache(path, cache)
-    return {"state": state, "source": "measured now", "times": times}
+    return _resolve_choice("bf16", "state", BF16_ENV, BF16_STATES, "bf16 verdict", lambda: measure_bf16_gemm(),
+                           decide_bf16)
+
+
+def decide_bf16(times: dict) -> str:
+    """"native" if bf16 GEMMs took less than 1 / BF16_MIN_SPEEDUP of float32's time, else "emulated"."""
+    return "native" if times["float32"] >= BF16_MIN_SPEEDUP * times["bf16"] else "emulated"
 
 
 def check_precision(precision: str, device) -> None:
