@@ -57,3 +57,22 @@ def test_cuda_evaluation_matches_cpu_on_the_same_weights():
     gpu = _eval_draws_equal(model, guide, x, "cuda")
     assert torch.isfinite(gpu).all()
     assert (cpu - gpu).abs().max() < 1.0  # different random streams on the two devices: same estimate to MC error
+
+
+def test_cuda_compiled_training_matches_eager_to_rounding(monkeypatch):
+    """--compile on CUDA (CUDA graphs, mode="reduce-overhead"): with the compiled kernels drawing
+    torch's eager noise, a short run ends where the eager run ends, to float rounding."""
+    import torch._dynamo
+    import torch._inductor.config as inductor_config
+    monkeypatch.setattr(inductor_config, "fallback_random", True)
+    x = binary_batch(60, p=0.3)
+    params = {}
+    for compile_ in (False, True):
+        torch._dynamo.reset()
+        model, guide = _pair()
+        cfg = TrainConfig(epochs=2, batch_size=20, lr=1e-2, progress=False, device="cuda", compile=compile_, seed=0)
+        result = fit(model, guide, infer.IWAE_ELBO(num_particles=4), x, None, cfg)
+        assert result.steps == 6 and all(torch.isfinite(torch.tensor(r["train_loss"])) for r in result.history)
+        params[compile_] = torch.cat([p.detach().flatten().cpu() for p in parameters_of(model, guide)])
+    torch._dynamo.reset()
+    torch.testing.assert_close(params[True], params[False], rtol=1e-3, atol=1e-4)
