@@ -31,9 +31,9 @@ step() {  # step NAME SECONDS COMMAND...
   echo "- $name: $([ $rc -eq 0 ] && echo passed || echo "FAILED (exit $rc; see $name.log)") in $((SECONDS - t0)) s" >> "$REPORT"
 }
 
-step tests 120 python -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_train.py
+step tests 150 python -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_train.py
 step benchmarks 180 python -m benchmarks.run --device cuda --quick --out "$OUT/RESULTS_cuda.md" --json "$OUT/results_cuda.json"
-step epoch 270 python -m benchmarks.gpu_epoch --device cuda --epochs 2 --out "$OUT/epoch.md"
+step epoch 240 python -m benchmarks.gpu_epoch --device cuda --epochs 2 --out "$OUT/epoch.md"
 {
   echo
   [ -f "$OUT/epoch.md" ] && cat "$OUT/epoch.md"
