@@ -289,11 +289,6 @@ BF16_STATES = ("native", "emulated")
 BF16_MIN_SPEEDUP = 1.2  # bf16 GEMMs must be at least this much faster than float32 to count as native
 
 
-def has_amx_bf16() -> bool:
-    """Whether the CPU has AMX with bf16 tiles (Intel Sapphire Rapids and later)."""
-    return "amx_bf16" in cpu_flags()
-
-
 def measure_bf16_gemm(repeats: int = 15) -> dict:
     """Seconds (best of ``repeats``, interleaved) of the AIR decoder's widest training GEMM,
     [100, 500] x [500, 784] with bias, in float32 and in bf16."""

@@ -95,6 +95,8 @@ def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | 
         device = dist_utils.setup(config.device)
         dist_utils.check_batch_divisible(config.batch_size, dist_utils.world_size())
     check_inputs(model, guide, train_x, valid_x, config)
+    if schedule is not None:
+        schedule.check(train_x, valid_x, config)
     train_x = _as_parameter_dtype(train_x, model)
     if valid_x is not None:
         valid_x = _as_parameter_dtype(valid_x, model)

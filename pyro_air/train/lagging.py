@@ -85,8 +85,8 @@ class LaggingSchedule(StepSchedule):
         self.epochs_done = 0
         self.generator = torch.Generator().manual_seed(stream_seed(seed, "lagging"))
 
-    def check(self, trainer) -> None:
-        if self.aggressive and trainer.valid_eval_x is None:
+    def check(self, train_x, valid_x, config) -> None:
+        if self.aggressive and valid_x is None:
             raise ValueError("the aggressive phase stops by the mutual information on validation data: pass valid_x")
 
     def before_step(self, trainer) -> None:
@@ -150,8 +150,5 @@ def fit_lagging(model, guide, objective, train_x: torch.Tensor, valid_x: torch.T
     """
     config = config or TrainConfig()
     lagging = lagging or LaggingConfig()
-    lagging.validate()
-    if lagging.aggressive and valid_x is None:
-        raise ValueError("the aggressive phase stops by the mutual information on validation data: pass valid_x")
     return fit(model, guide, objective, train_x, valid_x, config, schedule=LaggingSchedule(lagging, config.seed),
                **fit_kwargs)

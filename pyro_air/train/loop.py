@@ -134,7 +134,6 @@ class Trainer:
         self.n = len(train_x)
         self.num_batches = self.n // config.batch_size  # drop the ragged last batch: every step has one shape
         self.schedule = schedule if schedule is not None else StepSchedule()
-        self.schedule.check(self)
         self.window = LossWindow(config.nonfinite_check_every or default_check_every(device), device)
         self.loop = LoopState()
         self.last_good: dict | None = None

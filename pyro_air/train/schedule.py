@@ -13,8 +13,9 @@ from __future__ import annotations
 class StepSchedule:
     """The joint step: every hook does nothing."""
 
-    def check(self, trainer) -> None:
-        """Runs when the trainer is built, before any step: raise if the run lacks what the schedule needs."""
+    def check(self, train_x, valid_x, config) -> None:
+        """Runs in ``fit`` with its other input checks, before anything is seeded or written: raise if
+        the run lacks what the schedule needs."""
 
     def before_step(self, trainer) -> None:
         """Runs before the step's loss is computed (e.g. extra encoder updates)."""
