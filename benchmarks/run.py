@@ -570,14 +570,14 @@ IWAE-8 (8 vectorized particles):
 `log_likelihood` runs the same direct log weights as training (bit-identical to the traced ones),
 with the guide's q(z | x) computed once per block of images rather than once per chunk of samples,
 in chunks of at most {DEFAULT_CHUNK_ELEMENTS:,} elements per [chunk, B, 784] tensor (4 MiB: the
-chunk's elementwise work stays in cache). The decoder runs its inference pass (`pyro_air.core.nets.MLP`:
-without gradients each bias add is fused with the tanh after it, and no `addmm` copies the
-broadcast bias into its output first). What still separates it from the GEMM bound is eager
+chunk's elementwise work stays in cache). What separates it from the GEMM bound is eager
 PyTorch's elementwise work on those tensors: the two tanh layers (2 sigmoid(2a) - 1 where the
 kernel measurement chose it, `pyro_air/core/nets.py`), the Bernoulli log-density (softplus(l) - x l,
-`pyro_air/core/distributions.py`) and the normal draws. The hand-written chunked row runs the
-layer-by-layer pass (`F.linear` with bias, then tanh); the "nn.Tanh + BCE" row shows what torch's
-own tanh and binary cross-entropy would cost instead.
+`pyro_air/core/distributions.py`), the bias adds and the normal draws. The hand-written chunked row
+pays the same; the "nn.Tanh + BCE" row shows what torch's own tanh and binary cross-entropy would
+cost instead. (Tried and removed: fusing each bias add with the tanh after it in an inference-only
+pass; interleaved against the layer-by-layer pass it took 0.98-1.04x the time at 2 threads and
+0.95-0.98x at 1 thread - not worth a second code path.)
 
 The per-datapoint peer follows pythae's `get_nll` strategy in plain torch; the pythae row (present
 when pythae 0.1.2 is installed: `pip install -e ".[peers]"`) calls pythae's own `VAE.get_nll` on a

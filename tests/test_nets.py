@@ -58,37 +58,3 @@ def test_mlp_state_dict_is_the_same_as_with_nn_tanh():
 def test_unknown_activation_names_the_choices():
     with pytest.raises(ValueError, match="elu, relu, softplus, tanh"):
         activation("gelu")
-
-
-@pytest.mark.parametrize("kernel", ["sigmoid", "torch"])
-@pytest.mark.parametrize("act", ["tanh", "relu"])
-def test_the_inference_pass_equals_the_layer_by_layer_pass_to_float_rounding(kernel, act):
-    """Without gradients an MLP fuses bias adds and tanh into fewer passes (nets.MLP); the values
-    are those of running its layers one by one, to float32 rounding, on 2-D and 3-D inputs; the
-    input is left untouched and the output is a fresh tensor."""
-    kernels.set_tanh_kernel(kernel)
-    try:
-        torch.manual_seed(0)
-        net = mlp((7, 30, 30, 11), act=act)
-        for x in (torch.randn(5, 7), torch.randn(3, 5, 7)):
-            before = x.clone()
-            layer_by_layer = nn.Sequential.forward(net, x)  # with gradients: the ordinary pass
-            with torch.no_grad():
-                fused = net(x)
-            assert torch.equal(x, before)
-            assert fused.shape == layer_by_layer.shape
-            torch.testing.assert_close(fused, layer_by_layer.detach(), rtol=1e-5, atol=1e-6)
-            assert net(x).requires_grad  # with gradients on, the ordinary pass runs (and is differentiable)
-    finally:
-        kernels.set_tanh_kernel(None)
-
-
-def test_the_inference_pass_runs_modules_it_cannot_fuse_as_they_are():
-    """A final activation, a linear layer without bias, or a custom layer type: each runs as itself."""
-    torch.manual_seed(1)
-    net = mlp((4, 6, 3), act="tanh", final_activation=True)
-    net[0] = nn.Linear(4, 6, bias=False)
-    x = torch.randn(8, 4)
-    expected = nn.Sequential.forward(net, x).detach()
-    with torch.no_grad():
-        torch.testing.assert_close(net(x), expected, rtol=1e-5, atol=1e-6)

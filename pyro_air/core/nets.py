@@ -55,58 +55,14 @@ def activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
-class MLP(nn.Sequential):
-    """Dense layers and activations in sequence (an ``nn.Sequential``: same modules, same state_dict).
-
-    With gradients on (training) it runs its layers one by one. Without them on the CPU (evaluation:
-    ``log_likelihood`` scores [chunk, B, 784] tensors through the decoder thousands of times) it runs
-    the same computation with fewer passes over memory (``inference_forward``): each ``nn.Linear``
-    as a matrix product with the bias added afterwards (``addmm`` first copies the broadcast bias
-    into its output, a full extra pass), and a following ``Tanh`` fused into that add - with the
-    identity tanh(a) = 2 sigmoid(2a) - 1, 2(hW^T + b) is formed in one pass as 2b + 2(hW^T). The
-    result equals the layer-by-layer one to float32 rounding (not bit for bit: the bias enters the
-    sum at another point; tests/test_nets.py). On the AIR decoder this took an IWAE-5000 evaluation
-    from ~74% to ~78% of the float32 GEMM bound on a 2-core AMD EPYC (benchmarks/RESULTS.md).
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled() or x.device.type != "cpu":
-            return super().forward(x)
-        return inference_forward(list(self), x)
-
-
-def inference_forward(layers, h: torch.Tensor) -> torch.Tensor:
-    """``layers`` applied in order to ``h`` without autograd, plain ``nn.Linear`` layers (and a
-    ``Tanh`` right after one) fused as described in ``MLP``; every other module runs as it is."""
-    i = 0
-    while i < len(layers):
-        layer = layers[i]
-        if type(layer) is not nn.Linear or layer.bias is None:
-            h = layer(h)
-            i += 1
-            continue
-        y = torch.matmul(h, layer.weight.t())  # [..., in] x [in, out]: one GEMM over all leading dims
-        follower = layers[i + 1] if i + 1 < len(layers) else None
-        if type(follower) is Tanh and tanh_kernel() == "sigmoid":
-            h = torch.add(2 * layer.bias, y, alpha=2, out=y).sigmoid_().mul_(2).sub_(1)  # 2 sigmoid(2a) - 1
-            i += 2
-        elif type(follower) is Tanh:
-            h = y.add_(layer.bias).tanh_()
-            i += 2
-        else:
-            h = y.add_(layer.bias)
-            i += 1
-    return h
-
-
-def mlp(sizes, act: str = "tanh", final_activation: bool = False, linear=nn.Linear) -> MLP:
+def mlp(sizes, act: str = "tanh", final_activation: bool = False, linear=nn.Linear) -> nn.Sequential:
     """Linear layers through ``sizes`` with an activation between them."""
     layers = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(linear(n_in, n_out))
         if i < len(sizes) - 2 or final_activation:
             layers.append(activation(act))
-    return MLP(*layers)
+    return nn.Sequential(*layers)
 
 
 def softplus_scale(raw: torch.Tensor, min_scale: float = 1e-4) -> torch.Tensor:

@@ -91,10 +91,8 @@ def check_value(model, guide, x: torch.Tensor, num_samples: int, seed: int) -> f
 
 
 def reproduce_check(name: str, root=None) -> float:
-    """The entry's ``check`` measured again: same images, samples and seed. On the machine and thread
-    count that exported it, with the evaluation kernels of the exporting commit, it equals the recorded
-    value bit for bit; elsewhere, or after a kernel change (e.g. the fused inference pass of
-    ``pyro_air.core.nets.MLP``, which moved the WNI entry's check by 8e-6 nats), to float rounding."""
+    """The entry's ``check`` measured again: same images, samples and seed. It equals the recorded
+    value bit for bit on the machine and thread count that exported it, and to float rounding elsewhere."""
     e = manifest.entry(name, root)
     check = e["check"]
     model, guide, spec = load_with_spec(name, root)
