@@ -11,7 +11,8 @@ case's time is the median over rounds; each ratio is reported two ways:
 
 and, as a third view, the ratio of median *CPU* times (``time.process_time``, all threads): time a
 case spends waiting for a core shared with other jobs is not CPU time, so this ratio is the least
-sensitive to the load (with 2 threads it still counts OpenMP's spin-waiting).
+sensitive to the load (with 2 threads it still counts OpenMP's spin-waiting). A case that runs in
+a worker process (``benchmarks.remote.RemoteCase``) reports that process's CPU time.
 """
 from __future__ import annotations
 
@@ -47,13 +48,14 @@ def interleave(cases: dict, rounds: int, calls_per_block: int = 1, warmup_blocks
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
             fn = cases[name]
+            cpu_clock = getattr(fn, "cpu_clock", time.process_time)  # a worker process's own (benchmarks/remote.py)
             sync()
-            t0, c0 = time.perf_counter(), time.process_time()
+            t0, c0 = time.perf_counter(), cpu_clock()
             for _ in range(calls_per_block):
                 fn()
             sync()
             times[name].seconds.append((time.perf_counter() - t0) / calls_per_block)
-            times[name].cpu_seconds.append((time.process_time() - c0) / calls_per_block)
+            times[name].cpu_seconds.append((cpu_clock() - c0) / calls_per_block)
         if progress is not None:
             progress(r + 1, rounds)
     return times

@@ -199,7 +199,56 @@ class HandwrittenEpoch:
         return loss.detach()
 
 
+def typical_user_epoch(num_particles: int, images: int, device: str = "cpu") -> HandwrittenEpoch:
+    """The typical user's epoch built inside a worker process (``benchmarks.remote.RemoteCase``):
+    the first ``images`` training images and the benchmark's initial weights (``fresh_pair``), as
+    in the parent. The worker never runs ``fit`` or an evaluation, so it keeps the C library's
+    malloc settings, as a user's own process does (``pyro_air.core.allocator``)."""
+    from pyro_air import data
+    x = data.load("mnist", "train")[:images].to(device)
+    model, guide = fresh_pair(device=device)
+    return HandwrittenEpoch(model, guide, num_particles, "elbo" if num_particles == 1 else "iwae", x, typical_user=True)
+
+
+class EpochGemms:
+    """Only the matrix products of an epoch's training steps (a lower bound no loop can beat at
+    these shapes and thread count): per step, the forward product of every dense layer of the
+    encoder (x-h-h-2z on the batch) and decoder (z-h-h-x on K x batch rows) with its bias, and in
+    backward the weight gradient G^T X of each layer and the input gradient G W of each but the
+    encoder's first (the data need none). Inputs are random; the products' cost does not depend
+    on the values (denormals flushed, as in ``fit``)."""
+
+    def __init__(self, model, guide, num_particles: int, num_steps: int, batch: int = 100):
+        def shapes(net):
+            return [(m.in_features, m.out_features) for m in net.modules() if isinstance(m, torch.nn.Linear)]
+        encoder = shapes(guide.features) + shapes(guide.head)
+        decoder = shapes(model.decoder)
+        self.layers = [(batch, n_in, n_out, i > 0) for i, (n_in, n_out) in enumerate(encoder)]
+        self.layers += [(num_particles * batch, n_in, n_out, True) for n_in, n_out in decoder]
+        self.tensors = [(torch.randn(rows, n_in), torch.randn(n_out, n_in) * 0.05, torch.zeros(n_out),
+                         torch.randn(rows, n_out), needs_input_grad)
+                        for rows, n_in, n_out, needs_input_grad in self.layers]
+        self.num_steps = num_steps
+
+    def __call__(self):
+        from pyro_air.core.kernels import denormals_flushed
+        with denormals_flushed():
+            for _ in range(self.num_steps):
+                for x, w, b, g, needs_input_grad in self.tensors:
+                    torch.addmm(b, x, w.t())
+                for x, w, b, g, needs_input_grad in reversed(self.tensors):
+                    torch.mm(g.t(), x)
+                    if needs_input_grad:
+                        torch.mm(g, w)
+
+
+TYPICAL_OWN_PROCESS = "typical user {} epoch (nn.Tanh, BCE, default Adam; its own process)"
+GEMMS_ONLY = "{} epoch's matrix products only (lower bound)"
+TYPICAL_HERE = "typical user {} epoch, in this process (pyro-air's malloc settings)"
+
+
 def epoch_cases(num_particles: int, x, threads: int) -> dict:
+    from benchmarks.remote import RemoteCase
     model, guide = fresh_pair(device=x.device)
     k = num_particles
     bound, name = ("elbo", "ELBO") if k == 1 else ("iwae", f"IWAE-{k}")
@@ -207,8 +256,9 @@ def epoch_cases(num_particles: int, x, threads: int) -> dict:
     return {
         f"hand-written {name} epoch (pyro-air's kernels, denormals flushed)": HandwrittenEpoch(model, guide, k, bound, x),
         f"pyro-air fit, one {name} epoch": FitEpoch(*renamed_copy(model, guide, f"fit{k}"), objective, x, threads),
-        f"typical user {name} epoch (nn.Tanh, BCE, default Adam)": HandwrittenEpoch(model, guide, k, bound, x,
-                                                                                    typical_user=True),
+        TYPICAL_OWN_PROCESS.format(name): RemoteCase(typical_user_epoch, k, len(x), str(x.device), threads=threads),
+        TYPICAL_HERE.format(name): HandwrittenEpoch(model, guide, k, bound, x, typical_user=True),
         f"pyro-air fit, one {name} epoch, --precision bf16": FitEpoch(
             *renamed_copy(model, guide, f"fitbf{k}"), objective, x, threads, precision="bf16"),
+        GEMMS_ONLY.format(name): EpochGemms(model, guide, k, len(x) // 100),
     }

@@ -238,6 +238,15 @@ def _compile_not_bool(tmp, mp):
     return raised(TrainConfig(compile="yes").validate)
 
 
+def _malloc_setting(tmp, mp):
+    from pyro_air import infer
+    from pyro_air.core import allocator
+    from pyro_air.train import TrainConfig, fit
+    mp.setattr(allocator, "_state", {})  # a process where nothing has applied the setting yet
+    mp.setenv("PYRO_AIR_MALLOC", "fast")
+    return raised(fit, *_pair(), infer.MonteCarloELBO(), _binary(10), config=TrainConfig(batch_size=5, progress=False))
+
+
 def _compile_distributed(tmp, mp):
     from pyro_air import infer
     from pyro_air.train import TrainConfig, fit
@@ -833,6 +842,9 @@ CASES = [
     Case("compile-distributed", "`compile=True` with `distributed=True`", "ValueError",
          "compile=True (--compile) runs single-process only; drop it for distributed=True (--distributed)",
          _compile_distributed),
+    Case("malloc-setting", "`PYRO_AIR_MALLOC` other than keep or system", "ValueError",
+         "PYRO_AIR_MALLOC='fast' is not one of ('keep', 'system'): use 'keep' (pyro-air keeps freed memory for reuse, "
+         "the default) or 'system' (the C library's own malloc thresholds)", _malloc_setting),
     Case("valid-size-zero", "`valid_size=0`", "ValueError",
          "valid_size must be an integer >= 1 (the first valid_size validation images), got 0; omit it "
          "(--valid-size) to use the whole validation split", _valid_size_zero),

@@ -108,3 +108,43 @@ def test_memory_probe_prints_one_json_line(capsys):
     memory_main(["--num-samples", "3", "--images", "2", "--threads", "1"])
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert '"num_samples": 3' in line and '"added_mib"' in line
+
+
+def _counting_case(start):
+    """A factory for a worker process: a case that counts its calls (module level, so it pickles)."""
+    calls = [start]
+
+    def case():
+        calls[0] += 1
+        sum(range(20000))  # a little CPU time
+    return case
+
+
+def _failing_factory():
+    raise ValueError("no data here")
+
+
+def test_remote_case_runs_in_its_own_process_and_reports_its_cpu_time():
+    from benchmarks.remote import RemoteCase
+    case = RemoteCase(_counting_case, 0, threads=1, env={"PYRO_AIR_MALLOC": "system"})
+    try:
+        assert case.process.pid != __import__("os").getpid()
+        times = interleave({"remote": case, "local": lambda: sum(range(20000))}, rounds=2)
+        assert len(times["remote"].seconds) == 2 and case.cpu_clock() > 0
+        assert all(c >= 0 for c in times["remote"].cpu_seconds)
+    finally:
+        case.close()
+    assert not case.process.is_alive()
+    with pytest.raises(RuntimeError, match="benchmark worker failed: ValueError: no data here"):
+        RemoteCase(_failing_factory, threads=1)
+
+
+def test_epoch_gemms_run_the_products_of_every_dense_layer():
+    from benchmarks.training import EpochGemms
+    torch.manual_seed(0)
+    model = models.build("bernoulli-vae", x_dim=12, z_dim=2, hidden=(6,))
+    guide = guides.build("gaussian", x_dim=12, z_dim=2, hidden=(6,))
+    gemms = EpochGemms(model, guide, num_particles=3, num_steps=2, batch=4)
+    # encoder 12-6, head 6-4 on the batch (no input gradient for the first); decoder 2-6-12 on K x batch
+    assert gemms.layers == [(4, 12, 6, False), (4, 6, 4, True), (12, 2, 6, True), (12, 6, 12, True)]
+    gemms()

@@ -58,3 +58,27 @@ def test_mlp_state_dict_is_the_same_as_with_nn_tanh():
 def test_unknown_activation_names_the_choices():
     with pytest.raises(ValueError, match="elu, relu, softplus, tanh"):
         activation("gelu")
+
+
+@pytest.mark.parametrize("shape", [(1330, 50), (133, 10, 50), (7, 50), (3, 2, 5, 50), (50,)])
+def test_mlp_without_gradients_is_the_layer_by_layer_result_bit_for_bit(shape):
+    """The no-grad CPU pass (``linear_tanh_no_grad``: 2a from the GEMM, two in-place passes) gives
+    exactly the numbers of running the layers one by one, with gradients on or off."""
+    torch.manual_seed(0)
+    net = mlp((50, 64, 64, 30), act="tanh", final_activation=True)
+    z = torch.randn(*shape) * 2
+    with_grad = nn.Sequential.forward(net, z)
+    with torch.no_grad():
+        fused, layered = net(z), nn.Sequential.forward(net, z)
+    assert torch.equal(fused, layered) and torch.equal(fused, with_grad.detach())
+
+
+def test_mlp_without_gradients_handles_other_layouts_and_modules():
+    torch.manual_seed(1)
+    net = mlp((6, 8, 4), act="relu")  # no Tanh: every layer runs as it is
+    z = torch.randn(5, 3, 6).transpose(0, 1)  # non-contiguous 3-D input: layer by layer
+    tanh_net = mlp((6, 8, 4), act="tanh")
+    with torch.no_grad():
+        assert torch.equal(net(z), nn.Sequential.forward(net, z))
+        assert torch.equal(tanh_net(z), nn.Sequential.forward(tanh_net, z))
+        assert torch.equal(tanh_net(z.contiguous()), nn.Sequential.forward(tanh_net, z.contiguous()))

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from pyro_air.core.allocator import allocator_report
+
 TANH_KERNELS = ("torch", "sigmoid")
 TANH_ENV = "PYRO_AIR_TANH"
 CACHE_ENV = "PYRO_AIR_CACHE"
@@ -163,7 +165,7 @@ def kernel_report() -> dict:
     tanh_kernel()
     return {"cpu": cpu_model(), "flags": cpu_flags(), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "denormals_flushed": flush_denormals_supported(),
-            "tanh": dict(_choice["tanh"]), "bf16": bf16_support()}
+            "tanh": dict(_choice["tanh"]), "bf16": bf16_support(), "allocator": allocator_report()}
 
 
 _flush_depth = 0

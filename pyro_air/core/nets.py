@@ -55,14 +55,63 @@ def activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
-def mlp(sizes, act: str = "tanh", final_activation: bool = False, linear=nn.Linear) -> nn.Sequential:
+class MLP(nn.Sequential):
+    """Dense layers and activations in sequence: an ``nn.Sequential`` (same modules, same state_dict).
+
+    With gradients on (training) or off the CPU it runs its layers one by one. Without gradients on
+    the CPU (evaluation: ``log_likelihood`` sends [chunk x B, 500] activations through the decoder
+    thousands of times) a plain ``nn.Linear`` followed by ``Tanh`` runs as one product and two
+    in-place passes (``linear_tanh_no_grad``) instead of a product and four passes, one of them into
+    a fresh tensor: the same numbers bit for bit (tests/test_nets.py).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() or x.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
+            return super().forward(x)
+        layers, i = list(self), 0
+        while i < len(layers):
+            layer, follower = layers[i], layers[i + 1] if i + 1 < len(layers) else None
+            if (type(layer) is nn.Linear and layer.bias is not None and type(follower) is Tanh
+                    and (x.dim() == 2 or x.dim() > 2 and x.is_contiguous())):
+                x = linear_tanh_no_grad(x, layer.weight, layer.bias)
+                i += 2
+            else:
+                x = layer(x)
+                i += 1
+        return x
+
+
+_MINUS_ONE = torch.tensor(-1.0)
+
+
+def linear_tanh_no_grad(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """tanh(h W^T + b) without autograd, bit for bit what ``nn.Linear`` then ``Tanh`` give.
+
+    With the sigmoid kernel, tanh(a) = 2 sigmoid(2a) - 1 where the layer-by-layer path forms 2a in
+    a pass of its own; here the product itself returns 2a = 2(b + hW^T) (``addmm`` with alpha =
+    beta = 2: scaling by 2 is exact in floating point wherever the GEMM applies it), then
+    ``sigmoid_`` and 2s - 1 (one ``add`` with alpha = 2, exact for the same reason) run in place.
+    Two elementwise passes instead of four and no new tensor: on the [1330, 500] activations of an
+    IWAE-5000 chunk ~0.18 ms of ~0.41 ms per layer (2-core AMD EPYC, 2 threads). With torch's
+    tanh kernel, ``tanh_`` in place. Leading dimensions are folded into rows as ``nn.Linear`` does
+    for a contiguous input (one ``addmm``, the same GEMM)."""
+    rows = h.reshape(-1, h.shape[-1])
+    if tanh_kernel() == "sigmoid":
+        y = torch.addmm(bias, rows, weight.t(), beta=2, alpha=2).sigmoid_()
+        y = torch.add(_MINUS_ONE, y, alpha=2, out=y)
+    else:
+        y = torch.addmm(bias, rows, weight.t()).tanh_()
+    return y.view(*h.shape[:-1], weight.shape[0])
+
+
+def mlp(sizes, act: str = "tanh", final_activation: bool = False, linear=nn.Linear) -> MLP:
     """Linear layers through ``sizes`` with an activation between them."""
     layers = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(linear(n_in, n_out))
         if i < len(sizes) - 2 or final_activation:
             layers.append(activation(act))
-    return nn.Sequential(*layers)
+    return MLP(*layers)
 
 
 def softplus_scale(raw: torch.Tensor, min_scale: float = 1e-4) -> torch.Tensor:

@@ -7,6 +7,7 @@ import math
 import pyro
 import torch
 
+from pyro_air.core.allocator import keep_freed_memory
 from pyro_air.core.kernels import denormals_flushed
 
 # Elements of the largest per-chunk tensor ([samples, batch, x_dim]); 2**20 float32 = 4 MiB.
@@ -35,7 +36,9 @@ def module_device(module, default: torch.device | None = None) -> torch.device:
 def evaluation_mode(*modules):
     """eval() mode (a denoising guide adds no noise), no gradients, Pyro validation off, denormals
     flushed to zero (``pyro_air.core.kernels.denormals_flushed``); all restored after. Plain Pyro
-    functions (not ``torch.nn.Module``s) have no mode and are left as they are."""
+    functions (not ``torch.nn.Module``s) have no mode and are left as they are. Freed tensor memory
+    is kept for reuse from here on (``pyro_air.core.allocator``: process-wide, not restored)."""
+    keep_freed_memory()
     modules = [m for m in modules if isinstance(m, torch.nn.Module)]
     modes = [m.training for m in modules]
     try:
