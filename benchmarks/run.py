@@ -609,9 +609,12 @@ PyTorch's elementwise work on those tensors: the two tanh layers (2 sigmoid(2a) 
 kernel measurement chose it, `pyro_air/core/nets.py`), the Bernoulli log-density (softplus(l) - x l,
 `pyro_air/core/distributions.py`), the bias adds and the normal draws. The hand-written chunked row
 pays the same; the "nn.Tanh + BCE" row shows what torch's own tanh and binary cross-entropy would
-cost instead. (Tried and removed: fusing each bias add with the tanh after it in an inference-only
-pass; interleaved against the layer-by-layer pass it took 0.98-1.04x the time at 2 threads and
-0.95-0.98x at 1 thread - not worth a second code path.)
+cost instead. Without gradients each dense layer and the tanh after it run as one product that
+returns 2a directly (alpha = beta = 2, exact) and two in-place passes (`pyro_air.core.nets.MLP`;
+bit for bit the layer-by-layer numbers; ~3% of the evaluation time side by side). (Tried and
+removed earlier: moving the bias add out of the product into the tanh's first pass - not bit for
+bit, and 0.98-1.04x the time at 2 threads.) Every case here runs in a process whose freed memory is
+kept for reuse (`pyro_air.core.allocator`), the bound included.
 
 The per-datapoint peer follows pythae's `get_nll` strategy in plain torch; the pythae row (present
 when pythae 0.1.2 is installed: `pip install -e ".[peers]"`) calls pythae's own `VAE.get_nll` on a

@@ -32,13 +32,36 @@ def check_batch(x: torch.Tensor, x_dim: int, who: str) -> None:
         )
     if x.shape[0] == 0:
         raise ValueError(f"{who} got an empty batch (B = 0); pass at least one datapoint")
-    if not torch.isfinite(x).all():
+    if not all_finite(x):
         raise ValueError(f"{who} got NaN or inf in x; clean the data (e.g. torch.nan_to_num) first")
+
+
+# Why these checks are written this way: ``fit`` checks the whole training set once, up front, and
+# the obvious forms allocate a bool tensor per comparison (39 MB each on 50000 MNIST images; over
+# glibc's mmap threshold, so they page-fault too): ``isfinite(x).all()`` plus ``((x == 0) | (x ==
+# 1)).all()`` took ~0.37 s of a 5 s ELBO epoch (2-core AMD EPYC). ``aminmax`` is one pass with no
+# temporary (~5 ms), and the binary test runs on 4 MiB pieces that stay in cache (~45 ms).
+CHECK_CHUNK_ELEMENTS = 1 << 20
+
+
+def all_finite(x: torch.Tensor) -> bool:
+    """No NaN or inf in a non-empty ``x``: NaN propagates into ``aminmax`` and an inf is its min or max."""
+    lo, hi = torch.aminmax(x)
+    return math.isfinite(lo.item()) and math.isfinite(hi.item())
+
+
+def all_binary(x: torch.Tensor) -> bool:
+    """Every entry of a non-empty ``x`` is 0 or 1 (NaN is not)."""
+    lo, hi = torch.aminmax(x)
+    if not (lo.item() >= 0 and hi.item() <= 1):
+        return False
+    return all(bool((piece == 0).logical_or_(piece == 1).all())
+               for piece in x.reshape(-1).split(CHECK_CHUNK_ELEMENTS))
 
 
 def check_binary(x: torch.Tensor, who: str) -> None:
     """A Bernoulli likelihood needs x in {0, 1}."""
-    if not ((x == 0) | (x == 1)).all():
+    if x.numel() and not all_binary(x):
         raise ValueError(
             f"{who} has a Bernoulli likelihood and needs binary x in {{0, 1}}, but x has values "
             f"in [{x.min().item():.3g}, {x.max().item():.3g}]; binarize first "

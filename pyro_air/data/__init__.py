@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from pyro_air.core.registry import Registry
+from pyro_air.core.validation import all_binary
 from pyro_air.data.binarize import binarize_dynamic, binarize_static
 from pyro_air.data.errors import DataFileError
 from pyro_air.data.files import load_amat, load_caltech101, load_omniglot
@@ -64,7 +65,7 @@ DATASETS.register("caltech101")(_file_loader(load_caltech101))
 def _grey_or_binarized(x: torch.Tensor, binarize: str, split: str, where) -> torch.Tensor:
     """Your own data under ``binarize``: "static" binarizes grey levels (binary data stays as it is);
     "dynamic" / "none" keep the grey levels."""
-    binary = bool(((x == 0) | (x == 1)).all())
+    binary = x.numel() == 0 or all_binary(x)
     if binarize == "static" and not binary:
         if x.min() < 0 or x.max() > 1:
             raise ValueError(f"{where} holds values in [{x.min().item():.3g}, {x.max().item():.3g}], which cannot be "
