@@ -46,14 +46,13 @@ CHECK_CHUNK_ELEMENTS = 1 << 20
 
 def all_finite(x: torch.Tensor) -> bool:
     """No NaN or inf in a non-empty ``x``: NaN propagates into ``aminmax`` and an inf is its min or max."""
-    lo, hi = torch.aminmax(x)
-    return math.isfinite(lo.item()) and math.isfinite(hi.item())
+    return bool(torch.isfinite(torch.stack(torch.aminmax(x))).all())  # one device sync on a GPU
 
 
 def all_binary(x: torch.Tensor) -> bool:
     """Every entry of a non-empty ``x`` is 0 or 1 (NaN is not)."""
-    lo, hi = torch.aminmax(x)
-    if not (lo.item() >= 0 and hi.item() <= 1):
+    lo, hi = torch.stack(torch.aminmax(x)).tolist()
+    if not (lo >= 0 and hi <= 1):
         return False
     return all(bool((piece == 0).logical_or_(piece == 1).all())
                for piece in x.reshape(-1).split(CHECK_CHUNK_ELEMENTS))
