@@ -92,7 +92,7 @@ def run(rounds: int, num_samples: int, threads: int = 2, log=print) -> tuple:
                  for source in HISTORIES for mode in SETTINGS}
         try:
             times = interleave(cases, rounds, calls_per_block=1, warmup_blocks=1,
-                               progress=lambda r, n: log(f"  allocator ({kind}) round {r}/{n}"))
+                               progress=lambda r, n, kind=kind: log(f"  allocator ({kind}) round {r}/{n}"))
             faults = {name: _count_faults(case) for name, case in cases.items()}  # one more call each, untimed
         finally:
             close_all(cases)

@@ -23,8 +23,18 @@ from pyro_air.data.mnist import (
     mnist_labels,
     subset_indices,
 )
-from pyro_air.data.own import dataset_array, dataset_tensor, file_dimension, file_shape, load_file
-from pyro_air.data.vision import is_torchvision_name, load_torchvision, torchvision_shape
+from pyro_air.data.own import (
+    dataset_array,
+    dataset_tensor,
+    file_dimension,
+    file_shape,
+    load_file,
+)
+from pyro_air.data.vision import (
+    is_torchvision_name,
+    load_torchvision,
+    torchvision_shape,
+)
 
 DATASETS = Registry("dataset")
 SPLITS = ("train", "valid", "test")
