@@ -32,6 +32,8 @@ def _serve(conn, factory, args, threads):
         c0 = time.process_time()
         try:
             case()
+            if torch.cuda.is_initialized():
+                torch.cuda.synchronize()  # the call is over when the device's work is
         except BaseException as error:  # noqa: BLE001
             conn.send(("error", f"{type(error).__name__}: {error}"))
             return

@@ -340,10 +340,12 @@ def main(argv=None) -> None:
         log("a busy machine (benchmarks/busy.py)")
         from benchmarks.busy import run as busy_run
         busy_table, results["busy"] = busy_run(cfg["busy_rounds"], cfg["busy_steps"], log=log)
-    log("allocator: freed memory kept vs the C library's defaults (benchmarks/allocator.py)")
-    from benchmarks.allocator import run as allocator_run
-    allocator_table, results["allocator"] = allocator_run(cfg["allocator_rounds"], cfg["allocator_samples"],
-                                                          args.threads, log=log)
+    allocator_table = "(CPU-only section.)"
+    if device.type == "cpu":
+        log("allocator: freed memory kept vs the C library's defaults (benchmarks/allocator.py)")
+        from benchmarks.allocator import run as allocator_run
+        allocator_table, results["allocator"] = allocator_run(cfg["allocator_rounds"], cfg["allocator_samples"],
+                                                              args.threads, log=log)
     log("evaluation")
     images = data.load("mnist", "test")[: cfg["eval_images"]]
     eval_table, eval_notes, results["evaluation"] = evaluation_section(

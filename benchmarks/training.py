@@ -218,15 +218,16 @@ class EpochGemms:
     encoder's first (the data need none). Inputs are random; the products' cost does not depend
     on the values (denormals flushed, as in ``fit``)."""
 
-    def __init__(self, model, guide, num_particles: int, num_steps: int, batch: int = 100):
+    def __init__(self, model, guide, num_particles: int, num_steps: int, batch: int = 100, device="cpu"):
         def shapes(net):
             return [(m.in_features, m.out_features) for m in net.modules() if isinstance(m, torch.nn.Linear)]
         encoder = shapes(guide.features) + shapes(guide.head)
         decoder = shapes(model.decoder)
         self.layers = [(batch, n_in, n_out, i > 0) for i, (n_in, n_out) in enumerate(encoder)]
         self.layers += [(num_particles * batch, n_in, n_out, True) for n_in, n_out in decoder]
-        self.tensors = [(torch.randn(rows, n_in), torch.randn(n_out, n_in) * 0.05, torch.zeros(n_out),
-                         torch.randn(rows, n_out), needs_input_grad)
+        def randn(*shape):
+            return torch.randn(*shape, device=device)
+        self.tensors = [(randn(rows, n_in), randn(n_out, n_in) * 0.05, randn(n_out), randn(rows, n_out), needs_input_grad)
                         for rows, n_in, n_out, needs_input_grad in self.layers]
         self.num_steps = num_steps
 
@@ -260,5 +261,5 @@ def epoch_cases(num_particles: int, x, threads: int) -> dict:
         TYPICAL_HERE.format(name): HandwrittenEpoch(model, guide, k, bound, x, typical_user=True),
         f"pyro-air fit, one {name} epoch, --precision bf16": FitEpoch(
             *renamed_copy(model, guide, f"fitbf{k}"), objective, x, threads, precision="bf16"),
-        GEMMS_ONLY.format(name): EpochGemms(model, guide, k, len(x) // 100),
+        GEMMS_ONLY.format(name): EpochGemms(model, guide, k, len(x) // 100, device=x.device),
     }

@@ -107,3 +107,11 @@ def test_report_before_and_after(monkeypatch):
     monkeypatch.setenv("PYRO_AIR_MALLOC", "system")  # so this test process's malloc is left alone
     first = allocator.keep_freed_memory()
     assert allocator.keep_freed_memory() == first == allocator.allocator_report()
+
+
+def test_other_c_libraries_are_left_alone(monkeypatch):
+    monkeypatch.setattr(allocator, "_state", {})
+    monkeypatch.setenv("PYRO_AIR_MALLOC", "keep")
+    monkeypatch.setattr(allocator, "_glibc_mallopt", lambda: None)  # as on macOS, Windows or musl
+    report = allocator.keep_freed_memory()
+    assert report["applied"] is False and "not glibc" in report["reason"]

@@ -78,7 +78,7 @@ def keep_freed_memory() -> dict:
         _state.update(applied=False, reason=f"{MALLOC_ENV}=system: the C library's defaults")
     elif mallopt is None:
         _state.update(applied=False, reason=f"not glibc ({platform.system()} "
-                                            f"{'/'.join(platform.libc_ver()) or 'unknown libc'}): nothing to tune")
+                                            f"{' '.join(filter(None, platform.libc_ver())) or 'unknown libc'}): nothing to tune")
     else:
         ok = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD,
                                                                                    TRIM_THRESHOLD_BYTES))
