@@ -71,9 +71,9 @@ def test_system_mode_leaves_the_c_library_alone(children):
 def test_keep_mode_reuses_freed_memory(children):
     report = children["keep"]["report"]
     assert report["applied"] is True and "32 MiB" in report["reason"] and "128 MiB" in report["reason"]
-    # the C library hands the 72 MiB back each time (so the next round faults it in again); kept,
-    # it stays with the process for the next round
-    assert min(children["system"]["returned_mib"]) > 40  # (if this fails, glibc changed: the tuning may be moot)
+    # the C library hands the 72 MiB back (the first time at least: later rounds depend on what else
+    # sits on the heap), so the next round faults it in again; kept, it never leaves the process
+    assert max(children["system"]["returned_mib"]) > 40  # (if this fails, glibc changed: the tuning may be moot)
     assert max(children["keep"]["returned_mib"]) < 8
 
 
