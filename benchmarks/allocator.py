@@ -47,14 +47,14 @@ class Workload:
         keep_freed_memory()  # what fit / evaluation do first (a no-op under PYRO_AIR_MALLOC=system)
         torch.manual_seed(0)
         model, guide = fresh_pair()
-        def images(split, n):
+        def load_images(split, n):
             if source == "mnist":
                 return data.load("mnist", split)[:n]
             gen = torch.Generator().manual_seed(1)  # made 100 rows at a time: no block over 320 KB is freed
             return torch.cat([(torch.rand(100, 784, generator=gen) < 0.13).float() for _ in range(n // 100)])
 
         if kind == "evaluation":
-            images = images("test", 200)
+            images = load_images("test", 200)
             self.position = 0
 
             def call():
@@ -62,7 +62,7 @@ class Workload:
                 self.position += 10
                 log_likelihood(model, guide, xb, num_samples=num_samples, batch_size=10)
         else:
-            x = images("train", 100 * TRAIN_STEPS)
+            x = load_images("train", 100 * TRAIN_STEPS)
             params = list(model.parameters()) + list(guide.parameters())
             optimizer, objective = make_adam(params, 1e-3), infer.IWAE_ELBO(num_particles=8)
 

@@ -69,7 +69,11 @@ class RemoteCase:
         self._answer("ready")
 
     def _answer(self, expected: str) -> float:
-        kind, value = self.conn.recv()
+        try:
+            kind, value = self.conn.recv()
+        except EOFError:  # the worker died without a word (killed, or a crash in the interpreter)
+            self.process.join(timeout=10)
+            kind, value = "error", f"the worker process exited (code {self.process.exitcode}) before answering"
         if kind == "error":
             self.close()
             raise RuntimeError(f"benchmark worker failed: {value}")
