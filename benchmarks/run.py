@@ -551,7 +551,7 @@ round-robin in short blocks (warm-up first), each time is the median over rounds
 is given both as the ratio of medians and as the median of same-round ratios (the more robust
 of the two under bursty load). Never compare absolute times across runs.
 
-## Targets (issue 8) against this run
+## Targets (issues 8 and 17) against this run
 
 {summary}
 
