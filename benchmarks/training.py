@@ -176,8 +176,8 @@ class FitEpoch:
 class HandwrittenEpoch:
     """One epoch of the hand-written loop: a fresh Adam, a random order, N // 100 steps of
     ``HandwrittenVAE.loss``. ``typical_user``: nn.Tanh, BCE-with-logits, default Adam, and denormals
-    not flushed (what a user's own loop does); else pyro-air's kernels with denormals flushed, as in
-    ``fit``."""
+    not flushed, rows gathered by ``x[index]`` (what a user's own loop does); else pyro-air's kernels
+    with denormals flushed and rows gathered by ``index_select``, as in ``fit``."""
 
     def __init__(self, model, guide, num_particles, bound, x, typical_user=False):
         self.net = HandwrittenVAE.from_pyro_air(model, guide, typical_user).to(x.device)
@@ -191,7 +191,8 @@ class HandwrittenEpoch:
         order = torch.randperm(n, device=self.x.device)
         with denormals_flushed(not self.typical):
             for i in range(n // 100):
-                xb = self.x[order[i * 100:(i + 1) * 100]]
+                rows = order[i * 100:(i + 1) * 100]  # the typical user indexes; fit gathers with index_select
+                xb = self.x[rows] if self.typical else self.x.index_select(0, rows)
                 opt.zero_grad(set_to_none=True)
                 loss = self.net.loss(xb, self.num_particles, n, self.bound)
                 loss.backward()

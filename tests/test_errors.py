@@ -169,7 +169,7 @@ def test_whole_dataset_checks_find_one_bad_value_anywhere():
     x = torch.zeros(3 * validation.CHECK_CHUNK_ELEMENTS // 784 + 5, 784)
     x[::7] = 1.0
     assert validation.all_finite(x) and validation.all_binary(x)
-    for bad in (float("nan"), float("inf"), -float("inf"), 0.5, 1e-30, -0.0 + 2.0, -1e-30):
+    for bad in (float("nan"), float("inf"), -float("inf"), 0.5, 1e-30, 1 - 2 ** -24, -0.0 + 2.0, -1e-30):
         for index in (0, validation.CHECK_CHUNK_ELEMENTS + 3, x.numel() - 1):
             y = x.clone().view(-1)
             y[index] = bad

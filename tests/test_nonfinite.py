@@ -158,3 +158,23 @@ def test_nan_with_a_sparser_checkpoint_policy_writes_the_last_good_state_it_name
     state = checkpoint.load(tmp_path)
     assert state["step"] == 3 * STEPS_PER_EPOCH and state["epoch"] == 3
     _assert_model_is_checkpoint(*_run.last, state)
+
+
+@pytest.mark.parametrize("on_host", [True, False])
+def test_loss_window_names_the_first_bad_step_in_both_storage_modes(on_host):
+    """Host floats (the CPU default) and the on-device window (the CUDA default, run here on the CPU)
+    report the same first bad step and value, and start afresh after each check."""
+    from pyro_air.train.nonfinite import LossWindow
+    window = LossWindow(4, torch.device("cpu"), on_host=on_host)
+    assert window.on_host is on_host and window.first_bad_step() is None
+    for step, value in zip(range(11, 15), [1.0, 2.0, float("inf"), float("nan")]):
+        window.record(step, torch.tensor(value, requires_grad=True) * 1)
+    assert window.full
+    assert window.first_bad_step() == (13, float("inf"))
+    assert not window.full
+    for step in (15, 16):
+        window.record(step, torch.tensor(0.5))
+    assert window.first_bad_step() is None
+    window.record(17, torch.tensor(float("nan")))
+    step, value = window.first_bad_step()
+    assert step == 17 and value != value

@@ -18,6 +18,8 @@ never written with them.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 DEFAULT_CHECK_EVERY = {"cpu": 1, "cuda": 50}
@@ -32,30 +34,42 @@ def default_check_every(device: torch.device) -> int:
 
 
 class LossWindow:
-    """Per-step losses held on the device until the next check."""
+    """Per-step losses held until the next check: on the device, or as host floats on the CPU (there
+    a loss is already computed when it is recorded, so reading it costs no wait, and a Python float
+    is ~40x cheaper per step than an indexed store plus an ``isfinite`` pass: ~0.2 vs ~9 us)."""
 
-    def __init__(self, size: int, device: torch.device):
-        self.losses = torch.zeros(size, device=device)
-        self.first_step = 0  # global step number of losses[0]
+    def __init__(self, size: int, device: torch.device, on_host: bool | None = None):
+        self.size = size
+        self.on_host = torch.device(device).type == "cpu" if on_host is None else on_host
+        self.losses = [] if self.on_host else torch.zeros(size, device=device)
+        self.first_step = 0  # global step number of the first loss since the last check
         self.count = 0
 
     @property
     def full(self) -> bool:
-        return self.count == len(self.losses)
+        return self.count == self.size
 
     def record(self, step: int, loss: torch.Tensor) -> None:
         if self.count == 0:
             self.first_step = step
-        self.losses[self.count] = loss.detach()
+            if self.on_host:
+                self.losses.clear()
+        if self.on_host:
+            self.losses.append(loss.item())
+        else:
+            self.losses[self.count] = loss.detach()
         self.count += 1
 
     def first_bad_step(self) -> tuple[int, float] | None:
         """(step, value) of the first non-finite loss since the last check, or None; one sync."""
         if self.count == 0:
             return None
-        window = self.losses[: self.count]
+        count, self.count = self.count, 0
+        if self.on_host:
+            bad = [i for i, v in enumerate(self.losses[:count]) if not math.isfinite(v)]
+            return (self.first_step + bad[0], self.losses[bad[0]]) if bad else None
+        window = self.losses[:count]
         bad = ~torch.isfinite(window)
-        self.count = 0
         if not bool(bad.any()):
             return None
         i = int(bad.nonzero()[0])
