@@ -540,9 +540,12 @@ def render(machine, profile, overhead, elbo_table, iwae_table, eval_table, eval_
            "**not measured**: no GPU was lent to this session. `python -m benchmarks.run --device cuda` runs every "
            "section on CUDA (data resident on the device, `torch.cuda.synchronize` around each timed block, "
            "memory from `torch.cuda.max_memory_allocated`).")
-    return f"""# pyro-air benchmarks ({'QUICK sanity run' if quick else 'full run'}, {today})
+    from pyro_air.core.kernels import cpu_model
+    return f"""# pyro-air benchmarks on {cpu_model() if device.type == 'cpu' else device.type.upper()} ({'QUICK sanity run' if quick else 'full run'}, {today})
 
-Produced by `python -m benchmarks.run{' --quick' if quick else ''}` in one process.
+Produced by `python -m benchmarks.run{' --quick' if quick else ''}` in one process. Reports from other
+CPUs sit beside this one (`benchmarks/RESULTS*.md`: AMD EPYC in RESULTS.md, Intel Xeon with AMX in
+RESULTS-intel.md); ratios compare only within one report.
 
 **Noise.** This machine has 2 CPU cores shared with several other engineers' jobs (see the load
 averages below), so absolute times are inflated and vary by a large factor from minute to minute.
