@@ -76,7 +76,8 @@ def machine_summary(device: torch.device) -> list:
                      f"**{tanh['kernel']}** ({tanh['source']}; {measured}); bf16 matrix products "
                      f"**{report['bf16']['state']}** ({report['bf16']['source']}; "
                      + ", ".join(f"{k} {1e3 * v:.3f} ms" for k, v in (report['bf16'].get('times') or {}).items())
-                     + f"); denormals can be flushed: {report['denormals_flushed']}; allocator: "
+                     + f"); denormals can be flushed: {report['denormals_flushed']} "
+                     + f"(on {report.get('denormal_flush_reach', 'the calling thread')}); allocator: "
                      + ("freed memory kept, " if report["allocator"]["applied"] else "C library defaults, ")
                      + report["allocator"]["reason"])
     return lines
@@ -493,11 +494,23 @@ def denormal_section(device, rounds: int, block: int) -> tuple:
     kept = PyroAirStep(*renamed_copy(model, guide, "kept"), infer.IWAE_ELBO(num_particles=8), batches, NUM_DATA)
     flushed = PyroAirStep(*renamed_copy(model, guide, "flushed"), infer.IWAE_ELBO(num_particles=8), batches, NUM_DATA)
 
+    calling_only = PyroAirStep(*renamed_copy(model, guide, "flushed1"), infer.IWAE_ELBO(num_particles=8), batches,
+                               NUM_DATA)
+
     def flushed_step():
         with denormals_flushed():
             return flushed()
 
-    cases = {"IWAE-8 step, denormals kept": kept, "IWAE-8 step, denormals flushed (fit's default)": flushed_step}
+    def calling_thread_step():  # torch's own switch: the calling thread only (pyro_air.core.openmp)
+        torch.set_flush_denormal(True)
+        try:
+            return calling_only()
+        finally:
+            torch.set_flush_denormal(False)
+
+    cases = {"IWAE-8 step, denormals kept": kept,
+             "IWAE-8 step, denormals flushed on the calling thread only (torch.set_flush_denormal)": calling_thread_step,
+             "IWAE-8 step, denormals flushed on every pool thread (fit's default)": flushed_step}
     times = interleave(cases, rounds, calls_per_block=block, warmup_blocks=1, sync=sync_for(device))
     rows = ratio_rows(times, "IWAE-8 step, denormals kept")
     table = markdown_table(["case", "median step (wall)", "ratio of medians", "median of paired ratios",

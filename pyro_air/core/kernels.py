@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from pyro_air.core.allocator import allocator_report
+from pyro_air.core.openmp import pool_runtime, set_flush_denormal_everywhere
 
 TANH_KERNELS = ("torch", "sigmoid")
 TANH_ENV = "PYRO_AIR_TANH"
@@ -165,6 +166,7 @@ def kernel_report() -> dict:
     tanh_kernel()
     return {"cpu": cpu_model(), "flags": cpu_flags(), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "denormals_flushed": flush_denormals_supported(),
+            "denormal_flush_reach": denormal_flush_reach(),
             "tanh": dict(_choice["tanh"]), "bf16": bf16_support(), "allocator": allocator_report()}
 
 
@@ -180,20 +182,24 @@ def denormals_flushed(enabled: bool = True):
     49.8 ms -> 29.2 ms on one Xeon; benchmarks/RESULTS.md measures it here). Values below
     1.2e-38 become 0, which changes no log-likelihood, bound or gradient beyond float rounding
     (tests/test_kernels.py). Nested uses are counted, so an inner block does not end an outer one.
+
+    The mode is set on every thread of torch's OpenMP pool, not only the calling one
+    (``pyro_air.core.openmp``): torch's own switch reaches the calling thread alone, which at 2
+    threads left half of every kernel's work unflushed.
     """
     global _flush_depth
     if not enabled:
         yield
         return
     if _flush_depth == 0:
-        torch.set_flush_denormal(True)
+        set_flush_denormal_everywhere(True)
     _flush_depth += 1
     try:
         yield
     finally:
         _flush_depth -= 1
         if _flush_depth == 0:
-            torch.set_flush_denormal(False)
+            set_flush_denormal_everywhere(False)
 
 
 def flush_denormals_supported() -> bool:
@@ -202,6 +208,12 @@ def flush_denormals_supported() -> bool:
     if _flush_depth == 0:
         torch.set_flush_denormal(False)
     return bool(supported)
+
+
+def denormal_flush_reach() -> str:
+    """Which threads a flush reaches: "every pool thread" (torch's OpenMP runtime is libgomp) or
+    "calling thread only" (another runtime; module docstring of ``pyro_air.core.openmp``)."""
+    return "every pool thread" if pool_runtime() is not None else "calling thread only"
 
 
 # -- threads --------------------------------------------------------------------------------------
