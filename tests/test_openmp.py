@@ -90,3 +90,13 @@ def test_without_libgomp_only_the_calling_thread_runs(monkeypatch):
     assert openmp.on_every_thread(lambda: seen.append(threading.get_ident()), 4) is False
     assert seen == [threading.get_ident()]
     assert denormal_flush_reach() == "calling thread only"
+
+
+@needs_libgomp
+def test_a_team_grown_inside_the_flush_is_restored_on_exit(two_threads):
+    """Threads created for a larger team inherit the flushed mode; leaving the block must reach them
+    too, or they would stay flushed for whoever uses that team size later."""
+    with denormals_flushed():
+        torch.set_num_threads(4)
+        assert nonzero_after_multiply() == 0.0
+    assert nonzero_after_multiply() == 1.0  # still 4 threads here: every one of them unflushed

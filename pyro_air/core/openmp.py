@@ -83,10 +83,15 @@ def on_every_thread(fn, threads: int) -> bool:
     return True
 
 
+_largest_team = [1]  # the largest team a switch has reached in this process
+
+
 def pool_size() -> int:
-    """How many threads a flush must reach: the pool may hold threads beyond the current count
-    (made for an earlier, larger team, and reused when the team grows again)."""
-    return max(torch.get_num_threads(), os.cpu_count() or 1)
+    """How many threads a switch must reach: the pool may hold threads beyond the current count
+    (made for an earlier, larger team, and reused when the team grows again), so at least the CPU
+    count and the largest team any earlier switch reached."""
+    _largest_team[0] = max(_largest_team[0], torch.get_num_threads(), os.cpu_count() or 1)
+    return _largest_team[0]
 
 
 def set_flush_denormal_everywhere(enabled: bool) -> bool:

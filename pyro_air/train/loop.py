@@ -251,8 +251,10 @@ class Trainer:
         all restored after."""
         self.model.train()
         self.guide.train()
+        # num_threads before denormals_flushed: the flush then reaches (and on exit restores) every
+        # thread of the team this run uses, however many it adds to the pool
         with pyro.validation_enabled(False), StopRequests(enabled=self.handles_signals) as self.stop, \
-                denormals_flushed(self.config.flush_denormals), num_threads(self.config.threads), \
+                num_threads(self.config.threads), denormals_flushed(self.config.flush_denormals), \
                 self._tensorboard_writer():
             while self.loop.epoch < self.config.epochs and not self.loop.stopped:
                 if self.stop.requested:
