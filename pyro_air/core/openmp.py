@@ -5,8 +5,10 @@ Why this exists: ``torch.set_flush_denormal`` changes the floating-point control
 calling thread does one share of the work and the pool's other threads the rest, with whatever mode
 they had when they were created. Measured (2 threads, torch 2.13.0+cpu): after
 ``set_flush_denormal(True)``, ``x * 1.0`` on ten million denormal floats left exactly half of them
-nonzero - the other thread's half. So flushing denormals on the main thread alone flushed half the
-work, and the slow denormal arithmetic went on in the rest.
+nonzero - the other thread's half. So flushing on the main thread alone flushed half of every
+elementwise kernel's work, and which values became 0 depended on how the work was split. (Speed: an
+IWAE-8 training step from initialization took the same time either way on a 2-core Intel Xeon, 15.7
+vs 15.9 ms, benchmarks/RESULTS-intel.md: its slow denormal arithmetic ran on the calling thread.)
 
 What it does: ``on_every_thread(fn, n)`` opens one OpenMP parallel region of ``n`` threads through
 libgomp's entry point ``GOMP_parallel(fn, data, num_threads, flags)`` (the call a ``#pragma omp
