@@ -167,7 +167,8 @@ class Flushed:
     """A step case run inside ``denormals_flushed()`` (``fit``'s default while training). Without it
     the table would time denormal luck: from initialization IWAE's normalized weights underflow, and
     how many denormals a case meets depends on its rounding path (on one Intel Xeon stock Pyro's
-    IWAE-8 step once ran 0.71x pyro-air's, unflushed; 1.16x with both flushed)."""
+    IWAE-8 step once ran 0.71x pyro-air's, unflushed, and 1.20x with both flushed:
+    benchmarks/RESULTS-intel.md)."""
 
     def __init__(self, step):
         self.step = step
