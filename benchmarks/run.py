@@ -77,7 +77,7 @@ def machine_summary(device: torch.device) -> list:
                      f"**{report['bf16']['state']}** ({report['bf16']['source']}; "
                      + ", ".join(f"{k} {1e3 * v:.3f} ms" for k, v in (report['bf16'].get('times') or {}).items())
                      + f"); denormals can be flushed: {report['denormals_flushed']} "
-                     + f"(on {report.get('denormal_flush_reach', 'the calling thread')}); allocator: "
+                     + f"(on {report['denormal_flush_reach']}); allocator: "
                      + ("freed memory kept, " if report["allocator"]["applied"] else "C library defaults, ")
                      + report["allocator"]["reason"])
     return lines
