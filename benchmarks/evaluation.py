@@ -13,7 +13,9 @@ do not count towards the bound. The GEMM bound runs just the decoder's three ``t
 .linear`` calls (with bias) on as many rows as the evaluation scores, in blocks of R rows, and gives
 FLOP/s; the bound is the *best* FLOP/s over R = pyro-air's chunk rows ([chunk * B, in] x [in, out])
 and R = 1024 and 4096 (so a chunk size that happened to slow the GEMMs down would not flatter
-the fraction); the GEMM-bound throughput is FLOP/s / (S * F_dec) images per second.
+the fraction), each through torch's product and, where this torch build has it, through oneDNN
+(which pyro-air's evaluation uses where it measured faster); the GEMM-bound throughput is
+FLOP/s / (S * F_dec) images per second.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from torch.nn import functional as F
 
 from benchmarks.handwritten import HandwrittenVAE
 from pyro_air.evaluate import log_likelihood
+from pyro_air.core.onednn import onednn_available, onednn_linear
 from pyro_air.evaluate.chunking import default_chunk_size, streaming_logmeanexp
 
 
@@ -158,9 +161,12 @@ class PythaeGetNLL(ImageBlocks):
 
 class DecoderGemms:
     """Only the decoder's GEMMs for ``block`` images x S samples: at pyro-air's chunk shapes, or in
-    blocks of ``rows`` rows."""
+    blocks of ``rows`` rows; through torch's own product (``F.linear``: the BLAS torch was built
+    with) or, ``library="onednn"``, through oneDNN (``pyro_air.core.onednn``), so that the bound is
+    the best dense product either library offers here."""
 
-    def __init__(self, model, block, num_samples, device, rows=None):
+    def __init__(self, model, block, num_samples, device, rows=None, library="torch"):
+        self.linear = F.linear if library == "torch" else onednn_linear
         self.layers = [(m.weight.detach(), m.bias.detach()) for m in linear_layers(model.decoder)]
         x_dim = self.layers[-1][0].shape[0]
         self.chunk = default_chunk_size(num_samples, block, x_dim)
@@ -177,5 +183,5 @@ class DecoderGemms:
         for _ in range(self.num_chunks):
             h = self.input
             for w, b in self.layers:
-                h = F.linear(h, w, b)
+                h = self.linear(h, w, b)
         return h

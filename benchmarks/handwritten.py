@@ -42,11 +42,13 @@ class HandwrittenVAE(nn.Module):
         self.features = mlp((x_dim, *hidden), act=activation, final_activation=True)
         self.head = nn.Linear(hidden[-1], 2 * z_dim)
         self.decoder = mlp((z_dim, *hidden, x_dim), act=activation)
-        if plain_torch and activation == "tanh":
-            for net in (self.features, self.decoder):
-                for i, layer in enumerate(net):
-                    if not isinstance(layer, nn.Linear):
-                        net[i] = nn.Tanh()
+        if plain_torch:  # plain nn.Sequential (without pyro-air's no-gradient path) and nn.Tanh
+            self.features, self.decoder = nn.Sequential(*self.features), nn.Sequential(*self.decoder)
+            if activation == "tanh":
+                for net in (self.features, self.decoder):
+                    for i, layer in enumerate(net):
+                        if not isinstance(layer, nn.Linear):
+                            net[i] = nn.Tanh()
 
     @classmethod
     def from_pyro_air(cls, model, guide, plain_torch: bool = False) -> HandwrittenVAE:

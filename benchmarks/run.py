@@ -73,7 +73,10 @@ def machine_summary(device: torch.device) -> list:
         measured = ", ".join(f"{k} {1e3 * v:.3f} ms" for k, v in times.items()) if times else "not timed in this run"
         lines.append(f"kernel report (`pyro_air.core.kernels.kernel_report()`): CPU {report['cpu']}; flags "
                      f"{', '.join(report['flags']) or 'none of avx2/avx512f/avx512_bf16/amx'}; tanh kernel "
-                     f"**{tanh['kernel']}** ({tanh['source']}; {measured}); bf16 matrix products "
+                     f"**{tanh['kernel']}** ({tanh['source']}; {measured}); dense layers without gradients "
+                     f"**{report['linear']['kernel']}** ({report['linear']['source']}; "
+                     + ", ".join(f"{k} {1e3 * v:.3f} ms" for k, v in (report['linear'].get('times') or {}).items())
+                     + "); bf16 matrix products "
                      f"**{report['bf16']['state']}** ({report['bf16']['source']}; "
                      + ", ".join(f"{k} {1e3 * v:.3f} ms" for k, v in (report['bf16'].get('times') or {}).items())
                      + f"); denormals can be flushed: {report['denormals_flushed']} "
@@ -199,6 +202,10 @@ def evaluation_section(device, images, rounds, block, peer_block, num_samples, t
     f_dec = ev.decoder_flops_per_sample(model)
     gemms = {"chunk": ev.DecoderGemms(model, block, num_samples, device)}
     gemms.update({r: ev.DecoderGemms(model, block, num_samples, device, rows=r) for r in (1024, 4096)})
+    if torch.device(device).type == "cpu" and ev.onednn_available():  # the bound: the best of both libraries
+        gemms["onednn chunk"] = ev.DecoderGemms(model, block, num_samples, device, library="onednn")
+        gemms.update({f"onednn {r}": ev.DecoderGemms(model, block, num_samples, device, rows=r, library="onednn")
+                      for r in (1024, 4096)})
     cases = {}
     for n in thread_counts:
         cases[f"air@{n}"] = WithThreads(ev.PyroAirEvaluation(model, guide, x, block, num_samples), n)
@@ -226,8 +233,10 @@ def evaluation_section(device, images, rounds, block, peer_block, num_samples, t
         work = gemms[best_key].flops / (block * num_samples * f_dec)  # the best GEMM block's work, in blocks
         paired = sorted(g / work / a for a, g in zip(air_t.seconds, best_t.seconds))  # same round
         for key, rate in rates.items():
-            shape = f"pyro-air's chunk shapes, {gemms[key].rows} rows" if key == "chunk" else f"{key} rows"
-            rows.append((f"{n}", f"GEMM (decoder GEMMs only, {shape})" + (" = bound" if key == best_key else ""),
+            library = "oneDNN" if str(key).startswith("onednn") else "torch's product"
+            size = str(key).removeprefix("onednn ")
+            shape = f"pyro-air's chunk shapes, {gemms[key].rows} rows" if size == "chunk" else f"{size} rows"
+            rows.append((f"{n}", f"GEMM (decoder GEMMs only, {library}, {shape})" + (" = bound" if key == best_key else ""),
                          rate / 1e9, rate / (num_samples * f_dec), f"{rate / flops_per_s:.1%}", "-"))
         rows.append((f"{n}", "pyro-air `log_likelihood` (chunked)", float("nan"), air_ips,
                      f"{air_ips / bound:.1%}", f"{paired[len(paired) // 2]:.1%}"))
@@ -553,7 +562,8 @@ def render(machine, profile, overhead, elbo_table, iwae_table, eval_table, eval_
            "**not measured**: no GPU was lent to this session. `python -m benchmarks.run --device cuda` runs every "
            "section on CUDA (data resident on the device, `torch.cuda.synchronize` around each timed block, "
            "memory from `torch.cuda.max_memory_allocated`).")
-    from pyro_air.core.kernels import cpu_model
+    from pyro_air.core.kernels import cpu_model, linear_kernel
+    linear = {"onednn": "oneDNN", "torch": "torch's product"}[linear_kernel()] if device.type == "cpu" else "torch's product"
     return f"""# pyro-air benchmarks on {cpu_model() if device.type == 'cpu' else device.type.upper()} ({'QUICK sanity run' if quick else 'full run'}, {today})
 
 Produced by `python -m benchmarks.run{' --quick' if quick else ''}` in one process. Reports from other
@@ -630,9 +640,13 @@ PyTorch's elementwise work on those tensors: the two tanh layers (2 sigmoid(2a) 
 kernel measurement chose it, `pyro_air/core/nets.py`), the Bernoulli log-density (softplus(l) - x l,
 `pyro_air/core/distributions.py`), the bias adds and the normal draws. The hand-written chunked row
 pays the same; the "nn.Tanh + BCE" row shows what torch's own tanh and binary cross-entropy would
-cost instead. Without gradients each dense layer and the tanh after it run as one product that
-returns 2a directly (alpha = beta = 2, exact) and two in-place passes (`pyro_air.core.nets.MLP`;
-bit for bit the layer-by-layer numbers; ~3% of the evaluation time side by side). (Tried and
+cost instead (as a plain `nn.Sequential`). Without gradients the dense layers run through the
+library the kernel measurement chose (`pyro_air.core.kernels.linear_kernel`; this run: {linear}):
+through oneDNN each dense layer and the tanh after it are one call (`pyro_air.core.onednn`: tanh
+fused into the product as a post-op, same function to float rounding); through torch's product
+each runs as one product that returns 2a directly (alpha = beta = 2, exact) and two in-place
+passes (`pyro_air.core.nets.MLP`; bit for bit the layer-by-layer numbers; ~3% of the evaluation
+time side by side). The GEMM bound is the best of both libraries' products. (Tried and
 removed earlier: moving the bias add out of the product into the tanh's first pass - not bit for
 bit, and 0.98-1.04x the time at 2 threads.) Every case here runs in a process whose freed memory is
 kept for reuse (`pyro_air.core.allocator`), the bound included.

@@ -9,10 +9,13 @@ from pyro_air.core.nets import Tanh, activation, mlp
 
 @pytest.fixture(autouse=True, params=kernels.TANH_KERNELS)
 def tanh_kernel(request):
-    """Every test runs with both CPU tanh kernels, whichever this machine would choose."""
+    """Every test runs with both CPU tanh kernels, whichever this machine would choose, and torch's
+    own dense-layer product (oneDNN's fused path is tests/test_onednn.py's)."""
     kernels.set_tanh_kernel(request.param)
+    kernels.set_linear_kernel("torch")
     yield request.param
     kernels.set_tanh_kernel(None)
+    kernels.set_linear_kernel(None)
 
 
 def test_tanh_is_within_float32_rounding_of_the_exact_tanh():

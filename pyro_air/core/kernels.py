@@ -13,6 +13,9 @@ on the same machine uses the same kernel and gives the same numbers; the two ker
 <= 2e-7 per activation (tests/test_nets.py). Override: ``PYRO_AIR_TANH=torch`` or ``=sigmoid``
 (or ``set_tanh_kernel``). ``kernel_report()`` says what was chosen and why; benchmark reports
 print it.
+
+The same machinery chooses the library for dense layers without gradients (evaluation): torch's
+BLAS or oneDNN (``linear_kernel``, ``pyro_air.core.onednn``; ``PYRO_AIR_LINEAR=torch|onednn``).
 """
 from __future__ import annotations
 
@@ -31,7 +34,9 @@ from pyro_air.core.openmp import pool_runtime, set_flush_denormal_everywhere
 TANH_KERNELS = ("torch", "sigmoid")
 TANH_ENV = "PYRO_AIR_TANH"
 CACHE_ENV = "PYRO_AIR_CACHE"
-MARGIN = 0.9  # the identity must take < 90% of torch.tanh's time to be chosen
+MARGIN = 0.9  # the identity must take < 90% of torch.tanh's time to be chosen (oneDNN likewise)
+LINEAR_KERNELS = ("torch", "onednn")
+LINEAR_ENV = "PYRO_AIR_LINEAR"
 
 _choice: dict = {}
 
@@ -104,7 +109,7 @@ def set_tanh_kernel(name: str | None) -> None:
 
 
 def forget_choices() -> None:
-    """Forget every choice of this process (tanh kernel, bf16 verdict): the next use reads the
+    """Forget every choice of this process (tanh and linear kernels, bf16 verdict): the next use reads the
     environment, then the cache, then measures - what a new process does (for tests)."""
     _choice.clear()
 
@@ -161,13 +166,47 @@ def _write_cache(path: Path, cache: dict) -> None:
         pass
 
 
+def set_linear_kernel(name: str | None) -> None:
+    """Force the no-gradient dense-layer library for this process (``None``: back to the
+    environment / cache / measurement)."""
+    if name is not None and name not in LINEAR_KERNELS:
+        raise ValueError(f"unknown linear kernel {name!r}; use one of {', '.join(LINEAR_KERNELS)}")
+    _choice.pop("linear", None)
+    if name is not None:
+        _choice["linear"] = {"kernel": name, "source": "set_linear_kernel"}
+
+
+def linear_kernel() -> str:
+    """"torch" or "onednn": the library of this process's dense layers without gradients on the CPU
+    (``pyro_air.core.onednn``). oneDNN is chosen only where this torch build has it and it took less
+    than ``MARGIN`` of torch's time on an evaluation chunk's decoder layers (``measure_linear``)."""
+    if "linear" not in _choice:
+        _choice["linear"] = _resolve_linear()
+    return _choice["linear"]["kernel"]
+
+
+def _resolve_linear() -> dict:
+    from pyro_air.core import onednn
+    if not onednn.onednn_available():
+        return {"kernel": "torch", "source": "oneDNN is not available in this torch build"}
+    return _resolve_choice("linear", "kernel", LINEAR_ENV, LINEAR_KERNELS, "linear kernel",
+                           lambda: onednn.measure_linear(), choose_linear)
+
+
+def choose_linear(times: dict) -> str:
+    """oneDNN only if it clearly wins (``MARGIN``), else torch's own product."""
+    return "onednn" if times["onednn"] < MARGIN * times["torch"] else "torch"
+
+
 def kernel_report() -> dict:
     """CPU model and flags, torch version, threads, and each kernel chosen with its reason."""
     tanh_kernel()
+    linear_kernel()
     return {"cpu": cpu_model(), "flags": cpu_flags(), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "denormals_flushed": flush_denormals_supported(),
             "denormal_flush_reach": denormal_flush_reach(),
-            "tanh": dict(_choice["tanh"]), "bf16": bf16_support(), "allocator": allocator_report()}
+            "tanh": dict(_choice["tanh"]), "linear": dict(_choice["linear"]), "bf16": bf16_support(),
+            "allocator": allocator_report()}
 
 
 _flush_depth = 0

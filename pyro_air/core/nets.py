@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pyro_air.core.kernels import tanh_kernel
+from pyro_air.core.kernels import linear_kernel, tanh_kernel
+from pyro_air.core.onednn import onednn_linear
 
 
 class _TanhFromSigmoid(torch.autograd.Function):
@@ -62,17 +63,25 @@ class MLP(nn.Sequential):
     the CPU (evaluation: ``log_likelihood`` sends [chunk x B, 500] activations through the decoder
     thousands of times) a plain ``nn.Linear`` followed by ``Tanh`` runs as one product and two
     in-place passes (``linear_tanh_no_grad``) instead of a product and four passes, one of them into
-    a fresh tensor: the same numbers bit for bit (tests/test_nets.py).
+    a fresh tensor: the same numbers bit for bit (tests/test_nets.py). Where the kernel measurement
+    chose oneDNN for such layers (``pyro_air.core.kernels.linear_kernel``), every dense layer runs
+    through it instead, with a following tanh fused into the product (``pyro_air.core.onednn``):
+    the same function to float rounding, and training, which needs gradients, is untouched.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled() or x.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
             return super().forward(x)
+        onednn = x.dtype == torch.float32 and linear_kernel() == "onednn"
         layers, i = list(self), 0
         while i < len(layers):
             layer, follower = layers[i], layers[i + 1] if i + 1 < len(layers) else None
-            if (type(layer) is nn.Linear and layer.bias is not None and type(follower) is Tanh
-                    and (x.dim() == 2 or x.dim() > 2 and x.is_contiguous())):
+            foldable = type(layer) is nn.Linear and (x.dim() == 2 or x.dim() > 2 and x.is_contiguous())
+            if foldable and onednn and layer.weight.dtype == torch.float32 and layer.weight.is_contiguous():
+                tanh = type(follower) is Tanh
+                x = onednn_linear(x, layer.weight, layer.bias, "tanh" if tanh else "none")
+                i += 2 if tanh else 1
+            elif foldable and layer.bias is not None and type(follower) is Tanh:
                 x = linear_tanh_no_grad(x, layer.weight, layer.bias)
                 i += 2
             else:

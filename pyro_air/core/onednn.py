@@ -1,0 +1,88 @@
+"""Dense layers without gradients on the CPU through oneDNN, where a measurement finds it faster.
+
+torch's CPU ``addmm`` (what ``nn.Linear`` runs in float32) calls the BLAS torch was built with,
+Intel MKL in the PyPI wheels, and MKL picks its code path by CPU vendor. On one 2-core AMD EPYC
+(Zen 4, AVX-512) the float32 products of an IWAE-5000 evaluation chunk ran ~1.35x faster through
+oneDNN, the other matrix library inside torch ([1330, 500] x [500, 784]: 17.4 ms through MKL,
+13.1 ms through oneDNN, 1 thread). oneDNN also applies tanh inside the product (an element-wise
+"post-op" on each output block while it is in cache), so a dense layer and the tanh after it become
+one call with no element-wise pass left: 8.6 ms against 11.5 ms for MKL's product plus the two
+in-place passes of ``pyro_air.core.nets.linear_tanh_no_grad`` on [1330, 500] x [500, 500].
+oneDNN's tanh is within ~1 ulp (7e-8) of float64 tanh, closer than either tanh kernel of
+``pyro_air.core.nets.Tanh``.
+
+Where it is used: only where nothing needs gradients (``pyro_air.core.nets.MLP`` without autograd
+on the CPU in float32: log-likelihood evaluation, validation), so a training step - and with it
+every trained parameter - is the same bit for bit whichever library is chosen. Whether oneDNN is
+faster is measured once per machine and cached beside the tanh choice
+(``pyro_air.core.kernels.linear_kernel``; ``PYRO_AIR_LINEAR=torch|onednn`` overrides). The two
+libraries sum each product in a different order, so an evaluation's numbers differ between the
+choices at float rounding (~1e-6 relative), as they differ between CPUs.
+
+``torch.ops.mkldnn._linear_pointwise`` (y = act(x W^T + b) for a float32 [rows, in] x and
+[out, in] W, the kernel torch's own compiler emits for dense layers on the CPU) is the entry point;
+a torch build without oneDNN simply keeps MKL.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+ACTIVATIONS = ("none", "tanh")
+
+
+def onednn_available() -> bool:
+    """Whether this torch build can run oneDNN's dense layer (checked once per process by a tiny call)."""
+    global _available
+    if _available is None:
+        try:
+            op = torch.ops.mkldnn._linear_pointwise
+            y = op(torch.ones(2, 3), torch.ones(4, 3), torch.zeros(4), "none", [], "")
+            _available = torch.backends.mkldnn.is_available() and torch.equal(y, torch.full((2, 4), 3.0))
+        except (AttributeError, RuntimeError):
+            _available = False
+    return _available
+
+
+_available: bool | None = None
+
+
+def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                  activation: str = "none") -> torch.Tensor:
+    """act(x W^T + b) through oneDNN, no autograd: x [..., in] (leading dimensions folded into rows,
+    as ``nn.Linear`` does), W [out, in], b [out] or None; ``activation`` "none" or "tanh"."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+    rows = x.reshape(-1, x.shape[-1])
+    y = torch.ops.mkldnn._linear_pointwise(rows, weight, bias, activation, [], "")
+    return y.view(*x.shape[:-1], weight.shape[0])
+
+
+def measure_linear(repeats: int = 15) -> dict:
+    """Seconds (best of ``repeats``, interleaved) of an evaluation chunk's decoder layers without
+    gradients: [1330, 500] x [500, 500] followed by tanh and [1330, 500] x [500, 784], each way
+    (``torch``: ``nn.Linear``'s product and pyro-air's tanh after it, as ``MLP`` ran them before;
+    ``onednn``: ``onednn_linear`` with tanh fused)."""
+    from pyro_air.core.nets import linear_tanh_no_grad
+
+    generator = torch.Generator().manual_seed(0)
+    h = torch.randn(1330, 500, generator=generator)
+    w_hidden, b_hidden = torch.randn(500, 500, generator=generator) * 0.05, torch.randn(500, generator=generator)
+    w_out, b_out = torch.randn(784, 500, generator=generator) * 0.05, torch.randn(784, generator=generator)
+
+    def torch_layers():
+        torch.nn.functional.linear(linear_tanh_no_grad(h, w_hidden, b_hidden), w_out, b_out)
+
+    def onednn_layers():
+        onednn_linear(onednn_linear(h, w_hidden, b_hidden, "tanh"), w_out, b_out)
+
+    kernels = {"torch": torch_layers, "onednn": onednn_layers}
+    best = dict.fromkeys(kernels, float("inf"))
+    with torch.no_grad():
+        for _ in range(repeats):
+            for name, fn in kernels.items():
+                t0 = time.perf_counter()
+                fn()
+                best[name] = min(best[name], time.perf_counter() - t0)
+    return best

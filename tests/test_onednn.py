@@ -1,0 +1,143 @@
+"""Dense layers without gradients through oneDNN (pyro_air.core.onednn): the same function as
+nn.Linear (+ tanh) to float rounding, chosen by measurement with an override, and never used
+where gradients are needed, so training is the same bit for bit whichever library is chosen."""
+import json
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from pyro_air import guides, infer, models
+from pyro_air.core import kernels
+from pyro_air.core.nets import mlp
+from pyro_air.core.onednn import onednn_available, onednn_linear
+from pyro_air.evaluate import log_likelihood
+
+needs_onednn = pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN")
+
+
+@pytest.fixture
+def linear_kernel_reset():
+    yield
+    kernels.set_linear_kernel(None)
+
+
+@pytest.fixture
+def fresh_choice(tmp_path, monkeypatch):
+    monkeypatch.setenv(kernels.CACHE_ENV, str(tmp_path))
+    monkeypatch.delenv(kernels.LINEAR_ENV, raising=False)
+    kernels.forget_choices()
+    yield tmp_path
+    kernels.forget_choices()
+
+
+def _layer(n_in, n_out, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n_out, n_in, generator=g) / n_in ** 0.5, torch.randn(n_out, generator=g)
+
+
+@needs_onednn
+@pytest.mark.parametrize("shape", [(37, 50), (3, 13, 50)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_onednn_linear_is_nn_linear_to_float_rounding(shape, with_bias):
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
+    w, b = _layer(50, 20)
+    b = b if with_bias else None
+    exact = F.linear(x.double(), w.double(), None if b is None else b.double())
+    got = onednn_linear(x, w, b)
+    assert got.shape == (*shape[:-1], 20) and got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), exact, rtol=0, atol=2e-6)
+    torch.testing.assert_close(onednn_linear(x, w, b, "tanh").double(), torch.tanh(exact), rtol=0, atol=2e-6)
+
+
+@needs_onednn
+def test_the_fused_tanh_is_within_an_ulp_of_float64_tanh():
+    x = torch.cat([torch.linspace(-12, 12, 20001), torch.logspace(-8, 0, 2001)])[:, None]
+    y = onednn_linear(x, torch.ones(1, 1), None, "tanh")[:, 0].double()
+    exact = torch.tanh(x[:, 0].double())
+    assert (y - exact).abs().max() < 1.5e-7  # float32 spacing near 1 is 6e-8 (nets.Tanh's identity: 2e-7)
+    assert ((y - exact).abs() / exact.abs().clamp_min(1e-30)).max() < 2.5e-7  # relative, near 0 too
+
+
+def test_an_unknown_activation_is_refused():
+    with pytest.raises(ValueError, match="activation must be one of none, tanh"):
+        onednn_linear(torch.ones(2, 3), torch.ones(4, 3), None, "relu")
+
+
+@needs_onednn
+def test_mlp_without_gradients_runs_through_onednn_and_matches_layer_by_layer(linear_kernel_reset):
+    net = mlp((50, 30, 30, 20))
+    z = torch.randn(4, 6, 50)
+    with torch.enable_grad():
+        layered = net(z).detach()  # gradients on: nn.Linear and Tanh one by one
+    kernels.set_linear_kernel("onednn")
+    with torch.no_grad():
+        fused, again = net(z), net(z)
+    assert torch.equal(fused, again)  # deterministic
+    torch.testing.assert_close(fused, layered, rtol=0, atol=2e-6)
+    assert not torch.equal(fused, layered)  # a different summation order: it really ran elsewhere
+
+
+@needs_onednn
+def test_training_is_the_same_bit_for_bit_with_either_library(linear_kernel_reset):
+    """Gradients are on in a training step: the linear-kernel choice never reaches it."""
+    x = torch.bernoulli(torch.full((16, 12), 0.4), generator=torch.Generator().manual_seed(2))
+    grads = {}
+    for kernel in ("torch", "onednn"):
+        kernels.set_linear_kernel(kernel)
+        torch.manual_seed(0)
+        model = models.build("bernoulli-vae", x_dim=12, z_dim=2, hidden=(8,))
+        guide = guides.build("gaussian", x_dim=12, z_dim=2, hidden=(8,))
+        torch.manual_seed(1)
+        infer.build("iwae", num_particles=3).differentiable_loss(model, guide, x).backward()
+        grads[kernel] = [p.grad.clone() for p in [*model.parameters(), *guide.parameters()]]
+    assert all(torch.equal(a, b) for a, b in zip(grads["torch"], grads["onednn"]))
+
+
+@needs_onednn
+def test_evaluation_through_onednn_is_the_same_estimate_to_float_rounding(linear_kernel_reset):
+    torch.manual_seed(0)
+    model = models.build("bernoulli-vae", x_dim=12, z_dim=2, hidden=(8,))
+    guide = guides.build("gaussian", x_dim=12, z_dim=2, hidden=(8,))
+    x = torch.bernoulli(torch.full((9, 12), 0.4), generator=torch.Generator().manual_seed(3))
+    values = {}
+    for kernel in ("torch", "onednn"):
+        kernels.set_linear_kernel(kernel)
+        values[kernel] = log_likelihood(model, guide, x, num_samples=50, seed=4)
+    torch.testing.assert_close(values["onednn"], values["torch"], rtol=1e-5, atol=1e-5)
+
+
+def test_onednn_is_chosen_only_when_it_clearly_wins():
+    assert kernels.choose_linear({"torch": 1.0, "onednn": 0.7}) == "onednn"
+    assert kernels.choose_linear({"torch": 1.0, "onednn": 0.95}) == "torch"  # within the margin
+    assert kernels.choose_linear({"torch": 0.7, "onednn": 1.0}) == "torch"
+
+
+@needs_onednn
+def test_the_linear_choice_is_measured_once_cached_and_overridable(fresh_choice, monkeypatch):
+    from pyro_air.core import onednn
+    calls = []
+    monkeypatch.setattr(onednn, "measure_linear", lambda: calls.append(1) or {"torch": 2.0, "onednn": 1.0})
+    assert kernels.linear_kernel() == "onednn"
+    entry, = json.loads((fresh_choice / "kernels.json").read_text()).values()
+    assert entry["linear"] == "onednn" and entry["linear_times"] == {"torch": 2.0, "onednn": 1.0}
+    kernels.forget_choices()  # a new process: the cache answers
+    assert kernels.linear_kernel() == "onednn" and len(calls) == 1
+    assert kernels.kernel_report()["linear"]["source"].startswith("cache")
+    kernels.forget_choices()
+    monkeypatch.setenv(kernels.LINEAR_ENV, "torch")
+    assert kernels.linear_kernel() == "torch"
+    kernels.forget_choices()
+    monkeypatch.setenv(kernels.LINEAR_ENV, "blas")
+    with pytest.raises(ValueError, match="PYRO_AIR_LINEAR='blas' is not a linear kernel; use one of torch, onednn"):
+        kernels.linear_kernel()
+    with pytest.raises(ValueError, match="unknown linear kernel"):
+        kernels.set_linear_kernel("blas")
+
+
+def test_without_onednn_the_choice_is_torch_and_says_why(fresh_choice, monkeypatch):
+    from pyro_air.core import onednn
+    monkeypatch.setattr(onednn, "onednn_available", lambda: False)
+    monkeypatch.setattr(onednn, "measure_linear", lambda: pytest.fail("measured without oneDNN"))
+    assert kernels.linear_kernel() == "torch"
+    assert "not available" in kernels.kernel_report()["linear"]["source"]
