@@ -141,3 +141,87 @@ def test_without_onednn_the_choice_is_torch_and_says_why(fresh_choice, monkeypat
     monkeypatch.setattr(onednn, "measure_linear", lambda: pytest.fail("measured without oneDNN"))
     assert kernels.linear_kernel() == "torch"
     assert "not available" in kernels.kernel_report()["linear"]["source"]
+
+
+@needs_onednn
+def test_packed_weights_are_reused_only_inside_an_evaluation_block():
+    from pyro_air.core import onednn
+    layer = torch.nn.Linear(30, 20)
+    x = torch.randn(40, 30, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        first = onednn_linear(x, layer.weight, layer.bias)
+        assert onednn.packed_weight(layer.weight, 40) is layer.weight and not onednn._packed  # outside: no packs
+        with onednn.reusing_packed_weights():
+            packed = onednn.packed_weight(layer.weight, 40)
+            assert packed is not layer.weight and onednn.packed_weight(layer.weight, 40) is packed  # reused
+            assert torch.equal(onednn_linear(x, layer.weight, layer.bias), first)
+            with onednn.reusing_packed_weights():  # nested: the outer block keeps its packs
+                pass
+            assert onednn.packed_weight(layer.weight, 40) is packed
+            layer.weight.mul_(2)  # an in-place change that increments the version: packed again
+            assert onednn.packed_weight(layer.weight, 40) is not packed
+        assert not onednn._packed  # dropped at the end of the block
+
+
+def test_fused_adam_changes_parameters_without_a_new_version():
+    """Why packs cannot outlive an evaluation: a training step may leave the version counter alone."""
+    from pyro_air.train import make_adam
+    p = torch.nn.Parameter(torch.ones(3))
+    optimizer = make_adam([p], 0.1)
+    before, version = p.detach().clone(), p._version
+    p.grad = torch.ones(3)
+    optimizer.step()
+    assert not torch.equal(p.detach(), before)
+    if optimizer.defaults.get("fused"):
+        assert p._version == version
+
+
+@needs_onednn
+def test_validation_inside_fit_sees_every_optimizer_step(linear_kernel_reset):
+    """Two evaluations with training between them: the second uses the new weights."""
+    from pyro_air.train import make_adam
+    kernels.set_linear_kernel("onednn")
+    torch.manual_seed(0)
+    model = models.build("bernoulli-vae", x_dim=12, z_dim=2, hidden=(8,))
+    guide = guides.build("gaussian", x_dim=12, z_dim=2, hidden=(8,))
+    x = torch.bernoulli(torch.full((20, 12), 0.4), generator=torch.Generator().manual_seed(3))
+    optimizer = make_adam([*model.parameters(), *guide.parameters()], 0.1)
+    before = log_likelihood(model, guide, x, num_samples=20, seed=4)
+    for _ in range(3):
+        optimizer.zero_grad()
+        infer.build("elbo").differentiable_loss(model, guide, x).backward()
+        optimizer.step()
+    after = log_likelihood(model, guide, x, num_samples=20, seed=4)
+    kernels.set_linear_kernel("torch")
+    torch.testing.assert_close(after, log_likelihood(model, guide, x, num_samples=20, seed=4), rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(after, before)
+
+
+@needs_onednn
+def test_results_do_not_depend_on_which_products_came_before():
+    """Packs are per row count, so a product gives the same bits whatever ran before it."""
+    from pyro_air.core import onednn
+    w, b = _layer(50, 30, seed=6)
+    xs = {rows: torch.randn(rows, 50, generator=torch.Generator().manual_seed(rows)) for rows in (1, 7, 300)}
+    with onednn.reusing_packed_weights():
+        forward = {rows: onednn_linear(x, w, b, "tanh") for rows, x in xs.items()}
+    with onednn.reusing_packed_weights():
+        backward = {rows: onednn_linear(x, w, b, "tanh") for rows, x in reversed(list(xs.items()))}
+    assert all(torch.equal(forward[rows], backward[rows]) for rows in xs)
+    unpacked = {rows: onednn_linear(x, w, b, "tanh") for rows, x in xs.items()}
+    assert all(torch.equal(forward[rows], unpacked[rows]) for rows in xs if rows > 1)
+
+
+@needs_onednn
+def test_a_packed_weight_is_dropped_with_its_weight():
+    import gc
+
+    from pyro_air.core import onednn
+    layer = torch.nn.Linear(30, 20)
+    with torch.no_grad(), onednn.reusing_packed_weights():
+        onednn_linear(torch.randn(9, 30), layer.weight, layer.bias)
+        key = (id(layer.weight), 9)
+        assert key in onednn._packed
+        del layer
+        gc.collect()
+        assert key not in onednn._packed

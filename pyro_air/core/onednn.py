@@ -25,7 +25,9 @@ a torch build without oneDNN simply keeps MKL.
 """
 from __future__ import annotations
 
+import contextlib
 import time
+import weakref
 
 import torch
 
@@ -55,8 +57,59 @@ def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
     rows = x.reshape(-1, x.shape[-1])
-    y = torch.ops.mkldnn._linear_pointwise(rows, weight, bias, activation, [], "")
+    y = torch.ops.mkldnn._linear_pointwise(rows, packed_weight(weight, rows.shape[0]), bias, activation, [], "")
     return y.view(*x.shape[:-1], weight.shape[0])
+
+
+# Packed weights, reused inside ``reusing_packed_weights()`` only:
+# (id(weight), rows) -> (weakref, version, address, packed).
+_packed: dict = {}
+_reuse_depth = 0
+
+
+@contextlib.contextmanager
+def reusing_packed_weights():
+    """Inside: each weight is packed into oneDNN's layout once per row count and reused; the packs
+    are dropped when the outermost block ends (``pyro_air.evaluate.chunking.evaluation_mode`` enters it).
+
+    Unpacked, every call reorders W before multiplying, and an evaluation multiplies the same
+    decoder weights thousands of times (the reorder is ~10% of a [1330, 500] x [500, 784] product at
+    2 threads on one AMD EPYC). Why only inside a block: the weights must not change while a pack is
+    in use, and that cannot be read off a tensor - torch's fused Adam updates parameters in place
+    without incrementing their version counters (tests/test_onednn.py) - but an evaluation holds
+    them fixed. Within the block a pack is still used only for the same tensor object (weak
+    reference), version and storage address, and results never depend on which products came
+    before (packs are per row count, since oneDNN may pick another kernel for another shape)."""
+    global _reuse_depth
+    _reuse_depth += 1
+    try:
+        yield
+    finally:
+        _reuse_depth -= 1
+        if _reuse_depth == 0:
+            _packed.clear()
+
+
+def packed_weight(weight: torch.Tensor, rows: int) -> torch.Tensor:
+    """W in oneDNN's blocked layout for products with ``rows`` rows: inside
+    ``reusing_packed_weights()`` made once and reused, elsewhere W itself (oneDNN reorders it per call)."""
+    if _reuse_depth == 0 or not hasattr(torch.ops.mkldnn, "_reorder_linear_weight"):
+        return weight
+    key = (id(weight), rows)
+    entry = _packed.get(key)
+    if entry is not None and entry[0]() is weight and entry[1:3] == (weight._version, weight.data_ptr()):
+        return entry[3]
+    packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), rows)
+    _packed[key] = (weakref.ref(weight, lambda ref, key=key: _forget(key, ref)), weight._version,
+                    weight.data_ptr(), packed)
+    return packed
+
+
+def _forget(key, dead_ref) -> None:
+    """A packed weight goes with its weight (not with a later tensor that happens to get its id)."""
+    entry = _packed.get(key)
+    if entry is not None and entry[0] is dead_ref:
+        del _packed[key]
 
 
 def measure_linear(repeats: int = 15) -> dict:

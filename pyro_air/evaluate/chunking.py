@@ -9,6 +9,7 @@ import torch
 
 from pyro_air.core.allocator import keep_freed_memory
 from pyro_air.core.kernels import denormals_flushed
+from pyro_air.core.onednn import reusing_packed_weights
 
 # Elements of the largest per-chunk tensor ([samples, batch, x_dim]); 2**20 float32 = 4 MiB.
 # Why this size: the elementwise work of a chunk (tanh, the Bernoulli log-density) streams its
@@ -35,7 +36,8 @@ def module_device(module, default: torch.device | None = None) -> torch.device:
 @contextlib.contextmanager
 def evaluation_mode(*modules):
     """eval() mode (a denoising guide adds no noise), no gradients, Pyro validation off, denormals
-    flushed to zero (``pyro_air.core.kernels.denormals_flushed``); all restored after. Plain Pyro
+    flushed to zero (``pyro_air.core.kernels.denormals_flushed``), oneDNN's packed weights reused
+    (``pyro_air.core.onednn.reusing_packed_weights``); all restored after. Plain Pyro
     functions (not ``torch.nn.Module``s) have no mode and are left as they are. Freed tensor memory
     is kept for reuse from here on (``pyro_air.core.allocator``: process-wide, not restored)."""
     keep_freed_memory()
@@ -44,7 +46,7 @@ def evaluation_mode(*modules):
     try:
         for m in modules:
             m.eval()
-        with torch.no_grad(), pyro.validation_enabled(False), denormals_flushed():
+        with torch.no_grad(), pyro.validation_enabled(False), denormals_flushed(), reusing_packed_weights():
             yield
     finally:
         for m, mode in zip(modules, modes):
