@@ -168,3 +168,25 @@ def test_bf16_autocast_runs_matmuls_in_bf16_and_float32_is_untouched(monkeypatch
         kernels.check_precision("bf16", "cpu")
     monkeypatch.setattr(kernels, "bf16_support", lambda: {"state": "native"})
     kernels.check_precision("bf16", "cpu")  # no warning where bf16 is native (pytest's -W error would fail otherwise)
+
+
+def test_processes_starting_together_measure_once_and_agree(tmp_path):
+    """Two processes resolve a choice at the same moment: one measures, the other reads its answer."""
+    import subprocess
+    import sys
+    code = ("import time, sys\n"
+            "from pyro_air.core import kernels\n"
+            "def slow():\n"
+            "    time.sleep(1.0)\n"
+            "    return {'torch': float(sys.argv[1]), 'sigmoid': 1.0}\n"
+            "kernels.measure_tanh = slow\n"
+            "print(kernels.tanh_kernel(), kernels.kernel_report()['tanh']['source'])\n")
+    env = {**__import__("os").environ, kernels.CACHE_ENV: str(tmp_path)}
+    env.pop(kernels.TANH_ENV, None)
+    # the two would choose differently if each measured: 2.0 -> sigmoid, 0.5 -> torch
+    procs = [subprocess.Popen([sys.executable, "-c", code, t], env=env, stdout=subprocess.PIPE, text=True)
+             for t in ("2.0", "0.5")]
+    answers = [p.communicate(timeout=120)[0].split()[0] for p in procs]
+    assert answers[0] == answers[1]
+    entry, = json.loads((tmp_path / "kernels.json").read_text()).values()
+    assert entry["tanh"] == answers[0]

@@ -1,6 +1,6 @@
-"""Dense layers without gradients through oneDNN (pyro_air.core.onednn): the same function as
-nn.Linear (+ tanh) to float rounding, chosen by measurement with an override, and never used
-where gradients are needed, so training is the same bit for bit whichever library is chosen."""
+"""Dense layers through oneDNN (pyro_air.core.onednn): the same function and the same gradients as
+nn.Linear (+ tanh) to float rounding, chosen by measurement with an override; packed weights live
+only as long as an evaluation."""
 import json
 
 import pytest
@@ -10,7 +10,7 @@ from torch.nn import functional as F
 from pyro_air import guides, infer, models
 from pyro_air.core import kernels
 from pyro_air.core.nets import mlp
-from pyro_air.core.onednn import onednn_available, onednn_linear
+from pyro_air.core.onednn import onednn_available, onednn_linear, onednn_linear_with_grad
 from pyro_air.evaluate import log_likelihood
 
 needs_onednn = pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN")
@@ -26,6 +26,7 @@ def linear_kernel_reset():
 def fresh_choice(tmp_path, monkeypatch):
     monkeypatch.setenv(kernels.CACHE_ENV, str(tmp_path))
     monkeypatch.delenv(kernels.LINEAR_ENV, raising=False)
+    monkeypatch.delenv(kernels.LINEAR_TRAINING_ENV, raising=False)
     kernels.forget_choices()
     yield tmp_path
     kernels.forget_choices()
@@ -65,33 +66,66 @@ def test_an_unknown_activation_is_refused():
 
 
 @needs_onednn
-def test_mlp_without_gradients_runs_through_onednn_and_matches_layer_by_layer(linear_kernel_reset):
+def test_mlp_runs_through_onednn_and_matches_layer_by_layer(linear_kernel_reset):
     net = mlp((50, 30, 30, 20))
     z = torch.randn(4, 6, 50)
-    with torch.enable_grad():
-        layered = net(z).detach()  # gradients on: nn.Linear and Tanh one by one
+    layered = torch.nn.Sequential.forward(net, z).detach()  # nn.Linear and Tanh one by one
     kernels.set_linear_kernel("onednn")
     with torch.no_grad():
         fused, again = net(z), net(z)
     assert torch.equal(fused, again)  # deterministic
     torch.testing.assert_close(fused, layered, rtol=0, atol=2e-6)
     assert not torch.equal(fused, layered)  # a different summation order: it really ran elsewhere
+    torch.testing.assert_close(net(z).detach(), layered, rtol=0, atol=2e-6)  # with gradients too
 
 
 @needs_onednn
-def test_training_is_the_same_bit_for_bit_with_either_library(linear_kernel_reset):
-    """Gradients are on in a training step: the linear-kernel choice never reaches it."""
+@pytest.mark.parametrize("activation", ["none", "tanh"])
+def test_gradients_through_onednn_are_nn_linears_to_float_rounding(activation):
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(3, 5, 50, generator=g, requires_grad=True)
+    w, b = (t.requires_grad_() for t in _layer(50, 20, seed=8))
+    y = onednn_linear_with_grad(x, w, b, activation)
+    exact = F.linear(x, w, b)
+    exact = torch.tanh(exact) if activation == "tanh" else exact
+    upstream = torch.randn(y.shape, generator=g)
+    got = torch.autograd.grad(y, (x, w, b), upstream)
+    expected = torch.autograd.grad(exact, (x, w, b), upstream, retain_graph=True)
+    for a, e in zip(got, expected):
+        torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-5)
+    # differentiated twice (create_graph: the semi-amortized guide's unrolled steps)
+    first = torch.autograd.grad(onednn_linear_with_grad(x, w, b, activation), x, upstream, create_graph=True)[0]
+    first_exact = torch.autograd.grad(exact, x, upstream, create_graph=True)[0]
+    second = torch.autograd.grad(first.pow(2).sum(), w)[0]
+    second_exact = torch.autograd.grad(first_exact.pow(2).sum(), w)[0]
+    torch.testing.assert_close(second, second_exact, rtol=1e-4, atol=1e-5)
+
+
+@needs_onednn
+def test_training_through_onednn_is_deterministic_and_close_to_torchs_products(linear_kernel_reset):
     x = torch.bernoulli(torch.full((16, 12), 0.4), generator=torch.Generator().manual_seed(2))
     grads = {}
-    for kernel in ("torch", "onednn"):
+    for kernel in ("torch", "onednn", "onednn"):
         kernels.set_linear_kernel(kernel)
         torch.manual_seed(0)
         model = models.build("bernoulli-vae", x_dim=12, z_dim=2, hidden=(8,))
         guide = guides.build("gaussian", x_dim=12, z_dim=2, hidden=(8,))
         torch.manual_seed(1)
         infer.build("iwae", num_particles=3).differentiable_loss(model, guide, x).backward()
-        grads[kernel] = [p.grad.clone() for p in [*model.parameters(), *guide.parameters()]]
-    assert all(torch.equal(a, b) for a, b in zip(grads["torch"], grads["onednn"]))
+        got = [p.grad.clone() for p in [*model.parameters(), *guide.parameters()]]
+        if kernel in grads:
+            assert all(torch.equal(a, b) for a, b in zip(grads[kernel], got))  # the same bits again
+        grads[kernel] = got
+    for a, b in zip(grads["torch"], grads["onednn"]):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+@needs_onednn
+def test_autocast_runs_the_layers_one_by_one(linear_kernel_reset):
+    kernels.set_linear_kernel("onednn")
+    net = mlp((50, 30, 20))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert net(torch.randn(4, 50)).dtype == torch.bfloat16  # nn.Linear under autocast, not oneDNN's float32
 
 
 @needs_onednn
@@ -135,11 +169,26 @@ def test_the_linear_choice_is_measured_once_cached_and_overridable(fresh_choice,
         kernels.set_linear_kernel("blas")
 
 
+@needs_onednn
+def test_training_keeps_torchs_product_unless_asked(fresh_choice, monkeypatch):
+    monkeypatch.delenv(kernels.LINEAR_TRAINING_ENV, raising=False)
+    monkeypatch.setenv(kernels.LINEAR_ENV, "onednn")
+    assert kernels.linear_kernel() == "onednn" and kernels.linear_kernel(training=True) == "torch"
+    assert "opt in" in kernels.kernel_report()["linear_training"]["source"]
+    kernels.forget_choices()
+    monkeypatch.setenv(kernels.LINEAR_TRAINING_ENV, "onednn")
+    assert kernels.linear_kernel(training=True) == "onednn"
+    kernels.forget_choices()
+    monkeypatch.setenv(kernels.LINEAR_TRAINING_ENV, "fast")
+    with pytest.raises(ValueError, match="PYRO_AIR_LINEAR_TRAINING='fast' is not a linear kernel"):
+        kernels.linear_kernel(training=True)
+
+
 def test_without_onednn_the_choice_is_torch_and_says_why(fresh_choice, monkeypatch):
     from pyro_air.core import onednn
     monkeypatch.setattr(onednn, "onednn_available", lambda: False)
     monkeypatch.setattr(onednn, "measure_linear", lambda: pytest.fail("measured without oneDNN"))
-    assert kernels.linear_kernel() == "torch"
+    assert kernels.linear_kernel() == "torch" and kernels.linear_kernel(training=True) == "torch"
     assert "not available" in kernels.kernel_report()["linear"]["source"]
 
 
@@ -150,7 +199,7 @@ def test_packed_weights_are_reused_only_inside_an_evaluation_block():
     x = torch.randn(40, 30, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         first = onednn_linear(x, layer.weight, layer.bias)
-        assert onednn.packed_weight(layer.weight, 40) is layer.weight and not onednn._packed  # outside: no packs
+        assert onednn.packed_weight(layer.weight, 40) is layer.weight and not onednn.held_packs()  # outside: no packs
         with onednn.reusing_packed_weights():
             packed = onednn.packed_weight(layer.weight, 40)
             assert packed is not layer.weight and onednn.packed_weight(layer.weight, 40) is packed  # reused
@@ -160,7 +209,7 @@ def test_packed_weights_are_reused_only_inside_an_evaluation_block():
             assert onednn.packed_weight(layer.weight, 40) is packed
             layer.weight.mul_(2)  # an in-place change that increments the version: packed again
             assert onednn.packed_weight(layer.weight, 40) is not packed
-        assert not onednn._packed  # dropped at the end of the block
+        assert not onednn.held_packs()  # dropped at the end of the block
 
 
 def test_fused_adam_changes_parameters_without_a_new_version():
@@ -221,7 +270,47 @@ def test_a_packed_weight_is_dropped_with_its_weight():
     with torch.no_grad(), onednn.reusing_packed_weights():
         onednn_linear(torch.randn(9, 30), layer.weight, layer.bias)
         key = (id(layer.weight), 9)
-        assert key in onednn._packed
+        assert key in onednn.held_packs()
         del layer
         gc.collect()
-        assert key not in onednn._packed
+        assert key not in onednn.held_packs()
+
+
+def test_pinned_kernels_apply_inside_and_restore_after(linear_kernel_reset):
+    kernels.set_linear_kernel("onednn")
+    kernels.set_tanh_kernel("sigmoid")
+    both = {"linear": "onednn", "linear_training": "onednn"}
+    try:
+        with kernels.pinned_kernels({"linear": "torch"}):
+            assert kernels.chosen_kernels() == {"tanh": "sigmoid", "linear": "torch", "linear_training": "onednn"}
+            with kernels.pinned_kernels({"tanh": "torch", "linear": "onednn"}):
+                assert kernels.chosen_kernels() == {"tanh": "torch", **both}
+            assert kernels.chosen_kernels()["linear"] == "torch"
+        assert kernels.chosen_kernels() == {"tanh": "sigmoid", **both}
+        with pytest.raises(ValueError, match="unknown kernel choice"):
+            with kernels.pinned_kernels({"gemm": "mkl"}):
+                pass
+        with pytest.raises(ValueError, match="unknown kernel"):
+            with kernels.pinned_kernels({"linear": "mkl"}):
+                pass
+    finally:
+        kernels.set_tanh_kernel(None)
+
+
+@needs_onednn
+def test_the_choice_follows_the_thread_count_as_the_cache_does(fresh_choice, monkeypatch):
+    """A process that chose at 2 threads and then runs at 1 uses the 1-thread choice, as another
+    process at 1 thread reading the cache does (the resume and signal tests run such pairs)."""
+    from pyro_air.core import onednn
+    monkeypatch.setattr(onednn, "measure_linear", lambda: {"torch": 1.0, "onednn": 0.5 * torch.get_num_threads()})
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert kernels.linear_kernel() == "torch"  # 1.0 vs 1.0 at 2 threads
+        torch.set_num_threads(1)
+        assert kernels.linear_kernel() == "onednn"  # 1.0 vs 0.5 at 1 thread
+        kernels.set_linear_kernel("torch")  # a forced choice holds at every count
+        assert kernels.linear_kernel() == "torch"
+    finally:
+        torch.set_num_threads(before)
+        kernels.set_linear_kernel(None)

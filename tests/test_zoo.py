@@ -90,8 +90,9 @@ def test_load_round_trips_the_parameters_exactly_in_eval_mode(zoo_dir, built):
 
 
 def test_the_recorded_check_is_reproduced(zoo_dir):
-    recorded = zoo.entry(NAME)["check"]["neg_log_px"]
-    assert abs(zoo.reproduce_check(NAME) - recorded) < 1e-3
+    check = zoo.entry(NAME)["check"]
+    assert set(check["kernels"]) == {"tanh", "linear", "linear_training"}  # the choices that change numbers
+    assert zoo.reproduce_check(NAME) == check["neg_log_px"]  # same machine and threads: exactly
 
 
 def test_root_argument_and_environment_name_the_same_zoo(zoo_dir, monkeypatch):

@@ -15,7 +15,8 @@ on the same machine uses the same kernel and gives the same numbers; the two ker
 print it.
 
 The same machinery chooses the library for dense layers without gradients (evaluation): torch's
-BLAS or oneDNN (``linear_kernel``, ``pyro_air.core.onednn``; ``PYRO_AIR_LINEAR=torch|onednn``).
+BLAS or oneDNN (``linear_kernel``, ``pyro_air.core.onednn``; ``PYRO_AIR_LINEAR=torch|onednn``);
+training through oneDNN is opt-in (``PYRO_AIR_LINEAR_TRAINING=onednn``).
 """
 from __future__ import annotations
 
@@ -139,12 +140,36 @@ def _resolve_choice(name: str, field: str, env: str, allowed: tuple, what: str, 
     entry = _read_cache(path).get(key, {})
     if entry.get(name) in allowed:
         return {field: entry[name], "source": f"cache {path}", "times": entry.get(f"{name}_times")}
-    times = measure()
-    value = decide(times)
-    cache = _read_cache(path)  # re-read: another choice may have been cached meanwhile
-    cache.setdefault(key, {}).update({name: value, f"{name}_times": times})
-    _write_cache(path, cache)
+    with _cache_lock(path):  # processes starting together measure once; the others read the answer
+        entry = _read_cache(path).get(key, {})
+        if entry.get(name) in allowed:
+            return {field: entry[name], "source": f"cache {path}", "times": entry.get(f"{name}_times")}
+        times = measure()
+        value = decide(times)
+        cache = _read_cache(path)  # re-read: another choice may have been cached meanwhile
+        cache.setdefault(key, {}).update({name: value, f"{name}_times": times})
+        _write_cache(path, cache)
     return {field: value, "source": "measured now", "times": times}
+
+
+@contextlib.contextmanager
+def _cache_lock(path: Path):
+    """An exclusive lock beside the cache file (``flock``), so that two processes starting at once
+    (``compare``'s workers, pytest-xdist's) cannot measure the same choice separately and, where it
+    is close, choose differently; the second waits and then reads the first's choice. Best effort:
+    where no lock can be taken the process measures on its own."""
+    try:
+        import fcntl
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path.with_name(f".{path.name}.lock"), "a")
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        handle.close()  # releases the lock
 
 
 def _read_cache(path: Path) -> dict:
@@ -166,23 +191,48 @@ def _write_cache(path: Path, cache: dict) -> None:
         pass
 
 
+LINEAR_CHOICES = {False: "linear", True: "linear_training"}  # without / with gradients
+LINEAR_TRAINING_ENV = "PYRO_AIR_LINEAR_TRAINING"
+
+
 def set_linear_kernel(name: str | None) -> None:
-    """Force the no-gradient dense-layer library for this process (``None``: back to the
-    environment / cache / measurement)."""
+    """Force the dense-layer library for this process, evaluation and training (``None``: back to
+    the environment / cache / measurement / default)."""
     if name is not None and name not in LINEAR_KERNELS:
         raise ValueError(f"unknown linear kernel {name!r}; use one of {', '.join(LINEAR_KERNELS)}")
-    _choice.pop("linear", None)
-    if name is not None:
-        _choice["linear"] = {"kernel": name, "source": "set_linear_kernel"}
+    for key in LINEAR_CHOICES.values():
+        _choice.pop(key, None)
+        if name is not None:
+            _choice[key] = {"kernel": name, "source": "set_linear_kernel"}
 
 
-def linear_kernel() -> str:
-    """"torch" or "onednn": the library of this process's dense layers without gradients on the CPU
-    (``pyro_air.core.onednn``). oneDNN is chosen only where this torch build has it and it took less
-    than ``MARGIN`` of torch's time on an evaluation chunk's decoder layers (``measure_linear``)."""
-    if "linear" not in _choice:
-        _choice["linear"] = _resolve_linear()
-    return _choice["linear"]["kernel"]
+def linear_kernel(training: bool = False) -> str:
+    """"torch" or "onednn": the library of this process's dense layers on the CPU (``pyro_air.core.onednn``).
+
+    Without gradients (evaluation) chosen by measurement: oneDNN only where this torch build has it
+    and it took less than ``MARGIN`` of torch's time on an evaluation chunk (``measure_linear``;
+    ``PYRO_AIR_LINEAR`` overrides). With gradients (``training``) torch's product unless
+    ``PYRO_AIR_LINEAR_TRAINING=onednn`` opts in. Why training is opt-in: a training step through
+    oneDNN took ~0.9x the time at 2 threads on one AMD EPYC but ~1.0x at 1 thread
+    (``measure_linear_training``: 0.87-1.01 over repeated measurements on that shared host), too
+    close for a one-time measurement to decide reliably, and another library changes every trained
+    parameter at float rounding - so by default training keeps the bits of every committed result.
+    """
+    return linear_choice(training)["kernel"]
+
+
+def linear_choice(training: bool = False) -> dict:
+    """``linear_kernel``'s answer with its source (and measured times). A forced choice
+    (``set_linear_kernel``, ``pinned_kernels``) holds for every thread count; otherwise the choice
+    is per thread count, as the cache keys it, so that a process that changes its thread count
+    uses what another process at that count reads from the cache."""
+    key = LINEAR_CHOICES[bool(training)]
+    if key in _choice:
+        return _choice[key]
+    per_threads = (key, torch.get_num_threads())
+    if per_threads not in _choice:
+        _choice[per_threads] = _resolve_linear_training() if training else _resolve_linear()
+    return _choice[per_threads]
 
 
 def _resolve_linear() -> dict:
@@ -193,19 +243,62 @@ def _resolve_linear() -> dict:
                            lambda: onednn.measure_linear(), choose_linear)
 
 
+def _resolve_linear_training() -> dict:
+    from pyro_air.core import onednn
+    forced = os.environ.get(LINEAR_TRAINING_ENV)
+    if forced:
+        if forced not in LINEAR_KERNELS:
+            raise ValueError(f"{LINEAR_TRAINING_ENV}={forced!r} is not a linear kernel; use one of "
+                             f"{', '.join(LINEAR_KERNELS)}")
+        if forced == "onednn" and not onednn.onednn_available():
+            raise ValueError(f"{LINEAR_TRAINING_ENV}=onednn, but this torch build has no oneDNN; unset it")
+        return {"kernel": forced, "source": f"${LINEAR_TRAINING_ENV}"}
+    return {"kernel": "torch", "source": f"default (opt in with {LINEAR_TRAINING_ENV}=onednn)"}
+
+
 def choose_linear(times: dict) -> str:
     """oneDNN only if it clearly wins (``MARGIN``), else torch's own product."""
     return "onednn" if times["onednn"] < MARGIN * times["torch"] else "torch"
 
 
+def chosen_kernels() -> dict:
+    """{"tanh": ..., "linear": ..., "linear_training": ...}: the choices that change numbers at
+    float rounding (recorded beside a number that must repeat exactly, e.g. a zoo entry's check)."""
+    return {"tanh": tanh_kernel(), "linear": linear_kernel(), "linear_training": linear_kernel(training=True)}
+
+
+@contextlib.contextmanager
+def pinned_kernels(choices: dict):
+    """Inside: the kernels of ``choices`` (keys as ``chosen_kernels`` returns; a missing key keeps
+    this process's choice), the previous choices restored after."""
+    allowed = {"tanh": TANH_KERNELS, "linear": LINEAR_KERNELS, "linear_training": LINEAR_KERNELS}
+    unknown = sorted(set(choices) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown kernel choice(s) {', '.join(unknown)}; use {', '.join(allowed)}")
+    bad = [f"{name}={kernel!r}" for name, kernel in choices.items() if kernel not in allowed[name]]
+    if bad:
+        raise ValueError(f"unknown kernel(s) {', '.join(bad)}")
+    saved = {name: _choice.get(name) for name in choices}
+    try:
+        for name, kernel in choices.items():
+            _choice[name] = {"kernel": kernel, "source": "pinned_kernels"}
+        yield
+    finally:
+        for name, before in saved.items():
+            if before is None:
+                _choice.pop(name, None)
+            else:
+                _choice[name] = before
+
+
 def kernel_report() -> dict:
     """CPU model and flags, torch version, threads, and each kernel chosen with its reason."""
-    tanh_kernel()
-    linear_kernel()
+    chosen_kernels()
     return {"cpu": cpu_model(), "flags": cpu_flags(), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "denormals_flushed": flush_denormals_supported(),
             "denormal_flush_reach": denormal_flush_reach(),
-            "tanh": dict(_choice["tanh"]), "linear": dict(_choice["linear"]), "bf16": bf16_support(),
+            "tanh": dict(_choice["tanh"]), "linear": dict(linear_choice()),
+            "linear_training": dict(linear_choice(training=True)), "bf16": bf16_support(),
             "allocator": allocator_report()}
 
 

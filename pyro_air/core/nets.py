@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from pyro_air.core.kernels import linear_kernel, tanh_kernel
-from pyro_air.core.onednn import onednn_linear
+from pyro_air.core.onednn import onednn_linear, onednn_linear_with_grad
 
 
 class _TanhFromSigmoid(torch.autograd.Function):
@@ -59,29 +59,36 @@ def activation(name: str) -> nn.Module:
 class MLP(nn.Sequential):
     """Dense layers and activations in sequence: an ``nn.Sequential`` (same modules, same state_dict).
 
-    With gradients on (training) or off the CPU it runs its layers one by one. Without gradients on
-    the CPU (evaluation: ``log_likelihood`` sends [chunk x B, 500] activations through the decoder
-    thousands of times) a plain ``nn.Linear`` followed by ``Tanh`` runs as one product and two
-    in-place passes (``linear_tanh_no_grad``) instead of a product and four passes, one of them into
-    a fresh tensor: the same numbers bit for bit (tests/test_nets.py). Where the kernel measurement
-    chose oneDNN for such layers (``pyro_air.core.kernels.linear_kernel``), every dense layer runs
-    through it instead, with a following tanh fused into the product (``pyro_air.core.onednn``):
-    the same function to float rounding, and training, which needs gradients, is untouched.
+    Where the kernel measurement chose oneDNN for dense layers on this CPU
+    (``pyro_air.core.kernels.linear_kernel``), every float32 ``nn.Linear`` runs through it, with a
+    following ``Tanh`` fused into the product (``pyro_air.core.onednn``; with gradients the input
+    gradient also goes through oneDNN): the same function to float rounding. Otherwise, with
+    gradients on the layers run one by one; without gradients (evaluation: ``log_likelihood`` sends
+    [chunk x B, 500] activations through the decoder thousands of times) a plain ``nn.Linear``
+    followed by ``Tanh`` runs as one product and two in-place passes (``linear_tanh_no_grad``)
+    instead of a product and four passes, one of them into a fresh tensor: the same numbers bit for
+    bit (tests/test_nets.py). Off the CPU, under autocast and inside ``torch.compile`` the layers
+    always run one by one.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled() or x.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
+        if x.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
             return super().forward(x)
-        onednn = x.dtype == torch.float32 and linear_kernel() == "onednn"
+        grad = torch.is_grad_enabled()
+        onednn = (x.dtype == torch.float32 and linear_kernel(training=grad) == "onednn"
+                  and not torch.compiler.is_compiling())
+        if grad and not onednn:
+            return super().forward(x)
         layers, i = list(self), 0
         while i < len(layers):
             layer, follower = layers[i], layers[i + 1] if i + 1 < len(layers) else None
             foldable = type(layer) is nn.Linear and (x.dim() == 2 or x.dim() > 2 and x.is_contiguous())
             if foldable and onednn and layer.weight.dtype == torch.float32 and layer.weight.is_contiguous():
                 tanh = type(follower) is Tanh
-                x = onednn_linear(x, layer.weight, layer.bias, "tanh" if tanh else "none")
+                linear = onednn_linear_with_grad if grad else onednn_linear
+                x = linear(x, layer.weight, layer.bias, "tanh" if tanh else "none")
                 i += 2 if tanh else 1
-            elif foldable and layer.bias is not None and type(follower) is Tanh:
+            elif foldable and not grad and layer.bias is not None and type(follower) is Tanh:
                 x = linear_tanh_no_grad(x, layer.weight, layer.bias)
                 i += 2
             else:

@@ -1,4 +1,4 @@
-"""Dense layers without gradients on the CPU through oneDNN, where a measurement finds it faster.
+"""Dense layers on the CPU through oneDNN, where a measurement finds it faster.
 
 torch's CPU ``addmm`` (what ``nn.Linear`` runs in float32) calls the BLAS torch was built with,
 Intel MKL in the PyPI wheels, and MKL picks its code path by CPU vendor. On one 2-core AMD EPYC
@@ -11,13 +11,18 @@ in-place passes of ``pyro_air.core.nets.linear_tanh_no_grad`` on [1330, 500] x [
 oneDNN's tanh is within ~1 ulp (7e-8) of float64 tanh, closer than either tanh kernel of
 ``pyro_air.core.nets.Tanh``.
 
-Where it is used: only where nothing needs gradients (``pyro_air.core.nets.MLP`` without autograd
-on the CPU in float32: log-likelihood evaluation, validation), so a training step - and with it
-every trained parameter - is the same bit for bit whichever library is chosen. Whether oneDNN is
-faster is measured once per machine and cached beside the tanh choice
-(``pyro_air.core.kernels.linear_kernel``; ``PYRO_AIR_LINEAR=torch|onednn`` overrides). The two
-libraries sum each product in a different order, so an evaluation's numbers differ between the
-choices at float rounding (~1e-6 relative), as they differ between CPUs.
+Where it is used: every float32 ``nn.Linear`` inside a ``pyro_air.core.nets.MLP`` on the CPU
+(outside autocast and ``torch.compile``), with a following tanh fused, wherever the library choice
+says oneDNN (``pyro_air.core.kernels.linear_kernel``). Without gradients (evaluation, validation)
+through ``onednn_linear``, with packed weights reused for a whole evaluation
+(``reusing_packed_weights``); the choice is measured once per machine and cached beside the tanh
+choice (``PYRO_AIR_LINEAR=torch|onednn`` overrides). With gradients (training) through
+``LinearFunction`` - oneDNN for the forward product and the input gradient, torch's own product for
+the weight gradient (oneDNN was not faster there) - only when asked for
+(``PYRO_AIR_LINEAR_TRAINING=onednn``): a step of the AIR VAE took ~0.9x the time at 2 threads on
+that AMD EPYC, ~1.0x at 1 thread. The two libraries sum each product in another order, so numbers
+differ between the choices at float rounding (~1e-6 relative per layer), as they differ between
+CPUs; ``PYRO_AIR_LINEAR=torch`` reproduces evaluations made before this choice existed.
 
 ``torch.ops.mkldnn._linear_pointwise`` (y = act(x W^T + b) for a float32 [rows, in] x and
 [out, in] W, the kernel torch's own compiler emits for dense layers on the CPU) is the entry point;
@@ -105,6 +110,224 @@ def packed_weight(weight: torch.Tensor, rows: int) -> torch.Tensor:
     return packed
 
 
+def held_packs() -> list:
+    """The (id(weight), rows) keys of the packs held now (empty outside ``reusing_packed_weights``)."""
+    return list(_packed)
+
+
+def _forget(key, dead_ref) -> None:
+    """A packed weight goes with its weight (not with a later tensor that happens to get its id)."""
+    entry = _packed.get(key)
+    if entry is not None and entry[0] is dead_ref:
+        del _packed[key]
+
+
+def _decoder_layers(generator):
+    """The AIR decoder's two widest layers (500 -> 500, 500 -> 784) with gradients on their weights."""
+    w_hidden = (torch.randn(500, 500, generator=generator) * 0.05).requires_grad_()
+    b_hidden = torch.randn(500, generator=generator).requires_grad_()
+    w_out = (torch.randn(784, 500, generator=generator) * 0.05).requires_grad_()
+    b_out = torch.randn(784, generator=generator).requires_grad_()
+    return w_hidden, b_hidden, w_out, b_out
+
+
+def _best_times(kernels: dict, repeats: int) -> dict:
+    best = dict.fromkeys(kernels, float("inf"))
+    for _ in range(repeats):
+        for name, fn in kernels.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best
+
+
+def measure_linear(repeats: int = 15) -> dict:
+    """Seconds (best of ``repeats``, interleaved) of an evaluation chunk's [1330, 500] activations
+    through the decoder's two widest layers without gradients, each way (``torch``: ``nn.Linear``'s
+    product and pyro-air's tanh, as ``MLP`` runs them otherwise; ``onednn``: ``onednn_linear`` with
+    packed weights, as in an evaluation)."""
+    from pyro_air.core.nets import linear_tanh_no_grad
+
+    generator = torch.Generator().manual_seed(0)
+    h = torch.randn(1330, 500, generator=generator)
+    w_hidden, b_hidden, w_out, b_out = _decoder_layers(generator)
+
+    def torch_layers():
+        torch.nn.functional.linear(linear_tanh_no_grad(h, w_hidden, b_hidden), w_out, b_out)
+
+    def onednn_layers():
+        onednn_linear(onednn_linear(h, w_hidden, b_hidden, "tanh"), w_out, b_out)
+
+    with torch.no_grad(), reusing_packed_weights():  # as an evaluation runs them
+        return _best_times({"torch": torch_layers, "onednn": onednn_layers}, repeats)
+
+
+def measure_linear_training(repeats: int = 15) -> dict:
+    """Seconds (best of ``repeats``, interleaved) of a training step's [100, 500] activations
+    through the same two layers, forward and backward, each way (``torch``: ``nn.Linear`` and
+    pyro-air's ``Tanh`` under autograd; ``onednn``: ``onednn_linear_with_grad``)."""
+    from pyro_air.core.nets import Tanh
+
+    generator = torch.Generator().manual_seed(0)
+    h = torch.randn(100, 500, generator=generator, requires_grad=True)
+    w_hidden, b_hidden, w_out, b_out = _decoder_layers(generator)
+    tanh = Tanh()
+
+    def torch_layers():
+        hidden = tanh(torch.nn.functional.linear(h, w_hidden, b_hidden))
+        torch.nn.functional.linear(hidden, w_out, b_out).sum().backward()
+
+    def onednn_layers():
+        hidden = onednn_linear_with_grad(h, w_hidden, b_hidden, "tanh")
+        onednn_linear_with_grad(hidden, w_out, b_out).sum().backward()
+
+    with torch.enable_grad():
+        return _best_times({"torch": torch_layers, "onednn": onednn_layers}, repeats)
+
+
+# Packed weights, reused inside ``reusing_packed_weights()`` only:
+# (id(weight), rows) -> (weakref, version, address, packed).
+_packed: dict = {}
+_reuse_depth = 0
+
+
+@contextlib.contextmanager
+def reusing_packed_weights():
+    """Inside: each weight is packed into oneDNN's layout once per row count and reused; the packs
+    are dropped when the outermost block ends (``pyro_air.evaluate.chunking.evaluation_mode`` enters it).
+
+    Unpacked, every call reorders W before multiplying, and an evaluation multiplies the same
+    decoder weights thousands of times (the reorder is ~10% of a [1330, 500] x [500, 784] product at
+    2 threads on one AMD EPYC). Why only inside a block: the weights must not change while a pack is
+    in use, and that cannot be read off a tensor - torch's fused Adam updates parameters in place
+    without incrementing their version counters (tests/test_onednn.py) - but an evaluation holds
+    them fixed. Within the block a pack is still used only for the same tensor object (weak
+    reference), version and storage address, and results never depend on which products came
+    before (packs are per row count, since oneDNN may pick another kernel for another shape)."""
+    global _reuse_depth
+    _reuse_depth += 1
+    try:
+        yield
+    finally:
+        _reuse_depth -= 1
+        if _reuse_depth == 0:
+            _packed.clear()
+
+
+def packed_weight(weight: torch.Tensor, rows: int) -> torch.Tensor:
+    """W in oneDNN's blocked layout for products with ``rows`` rows: inside
+    ``reusing_packed_weights()`` made once and reused, elsewhere W itself (oneDNN reorders it per call)."""
+    if _reuse_depth == 0 or not hasattr(torch.ops.mkldnn, "_reorder_linear_weight"):
+        return weight
+    key = (id(weight), rows)
+    entry = _packed.get(key)
+    if entry is not None and entry[0]() is weight and entry[1:3] == (weight._version, weight.data_ptr()):
+        return entry[3]
+    packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), rows)
+    _packed[key] = (weakref.ref(weight, lambda ref, key=key: _forget(key, ref)), weight._version,
+                    weight.data_ptr(), packed)
+    return packed
+
+
+def held_packs() -> list:
+    """The (id(weight), rows) keys of the packs held now (empty outside ``reusing_packed_weights``)."""
+    return list(_packed)
+
+
+def _forget(key, dead_ref) -> None:
+    """A packed weight goes with its weight (not with a later tensor that happens to get its id)."""
+    entry = _packed.get(key)
+    if entry is not None and entry[0] is dead_ref:
+        del _packed[key]
+
+
+def measure_linear(repeats: int = 15) -> dict:
+    """Seconds (best of ``repeats``, interleaved) of each library on the AIR decoder's two widest
+    layers (500 -> 500 with tanh, 500 -> 784): an evaluation chunk's [1330, 500] activations without
+    gradients, plus a training step's [100, 500] forward and backward (``torch``: ``nn.Linear``'s
+    product with pyro-air's tanh, as ``MLP`` runs them otherwise; ``onednn``: this module)."""
+    from pyro_air.core.nets import Tanh, linear_tanh_no_grad
+
+    generator = torch.Generator().manual_seed(0)
+    h = torch.randn(1330, 500, generator=generator)
+    h_train = torch.randn(100, 500, generator=generator, requires_grad=True)
+    w_hidden = (torch.randn(500, 500, generator=generator) * 0.05).requires_grad_()
+    b_hidden = torch.randn(500, generator=generator).requires_grad_()
+    w_out = (torch.randn(784, 500, generator=generator) * 0.05).requires_grad_()
+    b_out = torch.randn(784, generator=generator).requires_grad_()
+    tanh = Tanh()
+
+    def torch_layers():
+        with torch.no_grad():
+            torch.nn.functional.linear(linear_tanh_no_grad(h, w_hidden, b_hidden), w_out, b_out)
+        hidden = tanh(torch.nn.functional.linear(h_train, w_hidden, b_hidden))
+        torch.nn.functional.linear(hidden, w_out, b_out).sum().backward()
+
+    def onednn_layers():
+        with torch.no_grad():
+            onednn_linear(onednn_linear(h, w_hidden, b_hidden, "tanh"), w_out, b_out)
+        hidden = onednn_linear_with_grad(h_train, w_hidden, b_hidden, "tanh")
+        onednn_linear_with_grad(hidden, w_out, b_out).sum().backward()
+
+    kernels = {"torch": torch_layers, "onednn": onednn_layers}
+    best = dict.fromkeys(kernels, float("inf"))
+    for _ in range(repeats):
+        for name, fn in kernels.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best
+
+
+# Packed weights, reused inside ``reusing_packed_weights()`` only:
+# (id(weight), rows) -> (weakref, version, address, packed).
+_packed: dict = {}
+_reuse_depth = 0
+
+
+@contextlib.contextmanager
+def reusing_packed_weights():
+    """Inside: each weight is packed into oneDNN's layout once per row count and reused; the packs
+    are dropped when the outermost block ends (``pyro_air.evaluate.chunking.evaluation_mode`` enters it).
+
+    Unpacked, every call reorders W before multiplying, and an evaluation multiplies the same
+    decoder weights thousands of times (the reorder is ~10% of a [1330, 500] x [500, 784] product at
+    2 threads on one AMD EPYC). Why only inside a block: the weights must not change while a pack is
+    in use, and that cannot be read off a tensor - torch's fused Adam updates parameters in place
+    without incrementing their version counters (tests/test_onednn.py) - but an evaluation holds
+    them fixed. Within the block a pack is still used only for the same tensor object (weak
+    reference), version and storage address, and results never depend on which products came
+    before (packs are per row count, since oneDNN may pick another kernel for another shape)."""
+    global _reuse_depth
+    _reuse_depth += 1
+    try:
+        yield
+    finally:
+        _reuse_depth -= 1
+        if _reuse_depth == 0:
+            _packed.clear()
+
+
+def packed_weight(weight: torch.Tensor, rows: int) -> torch.Tensor:
+    """W in oneDNN's blocked layout for products with ``rows`` rows: inside
+    ``reusing_packed_weights()`` made once and reused, elsewhere W itself (oneDNN reorders it per call)."""
+    if _reuse_depth == 0 or not hasattr(torch.ops.mkldnn, "_reorder_linear_weight"):
+        return weight
+    key = (id(weight), rows)
+    entry = _packed.get(key)
+    if entry is not None and entry[0]() is weight and entry[1:3] == (weight._version, weight.data_ptr()):
+        return entry[3]
+    packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), rows)
+    _packed[key] = (weakref.ref(weight, lambda ref, key=key: _forget(key, ref)), weight._version,
+                    weight.data_ptr(), packed)
+    return packed
+
+
+def held_packs() -> list:
+    """The (id(weight), rows) keys of the packs held now (empty outside ``reusing_packed_weights``)."""
+    return list(_packed)
+
+
 def _forget(key, dead_ref) -> None:
     """A packed weight goes with its weight (not with a later tensor that happens to get its id)."""
     entry = _packed.get(key)
@@ -139,3 +362,52 @@ def measure_linear(repeats: int = 15) -> dict:
                 fn()
                 best[name] = min(best[name], time.perf_counter() - t0)
     return best
+
+
+class LinearFunction(torch.autograd.Function):
+    """act(x W^T + b) with gradients: the forward product (tanh fused) and the input gradient
+    G W through oneDNN, the weight gradient G^T x and bias gradient sum(G) through torch's own ops,
+    as autograd forms them for ``nn.Linear`` (oneDNN was no faster for G^T x, whose inputs are
+    transposed views). With tanh, G = tanh_backward(dL/dy, y) from the saved output, as for
+    ``nn.Tanh``. When the backward pass is itself differentiated (``create_graph=True``, e.g. the
+    semi-amortized guide's unrolled steps) it recomputes the layer with differentiable torch ops
+    (``F.linear``, ``torch.tanh``) and forms the gradients from those, so second derivatives are
+    those of ``nn.Linear`` + tanh."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, activation):
+        rows = x.reshape(-1, x.shape[-1])
+        y = torch.ops.mkldnn._linear_pointwise(rows, weight, bias, activation, [], "")
+        ctx.activation = activation
+        ctx.save_for_backward(x, weight, bias, y)
+        return y.view(*x.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, bias, y = ctx.saved_tensors
+        rows, g = x.reshape(-1, x.shape[-1]), grad.reshape(-1, grad.shape[-1])
+        differentiated = torch.is_grad_enabled()
+        if ctx.activation == "tanh":
+            if differentiated:  # y again, as a function of x, W and b
+                y = torch.tanh(torch.nn.functional.linear(rows, weight, bias))
+            g = torch.ops.aten.tanh_backward(g, y)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            if differentiated:
+                grad_x = g.mm(weight)
+            else:
+                grad_x = torch.ops.mkldnn._linear_pointwise(g, weight.t(), None, "none", [], "")
+            grad_x = grad_x.view(x.shape)
+        if ctx.needs_input_grad[1]:
+            grad_w = g.t().mm(rows)
+        if bias is not None and ctx.needs_input_grad[2]:
+            grad_b = g.sum(0)
+        return grad_x, grad_w, grad_b, None
+
+
+def onednn_linear_with_grad(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                            activation: str = "none") -> torch.Tensor:
+    """``onednn_linear`` for training: differentiable in x, W and b (``LinearFunction``)."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+    return LinearFunction.apply(x, weight, bias, activation)

@@ -24,7 +24,7 @@ from pathlib import Path
 import pyro
 import torch
 
-from pyro_air.core.kernels import cpu_model
+from pyro_air.core.kernels import chosen_kernels, cpu_model
 from pyro_air.runs import modules_from_state
 from pyro_air.train import checkpoints as ckpt_io
 from pyro_air.train import run_dir as run_dirs
@@ -124,7 +124,8 @@ def export(run, name: str, *, description: str, command: str, budget: dict, test
     model.eval()
     guide.eval()
     check = {"split": CHECK_SPLIT, "points": len(x), "num_samples": check_samples, "seed": check_seed,
-             "neg_log_px": check_value(model, guide, x, check_samples, check_seed), "threads": torch.get_num_threads()}
+             "neg_log_px": check_value(model, guide, x, check_samples, check_seed), "threads": torch.get_num_threads(),
+             "kernels": chosen_kernels()}
     rel = f"{manifest.WEIGHTS_DIR}/{name}.pt"
     path = root / rel
     with run_dirs.write_guard(path, "write the zoo weight file"):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from pyro_air.core.kernels import pinned_kernels
 from pyro_air.evaluate import log_likelihood
 from pyro_air.runs import evaluation_split, load_run, modules_from_state
 from pyro_air.train import checkpoints as ckpt_io
@@ -90,10 +91,17 @@ def check_value(model, guide, x: torch.Tensor, num_samples: int, seed: int) -> f
         return float(-log_likelihood(model, guide, x, num_samples=num_samples, seed=seed).mean())
 
 
+# Entries exported before the dense-layer choice existed were evaluated through torch's product.
+KERNELS_BEFORE_RECORDING = {"linear": "torch"}
+
+
 def reproduce_check(name: str, root=None) -> float:
-    """The entry's ``check`` measured again: same images, samples and seed. It equals the recorded
-    value bit for bit on the machine and thread count that exported it, and to float rounding elsewhere."""
+    """The entry's ``check`` measured again: same images, samples and seed, and the kernel choices
+    the export recorded (``pyro_air.core.kernels.chosen_kernels``; older entries: torch's product).
+    It equals the recorded value bit for bit on the machine and thread count that exported it, and
+    to float rounding elsewhere."""
     e = manifest.entry(name, root)
     check = e["check"]
     model, guide, spec = load_with_spec(name, root)
-    return check_value(model, guide, check_images(spec, check["points"]), check["num_samples"], check["seed"])
+    with pinned_kernels(check.get("kernels", KERNELS_BEFORE_RECORDING)):
+        return check_value(model, guide, check_images(spec, check["points"]), check["num_samples"], check["seed"])
