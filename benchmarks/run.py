@@ -613,6 +613,9 @@ Baseline: hand-written PyTorch of exactly the same loss and optimizer (`benchmar
 `tests/test_benchmarks.py` checks that its loss and gradients equal pyro-air's on the same batch
 and seed). Target: pyro-air <= 1.05x. The "nn.Tanh + BCE" row is the same hand-written step with
 torch's own tanh and binary cross-entropy (the same function to float32 rounding), for scale.
+The "oneDNN products" row (CPUs whose torch has oneDNN) is pyro-air's step with the opt-in
+`PYRO_AIR_LINEAR_TRAINING=onednn`: forward products with tanh fused and input gradients through
+oneDNN (`pyro_air.core.onednn`; the same function to float rounding, not the same bits).
 Each round times {cfg['train_block']} consecutive steps per case. Every case runs with denormal floats flushed
 on every pool thread, as `fit` trains, except the typical user's step and stock Pyro with its
 defaults, which keep them (`benchmarks.training.Flushed`; the denormal section below shows what

@@ -31,7 +31,8 @@ import torch
 
 from benchmarks.handwritten import HandwrittenVAE
 from pyro_air import guides, infer, models
-from pyro_air.core.kernels import autocast, denormals_flushed
+from pyro_air.core.kernels import autocast, denormals_flushed, pinned_kernels
+from pyro_air.core.onednn import onednn_available
 from pyro_air.core.scoring import generic_scoring as generic_path
 from pyro_air.train import make_adam, parameters_of
 
@@ -57,9 +58,12 @@ class PyroAirStep:
     """``precision="bf16"``: the step as ``fit`` runs it with ``TrainConfig(precision="bf16")``
     (forward under bf16 autocast, ``pyro_air.core.kernels.autocast``; loss and backward in float32)."""
 
-    def __init__(self, model, guide, objective, batches, num_data, generic=False, precision="float32"):
+    def __init__(self, model, guide, objective, batches, num_data, generic=False, precision="float32",
+                 onednn_training=False):
         self.model, self.guide, self.objective = model, guide, objective
         self.path = generic_path if generic else contextlib.nullcontext
+        if onednn_training:  # as with PYRO_AIR_LINEAR_TRAINING=onednn
+            self.path = lambda: pinned_kernels({"linear_training": "onednn"})
         self.precision, self.device = precision, next(model.parameters()).device
         self.optimizer = make_adam(parameters_of(model, guide), LR)
         self.batches, self.num_data = itertools.cycle(batches), num_data
@@ -154,6 +158,11 @@ def training_cases(num_particles: int, batches, num_data: int, device="cpu", **s
             f"Pyro SVI Trace_ELBO(K={k}) [ELBO-{k}]": StockPyroStep(
                 *renamed_copy(model, guide, "trace8"), pyro.infer.Trace_ELBO(**vec), batches, num_data),
         }
+    if torch.device(device).type == "cpu" and onednn_available():  # the opt-in training path
+        name = "ELBO" if k == 1 else f"IWAE-{k}"
+        objective = infer.MonteCarloELBO() if k == 1 else infer.IWAE_ELBO(num_particles=k)
+        cases[f"pyro-air {name}, oneDNN products (PYRO_AIR_LINEAR_TRAINING=onednn)"] = PyroAirStep(
+            *renamed_copy(model, guide, "airdnn"), objective, batches, num_data, onednn_training=True)
     return {name: step if unflushed(name) else Flushed(step) for name, step in cases.items()}
 
 
