@@ -29,6 +29,19 @@ def one_thread():
 
 
 @pytest.fixture
+def fresh_choice(tmp_path, monkeypatch):
+    """Kernel choices as a new process on a new machine makes them: no overriding environment
+    variable, an empty cache (in tmp_path, returned), nothing chosen in this process yet."""
+    from pyro_air.core import kernels
+    monkeypatch.setenv(kernels.CACHE_ENV, str(tmp_path))
+    for env in (kernels.TANH_ENV, kernels.BF16_ENV, kernels.LINEAR_ENV, kernels.LINEAR_TRAINING_ENV):
+        monkeypatch.delenv(env, raising=False)
+    kernels.forget_choices()
+    yield tmp_path
+    kernels.forget_choices()
+
+
+@pytest.fixture
 def linear_gaussian():
     """A 2-latent, 5-observed linear-Gaussian model with 16 datapoints drawn from it."""
     model = LinearGaussianModel(x_dim=5, z_dim=2, noise_scale=0.5, seed=1)

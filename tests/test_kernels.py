@@ -10,15 +10,6 @@ from pyro_air import guides, infer, models
 from pyro_air.core import kernels
 
 
-@pytest.fixture
-def fresh_choice(tmp_path, monkeypatch):
-    monkeypatch.setenv(kernels.CACHE_ENV, str(tmp_path))
-    monkeypatch.delenv(kernels.TANH_ENV, raising=False)
-    monkeypatch.delenv(kernels.BF16_ENV, raising=False)
-    kernels.forget_choices()
-    yield tmp_path
-    kernels.forget_choices()
-
 
 def test_the_identity_is_chosen_only_when_it_clearly_wins():
     assert kernels.choose_tanh({"torch": 1.0, "sigmoid": 0.5}) == "sigmoid"

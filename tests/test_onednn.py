@@ -22,15 +22,6 @@ def linear_kernel_reset():
     kernels.set_linear_kernel(None)
 
 
-@pytest.fixture
-def fresh_choice(tmp_path, monkeypatch):
-    monkeypatch.setenv(kernels.CACHE_ENV, str(tmp_path))
-    monkeypatch.delenv(kernels.LINEAR_ENV, raising=False)
-    monkeypatch.delenv(kernels.LINEAR_TRAINING_ENV, raising=False)
-    kernels.forget_choices()
-    yield tmp_path
-    kernels.forget_choices()
-
 
 def _layer(n_in, n_out, seed=0):
     g = torch.Generator().manual_seed(seed)
