@@ -110,8 +110,8 @@ def set_tanh_kernel(name: str | None) -> None:
 
 
 def forget_choices() -> None:
-    """Forget every choice of this process (tanh and linear kernels, bf16 verdict): the next use reads the
-    environment, then the cache, then measures - what a new process does (for tests)."""
+    """Forget every choice of this process (tanh and linear kernels, bf16 verdict): the next use
+    reads the environment, then the cache, then measures - what a new process does (for tests)."""
     _choice.clear()
 
 
@@ -131,11 +131,9 @@ def _resolve_choice(name: str, field: str, env: str, allowed: tuple, what: str, 
     machine's cache entry, else ``decide(measure())`` now, cached with the measured times. The
     answer: {field: value, "source": where it came from, "times": the measurement}. (``measure`` is
     a lambda so that tests can replace the module's measuring function.)"""
-    forced = os.environ.get(env)
+    forced = _forced_choice(env, allowed, what, field)
     if forced:
-        if forced not in allowed:
-            raise ValueError(f"{env}={forced!r} is not a {what}; use one of {', '.join(allowed)}")
-        return {field: forced, "source": f"${env}"}
+        return forced
     path, key = _cache_path(), _cache_key()
     entry = _read_cache(path).get(key, {})
     if entry.get(name) in allowed:
@@ -150,6 +148,17 @@ def _resolve_choice(name: str, field: str, env: str, allowed: tuple, what: str, 
         cache.setdefault(key, {}).update({name: value, f"{name}_times": times})
         _write_cache(path, cache)
     return {field: value, "source": "measured now", "times": times}
+
+
+def _forced_choice(env: str, allowed: tuple, what: str, field: str = "kernel") -> dict | None:
+    """{field: value, "source": "$env"} when ``$env`` names one of ``allowed``, None when unset;
+    any other value is an error that lists the allowed ones."""
+    forced = os.environ.get(env)
+    if not forced:
+        return None
+    if forced not in allowed:
+        raise ValueError(f"{env}={forced!r} is not a {what}; use one of {', '.join(allowed)}")
+    return {field: forced, "source": f"${env}"}
 
 
 @contextlib.contextmanager
@@ -245,14 +254,11 @@ def _resolve_linear() -> dict:
 
 def _resolve_linear_training() -> dict:
     from pyro_air.core import onednn
-    forced = os.environ.get(LINEAR_TRAINING_ENV)
+    forced = _forced_choice(LINEAR_TRAINING_ENV, LINEAR_KERNELS, "linear kernel")
     if forced:
-        if forced not in LINEAR_KERNELS:
-            raise ValueError(f"{LINEAR_TRAINING_ENV}={forced!r} is not a linear kernel; use one of "
-                             f"{', '.join(LINEAR_KERNELS)}")
-        if forced == "onednn" and not onednn.onednn_available():
+        if forced["kernel"] == "onednn" and not onednn.onednn_available():
             raise ValueError(f"{LINEAR_TRAINING_ENV}=onednn, but this torch build has no oneDNN; unset it")
-        return {"kernel": forced, "source": f"${LINEAR_TRAINING_ENV}"}
+        return forced
     return {"kernel": "torch", "source": f"default (opt in with {LINEAR_TRAINING_ENV}=onednn)"}
 
 

@@ -39,6 +39,11 @@ import torch
 ACTIVATIONS = ("none", "tanh")
 
 
+def _check_activation(activation: str) -> None:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+
+
 def onednn_available() -> bool:
     """Whether this torch build can run oneDNN's dense layer (checked once per process by a tiny call)."""
     global _available
@@ -59,8 +64,7 @@ def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
                   activation: str = "none") -> torch.Tensor:
     """act(x W^T + b) through oneDNN, no autograd: x [..., in] (leading dimensions folded into rows,
     as ``nn.Linear`` does), W [out, in], b [out] or None; ``activation`` "none" or "tanh"."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+    _check_activation(activation)
     rows = x.reshape(-1, x.shape[-1])
     y = torch.ops.mkldnn._linear_pointwise(rows, packed_weight(weight, rows.shape[0]), bias, activation, [], "")
     return y.view(*x.shape[:-1], weight.shape[0])
@@ -229,6 +233,5 @@ class LinearFunction(torch.autograd.Function):
 def onednn_linear_with_grad(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                             activation: str = "none") -> torch.Tensor:
     """``onednn_linear`` for training: differentiable in x, W and b (``LinearFunction``)."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+    _check_activation(activation)
     return LinearFunction.apply(x, weight, bias, activation)
