@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from benchmarks.handwritten import HandwrittenVAE
 from pyro_air.evaluate import log_likelihood
 from pyro_air.core.onednn import onednn_available, onednn_linear
-from pyro_air.evaluate.chunking import default_chunk_size, streaming_logmeanexp
+from pyro_air.evaluate.chunking import default_chunk_size, streaming_logmeanexp, units_per_chunk
 
 
 def linear_layers(net):
@@ -37,6 +37,13 @@ def linear_layers(net):
 def decoder_flops_per_sample(model) -> int:
     """2 * sum(in * out) over the decoder's dense layers (module docstring)."""
     return 2 * sum(m.in_features * m.out_features for m in linear_layers(model.decoder))
+
+
+def scored_chunk(num_samples: int, block: int, x_dim: int, device) -> int:
+    """Samples per datapoint that ``log_likelihood`` scores at once by default: whole draw units
+    (``default_chunk_size``), as many as ``pyro_air.core.kernels.chunk_elements`` allows."""
+    unit = default_chunk_size(num_samples, block, x_dim)
+    return min(num_samples, unit * units_per_chunk(unit, num_samples, block, x_dim, device))
 
 
 class ImageBlocks:
@@ -65,14 +72,14 @@ class PyroAirEvaluation(ImageBlocks):
 
 
 class HandwrittenEvaluation(ImageBlocks):
-    """The same chunked IWAE-S with plain tensor code (``HandwrittenVAE.log_weights``), same chunk
-    size and streaming log-mean-exp: what eager PyTorch itself costs, without Pyro."""
+    """The same chunked IWAE-S with plain tensor code (``HandwrittenVAE.log_weights``), same scored
+    chunk size and streaming log-mean-exp: what eager PyTorch itself costs, without Pyro."""
 
     def __init__(self, model, guide, images, block, num_samples, plain_torch=False):
         self.net = HandwrittenVAE.from_pyro_air(model, guide, plain_torch).to(images.device).eval()
         super().__init__(images, block)
         self.S = num_samples
-        self.chunk = default_chunk_size(num_samples, block, images.shape[1])
+        self.chunk = scored_chunk(num_samples, block, images.shape[1], images.device)
 
     @torch.no_grad()
     def __call__(self):
@@ -169,7 +176,7 @@ class DecoderGemms:
         self.linear = F.linear if library == "torch" else onednn_linear
         self.layers = [(m.weight.detach(), m.bias.detach()) for m in linear_layers(model.decoder)]
         x_dim = self.layers[-1][0].shape[0]
-        self.chunk = default_chunk_size(num_samples, block, x_dim)
+        self.chunk = scored_chunk(num_samples, block, x_dim, device)
         self.num_chunks = math.ceil(num_samples / self.chunk)
         self.rows = self.chunk * block
         if rows is not None:

@@ -76,7 +76,8 @@ def machine_summary(device: torch.device) -> list:
                      f"**{tanh['kernel']}** ({tanh['source']}; {measured}); dense layers without gradients "
                      f"**{report['linear']['kernel']}** ({report['linear']['source']}; "
                      + ", ".join(f"{k} {1e3 * v:.3f} ms" for k, v in (report['linear'].get('times') or {}).items())
-                     + "); bf16 matrix products "
+                     + f"); evaluation chunks of **{report['chunk_elements']['elements']:,}** elements "
+                     f"({report['chunk_elements']['source']}); bf16 matrix products "
                      f"**{report['bf16']['state']}** ({report['bf16']['source']}; "
                      + ", ".join(f"{k} {1e3 * v:.3f} ms" for k, v in (report['bf16'].get('times') or {}).items())
                      + f"); denormals can be flushed: {report['denormals_flushed']} "
@@ -562,8 +563,9 @@ def render(machine, profile, overhead, elbo_table, iwae_table, eval_table, eval_
            "**not measured**: no GPU was lent to this session. `python -m benchmarks.run --device cuda` runs every "
            "section on CUDA (data resident on the device, `torch.cuda.synchronize` around each timed block, "
            "memory from `torch.cuda.max_memory_allocated`).")
-    from pyro_air.core.kernels import cpu_model, linear_kernel
+    from pyro_air.core.kernels import chunk_elements, cpu_model, linear_kernel
     linear = {"onednn": "oneDNN", "torch": "torch's product"}[linear_kernel()] if device.type == "cpu" else "torch's product"
+    chunk = chunk_elements(device)
     return f"""# pyro-air benchmarks on {cpu_model() if device.type == 'cpu' else device.type.upper()} ({'QUICK sanity run' if quick else 'full run'}, {today})
 
 Produced by `python -m benchmarks.run{' --quick' if quick else ''}` in one process. Reports from other
@@ -636,9 +638,12 @@ IWAE-8 (8 vectorized particles):
 {eval_notes}
 
 `log_likelihood` runs the same direct log weights as training (bit-identical to the traced ones),
-with the guide's q(z | x) computed once per block of images rather than once per chunk of samples,
-in chunks of at most {DEFAULT_CHUNK_ELEMENTS:,} elements per [chunk, B, 784] tensor (4 MiB: the
-chunk's elementwise work stays in cache). What separates it from the GEMM bound is eager
+with the guide's q(z | x) computed once per block of images rather than once per chunk of samples.
+Samples are drawn in units of at most {DEFAULT_CHUNK_ELEMENTS:,} elements per [unit, B, 784] tensor
+(fixed: the draws depend on it) and scored in chunks of whole units of at most {chunk:,} elements
+({chunk * 4 // 2 ** 20} MiB; `pyro_air.core.kernels.chunk_elements`: 16 MiB where the dense layers run
+through oneDNN, whose products gain from more rows, else 4 MiB, where the chunk's elementwise work
+stays in cache). What separates it from the GEMM bound is eager
 PyTorch's elementwise work on those tensors: the two tanh layers (2 sigmoid(2a) - 1 where the
 kernel measurement chose it, `pyro_air/core/nets.py`), the Bernoulli log-density (softplus(l) - x l,
 `pyro_air/core/distributions.py`), the bias adds and the normal draws. The hand-written chunked row
@@ -670,8 +675,8 @@ allocations and torch keeps no CPU allocator statistics); CUDA: `torch.cuda.max_
 {mem_table}
 
 With automatic chunking the largest per-chunk tensor ([chunk, images, 784]) is capped at
-{DEFAULT_CHUNK_ELEMENTS:,} elements ({DEFAULT_CHUNK_ELEMENTS * 4 // 2 ** 20} MiB): with {cfg['mem_images']} images a chunk holds
-{max(1, DEFAULT_CHUNK_ELEMENTS // (cfg['mem_images'] * 784))} samples, so the memory added by an evaluation stops
+{chunk:,} elements ({chunk * 4 // 2 ** 20} MiB, `chunk_elements` in this run): with {cfg['mem_images']} images a chunk holds
+at most {max(1, chunk // (cfg['mem_images'] * 784))} samples, so the memory added by an evaluation stops
 growing once num_samples exceeds that; evaluating all samples in one chunk grows linearly.
 
 ## GPU

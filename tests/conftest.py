@@ -34,7 +34,8 @@ def fresh_choice(tmp_path, monkeypatch):
     variable, an empty cache (in tmp_path, returned), nothing chosen in this process yet."""
     from pyro_air.core import kernels
     monkeypatch.setenv(kernels.CACHE_ENV, str(tmp_path))
-    for env in (kernels.TANH_ENV, kernels.BF16_ENV, kernels.LINEAR_ENV, kernels.LINEAR_TRAINING_ENV):
+    for env in (kernels.TANH_ENV, kernels.BF16_ENV, kernels.LINEAR_ENV, kernels.LINEAR_TRAINING_ENV,
+                kernels.CHUNK_ENV):
         monkeypatch.delenv(env, raising=False)
     kernels.forget_choices()
     yield tmp_path

@@ -273,11 +273,12 @@ def test_pinned_kernels_apply_inside_and_restore_after(linear_kernel_reset):
     both = {"linear": "onednn", "linear_training": "onednn"}
     try:
         with kernels.pinned_kernels({"linear": "torch"}):
-            assert kernels.chosen_kernels() == {"tanh": "sigmoid", "linear": "torch", "linear_training": "onednn"}
+            assert kernels.chosen_kernels() == {"tanh": "sigmoid", "linear": "torch", "linear_training": "onednn",
+                                                "chunk_elements": 2 ** 20}  # the chunk follows the library
             with kernels.pinned_kernels({"tanh": "torch", "linear": "onednn"}):
-                assert kernels.chosen_kernels() == {"tanh": "torch", **both}
+                assert kernels.chosen_kernels() == {"tanh": "torch", **both, "chunk_elements": 2 ** 22}
             assert kernels.chosen_kernels()["linear"] == "torch"
-        assert kernels.chosen_kernels() == {"tanh": "sigmoid", **both}
+        assert kernels.chosen_kernels() == {"tanh": "sigmoid", **both, "chunk_elements": 2 ** 22}
         with pytest.raises(ValueError, match="unknown kernel choice"):
             with kernels.pinned_kernels({"gemm": "mkl"}):
                 pass

@@ -16,7 +16,9 @@ print it.
 
 The same machinery chooses the library for dense layers without gradients (evaluation): torch's
 BLAS or oneDNN (``linear_kernel``, ``pyro_air.core.onednn``; ``PYRO_AIR_LINEAR=torch|onednn``);
-training through oneDNN is opt-in (``PYRO_AIR_LINEAR_TRAINING=onednn``).
+training through oneDNN is opt-in (``PYRO_AIR_LINEAR_TRAINING=onednn``). How many elements an
+evaluation scores per chunk follows from the linear choice (``chunk_elements``;
+``PYRO_AIR_CHUNK_ELEMENTS`` overrides); it also moves numbers at float rounding only.
 """
 from __future__ import annotations
 
@@ -38,6 +40,10 @@ CACHE_ENV = "PYRO_AIR_CACHE"
 MARGIN = 0.9  # the identity must take < 90% of torch.tanh's time to be chosen (oneDNN likewise)
 LINEAR_KERNELS = ("torch", "onednn")
 LINEAR_ENV = "PYRO_AIR_LINEAR"
+CHUNK_ENV = "PYRO_AIR_CHUNK_ELEMENTS"
+CHUNK_ELEMENTS = (2 ** 20, 2 ** 21, 2 ** 22, 2 ** 23)  # 4 to 32 MiB per float32 [chunk, B, x_dim] tensor
+ONEDNN_CHUNK_ELEMENTS = 2 ** 22  # chunk_elements: why
+OFF_CPU_CHUNK_ELEMENTS = 2 ** 23  # unmeasured: a GPU has the memory, and fewer chunks mean fewer launches
 
 _choice: dict = {}
 
@@ -110,8 +116,8 @@ def set_tanh_kernel(name: str | None) -> None:
 
 
 def forget_choices() -> None:
-    """Forget every choice of this process (tanh and linear kernels, bf16 verdict): the next use
-    reads the environment, then the cache, then measures - what a new process does (for tests)."""
+    """Forget every choice of this process (tanh and linear kernels, chunk size, bf16 verdict): the
+    next use reads the environment, then the cache, then measures - what a new process does (tests)."""
     _choice.clear()
 
 
@@ -161,12 +167,27 @@ def _forced_choice(env: str, allowed: tuple, what: str, field: str = "kernel") -
     return {field: forced, "source": f"${env}"}
 
 
+_lock_depth = 0
+
+
 @contextlib.contextmanager
 def _cache_lock(path: Path):
     """An exclusive lock beside the cache file (``flock``), so that two processes starting at once
     (``compare``'s workers, pytest-xdist's) cannot measure the same choice separately and, where it
     is close, choose differently; the second waits and then reads the first's choice. Best effort:
-    where no lock can be taken the process measures on its own."""
+    where no lock can be taken the process measures on its own.
+
+    Re-entrant within the process: a measurement may need another choice (the linear kernel's runs
+    the tanh kernel, the chunk size's a whole evaluation), and a second ``flock`` on a new handle
+    would wait forever for the one this process already holds."""
+    global _lock_depth
+    if _lock_depth:
+        _lock_depth += 1
+        try:
+            yield
+        finally:
+            _lock_depth -= 1
+        return
     try:
         import fcntl
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -176,8 +197,10 @@ def _cache_lock(path: Path):
         return
     try:
         fcntl.flock(handle, fcntl.LOCK_EX)
+        _lock_depth = 1
         yield
     finally:
+        _lock_depth = 0
         handle.close()  # releases the lock
 
 
@@ -235,12 +258,17 @@ def linear_choice(training: bool = False) -> dict:
     (``set_linear_kernel``, ``pinned_kernels``) holds for every thread count; otherwise the choice
     is per thread count, as the cache keys it, so that a process that changes its thread count
     uses what another process at that count reads from the cache."""
-    key = LINEAR_CHOICES[bool(training)]
+    return _per_thread_choice(LINEAR_CHOICES[bool(training)],
+                              _resolve_linear_training if training else _resolve_linear)
+
+
+def _per_thread_choice(key: str, resolve) -> dict:
+    """A forced choice (``_choice[key]``) if any, else this thread count's, resolved on first use."""
     if key in _choice:
         return _choice[key]
     per_threads = (key, torch.get_num_threads())
     if per_threads not in _choice:
-        _choice[per_threads] = _resolve_linear_training() if training else _resolve_linear()
+        _choice[per_threads] = resolve()
     return _choice[per_threads]
 
 
@@ -267,17 +295,54 @@ def choose_linear(times: dict) -> str:
     return "onednn" if times["onednn"] < MARGIN * times["torch"] else "torch"
 
 
+def chunk_elements(device=None) -> int:
+    """Elements per [chunk, B, x_dim] tensor that an evaluation scores at once (``pyro_air.evaluate
+    .chunking.units_per_chunk``; the draws are made in fixed units, so this moves numbers at float
+    rounding only). Off the CPU ``OFF_CPU_CHUNK_ELEMENTS``; on the CPU ``PYRO_AIR_CHUNK_ELEMENTS``
+    if set, else a rule on the measured linear choice:
+
+        oneDNN products -> 2**22 (16 MiB tensors),   torch's product (MKL) -> 2**20 (4 MiB).
+
+    Why a rule and not a measurement of its own: the effect is 3-15%, which a one-time probe of a
+    few seconds could not tell from noise (it flipped between candidates on one machine), while
+    the mechanism follows the library: oneDNN's products gain from more rows (the reference
+    decoder at 2 threads, 2-core AMD EPYC: 145 GFLOP/s at 1330 rows, 156 at 4096) and MKL's do not
+    (118 at 1024, 97 at 1330, 107 at 4096). IWAE-5000 of the reference VAE, 10 images a batch,
+    time relative to 2**20 (median of 7 interleaved rounds, same machine): oneDNN 2**21 / 2**22 /
+    2**23 -> 1.00 / 0.97 / 0.93 at 2 threads, 0.97 / 0.94 / 0.94 at 1; MKL -> 1.08 / 1.12 / 1.15
+    and 1.02 / 1.10 / 1.17."""
+    if device is not None and torch.device(device).type != "cpu":
+        return OFF_CPU_CHUNK_ELEMENTS
+    return chunk_choice()["elements"]
+
+
+def chunk_choice() -> dict:
+    """``chunk_elements``'s CPU answer with its source."""
+    if "chunk_elements" in _choice:  # pinned
+        return _choice["chunk_elements"]
+    forced = _forced_choice(CHUNK_ENV, tuple(str(n) for n in CHUNK_ELEMENTS), "chunk size in elements",
+                            "elements")
+    if forced:
+        return {**forced, "elements": int(forced["elements"])}
+    library = linear_kernel()
+    return {"elements": ONEDNN_CHUNK_ELEMENTS if library == "onednn" else CHUNK_ELEMENTS[0],
+            "source": f"rule: the evaluation's dense layers run through {library}"}
+
+
 def chosen_kernels() -> dict:
-    """{"tanh": ..., "linear": ..., "linear_training": ...}: the choices that change numbers at
-    float rounding (recorded beside a number that must repeat exactly, e.g. a zoo entry's check)."""
-    return {"tanh": tanh_kernel(), "linear": linear_kernel(), "linear_training": linear_kernel(training=True)}
+    """{"tanh": ..., "linear": ..., "linear_training": ..., "chunk_elements": ...}: the choices that
+    change numbers at float rounding (recorded beside a number that must repeat exactly, e.g. a zoo
+    entry's check)."""
+    return {"tanh": tanh_kernel(), "linear": linear_kernel(), "linear_training": linear_kernel(training=True),
+            "chunk_elements": chunk_elements()}
 
 
 @contextlib.contextmanager
 def pinned_kernels(choices: dict):
     """Inside: the kernels of ``choices`` (keys as ``chosen_kernels`` returns; a missing key keeps
     this process's choice), the previous choices restored after."""
-    allowed = {"tanh": TANH_KERNELS, "linear": LINEAR_KERNELS, "linear_training": LINEAR_KERNELS}
+    allowed = {"tanh": TANH_KERNELS, "linear": LINEAR_KERNELS, "linear_training": LINEAR_KERNELS,
+               "chunk_elements": CHUNK_ELEMENTS}
     unknown = sorted(set(choices) - set(allowed))
     if unknown:
         raise ValueError(f"unknown kernel choice(s) {', '.join(unknown)}; use {', '.join(allowed)}")
@@ -287,7 +352,8 @@ def pinned_kernels(choices: dict):
     saved = {name: _choice.get(name) for name in choices}
     try:
         for name, kernel in choices.items():
-            _choice[name] = {"kernel": kernel, "source": "pinned_kernels"}
+            field = "elements" if name == "chunk_elements" else "kernel"
+            _choice[name] = {field: kernel, "source": "pinned_kernels"}
         yield
     finally:
         for name, before in saved.items():
@@ -304,7 +370,8 @@ def kernel_report() -> dict:
             "threads": torch.get_num_threads(), "denormals_flushed": flush_denormals_supported(),
             "denormal_flush_reach": denormal_flush_reach(),
             "tanh": dict(_choice["tanh"]), "linear": dict(linear_choice()),
-            "linear_training": dict(linear_choice(training=True)), "bf16": bf16_support(),
+            "linear_training": dict(linear_choice(training=True)), "chunk_elements": dict(chunk_choice()),
+            "bf16": bf16_support(),
             "allocator": allocator_report()}
 
 

@@ -8,16 +8,15 @@ import pyro
 import torch
 
 from pyro_air.core.allocator import keep_freed_memory
-from pyro_air.core.kernels import denormals_flushed
+from pyro_air.core.kernels import chunk_elements, denormals_flushed
 from pyro_air.core.onednn import reusing_packed_weights
 
-# Elements of the largest per-chunk tensor ([samples, batch, x_dim]); 2**20 float32 = 4 MiB.
-# Why this size: the elementwise work of a chunk (tanh, the Bernoulli log-density) streams its
-# tensors; at 4 MiB they stay in this machine's L3 cache (32 MiB) next to the weights, while at
-# 32 MiB they spill to memory. IWAE-5000 on the 784-500-500-50 VAE, blocks of 4 images, measured
-# side by side: 2**23 -> 61% / 43% of the GEMM bound (1 / 2 threads), 2**20 -> 80% / 70%; 2**17
-# loses again to per-chunk overhead (63% / 50%) (a side-by-side sweep when the size was chosen;
-# benchmarks/RESULTS.md has the current fractions).
+# Elements of the largest per-draw tensor ([samples, batch, x_dim]); 2**20 float32 = 4 MiB. It fixes
+# how the samples are drawn (``default_chunk_size``), so it stays as it was when the evaluation
+# numbers in this repository were made. It was first chosen as the computed chunk too (a sweep with
+# torch's MKL products on an AMD EPYC: 2**23 -> 61% / 43% of the GEMM bound at 1 / 2 threads,
+# 2**20 -> 80% / 70%); with oneDNN's products larger chunks win, so the scored chunk is now chosen
+# on its own (``units_per_chunk``; ``pyro_air.core.kernels.chunk_elements``).
 DEFAULT_CHUNK_ELEMENTS = 2 ** 20
 
 
@@ -54,7 +53,21 @@ def evaluation_mode(*modules):
 
 
 def default_chunk_size(num_samples: int, batch_size: int, x_dim: int) -> int:
+    """Samples per datapoint drawn at once: at most ``DEFAULT_CHUNK_ELEMENTS`` per [k, B, x_dim]
+    tensor. Fixed, because it is the layout of the random stream (each draw of k samples consumes
+    the stream in its own way), so an evaluation's samples depend on it and on nothing else; how
+    many of these units are *computed* at once is ``units_per_chunk``."""
     return max(1, min(num_samples, DEFAULT_CHUNK_ELEMENTS // max(1, batch_size * x_dim)))
+
+
+def units_per_chunk(unit: int, num_samples: int, batch_size: int, x_dim: int, device=None) -> int:
+    """How many draw units of ``unit`` samples an evaluation scores at once: as many as fit in
+    ``pyro_air.core.kernels.chunk_elements(device)`` elements per [chunk, B, x_dim] tensor (on the
+    CPU: 16 MiB where the dense layers run through oneDNN, else 4 MiB), at least one. Nothing is
+    asked when a single unit already holds every sample."""
+    if unit >= num_samples:
+        return 1
+    return max(1, chunk_elements(device) // max(1, unit * batch_size * x_dim))
 
 
 def batches(n: int, batch_size: int):

@@ -10,6 +10,12 @@ grow with ``num_samples``; both work for any model/guide pair that follows docs/
 PyroModules or plain Pyro functions ``model(x)`` / ``guide(x)`` (the log-weight primitive needs no
 parameters; a function's batches stay on x's device).
 
+Chunks. ``chunk_size`` given: that many samples per datapoint are drawn and scored at once. By
+default the samples are drawn in units of ``default_chunk_size`` (fixed: the draws, and so the
+estimates, depend on it) and, on the direct path, scored several units at once, as many as
+``pyro_air.core.kernels.chunk_elements`` allows; that choice moves the estimates at float rounding
+only.
+
 Reproducible and distributed evaluation. With ``seed=s`` the samples for datapoint batch i (rows
 [i * batch_size, (i+1) * batch_size)) come from a stream seeded by ``derive_seed(s, i)``, the
 caller's RNG left untouched; without it (default) they come from the caller's stream as before.
@@ -32,14 +38,15 @@ from pyro_air.evaluate.chunking import (
     evaluation_mode,
     module_device,
     streaming_logmeanexp,
+    units_per_chunk,
 )
 from pyro_air.infer.direct import can_compute_directly, direct_log_weight_chunks
 from pyro_air.infer.log_weights import log_importance_weights
 
 
-def _log_weight_chunks(model, guide, xb, num_samples, chunk_size):
-    if can_compute_directly(model, guide):  # bit-identical log weights without traces
-        yield from direct_log_weight_chunks(model, guide, xb, num_samples, chunk_size)
+def _log_weight_chunks(model, guide, xb, num_samples, chunk_size, units=1):
+    if can_compute_directly(model, guide):  # the traced path's log weights without traces
+        yield from direct_log_weight_chunks(model, guide, xb, num_samples, chunk_size, units)
         return
     for start in range(0, num_samples, chunk_size):
         k = min(chunk_size, num_samples - start)
@@ -65,6 +72,8 @@ def per_datapoint(model, guide, x, num_samples, chunk_size, batch_size, reduce, 
     batch_size = batch_size or min(len(x), 100)
     chunk = chunk_size or default_chunk_size(num_samples, batch_size, x.shape[1])
     check_positive_int(chunk, "chunk_size")
+    # a chunk_size given is what the caller's memory allows: drawn and scored at that size
+    units = 1 if chunk_size else units_per_chunk(chunk, num_samples, batch_size, x.shape[1], device)
     _check_inputs_once(x, model, guide)
     indexed = list(enumerate(batches(len(x), batch_size)))
     if distributed:
@@ -77,7 +86,7 @@ def per_datapoint(model, guide, x, num_samples, chunk_size, batch_size, reduce, 
         for i, (start, stop) in tqdm(indexed, desc=desc, disable=not progress, leave=False):
             xb = x[start:stop].to(device, non_blocking=True)
             with seeded(None if seed is None else derive_seed(seed, i), device):
-                parts.append(reduce(_log_weight_chunks(model, guide, xb, num_samples, chunk)).cpu())
+                parts.append(reduce(_log_weight_chunks(model, guide, xb, num_samples, chunk, units)).cpu())
     out = torch.cat(parts) if parts else torch.empty(0)
     return dist_utils.gather_in_order(out) if distributed else out
 

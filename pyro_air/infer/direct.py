@@ -65,16 +65,30 @@ def direct_log_weights(model, guide, x: torch.Tensor, num_particles: int, num_da
     return LogWeights(score_draws(model, q, x, num_particles), float(size) / x.shape[0], None, None)
 
 
-def direct_log_weight_chunks(model, guide, x: torch.Tensor, num_samples: int, chunk_size: int):
-    """The [k, B] log weights of ``num_samples`` samples per datapoint, ``chunk_size`` at a time,
-    for evaluation (inputs already checked, no gradients). The guide's q(z | x) is computed once
-    for all chunks: for the deterministic encoders this path serves (eval mode) every chunk gets
-    the same q the traced path would recompute, and the random stream is consumed by the z draws
-    alone, so the numbers are the same (tests/test_direct.py); the encoder no longer costs
-    once per chunk (with B = 100 images and 4 MiB chunks it was ~8% of IWAE-5000)."""
+def direct_log_weight_chunks(model, guide, x: torch.Tensor, num_samples: int, chunk_size: int, units: int = 1):
+    """The [k, B] log weights of ``num_samples`` samples per datapoint for evaluation (inputs already
+    checked, no gradients): drawn ``chunk_size`` at a time, scored ``units`` draws at a time.
+
+    The guide's q(z | x) is computed once for all chunks: for the deterministic encoders this path
+    serves (eval mode) every chunk gets the same q the traced path would recompute, and the random
+    stream is consumed by the z draws alone, so the numbers are the same (tests/test_direct.py);
+    the encoder no longer costs once per chunk (with B = 100 images and 4 MiB chunks it was ~8% of
+    IWAE-5000). With ``units`` > 1 the draws are the same, each unit's log q is taken at its own
+    draw, and the model scores the units together (its products on more rows: faster, and equal
+    to scoring them one by one up to float rounding; ``pyro_air.core.kernels.chunk_elements``)."""
     q = guide.direct_posterior(x)
-    for start in range(0, num_samples, chunk_size):
-        yield score_draws(model, q, x, min(chunk_size, num_samples - start))
+    if units == 1:
+        for start in range(0, num_samples, chunk_size):
+            yield score_draws(model, q, x, min(chunk_size, num_samples - start))
+        return
+    for start in range(0, num_samples, chunk_size * units):
+        stop = min(num_samples, start + chunk_size * units)
+        draws, log_q = [], []
+        for unit_start in range(start, stop, chunk_size):
+            z = q.rsample(min(chunk_size, stop - unit_start))
+            draws.append(z)
+            log_q.append(q.log_prob(z))
+        yield model.log_joint(x, torch.cat(draws)) - torch.cat(log_q)
 
 
 def score_draws(model, q, x: torch.Tensor, num_particles: int) -> torch.Tensor:

@@ -91,17 +91,19 @@ def check_value(model, guide, x: torch.Tensor, num_samples: int, seed: int) -> f
         return float(-log_likelihood(model, guide, x, num_samples=num_samples, seed=seed).mean())
 
 
-# Entries exported before the dense-layer choice existed were evaluated through torch's product.
-KERNELS_BEFORE_RECORDING = {"linear": "torch"}
+# What an entry's check ran with before a choice was recorded: entries exported before the
+# dense-layer choice existed were evaluated through torch's product, and before the scored chunk
+# was chosen, every evaluation scored chunks of 2**20 elements.
+KERNELS_BEFORE_RECORDING = {"linear": "torch", "chunk_elements": 2 ** 20}
 
 
 def reproduce_check(name: str, root=None) -> float:
     """The entry's ``check`` measured again: same images, samples and seed, and the kernel choices
-    the export recorded (``pyro_air.core.kernels.chosen_kernels``; older entries: torch's product).
+    the export recorded (``pyro_air.core.kernels.chosen_kernels``; a choice not recorded: as it was then).
     It equals the recorded value bit for bit on the machine and thread count that exported it, and
     to float rounding elsewhere."""
     e = manifest.entry(name, root)
     check = e["check"]
     model, guide, spec = load_with_spec(name, root)
-    with pinned_kernels(check.get("kernels", KERNELS_BEFORE_RECORDING)):
+    with pinned_kernels({**KERNELS_BEFORE_RECORDING, **check.get("kernels", {})}):
         return check_value(model, guide, check_images(spec, check["points"]), check["num_samples"], check["seed"])
