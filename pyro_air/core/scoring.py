@@ -104,5 +104,8 @@ class DiagonalNormalPosterior:
         return loc + _standard_normal(shape, dtype=loc.dtype, device=loc.device) * scale
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        loc, scale = self._expanded
+        if torch.is_grad_enabled():  # the expanded tensors: backward sums over K where Pyro's does
+            loc, scale = self._expanded
+        else:  # the same values element by element, broadcast from [B, z]: scale's log and square
+            loc, scale = self.loc, self.scale  # once per datapoint, not once per draw (evaluation)
         return normal_log_density(z, loc, scale).sum(-1)
