@@ -178,8 +178,8 @@ def _cache_lock(path: Path):
     where no lock can be taken the process measures on its own.
 
     Re-entrant within the process: a measurement may need another choice (the linear kernel's runs
-    the tanh kernel, the chunk size's a whole evaluation), and a second ``flock`` on a new handle
-    would wait forever for the one this process already holds."""
+    the tanh kernel), and a second ``flock`` on a new handle would wait forever for the one this
+    process already holds."""
     global _lock_depth
     if _lock_depth:
         _lock_depth += 1
