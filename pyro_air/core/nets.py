@@ -72,11 +72,10 @@ class MLP(nn.Sequential):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
-            return super().forward(x)
+        if x.device.type != "cpu" or torch.is_autocast_enabled("cpu") or torch.compiler.is_compiling():
+            return super().forward(x)  # checked first: the kernel choice is not traced (graph break)
         grad = torch.is_grad_enabled()
-        onednn = (x.dtype == torch.float32 and linear_kernel(training=grad) == "onednn"
-                  and not torch.compiler.is_compiling())
+        onednn = x.dtype == torch.float32 and linear_kernel(training=grad) == "onednn"
         if grad and not onednn:
             return super().forward(x)
         layers, i = list(self), 0

@@ -60,6 +60,10 @@ def onednn_available() -> bool:
 _available: bool | None = None
 
 
+# Eager kernels: torch.compile must never trace them. Where a compiled caller breaks its graph and
+# runs a frame eagerly, torch.compile still tries nested calls as frames of their own, and its
+# inductor cannot lower this op on weights that are not frozen constants (it fails to compile).
+@torch.compiler.disable
 def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                   activation: str = "none") -> torch.Tensor:
     """act(x W^T + b) through oneDNN, no autograd: x [..., in] (leading dimensions folded into rows,
@@ -230,6 +234,7 @@ class LinearFunction(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None
 
 
+@torch.compiler.disable  # as onednn_linear
 def onednn_linear_with_grad(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                             activation: str = "none") -> torch.Tensor:
     """``onednn_linear`` for training: differentiable in x, W and b (``LinearFunction``)."""
