@@ -117,37 +117,7 @@ def test_flushing_denormals_changes_no_bound_or_gradient_beyond_rounding():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
-# -- threads and precision (issue 17) ----------------------------------------------------------------
-def test_default_threads_honours_omp_num_threads_else_cores_and_available_cpus(monkeypatch):
-    monkeypatch.setenv(kernels.THREADS_ENV, "3")
-    assert kernels.default_threads() == 3
-    monkeypatch.delenv(kernels.THREADS_ENV)
-    monkeypatch.setattr(kernels, "physical_cores", lambda: 8)
-    monkeypatch.setattr(kernels, "available_cpus", lambda: 2)  # e.g. taskset or a container's limit
-    assert kernels.default_threads() == 2
-    monkeypatch.setattr(kernels, "available_cpus", lambda: 16)
-    assert kernels.default_threads() == 8
-
-
-def test_resolve_threads_checks_and_warns_of_oversubscription(monkeypatch):
-    monkeypatch.setattr(kernels, "available_cpus", lambda: 2)
-    assert kernels.resolve_threads(2) == 2
-    with pytest.warns(RuntimeWarning, match="more than the 2 CPUs"):
-        assert kernels.resolve_threads(4) == 4
-    for bad in (0, -1, 1.5, True):
-        with pytest.raises(ValueError, match="threads must be an integer >= 1"):
-            kernels.resolve_threads(bad)
-
-
-def test_num_threads_sets_and_restores():
-    before = torch.get_num_threads()
-    with kernels.num_threads(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
-    with kernels.num_threads(None):
-        assert torch.get_num_threads() == before
-
-
+# -- precision (issue 17) ----------------------------------------------------------------
 def test_bf16_autocast_runs_matmuls_in_bf16_and_float32_is_untouched(monkeypatch):
     a = torch.randn(4, 8)
     with kernels.autocast("bf16", "cpu"):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pyro_air import data, guides, infer
 from pyro_air.core.images import image_shape_for
-from pyro_air.core.kernels import resolve_threads
+from pyro_air.core.threads import resolve_threads
 from pyro_air.data.vision import is_torchvision_name
 from pyro_air.runs import LIKELIHOOD_MODELS, NETS, vae_spec
 from pyro_air.train import TrainConfig
@@ -109,7 +109,7 @@ def add_threads_arg(p: argparse.ArgumentParser) -> None:
 
 
 def threads_of(args) -> int:
-    """The thread count a command runs with: ``--threads``, else ``kernels.default_threads()``."""
+    """The thread count a command runs with: ``--threads``, else ``pyro_air.core.threads.default_threads()``."""
     return resolve_threads(getattr(args, "threads", None))
 
 

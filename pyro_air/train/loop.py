@@ -55,7 +55,8 @@ from pathlib import Path
 import pyro
 import torch
 
-from pyro_air.core.kernels import autocast, denormals_flushed, num_threads
+from pyro_air.core.kernels import autocast, denormals_flushed
+from pyro_air.core.threads import num_threads
 from pyro_air.core.parallel import epoch_order
 from pyro_air.core.progress import tqdm
 from pyro_air.core.seeds import seed_all, stream_seed
