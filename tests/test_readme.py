@@ -30,3 +30,14 @@ def test_readme_lists_exactly_the_options_a_resume_may_change():
     section = section[: section.index("\n\n")]
     listed = set(re.findall(r"`([a-z_]+)`", section)) - {"pyro_air"}
     assert listed == {key.rsplit(".", 1)[-1] for key in RESUME_MAY_CHANGE}
+
+
+def test_the_environment_table_names_every_variable_the_package_reads():
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("## Environment variables"):]
+    listed = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", table, flags=re.M))
+    read = {name for path in (ROOT / "pyro_air").rglob("*.py")
+            for name in re.findall(r"PYRO_AIR_[A-Z0-9_]*[A-Z0-9]", path.read_text())}
+    assert read, "no PYRO_AIR_ variable found: the pattern is wrong"
+    assert read - listed == set(), f"README's environment table misses {sorted(read - listed)}"
+    assert listed - read - {"OMP_NUM_THREADS"} == set(), f"README lists variables nothing reads: {sorted(listed - read)}"
