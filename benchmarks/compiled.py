@@ -17,7 +17,6 @@ Compilation time is reported separately (the first call); the timed calls come a
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import platform
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 import pyro
 import torch
 
-from benchmarks.timing import interleave, markdown_table, ratio_rows
+from benchmarks.timing import interleave, ratio_table, report_script_arguments
 from benchmarks.training import LR, fresh_pair
 from pyro_air import data, infer
 from pyro_air.core.kernels import kernel_report
@@ -99,27 +98,20 @@ def training_cases(batches, num_data):
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "COMPILED.md"))
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    args = report_script_arguments(__doc__.splitlines()[0], ROOT / "benchmarks" / "COMPILED.md", argv)
     rounds = 5 if args.quick else 30
-    header = ["case", "median ms", "ratio of medians", "median of paired ratios", "CPU ms", "CPU ratio"]
-    formats = ["{}", "{:.2f}", "{:.3f}", "{:.3f}", "{:.2f}", "{:.3f}"]
 
     model, guide, ev_cases, ev_compile, ev_diff = evaluation_cases(data.load("mnist", "test"))
     with evaluation_mode(model, guide):
         ev_times = interleave(ev_cases, rounds=rounds)
-    ev_table = markdown_table(header, ratio_rows(ev_times, "eager log joint (chosen kernels)"), formats)
+    ev_table = ratio_table(ev_times, "eager log joint (chosen kernels)")
 
     x = data.load("mnist", "train")
     batches = [x[i * 100:(i + 1) * 100] for i in range(8)]
     with pyro.validation_enabled(False):
         tr_cases, first = training_cases(batches, len(x))
         tr_times = interleave(tr_cases, rounds=rounds, calls_per_block=5)
-    tr_table = markdown_table(header, ratio_rows(tr_times, "eager ELBO step (as fit runs it)"), formats)
+    tr_table = ratio_table(tr_times, "eager ELBO step (as fit runs it)")
 
     report = kernel_report()
     text = (f"# torch.compile on the CPU (benchmarks/compiled.py)\n\n"

@@ -17,7 +17,6 @@ batch 100, sigma = 0.25, alpha = 1:
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import math
 import platform
@@ -27,7 +26,7 @@ import pyro
 import torch
 
 from benchmarks.handwritten import HandwrittenVAE
-from benchmarks.timing import interleave, markdown_table, ratio_rows
+from benchmarks.timing import interleave, ratio_table, report_script_arguments
 from benchmarks.training import LR, renamed_copy
 from pyro_air import data, guides, infer, models
 from pyro_air.core.kernels import kernel_report
@@ -105,20 +104,13 @@ def cases(batches, num_data: int) -> dict:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "DENOISING.md"))
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    args = report_script_arguments(__doc__.splitlines()[0], ROOT / "benchmarks" / "DENOISING.md", argv)
     x = data.load("mnist", "train")
     batches = [x[i * 100:(i + 1) * 100] for i in range(8)]
     rounds = 8 if args.quick else 40
     with pyro.validation_enabled(False):
         times = interleave(cases(batches, len(x)), rounds=rounds, calls_per_block=5)
-    rows = ratio_rows(times, "hand-written DVAE")
-    table = markdown_table(["case", "median ms", "ratio of medians", "median of paired ratios", "CPU ms", "CPU ratio"],
-                           rows, ["{}", "{:.2f}", "{:.3f}", "{:.3f}", "{:.2f}", "{:.3f}"])
+    table = ratio_table(times, "hand-written DVAE")
     report = kernel_report()
     text = (f"# The denoising guide's training step (benchmarks/denoising.py)\n\n"
             f"CPU: {report['cpu']} ({', '.join(report['flags'])}); torch {report['torch']}; {args.threads} threads; "

@@ -79,3 +79,24 @@ def markdown_table(header, rows, formats) -> str:
     for row in rows:
         lines.append("| " + " | ".join(f.format(v) for f, v in zip(formats, row)) + " |")
     return "\n".join(lines)
+
+
+def ratio_table(times: dict, baseline: str) -> str:
+    """``ratio_rows`` as a markdown table, times in milliseconds."""
+    return markdown_table(["case", "median ms", "ratio of medians", "median of paired ratios", "CPU ms", "CPU ratio"],
+                          ratio_rows(times, baseline), ["{}", "{:.2f}", "{:.3f}", "{:.3f}", "{:.2f}", "{:.3f}"])
+
+
+def report_script_arguments(description: str, default_out, argv=None):
+    """The options of a benchmark script that writes one report (``--quick``, ``--threads``,
+    ``--out``), parsed, with torch's thread count set from them."""
+    import argparse
+
+    import torch
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="small budget sanity run")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(default_out))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    return args
