@@ -83,22 +83,32 @@ def _tanh_identity(x: torch.Tensor) -> torch.Tensor:
     return x.mul(2).sigmoid_().mul_(2).sub_(1)
 
 
+def best_times(cases: dict, repeats: int) -> dict:
+    """{name: seconds}: the best of ``repeats`` timings of each zero-argument callable in ``cases``,
+    the cases interleaved round by round (every measured choice times its candidates this way)."""
+    best = dict.fromkeys(cases, float("inf"))
+    for _ in range(repeats):
+        for name, fn in cases.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best
+
+
 def measure_tanh(repeats: int = 15) -> dict:
     """Seconds (best of ``repeats``, interleaved) of each kernel on an evaluation chunk's [1330, 500]
     activations forward plus a training step's [100, 500] forward and backward."""
     generator = torch.Generator().manual_seed(0)
     big = torch.randn(1330, 500, generator=generator)
     small = torch.randn(100, 500, generator=generator, requires_grad=True)
-    kernels = {"torch": torch.tanh, "sigmoid": _tanh_identity}
-    best = dict.fromkeys(kernels, float("inf"))
-    for _ in range(repeats):
-        for name, fn in kernels.items():
-            t0 = time.perf_counter()
+
+    def timed(fn):
+        def run():
             fn(big)
             y = fn(small)
             torch.ops.aten.tanh_backward(torch.ones_like(y), y)
-            best[name] = min(best[name], time.perf_counter() - t0)
-    return best
+        return run
+    return best_times({"torch": timed(torch.tanh), "sigmoid": timed(_tanh_identity)}, repeats)
 
 
 def choose_tanh(times: dict) -> str:
@@ -440,14 +450,14 @@ def measure_bf16_gemm(repeats: int = 15) -> dict:
         w = torch.randn(784, 500, generator=generator).to(dtype)
         b = torch.randn(784, generator=generator).to(dtype)
         cases[name] = (h, w, b)
-    best = dict.fromkeys(cases, float("inf"))
-    for _ in range(repeats):
-        for name, (h, w, b) in cases.items():
-            t0 = time.perf_counter()
+
+    def four_products(h, w, b):
+        def run():
             for _ in range(4):
                 torch.nn.functional.linear(h, w, b)
-            best[name] = min(best[name], (time.perf_counter() - t0) / 4)
-    return best
+        return run
+    best = best_times({name: four_products(*tensors) for name, tensors in cases.items()}, repeats)
+    return {name: seconds / 4 for name, seconds in best.items()}
 
 
 def bf16_support() -> dict:

@@ -31,7 +31,6 @@ a torch build without oneDNN simply keeps MKL.
 from __future__ import annotations
 
 import contextlib
-import time
 import weakref
 
 import torch
@@ -139,21 +138,12 @@ def _decoder_layers(generator):
     return w_hidden, b_hidden, w_out, b_out
 
 
-def _best_times(kernels: dict, repeats: int) -> dict:
-    best = dict.fromkeys(kernels, float("inf"))
-    for _ in range(repeats):
-        for name, fn in kernels.items():
-            t0 = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - t0)
-    return best
-
-
 def measure_linear(repeats: int = 15) -> dict:
     """Seconds (best of ``repeats``, interleaved) of an evaluation chunk's [1330, 500] activations
     through the decoder's two widest layers without gradients, each way (``torch``: ``nn.Linear``'s
     product and pyro-air's tanh, as ``MLP`` runs them otherwise; ``onednn``: ``onednn_linear`` with
     packed weights, as in an evaluation)."""
+    from pyro_air.core.kernels import best_times
     from pyro_air.core.nets import linear_tanh_no_grad
 
     generator = torch.Generator().manual_seed(0)
@@ -167,13 +157,14 @@ def measure_linear(repeats: int = 15) -> dict:
         onednn_linear(onednn_linear(h, w_hidden, b_hidden, "tanh"), w_out, b_out)
 
     with torch.no_grad(), reusing_packed_weights():  # as an evaluation runs them
-        return _best_times({"torch": torch_layers, "onednn": onednn_layers}, repeats)
+        return best_times({"torch": torch_layers, "onednn": onednn_layers}, repeats)
 
 
 def measure_linear_training(repeats: int = 15) -> dict:
     """Seconds (best of ``repeats``, interleaved) of a training step's [100, 500] activations
     through the same two layers, forward and backward, each way (``torch``: ``nn.Linear`` and
     pyro-air's ``Tanh`` under autograd; ``onednn``: ``onednn_linear_with_grad``)."""
+    from pyro_air.core.kernels import best_times
     from pyro_air.core.nets import Tanh
 
     generator = torch.Generator().manual_seed(0)
@@ -190,7 +181,7 @@ def measure_linear_training(repeats: int = 15) -> dict:
         onednn_linear_with_grad(hidden, w_out, b_out).sum().backward()
 
     with torch.enable_grad():
-        return _best_times({"torch": torch_layers, "onednn": onednn_layers}, repeats)
+        return best_times({"torch": torch_layers, "onednn": onednn_layers}, repeats)
 
 
 class LinearFunction(torch.autograd.Function):
