@@ -268,17 +268,12 @@ def linear_choice(training: bool = False) -> dict:
     (``set_linear_kernel``, ``pinned_kernels``) holds for every thread count; otherwise the choice
     is per thread count, as the cache keys it, so that a process that changes its thread count
     uses what another process at that count reads from the cache."""
-    return _per_thread_choice(LINEAR_CHOICES[bool(training)],
-                              _resolve_linear_training if training else _resolve_linear)
-
-
-def _per_thread_choice(key: str, resolve) -> dict:
-    """A forced choice (``_choice[key]``) if any, else this thread count's, resolved on first use."""
+    key = LINEAR_CHOICES[bool(training)]
     if key in _choice:
         return _choice[key]
     per_threads = (key, torch.get_num_threads())
     if per_threads not in _choice:
-        _choice[per_threads] = resolve()
+        _choice[per_threads] = _resolve_linear_training() if training else _resolve_linear()
     return _choice[per_threads]
 
 
