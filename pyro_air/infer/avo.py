@@ -30,13 +30,7 @@ from pyro import poutine
 from pyro_air.core.sites import LATENT_SITE
 from pyro_air.core.validation import check_positive_int, check_unit_interval
 from pyro_air.infer.base import LogWeightObjective
-from pyro_air.infer.log_weights import (
-    PARTICLE_PLATE,
-    extend_model,
-    log_importance_weights,
-    sample_sites,
-    site_log_density,
-)
+from pyro_air.infer.log_weights import extend_model, sample_sites, site_log_density
 from pyro_air.infer.schedules import LinearSchedule, Schedule
 
 
@@ -77,11 +71,11 @@ class AVO_ELBO(LogWeightObjective):
         """[L_1, ..., L_T] as Tensor[B] each (particle means), and the data scale N / B."""
         self._check_guide(guide)
         with guide.detached_steps():
-            weights = log_importance_weights(model, guide, *args, num_particles=self.num_particles, **kwargs)
+            weights = self.importance_weights(model, guide, args, kwargs)
         names = guide.site_names()
         model = extend_model(model, guide)
-        K, B, scale = weights.num_particles, args[0].shape[0], weights.scale
-        log_density = lambda site, value: site_log_density(dict(site, value=value), B, K, scale)
+        K, scale, layout = weights.num_particles, weights.scale, weights.layout
+        log_density = lambda site, value: site_log_density(dict(site, value=value), layout, weights.log_w)
 
         terms = []
         for t in range(1, self.num_transitions + 1):
@@ -89,7 +83,7 @@ class AVO_ELBO(LogWeightObjective):
             if t == self.num_transitions:
                 trace = weights.model_trace
             else:
-                trace = _model_trace_at(model, z_t, args, kwargs, K)
+                trace = _model_trace_at(model, z_t, args, kwargs, K, layout)
             log_prior, log_lik = _prior_and_likelihood(trace, set(names[:-1]), log_density)
             r_site = weights.model_trace.nodes[names[t - 1]]
             q_site = weights.guide_trace.nodes[names[t]]
@@ -106,12 +100,13 @@ class AVO_ELBO(LogWeightObjective):
         return super().differentiable_loss(model, guide, *args, **kwargs)
 
 
-def _model_trace_at(model, z, args, kwargs, num_particles):
-    """The model's trace with its latent "z" set to ``z`` (kept unobserved, so scales still apply)."""
+def _model_trace_at(model, z, args, kwargs, num_particles, layout):
+    """The model's trace with its latent "z" set to ``z`` (kept unobserved, so scales still apply),
+    under the particle plate of ``layout``."""
     fixed = poutine.Trace()
     fixed.add_node(LATENT_SITE, name=LATENT_SITE, type="sample", is_observed=False, value=z, infer={})
     extra = {"auxiliaries": False} if getattr(model, "auxiliary_guide", None) is not None else {}
-    with pyro.plate(PARTICLE_PLATE, num_particles, dim=-2):
+    with pyro.plate(layout.particle_plate, num_particles, dim=layout.particle_dim):
         return poutine.trace(poutine.replay(model, trace=fixed)).get_trace(*args, **kwargs, **extra)
 
 

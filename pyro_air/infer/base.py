@@ -2,10 +2,18 @@
 
 A subclass defines ``per_datapoint_bound(log_w) -> Tensor[B]`` (to be maximized); the loss is
 
-    loss = -(N / B) * sum_b bound_b
+    loss = -(G + (N / B) * sum_b bound_b)
 
-so ``pyro.infer.SVI`` and ``pyro_air.train`` both minimize an unbiased estimate of the
-full-data negative bound (docs/design.md, contract 2).
+with G the global latent sites' term (``pyro_air.infer.log_weights``: zero for a model whose latents
+all lie in the data plate), so ``pyro.infer.SVI`` and ``pyro_air.train`` both minimize an unbiased
+estimate of the full-data negative bound (docs/design.md, contract 2). Any model and guide that
+``pyro.infer.Trace_ELBO`` accepts are accepted: the data plate, the local and the global sites
+are read from the traces once per (model, guide) pair and remembered (``Structure``), as Pyro
+remembers ``max_plate_nesting``; ``data_plate=`` names the data plate where the observations do not.
+
+The importance-weighted family draws the global sites once per step and shares them between the K
+local particles (``globals_per_particle = False``: a valid lower bound, see log_weights.py); the
+ELBO draws them per particle, as Trace_ELBO does.
 """
 from __future__ import annotations
 
@@ -14,13 +22,31 @@ import torch
 
 from pyro_air.core.validation import check_positive_int
 from pyro_air.infer.direct import can_compute_directly, direct_log_weights
-from pyro_air.infer.log_weights import LogWeights, log_importance_weights
+from pyro_air.infer.log_weights import (
+    LogWeights,
+    extend_model,
+    log_importance_weights,
+    sample_sites,
+)
+from pyro_air.infer.structure import Structure, declared_structure, model_structure
 
 
 class LogWeightObjective(pyro.infer.ELBO):
-    def __init__(self, num_particles: int = 1):
+    #: False: global latents drawn once per step and shared by the K particles (a bound of the
+    #: importance-weighted family, log_weights.py); True: per particle (the ELBO, as Trace_ELBO)
+    globals_per_particle = False
+    #: whether a guide site without rsample is trained by score-function gradients (else refused)
+    score_function_gradients = False
+    #: why global latent sites are refused (a sentence), or False where they are accepted
+    refuses_global_latents: str | bool = False
+
+    def __init__(self, num_particles: int = 1, data_plate: str | None = None):
         check_positive_int(num_particles, "num_particles")
-        super().__init__(num_particles=num_particles, max_plate_nesting=1, vectorize_particles=True)
+        if data_plate is not None and not isinstance(data_plate, str):
+            raise ValueError(f"data_plate must be a plate's name (a str) or None, got {data_plate!r}")
+        super().__init__(num_particles=num_particles, max_plate_nesting=float("inf"), vectorize_particles=True)
+        self.data_plate = data_plate
+        self._structures: dict = {}
 
     # -- what a subclass defines -------------------------------------------------------------
     def per_datapoint_bound(self, log_w: torch.Tensor) -> torch.Tensor:
@@ -31,8 +57,44 @@ class LogWeightObjective(pyro.infer.ELBO):
         return self.per_datapoint_bound(weights.log_w)
 
     # -- the pyro.infer.ELBO interface ----------------------------------------------------------
+    def structure(self, model, guide, args, kwargs) -> list:
+        """[the pair's ``Structure``, whether to vectorize particles (None: try, fall back)], found
+        on the first call for this (model, guide) and remembered, as Pyro remembers max_plate_nesting."""
+        key = (id(model), id(guide))
+        found = self._structures.get(key)
+        if found is None:
+            declared = None if self.data_plate is not None else declared_structure(model, guide)
+            if declared is not None:
+                found = [declared, True]
+            else:
+                found = [model_structure(extend_model(model, guide), guide, args, kwargs, self.data_plate), None]
+            self._structures[key] = found
+        return found
+
+    def importance_weights(self, model, guide, args, kwargs, fixed_latent_densities: bool = False) -> LogWeights:
+        """The primitive with this objective's choices (particles, data plate, globals, gradients)."""
+        found = self.structure(model, guide, args, kwargs)
+        structure, vectorize = found
+        weights = log_importance_weights(
+            model, guide, *args, num_particles=self.num_particles, require_reparam=not self.score_function_gradients,
+            fixed_latent_densities=fixed_latent_densities, globals_per_particle=self.globals_per_particle,
+            score_function=self.score_function_gradients, structure=structure, vectorize=vectorize, **kwargs)
+        if vectorize is None:   # remember how the pair ran, so a guide that cannot broadcast fails once
+            found[1] = weights.layout.particle_plate is not None
+        if self.refuses_global_latents and weights.global_term is not None:
+            names = [s["name"] for s in _global_latents(weights)]
+            raise ValueError(f"{type(self).__name__} needs every latent site inside the data plate "
+                             f"{structure.data_plate!r}, but {', '.join(map(repr, names))} lie outside it "
+                             f"({self.refuses_global_latents}); use iwae, renyi (alpha >= 0) or elbo with global latents")
+        return weights
+
     def log_weights(self, model, guide, *args, **kwargs) -> LogWeights:
-        return log_importance_weights(model, guide, *args, num_particles=self.num_particles, **kwargs)
+        return self.importance_weights(model, guide, args, kwargs)
+
+    def global_surrogate(self, weights: LogWeights) -> torch.Tensor | float:
+        """What the global sites add to the maximized objective: the mean of the global term over
+        its particles (zero without global latents); the ELBO adds its score-function terms."""
+        return 0.0 if weights.global_term is None else weights.global_term.mean()
 
     def _get_trace(self, model, guide, args, kwargs):
         """The particle-vectorized (model_trace, guide_trace) pair, for Pyro's ELBO machinery."""
@@ -56,14 +118,23 @@ class LogWeightObjective(pyro.infer.ELBO):
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
         weights = self._weights_for_loss(model, guide, *args, **kwargs)
-        return -weights.scale * self.surrogate_per_datapoint(weights).sum()
+        loss = -weights.scale * self.surrogate_per_datapoint(weights).sum()
+        extra = self.global_surrogate(weights)
+        return loss if isinstance(extra, float) and extra == 0.0 else loss - extra
 
     def loss(self, model, guide, *args, **kwargs) -> float:
         with torch.no_grad():
             weights = self._weights_for_loss(model, guide, *args, **kwargs)
-            return -weights.scale * self.per_datapoint_bound(weights.log_w).sum().item()
+            loss = -weights.scale * self.per_datapoint_bound(weights.log_w).sum().item()
+            if weights.global_term is not None:
+                loss -= weights.global_term.mean().item()
+            return loss
 
     def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
         loss = self.differentiable_loss(model, guide, *args, **kwargs)
         loss.backward()
         return loss.item()
+
+
+def _global_latents(weights: LogWeights):
+    return [s for s in sample_sites(weights.guide_trace) if not weights.layout.is_local(s)]

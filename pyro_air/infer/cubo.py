@@ -100,7 +100,7 @@ import torch
 
 from pyro_air.infer.base import LogWeightObjective
 from pyro_air.infer.iwae import path_only_log_weights
-from pyro_air.infer.log_weights import LogWeights, log_importance_weights
+from pyro_air.infer.log_weights import LogWeights
 from pyro_air.infer.renyi import renyi_bound
 
 ESTIMATORS = ("dreg", "standard")
@@ -151,8 +151,8 @@ class CUBO(LogWeightObjective):
     has the same value, and its gradient is (N/B) sum_b g_b with g_b of Eq. (2).
     """
 
-    def __init__(self, n: float = 2.0, num_particles: int = 8, estimator: str = "dreg"):
-        super().__init__(num_particles=num_particles)
+    def __init__(self, n: float = 2.0, num_particles: int = 8, estimator: str = "dreg", data_plate: str | None = None):
+        super().__init__(num_particles=num_particles, data_plate=data_plate)
         try:
             n = float(n)
         except (TypeError, ValueError):
@@ -172,10 +172,10 @@ class CUBO(LogWeightObjective):
             raise ValueError(f"unknown CUBO gradient estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
         self.n = n
         self.estimator = estimator
+        self.refuses_global_latents = "an upper bound has no per-datapoint form over global latents"
 
     def log_weights(self, model, guide, *args, **kwargs) -> LogWeights:
-        return log_importance_weights(model, guide, *args, num_particles=self.num_particles,
-                                      fixed_latent_densities=True, **kwargs)
+        return self.importance_weights(model, guide, args, kwargs, fixed_latent_densities=True)
 
     def upper_bound(self, log_w: torch.Tensor) -> torch.Tensor:
         return cubo_bound(log_w, self.n)

@@ -15,7 +15,20 @@ class MonteCarloELBO(LogWeightObjective):
     """The ELBO estimated by the mean of K log importance weights (registry name "elbo").
 
     Named for what it is rather than ``ELBO``, which would shadow ``pyro.infer.ELBO``, the base class
-    of every objective here."""
+    of every objective here.
+
+    On any model Pyro's ``Trace_ELBO`` accepts it gives Trace_ELBO's loss and gradients: global
+    latents are drawn per particle, and guide sites without ``rsample`` (discrete latents) get
+    Trace_ELBO's score-function surrogate (``pyro_air.infer.log_weights``, "Score-function terms")."""
+
+    globals_per_particle = True
+    score_function_gradients = True
+
+    def global_surrogate(self, weights):
+        extra = super().global_surrogate(weights)
+        if weights.score_term is not None:
+            extra = extra + weights.score_term / weights.num_particles
+        return extra
 
     def per_datapoint_bound(self, log_w: torch.Tensor) -> torch.Tensor:
         return log_w.mean(0)

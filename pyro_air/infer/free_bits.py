@@ -26,7 +26,6 @@ from __future__ import annotations
 import torch
 from torch.distributions import Independent, kl_divergence
 
-from pyro_air.core.sites import LATENT_SITE
 from pyro_air.core.validation import check_positive
 from pyro_air.infer.base import LogWeightObjective
 from pyro_air.infer.infovae import latent_log_ratio, observed_log_likelihood
@@ -44,14 +43,15 @@ def factors(fn):
 
 def latent_site_pair(weights: LogWeights):
     """(guide site "z", model site "z"); error when the guide has other (auxiliary) sites."""
-    extra = [s["name"] for s in sample_sites(weights.guide_trace) if s["name"] != LATENT_SITE]
-    if extra or LATENT_SITE not in weights.guide_trace.nodes:
+    names = [s["name"] for s in sample_sites(weights.guide_trace)]
+    if len(names) != 1 or not weights.vectorized:
         raise ValueError(
-            f"a per-dimension KL needs a guide whose only site is {LATENT_SITE!r} with a factorized q(z | x), "
+            "a per-dimension KL needs a guide with one latent site, a factorized q(z | x) that broadcasts over "
+            "particles, "
             f"but the guide samples {[s['name'] for s in sample_sites(weights.guide_trace)]}; "
             "use per_dimension=False, kl='sample' with this guide"
         )
-    return weights.guide_trace.nodes[LATENT_SITE], weights.model_trace.nodes[LATENT_SITE]
+    return weights.guide_trace.nodes[names[0]], weights.model_trace.nodes[names[0]]
 
 
 def kl_per_dimension(weights: LogWeights, estimator: str = "analytic") -> torch.Tensor:
@@ -71,7 +71,7 @@ def kl_per_dimension(weights: LogWeights, estimator: str = "analytic") -> torch.
         z = q_site["value"]
         kl = q.log_prob(z) - p.log_prob(z)
     if kl.shape != q_site["value"].shape:
-        raise ValueError(f"the latent site {LATENT_SITE!r} does not factorize over its last dimension; "
+        raise ValueError(f"the latent site {q_site['name']!r} does not factorize over its last dimension; "
                          "use per_dimension=False, kl='sample'")
     return kl.reshape(-1, b, kl.shape[-1]).expand(k, b, kl.shape[-1]).mean(0)
 
@@ -79,9 +79,11 @@ def kl_per_dimension(weights: LogWeights, estimator: str = "analytic") -> torch.
 class FreeBitsELBO(LogWeightObjective):
     """The free-bits objective (module docstring) with threshold ``free_bits`` = lambda (nats per group)."""
 
+    refuses_global_latents = "free bits bound a per-datapoint KL of the local code"
+
     def __init__(self, free_bits: float = 0.5, per_dimension: bool = True, kl: str = "analytic",
-                 num_particles: int = 1):
-        super().__init__(num_particles=num_particles)
+                 num_particles: int = 1, data_plate: str | None = None):
+        super().__init__(num_particles=num_particles, data_plate=data_plate)
         self.free_bits = check_positive(free_bits, "free_bits (lambda, nats per group; for lambda = 0 use the ELBO)")
         if kl not in KL_ESTIMATORS:
             raise ValueError(f"unknown KL estimator {kl!r}; use one of {', '.join(KL_ESTIMATORS)}")

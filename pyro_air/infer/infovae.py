@@ -38,7 +38,7 @@ import torch
 from pyro_air.core.sites import LATENT_SITE
 from pyro_air.core.validation import check_positive
 from pyro_air.infer.base import LogWeightObjective
-from pyro_air.infer.log_weights import LogWeights, sample_sites, site_log_density
+from pyro_air.infer.log_weights import LogWeights, sample_sites
 from pyro_air.infer.mmd import check_kernel, mmd
 
 DIVERGENCES = ("mmd", "kl")
@@ -50,7 +50,7 @@ def observed_log_likelihood(weights: LogWeights) -> torch.Tensor:
     total = weights.log_w.new_zeros(k, b)
     for site in sample_sites(weights.model_trace):
         if site["is_observed"]:
-            total = total + site_log_density(site, b, k, weights.scale)
+            total = total + weights.site_terms(site)
     return total
 
 
@@ -63,32 +63,63 @@ def latent_log_ratio(weights: LogWeights) -> torch.Tensor:
     total = weights.log_w.new_zeros(k, b)
     for site in sample_sites(weights.model_trace):
         if not site["is_observed"]:
-            total = total + site_log_density(site, b, k, weights.scale)
+            total = total + weights.site_terms(site)
     for site in sample_sites(weights.guide_trace):
-        total = total - site_log_density(site, b, k, weights.scale)
+        total = total - weights.site_terms(site)
     return total
 
 
+def code_site(weights: LogWeights) -> str:
+    """The name of the code z whose aggregate posterior D compares with the prior: the guide's local
+    latent site "z" where there is one (the project's guides, hierarchical ones included), else the
+    guide's only local latent site, whatever its name; it must be continuous."""
+    local = [s for s in sample_sites(weights.guide_trace) if weights.layout.is_local(s)]
+    names = [s["name"] for s in local]
+    if LATENT_SITE in names:
+        name = LATENT_SITE
+    elif len(local) == 1:
+        name = names[0]
+    else:
+        raise ValueError(f"InfoVAE's divergence needs one local code site (or one named {LATENT_SITE!r}); the guide "
+                         f"samples {', '.join(map(repr, names)) or 'none'} in the data plate: use the ELBO or "
+                         "free bits with this guide")
+    site = weights.guide_trace.nodes[name]
+    if not site["fn"].has_rsample or site["fn"].support.is_discrete:
+        raise ValueError(f"InfoVAE's divergence needs a continuous code, but site {name!r} is "
+                         f"{type(site['fn']).__name__}; use the ELBO with a discrete local latent")
+    if not weights.vectorized:
+        raise ValueError(f"InfoVAE needs a guide that broadcasts over a particle dim (site {name!r}); "
+                         "use num_particles=1 with this guide")
+    return name
+
+
 def _latent_samples(weights: LogWeights) -> torch.Tensor:
-    """The guide's draws of site "z" as [K, B, z_dim]."""
-    if LATENT_SITE not in weights.guide_trace.nodes:
-        raise ValueError(f"InfoVAE needs the guide to sample the latent site {LATENT_SITE!r} (docs/design.md, contract 1)")
+    """The guide's draws of the code site as [K, B, z_dim] (a scalar code: z_dim = 1)."""
     k, b = weights.log_w.shape
-    z = weights.guide_trace.nodes[LATENT_SITE]["value"]
+    site = weights.guide_trace.nodes[code_site(weights)]
+    z = site["value"]
+    if not site["fn"].event_shape:
+        z = z.unsqueeze(-1)
     return z.reshape(-1, b, z.shape[-1]).expand(k, b, z.shape[-1])
 
 
-def _site_distribution(trace, z: torch.Tensor):
-    """The distribution at site "z" of a trace, with batch shape [K, B] like the samples z."""
-    return trace.nodes[LATENT_SITE]["fn"].expand(z.shape[:-1])
+def _site_distribution(trace, z: torch.Tensor, name: str = LATENT_SITE):
+    """The distribution at site ``name`` of a trace, with batch shape [K, B] like the samples z."""
+    fn = trace.nodes[name]["fn"]
+    if not fn.event_shape:
+        fn = fn.expand(z.shape[:-1] + (1,)).to_event(1)
+    return fn.expand(z.shape[:-1])
 
 
 class InfoVAE_ELBO(LogWeightObjective):
     """Eq. 6 of InfoVAE; see the module docstring for the estimators and the minibatch scaling."""
 
+    refuses_global_latents = "the KL and divergence terms are per-datapoint terms of a local code"
+
     def __init__(self, alpha: float = 0.0, lam: float = 1000.0, divergence: str = "mmd", kernel: str = "rbf",
-                 bandwidth: float | None = None, unbiased: bool = False, num_particles: int = 1):
-        super().__init__(num_particles=num_particles)
+                 bandwidth: float | None = None, unbiased: bool = False, num_particles: int = 1,
+                 data_plate: str | None = None):
+        super().__init__(num_particles=num_particles, data_plate=data_plate)
         try:
             self.alpha = float(alpha)
         except (TypeError, ValueError):
@@ -132,19 +163,20 @@ class InfoVAE_ELBO(LogWeightObjective):
                     "InfoVAE_ELBO(unbiased=True) needs a minibatch of at least 2 datapoints: the unbiased "
                     "MMD leaves out i = j pairs; train with batch_size >= 2 or use unbiased=False"
                 )
-            prior_draws = _site_distribution(weights.model_trace, z).sample()
+            prior_draws = _site_distribution(weights.model_trace, z, code_site(weights)).sample()
             return mmd(z, prior_draws.detach(), self.kernel, self.bandwidth, self.unbiased).mean()
         return self._aggregate_kl(weights, z)
 
     def _aggregate_kl(self, weights: LogWeights, z: torch.Tensor) -> torch.Tensor:
-        extra = [s["name"] for s in sample_sites(weights.guide_trace) if s["name"] != LATENT_SITE]
+        name = code_site(weights)
+        extra = [s["name"] for s in sample_sites(weights.guide_trace) if s["name"] != name]
         if extra:
             raise ValueError(
-                f"divergence='kl' needs q(z | x) in closed form at site 'z', but the guide also samples {extra}; "
+                f"divergence='kl' needs q(z | x) in closed form at site {name!r}, but the guide also samples {extra}; "
                 "use divergence='mmd' with this guide"
             )
-        q = _site_distribution(weights.guide_trace, z)
-        p = _site_distribution(weights.model_trace, z)
+        q = _site_distribution(weights.guide_trace, z, name)
+        p = _site_distribution(weights.model_trace, z, name)
         batch = z.shape[-2]
         # cross[b, k, b'] = log q(z_kb | x_b'): put the sample axis in front of q's [K, B'] batch.
         cross = q.log_prob(z.transpose(0, 1).unsqueeze(-2)).transpose(0, 1)

@@ -27,7 +27,7 @@ import math
 import torch
 
 from pyro_air.infer.base import LogWeightObjective
-from pyro_air.infer.log_weights import LogWeights, log_importance_weights
+from pyro_air.infer.log_weights import LogWeights
 
 ESTIMATORS = ("standard", "dreg", "stl")
 
@@ -65,8 +65,8 @@ def dreg_surrogate(weights: LogWeights) -> torch.Tensor:
 class IWAE_ELBO(LogWeightObjective):
     """IWAE-K (AIR Eq. 20) with gradient ``estimator`` in {"standard", "dreg", "stl"}."""
 
-    def __init__(self, num_particles: int = 1, estimator: str = "standard"):
-        super().__init__(num_particles=num_particles)
+    def __init__(self, num_particles: int = 1, estimator: str = "standard", data_plate: str | None = None):
+        super().__init__(num_particles=num_particles, data_plate=data_plate)
         if estimator not in ESTIMATORS:
             raise ValueError(
                 f"unknown IWAE gradient estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}"
@@ -74,8 +74,7 @@ class IWAE_ELBO(LogWeightObjective):
         self.estimator = estimator
 
     def log_weights(self, model, guide, *args, **kwargs) -> LogWeights:
-        return log_importance_weights(model, guide, *args, num_particles=self.num_particles,
-                                      fixed_latent_densities=self.estimator != "standard", **kwargs)
+        return self.importance_weights(model, guide, args, kwargs, fixed_latent_densities=self.estimator != "standard")
 
     def needs_traces(self) -> bool:
         return self.estimator != "standard"  # DReG / STL need the fixed-latent densities

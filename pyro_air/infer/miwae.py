@@ -34,7 +34,7 @@ import torch
 from pyro_air.core.validation import check_positive_int, check_unit_interval
 from pyro_air.infer.base import LogWeightObjective
 from pyro_air.infer.iwae import IWAE_ELBO, iwae_bound
-from pyro_air.infer.log_weights import LogWeights, log_importance_weights
+from pyro_air.infer.log_weights import LogWeights
 
 
 def grouped(t: torch.Tensor | None, num_groups: int) -> torch.Tensor | None:
@@ -78,16 +78,16 @@ def check_group_sizes(num_groups, group_size):
 class MIWAE_ELBO(LogWeightObjective):
     """MIWAE(M = ``num_groups``, K = ``group_size``) with IWAE's gradient ``estimator`` per group."""
 
-    def __init__(self, num_groups: int = 1, group_size: int = 1, estimator: str = "standard"):
+    def __init__(self, num_groups: int = 1, group_size: int = 1, estimator: str = "standard",
+                 data_plate: str | None = None):
         check_group_sizes(num_groups, group_size)
-        super().__init__(num_particles=num_groups * group_size)
+        super().__init__(num_particles=num_groups * group_size, data_plate=data_plate)
         self.num_groups, self.group_size = num_groups, group_size
         self.inner = IWAE_ELBO(num_particles=group_size, estimator=estimator)
         self.estimator = estimator
 
     def log_weights(self, model, guide, *args, **kwargs) -> LogWeights:
-        return log_importance_weights(model, guide, *args, num_particles=self.num_particles,
-                                      fixed_latent_densities=self.estimator != "standard", **kwargs)
+        return self.importance_weights(model, guide, args, kwargs, fixed_latent_densities=self.estimator != "standard")
 
     def needs_traces(self) -> bool:
         return self.estimator != "standard"
@@ -103,8 +103,8 @@ class MIWAE_ELBO(LogWeightObjective):
 class CIWAE_ELBO(LogWeightObjective):
     """CIWAE(beta) on K = ``num_particles`` draws: beta ELBO + (1 - beta) IWAE-K."""
 
-    def __init__(self, beta: float = 0.5, num_particles: int = 1):
-        super().__init__(num_particles=num_particles)
+    def __init__(self, beta: float = 0.5, num_particles: int = 1, data_plate: str | None = None):
+        super().__init__(num_particles=num_particles, data_plate=data_plate)
         try:
             self.beta = check_unit_interval(beta, "beta (the ELBO's weight in CIWAE)")
         except (TypeError, ValueError):
@@ -121,8 +121,7 @@ class PIWAE_ELBO(MIWAE_ELBO):
     """PIWAE(M, K): decoder on IWAE-(M K), encoder on MIWAE(M, K) (module docstring)."""
 
     def log_weights(self, model, guide, *args, **kwargs) -> LogWeights:
-        return log_importance_weights(model, guide, *args, num_particles=self.num_particles,
-                                      fixed_latent_densities=True, **kwargs)
+        return self.importance_weights(model, guide, args, kwargs, fixed_latent_densities=True)
 
     def needs_traces(self) -> bool:
         return self.num_groups > 1 or self.estimator != "standard"

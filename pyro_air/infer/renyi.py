@@ -35,8 +35,8 @@ def renyi_bound(log_w: torch.Tensor, alpha: float) -> torch.Tensor:
 class RenyiELBO(LogWeightObjective):
     """VR-alpha bound (Eq. 29) for any real alpha != 1, or alpha = float("-inf") for VR-max."""
 
-    def __init__(self, alpha: float = 0.0, num_particles: int = 2):
-        super().__init__(num_particles=num_particles)
+    def __init__(self, alpha: float = 0.0, num_particles: int = 2, data_plate: str | None = None):
+        super().__init__(num_particles=num_particles, data_plate=data_plate)
         try:
             alpha = float(alpha)
         except (TypeError, ValueError):
@@ -49,6 +49,8 @@ class RenyiELBO(LogWeightObjective):
                 "limit is the ELBO: use pyro_air.infer.MonteCarloELBO (infer.build('elbo')) instead"
             )
         self.alpha = alpha
+        # alpha < 0 bounds log p(x) from above as K grows: no per-datapoint form over global latents
+        self.refuses_global_latents = "alpha < 0 bounds log p(x) from above as K grows" if alpha < 0 else False
 
     def per_datapoint_bound(self, log_w: torch.Tensor) -> torch.Tensor:
         return renyi_bound(log_w, self.alpha)

@@ -23,7 +23,7 @@ from pyro.nn import PyroModule
 from pyro_air.core.distributions import StandardNormal
 from pyro_air.core.plates import data_plate
 from pyro_air.core.scoring import consistent_override
-from pyro_air.core.sites import LATENT_SITE, OBSERVED_SITE
+from pyro_air.core.sites import LATENT_SITE, PROJECT_STRUCTURE, OBSERVED_SITE
 from pyro_air.core.validation import (
     check_batch,
     check_positive_int,
@@ -36,6 +36,9 @@ class LatentVariableModel(PyroModule):
 
     x_dim: int
     z_dim: int
+
+    #: one plate, "data", at dim -1 (docs/design.md, contract 1): objectives need not trace it to know
+    trace_structure = PROJECT_STRUCTURE
 
     def __init__(self, x_dim: int, z_dim: int):
         super().__init__(name="model")  # parameter-store names "model.*" never clash with "guide.*"

@@ -1,0 +1,95 @@
+"""The model/guide contract read from the traces, not from fixed names (docs/design.md, contract 1).
+
+A model and its guide are any Pyro programs that ``pyro.infer.Trace_ELBO`` accepts. What the
+objectives and evaluators need is found in one trace of the pair:
+
+- **The data plate** is the plate that holds every observation: among the vectorized plates common
+  to all observed sample sites, the one that subsamples (``full_size > size``) if exactly one does,
+  else the outermost. Its name is free; ``data_plate="..."`` names it explicitly. A plate without a
+  size (``pyro.plate("data")``) is resolved the way Pyro resolves it: its size is the size of the
+  tensors inside it. A model with no such plate (no observations, or observations outside every
+  plate) is one datapoint (B = 1).
+- **Local latent sites** are the unobserved sample sites inside the data plate (any names, any
+  number, any support); **global latent sites** are the unobserved sites outside it.
+- **max_plate_nesting** is found as Pyro finds it (``ELBO._guess_max_plate_nesting``): the deepest
+  vectorized plate dim of either program. Particles are vectorized in a plate just left of it, under a
+  name that no plate of the model or guide uses.
+
+``model_structure`` runs the guide once and the model against it, blocked from any outer handler
+and with the torch random state restored afterwards, so finding the structure changes no draw
+(a module that changes its own state when run, such as a batch norm's running statistics, sees one
+extra call, as under Pyro's own guess of ``max_plate_nesting``). A model and a guide that declare
+their structure (a ``trace_structure`` attribute, as the project's base classes do: one plate,
+``"data"``, at dim -1) are not run for it (``declared_structure``).
+"""
+from __future__ import annotations
+
+import torch
+from pyro import poutine
+
+from pyro_air.core.sites import PARTICLE_PLATE, Structure
+
+__all__ = ["PARTICLE_PLATE", "Structure", "declared_structure", "find_data_plate", "model_structure", "sample_sites"]
+
+
+def declared_structure(model, guide) -> Structure | None:
+    """The structure a model and a guide both declare (``trace_structure``), combined; else None."""
+    declared = [getattr(obj, "trace_structure", None) for obj in (model, guide)]
+    if any(not isinstance(d, Structure) for d in declared):
+        return None
+    model_side, guide_side = declared
+    return Structure(max(model_side.max_plate_nesting, guide_side.max_plate_nesting),
+                     model_side.plate_names | guide_side.plate_names, model_side.data_plate)
+
+
+def sample_sites(trace: poutine.Trace):
+    """The sample sites of a trace, without plates' subsample sites."""
+    return [s for s in trace.nodes.values() if s["type"] == "sample" and not poutine.util.site_is_subsample(s)]
+
+
+def vectorized_frames(site):
+    return [f for f in site["cond_indep_stack"] if f.vectorized]
+
+
+def find_data_plate(model_trace: poutine.Trace, name: str | None = None, ignore: tuple = ()) -> str | None:
+    """The name of the data plate of a model trace (module docstring); ``ignore``: plate names that
+    are not the model's own (the particle plate)."""
+    sites = sample_sites(model_trace)
+    if name is not None:
+        names = {f.name for s in sites for f in vectorized_frames(s)} - set(ignore)
+        if name not in names:
+            raise ValueError(f"the model has no plate named {name!r} (its plates: "
+                             f"{', '.join(sorted(names)) or 'none'}); pass data_plate= one of them or None")
+        return name
+    observed = [s for s in sites if s["is_observed"]]
+    if not observed:
+        return None
+    common = None
+    for site in observed:
+        frames = [f for f in vectorized_frames(site) if f.name not in ignore]
+        names = [f.name for f in frames]
+        common = names if common is None else [n for n in common if n in names]
+    if not common:
+        return None
+    frames = {f.name: f for s in observed for f in vectorized_frames(s)}
+    subsampled = [n for n in common if frames[n].full_size is not None and frames[n].size != -1
+                  and frames[n].full_size > frames[n].size]
+    return subsampled[0] if len(subsampled) == 1 else common[0]  # cond_indep_stack lists outermost first
+
+
+def model_structure(model, guide, args, kwargs, data_plate: str | None = None, declared_by=None) -> Structure:
+    """Run ``guide`` once and ``model`` against it (blocked, random state restored); see module doc.
+    ``declared_by``: the (model, guide) pair whose declared structure is used instead, if both declare
+    one and ``data_plate`` is not given."""
+    if declared_by is not None and data_plate is None:
+        declared = declared_structure(*declared_by)
+        if declared is not None:
+            return declared
+    with torch.random.fork_rng(devices=[]), poutine.block():
+        guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+    frames = [f for trace in (model_trace, guide_trace) for s in sample_sites(trace) for f in vectorized_frames(s)]
+    nesting = -min((f.dim for f in frames), default=0)
+    names = frozenset(f.name for trace in (model_trace, guide_trace) for s in trace.nodes.values()
+                      for f in s.get("cond_indep_stack", ()))
+    return Structure(nesting, names, find_data_plate(model_trace, data_plate))
