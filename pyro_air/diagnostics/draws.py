@@ -6,8 +6,10 @@ For each datapoint x_n and s = 1..S:
 
 (the shared primitive ``pyro_air.infer.log_importance_weights``, docs/design.md, contract 2), computed
 in chunks of datapoints and of samples in evaluation mode (docs/design.md, contract 3), so peak memory
-per chunk does not grow with S. Only the results, [N, S] weights and [N, S, z_dim] draws, are
-held.
+per chunk does not grow with S. Only the results, [N, S] weights and [N, S, ...] draws, are
+held. Any model and guide ``pyro_air.evaluate.log_likelihood`` accepts are accepted (x a tensor or
+a tuple of the model's data tensors); every local latent site is kept under its own name
+(``ImportanceDraws.sites``), and ``z`` is the site ``"z"``, or the only local site, as [N, S, dim].
 
 Importance resampling (sampling-importance-resampling, Rubin 1988): for each datapoint, draw M
 indices i_1..i_M independently, with replacement, from Categorical(w_n1 / sum_s w_ns, ...,
@@ -27,12 +29,16 @@ from pyro_air.core.progress import tqdm
 from pyro_air.core.sites import LATENT_SITE
 from pyro_air.core.validation import check_positive_int
 from pyro_air.evaluate.chunking import (
+    as_data,
     batches,
     default_chunk_size,
     evaluation_mode,
     module_device,
+    row_size,
+    slice_data,
 )
-from pyro_air.infer.log_weights import log_importance_weights
+from pyro_air.evaluate.log_likelihood import TracedEvaluation
+from pyro_air.infer.log_weights import global_sites_trace, sample_sites
 
 
 @dataclass
@@ -40,51 +46,94 @@ class ImportanceDraws:
     z: torch.Tensor | None   # [N, S, z_dim] guide draws (None when not kept); [N, S, len(dims)] with dims
     log_w: torch.Tensor      # [N, S] log importance weights
     dims: tuple | None = None  # the latent dimensions z holds, in its column order (None: all)
+    sites: dict | None = None  # every local latent site: name -> [N, S, *its per-datapoint shape]
 
     def rows(self, index) -> ImportanceDraws:
         """The draws of some datapoints (e.g. ``draws.rows([3, 0])``): the same samples, not new ones."""
-        return ImportanceDraws(None if self.z is None else self.z[index], self.log_w[index], self.dims)
+        sites = None if self.sites is None else {k: v[index] for k, v in self.sites.items()}
+        return ImportanceDraws(None if self.z is None else self.z[index], self.log_w[index], self.dims, sites)
 
     @property
     def num_samples(self) -> int:
         return self.log_w.shape[1]
 
 
-def importance_draws(model, guide, x: torch.Tensor, num_samples: int, chunk_size: int | None = None,
+def importance_draws(model, guide, x, num_samples: int, chunk_size: int | None = None,
                      batch_size: int | None = None, keep_z: bool = True,
-                     progress: bool = False, keep_dims=None) -> ImportanceDraws:
+                     progress: bool = False, keep_dims=None, model_kwargs: dict | None = None,
+                     data_plate: str | None = None) -> ImportanceDraws:
     """S guide draws per datapoint and their log weights; see the module docstring.
 
     ``keep_dims`` (e.g. ``(0, 1)``): keep only these latent dimensions of the draws ([N, S, 2]
     instead of [N, S, z_dim] in memory), for plots of a pair of dimensions."""
     dims = None if keep_dims is None else tuple(int(d) for d in keep_dims)
     check_positive_int(num_samples, "num_samples")
-    if not isinstance(x, torch.Tensor) or x.dim() != 2:
-        raise ValueError(f"x must be a tensor of shape [N, D], got {getattr(x, 'shape', type(x).__name__)}")
-    if len(x) == 0:
-        raise ValueError("x is empty; pass at least one datapoint")
-    batch_size = check_positive_int(batch_size or min(len(x), 100), "batch_size")
-    chunk = check_positive_int(chunk_size or default_chunk_size(num_samples, batch_size, x.shape[1]),
+    data = as_data(x)
+    n = len(data[0])
+    batch_size = check_positive_int(batch_size or min(n, 100), "batch_size")
+    chunk = check_positive_int(chunk_size or default_chunk_size(num_samples, batch_size, row_size(data)),
                                "chunk_size")
-    device = module_device(model)
-    log_w = torch.empty(len(x), num_samples)
-    z_all = None
+    device = module_device(model, default=data[0].device)
+    log_w = torch.empty(n, num_samples)
+    sites = {}
     with evaluation_mode(model, guide):
-        for start, stop in tqdm(list(batches(len(x), batch_size)), desc=f"log weights, S={num_samples}",
+        with torch.random.fork_rng(devices=[]):
+            traced = TracedEvaluation(model, guide, slice_data(data, 0, min(n, batch_size), device), model_kwargs,
+                                      data_plate, num_data=n)
+        for start, stop in tqdm(list(batches(n, batch_size)), desc=f"log weights, S={num_samples}",
                                 disable=not progress, leave=False):
-            xb = x[start:stop].to(device)
+            xb = slice_data(data, start, stop, device)
+            replay = None
             for s0 in range(0, num_samples, chunk):
-                k = min(chunk, num_samples - s0)
-                lw = log_importance_weights(model, guide, xb, num_particles=k)
+                k = min(chunk if traced.vectorize is not False else 1, num_samples - s0)
+                lw = traced.weights(xb, k, replay)
+                if lw.global_term is not None and replay is None:
+                    replay = global_sites_trace(lw)
+                if traced.vectorize is False and k > 1:   # found out now: the traces hold one run
+                    k = 1
+                    lw = traced.weights(xb, 1, replay)
                 log_w[start:stop, s0:s0 + k] = lw.log_w.T.cpu()
                 if keep_z:
-                    z = lw.guide_trace.nodes[LATENT_SITE]["value"]  # [k, B, z_dim]
-                    if dims is not None:
-                        z = z[..., list(dims)]
-                    if z_all is None:
-                        z_all = torch.empty(len(x), num_samples, z.shape[-1])
-                    z_all[start:stop, s0:s0 + k] = z.transpose(0, 1).cpu()
-    return ImportanceDraws(z_all, log_w, dims)
+                    for name, value in local_values(lw).items():   # [k, B, ...]
+                        if name not in sites:
+                            sites[name] = torch.empty(n, num_samples, *value.shape[2:])
+                        sites[name][start:stop, s0:s0 + k] = value.transpose(0, 1).cpu()
+    z_all = None
+    if keep_z and sites:
+        name = LATENT_SITE if LATENT_SITE in sites else next(iter(sites)) if len(sites) == 1 else None
+        if name is not None:
+            z_all = sites[name] if sites[name].dim() == 3 else sites[name].reshape(n, num_samples, -1)
+            if dims is not None:
+                z_all = z_all[..., list(dims)]
+    return ImportanceDraws(z_all, log_w, dims, sites if keep_z else None)
+
+
+def local_values(weights) -> dict:
+    """{name: [K, B, *shape]} of the guide's local latent sites in one run's trace: the particle and
+    data dims moved to the front, plate dims of size 1 dropped, the rest (inner plates, the event)
+    kept as the site's per-datapoint shape."""
+    layout, (k, b) = weights.layout, weights.log_w.shape
+    out = {}
+    for site in sample_sites(weights.guide_trace):
+        if not layout.is_local(site):
+            continue
+        v, event = site["value"], len(site["fn"].event_shape)
+        p, d = layout.particle_dim, layout.data_dim(site)
+        nb = v.dim() - event
+        need = max(-p if p is not None else 0, -d if d is not None else 0)
+        if nb < need:
+            v, nb = v.reshape((1,) * (need - nb) + v.shape), need
+        pi = None if p is None else nb + p
+        di = None if d is None else nb + d
+        rest = [i for i in range(nb) if i not in (pi, di)]
+        v = v.permute([i for i in (pi, di) if i is not None] + rest + list(range(nb, v.dim())))
+        if pi is None:
+            v = v.unsqueeze(0)
+        if di is None:
+            v = v.unsqueeze(1)
+        shape = [n for i, n in enumerate(v.shape[2:2 + len(rest)]) if n != 1] + list(v.shape[2 + len(rest):])
+        out[site["name"]] = v.expand(k, b, *v.shape[2:]).reshape(k, b, *shape)
+    return out
 
 
 def importance_ess(log_w: torch.Tensor) -> torch.Tensor:

@@ -56,11 +56,13 @@ def _check_num_samples(num_samples: int) -> None:
         )
 
 
-def log_weights_matrix(model, guide, x: torch.Tensor, num_samples: int = 1000, chunk_size: int | None = None,
-                       batch_size: int | None = None, progress: bool = False) -> torch.Tensor:
-    """log w[n, s] = log p(x_n, z_ns) - log q(z_ns | x_n), z_ns ~ q(z | x_n); Tensor[N, S], chunked."""
+def log_weights_matrix(model, guide, x, num_samples: int = 1000, chunk_size: int | None = None,
+                       batch_size: int | None = None, progress: bool = False, model_kwargs: dict | None = None,
+                       data_plate: str | None = None) -> torch.Tensor:
+    """log w[n, s] = log p(x_n, z_ns) - log q(z_ns | x_n), z_ns ~ q(z | x_n); Tensor[N, S], chunked.
+    Any model ``pyro_air.evaluate.log_likelihood`` accepts (x a tensor or a tuple of data tensors)."""
     return importance_draws(model, guide, x, num_samples, chunk_size=chunk_size, batch_size=batch_size,
-                            keep_z=False, progress=progress).log_w
+                            keep_z=False, progress=progress, model_kwargs=model_kwargs, data_plate=data_plate).log_w
 
 
 def khat_from_log_weights(log_w: torch.Tensor, constant_tol: float = DEFAULT_CONSTANT_TOL) -> torch.Tensor:
@@ -82,12 +84,14 @@ def khat_from_log_weights(log_w: torch.Tensor, constant_tol: float = DEFAULT_CON
     return torch.where(spread.cpu() <= constant_tol, torch.full_like(khat, CONSTANT_WEIGHTS_KHAT), khat)
 
 
-def psis_khat(model, guide, x: torch.Tensor, num_samples: int = 1000, chunk_size: int | None = None,
+def psis_khat(model, guide, x, num_samples: int = 1000, chunk_size: int | None = None,
               batch_size: int | None = None, constant_tol: float = DEFAULT_CONSTANT_TOL,
-              progress: bool = False) -> torch.Tensor:
-    """PSIS k-hat of the guide q(z|x) as a proposal for p(z|x), per datapoint: Tensor[N]."""
+              progress: bool = False, model_kwargs: dict | None = None, data_plate: str | None = None) -> torch.Tensor:
+    """PSIS k-hat of the guide q(z|x) as a proposal for p(z|x), per datapoint: Tensor[N] (discrete
+    local latents accepted; global latents: one draw per batch, as in ``log_likelihood``)."""
     _check_num_samples(num_samples)
-    log_w = log_weights_matrix(model, guide, x, num_samples, chunk_size, batch_size, progress)
+    log_w = log_weights_matrix(model, guide, x, num_samples, chunk_size, batch_size, progress, model_kwargs,
+                               data_plate)
     return khat_from_log_weights(log_w, constant_tol)
 
 

@@ -70,6 +70,30 @@ def units_per_chunk(unit: int, num_samples: int, batch_size: int, x_dim: int, de
     return max(1, chunk_elements(device) // max(1, unit * batch_size * x_dim))
 
 
+def as_data(x) -> tuple:
+    """The evaluators' data as a tuple of the model's positional arguments: a Tensor [N, ...], or a
+    tuple / list of tensors that share their first dim N (the datapoint)."""
+    data = (x,) if isinstance(x, torch.Tensor) else tuple(x) if isinstance(x, (tuple, list)) else None
+    if not data or not all(isinstance(a, torch.Tensor) and a.dim() >= 1 for a in data):
+        raise ValueError(f"x must be a tensor [N, ...] or a tuple of tensors sharing their first dim N, "
+                         f"got {type(x).__name__}")
+    sizes = {len(a) for a in data}
+    if len(sizes) != 1:
+        raise ValueError(f"the tensors of x must share their first dim (the datapoint), got sizes {sorted(sizes)}")
+    if not sizes.pop():
+        raise ValueError("x is empty; pass at least one datapoint")
+    return data
+
+
+def row_size(data: tuple) -> int:
+    """Elements per datapoint over all of ``data`` (what a chunk's memory grows with)."""
+    return max(1, sum(a[0].numel() for a in data))
+
+
+def slice_data(data: tuple, start: int, stop: int, device) -> tuple:
+    return tuple(a[start:stop].to(device, non_blocking=True) for a in data)
+
+
 def batches(n: int, batch_size: int):
     for start in range(0, n, batch_size):
         yield start, min(n, start + batch_size)

@@ -6,9 +6,20 @@
 - ``elbo``: the amortized ELBO  (1/S) sum_s log p(x, z_s) / q(z_s | x)  (AIR Eq. 5).
 
 Both return Tensor[N], computed in chunks of datapoints and of samples so that memory does not
-grow with ``num_samples``; both work for any model/guide pair that follows docs/design.md, contract 1,
-PyroModules or plain Pyro functions ``model(x)`` / ``guide(x)`` (the log-weight primitive needs no
-parameters; a function's batches stay on x's device).
+grow with ``num_samples``; both work for any model/guide pair that ``pyro.infer.Trace_ELBO`` accepts,
+PyroModules or plain Pyro functions (the log-weight primitive needs no parameters; a function's
+batches stay on x's device). ``x`` is the model's data: a Tensor [N, ...] or a tuple of tensors
+whose first dim is the datapoint (the model's positional arguments, e.g. ``(images, labels)`` or
+``(sequences, masks)``), sliced into batches along that dim; ``model_kwargs`` go to every call
+unchanged. The data plate and the local sites are read from the traces
+(``pyro_air.infer.structure``; ``data_plate=`` names the plate). No gradients are taken, so
+discrete local latents are accepted.
+
+Global latent sites (outside the data plate) are drawn once per batch of datapoints and shared by
+every sample of that batch (each chunk replays them); each datapoint's value is its local estimate
+given that draw plus a 1/N share of the globals' term log p(theta) - log q(theta). Their sum over
+the N datapoints is an unbiased estimate of the bound of ``pyro_air.infer.log_weights`` with the
+whole evaluation set as the data (per datapoint, they are shares of that bound, not log p(x_n)).
 
 Chunks. ``chunk_size`` given: that many samples per datapoint are drawn and scored at once. By
 default the samples are drawn in units of ``default_chunk_size`` (fixed: the draws, and so the
@@ -33,7 +44,10 @@ from pyro_air.core.progress import tqdm
 from pyro_air.core.seeds import derive_seed, seeded
 from pyro_air.core.validation import check_positive_int
 from pyro_air.evaluate.chunking import (
+    as_data,
     batches,
+    row_size,
+    slice_data,
     default_chunk_size,
     evaluation_mode,
     module_device,
@@ -41,41 +55,81 @@ from pyro_air.evaluate.chunking import (
     units_per_chunk,
 )
 from pyro_air.infer.direct import can_compute_directly, direct_log_weight_chunks
-from pyro_air.infer.log_weights import log_importance_weights
+from pyro_air.infer.log_weights import extend_model, global_sites_trace, log_importance_weights
+from pyro_air.infer.structure import declared_structure, model_structure
 
 
-def _log_weight_chunks(model, guide, xb, num_samples, chunk_size, units=1):
-    if can_compute_directly(model, guide):  # the traced path's log weights without traces
-        yield from direct_log_weight_chunks(model, guide, xb, num_samples, chunk_size, units)
+def _log_weight_chunks(model, guide, xb, num_samples, chunk_size, units=1, traced=None):
+    if traced is None and can_compute_directly(model, guide):  # the traced path's log weights without traces
+        yield from direct_log_weight_chunks(model, guide, xb[0], num_samples, chunk_size, units)
         return
-    for start in range(0, num_samples, chunk_size):
-        k = min(chunk_size, num_samples - start)
-        yield log_importance_weights(model, guide, xb, num_particles=k).log_w
+    traced = traced or TracedEvaluation(model, guide, xb, {}, None)
+    yield from traced.chunks(xb, num_samples, chunk_size)
+
+
+class TracedEvaluation:
+    """The traced path of the evaluators for one (model, guide) and one evaluation: the structure
+    found once, the particles vectorized when the pair broadcasts (else one run per sample), global
+    sites drawn once per batch and replayed in every chunk (module docstring)."""
+
+    def __init__(self, model, guide, first_batch, model_kwargs, data_plate, num_data=None, refuse_globals=None):
+        self.model, self.guide, self.kwargs = model, guide, dict(model_kwargs or {})
+        self.structure = model_structure(extend_model(model, guide), guide, tuple(first_batch), self.kwargs,
+                                         data_plate, declared_by=(model, guide))
+        self.vectorize = True if declared_structure(model, guide) is not None and data_plate is None else None
+        self.num_data = num_data
+        self.refuse_globals = refuse_globals
+
+    def weights(self, xb, k, replay_globals=None):
+        w = log_importance_weights(self.model, self.guide, *xb, num_particles=k, require_reparam=False,
+                                   globals_per_particle=False, structure=self.structure, vectorize=self.vectorize,
+                                   replay_globals=replay_globals, **self.kwargs)
+        if self.vectorize is None:
+            self.vectorize = w.layout.particle_plate is not None
+        return w
+
+    def chunks(self, xb, num_samples, chunk_size):
+        """[k, B] log-weight chunks; with global latents, plus each datapoint's 1/N share of G."""
+        replay = None
+        for start in range(0, num_samples, chunk_size):
+            w = self.weights(xb, min(chunk_size, num_samples - start), replay)
+            if w.global_term is None:
+                yield w.log_w
+                continue
+            if self.refuse_globals:
+                names = [s["name"] for s in global_sites_trace(w).nodes.values()]
+                raise ValueError(f"site(s) {', '.join(map(repr, names))} lie outside the data plate "
+                                 f"{self.structure.data_plate!r}: {self.refuse_globals}; use log_likelihood")
+            if replay is None:
+                replay = global_sites_trace(w)
+            yield w.log_w + w.global_term.reshape(1, 1) / self.num_data
 
 
 def _check_inputs_once(x, model, guide):
     """The per-call input checks are off inside ``evaluation_mode``; run them once on all of x."""
     for module in (model, guide):
         if getattr(module, "validate_inputs", False):
-            module.validate(x)
+            module.validate(x[0])
 
 
 def per_datapoint(model, guide, x, num_samples, chunk_size, batch_size, reduce, progress, desc,
-                   seed=None, distributed=False):
+                   seed=None, distributed=False, model_kwargs=None, data_plate=None, refuse_globals=None):
     """Tensor[N]: ``reduce`` applied to the [k, B] log-weight chunks of each batch of datapoints
     (``log_likelihood`` reduces by a streaming log-mean-exp, ``elbo`` by a mean); the evaluators
-    of this package share it. Inputs are checked once; seed and distributed: module docstring."""
+    of this package share it. Inputs are checked once; x, seed and distributed: module docstring."""
     check_positive_int(num_samples, "num_samples")
-    if x.dim() != 2:
-        raise ValueError(f"x must have shape [N, D], got {list(x.shape)}")
-    device = module_device(model, default=x.device)  # a plain-function model: where x is
-    batch_size = batch_size or min(len(x), 100)
-    chunk = chunk_size or default_chunk_size(num_samples, batch_size, x.shape[1])
+    data = as_data(x)
+    n, width = len(data[0]), row_size(data)
+    device = module_device(model, default=data[0].device)  # a plain-function model: where x is
+    batch_size = batch_size or min(n, 100)
+    chunk = chunk_size or default_chunk_size(num_samples, batch_size, width)
     check_positive_int(chunk, "chunk_size")
     # a chunk_size given is what the caller's memory allows: drawn and scored at that size
-    units = 1 if chunk_size else units_per_chunk(chunk, num_samples, batch_size, x.shape[1], device)
-    _check_inputs_once(x, model, guide)
-    indexed = list(enumerate(batches(len(x), batch_size)))
+    units = 1 if chunk_size else units_per_chunk(chunk, num_samples, batch_size, width, device)
+    _check_inputs_once(data, model, guide)
+    direct = (len(data) == 1 and data[0].dim() == 2 and not model_kwargs and data_plate is None
+              and can_compute_directly(model, guide))
+    indexed = list(enumerate(batches(n, batch_size)))
     if distributed:
         dist_utils.require_initialized("distributed evaluation")
         seed = 0 if seed is None else seed
@@ -83,20 +137,29 @@ def per_datapoint(model, guide, x, num_samples, chunk_size, batch_size, reduce, 
         progress = progress and dist_utils.is_main_process()
     parts = []
     with evaluation_mode(model, guide):
+        traced = None
+        if not direct and indexed:
+            first = slice_data(data, *indexed[0][1], device)
+            with torch.random.fork_rng(devices=[]):
+                traced = TracedEvaluation(model, guide, first, model_kwargs, data_plate, num_data=n,
+                                          refuse_globals=refuse_globals)
         for i, (start, stop) in tqdm(indexed, desc=desc, disable=not progress, leave=False):
-            xb = x[start:stop].to(device, non_blocking=True)
+            xb = slice_data(data, start, stop, device)
             with seeded(None if seed is None else derive_seed(seed, i), device):
-                parts.append(reduce(_log_weight_chunks(model, guide, xb, num_samples, chunk, units)).cpu())
+                parts.append(reduce(_log_weight_chunks(model, guide, xb, num_samples, chunk, units, traced)).cpu())
     out = torch.cat(parts) if parts else torch.empty(0)
     return dist_utils.gather_in_order(out) if distributed else out
 
 
-def log_likelihood(model, guide, x: torch.Tensor, num_samples: int = 5000, chunk_size: int | None = None,
+def log_likelihood(model, guide, x, num_samples: int = 5000, chunk_size: int | None = None,
                    batch_size: int | None = None, progress: bool = False, seed: int | None = None,
-                   distributed: bool = False) -> torch.Tensor:
-    """IWAE-``num_samples`` estimate of log p(x) per datapoint, Tensor[N] (seed, distributed: module docstring)."""
+                   distributed: bool = False, model_kwargs: dict | None = None,
+                   data_plate: str | None = None) -> torch.Tensor:
+    """IWAE-``num_samples`` estimate of log p(x) per datapoint, Tensor[N] (x, seed, distributed,
+    global latents: module docstring)."""
     return per_datapoint(model, guide, x, num_samples, chunk_size, batch_size,
-                          streaming_logmeanexp, progress, f"log p(x), S={num_samples}", seed, distributed)
+                          streaming_logmeanexp, progress, f"log p(x), S={num_samples}", seed, distributed,
+                          model_kwargs, data_plate)
 
 
 def _mean_of_chunks(chunks) -> torch.Tensor:
@@ -108,9 +171,11 @@ def _mean_of_chunks(chunks) -> torch.Tensor:
     return total / count
 
 
-def elbo(model, guide, x: torch.Tensor, num_samples: int = 1, chunk_size: int | None = None,
+def elbo(model, guide, x, num_samples: int = 1, chunk_size: int | None = None,
          batch_size: int | None = None, progress: bool = False, seed: int | None = None,
-         distributed: bool = False) -> torch.Tensor:
-    """Monte Carlo ELBO per datapoint with ``num_samples`` draws, Tensor[N] (seed, distributed: module docstring)."""
+         distributed: bool = False, model_kwargs: dict | None = None, data_plate: str | None = None) -> torch.Tensor:
+    """Monte Carlo ELBO per datapoint with ``num_samples`` draws, Tensor[N] (x, seed, distributed,
+    global latents: module docstring)."""
     return per_datapoint(model, guide, x, num_samples, chunk_size, batch_size,
-                          _mean_of_chunks, progress, f"ELBO, S={num_samples}", seed, distributed)
+                          _mean_of_chunks, progress, f"ELBO, S={num_samples}", seed, distributed,
+                          model_kwargs, data_plate)

@@ -20,10 +20,13 @@ from pyro_air.evaluate.log_likelihood import per_datapoint
 METHODS = ("cubo", "vr")
 
 
-def upper_bound(model, guide, x: torch.Tensor, method: str = "cubo", n: float = 2.0, alpha: float = -1.0,
+def upper_bound(model, guide, x, method: str = "cubo", n: float = 2.0, alpha: float = -1.0,
                 num_samples: int = 5000, chunk_size: int | None = None, batch_size: int | None = None,
-                progress: bool = False, seed: int | None = None, distributed: bool = False) -> torch.Tensor:
-    """CUBO_n or VR-alpha (alpha < 0) estimate per datapoint, Tensor[N] (seed, distributed: as ``log_likelihood``)."""
+                progress: bool = False, seed: int | None = None, distributed: bool = False,
+                model_kwargs: dict | None = None, data_plate: str | None = None) -> torch.Tensor:
+    """CUBO_n or VR-alpha (alpha < 0) estimate per datapoint, Tensor[N] (x, seed, distributed: as
+    ``log_likelihood``). A model with global latent sites is refused: an upper bound has no
+    per-datapoint form over them."""
     if method == "cubo":
         if not float(n) > 1.0:
             raise ValueError(f"CUBO_n is an upper bound only for n > 1, got n={n!r}")
@@ -39,4 +42,5 @@ def upper_bound(model, guide, x: torch.Tensor, method: str = "cubo", n: float = 
         return streaming_logmeanexp(r * c for c in chunks) / r
 
     return per_datapoint(model, guide, x, num_samples, chunk_size, batch_size, reduce, progress,
-                          f"{method} upper bound, S={num_samples}", seed, distributed)
+                          f"{method} upper bound, S={num_samples}", seed, distributed, model_kwargs, data_plate,
+                          refuse_globals="an upper bound has no per-datapoint form over global latents")

@@ -304,7 +304,7 @@ def _like(args) -> torch.Tensor:
 
 
 def _one_run(model, guide, args, kwargs, structure: Structure | None, num_particles, vectorize, globals_per_particle,
-             require_reparam, fixed_latent_densities, score_function):
+             require_reparam, fixed_latent_densities, score_function, replay_globals=None):
     """The LogWeights of one run: all K particles vectorized, or one particle unvectorized."""
     rng_state = torch.get_rng_state() if fixed_latent_densities else None
     plate = None
@@ -313,7 +313,7 @@ def _one_run(model, guide, args, kwargs, structure: Structure | None, num_partic
         within = None if globals_per_particle else data_plate
         plate = LocalParticlePlate(structure.particle_plate_name(), num_particles,
                                    -(structure.max_plate_nesting + 1), within)
-    guide_trace, model_trace = _run(model, guide, args, kwargs, plate)
+    guide_trace, model_trace = _run(model, guide, args, kwargs, plate, replay_trace=replay_globals)
     _check_sites(guide_trace, model_trace, require_reparam)
     data_plate = structure.data_plate if structure is not None else None
     model_sites = sample_sites(model_trace)
@@ -368,7 +368,7 @@ def log_importance_weights(model, guide, *args, num_particles: int = 1, require_
                            fixed_latent_densities: bool = False, data_plate: str | None = None,
                            globals_per_particle: bool = True, score_function: bool = False,
                            structure: Structure | None = None, vectorize: bool | None = None,
-                           **kwargs) -> LogWeights:
+                           replay_globals: poutine.Trace | None = None, **kwargs) -> LogWeights:
     """Run ``guide`` K times in parallel, replay ``model``; return log w of shape [K, B] (module doc).
 
     ``args`` and ``kwargs`` (e.g. the batch x and ``num_data``) go to both. B and the scale N / B come
@@ -377,6 +377,8 @@ def log_importance_weights(model, guide, *args, num_particles: int = 1, require_
     between calls (found here when None); ``data_plate`` names the data plate when the observations
     do not say it. ``vectorize``: True / False forces one way; None tries the particle plate and
     falls back to one run per particle when the programs cannot broadcast over it.
+    ``replay_globals`` (``global_sites_trace`` of an earlier call): the global sites take its values
+    instead of new draws (the evaluators share one draw between their chunks).
     """
     if num_particles < 1:
         raise ValueError(f"num_particles must be >= 1, got {num_particles}")
@@ -387,7 +389,8 @@ def log_importance_weights(model, guide, *args, num_particles: int = 1, require_
             vectorize = True   # the project's own programs broadcast: an error is an error
     model = extend_model(model, guide)
     options = dict(globals_per_particle=globals_per_particle, require_reparam=require_reparam,
-                   fixed_latent_densities=fixed_latent_densities, score_function=score_function)
+                   fixed_latent_densities=fixed_latent_densities, score_function=score_function,
+                   replay_globals=replay_globals)
     if vectorize is not False:
         state = torch.get_rng_state()
         try:
@@ -398,6 +401,15 @@ def log_importance_weights(model, guide, *args, num_particles: int = 1, require_
             torch.set_rng_state(state)
     runs = [_one_run(model, guide, args, kwargs, structure, 1, False, **options) for _ in range(num_particles)]
     return runs[0] if num_particles == 1 else _stack(runs)
+
+
+def global_sites_trace(weights: LogWeights) -> poutine.Trace:
+    """A trace holding only the guide's global sites of ``weights`` (to replay them elsewhere)."""
+    kept = poutine.Trace()
+    for site in sample_sites(weights.guide_trace):
+        if not weights.layout.is_local(site):
+            kept.add_node(site["name"], **site)
+    return kept
 
 
 def _detached_values(trace: poutine.Trace) -> poutine.Trace:
