@@ -46,6 +46,7 @@ DIVERGENCES = ("mmd", "kl")
 
 def observed_log_likelihood(weights: LogWeights) -> torch.Tensor:
     """log p(x_b | z_kb): the observed model sites' log densities, [K, B]."""
+    _check_vectorized(weights)
     k, b = weights.log_w.shape
     total = weights.log_w.new_zeros(k, b)
     for site in sample_sites(weights.model_trace):
@@ -59,6 +60,7 @@ def latent_log_ratio(weights: LogWeights) -> torch.Tensor:
 
     Its mean over particles is the Monte Carlo estimate of -KL(q(z | x_b) || p(z)).
     """
+    _check_vectorized(weights)
     k, b = weights.log_w.shape
     total = weights.log_w.new_zeros(k, b)
     for site in sample_sites(weights.model_trace):
@@ -67,6 +69,13 @@ def latent_log_ratio(weights: LogWeights) -> torch.Tensor:
     for site in sample_sites(weights.guide_trace):
         total = total - weights.site_terms(site)
     return total
+
+
+def _check_vectorized(weights: LogWeights) -> None:
+    if not weights.vectorized:
+        names = [s["name"] for s in sample_sites(weights.guide_trace)]
+        raise ValueError(f"this objective reads each site's terms from one vectorized trace, but the guide "
+                         f"(sites {', '.join(map(repr, names))}) cannot broadcast over particles; use num_particles=1")
 
 
 def code_site(weights: LogWeights) -> str:
@@ -93,11 +102,19 @@ def code_site(weights: LogWeights) -> str:
     return name
 
 
-def _latent_samples(weights: LogWeights) -> torch.Tensor:
-    """The guide's draws of the code site as [K, B, z_dim] (a scalar code: z_dim = 1)."""
+def _latent_samples(weights: LogWeights, trace=None, draw: bool = False) -> torch.Tensor:
+    """The draws of the code site as [K, B, z_dim] (a scalar code: z_dim = 1): the guide's, or with
+    ``draw`` fresh draws from the site's distribution in ``trace`` (the model's prior)."""
     k, b = weights.log_w.shape
-    site = weights.guide_trace.nodes[code_site(weights)]
-    z = site["value"]
+    site = (trace or weights.guide_trace).nodes[code_site(weights)]
+    if draw:
+        fn = site["fn"]
+        try:   # the prior expanded to the [K, B] of the guide's draws, as the guide's site is
+            z = fn.expand(torch.Size([k, b])).sample()
+        except (RuntimeError, ValueError):   # a code with inner plate dims: draw in its own shape
+            z = fn.sample()
+    else:
+        z = site["value"]
     if not site["fn"].event_shape:
         z = z.unsqueeze(-1)
     return z.reshape(-1, b, z.shape[-1]).expand(k, b, z.shape[-1])
@@ -163,7 +180,7 @@ class InfoVAE_ELBO(LogWeightObjective):
                     "InfoVAE_ELBO(unbiased=True) needs a minibatch of at least 2 datapoints: the unbiased "
                     "MMD leaves out i = j pairs; train with batch_size >= 2 or use unbiased=False"
                 )
-            prior_draws = _site_distribution(weights.model_trace, z, code_site(weights)).sample()
+            prior_draws = _latent_samples(weights, weights.model_trace, draw=True)
             return mmd(z, prior_draws.detach(), self.kernel, self.bandwidth, self.unbiased).mean()
         return self._aggregate_kl(weights, z)
 
