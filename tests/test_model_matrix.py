@@ -197,3 +197,22 @@ def test_the_particle_plate_never_takes_a_user_plates_name():
     args = case.data(N)
     weights = infer.IWAE_ELBO(num_particles=3).log_weights(case.model, case.guide, *args)
     assert weights.layout.particle_plate == "particles_1" and weights.log_w.shape == (3, N)
+
+
+@pytest.mark.parametrize("name", om.CASE_NAMES)
+def test_iw_svi_and_the_amortization_gap_from_any_guide(name):
+    """Per-datapoint Gaussians in unconstrained space for every continuous local site
+    (pyro_air.evaluate.local_guides); a discrete local latent is refused in one line."""
+    case = om.build(name)
+    args = case.data(N)
+    data = args if len(args) > 1 else args[0]
+    pyro.clear_param_store()
+    pyro.set_rng_seed(0)
+    if case.discrete:
+        with pytest.raises(ValueError, match="'c' is discrete") as err:
+            evaluate.iw_svi(case.model, case.guide, data, num_steps=2, k_train=2, k_eval=4)
+        assert "\n" not in str(err.value)
+        return
+    log_px = evaluate.iw_svi(case.model, case.guide, data, num_steps=3, k_train=3, k_eval=10)
+    gap = evaluate.amortization_gap(case.model, case.guide, data, num_steps=3, num_particles=2, elbo_samples=10)
+    assert log_px.shape == gap.shape == (N,) and torch.isfinite(log_px).all() and torch.isfinite(gap).all()

@@ -11,6 +11,11 @@ with the model held fixed; the optimized q_x is then scored with IWAE-k' (Eq. 41
 
 The same local optimization on the ELBO (k = 1 objective, averaged over particles) gives the
 best per-datapoint Gaussian of Cremer, Li & Duvenaud (2018), used by ``amortization_gap``.
+
+Any guide: a guide without ``posterior(x)`` (a user's Pyro guide, any local sites and supports)
+gets one Gaussian per datapoint and local site in unconstrained space, started at the moments of its
+own draws (``pyro_air.evaluate.local_guides``, which says why); x may then be a tuple of the model's
+data tensors, and ``model_kwargs`` / ``data_plate`` go to every call.
 All datapoints of a chunk are optimized at once: the summed loss separates over datapoints, so
 Adam's per-coordinate steps are the independent per-datapoint optimizations.
 """
@@ -27,7 +32,8 @@ from pyro_air.core.plates import data_plate
 from pyro_air.core.progress import tqdm
 from pyro_air.core.sites import LATENT_SITE
 from pyro_air.core.validation import check_positive, check_positive_int
-from pyro_air.evaluate.chunking import batches, module_device
+from pyro_air.evaluate.chunking import as_data, batches, module_device, slice_data
+from pyro_air.evaluate.local_guides import fit_site_gaussians
 from pyro_air.evaluate.log_likelihood import log_likelihood
 from pyro_air.infer.iwae import iwae_bound
 from pyro_air.infer.log_weights import log_importance_weights
@@ -124,31 +130,61 @@ def fit_local_gaussians(model, guide, x: torch.Tensor, num_steps: int = 100, num
     return local
 
 
-def per_chunk(x, batch_size, progress, desc, fn):
-    """Tensor[N]: ``fn(xb)`` (a Tensor[b]) for each batch of ``batch_size`` rows of x, in order."""
-    if x.dim() != 2:
-        raise ValueError(f"x must have shape [N, D], got {list(x.shape)}")
-    out = torch.empty(len(x))
-    ranges = list(batches(len(x), check_positive_int(batch_size, "batch_size")))
+def per_chunk(x, batch_size, progress, desc, fn, device=None):
+    """Tensor[N]: ``fn(xb)`` (a Tensor[b]) for each batch of ``batch_size`` datapoints of x, in order;
+    xb is a Tensor for a tensor x, a tuple for a tuple of data tensors."""
+    data = as_data(x)
+    out = torch.empty(len(data[0]))
+    ranges = list(batches(len(data[0]), check_positive_int(batch_size, "batch_size")))
     for start, stop in tqdm(ranges, desc=desc, disable=not progress, leave=False):
-        out[start:stop] = fn(x[start:stop]).cpu()
+        xb = slice_data(data, start, stop, device or data[0].device)
+        out[start:stop] = fn(xb[0] if isinstance(x, torch.Tensor) else xb).cpu()
     return out
 
 
-def iw_svi(model, guide, x: torch.Tensor, num_steps: int = 100, k_train: int = 50, k_eval: int = 5000,
+def is_amortized_gaussian(guide, x) -> bool:
+    """Whether the guide offers a Gaussian ``posterior(x)`` (the project's encoders): the exact
+    initialization."""
+    if not (hasattr(guide, "posterior") and isinstance(guide, nn.Module) and isinstance(x, torch.Tensor)):
+        return False
+    with torch.no_grad():
+        q = guide.posterior(x)
+    base = q.base_dist if isinstance(q, dist.Independent) else q
+    return isinstance(base, (dist.Normal, dist.MultivariateNormal))
+
+
+def local_fit(model, guide, xb, num_steps, num_particles, bound, lr, model_kwargs=None, data_plate=None):
+    """The per-datapoint guide fitted on one batch: ``LocalGaussianGuide`` from ``posterior(x)`` for the
+    project's encoders, else ``SiteGaussians`` for any guide (module docstring)."""
+    if not model_kwargs and data_plate is None and is_amortized_gaussian(guide, xb):
+        return fit_local_gaussians(model, guide, xb, num_steps, num_particles, bound, lr)
+    if bound not in LOCAL_BOUNDS:
+        raise ValueError(f"unknown local bound {bound!r}; choose one of {', '.join(LOCAL_BOUNDS)}")
+    args = (xb,) if isinstance(xb, torch.Tensor) else tuple(xb)
+    modules = [m for m in (model, guide) if isinstance(m, nn.Module)]
+    with _frozen(*modules), pyro.validation_enabled(False):
+        return fit_site_gaussians(model, guide, args, dict(model_kwargs or {}), LOCAL_BOUNDS[bound], num_steps,
+                                  num_particles, lr, data_plate=data_plate)
+
+
+def iw_svi(model, guide, x, num_steps: int = 100, k_train: int = 50, k_eval: int = 5000,
            lr: float = 1e-2, batch_size: int = 100, chunk_size: int | None = None,
-           progress: bool = False) -> torch.Tensor:
+           progress: bool = False, model_kwargs: dict | None = None, data_plate: str | None = None) -> torch.Tensor:
     """IW-SVI estimate of log p(x) per datapoint (AIR Appendix C), Tensor[N].
 
     ``num_steps`` = S Adam steps on IWAE-``k_train`` per datapoint, then IWAE-``k_eval`` with the
-    optimized Gaussians (chunked over samples like ``log_likelihood``).
+    optimized Gaussians (chunked over samples like ``log_likelihood``). Any guide: module docstring.
     """
-    device = module_device(model)
+    device = module_device(model, default=as_data(x)[0].device)
     check_positive_int(k_eval, "k_eval")
+    check_positive_int(num_steps, "num_steps", minimum=0)
+    check_positive_int(k_train, "k_train")
+    check_positive(lr, "lr")
 
     def one_chunk(xb):
-        xb = xb.to(device)
-        local = fit_local_gaussians(model, guide, xb, num_steps, k_train, "iwae", lr)
-        return log_likelihood(model, local, xb, num_samples=k_eval, chunk_size=chunk_size, batch_size=len(xb))
+        local = local_fit(model, guide, xb, num_steps, k_train, "iwae", lr, model_kwargs, data_plate)
+        return log_likelihood(model, local, xb, num_samples=k_eval, chunk_size=chunk_size,
+                              batch_size=len(xb) if isinstance(xb, torch.Tensor) else len(xb[0]),
+                              model_kwargs=model_kwargs, data_plate=data_plate)
 
-    return per_chunk(x, batch_size, progress, f"IW-SVI, S={num_steps}", one_chunk)
+    return per_chunk(x, batch_size, progress, f"IW-SVI, S={num_steps}", one_chunk, device)
