@@ -216,3 +216,23 @@ def test_iw_svi_and_the_amortization_gap_from_any_guide(name):
     log_px = evaluate.iw_svi(case.model, case.guide, data, num_steps=3, k_train=3, k_eval=10)
     gap = evaluate.amortization_gap(case.model, case.guide, data, num_steps=3, num_particles=2, elbo_samples=10)
     assert log_px.shape == gap.shape == (N,) and torch.isfinite(log_px).all() and torch.isfinite(gap).all()
+
+
+AIS_REFUSED = {"factor": "'mu' lie outside", "mixture": "'c' is discrete", "no_broadcast": "cannot broadcast"}
+
+
+@pytest.mark.parametrize("name", om.CASE_NAMES)
+def test_ais_on_every_model_runs_or_refuses_in_one_line(name):
+    """HMC on every continuous local latent in unconstrained space (pyro_air.evaluate.traced_target);
+    accuracy against closed forms is in tests/test_traced_target.py."""
+    case = om.build(name)
+    args = case.data(N)
+    data = args if len(args) > 1 else args[0]
+    pyro.clear_param_store()
+    if name in AIS_REFUSED:
+        with pytest.raises(ValueError, match=AIS_REFUSED[name]) as err:
+            evaluate.ais(case.model, case.guide, data, num_steps=3, num_chains=2, seed=0)
+        assert "\n" not in str(err.value)
+        return
+    est = evaluate.ais(case.model, case.guide, data, num_steps=3, num_chains=2, seed=0)
+    assert est.shape == (N,) and torch.isfinite(est).all()

@@ -65,6 +65,11 @@ spends more steps near both ends; ``"linear"``: beta_t = t / T.
 
 Results are one number per datapoint (Tensor[N], DESIGN.md contract 3), computed in chunks of
 datapoints: memory is that of one chunk's [C, B, D] tensors, whatever ``num_steps``.
+
+Any Pyro model: a model without the ``prior`` / ``likelihood`` methods of the project's models is
+annealed by HMC on all its continuous local latents in unconstrained space, the log joint read from
+its trace (``pyro_air.evaluate.traced_target``); x may then be a tuple of the model's data tensors,
+with ``model_kwargs`` and ``data_plate`` passed on. The project's models keep their direct path.
 """
 from __future__ import annotations
 
@@ -82,10 +87,14 @@ from pyro_air.core.seeds import derive_seed, seeded
 from pyro_air.core.validation import check_positive, check_positive_int
 from pyro_air.evaluate.chunking import (
     DEFAULT_CHUNK_ELEMENTS,
+    as_data,
     batches,
     evaluation_mode,
     module_device,
+    row_size,
+    slice_data,
 )
+from pyro_air.evaluate.traced_target import TracedAnnealingTarget, simulate_data
 
 SCHEDULES = ("sigmoid", "linear")
 PRIOR = "prior"
@@ -107,7 +116,7 @@ def beta_schedule(num_steps: int, schedule: str = "sigmoid", delta: float = 4.0)
     raise ValueError(f"unknown annealing schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
 
 
-class _AnnealingTarget:
+class AnnealingTarget:
     """log q0(z) and l(z) = log p(x, z) - log q0(z) for one chunk x [B, D], z [C, B, z_dim]."""
 
     def __init__(self, model, initial, xb: torch.Tensor):
@@ -232,6 +241,12 @@ class _HMCSettings:
     pilot_chains: int
 
 
+def uses_traces(model) -> bool:
+    """Whether AIS reads the model's log joint from its traces (a model without ``prior`` and
+    ``likelihood``, i.e. not one of the project's ``LatentVariableModel``s)."""
+    return not (callable(getattr(model, "prior", None)) and callable(getattr(model, "likelihood", None)))
+
+
 def _check_common(model, x, num_steps, num_chains, settings: _HMCSettings, schedule) -> None:
     check_positive_int(num_steps, "num_steps (the number of annealing steps T)")
     check_positive_int(num_chains, "num_chains (independent AIS chains per datapoint)")
@@ -245,6 +260,9 @@ def _check_common(model, x, num_steps, num_chains, settings: _HMCSettings, sched
         raise ValueError(f"unknown step-size adaptation {settings.adapt!r}; choose one of {', '.join(ADAPT_MODES)}")
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown annealing schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    if uses_traces(model):
+        as_data(x)
+        return
     if not isinstance(x, torch.Tensor) or x.dim() != 2:
         raise ValueError(f"x must be a tensor of shape [N, D], got "
                          f"{list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
@@ -275,12 +293,15 @@ def _chunk(target, betas, num_chains, settings: _HMCSettings, start_z, on_step):
 
 
 def _run_chunks(model, initial, x, betas, num_chains, settings: _HMCSettings, batch_size, progress, seed, desc,
-                start_z=None):
-    n = len(x)
-    device = module_device(model)
-    batch_size = batch_size or _default_batch_size(n, num_chains, x.shape[1])
+                start_z=None, model_kwargs=None, data_plate=None):
+    data = as_data(x)
+    traced = uses_traces(model)
+    n = len(data[0])
+    device = module_device(model, default=data[0].device)
+    batch_size = batch_size or _default_batch_size(n, num_chains, row_size(data))
     check_positive_int(batch_size, "batch_size")
-    modules = [model] + ([] if isinstance(initial, str) else [m for m in [initial] if isinstance(m, torch.nn.Module)])
+    modules = [m for m in [model] if isinstance(m, torch.nn.Module)] + (
+        [] if isinstance(initial, str) else [m for m in [initial] if isinstance(m, torch.nn.Module)])
     params = [p for m in modules for p in m.parameters()]
     flags = [p.requires_grad for p in params]
     estimates, acceptance, step_sizes, ess = (torch.empty(n) for _ in range(4))
@@ -292,10 +313,18 @@ def _run_chunks(model, initial, x, betas, num_chains, settings: _HMCSettings, ba
             p.requires_grad_(False)
         with evaluation_mode(*modules), pyro.validation_enabled(False):
             for i, (start, stop) in enumerate(ranges):
-                xb = x[start:stop].to(device)
+                xb = slice_data(data, start, stop, device)
                 with seeded(None if seed is None else derive_seed(seed, i), device):
-                    target = _AnnealingTarget(model, initial, xb)
-                    z = None if start_z is None else start_z[:, start:stop].to(device=device, dtype=xb.dtype).clone()
+                    if traced:
+                        target = TracedAnnealingTarget(model, initial, xb, model_kwargs, data_plate)
+                    else:
+                        target = AnnealingTarget(model, initial, xb[0])
+                    if start_z is None:
+                        z = None
+                    elif traced:   # {site: [N, ...]} exact posterior values, first dim the datapoint
+                        z = target.flatten_values({k: v[start:stop].to(device) for k, v in start_z.items()}, num_chains)
+                    else:
+                        z = start_z[:, start:stop].to(device=device, dtype=xb[0].dtype).clone()
                     log_w, acc, eps = _chunk(target, betas, num_chains, settings, z, bar.update)
                 lse = torch.logsumexp(log_w, 0)
                 estimates[start:stop] = (lse - math.log(num_chains)).cpu()
@@ -321,42 +350,61 @@ _HMC_DOC = """``num_leapfrog`` leapfrog steps per HMC transition (one transition
     ``AISDiagnostics``."""
 
 
-def ais(model, guide_or_prior, x: torch.Tensor, num_steps: int = 1000, num_chains: int = 16,
+def ais(model, guide_or_prior, x, num_steps: int = 1000, num_chains: int = 16,
         num_leapfrog: int = 10, step_size: float = 0.05, target_accept: float = 0.65, adapt_rate: float = 0.5,
         adapt: str = "pilot", pilot_chains: int = 4, schedule: str = "sigmoid", batch_size: int | None = None,
-        progress: bool = False, seed: int | None = None, return_diagnostics: bool = False):
+        progress: bool = False, seed: int | None = None, return_diagnostics: bool = False,
+        model_kwargs: dict | None = None, data_plate: str | None = None):
     """AIS estimate of log p(x) per datapoint, Tensor[N] (module docstring; Neal 2001 Eq. 3-4).
 
     ``guide_or_prior``: ``"prior"`` anneals from p(z); a guide (any Pyro guide whose only latent
     site is "z", e.g. every ``AmortizedGuide``, run in eval mode) anneals from its q(z | x), which
     needs far fewer steps. ``num_steps`` = T (T = 1: IWAE-``num_chains`` with proposal q0),
-    ``num_chains`` = C independent chains per datapoint. {hmc}
+    ``num_chains`` = C independent chains per datapoint. Any Pyro model and guide: module docstring.
+    {hmc}
     """
     settings = _HMCSettings(num_leapfrog, step_size, target_accept, adapt_rate, adapt, pilot_chains)
     _check_common(model, x, num_steps, num_chains, settings, schedule)
     initial = _check_initial(guide_or_prior)
     betas = beta_schedule(num_steps, schedule)
     estimates, diagnostics = _run_chunks(model, initial, x, betas, num_chains, settings, batch_size, progress, seed,
-                                         f"AIS, T={num_steps}, C={num_chains}")
+                                         f"AIS, T={num_steps}, C={num_chains}", model_kwargs=model_kwargs,
+                                         data_plate=data_plate)
     return (estimates, diagnostics) if return_diagnostics else estimates
 
 
-def reverse_ais(model, guide_or_prior, x: torch.Tensor, posterior_z: torch.Tensor, num_steps: int = 1000,
+def reverse_ais(model, guide_or_prior, x, posterior_z, num_steps: int = 1000,
                 num_chains: int = 16, num_leapfrog: int = 10, step_size: float = 0.05, target_accept: float = 0.65,
                 adapt_rate: float = 0.5, adapt: str = "pilot", pilot_chains: int = 4, schedule: str = "sigmoid",
                 batch_size: int | None = None, progress: bool = False, seed: int | None = None,
-                return_diagnostics: bool = False):
+                return_diagnostics: bool = False, model_kwargs: dict | None = None, data_plate: str | None = None):
     """Reverse AIS from exact posterior samples: a stochastic upper bound of log p(x), Tensor[N].
 
     ``posterior_z``: exact draws from p(z | x), [N, z_dim] (every chain of datapoint n starts at
     the same draw, which keeps E[w_rev] = 1 / p(x) for each chain) or [num_chains, N, z_dim]
     (one draw per chain). The estimate is  -log (1/C) sum_c w_rev,c  (module docstring); the
     schedule runs from beta = 1 down to 0; the "pilot" step sizes come from a forward pilot run
-    from q0. {hmc}
+    from q0. For a model read from its traces, ``posterior_z`` is {{site name: [N, ...]}}, the values
+    of its local latent sites (first dim the datapoint), every chain starting there. {hmc}
     """
     settings = _HMCSettings(num_leapfrog, step_size, target_accept, adapt_rate, adapt, pilot_chains)
     _check_common(model, x, num_steps, num_chains, settings, schedule)
     initial = _check_initial(guide_or_prior)
+    if uses_traces(model):
+        if not isinstance(posterior_z, dict):
+            raise ValueError("for a model without prior / likelihood, posterior_z must be {site name: [N, ...] exact "
+                             "posterior values} of its local latent sites (e.g. from simulate_data)")
+        posterior_z = {k: v.detach() for k, v in posterior_z.items()}
+    else:
+        posterior_z = _check_posterior_z(model, x, posterior_z, num_chains)
+    betas = beta_schedule(num_steps, schedule).flip(0)
+    log_inv, diagnostics = _run_chunks(model, initial, x, betas, num_chains, settings, batch_size, progress, seed,
+                                       f"reverse AIS, T={num_steps}, C={num_chains}", start_z=posterior_z,
+                                       model_kwargs=model_kwargs, data_plate=data_plate)
+    return (-log_inv, diagnostics) if return_diagnostics else -log_inv
+
+
+def _check_posterior_z(model, x, posterior_z, num_chains):
     z_dim = getattr(model, "z_dim", None)
     if not isinstance(posterior_z, torch.Tensor) or posterior_z.dim() not in (2, 3):
         raise ValueError("posterior_z must be a tensor [N, z_dim] or [num_chains, N, z_dim] of exact posterior draws")
@@ -365,10 +413,7 @@ def reverse_ais(model, guide_or_prior, x: torch.Tensor, posterior_z: torch.Tenso
     if posterior_z.shape[:2] != (num_chains, len(x)) or (z_dim is not None and posterior_z.shape[2] != z_dim):
         raise ValueError(f"posterior_z has shape {list(posterior_z.shape)}; expected [{len(x)}, {z_dim}] or "
                          f"[{num_chains}, {len(x)}, {z_dim}] (num_chains, N, z_dim)")
-    betas = beta_schedule(num_steps, schedule).flip(0)
-    log_inv, diagnostics = _run_chunks(model, initial, x, betas, num_chains, settings, batch_size, progress, seed,
-                                       f"reverse AIS, T={num_steps}, C={num_chains}", start_z=posterior_z.detach())
-    return (-log_inv, diagnostics) if return_diagnostics else -log_inv
+    return posterior_z.detach()
 
 
 ais.__doc__ = ais.__doc__.format(hmc=_HMC_DOC)
@@ -415,13 +460,37 @@ def simulate(model, num_points: int, seed: int | None = 0):
 
 
 def bdmc(model, num_points: int, num_steps: int = 1000, num_chains: int = 16, guide_or_prior=PRIOR,
-         simulated=None, seed: int | None = 0, **ais_kwargs) -> BDMCResult:
+         simulated=None, seed: int | None = 0, data=None, model_kwargs: dict | None = None,
+         **ais_kwargs) -> BDMCResult:
     """Bidirectional Monte Carlo on ``num_points`` datapoints simulated from ``model`` (Grosse et al.
     2015; Wu et al. 2017): forward AIS gives ``lower``, reverse AIS started at the latent that
     generated each x (an exact posterior sample) gives ``upper``. ``simulated=(x, z)`` reuses
     data from ``simulate`` (e.g. to compare several ``num_steps`` on the same points); ``seed``
     seeds the simulation and both chains; ``ais_kwargs`` go to ``ais`` / ``reverse_ais``.
+
+    A model read from its traces (no prior / likelihood) simulates through ``simulate_data`` on a
+    template ``data`` of ``num_points`` datapoints (the arguments it observes are replaced by
+    simulated ones); ``z`` is then {site: values} and ``x`` the simulated data.
     """
+    if uses_traces(model):
+        ais_kwargs = dict(ais_kwargs, model_kwargs=model_kwargs)
+        if simulated is None:
+            if data is None:
+                raise ValueError("bdmc on a model without prior / likelihood needs data=, a template of num_points "
+                                 "datapoints whose observed arguments are replaced by simulated ones")
+            template = as_data(data)
+            if len(template[0]) != num_points:
+                raise ValueError(f"data holds {len(template[0])} points but num_points={num_points}")
+            with torch.no_grad(), seeded(seed, template[0].device):
+                x, z = simulate_data(model, template, model_kwargs)
+        else:
+            x, z = simulated
+        x = x[0] if len(x) == 1 else x
+        lower = ais(model, guide_or_prior, x, num_steps, num_chains,
+                    seed=None if seed is None else derive_seed(seed, 1), **ais_kwargs)
+        upper = reverse_ais(model, guide_or_prior, x, z, num_steps, num_chains,
+                            seed=None if seed is None else derive_seed(seed, 2), **ais_kwargs)
+        return BDMCResult(lower, upper, x, z)
     if simulated is None:
         x, z = simulate(model, num_points, seed)
     else:

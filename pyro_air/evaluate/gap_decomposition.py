@@ -30,8 +30,8 @@ from pyro_air.core.progress import tqdm
 from pyro_air.core.seeds import derive_seed, seeded
 from pyro_air.core.validation import check_positive_int
 from pyro_air.evaluate.ais import ais
-from pyro_air.evaluate.chunking import batches, module_device
-from pyro_air.evaluate.iw_svi import fit_local_gaussians
+from pyro_air.evaluate.chunking import as_data, batches, module_device, slice_data
+from pyro_air.evaluate.iw_svi import LocalGaussianGuide, local_fit
 from pyro_air.evaluate.log_likelihood import elbo
 from pyro_air.evaluate.summary import mean_stderr
 
@@ -45,36 +45,44 @@ GAP_COLUMNS = {
 }
 
 
-def optimal_local_elbo(model, guide, x: torch.Tensor, num_steps: int = 500, num_particles: int = 10,
+def optimal_local_elbo(model, guide, x, num_steps: int = 500, num_particles: int = 10,
                        lr: float = 1e-2, elbo_samples: int = 1000, batch_size: int = 100, progress: bool = False,
-                       seed: int | None = None, return_fits: bool = False):
+                       seed: int | None = None, return_fits: bool = False, model_kwargs: dict | None = None,
+                       data_plate: str | None = None):
     """L[q*_x] per datapoint, Tensor[N]: the ELBO of a diagonal Gaussian fitted to each x alone
     (``num_steps`` Adam steps at rate ``lr`` on the ``num_particles``-sample ELBO, started at the
     encoder's q(z | x)), scored with ``elbo_samples`` draws. With ``return_fits`` also returns
-    the fitted (loc, scale), each [N, z_dim]."""
+    the fitted (loc, scale), each [N, z_dim] (the project's Gaussian encoders). Any other guide gets
+    per-datapoint Gaussians in each local site's unconstrained space (``iw_svi.local_fit``)."""
     check_positive_int(num_steps, "num_steps (Adam steps of the per-datapoint Gaussians)", minimum=0)
     check_positive_int(batch_size, "batch_size")
-    if x.dim() != 2:
-        raise ValueError(f"x must have shape [N, D], got {list(x.shape)}")
-    device = module_device(model)
+    data = as_data(x)
+    device = module_device(model, default=data[0].device)
     values, locs, scales = [], [], []
-    ranges = list(batches(len(x), batch_size))
+    ranges = list(batches(len(data[0]), batch_size))
     for i, (start, stop) in enumerate(tqdm(ranges, desc=f"L[q*], {num_steps} steps", disable=not progress,
                                            leave=False)):
-        xb = x[start:stop].to(device)
+        xb = slice_data(data, start, stop, device)
+        xb = xb[0] if isinstance(x, torch.Tensor) else xb
         with seeded(None if seed is None else derive_seed(seed, i), device):
-            local = fit_local_gaussians(model, guide, xb, num_steps, num_particles, "elbo", lr)
-            values.append(elbo(model, local, xb, num_samples=elbo_samples, batch_size=len(xb)).cpu())
-        locs.append(local.loc.detach().cpu())
-        scales.append(local.log_scale.detach().exp().cpu())
+            local = local_fit(model, guide, xb, num_steps, num_particles, "elbo", lr, model_kwargs, data_plate)
+            values.append(elbo(model, local, xb, num_samples=elbo_samples, batch_size=stop - start,
+                               model_kwargs=model_kwargs, data_plate=data_plate).cpu())
+        if return_fits:
+            if not isinstance(local, LocalGaussianGuide):
+                raise ValueError("return_fits needs a Gaussian amortized guide (posterior(x)); this guide's local fits "
+                                 "are per site: call iw_svi.local_fit")
+            locs.append(local.loc.detach().cpu())
+            scales.append(local.log_scale.detach().exp().cpu())
     out = torch.cat(values)
     return (out, torch.cat(locs), torch.cat(scales)) if return_fits else out
 
 
-def gap_decomposition(model, guide, x: torch.Tensor, ais_steps: int = 500, ais_chains: int = 16,
+def gap_decomposition(model, guide, x, ais_steps: int = 500, ais_chains: int = 16,
                       ais_leapfrog: int = 10, local_steps: int = 500, local_particles: int = 10,
                       local_lr: float = 1e-2, elbo_samples: int = 1000, batch_size: int = 100,
-                      progress: bool = False, seed: int | None = 0, ais_kwargs: dict | None = None) -> dict:
+                      progress: bool = False, seed: int | None = 0, ais_kwargs: dict | None = None,
+                      model_kwargs: dict | None = None, data_plate: str | None = None) -> dict:
     """log p(x), L[q*], L[q_phi] and the gaps of the module docstring, each Tensor[N].
 
     AIS anneals from the guide's q(z | x) (``ais_steps`` steps, ``ais_chains`` chains,
@@ -83,12 +91,13 @@ def gap_decomposition(model, guide, x: torch.Tensor, ais_steps: int = 500, ais_c
     """
     check_positive_int(elbo_samples, "elbo_samples")
     seeds = [None if seed is None else derive_seed(seed, k) for k in range(3)]
+    shared = {"model_kwargs": model_kwargs, "data_plate": data_plate}
     log_px = ais(model, guide, x, num_steps=ais_steps, num_chains=ais_chains, num_leapfrog=ais_leapfrog,
-                 progress=progress, seed=seeds[0], **(ais_kwargs or {}))
+                 progress=progress, seed=seeds[0], **shared, **(ais_kwargs or {}))
     optimal = optimal_local_elbo(model, guide, x, local_steps, local_particles, local_lr, elbo_samples,
-                                 batch_size, progress, seeds[1])
+                                 batch_size, progress, seeds[1], **shared)
     amortized = elbo(model, guide, x, num_samples=elbo_samples, batch_size=batch_size, progress=progress,
-                     seed=seeds[2])
+                     seed=seeds[2], **shared)
     return {
         "log_px": log_px,
         "elbo_optimal": optimal,
