@@ -41,3 +41,19 @@ def test_the_environment_table_names_every_variable_the_package_reads():
     assert read, "no PYRO_AIR_ variable found: the pattern is wrong"
     assert read - listed == set(), f"README's environment table misses {sorted(read - listed)}"
     assert listed - read - {"OMP_NUM_THREADS"} == set(), f"README lists variables nothing reads: {sorted(listed - read)}"
+
+
+def test_the_own_model_example_runs_as_written():
+    """The README's "Your own Pyro model" block: a global latent, a size-less plate named "batch",
+    an observed label, IWAE-DReG through pyro.infer.SVI and log_likelihood on a tuple of data."""
+    import pyro
+    import torch
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = text.split("Your own Pyro model works as it is")[1].split("```python\n")[1].split("```")[0]
+    pyro.clear_param_store()
+    torch.manual_seed(0)
+    namespace = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["log_px"].shape == (50,) and torch.isfinite(namespace["log_px"]).all()
+    pyro.clear_param_store()
