@@ -10,8 +10,6 @@ import contextlib
 import os
 from pathlib import Path
 
-import torch
-
 THREADS_ENV = "OMP_NUM_THREADS"
 
 
@@ -78,6 +76,8 @@ def resolve_threads(threads: int | None) -> int:
 def num_threads(threads: int | None):
     """Inside: torch runs its CPU kernels on ``threads`` threads (None: leave the current setting);
     the previous count is restored after."""
+    import torch  # here, not at the top: the command line parses without torch (pyro_air.cli.names)
+
     if threads is None:
         yield torch.get_num_threads()
         return
