@@ -31,7 +31,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                         "the others read files from --data-dir); or --data PATH for your own file")
     p.add_argument("--data", default=None, metavar="PATH",
                    help="train on your own .npz / .npy file instead of --dataset (arrays train / valid / test, or one "
-                        "array that is split 80/10/10; uint8 is divided by 255; images [N, H, W], [N, C, H, W] or "
+                        "array that is split 80/10/10; integers that are only 0 and 1 are binary, other uint8 is divided by 255, with a one-line note; images [N, H, W], [N, C, H, W] or "
                         "[N, H, W, C] are flattened channel-first); or torchvision:NAME (e.g. torchvision:MNIST, "
                         "torchvision:CIFAR10) for a torchvision data set whose files are already under --data-dir "
                         "(needs torchvision; nothing is downloaded)")
