@@ -18,6 +18,7 @@ from pyro_air.cli.options import (
     threads_of,
     train_options,
 )
+from pyro_air.cli.zoo_commands import diagnose_plan, full_evaluation_estimate, quick_evaluation
 from pyro_air import zoo
 from pyro_air.core import parallel as dist_utils
 from pyro_air.core.seeds import seed_all, stream_seed
@@ -126,11 +127,16 @@ def stopping_summary(result, epochs: int, valid_num_samples: int) -> str:
 
 
 def cmd_evaluate(args) -> int:
+    # zoo:NAME without --num-samples: the manifest's quick check (pyro_air.cli.zoo_commands)
+    check = quick_evaluation(args)
+    if args.seed is None:
+        args.seed = 0
     # Estimates draw per datapoint batch from (seed, batch); the columns that optimize per datapoint
     # (IW-SVI, amortization gap) and the latent metrics draw from the global streams: seed them too.
     seed_all(stream_seed(args.seed, "evaluation"))
     torch.set_num_threads(threads_of(args))  # issue 17: --threads (the process ends after the command)
     check_ais_arguments(args)  # issue 19 hook (AIS / BDMC / gaps, pyro_air/evaluate/ais_cli.py)
+    t0 = time.perf_counter()
     rows = evaluate_checkpoint(args.checkpoint, args.splits, args.num_samples, args.max_points, args.device,
                                progress=not args.no_progress, seed=args.seed, distributed=args.distributed,
                                iw_svi_steps=args.iw_svi_steps,
@@ -150,6 +156,8 @@ def cmd_evaluate(args) -> int:
         bound = "CUBO_2" if args.upper_bound == "cubo" else "VR bound, alpha = -1"
         print(f"-upper bound: -{bound} with {args.num_samples} samples (<= -log p(x) once S is large enough)")
     print(format_table(rows))
+    if check is not None:
+        print(full_evaluation_estimate(args, time.perf_counter() - t0))
     if args.latent_metrics:
         print("\nlatent metrics (InfoVAE): MMD(q(z), p(z)), log det Cov[q(z)], active units, I_q(x; z) in nats")
         print(format_latent_metrics({label: row["latent"] for label, row in rows.items()}))
@@ -169,6 +177,9 @@ def cmd_diagnose(args) -> int:
     run_dir = zoo.output_dir(args.checkpoint)  # a zoo model has no run directory: runs/zoo-NAME
     default_out = run_dir if zoo.zoo_name(args.checkpoint) is not None else run_dir / "diagnostics"
     x = evaluation_split(spec, args.split, args.max_points)
+    plan = diagnose_plan(args)
+    if plan:
+        print(plan)
     seed_all(stream_seed(args.seed, "diagnostics"))
     metrics = run_dir / "metrics.jsonl"
     report = write_diagnostics(model, guide, x, args.out or default_out, num_samples=args.num_samples,

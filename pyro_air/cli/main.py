@@ -73,16 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="-log p(x), -ELBO and the inference gap of a checkpoint or zoo model")
     p.add_argument("checkpoint", help=SOURCE_HELP)
-    p.add_argument("--num-samples", type=int, default=5000, help="S of the IWAE-S estimate of log p(x)")
+    p.add_argument("--num-samples", type=int, default=None,
+                   help="S of the IWAE-S estimate of log p(x) (default: 5000; for zoo:NAME without it, the manifest's "
+                        "quick check: its first 100 test images at IWAE-1000, about a minute, beside the recorded "
+                        "value, then the full job's command and estimated time)")
     p.add_argument("--splits", nargs="+", default=["test"], choices=list(names.SPLITS), help="splits to evaluate")
     p.add_argument("--max-points", type=int, default=None, help="evaluate the first N points of each split (default: all)")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda ...")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--latent-metrics", action="store_true",
                    help="also report MMD(q(z), p(z)), log det Cov[q(z)], active units and I_q(x; z)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=int, default=None,
                    help="seed each batch of datapoints from (SEED, batch index): the same command prints the same "
-                        "numbers, equal to --distributed evaluation with the same seed")
+                        "numbers, equal to --distributed evaluation with the same seed (default: 0; for the zoo's "
+                        "quick check, the check's seed)")
     p.add_argument("--distributed", action="store_true",
                    help="each process torchrun starts scores a shard of the data; results gathered in order")
     p.add_argument("--iw-svi-steps", type=int, default=0, help="add an IW-SVI column with this many steps (0: off)")
@@ -151,8 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
                                parser_class=lambda **kw: argparse.ArgumentParser(formatter_class=HelpFormatter, **kw))
     q = zoo_sub.add_parser("list", help="a table of the zoo's models: recorded numbers, file sizes")
     q.set_defaults(func=command("cmd_zoo_list", "pyro_air.cli.zoo_commands"))
-    q = zoo_sub.add_parser("show", help="everything the manifest records about one model")
+    q = zoo_sub.add_parser("show", help="what the manifest records about one model (--json: all of it)")
     q.add_argument("name", metavar="NAME", help="a model's name (see `pyro-air zoo list`)")
+    q.add_argument("--json", action="store_true", help="the whole manifest entry as JSON (run spec, budget, kernels ...)")
     q.set_defaults(func=command("cmd_zoo_show", "pyro_air.cli.zoo_commands"))
     return parser
 
