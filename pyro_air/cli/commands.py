@@ -12,6 +12,7 @@ import torch
 from pyro_air.cli.options import (
     TRAIN_ARGS_FILE,
     config_from_args,
+    report_threads,
     resume_args,
     run_dir_of,
     spec_from_args,
@@ -21,6 +22,7 @@ from pyro_air.cli.options import (
 from pyro_air.cli.zoo_commands import diagnose_plan, full_evaluation_estimate, quick_evaluation
 from pyro_air import zoo
 from pyro_air.core import parallel as dist_utils
+from pyro_air.core.progress import JobProgress
 from pyro_air.core.seeds import seed_all, stream_seed
 from pyro_air.evaluate import format_table, summarize
 from pyro_air.evaluate.ais_cli import ais_report, check_ais_arguments, wants_ais
@@ -84,9 +86,14 @@ def cmd_train(args) -> int:
 
 def _train(model, guide, objective, train_x, valid_x, config, run_dir, spec, resume, args, epochs_before) -> int:
     t0 = time.perf_counter()
+    steps = len(train_x) // config.batch_size
+    if dist_utils.is_main_process():
+        report_threads(args, config.threads, config.progress)
     try:
-        result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec, resume=resume,
-                     distributed=args.distributed)
+        with JobProgress(config.epochs * steps, "train", disable=not config.progress or not dist_utils.is_main_process(),
+                         initial=epochs_before * steps):
+            result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec, resume=resume,
+                         distributed=args.distributed)
     except TrainingInterrupted as stop:
         print(f"pyro-air: interrupted at epoch {stop.epoch} step {stop.step}; continue with: "
               f"pyro-air train --resume {run_dir}", file=sys.stderr)
@@ -136,6 +143,8 @@ def cmd_evaluate(args) -> int:
     seed_all(stream_seed(args.seed, "evaluation"))
     torch.set_num_threads(threads_of(args))  # issue 17: --threads (the process ends after the command)
     check_ais_arguments(args)  # issue 19 hook (AIS / BDMC / gaps, pyro_air/evaluate/ais_cli.py)
+    if dist_utils.is_main_process():
+        report_threads(args, torch.get_num_threads(), not args.no_progress)
     t0 = time.perf_counter()
     rows = evaluate_checkpoint(args.checkpoint, args.splits, args.num_samples, args.max_points, args.device,
                                progress=not args.no_progress, seed=args.seed, distributed=args.distributed,
@@ -173,6 +182,7 @@ def cmd_diagnose(args) -> int:
     matplotlib.use("Agg")  # files only; never open a window
     from pyro_air.diagnostics.report import write_diagnostics
 
+    torch.set_num_threads(threads_of(args))  # --threads (the process ends after the command)
     model, guide, spec = zoo.load_source(args.checkpoint, args.device)
     run_dir = zoo.output_dir(args.checkpoint)  # a zoo model has no run directory: runs/zoo-NAME
     default_out = run_dir if zoo.zoo_name(args.checkpoint) is not None else run_dir / "diagnostics"
@@ -180,6 +190,7 @@ def cmd_diagnose(args) -> int:
     plan = diagnose_plan(args)
     if plan:
         print(plan)
+    report_threads(args, torch.get_num_threads(), not args.no_progress)
     seed_all(stream_seed(args.seed, "diagnostics"))
     metrics = run_dir / "metrics.jsonl"
     report = write_diagnostics(model, guide, x, args.out or default_out, num_samples=args.num_samples,
@@ -213,12 +224,16 @@ def cmd_quickstart(args) -> int:
     run_dir = _fresh_run_dir(args, "quickstart run")
     spec, config = quickstart_setup(epochs=args.epochs, train_size=args.train_size, seed=args.seed,
                                     progress=not args.no_progress)
+    config = replace(config, threads=threads_of(args))
+    torch.set_num_threads(config.threads)  # the evaluation too (the process ends after the command)
     model, guide, objective = build_run(spec, seed=args.seed)
     train_x, valid_x = load_split(spec, "train"), load_split(spec, "valid")
     check_inputs(model, guide, train_x, valid_x, config)
     test_x = load_split(spec, "test")[: args.test_points]
     t0 = time.perf_counter()
-    with _claim_fresh(run_dir):
+    report_threads(args, config.threads, config.progress)
+    with _claim_fresh(run_dir), JobProgress(config.epochs * (len(train_x) // config.batch_size), "quickstart",
+                                            disable=not config.progress):
         fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec)
     print(f"trained on {len(train_x)} MNIST images for {args.epochs} epochs in {time.perf_counter() - t0:.0f} s")
     rows = {f"VAE test (n={len(test_x)})": summarize(model, guide, test_x, num_samples=args.num_samples,
@@ -259,25 +274,44 @@ def cmd_compare(args) -> int:
     test_x = load_split(first_spec, "test")[: args.test_points]
     for _, _, (model, guide, _) in runs.values():
         check_inputs(model, guide, train_x, valid_x, config)
-    rows, base = {}, None
+    rows, base, notes = {}, None, []
     torch.set_num_threads(config.threads)  # the evaluations too (one process, models one after another)
-    with _claim_fresh(run_root):
-        for label, (method, spec, (model, guide, objective)) in runs.items():
+    report_threads(args, config.threads, config.progress)
+    steps = config.epochs * (len(train_x) // config.batch_size)  # per model; one bar over the three (ETA, loss)
+    with _claim_fresh(run_root), JobProgress(len(runs) * steps, "compare", disable=not config.progress) as job:
+        for i, (label, (method, spec, (model, guide, objective))) in enumerate(runs.items()):
             t0 = time.perf_counter()
             model_config = replace(config, progress_label=label.split(" ")[0])
             result = fit(model, guide, objective, train_x, valid_x, model_config, run_dir=run_root / method, spec=spec)
-            print(f"{label}: trained on {len(train_x)} MNIST images in {time.perf_counter() - t0:.0f} s; "
-                  f"{stopping_summary(result, config.epochs, config.valid_num_samples)}; run in {run_root / method}")
+            job.reach((i + 1) * steps)  # an early stop gives up its remaining steps
+            job.stage(f"{label.split(' ')[0]}: evaluating")
+            job.write(f"{label}: trained on {len(train_x)} MNIST images in {time.perf_counter() - t0:.0f} s; "
+                      f"{stopping_summary(result, config.epochs, config.valid_num_samples)}; run in {run_root / method}")
             row = evaluate_row(model, guide, test_x, k=args.num_particles, num_samples=args.num_samples,
                                progress=not args.no_progress, seed=stream_seed(args.seed, "evaluation"))
             base = base or row
             row["Δ(-log p) vs VAE"] = paired_difference(row, base)
             rows[label] = row
+            if method == "wni" and not cap_binds(guide):
+                notes.append(f"note: the weight-norm cap H={args.H:g} does not bind: every trained encoder row's norm "
+                             "is below its cap, so WNI-VAE is the plain VAE up to float rounding; give a smaller --H "
+                             "(e.g. 0.5) to regularize")
     bound = "ELBO" if args.num_particles == 1 else f"IWAE-{args.num_particles} bound"
     print(f"\ntest, first {len(test_x)} images; nats, mean ± standard error\n"
           f"  -log p(x): IWAE-{args.num_samples} estimate; -ELBO column: -{bound}; gap = log p(x) - {bound}\n"
           "  Δ: paired difference on the same images (negative = better than VAE)")
     print(format_table(rows, columns=("nll", "inference_gap", "neg_elbo", "Δ(-log p) vs VAE")))
+    for note in notes:
+        print(note)
     print(f"\nruns (checkpoints, metrics.jsonl, best.pt): {run_root}/ ({disk_size(run_root)}); "
           f"evaluate one with: pyro-air evaluate {run_root / next(iter(runs.values()))[0]}")
     return 0
+
+
+def cap_binds(guide) -> bool:
+    """Whether any row of a weight-normalized encoder is held at its cap: ||v_i|| > H sigmoid(u_i) (AIR Eq. 18)."""
+    from pyro_air.guides.weightnorm import WeightNormLinear
+
+    with torch.no_grad():
+        return any(bool((m.H * torch.sigmoid(m.u) < m.v.norm(dim=1)).any())
+                   for m in guide.modules() if isinstance(m, WeightNormLinear))

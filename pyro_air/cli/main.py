@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the guide draws (the same command, the same plots)")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda ...")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_threads_arg(p)
     p.set_defaults(func=command("cmd_diagnose"))
 
     p = sub.add_parser("quickstart", help="train and evaluate a small VAE on the embedded MNIST (the run of tutorial 01)")
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", default="runs/quickstart", help="where checkpoints and metrics go")
     p.add_argument("--overwrite", action="store_true", help="move an earlier run in --run-dir aside first")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_threads_arg(p)
     p.set_defaults(func=command("cmd_quickstart"))
 
     p = sub.add_parser("compare", help="AIR's comparison at a small budget: VAE vs DVAE vs WNI-VAE, one table")
@@ -167,6 +169,9 @@ def main(argv=None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     clean_exit = False
     try:
+        if hasattr(args, "threads"):  # a command that computes: before torch (and OpenMP) load
+            from pyro_air.core.threads import default_threads, sleep_waiting_threads_if_busy
+            sleep_waiting_threads_if_busy(args.threads if (args.threads or 0) > 0 else default_threads())
         code = args.func(args)
         clean_exit = code == 0  # a non-zero code may come from one rank only: no barrier then
         return code

@@ -113,6 +113,16 @@ def threads_of(args) -> int:
     return resolve_threads(getattr(args, "threads", None))
 
 
+def report_threads(args, threads: int, progress: bool) -> None:
+    """With progress bars on, the line that says which thread count a command chose and why, on stderr
+    beside the bars (``pyro_air.core.threads.thread_report``)."""
+    if progress:
+        import sys
+
+        from pyro_air.core.threads import thread_report
+        print(thread_report(threads, getattr(args, "threads", None)), file=sys.stderr)
+
+
 def default_image_shape(shape: tuple):
     """The conv nets' image shape for datapoints of ``shape``: the images' own (H, W) or (C, H, W), or
     None (the nets' default, the most square H x W) where that is the same or the data are flat."""
