@@ -43,7 +43,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
     """Descriptions as written (examples keep their lines); every option's help ends with its default."""
 
     def _get_help_string(self, action):  # no "(default: None)" / "(default: False)": they say nothing
-        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:  # 0 is shown
             return action.help
         return super()._get_help_string(action)
 
