@@ -74,3 +74,17 @@ def test_threads_and_precision_options_reach_the_train_config():
     assert (config.threads, config.precision, config.flush_denormals) == (default_threads(), "float32", True)
     for command in (["compare"], ["evaluate", "runs/x"]):
         assert build_parser().parse_args([*command, "--threads", "1"]).threads == 1
+
+
+def test_the_khat_note_says_what_share_of_bad_is_typical_and_what_to_do():
+    """issue 36: `diagnose zoo:air-vae-mnist` printed "bad 99 %" with no word on whether that is expected."""
+    from pyro_air.cli.commands import khat_note
+
+    note = khat_note(0.99, 50, "gaussian")
+    assert note.startswith("note: k-hat >= 0.7 on 99% of the images is typical for an amortized gaussian guide "
+                           "with a 50-dimensional latent")
+    assert "--iw-svi-steps 100" in note and "--num-samples" in note
+    assert "more than usual" in khat_note(0.6, 2, "gaussian")
+    assert "IWAE-S is unreliable for those" in khat_note(0.2, 50, "gaussian")
+    assert khat_note(0.05, 50, "gaussian") == ("note: k-hat < 0.7 on 95% of the images: the guide is a reliable "
+                                               "importance proposal for them")
