@@ -88,3 +88,16 @@ def test_the_khat_note_says_what_share_of_bad_is_typical_and_what_to_do():
     assert "IWAE-S is unreliable for those" in khat_note(0.2, 50, "gaussian")
     assert khat_note(0.05, 50, "gaussian") == ("note: k-hat < 0.7 on 95% of the images: the guide is a reliable "
                                                "importance proposal for them")
+
+
+def test_an_interrupted_compare_says_how_to_run_it_again_in_cli_terms():
+    """issue 36: it suggested fit(..., resume=True), a Python hint from a command without --resume."""
+    import signal
+
+    from pyro_air.cli.commands import no_resume_hint
+    from pyro_air.train.signals import TrainingInterrupted
+
+    stop = TrainingInterrupted(signal.SIGINT, 12, 340, "runs/compare/dvae/checkpoint.pt")
+    assert no_resume_hint("compare", stop, "DVAE ") == (
+        "pyro-air: compare interrupted at DVAE epoch 12 step 340; `pyro-air compare` has no --resume: run the same "
+        "command again with --overwrite (the partial runs are moved aside)")

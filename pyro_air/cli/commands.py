@@ -219,6 +219,12 @@ def khat_note(bad: float, z_dim: int, guide: str) -> str:
     return f"note: k-hat < 0.7 on {1 - bad:.0%} of the images: the guide is a reliable importance proposal for them"
 
 
+def no_resume_hint(command: str, stop, what: str = "") -> str:
+    """The line for an interrupted command that cannot resume (compare, quickstart): run it again."""
+    return (f"pyro-air: {command} interrupted at {what}epoch {stop.epoch} step {stop.step}; `pyro-air {command}` "
+            f"has no --resume: run the same command again with --overwrite (the partial runs are moved aside)")
+
+
 def _fresh_run_dir(args, what: str) -> Path:
     """The run directory of a command that cannot resume: refused if it holds anything, unless
     --overwrite moves the old one aside. Reads only (``_claim_fresh`` does the moving)."""
@@ -251,7 +257,11 @@ def cmd_quickstart(args) -> int:
     report_threads(args, threads, config.progress)
     with _claim_fresh(run_dir), JobProgress(config.epochs * (len(train_x) // config.batch_size), "quickstart",
                                             disable=not config.progress):
-        fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec)
+        try:
+            fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec)
+        except TrainingInterrupted as stop:
+            print(no_resume_hint("quickstart", stop), file=sys.stderr)
+            return stop.exit_code
     print(f"trained on {len(train_x)} MNIST images for {args.epochs} epochs in {time.perf_counter() - t0:.0f} s")
     rows = {f"VAE test (n={len(test_x)})": summarize(model, guide, test_x, num_samples=args.num_samples,
                                                       progress=not args.no_progress,
@@ -299,7 +309,12 @@ def cmd_compare(args) -> int:
         for i, (label, (method, spec, (model, guide, objective))) in enumerate(runs.items()):
             t0 = time.perf_counter()
             model_config = replace(config, progress_label=label.split(" ")[0])
-            result = fit(model, guide, objective, train_x, valid_x, model_config, run_dir=run_root / method, spec=spec)
+            try:
+                result = fit(model, guide, objective, train_x, valid_x, model_config, run_dir=run_root / method,
+                             spec=spec)
+            except TrainingInterrupted as stop:
+                print(no_resume_hint("compare", stop, f"{label.split(' ')[0]} "), file=sys.stderr)
+                return stop.exit_code
             job.reach((i + 1) * steps)  # an early stop gives up its remaining steps
             job.stage(f"{label.split(' ')[0]}: evaluating")
             job.write(f"{label}: trained on {len(train_x)} MNIST images in {time.perf_counter() - t0:.0f} s; "
