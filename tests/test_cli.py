@@ -101,3 +101,19 @@ def test_an_interrupted_compare_says_how_to_run_it_again_in_cli_terms():
     assert no_resume_hint("compare", stop, "DVAE ") == (
         "pyro-air: compare interrupted at DVAE epoch 12 step 340; `pyro-air compare` has no --resume: run the same "
         "command again with --overwrite (the partial runs are moved aside)")
+
+
+def test_resume_help_names_every_option_a_resume_may_change():
+    """issue 36: it omitted options the README allows (--threads, --compile, --tensorboard ...)."""
+    import re
+
+    from pyro_air.cli.main import build_parser
+    from pyro_air.train import RESUME_MAY_CHANGE
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    flags = {s for a in train._actions for s in a.option_strings}
+    resume = next(a for a in train._actions if "--resume" in a.option_strings).help
+    named = set(re.findall(r"--[a-z-]+", resume.split("only these may be changed:")[1]))
+    expected = {("--no-progress" if k == "progress" else f"--{k.replace('_', '-')}")
+                for k in (key.rsplit(".", 1)[-1] for key in RESUME_MAY_CHANGE)}
+    assert named == expected & flags

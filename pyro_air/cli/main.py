@@ -65,8 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", default=None, help="where checkpoints and metrics go")
     p.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR (or --run-dir) exactly where it stopped, with its stored "
-                        "options; only --lr, --device, --no-progress, --checkpoint-every-steps, --on-nonfinite, "
-                        "--rollback-lr-factor, --max-rollbacks and --data-dir may be changed")
+                        "options; only these may be changed: --no-progress, --checkpoint-every-steps, "
+                        "--checkpoint-every-epochs, --on-nonfinite, --rollback-lr-factor, --max-rollbacks, "
+                        "--tensorboard and --data-dir (the same result), --lr, --device, --threads and --compile "
+                        "(another result from the resume point on; README, \"What a resume may change\")")
     p.add_argument("--overwrite", action="store_true",
                    help="if the run directory is not empty, move the old run aside (to RUN_DIR.old-<time>) first")
     p.set_defaults(func=command("cmd_train"))
