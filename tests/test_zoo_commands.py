@@ -52,7 +52,9 @@ def test_the_full_job_estimate_scales_the_checks_time_by_images_and_samples():
 
 def test_diagnose_names_its_work_and_a_quick_command_for_zoo_models():
     args = argparse.Namespace(checkpoint=f"zoo:{SHIPPED}", max_points=1000, num_samples=1000, split="test")
-    assert diagnose_plan(args).endswith(f"pyro-air diagnose zoo:{SHIPPED} --max-points 100")
+    assert diagnose_plan(args).endswith(f"pyro-air diagnose zoo:{SHIPPED} --max-points 300")
+    assert diagnose_plan(argparse.Namespace(checkpoint=f"zoo:{SHIPPED}", max_points=300, num_samples=1000,
+                                            split="test")) is None  # already the quick look
     assert diagnose_plan(argparse.Namespace(checkpoint="runs/vae", max_points=1000, num_samples=1000, split="test")) is None
 
 

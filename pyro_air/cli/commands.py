@@ -197,7 +197,7 @@ def cmd_diagnose(args) -> int:
                                metrics=metrics if metrics.exists() else None, label=f"{args.split} split",
                                progress=not args.no_progress)
     print(report.khat_table)
-    bad = json.loads(report.files["khat json"].read_text())["summary"][-1]["fraction"]  # k >= 0.7
+    bad = json.loads(Path(report.files["khat json"]).read_text())["summary"][-1]["fraction"]  # k >= 0.7
     print(khat_note(bad, getattr(model, "z_dim", 0), spec["guide"]["name"]))
     for name, file in report.files.items():
         print(f"{name}: {file}")
