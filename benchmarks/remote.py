@@ -93,8 +93,9 @@ class RemoteCase:
             with contextlib.suppress(OSError, BrokenPipeError):
                 self.conn.send("stop")
             self.process.join(timeout=10)
-            if self.process.is_alive():
-                self.process.kill()
+            if self.process.is_alive():  # still exiting after 10 s (a loaded machine): end it, and wait
+                self.process.kill()      # until it is gone, so a closed case never has a live process
+                self.process.join()
         self.conn.close()
 
 

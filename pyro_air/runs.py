@@ -193,6 +193,11 @@ def modules_from_state(spec: dict, model_state: dict, guide_state: dict, device=
 def load_run(path, device="cpu"):
     """(model, guide, spec) of a run directory (its best.pt) or a checkpoint file, on ``device``."""
     path = Path(path)
+    if path.is_dir() and not (path / "best.pt").exists():
+        inner = sorted((p.name for p in path.iterdir() if (p / "best.pt").is_file()), key=lambda n: (n != "vae", n))
+        if inner:  # e.g. `pyro-air compare`'s RUN_DIR/vae, dvae, wni
+            raise ckpt_io.CheckpointError(f"{path} holds no run of its own but the runs {', '.join(inner)}: pass one, "
+                                          f"e.g. {path / inner[0]}")
     state = ckpt_io.load(path / "best.pt" if path.is_dir() else path)
     spec = state["spec"]
     model, guide = modules_from_state(spec, state["model_state"], state["guide_state"], device)

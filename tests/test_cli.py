@@ -74,3 +74,46 @@ def test_threads_and_precision_options_reach_the_train_config():
     assert (config.threads, config.precision, config.flush_denormals) == (default_threads(), "float32", True)
     for command in (["compare"], ["evaluate", "runs/x"]):
         assert build_parser().parse_args([*command, "--threads", "1"]).threads == 1
+
+
+def test_the_khat_note_says_what_share_of_bad_is_typical_and_what_to_do():
+    """issue 36: `diagnose zoo:air-vae-mnist` printed "bad 99 %" with no word on whether that is expected."""
+    from pyro_air.cli.commands import khat_note
+
+    note = khat_note(0.99, 50, "gaussian")
+    assert note.startswith("note: k-hat >= 0.7 on 99% of the images is typical for an amortized gaussian guide "
+                           "with a 50-dimensional latent")
+    assert "--iw-svi-steps 100" in note and "--num-samples" in note
+    assert "more than usual" in khat_note(0.6, 2, "gaussian")
+    assert "IWAE-S is unreliable for those" in khat_note(0.2, 50, "gaussian")
+    assert khat_note(0.05, 50, "gaussian") == ("note: k-hat < 0.7 on 95% of the images: the guide is a reliable "
+                                               "importance proposal for them")
+
+
+def test_an_interrupted_compare_says_how_to_run_it_again_in_cli_terms():
+    """issue 36: it suggested fit(..., resume=True), a Python hint from a command without --resume."""
+    import signal
+
+    from pyro_air.cli.commands import no_resume_hint
+    from pyro_air.train.signals import TrainingInterrupted
+
+    stop = TrainingInterrupted(signal.SIGINT, 12, 340, "runs/compare/dvae/checkpoint.pt")
+    assert no_resume_hint("compare", stop, "DVAE ") == (
+        "pyro-air: compare interrupted at DVAE epoch 12 step 340; `pyro-air compare` has no --resume: run the same "
+        "command again with --overwrite (the partial runs are moved aside)")
+
+
+def test_resume_help_names_every_option_a_resume_may_change():
+    """issue 36: it omitted options the README allows (--threads, --compile, --tensorboard ...)."""
+    import re
+
+    from pyro_air.cli.main import build_parser
+    from pyro_air.train import RESUME_MAY_CHANGE
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    flags = {s for a in train._actions for s in a.option_strings}
+    resume = next(a for a in train._actions if "--resume" in a.option_strings).help
+    named = set(re.findall(r"--[a-z-]+", resume.split("only these may be changed:")[1]))
+    expected = {("--no-progress" if k == "progress" else f"--{k.replace('_', '-')}")
+                for k in (key.rsplit(".", 1)[-1] for key in RESUME_MAY_CHANGE)}
+    assert named == expected & flags

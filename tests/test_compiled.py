@@ -34,14 +34,19 @@ def _cxx_compiler() -> bool:
 @pytest.mark.skipif(not _cxx_compiler(), reason="torch.compile on the CPU needs a C++ compiler (g++ or clang++)")
 @pytest.mark.parametrize("objective", [infer.MonteCarloELBO(), infer.IWAE_ELBO(num_particles=4)],
                          ids=["elbo", "iwae4"])
-def test_a_compiled_run_is_the_eager_run_to_float_rounding(objective, monkeypatch):
+def test_a_compiled_run_is_the_eager_run_to_float_rounding(objective):
     import torch._dynamo
     import torch._inductor.config as inductor_config
-    monkeypatch.setattr(inductor_config, "fallback_random", True)  # torch's eager draws: comparable runs
-    torch._dynamo.reset()
-    eager, eager_params = _short_run(objective, False)
-    compiled, compiled_params = _short_run(objective, True)
-    torch._dynamo.reset()
+    # torch's eager draws (comparable runs), through the config's own patch: restored however the run
+    # ends, so one case cannot leave the config broken for the next (issue 36: monkeypatch.setattr
+    # on the config module did, in one process)
+    with inductor_config.patch(fallback_random=True):
+        torch._dynamo.reset()
+        try:
+            eager, eager_params = _short_run(objective, False)
+            compiled, compiled_params = _short_run(objective, True)
+        finally:
+            torch._dynamo.reset()
     torch.testing.assert_close(compiled_params, eager_params, rtol=1e-4, atol=1e-5)
     for a, b in zip(compiled.history, eager.history):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)

@@ -44,8 +44,8 @@ def test_torchrun_train_resume_and_evaluate_end_to_end(tmp_path, capsys):
     _write_tiny_amat(tmp_path)
     out = _output(_torchrun("train", *TRAIN, "--data-dir", str(tmp_path), "--run-dir", str(run), "--distributed"))
     assert out.count("trained 2 epochs") == 1, out  # only rank 0 prints
-    assert sorted(p.name for p in run.iterdir()) == [".lock", "best.pt", "checkpoint.pt", "metrics.jsonl",
-                                                     "train_args.json"]  # .lock: rank 0 held the run directory
+    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "checkpoint.pt", "metrics.jsonl",
+                                                     "train_args.json"]  # rank 0 held it, and let go of its .lock
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2  # one writer: one line per epoch
     state = checkpoint.load(run)
     assert state["world_size"] == 2 and len(state["per_rank"]) == 2 and state["step"] == 10

@@ -37,6 +37,33 @@ def test_npy_uint8_images_are_flattened_scaled_and_split_80_10_10(tmp_path):
     assert torch.equal(load_file(path, "valid"), splits["valid"])
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64, np.int8])
+def test_integer_arrays_of_only_0_and_1_are_binary_not_divided_by_255(tmp_path, capsys, dtype):
+    """issue 36: uint8 0/1 images were divided by 255 (p = 1/255 after binarization; a positive
+    'log density' 3129.60 in training)."""
+    binary = BINARY.astype(dtype)
+    x = load_file(write(tmp_path, "b.npz", train=binary[:20], test=binary[20:]), "train")
+    assert set(x.unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(torch.cat([x, load_file(tmp_path / "b.npz", "valid")]).sum(), torch.tensor(float(binary[:20].sum())))
+    assert capsys.readouterr().err == ""  # binary data: nothing to say
+
+
+def test_other_integer_ranges_are_stated_in_a_one_line_notice(tmp_path, capsys):
+    grey = load_file(write(tmp_path, "grey.npy", x=GREY_U8))
+    assert torch.equal(grey, torch.from_numpy(GREY_U8.reshape(30, 12).astype(np.float32) / 255))
+    lo, hi = int(GREY_U8.min()), int(GREY_U8.max())
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"pyro-air: note: {tmp_path / 'grey.npy'} holds integers {lo}..{hi} (uint8): read as 8-bit grey "
+                   "levels and divided by 255; save binary data as 0/1"]
+    counts = np.arange(36).reshape(3, 12) % 10                     # int64 0..9: kept as they are
+    x = load_file(write(tmp_path, "counts.npy", x=counts))
+    assert torch.equal(x, torch.from_numpy(counts.astype(np.float32)))
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "holds integers 0..9 (int64): used as they are, not scaled" in err[0]
+    load_file(tmp_path / "counts.npy", "train")                      # the same notice is given once
+    assert capsys.readouterr().err == ""
+
+
 def test_npz_with_split_arrays_keeps_them_and_holds_out_what_is_missing(tmp_path):
     path = write(tmp_path, "s.npz", train=BINARY[:20], test=BINARY[20:])
     assert torch.equal(load_file(path, "test"), torch.from_numpy(BINARY[20:].astype(np.float32)))

@@ -77,8 +77,8 @@ def test_stale_temporary_files_are_removed_on_the_next_start(tmp_path, data_dir,
     for name in (".checkpoint.pt.x1y2z3.tmp", ".best.pt.abc.tmp", ".metrics.jsonl.tmp"):
         (run / name).write_bytes(b"half a checkpoint")  # what a SIGKILL during a write leaves
     assert main(["train", "--resume", str(run)]) == 0
-    assert sorted(p.name for p in run.iterdir()) == [".lock", "best.pt", "checkpoint.pt", "metrics.jsonl",
-                                                     "train_args.json"]
+    # and a finished run leaves no .lock behind (issue 36)
+    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "checkpoint.pt", "metrics.jsonl", "train_args.json"]
 
 
 def test_run_dir_that_is_a_file(tmp_path, data_dir, capsys):
@@ -181,3 +181,18 @@ def test_fit_refuses_a_directory_that_holds_a_run(tmp_path):
     with pytest.raises(RunDirError, match=r"already holds a run \(checkpoint.pt, best.pt, metrics.jsonl\); resume it "
                                           r"with fit\(\.\.\., resume=True\)"):
         tiny_run(tmp_path, epochs=1)
+
+
+def test_a_released_claim_removes_its_lock_file_and_a_new_claim_makes_one(tmp_path):
+    """issue 36: a finished run kept its .lock. Released: gone; claimed again: there, and exclusive."""
+    from pyro_air.train import run_dir as run_dirs
+
+    run = tmp_path / "run"
+    with run_dirs.claim(run):
+        assert (run / run_dirs.LOCK_NAME).is_file()
+        with run_dirs.claim(run):  # re-entrant in one process: the inner release keeps the lock
+            pass
+        assert (run / run_dirs.LOCK_NAME).is_file()
+    assert not (run / run_dirs.LOCK_NAME).exists() and not run_dirs.is_locked(run)
+    with run_dirs.claim(run):
+        assert (run / run_dirs.LOCK_NAME).read_text().startswith("pid ")

@@ -58,3 +58,18 @@ def test_the_cli_and_the_tutorials_steps_print_the_same_table(tmp_path):
     cli, notebook = checkpoints.load(tmp_path / "cli"), checkpoints.load(tmp_path / "notebook")
     assert cli["spec"] == notebook["spec"] and cli["train_config"] == notebook["train_config"] == asdict(config)
     assert all(torch.equal(cli["model_state"][k], v) for k, v in notebook["model_state"].items())
+
+
+def test_a_directory_of_runs_names_the_runs_it_holds(tmp_path):
+    """issue 36: `pyro-air diagnose runs/compare` said only that there was no checkpoint."""
+    import pytest
+
+    from pyro_air.runs import load_run
+    from pyro_air.train.checkpoints import CheckpointError
+
+    for name in ("wni", "dvae", "vae"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "best.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=f"^{tmp_path} holds no run of its own but the runs vae, dvae, wni: "
+                                              f"pass one, e.g. {tmp_path / 'vae'}$"):
+        load_run(tmp_path)

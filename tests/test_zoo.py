@@ -123,8 +123,10 @@ def test_zoo_list_and_show(zoo_dir, capsys):
     assert main(["zoo", "list"]) == 0
     out = capsys.readouterr().out
     assert NAME in out and "bernoulli-vae / gaussian / elbo" in out and "MB" in out and "IWAE-50" in out
-    assert main(["zoo", "show", NAME]) == 0
+    assert main(["zoo", "show", NAME, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == zoo.entry(NAME)
+    assert main(["zoo", "show", NAME]) == 0  # a summary (issue 36: 115 lines of JSON)
+    assert f"pyro-air evaluate zoo:{NAME}" in capsys.readouterr().out
 
 
 def test_zoo_list_of_an_empty_zoo_says_how_to_add_one(tmp_path, monkeypatch, capsys):

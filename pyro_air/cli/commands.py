@@ -12,14 +12,17 @@ import torch
 from pyro_air.cli.options import (
     TRAIN_ARGS_FILE,
     config_from_args,
+    report_threads,
     resume_args,
     run_dir_of,
     spec_from_args,
     threads_of,
     train_options,
 )
+from pyro_air.cli.zoo_commands import diagnose_plan, full_evaluation_estimate, quick_evaluation
 from pyro_air import zoo
 from pyro_air.core import parallel as dist_utils
+from pyro_air.core.progress import JobProgress
 from pyro_air.core.seeds import seed_all, stream_seed
 from pyro_air.evaluate import format_table, summarize
 from pyro_air.evaluate.ais_cli import ais_report, check_ais_arguments, wants_ais
@@ -83,9 +86,14 @@ def cmd_train(args) -> int:
 
 def _train(model, guide, objective, train_x, valid_x, config, run_dir, spec, resume, args, epochs_before) -> int:
     t0 = time.perf_counter()
+    steps = len(train_x) // config.batch_size
+    if dist_utils.is_main_process():
+        report_threads(args, config.threads, config.progress)
     try:
-        result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec, resume=resume,
-                     distributed=args.distributed)
+        with JobProgress(config.epochs * steps, "train", disable=not config.progress or not dist_utils.is_main_process(),
+                         initial=epochs_before * steps):
+            result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec, resume=resume,
+                         distributed=args.distributed)
     except TrainingInterrupted as stop:
         print(f"pyro-air: interrupted at epoch {stop.epoch} step {stop.step}; continue with: "
               f"pyro-air train --resume {run_dir}", file=sys.stderr)
@@ -126,11 +134,18 @@ def stopping_summary(result, epochs: int, valid_num_samples: int) -> str:
 
 
 def cmd_evaluate(args) -> int:
+    # zoo:NAME without --num-samples: the manifest's quick check (pyro_air.cli.zoo_commands)
+    check = quick_evaluation(args)
+    if args.seed is None:
+        args.seed = 0
     # Estimates draw per datapoint batch from (seed, batch); the columns that optimize per datapoint
     # (IW-SVI, amortization gap) and the latent metrics draw from the global streams: seed them too.
     seed_all(stream_seed(args.seed, "evaluation"))
     torch.set_num_threads(threads_of(args))  # issue 17: --threads (the process ends after the command)
     check_ais_arguments(args)  # issue 19 hook (AIS / BDMC / gaps, pyro_air/evaluate/ais_cli.py)
+    if dist_utils.is_main_process():
+        report_threads(args, torch.get_num_threads(), not args.no_progress)
+    t0 = time.perf_counter()
     rows = evaluate_checkpoint(args.checkpoint, args.splits, args.num_samples, args.max_points, args.device,
                                progress=not args.no_progress, seed=args.seed, distributed=args.distributed,
                                iw_svi_steps=args.iw_svi_steps,
@@ -150,6 +165,8 @@ def cmd_evaluate(args) -> int:
         bound = "CUBO_2" if args.upper_bound == "cubo" else "VR bound, alpha = -1"
         print(f"-upper bound: -{bound} with {args.num_samples} samples (<= -log p(x) once S is large enough)")
     print(format_table(rows))
+    if check is not None:
+        print(full_evaluation_estimate(args, time.perf_counter() - t0))
     if args.latent_metrics:
         print("\nlatent metrics (InfoVAE): MMD(q(z), p(z)), log det Cov[q(z)], active units, I_q(x; z) in nats")
         print(format_latent_metrics({label: row["latent"] for label, row in rows.items()}))
@@ -165,19 +182,47 @@ def cmd_diagnose(args) -> int:
     matplotlib.use("Agg")  # files only; never open a window
     from pyro_air.diagnostics.report import write_diagnostics
 
+    torch.set_num_threads(threads_of(args))  # --threads (the process ends after the command)
     model, guide, spec = zoo.load_source(args.checkpoint, args.device)
     run_dir = zoo.output_dir(args.checkpoint)  # a zoo model has no run directory: runs/zoo-NAME
     default_out = run_dir if zoo.zoo_name(args.checkpoint) is not None else run_dir / "diagnostics"
     x = evaluation_split(spec, args.split, args.max_points)
+    plan = diagnose_plan(args)
+    if plan:
+        print(plan)
+    report_threads(args, torch.get_num_threads(), not args.no_progress)
     seed_all(stream_seed(args.seed, "diagnostics"))
     metrics = run_dir / "metrics.jsonl"
     report = write_diagnostics(model, guide, x, args.out or default_out, num_samples=args.num_samples,
                                metrics=metrics if metrics.exists() else None, label=f"{args.split} split",
                                progress=not args.no_progress)
     print(report.khat_table)
+    bad = json.loads(Path(report.files["khat json"]).read_text())["summary"][-1]["fraction"]  # k >= 0.7
+    print(khat_note(bad, getattr(model, "z_dim", 0), spec["guide"]["name"]))
     for name, file in report.files.items():
         print(f"{name}: {file}")
     return 0
+
+
+def khat_note(bad: float, z_dim: int, guide: str) -> str:
+    """What a share ``bad`` of images with k-hat >= 0.7 means for this kind of model, and what to do."""
+    remedies = ("for tighter log p(x): more samples (pyro-air evaluate --num-samples), per-image optimization "
+                "(--iw-svi-steps 100) or a more expressive guide (--guide iaf or hierarchical)")
+    if bad >= 0.5:
+        kind = "typical" if z_dim >= 10 else "more than usual"
+        return (f"note: k-hat >= 0.7 on {bad:.0%} of the images is {kind} for an amortized {guide} guide with a "
+                f"{z_dim}-dimensional latent (the zoo's 50-dimensional AIR models: over 90 %): its importance "
+                f"weights are heavy-tailed there, so IWAE-S under-states log p(x) for those images; {remedies}")
+    if bad >= 0.1:
+        return (f"note: k-hat >= 0.7 on {bad:.0%} of the images: IWAE-S is unreliable for those (see the worst "
+                f"panel of posterior_comparison.png); {remedies}")
+    return f"note: k-hat < 0.7 on {1 - bad:.0%} of the images: the guide is a reliable importance proposal for them"
+
+
+def no_resume_hint(command: str, stop, what: str = "") -> str:
+    """The line for an interrupted command that cannot resume (compare, quickstart): run it again."""
+    return (f"pyro-air: {command} interrupted at {what}epoch {stop.epoch} step {stop.step}; `pyro-air {command}` "
+            f"has no --resume: run the same command again with --overwrite (the partial runs are moved aside)")
 
 
 def _fresh_run_dir(args, what: str) -> Path:
@@ -202,13 +247,21 @@ def cmd_quickstart(args) -> int:
     run_dir = _fresh_run_dir(args, "quickstart run")
     spec, config = quickstart_setup(epochs=args.epochs, train_size=args.train_size, seed=args.seed,
                                     progress=not args.no_progress)
+    threads = threads_of(args)
+    torch.set_num_threads(threads)  # training and evaluation (the config keeps tutorial 01's threads=None)
     model, guide, objective = build_run(spec, seed=args.seed)
     train_x, valid_x = load_split(spec, "train"), load_split(spec, "valid")
     check_inputs(model, guide, train_x, valid_x, config)
     test_x = load_split(spec, "test")[: args.test_points]
     t0 = time.perf_counter()
-    with _claim_fresh(run_dir):
-        fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec)
+    report_threads(args, threads, config.progress)
+    with _claim_fresh(run_dir), JobProgress(config.epochs * (len(train_x) // config.batch_size), "quickstart",
+                                            disable=not config.progress):
+        try:
+            fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec)
+        except TrainingInterrupted as stop:
+            print(no_resume_hint("quickstart", stop), file=sys.stderr)
+            return stop.exit_code
     print(f"trained on {len(train_x)} MNIST images for {args.epochs} epochs in {time.perf_counter() - t0:.0f} s")
     rows = {f"VAE test (n={len(test_x)})": summarize(model, guide, test_x, num_samples=args.num_samples,
                                                       progress=not args.no_progress,
@@ -248,72 +301,49 @@ def cmd_compare(args) -> int:
     test_x = load_split(first_spec, "test")[: args.test_points]
     for _, _, (model, guide, _) in runs.values():
         check_inputs(model, guide, train_x, valid_x, config)
-    rows, base = {}, None
+    rows, base, notes = {}, None, []
     torch.set_num_threads(config.threads)  # the evaluations too (one process, models one after another)
-    with _claim_fresh(run_root):
-        for label, (method, spec, (model, guide, objective)) in runs.items():
+    report_threads(args, config.threads, config.progress)
+    steps = config.epochs * (len(train_x) // config.batch_size)  # per model; one bar over the three (ETA, loss)
+    with _claim_fresh(run_root), JobProgress(len(runs) * steps, "compare", disable=not config.progress) as job:
+        for i, (label, (method, spec, (model, guide, objective))) in enumerate(runs.items()):
             t0 = time.perf_counter()
             model_config = replace(config, progress_label=label.split(" ")[0])
-            result = fit(model, guide, objective, train_x, valid_x, model_config, run_dir=run_root / method, spec=spec)
-            print(f"{label}: trained on {len(train_x)} MNIST images in {time.perf_counter() - t0:.0f} s; "
-                  f"{stopping_summary(result, config.epochs, config.valid_num_samples)}; run in {run_root / method}")
+            try:
+                result = fit(model, guide, objective, train_x, valid_x, model_config, run_dir=run_root / method,
+                             spec=spec)
+            except TrainingInterrupted as stop:
+                print(no_resume_hint("compare", stop, f"{label.split(' ')[0]} "), file=sys.stderr)
+                return stop.exit_code
+            job.reach((i + 1) * steps)  # an early stop gives up its remaining steps
+            job.stage(f"{label.split(' ')[0]}: evaluating")
+            job.write(f"{label}: trained on {len(train_x)} MNIST images in {time.perf_counter() - t0:.0f} s; "
+                      f"{stopping_summary(result, config.epochs, config.valid_num_samples)}; run in {run_root / method}")
             row = evaluate_row(model, guide, test_x, k=args.num_particles, num_samples=args.num_samples,
                                progress=not args.no_progress, seed=stream_seed(args.seed, "evaluation"))
             base = base or row
             row["Δ(-log p) vs VAE"] = paired_difference(row, base)
             rows[label] = row
+            if method == "wni" and not cap_binds(guide):
+                notes.append(f"note: the weight-norm cap H={args.H:g} does not bind: every trained encoder row's norm "
+                             "is below its cap, so WNI-VAE is the plain VAE up to float rounding; give a smaller --H "
+                             "(e.g. 0.5) to regularize")
     bound = "ELBO" if args.num_particles == 1 else f"IWAE-{args.num_particles} bound"
     print(f"\ntest, first {len(test_x)} images; nats, mean ± standard error\n"
           f"  -log p(x): IWAE-{args.num_samples} estimate; -ELBO column: -{bound}; gap = log p(x) - {bound}\n"
           "  Δ: paired difference on the same images (negative = better than VAE)")
     print(format_table(rows, columns=("nll", "inference_gap", "neg_elbo", "Δ(-log p) vs VAE")))
+    for note in notes:
+        print(note)
     print(f"\nruns (checkpoints, metrics.jsonl, best.pt): {run_root}/ ({disk_size(run_root)}); "
           f"evaluate one with: pyro-air evaluate {run_root / next(iter(runs.values()))[0]}")
     return 0
 
 
-# -- the zoo (pyro_air.zoo) ---------------------------------------------------------------------------
-def _numbers(values: dict) -> str:
-    """"key value, ..." with floats to 2 decimals and {"mean", "stderr"} records as "mean ± stderr"."""
-    def one(v):
-        if isinstance(v, float):
-            return f"{v:.2f}"
-        if isinstance(v, dict) and {"mean", "stderr"} <= set(v):
-            return f"{v['mean']:.2f} ± {v['stderr']:.2f}"
-        return str(v)
-    return ", ".join(f"{k} {one(v)}" for k, v in values.items()) or "-"
+def cap_binds(guide) -> bool:
+    """Whether any row of a weight-normalized encoder is held at its cap: ||v_i|| > H sigmoid(u_i) (AIR Eq. 18)."""
+    from pyro_air.guides.weightnorm import WeightNormLinear
 
-
-def zoo_table(entries: list) -> str:
-    """One line per zoo model: its parts, the check (-log p(x) on a slice of test images), the recorded
-    test numbers and the weight file's size."""
-    header = ("name", "model / guide / objective", "check -log p(x)", "test numbers", "size")
-    rows = [header]
-    for e in entries:
-        spec, check = e["spec"], e["check"]
-        parts = " / ".join(spec[k]["name"] for k in ("model", "guide", "objective"))
-        rows.append((e["name"], parts,
-                     f"{check['neg_log_px']:.2f} (IWAE-{check['num_samples']}, first {check['points']} test)",
-                     _numbers(e.get("test_numbers") or {}), f"{e['size_bytes'] / 1e6:.1f} MB"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
-    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
-
-
-def cmd_zoo_list(args) -> int:
-    root = zoo.zoo_root()
-    entries = [zoo.entry(name) for name in zoo.names()]
-    if not entries:
-        print(f"The zoo at {root} holds no trained models yet. Add one from a finished run with "
-              "pyro_air.zoo.export(RUN_DIR, NAME, ...) (docs/design.md, \"Zoo\").")
-        return 0
-    print(f"zoo: {root}; nats, mean over the images named; details: pyro-air zoo show NAME")
-    print(zoo_table(entries))
-    print("use one: pyro-air evaluate zoo:NAME, pyro-air diagnose zoo:NAME, or in Python "
-          "model, guide = pyro_air.zoo.load(NAME)")
-    return 0
-
-
-def cmd_zoo_show(args) -> int:
-    print(json.dumps(zoo.entry(args.name), indent=1))
-    return 0
+    with torch.no_grad():
+        return any(bool((m.H * torch.sigmoid(m.u) < m.v.norm(dim=1)).any())
+                   for m in guide.modules() if isinstance(m, WeightNormLinear))

@@ -7,12 +7,12 @@ import json
 import math
 from pathlib import Path
 
-from pyro_air import data, guides, infer
+from pyro_air.cli import names
 from pyro_air.core.images import image_shape_for
 from pyro_air.core.threads import resolve_threads
-from pyro_air.data.vision import is_torchvision_name
-from pyro_air.runs import LIKELIHOOD_MODELS, NETS, vae_spec
-from pyro_air.train import TrainConfig
+
+# Parsing needs no torch (``pyro-air --help`` answers at once): the functions that build a run spec or a
+# TrainConfig import pyro_air.data / runs / train when they are called.
 
 
 def json_arg(text: str) -> dict:
@@ -27,18 +27,18 @@ def json_arg(text: str) -> dict:
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="mnist", metavar="NAME",
-                   help=f"one of: {', '.join(n for n in data.DATASETS.names() if n != 'file')} (mnist is embedded; "
+                   help=f"one of: {', '.join(names.DATASETS)} (mnist is embedded; "
                         "the others read files from --data-dir); or --data PATH for your own file")
     p.add_argument("--data", default=None, metavar="PATH",
                    help="train on your own .npz / .npy file instead of --dataset (arrays train / valid / test, or one "
-                        "array that is split 80/10/10; uint8 is divided by 255; images [N, H, W], [N, C, H, W] or "
+                        "array that is split 80/10/10; integers that are only 0 and 1 are binary, other uint8 is divided by 255, with a one-line note; images [N, H, W], [N, C, H, W] or "
                         "[N, H, W, C] are flattened channel-first); or torchvision:NAME (e.g. torchvision:MNIST, "
                         "torchvision:CIFAR10) for a torchvision data set whose files are already under --data-dir "
                         "(needs torchvision; nothing is downloaded)")
-    p.add_argument("--likelihood", default="bernoulli", choices=list(LIKELIHOOD_MODELS),
+    p.add_argument("--likelihood", default="bernoulli", choices=list(names.LIKELIHOODS),
                    help="the decoder's p(x | z): bernoulli for binary data (grey levels are binarized), "
                         "continuous-bernoulli for grey levels in [0, 1], gaussian for real values")
-    p.add_argument("--net", default="mlp", choices=list(NETS),
+    p.add_argument("--net", default="mlp", choices=list(names.NETS),
                    help="mlp: fully connected decoder and encoder (--hidden sizes); conv: convolutional decoder and "
                         "encoder over H x W images with one or more channels (--image-shape; --hidden's first size is their dense layer; "
                         "--guide gaussian becomes conv-gaussian, denoising wraps it)")
@@ -50,11 +50,11 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-size", type=int, default=None,
                    help="train on a fixed random subset of this many training images (default: all)")
     p.add_argument("--guide", default="gaussian", metavar="NAME",
-                   help=f"the encoder q(z | x), one of: {', '.join(guides.GUIDES.names())}")
+                   help=f"the encoder q(z | x), one of: {', '.join(names.GUIDES)}")
     p.add_argument("--guide-cfg", type=json_arg, default={},
                    help="JSON object of guide options, e.g. '{\"sigma\": 0.25}' for denoising")
     p.add_argument("--objective", default="elbo", metavar="NAME",
-                   help=f"the training bound, one of: {', '.join(infer.OBJECTIVES.names())}")
+                   help=f"the training bound, one of: {', '.join(names.OBJECTIVES)}")
     p.add_argument("--objective-cfg", type=json_arg, default={},
                    help="JSON object of objective options, e.g. '{\"alpha\": 0.5}' for renyi")
     p.add_argument("--num-particles", type=int, default=1,
@@ -113,6 +113,16 @@ def threads_of(args) -> int:
     return resolve_threads(getattr(args, "threads", None))
 
 
+def report_threads(args, threads: int, progress: bool) -> None:
+    """With progress bars on, the line that says which thread count a command chose and why, on stderr
+    beside the bars (``pyro_air.core.threads.thread_report``)."""
+    if progress:
+        import sys
+
+        from pyro_air.core.threads import thread_report
+        print(thread_report(threads, getattr(args, "threads", None)), file=sys.stderr)
+
+
 def default_image_shape(shape: tuple):
     """The conv nets' image shape for datapoints of ``shape``: the images' own (H, W) or (C, H, W), or
     None (the nets' default, the most square H x W) where that is the same or the data are flat."""
@@ -124,6 +134,10 @@ def default_image_shape(shape: tuple):
 
 
 def spec_from_args(args) -> dict:
+    from pyro_air import data
+    from pyro_air.data.vision import is_torchvision_name
+    from pyro_air.runs import vae_spec
+
     own = getattr(args, "data", None)
     likelihood = getattr(args, "likelihood", "bernoulli")
     net, image_shape = getattr(args, "net", "mlp"), getattr(args, "image_shape", None)
@@ -154,7 +168,10 @@ def spec_from_args(args) -> dict:
     return spec
 
 
-def config_from_args(args) -> TrainConfig:
+def config_from_args(args):
+    """The ``TrainConfig`` of ``pyro-air train``'s options."""
+    from pyro_air.train import TrainConfig
+
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        lr_final_ratio=args.lr_final_ratio, seed=args.seed, device=args.device,
                        valid_num_samples=args.valid_num_samples, valid_size=args.valid_size,

@@ -7,13 +7,17 @@ Every tutorial's first code cell picks its sizes with ``budget_from_env``:
 
 The budget name comes from ``$PYRO_AIR_TUTORIAL_BUDGET`` (default ``"small"``, minutes on a
 laptop CPU); the test suite sets ``tiny`` (seconds; checks the notebook runs, not its numbers);
-``full`` is the papers' scale. ``python -m pyro_air.cli.tutorial strip tutorials/*.ipynb`` clears
+``full`` is the papers' scale. What a notebook writes follows one policy (``fresh_run_dir``): every
+execution starts from an empty run directory, so a notebook reruns cleanly, after a finished or an
+interrupted execution, and nothing piles up. ``python -m pyro_air.cli.tutorial strip tutorials/*.ipynb`` clears
 outputs and execution counts before a notebook is committed (``tests/test_tutorials.py`` checks).
 """
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 BUDGET_ENV = "PYRO_AIR_TUTORIAL_BUDGET"
@@ -32,6 +36,18 @@ def budget_from_env(name: str | None = None, **presets: dict) -> SimpleNamespace
     if name not in BUDGET_NAMES:
         raise ValueError(f"unknown tutorial budget {name!r} (from ${BUDGET_ENV}); use one of {', '.join(BUDGET_NAMES)}")
     return SimpleNamespace(name=name, **presets[name])
+
+
+def fresh_run_dir(path) -> Path:
+    """``path``, emptied: the tutorials' one policy for the runs they write. An earlier execution's
+    directory (finished or interrupted) is removed, never moved aside, so every execution trains afresh
+    and nothing piles up. Only a relative path under ``runs/`` (the notebooks' own directories)."""
+    path = Path(path)
+    if path.is_absolute() or not path.parts or path.parts[0] != "runs" or ".." in path.parts or len(path.parts) < 2:
+        raise ValueError(f"fresh_run_dir empties a notebook's own run directory, a relative path under runs/; "
+                         f"got {str(path)!r}: pass e.g. runs/my-tutorial-run")
+    shutil.rmtree(path, ignore_errors=True)
+    return path
 
 
 def strip_outputs(path) -> bool:

@@ -31,6 +31,8 @@ a torch build without oneDNN simply keeps MKL.
 from __future__ import annotations
 
 import contextlib
+import functools
+import sys
 import weakref
 
 import torch
@@ -59,10 +61,40 @@ def onednn_available() -> bool:
 _available: bool | None = None
 
 
+_EAGER_ONLY: list = []  # the wrappers eager_only made
+
+
+def eager_only(fn):
+    """``fn`` kept out of torch.compile's tracing (``torch.compiler.disable``) without importing
+    ``torch._dynamo`` (seconds) until compilation is in use: ``exclude_from_compilation`` makes the
+    disabled functions (``pyro_air.train.compiled`` calls it before compiling), and a call made
+    after anything else loaded torch._dynamo makes its own. Until then ``fn`` runs as it is (nothing
+    can trace it), the same numbers."""
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        impl = call.disabled
+        if impl is None:
+            if "torch._dynamo" not in sys.modules:
+                return fn(*args, **kwargs)
+            impl = call.disabled = torch.compiler.disable(fn)
+        return impl(*args, **kwargs)
+
+    call.disabled = None
+    _EAGER_ONLY.append(call)
+    return call
+
+
+def exclude_from_compilation() -> None:
+    """Make every ``eager_only`` function's ``torch.compiler.disable`` form now, outside any traced code."""
+    for call in _EAGER_ONLY:
+        if call.disabled is None:
+            call.disabled = torch.compiler.disable(call.__wrapped__)
+
+
 # Eager kernels: torch.compile must never trace them. Where a compiled caller breaks its graph and
 # runs a frame eagerly, torch.compile still tries nested calls as frames of their own, and its
 # inductor cannot lower this op on weights that are not frozen constants (it fails to compile).
-@torch.compiler.disable
+@eager_only
 def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                   activation: str = "none") -> torch.Tensor:
     """act(x W^T + b) through oneDNN, no autograd: x [..., in] (leading dimensions folded into rows,
@@ -225,7 +257,7 @@ class LinearFunction(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None
 
 
-@torch.compiler.disable  # as onednn_linear
+@eager_only  # as onednn_linear
 def onednn_linear_with_grad(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                             activation: str = "none") -> torch.Tensor:
     """``onednn_linear`` for training: differentiable in x, W and b (``LinearFunction``)."""

@@ -21,4 +21,69 @@ if _widgets_available():
 else:
     from tqdm.std import tqdm
 
-__all__ = ["tqdm"]
+
+
+class JobProgress:
+    """One bar over a whole command's work (``pyro-air train``, ``quickstart``, ``compare``): its steps
+    over every model, the time left for all of them (tqdm's estimate from the recent rate), and the
+    last epoch's loss and validation value. Inside ``with JobProgress(...)`` the training loop advances
+    it (``current_job``) and shows it instead of one bar per epoch; evaluations keep their own bars.
+
+        with JobProgress(total=3 * epochs * batches, desc="compare"):
+            fit(...); fit(...); fit(...)
+    """
+
+    def __init__(self, total: int, desc: str = "", disable: bool = False, initial: int = 0):
+        self.total, self.desc, self.disable, self.initial = int(total), desc, disable, int(initial)
+        self.bar = None
+        self.done = self.initial  # steps done (counted also when the bar is disabled)
+        self.values: dict = {}
+
+    def __enter__(self) -> "JobProgress":
+        global _CURRENT
+        self.bar = tqdm(total=self.total, initial=self.initial, desc=self.desc, disable=self.disable,
+                        smoothing=0.05, unit="step", dynamic_ncols=True)
+        self._outer, _CURRENT = _CURRENT, self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        global _CURRENT
+        _CURRENT = self._outer
+        self.bar.close()
+
+    def write(self, text: str) -> None:
+        """A line of output above the bar (the bar is redrawn below it)."""
+        if self.disable:
+            print(text)
+        else:
+            self.bar.write(text)
+
+    def advance(self, steps: int = 1) -> None:
+        self.done += steps
+        self.bar.update(steps)
+
+    def reach(self, steps: int) -> None:
+        """At least ``steps`` done: a model that stopped early gives its remaining steps up."""
+        if steps > self.done:
+            self.advance(steps - self.done)
+
+    def stage(self, text: str) -> None:
+        """What runs now, before the bar: e.g. "DVAE epoch 12/300"."""
+        self.bar.set_description_str(f"{self.desc}: {text}" if self.desc else text, refresh=False)
+
+    def show(self, **values) -> None:
+        """The latest values after the bar, e.g. loss=97.31, valid=-101.2 (floats to 2 decimals)."""
+        self.values.update({k: v for k, v in values.items() if v is not None})
+        self.bar.set_postfix_str(", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                                           for k, v in self.values.items()), refresh=True)
+
+
+_CURRENT: JobProgress | None = None
+
+
+def current_job() -> JobProgress | None:
+    """The ``JobProgress`` this process is inside, or None."""
+    return _CURRENT
+
+
+__all__ = ["JobProgress", "current_job", "tqdm"]

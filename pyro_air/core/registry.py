@@ -6,6 +6,8 @@ The CLI, the experiment configs and the notebooks spell a run the same way:
 """
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -42,7 +44,21 @@ class Registry:
         try:
             return builder(**cfg)
         except TypeError as err:
-            raise TypeError(f"cannot build {self.kind} {name!r} with {cfg}: {err}") from err
+            raise TypeError(f"cannot build {self.kind} {name!r} with {cfg}: {err}{misspelled(cfg, str(err))}") from err
 
     def __contains__(self, name: str) -> bool:
         return name in self._builders
+
+
+def misspelled(cfg: dict, message: str) -> str:
+    """"; 'sigm' is not an option: did you mean 'sigma'?" for each given key close to an argument the
+    builder's TypeError says is missing (a misspelt option lands in a ``**cfg`` and the real one is then
+    missing); "" if none."""
+    match = re.search(r"missing \d+ required (?:positional |keyword-only )?arguments?: (.*)", message)
+    if not match:
+        return ""
+    missing = re.findall(r"'(\w+)'", match.group(1))
+    hints = [f"{key!r} is not an option: did you mean {close[0]!r}?" for key in cfg
+             for close in [difflib.get_close_matches(key, missing, n=1)] if close and key not in missing]
+    return "".join(f"; {h}" for h in hints)
+

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from pathlib import Path
 
-import torch
-
 THREADS_ENV = "OMP_NUM_THREADS"
+WAIT_POLICY_ENV = "OMP_WAIT_POLICY"
 
 
 def available_cpus() -> int:
@@ -74,10 +74,56 @@ def resolve_threads(threads: int | None) -> int:
     return threads
 
 
+def busy_load(threads: int) -> float | None:
+    """The 1-minute load average if it says the CPUs are oversubscribed with ``threads`` more threads
+    (load + threads > available CPUs + 0.5: other processes keep cores busy), else None."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+    return load if load + threads > available_cpus() + 0.5 else None
+
+
+def sleep_waiting_threads_if_busy(threads: int) -> bool:
+    """On a busy machine, before torch is imported: OpenMP's waiting threads sleep
+    (``OMP_WAIT_POLICY=PASSIVE``) instead of spinning on the cores the working threads need. The same
+    numbers (who waits how, not who computes what); beside one busy process on 2 cores an epoch at 2
+    threads took 13.1 s instead of 26.0 s (README, "Threads and a busy machine"; ``benchmarks/busy.py``),
+    while on an idle machine spinning is faster, so it is not set there. Not when the policy is already
+    set or torch already loaded (OpenMP reads it once). True if it was set."""
+    if threads <= 1 or WAIT_POLICY_ENV in os.environ or "torch" in sys.modules or busy_load(threads) is None:
+        return False
+    os.environ[WAIT_POLICY_ENV] = "PASSIVE"
+    return True
+
+
+def thread_report(threads: int, given: int | None) -> str:
+    """One line: the thread count a command runs with, where it came from, and on a busy machine what
+    was done about it and what would help more."""
+    if given is not None:
+        source = "--threads"
+    elif os.environ.get(THREADS_ENV, "").strip():
+        source = f"${THREADS_ENV}"
+    else:
+        source = f"the default: min(physical cores {physical_cores()}, available CPUs {available_cpus()})"
+    line = f"pyro-air: {threads} thread{'s' if threads != 1 else ''} ({source})"
+    load = busy_load(threads)
+    if load is None:
+        return line
+    line += f"; 1-minute load {load:.1f} on {available_cpus()} CPUs: busy"
+    if os.environ.get(WAIT_POLICY_ENV, "").upper() == "PASSIVE":
+        line += f", so waiting threads sleep (${WAIT_POLICY_ENV}=PASSIVE, same numbers)"
+    if threads > 1:
+        line += "; --threads 1 is faster on a busy machine (other float rounding)"
+    return line
+
+
 @contextlib.contextmanager
 def num_threads(threads: int | None):
     """Inside: torch runs its CPU kernels on ``threads`` threads (None: leave the current setting);
     the previous count is restored after."""
+    import torch  # here, not at the top: the command line parses without torch (pyro_air.cli.names)
+
     if threads is None:
         yield torch.get_num_threads()
         return

@@ -12,8 +12,10 @@ a 4-D array whose last axis has at most 4 entries and whose axis 1 has more (e.g
 as image libraries store RGB) is channel-last and is transposed to [N, C, H, W] first; any other
 array is taken as it is (so save a tiny image of height <= 4 as [N, C, H, W]). ``file_shape`` gives
 the shape of one datapoint in that layout ((D,), (H, W) or (C, H, W)): the ``image_shape`` of the
-convolutional nets. ``uint8`` arrays are 8-bit grey levels and are divided by 255, ``bool`` arrays
-become 0/1; the result is float32. With
+convolutional nets. Integer arrays whose values are only 0 and 1 (and ``bool`` arrays) are binary
+and kept as 0/1; other ``uint8`` arrays are 8-bit grey levels and are divided by 255; other integers
+are kept as they are; a one-line notice on stderr names the range of integers that are not 0/1 and
+what was done (``integer_scale``). The result is float32. With
 ``split`` ("train" / "valid" / "test") a file without split arrays is split by a fixed random
 permutation (``numpy.random.RandomState(FILE_SPLIT_SEED)``): 10 % validation, 10 % test (at least
 one datapoint each), the rest training; the same file always gives the same splits.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -57,9 +60,37 @@ def datapoint_shape(array) -> tuple:
     return shape if shape else (1,)
 
 
+_NOTICES_GIVEN: set = set()
+
+
+def notice(message: str) -> None:
+    """One line on stderr, once per process for the same message: what was done with the data."""
+    if message not in _NOTICES_GIVEN:
+        _NOTICES_GIVEN.add(message)
+        print(f"pyro-air: note: {message}", file=sys.stderr)
+
+
+def integer_scale(array: np.ndarray, where: str) -> float:
+    """What an array's values are divided by: 1 for floats, bools and integers that are only 0 and 1
+    (binary data, kept as 0/1), 255 for other ``uint8`` (8-bit grey levels), 1 for other integers.
+    Integers that are not only 0 and 1 get a one-line ``notice`` naming their range and the choice."""
+    if array.dtype.kind not in "iu":
+        return 1.0
+    lo, hi = int(array.min()), int(array.max())
+    if lo >= 0 and hi <= 1:
+        return 1.0
+    if array.dtype == np.uint8:
+        notice(f"{where} holds integers {lo}..{hi} (uint8): read as 8-bit grey levels and divided by 255; "
+               "save binary data as 0/1")
+        return 255.0
+    notice(f"{where} holds integers {lo}..{hi} ({array.dtype.name}): used as they are, not scaled; for grey "
+           "levels in [0, 1] save x / 255 (or x / x.max()) as float32")
+    return 1.0
+
+
 def as_datapoints(array, where: str) -> torch.Tensor:
-    """[N, ...] numbers -> float32 [N, D] (uint8 / 255, bool as 0/1; channel-last images made channel-first);
-    refused: text, NaN / inf, empty."""
+    """[N, ...] numbers -> float32 [N, D] (integers scaled by ``integer_scale``: 0/1 kept, other uint8 / 255;
+    bool as 0/1; channel-last images made channel-first); refused: text, NaN / inf, empty."""
     array = np.asarray(array)
     if array.dtype.kind not in "biuf":
         raise DataFileError(f"{where} holds {array.dtype.name} values, not numbers; save a numeric array "
@@ -67,7 +98,8 @@ def as_datapoints(array, where: str) -> torch.Tensor:
     if array.ndim == 0 or len(array) == 0:
         raise DataFileError(f"{where} holds no datapoints (shape {array.shape}); save an array of shape [N, ...]")
     array = channels_first(array)
-    scaled = array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array.astype(np.float32)
+    scale = integer_scale(array, where)
+    scaled = array.astype(np.float32) / scale if scale != 1.0 else array.astype(np.float32)
     x = torch.from_numpy(np.ascontiguousarray(scaled.reshape(len(scaled), -1)))
     bad = ~torch.isfinite(x)
     if bad.any():
@@ -172,6 +204,7 @@ def dataset_tensor(dataset) -> torch.Tensor:
     """The items of a ``torch.utils.data.Dataset`` (or any sized sequence) as float32 [N, D].
 
     Items as in ``dataset_array``: tensors (e.g. after a ``ToTensor`` transform), arrays or PIL
-    images, alone or first in a tuple. uint8 items are scaled by 1/255; channel-last images
+    images, alone or first in a tuple. Integer items as in ``integer_scale`` (0/1 kept, other uint8
+    scaled by 1/255); channel-last images
     ([H, W, 3], as PIL gives) are laid out channel-first (module docstring)."""
     return as_datapoints(dataset_array(dataset), "the dataset")

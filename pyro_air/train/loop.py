@@ -58,7 +58,7 @@ import torch
 from pyro_air.core.kernels import autocast, denormals_flushed
 from pyro_air.core.threads import num_threads
 from pyro_air.core.parallel import epoch_order
-from pyro_air.core.progress import tqdm
+from pyro_air.core.progress import current_job, tqdm
 from pyro_air.core.seeds import seed_all, stream_seed
 from pyro_air.data.binarize import binarize_dynamic
 from pyro_air.evaluate.log_likelihood import log_likelihood
@@ -294,13 +294,18 @@ class Trainer:
             loop.loss_sum = torch.zeros((), device=self.device)
         t0 = time.perf_counter()
         label = f"{cfg.progress_label}: " if cfg.progress_label else ""
+        job = current_job() if cfg.progress and self.is_writer else None  # one bar for the whole command
+        if job is not None:
+            job.stage(f"{label}epoch {loop.epoch + 1}/{cfg.epochs}")
         bar = tqdm(total=self.num_batches, initial=loop.batch, desc=f"{label}epoch {loop.epoch + 1}/{cfg.epochs}",
-                   disable=not cfg.progress or not self.is_writer, leave=False)
+                   disable=not cfg.progress or not self.is_writer or job is not None, leave=False)
         with bar:
             while loop.batch < self.num_batches:
                 if not self._step():
                     return
                 bar.update(1)
+                if job is not None:
+                    job.advance()
                 every = cfg.checkpoint_every_steps
                 if every and loop.step % every == 0 and loop.batch < self.num_batches:
                     if not self._verified_finite():
@@ -353,6 +358,9 @@ class Trainer:
             else:
                 loop.bad_evals += 1
         loop.history.append(record)
+        job = current_job() if cfg.progress and self.is_writer else None
+        if job is not None:
+            job.show(loss=train_loss, valid=record.get(f"valid_iwae{cfg.valid_num_samples}"))
         loop.epoch += 1
         loop.batch, loop.order, loop.loss_sum = 0, None, None
         loop.stopped = cfg.patience is not None and loop.bad_evals >= cfg.patience

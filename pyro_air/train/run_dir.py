@@ -116,8 +116,12 @@ def move_aside(run_dir) -> Path | None:
         while target.exists():
             n += 1
             target = path.with_name(f"{path.name}.old-{stamp}-{n}")
+        key = _key(path)
         with write_guard(path, "move the old run aside"):
             os.rename(path, target)
+            handle = _held[key][0]
+            if isinstance(handle, int) and _same_file(handle, target / LOCK_NAME):
+                os.unlink(target / LOCK_NAME)  # our claim's lock file: the old run moves without it
     return target
 
 
@@ -141,18 +145,41 @@ def _lock(path: Path):
         except filelock.Timeout:
             raise RunDirLocked(_locked_message(path, "another process")) from None
         return handle
-    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as err:
-        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-        os.close(fd)
-        if err.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-            raise RunDirLocked(_locked_message(path, holder)) from None
-        raise
+    for _ in range(10):
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            if err.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise RunDirLocked(_locked_message(path, holder)) from None
+            raise
+        if _same_file(fd, lock_file):
+            break
+        os.close(fd)  # the holder removed the file as it let go (release): lock the one on disk now
+    else:  # pragma: no cover - ten releases in a row while we tried
+        raise RunDirLocked(_locked_message(path, "another process"))
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
     return fd
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def _release(path: Path, handle) -> None:
+    """Let go of a claim: the lock file is removed while still locked, then unlocked, so a finished run
+    leaves no ``.lock`` behind (a process that opened the old file sees it is gone and locks the new one)."""
+    if isinstance(handle, int):
+        with contextlib.suppress(FileNotFoundError):
+            if _same_file(handle, path / LOCK_NAME):
+                os.unlink(path / LOCK_NAME)
+    _unlock(handle)
 
 
 def _unlock(handle) -> None:
@@ -207,7 +234,7 @@ def claim(run_dir, start: bool = True):
         entry[1] -= 1
         if entry[1] == 0:
             del _held[key]
-            _unlock(entry[0])
+            _release(path, entry[0])
 
 
 def remove_stale_temporaries(run_dir) -> list:

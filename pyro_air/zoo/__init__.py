@@ -10,9 +10,20 @@ Command line: ``pyro-air zoo list``, ``pyro-air zoo show NAME``, ``pyro-air eval
 The format, the verification and how to add a model: docs/design.md, "Zoo". This package sits
 above ``pyro_air.runs`` (it rebuilds modules from run specs) and below ``pyro_air.cli``.
 """
-from pyro_air.zoo.exporting import export
-from pyro_air.zoo.loading import PREFIX, load, load_source, output_dir, reproduce_check, zoo_name
+import importlib
+
 from pyro_air.zoo.manifest import ZOO_ENV, ZooError, entry, names, zoo_root
+
+# Reading the manifest needs no torch (``pyro-air zoo list`` answers at once); the names that load or
+# export weights come from their modules on first use (PEP 562).
+_LAZY = {"export": "exporting", "PREFIX": "loading", "load": "loading", "load_source": "loading",
+         "output_dir": "loading", "reproduce_check": "loading", "zoo_name": "loading"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"pyro_air.zoo.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'pyro_air.zoo' has no attribute {name!r}")
 
 __all__ = ["PREFIX", "ZOO_ENV", "ZooError", "entry", "export", "load", "load_source", "names", "output_dir",
            "reproduce_check", "zoo_name", "zoo_root"]

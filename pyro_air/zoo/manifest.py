@@ -18,8 +18,6 @@ import os
 import re
 from pathlib import Path
 
-from pyro_air.train import run_dir as run_dirs
-
 FORMAT_VERSION = 1
 ZOO_ENV = "PYRO_AIR_ZOO"
 MANIFEST_NAME = "manifest.json"
@@ -82,6 +80,7 @@ def write_manifest(manifest: dict, root=None) -> Path:
     manifest = {**manifest, "format_version": FORMAT_VERSION,
                 "models": sorted(manifest["models"], key=lambda e: e["name"])}
     path = root / MANIFEST_NAME
+    from pyro_air.train import run_dir as run_dirs  # here: reading the manifest (zoo list) needs no torch
     with run_dirs.write_guard(path, "write the zoo manifest"):
         root.mkdir(parents=True, exist_ok=True)
         run_dirs.atomic_write_text(path, json.dumps(manifest, indent=1) + "\n")

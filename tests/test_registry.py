@@ -1,0 +1,19 @@
+"""pyro_air.core.registry: a misspelt option is named, with the option it was probably meant to be."""
+import pytest
+
+from pyro_air import guides
+from pyro_air.core.registry import misspelled
+
+
+def test_a_misspelt_guide_option_is_named_with_the_one_meant():
+    """issue 36: --guide-cfg '{"sigm": 0.25}' said only that 'sigma' was missing."""
+    with pytest.raises(TypeError, match=r"missing 1 required positional argument: 'sigma'; 'sigm' is not an option: "
+                                        r"did you mean 'sigma'\?$"):
+        guides.build("denoising", sigm=0.25, x_dim=4, z_dim=2, hidden=[3])
+
+
+def test_nothing_is_suggested_without_a_close_missing_argument():
+    assert misspelled({"x_dim": 4}, "f() missing 1 required positional argument: 'sigma'") == ""
+    assert misspelled({"sigm": 1}, "f() got an unexpected keyword argument 'sigm'") == ""
+    assert misspelled({"alpah": 1, "sigm": 1}, "f() missing 2 required positional arguments: 'sigma' and 'alpha'") == \
+        "; 'alpah' is not an option: did you mean 'alpha'?; 'sigm' is not an option: did you mean 'sigma'?"
