@@ -1,4 +1,4 @@
-"""Freed memory kept for reuse (``pyro_air.core.allocator``) vs the C library's defaults, side by side.
+"""Freed memory kept for reuse (``pyro_air.backend.allocator``) vs the C library's defaults, side by side.
 
     python -m benchmarks.allocator            # 7 interleaved rounds
     python -m benchmarks.allocator --quick    # 2 rounds, smaller calls
@@ -39,8 +39,8 @@ class Workload:
 
         from benchmarks.training import fresh_pair
         from pyro_air import data, infer
-        from pyro_air.core.allocator import keep_freed_memory
-        from pyro_air.core.kernels import denormals_flushed
+        from pyro_air.backend.allocator import keep_freed_memory
+        from pyro_air.backend.openmp import denormals_flushed
         from pyro_air.evaluate import log_likelihood
         from pyro_air.train import make_adam
 

@@ -9,7 +9,7 @@ interleaved in one run (``benchmarks.timing``), the reference 784-500-500-50 VAE
 - evaluation: the log joint of one scored chunk (``model.log_joint`` on [532, 10, 50] draws, the
   shape ``log_likelihood`` scores with 10 images and 16 MiB chunks): eager with the chosen kernels
   (oneDNN products with tanh fused where chosen) against ``torch.compile(model.log_joint,
-  dynamic=False)`` (inductor; inside it pyro-air's layers run one by one, ``pyro_air.core.nets.MLP``);
+  dynamic=False)`` (inductor; inside it pyro-air's layers run one by one, ``pyro_air.backend.nets.MLP``);
 - training: one ELBO step (batch 100) as ``fit`` runs it eagerly against the compiled step of
   ``TrainConfig(compile=True)`` (``pyro_air.train.compiled``), each on its own copy of the weights.
 
@@ -28,7 +28,7 @@ import torch
 from benchmarks.timing import interleave, ratio_table, report_script_arguments
 from benchmarks.training import LR, fresh_pair
 from pyro_air import data, infer
-from pyro_air.core.kernels import kernel_report
+from pyro_air.backend.report import kernel_report
 from pyro_air.evaluate.chunking import evaluation_mode
 from pyro_air.train import make_adam, parameters_of
 

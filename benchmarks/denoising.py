@@ -29,7 +29,7 @@ from benchmarks.handwritten import HandwrittenVAE
 from benchmarks.timing import interleave, ratio_table, report_script_arguments
 from benchmarks.training import LR, renamed_copy
 from pyro_air import data, guides, infer, models
-from pyro_air.core.kernels import kernel_report
+from pyro_air.backend.report import kernel_report
 from pyro_air.train import make_adam, parameters_of
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -26,7 +26,7 @@ from torch.nn import functional as F
 
 from benchmarks.handwritten import HandwrittenVAE
 from pyro_air.evaluate import log_likelihood
-from pyro_air.core.onednn import onednn_available, onednn_linear
+from pyro_air.backend.onednn import onednn_available, onednn_linear
 from pyro_air.evaluate.chunking import default_chunk_size, streaming_logmeanexp, units_per_chunk
 
 
@@ -41,7 +41,7 @@ def decoder_flops_per_sample(model) -> int:
 
 def scored_chunk(num_samples: int, block: int, x_dim: int, device) -> int:
     """Samples per datapoint that ``log_likelihood`` scores at once by default: whole draw units
-    (``default_chunk_size``), as many as ``pyro_air.core.kernels.chunk_elements`` allows."""
+    (``default_chunk_size``), as many as ``pyro_air.backend.onednn.chunk_elements`` allows."""
     unit = default_chunk_size(num_samples, block, x_dim)
     return min(num_samples, unit * units_per_chunk(unit, num_samples, block, x_dim, device))
 
@@ -169,7 +169,7 @@ class PythaeGetNLL(ImageBlocks):
 class DecoderGemms:
     """Only the decoder's GEMMs for ``block`` images x S samples: at pyro-air's chunk shapes, or in
     blocks of ``rows`` rows; through torch's own product (``F.linear``: the BLAS torch was built
-    with) or, ``library="onednn"``, through oneDNN (``pyro_air.core.onednn``), so that the bound is
+    with) or, ``library="onednn"``, through oneDNN (``pyro_air.backend.onednn``), so that the bound is
     the best dense product either library offers here."""
 
     def __init__(self, model, block, num_samples, device, rows=None, library="torch"):

@@ -11,7 +11,7 @@ It computes exactly what pyro-air's ``ELBO`` / ``IWAE_ELBO`` compute for ``Berno
 
 The Gaussian log densities use the same formula as ``torch.distributions.Normal.log_prob``, the
 Bernoulli term the formula of ``pyro_air.core.distributions.BernoulliImage`` (sum_d [x_d l_d -
-softplus(l_d)]), the networks ``pyro_air.core.nets.mlp`` (so the same CPU tanh), and the terms are added
+softplus(l_d)]), the networks ``pyro_air.backend.nets.mlp`` (so the same CPU tanh), and the terms are added
 in the same order, so on the same weights, batch and seed the loss equals pyro-air's
 (``tests/test_benchmarks.py`` checks loss and gradients): the ratio measures framework overhead.
 
@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pyro_air.core.nets import mlp
+from pyro_air.backend.nets import mlp
 
 LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 

@@ -2,7 +2,7 @@
 the shapes of the 784-500-500-50 VAE (interleaved; ratios mean something, absolute times do not):
 
 - Adam: torch's default single-tensor CPU path vs the fused kernel (``pyro_air.train.make_adam``);
-- tanh: ``torch.tanh`` vs ``pyro_air.core.nets.Tanh`` (2 sigmoid(2x) - 1), forward and forward+backward;
+- tanh: ``torch.tanh`` vs ``pyro_air.backend.nets.Tanh`` (2 sigmoid(2x) - 1), forward and forward+backward;
 - Bernoulli log-density: ``binary_cross_entropy_with_logits`` vs ``softplus(l) - x l``
   (``pyro_air.core.distributions.bernoulli_image_log_density``), forward and forward+backward.
 """
@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 from benchmarks.timing import interleave
 from pyro_air.core.distributions import bernoulli_image_log_density
-from pyro_air.core.nets import Tanh
+from pyro_air.backend.nets import Tanh
 
 
 def _adam_cases(params):

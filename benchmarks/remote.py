@@ -1,7 +1,7 @@
 """Benchmark cases that run in a process of their own, called one by one from the interleaved timer.
 
 Why: some settings are process-wide and cannot be undone - pyro-air's malloc thresholds
-(``pyro_air.core.allocator``) stay once ``fit`` or an evaluation has run. A case that must run
+(``pyro_air.backend.allocator``) stay once ``fit`` or an evaluation has run. A case that must run
 without them (a typical user's loop in the user's own process, or pyro-air with
 ``PYRO_AIR_MALLOC=system``) gets a persistent worker process started with the ``spawn`` method and
 the environment it needs; ``RemoteCase`` is then an ordinary zero-argument callable for

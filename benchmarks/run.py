@@ -66,12 +66,12 @@ def machine_summary(device: torch.device) -> list:
                  + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
     lines.append(f"load average at start: {os.getloadavg()[0]:.1f} (1 min)")
     if device.type == "cpu":
-        from pyro_air.core.kernels import kernel_report
+        from pyro_air.backend.report import kernel_report
         report = kernel_report()
         tanh = report["tanh"]
         times = tanh.get("times") or {}
         measured = ", ".join(f"{k} {1e3 * v:.3f} ms" for k, v in times.items()) if times else "not timed in this run"
-        lines.append(f"kernel report (`pyro_air.core.kernels.kernel_report()`): CPU {report['cpu']}; flags "
+        lines.append(f"kernel report (`pyro_air.backend.report.kernel_report()`): CPU {report['cpu']}; flags "
                      f"{', '.join(report['flags']) or 'none of avx2/avx512f/avx512_bf16/amx'}; tanh kernel "
                      f"**{tanh['kernel']}** ({tanh['source']}; {measured}); dense layers without gradients "
                      f"**{report['linear']['kernel']}** ({report['linear']['source']}; "
@@ -324,7 +324,7 @@ def main(argv=None) -> None:
                "mem_settings": [(100, None), (500, None), (2000, None), (500, 500), (2000, 2000)] if q else
                [(2000, None), (5000, None), (10000, None), (2000, 2000), (5000, 5000)]}
     t_start = time.perf_counter()
-    from pyro_air.core.allocator import keep_freed_memory
+    from pyro_air.backend.allocator import keep_freed_memory
     keep_freed_memory()  # as fit and the evaluations would on first use: every in-process case runs with it
     results = {"config": cfg, "device": str(device), "quick": q}
     machine = machine_summary(device)
@@ -384,7 +384,7 @@ def issue17_sections(denormal_table, epoch_tables, busy_table, allocator_table, 
     return f"""## Denormals (issue 17): an IWAE-8 training step from initialization
 
 `fit` flushes denormal floats to zero while training (`TrainConfig.flush_denormals`, default on;
-`pyro_air.core.kernels.denormals_flushed`); `tests/test_train.py` checks that a short fit ends with
+`pyro_air.backend.openmp.denormals_flushed`); `tests/test_train.py` checks that a short fit ends with
 the same parameters either way, to float rounding. Interleaved, {torch.get_num_threads()} threads:
 
 {denormal_table}
@@ -399,7 +399,7 @@ tanh choice, softplus log-density, denormals flushed) and against a typical user
 (`nn.Linear`, `nn.Tanh`, BCE-with-logits, default `torch.optim.Adam`, denormals not flushed).
 The typical user's loop runs twice: in a worker process of its own, with the C library's malloc
 settings as in a user's own process (`benchmarks/remote.py`; the target's row), and in this
-process, which pyro-air's allocator setting has changed (`pyro_air.core.allocator`), for scale.
+process, which pyro-air's allocator setting has changed (`pyro_air.backend.allocator`), for scale.
 The last row runs only the epoch's matrix products (`benchmarks.training.EpochGemms`: forward and
 backward products of every dense layer at the step's shapes), a floor no loop can go below here.
 Issue 17's targets: fit <= 1.03x the hand-written loop and <= 0.85x the typical user's (own process).
@@ -424,7 +424,7 @@ training the AIR MNIST VAE with `fit` for {cfg['busy_steps']} steps (ELBO, batch
 ## Freed memory kept for reuse (issue 17; `benchmarks/allocator.py`)
 
 `fit` and the evaluation functions set glibc's mmap and trim thresholds once per process
-(`pyro_air.core.allocator`; `PYRO_AIR_MALLOC=system` opts out), so the same MiB-sized tensors that
+(`pyro_air.backend.allocator`; `PYRO_AIR_MALLOC=system` opts out), so the same MiB-sized tensors that
 every chunk or step allocates and frees are reused instead of coming back from the kernel as fresh
 pages that fault on first touch. Each setting runs in a worker process of its own, interleaved over
 {cfg['allocator_rounds']} rounds; the page faults are those of one more call after the rounds. glibc's defaults adapt
@@ -474,7 +474,7 @@ def targets_summary(results: dict) -> str:
             rows.append((f"fit epoch, {group.upper()}, --precision bf16, vs the typical user's (float32) loop",
                          f"{bf16_row['ratio'] / user_row['ratio']:.3f}x (of medians); "
                          f"{fit_row['ratio'] / bf16_row['ratio']:.2f}x faster than float32 fit", "(for scale)"))
-    from pyro_air.core.kernels import bf16_support
+    from pyro_air.backend.precision import bf16_support
     state = bf16_support()["state"] if results.get("device", "cpu") == "cpu" else "CUDA"
     for group, name in (("train_elbo", "ELBO"), ("train_iwae8", "IWAE-8")):
         f32, bf = results[group].get(f"pyro-air {name}"), results[group].get(f"pyro-air {name}, bf16 autocast")
@@ -498,7 +498,7 @@ def targets_summary(results: dict) -> str:
 def denormal_section(device, rounds: int, block: int) -> tuple:
     """An IWAE-8 training step from initialization with denormals flushed (the training default) vs not."""
     from benchmarks.training import PyroAirStep, fresh_pair, renamed_copy
-    from pyro_air.core.kernels import denormals_flushed
+    from pyro_air.backend.openmp import denormals_flushed
     batches = training_batches(device)
     model, guide = fresh_pair(device=device)
     kept = PyroAirStep(*renamed_copy(model, guide, "kept"), infer.IWAE_ELBO(num_particles=8), batches, NUM_DATA)
@@ -511,7 +511,7 @@ def denormal_section(device, rounds: int, block: int) -> tuple:
         with denormals_flushed():
             return flushed()
 
-    def calling_thread_step():  # torch's own switch: the calling thread only (pyro_air.core.openmp)
+    def calling_thread_step():  # torch's own switch: the calling thread only (pyro_air.backend.openmp)
         torch.set_flush_denormal(True)
         try:
             return calling_only()
@@ -563,7 +563,8 @@ def render(machine, profile, overhead, elbo_table, iwae_table, eval_table, eval_
            "**not measured**: no GPU was lent to this session. `python -m benchmarks.run --device cuda` runs every "
            "section on CUDA (data resident on the device, `torch.cuda.synchronize` around each timed block, "
            "memory from `torch.cuda.max_memory_allocated`).")
-    from pyro_air.core.kernels import chunk_elements, cpu_model, linear_kernel
+    from pyro_air.backend.choices import cpu_model
+    from pyro_air.backend.onednn import chunk_elements, linear_kernel
     linear = {"onednn": "oneDNN", "torch": "torch's product"}[linear_kernel()] if device.type == "cpu" else "torch's product"
     chunk = chunk_elements(device)
     return f"""# pyro-air benchmarks on {cpu_model() if device.type == 'cpu' else device.type.upper()} ({'QUICK sanity run' if quick else 'full run'}, {today})
@@ -617,7 +618,7 @@ and seed). Target: pyro-air <= 1.05x. The "nn.Tanh + BCE" row is the same hand-w
 torch's own tanh and binary cross-entropy (the same function to float32 rounding), for scale.
 The "oneDNN products" row (CPUs whose torch has oneDNN) is pyro-air's step with the opt-in
 `PYRO_AIR_LINEAR_TRAINING=onednn`: forward products with tanh fused and input gradients through
-oneDNN (`pyro_air.core.onednn`; the same function to float rounding, not the same bits).
+oneDNN (`pyro_air.backend.onednn`; the same function to float rounding, not the same bits).
 Each round times {cfg['train_block']} consecutive steps per case. Every case runs with denormal floats flushed
 on every pool thread, as `fit` trains, except the typical user's step and stock Pyro with its
 defaults, which keep them (`benchmarks.training.Flushed`; the denormal section below shows what
@@ -641,7 +642,7 @@ IWAE-8 (8 vectorized particles):
 with the guide's q(z | x) computed once per block of images rather than once per chunk of samples.
 Samples are drawn in units of at most {DEFAULT_CHUNK_ELEMENTS:,} elements per [unit, B, 784] tensor
 (fixed: the draws depend on it) and scored in chunks of whole units of at most {chunk:,} elements
-({chunk * 4 // 2 ** 20} MiB; `pyro_air.core.kernels.chunk_elements`: 16 MiB where the dense layers run
+({chunk * 4 // 2 ** 20} MiB; `pyro_air.backend.onednn.chunk_elements`: 16 MiB where the dense layers run
 through oneDNN, whose products gain from more rows, else 4 MiB, where the chunk's elementwise work
 stays in cache). What separates it from the GEMM bound is eager
 PyTorch's elementwise work on those tensors: the two tanh layers (2 sigmoid(2a) - 1 where the
@@ -649,15 +650,15 @@ kernel measurement chose it, `pyro_air/core/nets.py`), the Bernoulli log-density
 `pyro_air/core/distributions.py`), the bias adds and the normal draws. The hand-written chunked row
 pays the same; the "nn.Tanh + BCE" row shows what torch's own tanh and binary cross-entropy would
 cost instead (as a plain `nn.Sequential`). Without gradients the dense layers run through the
-library the kernel measurement chose (`pyro_air.core.kernels.linear_kernel`; this run: {linear}):
-through oneDNN each dense layer and the tanh after it are one call (`pyro_air.core.onednn`: tanh
+library the kernel measurement chose (`pyro_air.backend.onednn.linear_kernel`; this run: {linear}):
+through oneDNN each dense layer and the tanh after it are one call (`pyro_air.backend.onednn`: tanh
 fused into the product as a post-op, same function to float rounding); through torch's product
 each runs as one product that returns 2a directly (alpha = beta = 2, exact) and two in-place
-passes (`pyro_air.core.nets.MLP`; bit for bit the layer-by-layer numbers; ~3% of the evaluation
+passes (`pyro_air.backend.nets.MLP`; bit for bit the layer-by-layer numbers; ~3% of the evaluation
 time side by side). The GEMM bound is the best of both libraries' products. (Tried and
 removed earlier: moving the bias add out of the product into the tanh's first pass - not bit for
 bit, and 0.98-1.04x the time at 2 threads.) Every case here runs in a process whose freed memory is
-kept for reuse (`pyro_air.core.allocator`), the bound included.
+kept for reuse (`pyro_air.backend.allocator`), the bound included.
 
 The per-datapoint peer follows pythae's `get_nll` strategy in plain torch; the pythae row (present
 when pythae 0.1.2 is installed: `pip install -e ".[peers]"`) calls pythae's own `VAE.get_nll` on a

@@ -31,8 +31,10 @@ import torch
 
 from benchmarks.handwritten import HandwrittenVAE
 from pyro_air import guides, infer, models
-from pyro_air.core.kernels import autocast, denormals_flushed, pinned_kernels
-from pyro_air.core.onednn import onednn_available
+from pyro_air.backend.openmp import denormals_flushed
+from pyro_air.backend.precision import autocast
+from pyro_air.backend.report import pinned_kernels
+from pyro_air.backend.onednn import onednn_available
 from pyro_air.core.scoring import generic_scoring as generic_path
 from pyro_air.train import make_adam, parameters_of
 
@@ -56,7 +58,7 @@ def renamed_copy(model, guide, prefix: str):
 
 class PyroAirStep:
     """``precision="bf16"``: the step as ``fit`` runs it with ``TrainConfig(precision="bf16")``
-    (forward under bf16 autocast, ``pyro_air.core.kernels.autocast``; loss and backward in float32)."""
+    (forward under bf16 autocast, ``pyro_air.backend.precision.autocast``; loss and backward in float32)."""
 
     def __init__(self, model, guide, objective, batches, num_data, generic=False, precision="float32",
                  onednn_training=False):
@@ -214,7 +216,7 @@ class HandwrittenEpoch:
         self.num_particles, self.bound, self.x, self.typical = num_particles, bound, x, typical_user
 
     def __call__(self):
-        from pyro_air.core.kernels import denormals_flushed
+        from pyro_air.backend.openmp import denormals_flushed
         params = list(self.net.parameters())
         opt = torch.optim.Adam(params, lr=LR) if self.typical else make_adam(params, LR)
         n = len(self.x)
@@ -234,7 +236,7 @@ def typical_user_epoch(num_particles: int, images: int, device: str = "cpu") -> 
     """The typical user's epoch built inside a worker process (``benchmarks.remote.RemoteCase``):
     the first ``images`` training images and the benchmark's initial weights (``fresh_pair``), as
     in the parent. The worker never runs ``fit`` or an evaluation, so it keeps the C library's
-    malloc settings, as a user's own process does (``pyro_air.core.allocator``)."""
+    malloc settings, as a user's own process does (``pyro_air.backend.allocator``)."""
     from pyro_air import data
     x = data.load("mnist", "train")[:images].to(device)
     model, guide = fresh_pair(device=device)
@@ -263,7 +265,7 @@ class EpochGemms:
         self.num_steps = num_steps
 
     def __call__(self):
-        from pyro_air.core.kernels import denormals_flushed
+        from pyro_air.backend.openmp import denormals_flushed
         with denormals_flushed():
             for _ in range(self.num_steps):
                 for x, w, b, g, needs_input_grad in self.tensors:

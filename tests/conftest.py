@@ -32,14 +32,14 @@ def one_thread():
 def fresh_choice(tmp_path, monkeypatch):
     """Kernel choices as a new process on a new machine makes them: no overriding environment
     variable, an empty cache (in tmp_path, returned), nothing chosen in this process yet."""
-    from pyro_air.core import kernels
-    monkeypatch.setenv(kernels.CACHE_ENV, str(tmp_path))
-    for env in (kernels.TANH_ENV, kernels.BF16_ENV, kernels.LINEAR_ENV, kernels.LINEAR_TRAINING_ENV,
-                kernels.CHUNK_ENV):
+    from pyro_air.backend import choices, onednn, precision, tanh
+    monkeypatch.setenv(choices.CACHE_ENV, str(tmp_path))
+    for env in (tanh.TANH_ENV, precision.BF16_ENV, onednn.LINEAR_ENV, onednn.LINEAR_TRAINING_ENV,
+                onednn.CHUNK_ENV):
         monkeypatch.delenv(env, raising=False)
-    kernels.forget_choices()
+    choices.forget_choices()
     yield tmp_path
-    kernels.forget_choices()
+    choices.forget_choices()
 
 
 @pytest.fixture

@@ -240,7 +240,7 @@ def _compile_not_bool(tmp, mp):
 
 def _malloc_setting(tmp, mp):
     from pyro_air import infer
-    from pyro_air.core import allocator
+    from pyro_air.backend import allocator
     from pyro_air.train import TrainConfig, fit
     mp.setattr(allocator, "_state", {})  # a process where nothing has applied the setting yet
     mp.setenv("PYRO_AIR_MALLOC", "fast")

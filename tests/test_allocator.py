@@ -1,4 +1,4 @@
-"""pyro_air.core.allocator: freed memory kept for reuse (glibc), the override, and no number changed.
+"""pyro_air.backend.allocator: freed memory kept for reuse (glibc), the override, and no number changed.
 
 The malloc thresholds are process-wide and permanent, so every check that sets them runs in a
 fresh Python process."""
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from pyro_air import guides, models
-from pyro_air.core import allocator
+from pyro_air.backend import allocator
 from pyro_air.train import TrainConfig, fit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +29,7 @@ GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 CHILD = r"""
 import json, os, torch
 from pyro_air import guides, models
-from pyro_air.core.allocator import keep_freed_memory
+from pyro_air.backend.allocator import keep_freed_memory
 from pyro_air.evaluate import log_likelihood
 report = keep_freed_memory()
 def resident_mib():

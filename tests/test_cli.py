@@ -66,7 +66,7 @@ def test_threads_and_precision_options_reach_the_train_config():
     """issue 17: --threads / --precision; without --threads, threads.default_threads()."""
     from pyro_air.cli.main import build_parser
     from pyro_air.cli.options import config_from_args
-    from pyro_air.core.threads import default_threads
+    from pyro_air.backend.threads import default_threads
     args = build_parser().parse_args(["train", "--run-dir", "r", "--threads", "1", "--precision", "bf16"])
     config = config_from_args(args)
     assert (config.threads, config.precision) == (1, "bf16")

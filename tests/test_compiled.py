@@ -59,15 +59,15 @@ def test_a_network_compiles_where_its_layers_would_run_through_onednn(grad):
     """Compiled, pyro-air's MLP runs its layers one by one whatever the dense-layer choice; the
     oneDNN kernels are never traced (inductor cannot lower them on unfrozen weights: it failed)."""
     import torch._dynamo
-    from pyro_air.core import kernels
-    from pyro_air.core.nets import mlp
+    from pyro_air.backend import report
+    from pyro_air.backend.nets import mlp
     torch._dynamo.reset()
     torch.manual_seed(0)
     net = mlp([6, 16, 5])
     z = torch.randn(7, 6)
-    with kernels.pinned_kernels({"linear": "onednn", "linear_training": "onednn"}), torch.set_grad_enabled(grad):
+    with report.pinned_kernels({"linear": "onednn", "linear_training": "onednn"}), torch.set_grad_enabled(grad):
         compiled = torch.compile(net, dynamic=False)(z)
-    with kernels.pinned_kernels({"linear": "torch", "linear_training": "torch"}), torch.set_grad_enabled(grad):
+    with report.pinned_kernels({"linear": "torch", "linear_training": "torch"}), torch.set_grad_enabled(grad):
         eager = net(z)
     torch.testing.assert_close(compiled, eager)
     assert compiled.requires_grad == grad

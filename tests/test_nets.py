@@ -1,21 +1,21 @@
-"""The network builders: the CPU tanh through 2 sigmoid(2x) - 1 (pyro_air.core.nets.Tanh)."""
+"""The network builders: the CPU tanh through 2 sigmoid(2x) - 1 (pyro_air.backend.nets.Tanh)."""
 import pytest
 import torch
 from torch import nn
 
-from pyro_air.core import kernels
-from pyro_air.core.nets import Tanh, activation, mlp
+from pyro_air.backend import onednn, tanh
+from pyro_air.backend.nets import Tanh, activation, mlp
 
 
-@pytest.fixture(autouse=True, params=kernels.TANH_KERNELS)
+@pytest.fixture(autouse=True, params=tanh.TANH_KERNELS)
 def tanh_kernel(request):
     """Every test runs with both CPU tanh kernels, whichever this machine would choose, and torch's
     own dense-layer product (oneDNN's fused path is tests/test_onednn.py's)."""
-    kernels.set_tanh_kernel(request.param)
-    kernels.set_linear_kernel("torch")
+    tanh.set_tanh_kernel(request.param)
+    onednn.set_linear_kernel("torch")
     yield request.param
-    kernels.set_tanh_kernel(None)
-    kernels.set_linear_kernel(None)
+    tanh.set_tanh_kernel(None)
+    onednn.set_linear_kernel(None)
 
 
 def test_tanh_is_within_float32_rounding_of_the_exact_tanh():

@@ -1,4 +1,4 @@
-"""Dense layers through oneDNN (pyro_air.core.onednn): the same function and the same gradients as
+"""Dense layers through oneDNN (pyro_air.backend.onednn): the same function and the same gradients as
 nn.Linear (+ tanh) to float rounding, chosen by measurement with an override; packed weights live
 only as long as an evaluation."""
 import json
@@ -8,9 +8,10 @@ import torch
 from torch.nn import functional as F
 
 from pyro_air import guides, infer, models
-from pyro_air.core import kernels
-from pyro_air.core.nets import mlp
-from pyro_air.core.onednn import onednn_available, onednn_linear, onednn_linear_with_grad
+from pyro_air.backend import choices, onednn, tanh
+from pyro_air.backend.nets import mlp
+from pyro_air.backend.onednn import onednn_available, onednn_linear, onednn_linear_with_grad
+from pyro_air.backend.report import chosen_kernels, kernel_report, pinned_kernels
 from pyro_air.evaluate import log_likelihood
 
 needs_onednn = pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN")
@@ -19,7 +20,7 @@ needs_onednn = pytest.mark.skipif(not onednn_available(), reason="this torch bui
 @pytest.fixture
 def linear_kernel_reset():
     yield
-    kernels.set_linear_kernel(None)
+    onednn.set_linear_kernel(None)
 
 
 
@@ -61,7 +62,7 @@ def test_mlp_runs_through_onednn_and_matches_layer_by_layer(linear_kernel_reset)
     net = mlp((50, 30, 30, 20))
     z = torch.randn(4, 6, 50)
     layered = torch.nn.Sequential.forward(net, z).detach()  # nn.Linear and Tanh one by one
-    kernels.set_linear_kernel("onednn")
+    onednn.set_linear_kernel("onednn")
     with torch.no_grad():
         fused, again = net(z), net(z)
     assert torch.equal(fused, again)  # deterministic
@@ -97,7 +98,7 @@ def test_training_through_onednn_is_deterministic_and_close_to_torchs_products(l
     x = torch.bernoulli(torch.full((16, 12), 0.4), generator=torch.Generator().manual_seed(2))
     grads = {}
     for kernel in ("torch", "onednn", "onednn"):
-        kernels.set_linear_kernel(kernel)
+        onednn.set_linear_kernel(kernel)
         torch.manual_seed(0)
         model = models.build("bernoulli-vae", x_dim=12, z_dim=2, hidden=(8,))
         guide = guides.build("gaussian", x_dim=12, z_dim=2, hidden=(8,))
@@ -113,7 +114,7 @@ def test_training_through_onednn_is_deterministic_and_close_to_torchs_products(l
 
 @needs_onednn
 def test_autocast_runs_the_layers_one_by_one(linear_kernel_reset):
-    kernels.set_linear_kernel("onednn")
+    onednn.set_linear_kernel("onednn")
     net = mlp((50, 30, 20))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert net(torch.randn(4, 50)).dtype == torch.bfloat16  # nn.Linear under autocast, not oneDNN's float32
@@ -127,65 +128,65 @@ def test_evaluation_through_onednn_is_the_same_estimate_to_float_rounding(linear
     x = torch.bernoulli(torch.full((9, 12), 0.4), generator=torch.Generator().manual_seed(3))
     values = {}
     for kernel in ("torch", "onednn"):
-        kernels.set_linear_kernel(kernel)
+        onednn.set_linear_kernel(kernel)
         values[kernel] = log_likelihood(model, guide, x, num_samples=50, seed=4)
     torch.testing.assert_close(values["onednn"], values["torch"], rtol=1e-5, atol=1e-5)
 
 
 def test_onednn_is_chosen_only_when_it_clearly_wins():
-    assert kernels.choose_linear({"torch": 1.0, "onednn": 0.7}) == "onednn"
-    assert kernels.choose_linear({"torch": 1.0, "onednn": 0.95}) == "torch"  # within the margin
-    assert kernels.choose_linear({"torch": 0.7, "onednn": 1.0}) == "torch"
+    assert onednn.choose_linear({"torch": 1.0, "onednn": 0.7}) == "onednn"
+    assert onednn.choose_linear({"torch": 1.0, "onednn": 0.95}) == "torch"  # within the margin
+    assert onednn.choose_linear({"torch": 0.7, "onednn": 1.0}) == "torch"
 
 
 @needs_onednn
 def test_the_linear_choice_is_measured_once_cached_and_overridable(fresh_choice, monkeypatch):
-    from pyro_air.core import onednn
+    from pyro_air.backend import onednn
     calls = []
     monkeypatch.setattr(onednn, "measure_linear", lambda: calls.append(1) or {"torch": 2.0, "onednn": 1.0})
-    assert kernels.linear_kernel() == "onednn"
+    assert onednn.linear_kernel() == "onednn"
     entry, = json.loads((fresh_choice / "kernels.json").read_text()).values()
     assert entry["linear"] == "onednn" and entry["linear_times"] == {"torch": 2.0, "onednn": 1.0}
-    kernels.forget_choices()  # a new process: the cache answers
-    assert kernels.linear_kernel() == "onednn" and len(calls) == 1
-    assert kernels.kernel_report()["linear"]["source"].startswith("cache")
-    kernels.forget_choices()
-    monkeypatch.setenv(kernels.LINEAR_ENV, "torch")
-    assert kernels.linear_kernel() == "torch"
-    kernels.forget_choices()
-    monkeypatch.setenv(kernels.LINEAR_ENV, "blas")
+    choices.forget_choices()  # a new process: the cache answers
+    assert onednn.linear_kernel() == "onednn" and len(calls) == 1
+    assert kernel_report()["linear"]["source"].startswith("cache")
+    choices.forget_choices()
+    monkeypatch.setenv(onednn.LINEAR_ENV, "torch")
+    assert onednn.linear_kernel() == "torch"
+    choices.forget_choices()
+    monkeypatch.setenv(onednn.LINEAR_ENV, "blas")
     with pytest.raises(ValueError, match="PYRO_AIR_LINEAR='blas' is not a linear kernel; use one of torch, onednn"):
-        kernels.linear_kernel()
+        onednn.linear_kernel()
     with pytest.raises(ValueError, match="unknown linear kernel"):
-        kernels.set_linear_kernel("blas")
+        onednn.set_linear_kernel("blas")
 
 
 @needs_onednn
 def test_training_keeps_torchs_product_unless_asked(fresh_choice, monkeypatch):
-    monkeypatch.delenv(kernels.LINEAR_TRAINING_ENV, raising=False)
-    monkeypatch.setenv(kernels.LINEAR_ENV, "onednn")
-    assert kernels.linear_kernel() == "onednn" and kernels.linear_kernel(training=True) == "torch"
-    assert "opt in" in kernels.kernel_report()["linear_training"]["source"]
-    kernels.forget_choices()
-    monkeypatch.setenv(kernels.LINEAR_TRAINING_ENV, "onednn")
-    assert kernels.linear_kernel(training=True) == "onednn"
-    kernels.forget_choices()
-    monkeypatch.setenv(kernels.LINEAR_TRAINING_ENV, "fast")
+    monkeypatch.delenv(onednn.LINEAR_TRAINING_ENV, raising=False)
+    monkeypatch.setenv(onednn.LINEAR_ENV, "onednn")
+    assert onednn.linear_kernel() == "onednn" and onednn.linear_kernel(training=True) == "torch"
+    assert "opt in" in kernel_report()["linear_training"]["source"]
+    choices.forget_choices()
+    monkeypatch.setenv(onednn.LINEAR_TRAINING_ENV, "onednn")
+    assert onednn.linear_kernel(training=True) == "onednn"
+    choices.forget_choices()
+    monkeypatch.setenv(onednn.LINEAR_TRAINING_ENV, "fast")
     with pytest.raises(ValueError, match="PYRO_AIR_LINEAR_TRAINING='fast' is not a linear kernel"):
-        kernels.linear_kernel(training=True)
+        onednn.linear_kernel(training=True)
 
 
 def test_without_onednn_the_choice_is_torch_and_says_why(fresh_choice, monkeypatch):
-    from pyro_air.core import onednn
+    from pyro_air.backend import onednn
     monkeypatch.setattr(onednn, "onednn_available", lambda: False)
     monkeypatch.setattr(onednn, "measure_linear", lambda: pytest.fail("measured without oneDNN"))
-    assert kernels.linear_kernel() == "torch" and kernels.linear_kernel(training=True) == "torch"
-    assert "not available" in kernels.kernel_report()["linear"]["source"]
+    assert onednn.linear_kernel() == "torch" and onednn.linear_kernel(training=True) == "torch"
+    assert "not available" in kernel_report()["linear"]["source"]
 
 
 @needs_onednn
 def test_packed_weights_are_reused_only_inside_an_evaluation_block():
-    from pyro_air.core import onednn
+    from pyro_air.backend import onednn
     layer = torch.nn.Linear(30, 20)
     x = torch.randn(40, 30, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
@@ -220,7 +221,7 @@ def test_fused_adam_changes_parameters_without_a_new_version():
 def test_validation_inside_fit_sees_every_optimizer_step(linear_kernel_reset):
     """Two evaluations with training between them: the second uses the new weights."""
     from pyro_air.train import make_adam
-    kernels.set_linear_kernel("onednn")
+    onednn.set_linear_kernel("onednn")
     torch.manual_seed(0)
     model = models.build("bernoulli-vae", x_dim=12, z_dim=2, hidden=(8,))
     guide = guides.build("gaussian", x_dim=12, z_dim=2, hidden=(8,))
@@ -232,7 +233,7 @@ def test_validation_inside_fit_sees_every_optimizer_step(linear_kernel_reset):
         infer.build("elbo").differentiable_loss(model, guide, x).backward()
         optimizer.step()
     after = log_likelihood(model, guide, x, num_samples=20, seed=4)
-    kernels.set_linear_kernel("torch")
+    onednn.set_linear_kernel("torch")
     torch.testing.assert_close(after, log_likelihood(model, guide, x, num_samples=20, seed=4), rtol=1e-5, atol=1e-5)
     assert not torch.allclose(after, before)
 
@@ -240,7 +241,7 @@ def test_validation_inside_fit_sees_every_optimizer_step(linear_kernel_reset):
 @needs_onednn
 def test_results_do_not_depend_on_which_products_came_before():
     """Packs are per row count, so a product gives the same bits whatever ran before it."""
-    from pyro_air.core import onednn
+    from pyro_air.backend import onednn
     w, b = _layer(50, 30, seed=6)
     xs = {rows: torch.randn(rows, 50, generator=torch.Generator().manual_seed(rows)) for rows in (1, 7, 300)}
     with onednn.reusing_packed_weights():
@@ -256,7 +257,7 @@ def test_results_do_not_depend_on_which_products_came_before():
 def test_a_packed_weight_is_dropped_with_its_weight():
     import gc
 
-    from pyro_air.core import onednn
+    from pyro_air.backend import onednn
     layer = torch.nn.Linear(30, 20)
     with torch.no_grad(), onednn.reusing_packed_weights():
         onednn_linear(torch.randn(9, 30), layer.weight, layer.bias)
@@ -268,41 +269,41 @@ def test_a_packed_weight_is_dropped_with_its_weight():
 
 
 def test_pinned_kernels_apply_inside_and_restore_after(linear_kernel_reset):
-    kernels.set_linear_kernel("onednn")
-    kernels.set_tanh_kernel("sigmoid")
+    onednn.set_linear_kernel("onednn")
+    tanh.set_tanh_kernel("sigmoid")
     both = {"linear": "onednn", "linear_training": "onednn"}
     try:
-        with kernels.pinned_kernels({"linear": "torch"}):
-            assert kernels.chosen_kernels() == {"tanh": "sigmoid", "linear": "torch", "linear_training": "onednn",
+        with pinned_kernels({"linear": "torch"}):
+            assert chosen_kernels() == {"tanh": "sigmoid", "linear": "torch", "linear_training": "onednn",
                                                 "chunk_elements": 2 ** 20}  # the chunk follows the library
-            with kernels.pinned_kernels({"tanh": "torch", "linear": "onednn"}):
-                assert kernels.chosen_kernels() == {"tanh": "torch", **both, "chunk_elements": 2 ** 22}
-            assert kernels.chosen_kernels()["linear"] == "torch"
-        assert kernels.chosen_kernels() == {"tanh": "sigmoid", **both, "chunk_elements": 2 ** 22}
+            with pinned_kernels({"tanh": "torch", "linear": "onednn"}):
+                assert chosen_kernels() == {"tanh": "torch", **both, "chunk_elements": 2 ** 22}
+            assert chosen_kernels()["linear"] == "torch"
+        assert chosen_kernels() == {"tanh": "sigmoid", **both, "chunk_elements": 2 ** 22}
         with pytest.raises(ValueError, match="unknown kernel choice"):
-            with kernels.pinned_kernels({"gemm": "mkl"}):
+            with pinned_kernels({"gemm": "mkl"}):
                 pass
         with pytest.raises(ValueError, match="unknown kernel"):
-            with kernels.pinned_kernels({"linear": "mkl"}):
+            with pinned_kernels({"linear": "mkl"}):
                 pass
     finally:
-        kernels.set_tanh_kernel(None)
+        tanh.set_tanh_kernel(None)
 
 
 @needs_onednn
 def test_the_choice_follows_the_thread_count_as_the_cache_does(fresh_choice, monkeypatch):
     """A process that chose at 2 threads and then runs at 1 uses the 1-thread choice, as another
     process at 1 thread reading the cache does (the resume and signal tests run such pairs)."""
-    from pyro_air.core import onednn
+    from pyro_air.backend import onednn
     monkeypatch.setattr(onednn, "measure_linear", lambda: {"torch": 1.0, "onednn": 0.5 * torch.get_num_threads()})
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        assert kernels.linear_kernel() == "torch"  # 1.0 vs 1.0 at 2 threads
+        assert onednn.linear_kernel() == "torch"  # 1.0 vs 1.0 at 2 threads
         torch.set_num_threads(1)
-        assert kernels.linear_kernel() == "onednn"  # 1.0 vs 0.5 at 1 thread
-        kernels.set_linear_kernel("torch")  # a forced choice holds at every count
-        assert kernels.linear_kernel() == "torch"
+        assert onednn.linear_kernel() == "onednn"  # 1.0 vs 0.5 at 1 thread
+        onednn.set_linear_kernel("torch")  # a forced choice holds at every count
+        assert onednn.linear_kernel() == "torch"
     finally:
         torch.set_num_threads(before)
-        kernels.set_linear_kernel(None)
+        onednn.set_linear_kernel(None)

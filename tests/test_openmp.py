@@ -1,12 +1,13 @@
-"""Denormal flushing reaches every thread of torch's OpenMP pool (pyro_air.core.openmp): torch's own
+"""Denormal flushing reaches every thread of torch's OpenMP pool (pyro_air.backend.openmp): torch's own
 switch reaches only the calling thread, so a 2-thread kernel flushed half its work."""
 import threading
 
 import pytest
 import torch
 
-from pyro_air.core import openmp
-from pyro_air.core.kernels import denormal_flush_reach, denormals_flushed, flush_denormals_supported, kernel_report
+from pyro_air.backend import openmp
+from pyro_air.backend.openmp import denormal_flush_reach, denormals_flushed, flush_denormals_supported
+from pyro_air.backend.report import kernel_report
 
 needs_libgomp = pytest.mark.skipif(openmp.pool_runtime() is None or not flush_denormals_supported(),
                                    reason="torch's OpenMP runtime is not libgomp, or no flush-to-zero here")

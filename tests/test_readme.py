@@ -40,8 +40,8 @@ def test_the_environment_table_names_every_variable_the_package_reads():
             for name in re.findall(r"PYRO_AIR_[A-Z0-9_]*[A-Z0-9]", path.read_text())}
     assert read, "no PYRO_AIR_ variable found: the pattern is wrong"
     assert read - listed == set(), f"README's environment table misses {sorted(read - listed)}"
-    omp = {"OMP_NUM_THREADS", "OMP_WAIT_POLICY"}  # OpenMP's own, read by pyro_air.core.threads
-    assert all(f'"{name}"' in (ROOT / "pyro_air" / "core" / "threads.py").read_text() for name in omp)
+    omp = {"OMP_NUM_THREADS", "OMP_WAIT_POLICY"}  # OpenMP's own, read by pyro_air.backend.threads
+    assert all(f'"{name}"' in (ROOT / "pyro_air" / "backend" / "threads.py").read_text() for name in omp)
     assert listed - read - omp == set(), f"README lists variables nothing reads: {sorted(listed - read - omp)}"
 
 

@@ -1,9 +1,9 @@
-"""Thread counts (pyro_air.core.threads): a deterministic default from the environment and the
+"""Thread counts (pyro_air.backend.threads): a deterministic default from the environment and the
 machine, checked overrides, and a setting restored after its block."""
 import pytest
 import torch
 
-from pyro_air.core import threads
+from pyro_air.backend import threads
 
 
 def test_default_threads_honours_omp_num_threads_else_cores_and_available_cpus(monkeypatch):

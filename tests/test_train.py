@@ -174,7 +174,7 @@ def test_bf16_training_runs_and_its_loss_is_close_to_float32():
     losses of a short run stay within 2% of float32's, and the parameters stay float32."""
     import warnings
 
-    from pyro_air.core.kernels import bf16_support
+    from pyro_air.backend.precision import bf16_support
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         bf16_result, bf16_params = _short_fit(infer.MonteCarloELBO(), precision="bf16")

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run_air
 
 import pyro_air.core.distributions
-import pyro_air.core.nets
+import pyro_air.backend.nets
 import pyro_air.core.scoring
 import pyro_air.train.loop
 
@@ -37,7 +37,7 @@ def _torch_bce_log_prob(self, value):
 
 
 def use_torch_default_kernels() -> None:
-    pyro_air.core.nets.ACTIVATIONS["tanh"] = nn.Tanh
+    pyro_air.backend.nets.ACTIVATIONS["tanh"] = nn.Tanh
     pyro_air.core.distributions.BernoulliImage.log_prob = _torch_bce_log_prob
     pyro_air.core.scoring.generic_scoring().__enter__()  # the specialized formulas call the softplus formula directly
     pyro_air.train.loop.make_adam = lambda params, lr: torch.optim.Adam(list(params), lr=lr)

@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parents[1])]
 
 from pyro_air import benchmark
-from pyro_air.core.kernels import cpu_model
+from pyro_air.backend.choices import cpu_model
 from pyro_air.train import TrainConfig, fit
 
 BUDGET_DIRS = {"cpu": HERE, "overfit": HERE / "overfit"}

@@ -8,7 +8,7 @@ IWAE-``--num-samples`` on the first ``--test-points`` test images with one share
 stream. Reported: per seed, the paired difference of test -log p(x) (bf16 - float32, mean ± s.e.
 over images) and the training wall time of each precision; over seeds, the mean paired difference
 with its standard error against the spread of float32's -log p(x) across seeds (seed noise).
-Speed is only meaningful where bf16 is native (``pyro_air.core.kernels.bf16_support``).
+Speed is only meaningful where bf16 is native (``pyro_air.backend.precision.bf16_support``).
 
 Seeds can be split over workers that each write a JSON file, then merged into one table:
 
@@ -31,7 +31,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from pyro_air import data
-from pyro_air.core.kernels import bf16_support, cpu_model
+from pyro_air.backend.choices import cpu_model
+from pyro_air.backend.precision import bf16_support
 from pyro_air.core.seeds import stream_seed
 from pyro_air.evaluate import log_likelihood
 from pyro_air.runs import build_run, vae_spec

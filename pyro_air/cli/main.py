@@ -172,7 +172,7 @@ def main(argv=None) -> int:
     clean_exit = False
     try:
         if hasattr(args, "threads"):  # a command that computes: before torch (and OpenMP) load
-            from pyro_air.core.threads import default_threads, sleep_waiting_threads_if_busy
+            from pyro_air.backend.threads import default_threads, sleep_waiting_threads_if_busy
             sleep_waiting_threads_if_busy(args.threads if (args.threads or 0) > 0 else default_threads())
         code = args.func(args)
         clean_exit = code == 0  # a non-zero code may come from one rank only: no barrier then

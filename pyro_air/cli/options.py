@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pyro_air.cli import names
 from pyro_air.core.images import image_shape_for
-from pyro_air.core.threads import resolve_threads
+from pyro_air.backend.threads import resolve_threads
 
 # Parsing needs no torch (``pyro-air --help`` answers at once): the functions that build a run spec or a
 # TrainConfig import pyro_air.data / runs / train when they are called.
@@ -109,17 +109,17 @@ def add_threads_arg(p: argparse.ArgumentParser) -> None:
 
 
 def threads_of(args) -> int:
-    """The thread count a command runs with: ``--threads``, else ``pyro_air.core.threads.default_threads()``."""
+    """The thread count a command runs with: ``--threads``, else ``pyro_air.backend.threads.default_threads()``."""
     return resolve_threads(getattr(args, "threads", None))
 
 
 def report_threads(args, threads: int, progress: bool) -> None:
     """With progress bars on, the line that says which thread count a command chose and why, on stderr
-    beside the bars (``pyro_air.core.threads.thread_report``)."""
+    beside the bars (``pyro_air.backend.threads.thread_report``)."""
     if progress:
         import sys
 
-        from pyro_air.core.threads import thread_report
+        from pyro_air.backend.threads import thread_report
         print(thread_report(threads, getattr(args, "threads", None)), file=sys.stderr)
 
 

@@ -7,16 +7,17 @@ import math
 import pyro
 import torch
 
-from pyro_air.core.allocator import keep_freed_memory
-from pyro_air.core.kernels import chunk_elements, denormals_flushed
-from pyro_air.core.onednn import reusing_packed_weights
+from pyro_air.backend.allocator import keep_freed_memory
+from pyro_air.backend.onednn import chunk_elements
+from pyro_air.backend.openmp import denormals_flushed
+from pyro_air.backend.onednn import reusing_packed_weights
 
 # Elements of the largest per-draw tensor ([samples, batch, x_dim]); 2**20 float32 = 4 MiB. It fixes
 # how the samples are drawn (``default_chunk_size``), so it stays as it was when the evaluation
 # numbers in this repository were made. It was first chosen as the computed chunk too (a sweep with
 # torch's MKL products on an AMD EPYC: 2**23 -> 61% / 43% of the GEMM bound at 1 / 2 threads,
 # 2**20 -> 80% / 70%); with oneDNN's products larger chunks win, so the scored chunk is now chosen
-# on its own (``units_per_chunk``; ``pyro_air.core.kernels.chunk_elements``).
+# on its own (``units_per_chunk``; ``pyro_air.backend.onednn.chunk_elements``).
 DEFAULT_CHUNK_ELEMENTS = 2 ** 20
 
 
@@ -35,10 +36,10 @@ def module_device(module, default: torch.device | None = None) -> torch.device:
 @contextlib.contextmanager
 def evaluation_mode(*modules):
     """eval() mode (a denoising guide adds no noise), no gradients, Pyro validation off, denormals
-    flushed to zero (``pyro_air.core.kernels.denormals_flushed``), oneDNN's packed weights reused
-    (``pyro_air.core.onednn.reusing_packed_weights``); all restored after. Plain Pyro
+    flushed to zero (``pyro_air.backend.openmp.denormals_flushed``), oneDNN's packed weights reused
+    (``pyro_air.backend.onednn.reusing_packed_weights``); all restored after. Plain Pyro
     functions (not ``torch.nn.Module``s) have no mode and are left as they are. Freed tensor memory
-    is kept for reuse from here on (``pyro_air.core.allocator``: process-wide, not restored)."""
+    is kept for reuse from here on (``pyro_air.backend.allocator``: process-wide, not restored)."""
     keep_freed_memory()
     modules = [m for m in modules if isinstance(m, torch.nn.Module)]
     modes = [m.training for m in modules]
@@ -62,7 +63,7 @@ def default_chunk_size(num_samples: int, batch_size: int, x_dim: int) -> int:
 
 def units_per_chunk(unit: int, num_samples: int, batch_size: int, x_dim: int, device=None) -> int:
     """How many draw units of ``unit`` samples an evaluation scores at once: as many as fit in
-    ``pyro_air.core.kernels.chunk_elements(device)`` elements per [chunk, B, x_dim] tensor (on the
+    ``pyro_air.backend.onednn.chunk_elements(device)`` elements per [chunk, B, x_dim] tensor (on the
     CPU: 16 MiB where the dense layers run through oneDNN, else 4 MiB), at least one. Nothing is
     asked when a single unit already holds every sample."""
     if unit >= num_samples:

@@ -24,7 +24,7 @@ whole evaluation set as the data (per datapoint, they are shares of that bound, 
 Chunks. ``chunk_size`` given: that many samples per datapoint are drawn and scored at once. By
 default the samples are drawn in units of ``default_chunk_size`` (fixed: the draws, and so the
 estimates, depend on it) and, on the direct path, scored several units at once, as many as
-``pyro_air.core.kernels.chunk_elements`` allows; that choice moves the estimates at float rounding
+``pyro_air.backend.onednn.chunk_elements`` allows; that choice moves the estimates at float rounding
 only.
 
 Reproducible and distributed evaluation. With ``seed=s`` the samples for datapoint batch i (rows

@@ -14,7 +14,7 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from pyro_air.core.nets import mlp, softplus_scale
+from pyro_air.backend.nets import mlp, softplus_scale
 from pyro_air.core.scoring import (
     DiagonalNormalPosterior,
     keeps,

@@ -25,7 +25,7 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from pyro_air.core.nets import activation
+from pyro_air.backend.nets import activation
 from pyro_air.core.validation import check_positive_int
 
 MIN_STD = 1e-6

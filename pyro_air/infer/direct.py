@@ -76,7 +76,7 @@ def direct_log_weight_chunks(model, guide, x: torch.Tensor, num_samples: int, ch
     IWAE-5000). Each unit's log q is taken at its own draw and the model scores the ``units``
     draws together: with ``units`` > 1 the draws are the same, the model's products run on more rows
     (faster, and equal to scoring the units one by one up to float rounding;
-    ``pyro_air.core.kernels.chunk_elements``)."""
+    ``pyro_air.backend.onednn.chunk_elements``)."""
     q = guide.direct_posterior(x)
     for start in range(0, num_samples, chunk_size * units):
         stop = min(num_samples, start + chunk_size * units)

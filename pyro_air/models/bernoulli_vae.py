@@ -22,7 +22,7 @@ from pyro_air.core.distributions import (
     bernoulli_image_log_density,
     standard_normal_log_density,
 )
-from pyro_air.core.nets import mlp
+from pyro_air.backend.nets import mlp
 from pyro_air.core.scoring import keeps, specialized_scoring_enabled
 from pyro_air.core.validation import check_binary, check_hidden
 from pyro_air.models.base import LatentVariableModel

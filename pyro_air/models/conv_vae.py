@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from pyro_air.core.images import channels_height_width, image_shape_for
-from pyro_air.core.nets import activation as make_activation
+from pyro_air.backend.nets import activation as make_activation
 from pyro_air.core.validation import check_hidden, check_positive_int
 from pyro_air.models.bernoulli_vae import BernoulliVAE
 from pyro_air.models.continuous_bernoulli_vae import ContinuousBernoulliVAE

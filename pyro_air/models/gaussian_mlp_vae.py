@@ -9,7 +9,7 @@ from __future__ import annotations
 import pyro.distributions as dist
 import torch
 
-from pyro_air.core.nets import mlp, softplus_scale
+from pyro_air.backend.nets import mlp, softplus_scale
 from pyro_air.core.validation import check_hidden, check_positive
 from pyro_air.models.base import LatentVariableModel
 

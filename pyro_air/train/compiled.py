@@ -25,8 +25,8 @@ import warnings
 
 import torch
 
-from pyro_air.core.kernels import tanh_kernel
-from pyro_air.core.onednn import exclude_from_compilation
+from pyro_air.backend.tanh import tanh_kernel
+from pyro_air.backend.onednn import exclude_from_compilation
 
 
 def compile_mode(device: torch.device) -> str:
@@ -38,7 +38,7 @@ def compiled_loss(loss_fn, device):
     """``loss_fn`` (x_B -> scalar loss) compiled for ``device``; its result is cloned, because a CUDA
     graph's outputs are overwritten by its next replay and the loop keeps losses for later checks."""
     tanh_kernel()  # settle the kernel choice (a cache file read, or a measurement) outside the traced code
-    exclude_from_compilation()  # the oneDNN kernels: never traced (pyro_air.core.onednn.eager_only)
+    exclude_from_compilation()  # the oneDNN kernels: never traced (pyro_air.backend.onednn.eager_only)
     compiled = torch.compile(loss_fn, mode=compile_mode(device), dynamic=False)
 
     def step_loss(xb: torch.Tensor) -> torch.Tensor:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from pyro_air.core.kernels import check_precision
-from pyro_air.core.threads import resolve_threads
+from pyro_air.backend.precision import check_precision
+from pyro_air.backend.threads import resolve_threads
 from pyro_air.core.validation import check_positive, check_positive_int
 from pyro_air.train.tensorboard_log import check_available as check_tensorboard
 

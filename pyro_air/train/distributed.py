@@ -32,7 +32,7 @@ from pyro.infer.elbo import ELBOModule
 from torch.nn.parallel import DistributedDataParallel
 
 from pyro_air.core import parallel as dist_utils
-from pyro_air.core.kernels import autocast
+from pyro_air.backend.precision import autocast
 from pyro_air.core.seeds import seed_all, stream_seed
 from pyro_air.evaluate.log_likelihood import log_likelihood
 from pyro_air.train import checkpoints as ckpt_io

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from pyro_air.core.allocator import keep_freed_memory
+from pyro_air.backend.allocator import keep_freed_memory
 from pyro_air.core.seeds import seed_all, stream_seed
 from pyro_air.core.validation import check_batch, check_compatible
 from pyro_air.data.binarize import binarize_dynamic
@@ -98,7 +98,7 @@ def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | 
     check_inputs(model, guide, train_x, valid_x, config)
     if schedule is not None:
         schedule.check(train_x, valid_x, config)
-    keep_freed_memory()  # reuse freed tensor memory (pyro_air.core.allocator); a bad PYRO_AIR_MALLOC fails here
+    keep_freed_memory()  # reuse freed tensor memory (pyro_air.backend.allocator); a bad PYRO_AIR_MALLOC fails here
     train_x = _as_parameter_dtype(train_x, model)
     if valid_x is not None:
         valid_x = _as_parameter_dtype(valid_x, model)

@@ -55,8 +55,9 @@ from pathlib import Path
 import pyro
 import torch
 
-from pyro_air.core.kernels import autocast, denormals_flushed
-from pyro_air.core.threads import num_threads
+from pyro_air.backend.openmp import denormals_flushed
+from pyro_air.backend.precision import autocast
+from pyro_air.backend.threads import num_threads
 from pyro_air.core.parallel import epoch_order
 from pyro_air.core.progress import current_job, tqdm
 from pyro_air.core.seeds import seed_all, stream_seed
@@ -248,7 +249,7 @@ class Trainer:
     def train(self) -> None:
         """Run the remaining epochs: Pyro validation off, denormals flushed to zero
         (``config.flush_denormals``; importance weights from initialization underflow into the slow
-        denormal range, ``pyro_air.core.kernels.denormals_flushed``), ``config.threads`` CPU threads;
+        denormal range, ``pyro_air.backend.openmp.denormals_flushed``), ``config.threads`` CPU threads;
         all restored after."""
         self.model.train()
         self.guide.train()

@@ -24,7 +24,8 @@ from pathlib import Path
 import pyro
 import torch
 
-from pyro_air.core.kernels import chosen_kernels, cpu_model
+from pyro_air.backend.choices import cpu_model
+from pyro_air.backend.report import chosen_kernels
 from pyro_air.runs import modules_from_state
 from pyro_air.train import checkpoints as ckpt_io
 from pyro_air.train import run_dir as run_dirs

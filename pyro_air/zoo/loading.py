@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from pyro_air.core.kernels import pinned_kernels
+from pyro_air.backend.report import pinned_kernels
 from pyro_air.evaluate import log_likelihood
 from pyro_air.runs import evaluation_split, load_run, modules_from_state
 from pyro_air.train import checkpoints as ckpt_io
@@ -99,7 +99,7 @@ KERNELS_BEFORE_RECORDING = {"linear": "torch", "chunk_elements": 2 ** 20}
 
 def reproduce_check(name: str, root=None) -> float:
     """The entry's ``check`` measured again: same images, samples and seed, and the kernel choices
-    the export recorded (``pyro_air.core.kernels.chosen_kernels``; a choice not recorded: as it was then).
+    the export recorded (``pyro_air.backend.report.chosen_kernels``; a choice not recorded: as it was then).
     It equals the recorded value bit for bit on the machine and thread count that exported it, and
     to float rounding elsewhere."""
     e = manifest.entry(name, root)

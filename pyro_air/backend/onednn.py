@@ -7,13 +7,13 @@ oneDNN, the other matrix library inside torch ([1330, 500] x [500, 784]: 17.4 ms
 13.1 ms through oneDNN, 1 thread). oneDNN also applies tanh inside the product (an element-wise
 "post-op" on each output block while it is in cache), so a dense layer and the tanh after it become
 one call with no element-wise pass left: 8.6 ms against 11.5 ms for MKL's product plus the two
-in-place passes of ``pyro_air.core.nets.linear_tanh_no_grad`` on [1330, 500] x [500, 500].
+in-place passes of ``pyro_air.backend.tanh.linear_tanh_no_grad`` on [1330, 500] x [500, 500].
 oneDNN's tanh is within ~1 ulp (7e-8) of float64 tanh, closer than either tanh kernel of
-``pyro_air.core.nets.Tanh``.
+``pyro_air.backend.tanh.Tanh``.
 
-Where it is used: every float32 ``nn.Linear`` inside a ``pyro_air.core.nets.MLP`` on the CPU
+Where it is used: every float32 ``nn.Linear`` inside a ``pyro_air.backend.nets.MLP`` on the CPU
 (outside autocast and ``torch.compile``), with a following tanh fused, wherever the library choice
-says oneDNN (``pyro_air.core.kernels.linear_kernel``). Without gradients (evaluation, validation)
+says oneDNN (``linear_kernel`` below). Without gradients (evaluation, validation)
 through ``onednn_linear``, with packed weights reused for a whole evaluation
 (``reusing_packed_weights``); the choice is measured once per machine and cached beside the tanh
 choice (``PYRO_AIR_LINEAR=torch|onednn`` overrides). With gradients (training) through
@@ -36,6 +36,9 @@ import sys
 import weakref
 
 import torch
+
+from pyro_air.backend.choices import CHOSEN, MARGIN, best_times, forced_choice, resolve_choice
+from pyro_air.backend.tanh import Tanh, linear_tanh_no_grad
 
 ACTIVATIONS = ("none", "tanh")
 
@@ -175,9 +178,6 @@ def measure_linear(repeats: int = 15) -> dict:
     through the decoder's two widest layers without gradients, each way (``torch``: ``nn.Linear``'s
     product and pyro-air's tanh, as ``MLP`` runs them otherwise; ``onednn``: ``onednn_linear`` with
     packed weights, as in an evaluation)."""
-    from pyro_air.core.kernels import best_times
-    from pyro_air.core.nets import linear_tanh_no_grad
-
     generator = torch.Generator().manual_seed(0)
     h = torch.randn(1330, 500, generator=generator)
     w_hidden, b_hidden, w_out, b_out = _decoder_layers(generator)
@@ -196,9 +196,6 @@ def measure_linear_training(repeats: int = 15) -> dict:
     """Seconds (best of ``repeats``, interleaved) of a training step's [100, 500] activations
     through the same two layers, forward and backward, each way (``torch``: ``nn.Linear`` and
     pyro-air's ``Tanh`` under autograd; ``onednn``: ``onednn_linear_with_grad``)."""
-    from pyro_air.core.kernels import best_times
-    from pyro_air.core.nets import Tanh
-
     generator = torch.Generator().manual_seed(0)
     h = torch.randn(100, 500, generator=generator, requires_grad=True)
     w_hidden, b_hidden, w_out, b_out = _decoder_layers(generator)
@@ -263,3 +260,109 @@ def onednn_linear_with_grad(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
     """``onednn_linear`` for training: differentiable in x, W and b (``LinearFunction``)."""
     _check_activation(activation)
     return LinearFunction.apply(x, weight, bias, activation)
+
+
+# -- the choice of library for dense layers, and the evaluation chunk size that follows from it --
+LINEAR_KERNELS = ("torch", "onednn")
+LINEAR_ENV = "PYRO_AIR_LINEAR"
+CHUNK_ENV = "PYRO_AIR_CHUNK_ELEMENTS"
+CHUNK_ELEMENTS = (2 ** 20, 2 ** 21, 2 ** 22, 2 ** 23)  # 4 to 32 MiB per float32 [chunk, B, x_dim] tensor
+ONEDNN_CHUNK_ELEMENTS = 2 ** 22  # chunk_elements: why
+OFF_CPU_CHUNK_ELEMENTS = 2 ** 23  # unmeasured: a GPU has the memory, and fewer chunks mean fewer launches
+LINEAR_CHOICES = {False: "linear", True: "linear_training"}  # without / with gradients
+LINEAR_TRAINING_ENV = "PYRO_AIR_LINEAR_TRAINING"
+
+
+def set_linear_kernel(name: str | None) -> None:
+    """Force the dense-layer library for this process, evaluation and training (``None``: back to
+    the environment / cache / measurement / default)."""
+    if name is not None and name not in LINEAR_KERNELS:
+        raise ValueError(f"unknown linear kernel {name!r}; use one of {', '.join(LINEAR_KERNELS)}")
+    for key in LINEAR_CHOICES.values():
+        CHOSEN.pop(key, None)
+        if name is not None:
+            CHOSEN[key] = {"kernel": name, "source": "set_linear_kernel"}
+
+
+def linear_kernel(training: bool = False) -> str:
+    """"torch" or "onednn": the library of this process's dense layers on the CPU (this module).
+
+    Without gradients (evaluation) chosen by measurement: oneDNN only where this torch build has it
+    and it took less than ``MARGIN`` of torch's time on an evaluation chunk (``measure_linear``;
+    ``PYRO_AIR_LINEAR`` overrides). With gradients (``training``) torch's product unless
+    ``PYRO_AIR_LINEAR_TRAINING=onednn`` opts in. Why training is opt-in: a training step through
+    oneDNN took ~0.9x the time at 2 threads on one AMD EPYC but ~1.0x at 1 thread
+    (``measure_linear_training``: 0.87-1.01 over repeated measurements on that shared host), too
+    close for a one-time measurement to decide reliably, and another library changes every trained
+    parameter at float rounding - so by default training keeps the bits of every committed result.
+    """
+    return linear_choice(training)["kernel"]
+
+
+def linear_choice(training: bool = False) -> dict:
+    """``linear_kernel``'s answer with its source (and measured times). A forced choice
+    (``set_linear_kernel``, ``pinned_kernels``) holds for every thread count; otherwise the choice
+    is per thread count, as the cache keys it, so that a process that changes its thread count
+    uses what another process at that count reads from the cache."""
+    key = LINEAR_CHOICES[bool(training)]
+    if key in CHOSEN:
+        return CHOSEN[key]
+    per_threads = (key, torch.get_num_threads())
+    if per_threads not in CHOSEN:
+        CHOSEN[per_threads] = _resolve_linear_training() if training else _resolve_linear()
+    return CHOSEN[per_threads]
+
+
+def _resolve_linear() -> dict:
+    if not onednn_available():
+        return {"kernel": "torch", "source": "oneDNN is not available in this torch build"}
+    return resolve_choice("linear", "kernel", LINEAR_ENV, LINEAR_KERNELS, "linear kernel",
+                           lambda: measure_linear(), choose_linear)
+
+
+def _resolve_linear_training() -> dict:
+    forced = forced_choice(LINEAR_TRAINING_ENV, LINEAR_KERNELS, "linear kernel")
+    if forced:
+        if forced["kernel"] == "onednn" and not onednn_available():
+            raise ValueError(f"{LINEAR_TRAINING_ENV}=onednn, but this torch build has no oneDNN; unset it")
+        return forced
+    return {"kernel": "torch", "source": f"default (opt in with {LINEAR_TRAINING_ENV}=onednn)"}
+
+
+def choose_linear(times: dict) -> str:
+    """oneDNN only if it clearly wins (``MARGIN``), else torch's own product."""
+    return "onednn" if times["onednn"] < MARGIN * times["torch"] else "torch"
+
+
+def chunk_elements(device=None) -> int:
+    """Elements per [chunk, B, x_dim] tensor that an evaluation scores at once (``pyro_air.evaluate
+    .chunking.units_per_chunk``; the draws are made in fixed units, so this moves numbers at float
+    rounding only). Off the CPU ``OFF_CPU_CHUNK_ELEMENTS``; on the CPU ``PYRO_AIR_CHUNK_ELEMENTS``
+    if set, else a rule on the measured linear choice:
+
+        oneDNN products -> 2**22 (16 MiB tensors),   torch's product (MKL) -> 2**20 (4 MiB).
+
+    Why a rule and not a measurement of its own: the effect is 3-15%, which a one-time probe of a
+    few seconds could not tell from noise (it flipped between candidates on one machine), while
+    the mechanism follows the library: oneDNN's products gain from more rows (the reference
+    decoder at 2 threads, 2-core AMD EPYC: 145 GFLOP/s at 1330 rows, 156 at 4096) and MKL's do not
+    (118 at 1024, 97 at 1330, 107 at 4096). IWAE-5000 of the reference VAE, 10 images a batch,
+    time relative to 2**20 (median of 7 interleaved rounds, same machine): oneDNN 2**21 / 2**22 /
+    2**23 -> 1.00 / 0.97 / 0.93 at 2 threads, 0.97 / 0.94 / 0.94 at 1; MKL -> 1.08 / 1.12 / 1.15
+    and 1.02 / 1.10 / 1.17."""
+    if device is not None and torch.device(device).type != "cpu":
+        return OFF_CPU_CHUNK_ELEMENTS
+    return chunk_choice()["elements"]
+
+
+def chunk_choice() -> dict:
+    """``chunk_elements``'s CPU answer with its source."""
+    if "chunk_elements" in CHOSEN:  # pinned
+        return CHOSEN["chunk_elements"]
+    forced = forced_choice(CHUNK_ENV, tuple(str(n) for n in CHUNK_ELEMENTS), "chunk size in elements",
+                            "elements")
+    if forced:
+        return {**forced, "elements": int(forced["elements"])}
+    library = linear_kernel()
+    return {"elements": ONEDNN_CHUNK_ELEMENTS if library == "onednn" else CHUNK_ELEMENTS[0],
+            "source": f"rule: the evaluation's dense layers run through {library}"}
