@@ -35,6 +35,8 @@ from pyro_air.infer.schedules import LinearSchedule, Schedule
 
 
 class AVO_ELBO(LogWeightObjective):
+    needs_only_log_weights = True  # for ``loss`` (the bound on log w); the training loss is its own
+
     def __init__(self, num_transitions: int, a: float = 1.0, schedule: Schedule | None = None,
                  num_particles: int = 1, seed: int = 0):
         super().__init__(num_particles)

@@ -39,6 +39,21 @@ class LogWeightObjective(pyro.infer.ELBO):
     score_function_gradients = False
     #: why global latent sites are refused (a sentence), or False where they are accepted
     refuses_global_latents: str | bool = False
+    #: the declared capability that chooses the fast path: True where the loss needs nothing but the
+    #: [K, B] log weights (no traces, no fixed-latent densities), so that ``pyro_air.infer.direct``
+    #: may compute them for a pair that scores itself. Each objective declares it at its class (a
+    #: property where it depends on the configuration, e.g. IWAE's estimator). False here: the traced
+    #: path is always correct. A subclass that redefines how weights are made or differentiated
+    #: (``log_weights``, ``importance_weights``, ``surrogate_per_datapoint``) without declaring it
+    #: again gets False (``__init_subclass__``), so that no inherited True outlives the methods it
+    #: described.
+    needs_only_log_weights: bool = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        redefines = any(name in vars(cls) for name in ("log_weights", "importance_weights", "surrogate_per_datapoint"))
+        if redefines and "needs_only_log_weights" not in vars(cls):
+            cls.needs_only_log_weights = False
 
     def __init__(self, num_particles: int = 1, data_plate: str | None = None):
         check_positive_int(num_particles, "num_particles")
@@ -102,11 +117,9 @@ class LogWeightObjective(pyro.infer.ELBO):
         return weights.model_trace, weights.guide_trace
 
     def needs_traces(self) -> bool:
-        """Whether the loss needs more than ``log_w`` (traces, fixed-latent densities). By default:
-        whenever a subclass changes how weights are made or differentiated; a subclass that knows
-        better (IWAE with the standard estimator) says so."""
-        return (type(self).log_weights is not LogWeightObjective.log_weights
-                or type(self).surrogate_per_datapoint is not LogWeightObjective.surrogate_per_datapoint)
+        """Whether the loss needs more than ``log_w`` (traces, fixed-latent densities): the negation
+        of the declared ``needs_only_log_weights``."""
+        return not self.needs_only_log_weights
 
     def _weights_for_loss(self, model, guide, *args, **kwargs) -> LogWeights:
         """The fast path (``pyro_air.infer.direct``, identical numbers, no traces) where it applies

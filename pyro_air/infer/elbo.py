@@ -23,6 +23,7 @@ class MonteCarloELBO(LogWeightObjective):
 
     globals_per_particle = True
     score_function_gradients = True
+    needs_only_log_weights = True
 
     def global_surrogate(self, weights):
         extra = super().global_surrogate(weights)

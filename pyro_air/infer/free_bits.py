@@ -80,6 +80,7 @@ class FreeBitsELBO(LogWeightObjective):
     """The free-bits objective (module docstring) with threshold ``free_bits`` = lambda (nats per group)."""
 
     refuses_global_latents = "free bits bound a per-datapoint KL of the local code"
+    needs_only_log_weights = False  # the KL groups are read from the traces (its own loss methods)
 
     def __init__(self, free_bits: float = 0.5, per_dimension: bool = True, kl: str = "analytic",
                  num_particles: int = 1, data_plate: str | None = None):

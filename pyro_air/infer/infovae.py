@@ -132,6 +132,7 @@ class InfoVAE_ELBO(LogWeightObjective):
     """Eq. 6 of InfoVAE; see the module docstring for the estimators and the minibatch scaling."""
 
     refuses_global_latents = "the KL and divergence terms are per-datapoint terms of a local code"
+    needs_only_log_weights = False  # the code's densities are read from the traces (its own loss methods)
 
     def __init__(self, alpha: float = 0.0, lam: float = 1000.0, divergence: str = "mmd", kernel: str = "rbf",
                  bandwidth: float | None = None, unbiased: bool = False, num_particles: int = 1,

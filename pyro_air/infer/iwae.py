@@ -76,8 +76,9 @@ class IWAE_ELBO(LogWeightObjective):
     def log_weights(self, model, guide, *args, **kwargs) -> LogWeights:
         return self.importance_weights(model, guide, args, kwargs, fixed_latent_densities=self.estimator != "standard")
 
-    def needs_traces(self) -> bool:
-        return self.estimator != "standard"  # DReG / STL need the fixed-latent densities
+    @property
+    def needs_only_log_weights(self) -> bool:
+        return self.estimator == "standard"  # DReG / STL need the fixed-latent densities
 
     def per_datapoint_bound(self, log_w: torch.Tensor) -> torch.Tensor:
         return iwae_bound(log_w)

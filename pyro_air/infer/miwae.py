@@ -89,8 +89,9 @@ class MIWAE_ELBO(LogWeightObjective):
     def log_weights(self, model, guide, *args, **kwargs) -> LogWeights:
         return self.importance_weights(model, guide, args, kwargs, fixed_latent_densities=self.estimator != "standard")
 
-    def needs_traces(self) -> bool:
-        return self.estimator != "standard"
+    @property
+    def needs_only_log_weights(self) -> bool:
+        return self.estimator == "standard"  # DReG / STL need the fixed-latent densities
 
     def per_datapoint_bound(self, log_w: torch.Tensor) -> torch.Tensor:
         return miwae_bound(log_w, self.num_groups)
@@ -110,8 +111,7 @@ class CIWAE_ELBO(LogWeightObjective):
         except (TypeError, ValueError):
             raise ValueError(f"beta (the ELBO's weight in CIWAE) must lie in [0, 1], got {beta!r}") from None
 
-    def needs_traces(self) -> bool:
-        return False
+    needs_only_log_weights = True
 
     def per_datapoint_bound(self, log_w: torch.Tensor) -> torch.Tensor:
         return ciwae_bound(log_w, self.beta)
@@ -123,8 +123,9 @@ class PIWAE_ELBO(MIWAE_ELBO):
     def log_weights(self, model, guide, *args, **kwargs) -> LogWeights:
         return self.importance_weights(model, guide, args, kwargs, fixed_latent_densities=True)
 
-    def needs_traces(self) -> bool:
-        return self.num_groups > 1 or self.estimator != "standard"
+    @property
+    def needs_only_log_weights(self) -> bool:
+        return self.num_groups == 1 and self.estimator == "standard"  # else the fixed-latent densities
 
     def per_datapoint_bound(self, log_w: torch.Tensor) -> torch.Tensor:
         return iwae_bound(log_w)

@@ -35,6 +35,8 @@ def renyi_bound(log_w: torch.Tensor, alpha: float) -> torch.Tensor:
 class RenyiELBO(LogWeightObjective):
     """VR-alpha bound (Eq. 29) for any real alpha != 1, or alpha = float("-inf") for VR-max."""
 
+    needs_only_log_weights = True
+
     def __init__(self, alpha: float = 0.0, num_particles: int = 2, data_plate: str | None = None):
         super().__init__(num_particles=num_particles, data_plate=data_plate)
         try:
