@@ -74,3 +74,21 @@ def test_every_test_file_is_named_for_a_module_or_listed_as_cross_cutting():
                             "or add it to CROSS_CUTTING in tests/test_layers.py with what it checks")
     stale = sorted(name for name in CROSS_CUTTING if not (ROOT / "tests" / f"test_{name}.py").exists())
     assert stale == [], f"CROSS_CUTTING lists test files that do not exist: {stale}"
+
+
+# Packages whose __init__ only imports (docs/design.md, contract 4: a thing registers where it is
+# defined). pyro_air/__init__.py (a warning filter), zoo (lazy names without torch) and data (its
+# registry) are not on the list yet.
+IMPORT_ONLY_INITS = ("backend", "core", "models", "guides", "infer", "train", "evaluate", "diagnostics", "cli", "toys")
+
+
+def _not_an_import(node) -> bool:
+    docstring = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+    exports = isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["__all__"]
+    return not (isinstance(node, (ast.Import, ast.ImportFrom)) or docstring or exports)
+
+
+def test_these_package_init_files_only_import():
+    found = [f"pyro_air/{package}/__init__.py:{node.lineno}" for package in IMPORT_ONLY_INITS
+             for node in ast.parse((PACKAGE / package / "__init__.py").read_text()).body if _not_an_import(node)]
+    assert found == [], f"register where you define (docs/design.md, contract 4); not an import: {found}"

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from pyro_air.core.validation import check_batch, check_positive, check_positive_int
 from pyro_air.guides.base import AmortizedGuide
+from pyro_air.guides.registry import GUIDES, build_encoder
 
 TRANSFORMS = ("shift", "affine", "identity")
 
@@ -47,22 +48,6 @@ def check_wrappable(encoder, wrapper: str, example: str) -> AmortizedGuide:
         raise ValueError(f"the {type(encoder).__name__} has already run on its own, so Pyro cannot rename its "
                          f"parameters under the {wrapper} wrapper; wrap the encoder before its first use")
     return encoder
-
-
-def build_encoder(encoder, encoder_cfg: dict) -> AmortizedGuide:
-    """An encoder from a registry name (options ``encoder_cfg``), a ``{"name", "cfg"}`` dict, or an instance."""
-    from pyro_air import guides  # the registry imports this module: import it lazily
-
-    if isinstance(encoder, AmortizedGuide):
-        if encoder_cfg:
-            raise ValueError(f"encoder options {sorted(encoder_cfg)} given with an already built encoder; "
-                             "pass either a built encoder or a name with options")
-        return encoder
-    if isinstance(encoder, dict):
-        if "name" not in encoder:
-            raise ValueError(f"encoder={encoder!r} needs a 'name', e.g. {{'name': 'gaussian', 'cfg': {{}}}}")
-        return guides.build(encoder["name"], **{**encoder.get("cfg", {}), **encoder_cfg})
-    return guides.build(encoder, **encoder_cfg)
 
 
 def diagonal_normal(q) -> tuple[torch.Tensor, torch.Tensor]:
@@ -152,12 +137,6 @@ class ConsistencyEncoder(AmortizedGuide):
             raise ValueError(f"transform='shift' moves whole pixels; max_shift must be an integer, got {max_shift!r} "
                              "(use transform='affine' for sub-pixel shifts)")
 
-    @classmethod
-    def from_config(cls, encoder="gaussian", transform="shift", max_shift: float = 2.0, max_degrees: float = 15.0,
-                    image_shape=None, **encoder_cfg) -> ConsistencyEncoder:
-        """Registry builder: ``encoder`` is a guide name (``encoder_cfg`` its options), a dict or an instance."""
-        return cls(build_encoder(encoder, encoder_cfg), transform, max_shift, max_degrees, image_shape)
-
     # -- q(z | x): exactly the wrapped encoder's --------------------------------------------------
     def posterior(self, x: torch.Tensor) -> dist.Distribution:
         return self.encoder.posterior(self.encoder.encoder_input(x))
@@ -195,3 +174,10 @@ class ConsistencyEncoder(AmortizedGuide):
 
     def extra_repr(self) -> str:
         return f"transform={self.transform_name}, max_shift={self.max_shift}, max_degrees={self.max_degrees}"
+
+
+@GUIDES.register("consistency")
+def consistency(encoder="gaussian", transform="shift", max_shift: float = 2.0, max_degrees: float = 15.0,
+                image_shape=None, **encoder_cfg) -> ConsistencyEncoder:
+    """Registry builder: ``encoder`` is a guide name (``encoder_cfg`` its options), a dict or an instance."""
+    return ConsistencyEncoder(build_encoder(encoder, encoder_cfg), transform, max_shift, max_degrees, image_shape)

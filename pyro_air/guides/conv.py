@@ -42,6 +42,7 @@ from pyro_air.core.scoring import (
 )
 from pyro_air.core.validation import check_hidden, check_positive, check_positive_int
 from pyro_air.guides.base import AmortizedGuide
+from pyro_air.guides.registry import GUIDES
 
 MIN_SCALE = 1e-4
 
@@ -62,6 +63,7 @@ def committed_rate_max_scale(delta: float) -> float:
     return math.sqrt((lo + hi) / 2)
 
 
+@GUIDES.register("conv-gaussian")
 class ConvGaussianEncoder(AmortizedGuide):
     """q(z | x) = N(mu(x), diag sigma(x)^2) from a strided CNN (module docstring)."""
 

@@ -31,6 +31,8 @@ import torch
 
 from pyro_air.core.validation import check_batch, check_positive, check_unit_interval
 from pyro_air.guides.base import AmortizedGuide
+from pyro_air.guides.registry import GUIDES, build_encoder
+from pyro_air.guides.weightnorm import WeightNormEncoder
 
 
 class Denoising(AmortizedGuide):
@@ -63,27 +65,6 @@ class Denoising(AmortizedGuide):
         self.encoder = encoder  # a submodule: its parameters are this guide's parameters
         self.sigma = sigma
         self.alpha = alpha
-
-    @classmethod
-    def from_config(cls, sigma: float, alpha: float = 1.0, encoder="gaussian", **encoder_cfg) -> Denoising:
-        """Registry builder: ``encoder`` is a guide name (``encoder_cfg`` are its options), a
-        ``{"name": ..., "cfg": {...}}`` dict, or an ``AmortizedGuide`` instance."""
-        from pyro_air import (
-            guides,  # the registry imports this module: import it lazily
-        )
-
-        if isinstance(encoder, AmortizedGuide):
-            if encoder_cfg:
-                raise ValueError(f"encoder options {sorted(encoder_cfg)} given with an already built encoder; "
-                                 "pass either a built encoder or a name with options")
-            inner = encoder
-        elif isinstance(encoder, dict):
-            if "name" not in encoder:
-                raise ValueError(f"encoder={encoder!r} needs a 'name', e.g. {{'name': 'gaussian', 'cfg': {{}}}}")
-            inner = guides.build(encoder["name"], **{**encoder.get("cfg", {}), **encoder_cfg})
-        else:
-            inner = guides.build(encoder, **encoder_cfg)
-        return cls(inner, sigma=sigma, alpha=alpha)
 
     @property
     def adds_noise(self) -> bool:
@@ -119,3 +100,18 @@ class Denoising(AmortizedGuide):
 
     def extra_repr(self) -> str:
         return f"sigma={self.sigma}, alpha={self.alpha}"
+
+
+@GUIDES.register("denoising")
+def denoising(sigma: float, alpha: float = 1.0, encoder="gaussian", **encoder_cfg) -> Denoising:
+    """Registry builder: ``encoder`` is a guide name (``encoder_cfg`` are its options), a
+    ``{"name": ..., "cfg": {...}}`` dict, or an ``AmortizedGuide`` instance (``build_encoder``)."""
+    return Denoising(build_encoder(encoder, encoder_cfg), sigma=sigma, alpha=alpha)
+
+
+@GUIDES.register("denoising-weightnorm")
+def denoising_weightnorm(x_dim: int = 784, z_dim: int = 50, hidden=(500, 500), sigma: float = 0.25,
+                         H: float = 5.0, alpha: float = 1.0, activation: str = "tanh") -> Denoising:
+    """Denoising (AIR Eq. 13/16) around the weight-normalized encoder (Eq. 17-18): both AIR
+    regularizers at once, a combination the AIR paper did not run. sigma = 0 is the WNI encoder."""
+    return Denoising(WeightNormEncoder(x_dim, z_dim, hidden, H, activation), sigma=sigma, alpha=alpha)

@@ -17,8 +17,10 @@ from torch import nn
 
 from pyro_air.core.validation import check_hidden, check_positive_int
 from pyro_air.guides.gaussian import GaussianEncoder
+from pyro_air.guides.registry import GUIDES
 
 
+@GUIDES.register("iaf")
 class IAFGuide(GaussianEncoder):
     def __init__(self, x_dim: int = 784, z_dim: int = 50, hidden=(500, 500), activation: str = "tanh",
                  num_flows: int = 2, flow_hidden=(100,)):

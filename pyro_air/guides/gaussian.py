@@ -22,8 +22,10 @@ from pyro_air.core.scoring import (
 )
 from pyro_air.core.validation import check_hidden
 from pyro_air.guides.base import AmortizedGuide
+from pyro_air.guides.registry import GUIDES
 
 
+@GUIDES.register("gaussian")
 class GaussianEncoder(AmortizedGuide):
     def __init__(self, x_dim: int = 784, z_dim: int = 50, hidden=(500, 500), activation: str = "tanh",
                  linear=nn.Linear):

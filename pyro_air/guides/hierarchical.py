@@ -36,9 +36,11 @@ from pyro_air.core.sites import LATENT_SITE, auxiliary_site
 from pyro_air.core.validation import check_batch, check_positive
 from pyro_air.guides.base import AmortizedGuide
 from pyro_air.guides.gaussian import GaussianEncoder
+from pyro_air.guides.registry import GUIDES
 from pyro_air.guides.transitions import GatedGaussianTransitions
 
 
+@GUIDES.register("hierarchical")
 class HierarchicalGuide(AmortizedGuide):
     def __init__(self, x_dim: int = 784, z_dim: int = 40, num_transitions: int = 5, hidden=(300, 300),
                  activation: str = "tanh", transition_hidden: int = 300, transition_activation: str = "elu",

@@ -44,7 +44,8 @@ import torch
 
 from pyro_air.core.validation import check_batch, check_positive, check_positive_int
 from pyro_air.guides.base import AmortizedGuide
-from pyro_air.guides.consistency import build_encoder, check_wrappable, diagonal_normal
+from pyro_air.guides.consistency import check_wrappable, diagonal_normal
+from pyro_air.guides.registry import GUIDES, build_encoder
 
 BACKPROP = ("full", "stop")
 
@@ -74,14 +75,6 @@ class SemiAmortized(AmortizedGuide):
         self.__dict__["bound_model"] = None  # outside the module tree: not a submodule, not in state_dict
         if model is not None:
             self.bind(model)
-
-    @classmethod
-    def from_config(cls, encoder="gaussian", num_steps: int = 5, lr: float = 0.1, backprop: str = "full",
-                    num_particles: int = 1, max_grad_norm: float | None = 5.0, refine_in_eval: bool = True,
-                    **encoder_cfg) -> SemiAmortized:
-        """Registry builder: ``encoder`` is a guide name (``encoder_cfg`` its options), a dict or an instance."""
-        return cls(build_encoder(encoder, encoder_cfg), num_steps, lr, backprop, num_particles, max_grad_norm,
-                   refine_in_eval)
 
     # -- the model ------------------------------------------------------------------------------
     def bind(self, model) -> None:
@@ -169,3 +162,12 @@ class SemiAmortized(AmortizedGuide):
     def extra_repr(self) -> str:
         return (f"num_steps={self.num_steps}, lr={self.lr}, backprop={self.backprop}, "
                 f"num_particles={self.num_particles}, max_grad_norm={self.max_grad_norm}")
+
+
+@GUIDES.register("semi-amortized")
+def semi_amortized(encoder="gaussian", num_steps: int = 5, lr: float = 0.1, backprop: str = "full",
+                   num_particles: int = 1, max_grad_norm: float | None = 5.0, refine_in_eval: bool = True,
+                   **encoder_cfg) -> SemiAmortized:
+    """Registry builder: ``encoder`` is a guide name (``encoder_cfg`` its options), a dict or an instance."""
+    return SemiAmortized(build_encoder(encoder, encoder_cfg), num_steps, lr, backprop, num_particles, max_grad_norm,
+                         refine_in_eval)

@@ -34,6 +34,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from pyro_air.core.validation import check_positive, check_positive_int
 from pyro_air.guides.gaussian import GaussianEncoder
+from pyro_air.guides.registry import GUIDES
 
 MODES = ("cap", "normalize")
 
@@ -99,6 +100,7 @@ class SpectralNormLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bound={self.bound}, mode={self.mode}"
 
 
+@GUIDES.register("spectral-norm")
 class SpectralNormEncoder(GaussianEncoder):
     """The Gaussian MLP encoder x-d-d-z with every linear layer (the head too) a ``SpectralNormLinear``
     with ``bound`` and ``mode``; ``bound=None`` gives plain ``nn.Linear`` layers."""

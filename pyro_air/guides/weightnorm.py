@@ -19,6 +19,7 @@ from torch import nn
 
 from pyro_air.core.validation import check_positive, check_positive_int
 from pyro_air.guides.gaussian import GaussianEncoder
+from pyro_air.guides.registry import GUIDES
 
 
 def _check_cap(H) -> float:
@@ -58,6 +59,7 @@ class WeightNormLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, H={self.H}"
 
 
+@GUIDES.register("weightnorm")
 class WeightNormEncoder(GaussianEncoder):
     """The Gaussian MLP encoder x-d-d-z with EVERY linear layer (the output head too) a
     ``WeightNormLinear`` with cap H: the WNI-VAE / WNI-IWAE encoder of AIR section 3.2."""

@@ -1,5 +1,7 @@
-"""Objectives as ``pyro.infer.ELBO`` subclasses, built on the shared log-weight primitive."""
-from pyro_air.core.registry import Registry
+"""Objectives as ``pyro.infer.ELBO`` subclasses, built on the shared log-weight primitive.
+
+Each objective registers itself where it is defined (``pyro_air.infer.registry``); this file only imports.
+"""
 from pyro_air.infer.avo import AVO_ELBO
 from pyro_air.infer.base import LogWeightObjective
 from pyro_air.infer.consistency import ConsistencyRegularized
@@ -17,46 +19,9 @@ from pyro_air.infer.miwae import (
     ciwae_bound,
     miwae_bound,
 )
+from pyro_air.infer.registry import OBJECTIVES, build
 from pyro_air.infer.renyi import RenyiELBO, renyi_bound
 from pyro_air.infer.schedules import ConstantSchedule, LinearSchedule, Schedule
-
-OBJECTIVES = Registry("objective")
-OBJECTIVES.register("elbo")(MonteCarloELBO)
-OBJECTIVES.register("iwae")(IWAE_ELBO)
-OBJECTIVES.register("infovae")(InfoVAE_ELBO)
-OBJECTIVES.register("renyi")(RenyiELBO)
-OBJECTIVES.register("cubo")(CUBO)
-OBJECTIVES.register("avo")(AVO_ELBO)
-OBJECTIVES.register("free-bits")(FreeBitsELBO)
-OBJECTIVES.register("miwae")(MIWAE_ELBO)
-OBJECTIVES.register("piwae")(PIWAE_ELBO)
-OBJECTIVES.register("ciwae")(CIWAE_ELBO)
-
-
-@OBJECTIVES.register("kl-warmup")
-def _kl_warmup(objective: str = "elbo", objective_cfg: dict | None = None, beta_start: float = 0.0,
-               fraction: float = 0.5, num_particles: int | None = None) -> KLWarmup:
-    """KL warm-up of a named objective: beta linear from ``beta_start`` to 1 over ``fraction``."""
-    cfg = dict(objective_cfg or {})
-    if num_particles is not None:
-        cfg.setdefault("num_particles", num_particles)
-    return KLWarmup(OBJECTIVES.build(objective, **cfg), LinearSchedule(beta_start, 1.0, fraction))
-
-
-@OBJECTIVES.register("consistency")
-def _consistency(objective: str = "elbo", objective_cfg: dict | None = None, weight: float = 1.0,
-                 num_particles: int | None = None) -> ConsistencyRegularized:
-    """A named objective plus the CR-VAE penalty weight * (N / B) * sum_b guide.penalty(x)_b."""
-    cfg = dict(objective_cfg or {})
-    if num_particles is not None:
-        cfg.setdefault("num_particles", num_particles)
-    return ConsistencyRegularized(OBJECTIVES.build(objective, **cfg), weight)
-
-
-def build(name: str, **cfg) -> LogWeightObjective:
-    """Build an objective by its registry name, e.g. ``build("iwae", num_particles=8)``."""
-    return OBJECTIVES.build(name, **cfg)
-
 
 __all__ = [
     "AVO_ELBO",

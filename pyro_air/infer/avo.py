@@ -31,9 +31,11 @@ from pyro_air.core.sites import LATENT_SITE
 from pyro_air.core.validation import check_positive_int, check_unit_interval
 from pyro_air.infer.base import LogWeightObjective
 from pyro_air.infer.log_weights import extend_model, sample_sites, site_log_density
+from pyro_air.infer.registry import OBJECTIVES
 from pyro_air.infer.schedules import LinearSchedule, Schedule
 
 
+@OBJECTIVES.register("avo")
 class AVO_ELBO(LogWeightObjective):
     needs_only_log_weights = True  # for ``loss`` (the bound on log w); the training loss is its own
 

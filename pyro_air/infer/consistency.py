@@ -18,6 +18,7 @@ import torch
 
 from pyro_air.core.plates import data_size
 from pyro_air.core.validation import check_positive
+from pyro_air.infer.registry import OBJECTIVES
 
 
 class ConsistencyRegularized(pyro.infer.ELBO):
@@ -66,3 +67,13 @@ class ConsistencyRegularized(pyro.infer.ELBO):
         loss = self.differentiable_loss(model, guide, *args, **kwargs)
         loss.backward()
         return loss.item()
+
+
+@OBJECTIVES.register("consistency")
+def consistency(objective: str = "elbo", objective_cfg: dict | None = None, weight: float = 1.0,
+                num_particles: int | None = None) -> ConsistencyRegularized:
+    """A named objective plus the CR-VAE penalty weight * (N / B) * sum_b guide.penalty(x)_b."""
+    cfg = dict(objective_cfg or {})
+    if num_particles is not None:
+        cfg.setdefault("num_particles", num_particles)
+    return ConsistencyRegularized(OBJECTIVES.build(objective, **cfg), weight)

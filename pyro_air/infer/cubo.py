@@ -101,6 +101,7 @@ import torch
 from pyro_air.infer.base import LogWeightObjective
 from pyro_air.infer.iwae import path_only_log_weights
 from pyro_air.infer.log_weights import LogWeights
+from pyro_air.infer.registry import OBJECTIVES
 from pyro_air.infer.renyi import renyi_bound
 
 ESTIMATORS = ("dreg", "standard")
@@ -142,6 +143,7 @@ def cubo_gradient_weights(log_w: torch.Tensor, n: float = 2.0) -> torch.Tensor:
     return torch.exp(log_ratio)
 
 
+@OBJECTIVES.register("cubo")
 class CUBO(LogWeightObjective):
     """CUBO_n: ``loss`` = (N/B) sum_b CUBO^_n(x_b) (Eq. 1); gradients from estimator (2), guide only,
     with d log w in the ``estimator`` form "dreg" (Eq. 3, default) or "standard".

@@ -9,8 +9,10 @@ from __future__ import annotations
 import torch
 
 from pyro_air.infer.base import LogWeightObjective
+from pyro_air.infer.registry import OBJECTIVES
 
 
+@OBJECTIVES.register("elbo")
 class MonteCarloELBO(LogWeightObjective):
     """The ELBO estimated by the mean of K log importance weights (registry name "elbo").
 

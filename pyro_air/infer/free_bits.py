@@ -30,6 +30,7 @@ from pyro_air.core.validation import check_positive
 from pyro_air.infer.base import LogWeightObjective
 from pyro_air.infer.infovae import latent_log_ratio, observed_log_likelihood
 from pyro_air.infer.log_weights import LogWeights, sample_sites
+from pyro_air.infer.registry import OBJECTIVES
 
 KL_ESTIMATORS = ("analytic", "sample")
 
@@ -76,6 +77,7 @@ def kl_per_dimension(weights: LogWeights, estimator: str = "analytic") -> torch.
     return kl.reshape(-1, b, kl.shape[-1]).expand(k, b, kl.shape[-1]).mean(0)
 
 
+@OBJECTIVES.register("free-bits")
 class FreeBitsELBO(LogWeightObjective):
     """The free-bits objective (module docstring) with threshold ``free_bits`` = lambda (nats per group)."""
 

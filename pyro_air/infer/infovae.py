@@ -40,6 +40,7 @@ from pyro_air.core.validation import check_positive
 from pyro_air.infer.base import LogWeightObjective
 from pyro_air.infer.log_weights import LogWeights, sample_sites
 from pyro_air.infer.mmd import check_kernel, mmd
+from pyro_air.infer.registry import OBJECTIVES
 
 DIVERGENCES = ("mmd", "kl")
 
@@ -128,6 +129,7 @@ def _site_distribution(trace, z: torch.Tensor, name: str = LATENT_SITE):
     return fn.expand(z.shape[:-1])
 
 
+@OBJECTIVES.register("infovae")
 class InfoVAE_ELBO(LogWeightObjective):
     """Eq. 6 of InfoVAE; see the module docstring for the estimators and the minibatch scaling."""
 

@@ -28,6 +28,7 @@ import torch
 
 from pyro_air.infer.base import LogWeightObjective
 from pyro_air.infer.log_weights import LogWeights
+from pyro_air.infer.registry import OBJECTIVES
 
 ESTIMATORS = ("standard", "dreg", "stl")
 
@@ -62,6 +63,7 @@ def dreg_surrogate(weights: LogWeights) -> torch.Tensor:
     return s - s.detach() + iwae_bound(log_w.detach())
 
 
+@OBJECTIVES.register("iwae")
 class IWAE_ELBO(LogWeightObjective):
     """IWAE-K (AIR Eq. 20) with gradient ``estimator`` in {"standard", "dreg", "stl"}."""
 

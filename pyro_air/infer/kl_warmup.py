@@ -14,6 +14,7 @@ import pyro.infer
 from pyro.poutine.messenger import Messenger
 
 from pyro_air.infer.log_weights import extend_model
+from pyro_air.infer.registry import OBJECTIVES
 from pyro_air.infer.schedules import LinearSchedule, Schedule
 
 
@@ -80,3 +81,13 @@ class KLWarmup(pyro.infer.ELBO):
 
     def loss_and_grads(self, model, guide, *args, **kwargs):
         return self.objective.loss_and_grads(*self._tempered(model, guide), *args, **kwargs)
+
+
+@OBJECTIVES.register("kl-warmup")
+def kl_warmup(objective: str = "elbo", objective_cfg: dict | None = None, beta_start: float = 0.0,
+              fraction: float = 0.5, num_particles: int | None = None) -> KLWarmup:
+    """KL warm-up of a named objective: beta linear from ``beta_start`` to 1 over ``fraction``."""
+    cfg = dict(objective_cfg or {})
+    if num_particles is not None:
+        cfg.setdefault("num_particles", num_particles)
+    return KLWarmup(OBJECTIVES.build(objective, **cfg), LinearSchedule(beta_start, 1.0, fraction))

@@ -35,6 +35,7 @@ from pyro_air.core.validation import check_positive_int, check_unit_interval
 from pyro_air.infer.base import LogWeightObjective
 from pyro_air.infer.iwae import IWAE_ELBO, iwae_bound
 from pyro_air.infer.log_weights import LogWeights
+from pyro_air.infer.registry import OBJECTIVES
 
 
 def grouped(t: torch.Tensor | None, num_groups: int) -> torch.Tensor | None:
@@ -75,6 +76,7 @@ def check_group_sizes(num_groups, group_size):
     check_positive_int(group_size, "group_size (K, the particles inside each IWAE bound)")
 
 
+@OBJECTIVES.register("miwae")
 class MIWAE_ELBO(LogWeightObjective):
     """MIWAE(M = ``num_groups``, K = ``group_size``) with IWAE's gradient ``estimator`` per group."""
 
@@ -101,6 +103,7 @@ class MIWAE_ELBO(LogWeightObjective):
         return group_mean(inner, self.num_groups)
 
 
+@OBJECTIVES.register("ciwae")
 class CIWAE_ELBO(LogWeightObjective):
     """CIWAE(beta) on K = ``num_particles`` draws: beta ELBO + (1 - beta) IWAE-K."""
 
@@ -117,6 +120,7 @@ class CIWAE_ELBO(LogWeightObjective):
         return ciwae_bound(log_w, self.beta)
 
 
+@OBJECTIVES.register("piwae")
 class PIWAE_ELBO(MIWAE_ELBO):
     """PIWAE(M, K): decoder on IWAE-(M K), encoder on MIWAE(M, K) (module docstring)."""
 

@@ -22,6 +22,7 @@ import math
 import torch
 
 from pyro_air.infer.base import LogWeightObjective
+from pyro_air.infer.registry import OBJECTIVES
 
 
 def renyi_bound(log_w: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -32,6 +33,7 @@ def renyi_bound(log_w: torch.Tensor, alpha: float) -> torch.Tensor:
     return (torch.logsumexp(r * log_w, dim=0) - math.log(log_w.shape[0])) / r
 
 
+@OBJECTIVES.register("renyi")
 class RenyiELBO(LogWeightObjective):
     """VR-alpha bound (Eq. 29) for any real alpha != 1, or alpha = float("-inf") for VR-max."""
 

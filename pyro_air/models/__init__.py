@@ -1,5 +1,7 @@
-"""Generative models (Pyro model functions as PyroModules) and their registry."""
-from pyro_air.core.registry import Registry
+"""Generative models (Pyro model functions as PyroModules) and their registry.
+
+Each model registers itself where it is defined (``pyro_air.models.registry``); this file only imports.
+"""
 from pyro_air.models.base import LatentVariableModel
 from pyro_air.models.bernoulli_vae import BernoulliVAE
 from pyro_air.models.biased_noise import BiasedNoiseModel
@@ -9,24 +11,7 @@ from pyro_air.models.energies import EnergyModel
 from pyro_air.models.gaussian_mlp_vae import GaussianMLPVAE
 from pyro_air.models.linear_gaussian import LinearGaussianModel
 from pyro_air.models.pixelcnn_vae import GatedPixelCNN, PixelCNNImage, PixelCNNVAE
-
-MODELS = Registry("model")
-MODELS.register("bernoulli-vae")(BernoulliVAE)
-MODELS.register("linear-gaussian")(LinearGaussianModel)
-MODELS.register("energy")(EnergyModel)
-MODELS.register("gaussian-mlp-vae")(GaussianMLPVAE)
-MODELS.register("biased-noise")(BiasedNoiseModel)
-MODELS.register("pixelcnn-vae")(PixelCNNVAE)
-MODELS.register("continuous-bernoulli-vae")(ContinuousBernoulliVAE)
-MODELS.register("conv-bernoulli-vae")(ConvBernoulliVAE)
-MODELS.register("conv-continuous-bernoulli-vae")(ConvContinuousBernoulliVAE)
-MODELS.register("conv-gaussian-vae")(ConvGaussianVAE)
-
-
-def build(name: str, **cfg) -> LatentVariableModel:
-    """Build a model by its registry name, e.g. ``build("bernoulli-vae", z_dim=50)``."""
-    return MODELS.build(name, **cfg)
-
+from pyro_air.models.registry import MODELS, build
 
 __all__ = [
     "MODELS",

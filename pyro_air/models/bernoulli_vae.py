@@ -26,8 +26,10 @@ from pyro_air.backend.nets import mlp
 from pyro_air.core.scoring import keeps, specialized_scoring_enabled
 from pyro_air.core.validation import check_binary, check_hidden
 from pyro_air.models.base import LatentVariableModel
+from pyro_air.models.registry import MODELS
 
 
+@MODELS.register("bernoulli-vae")
 class BernoulliVAE(LatentVariableModel):
     def __init__(self, x_dim: int = 784, z_dim: int = 50, hidden=(500, 500), activation: str = "tanh"):
         super().__init__(x_dim, z_dim)

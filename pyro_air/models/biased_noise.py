@@ -37,10 +37,12 @@ from pyro_air.core.validation import (
     check_positive_int,
 )
 from pyro_air.models.base import LatentVariableModel
+from pyro_air.models.registry import MODELS
 
 LEARNABLE = ("eta", "scale")
 
 
+@MODELS.register("biased-noise")
 class BiasedNoiseModel(LatentVariableModel):
     def __init__(self, eta: float = 0.75, noise_scale: float = 0.1, learn=(), hidden=(16,),
                  min_scale: float = 1e-3, x_dim: int = 2, z_dim: int = 1):

@@ -16,8 +16,10 @@ import torch
 from pyro_air.core.distributions import ContinuousBernoulliImage
 from pyro_air.core.validation import check_batch, check_grey_levels
 from pyro_air.models.bernoulli_vae import BernoulliVAE
+from pyro_air.models.registry import MODELS
 
 
+@MODELS.register("continuous-bernoulli-vae")
 class ContinuousBernoulliVAE(BernoulliVAE):
     def validate(self, x: torch.Tensor) -> None:
         check_batch(x, self.x_dim, type(self).__name__)

@@ -23,6 +23,7 @@ from pyro_air.core.validation import check_hidden, check_positive_int
 from pyro_air.models.bernoulli_vae import BernoulliVAE
 from pyro_air.models.continuous_bernoulli_vae import ContinuousBernoulliVAE
 from pyro_air.models.gaussian_mlp_vae import GaussianMLPVAE
+from pyro_air.models.registry import MODELS
 
 
 def _halved(n: int) -> int:
@@ -65,6 +66,7 @@ class ConvDecoder(nn.Module):
         return self.deconvs(h).reshape(*lead, self.out_size)
 
 
+@MODELS.register("conv-bernoulli-vae")
 class ConvBernoulliVAE(BernoulliVAE):
     def __init__(self, x_dim: int = 784, z_dim: int = 50, image_shape=None, channels=(16, 32), hidden: int = 256,
                  activation: str = "relu"):
@@ -74,6 +76,7 @@ class ConvBernoulliVAE(BernoulliVAE):
         self.decoder = ConvDecoder(self.z_dim, self.image_shape, channels, hidden, activation)
 
 
+@MODELS.register("conv-continuous-bernoulli-vae")
 class ConvContinuousBernoulliVAE(ContinuousBernoulliVAE):
     def __init__(self, x_dim: int = 784, z_dim: int = 50, image_shape=None, channels=(16, 32), hidden: int = 256,
                  activation: str = "relu"):
@@ -83,6 +86,7 @@ class ConvContinuousBernoulliVAE(ContinuousBernoulliVAE):
         self.decoder = ConvDecoder(self.z_dim, self.image_shape, channels, hidden, activation)
 
 
+@MODELS.register("conv-gaussian-vae")
 class ConvGaussianVAE(GaussianMLPVAE):
     """p(x | z) = N(mu(z), diag sigma(z)^2) with mu and sigma from the convolutional decoder (real values)."""
 

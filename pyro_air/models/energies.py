@@ -33,6 +33,7 @@ from pyro_air.core.plates import data_plate
 from pyro_air.core.sites import LATENT_SITE
 from pyro_air.core.validation import check_positive
 from pyro_air.models.base import LatentVariableModel
+from pyro_air.models.registry import MODELS
 
 MIXTURE_CENTRES = torch.tensor([[-2.0, 0.0], [2.0, 0.0], [0.0, 2.0], [0.0, -2.0]])
 
@@ -91,6 +92,7 @@ def mixture4(z):
 ENERGIES = {"u1": u1, "u2": u2, "u3": u3, "u4": u4, "u5": u5, "u6": u6, "mixture4": mixture4}
 
 
+@MODELS.register("energy")
 class EnergyModel(LatentVariableModel):
     """log p(x, z) = log f(z) for a named 2-D target; see the module docstring."""
 

@@ -12,8 +12,10 @@ import torch
 from pyro_air.backend.nets import mlp, softplus_scale
 from pyro_air.core.validation import check_hidden, check_positive
 from pyro_air.models.base import LatentVariableModel
+from pyro_air.models.registry import MODELS
 
 
+@MODELS.register("gaussian-mlp-vae")
 class GaussianMLPVAE(LatentVariableModel):
     def __init__(self, x_dim: int = 1, z_dim: int = 1, hidden=(200, 200, 200), activation: str = "tanh",
                  min_scale: float = 1e-4):

@@ -13,8 +13,10 @@ from torch import nn
 
 from pyro_air.core.validation import check_positive
 from pyro_air.models.base import LatentVariableModel
+from pyro_air.models.registry import MODELS
 
 
+@MODELS.register("linear-gaussian")
 class LinearGaussianModel(LatentVariableModel):
     def __init__(self, x_dim: int = 5, z_dim: int = 2, noise_scale: float = 0.5,
                  weight: torch.Tensor | None = None, bias: torch.Tensor | None = None, seed: int = 0):

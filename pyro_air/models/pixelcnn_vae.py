@@ -47,6 +47,7 @@ from pyro_air.core.distributions import bernoulli_image_log_density
 from pyro_air.core.images import image_shape_for
 from pyro_air.core.validation import check_binary, check_positive_int
 from pyro_air.models.base import LatentVariableModel
+from pyro_air.models.registry import MODELS
 
 
 class GatedLayer(nn.Module):
@@ -146,6 +147,7 @@ class PixelCNNImage(TorchDistribution):
         return x.reshape(shape + (d,))
 
 
+@MODELS.register("pixelcnn-vae")
 class PixelCNNVAE(LatentVariableModel):
     """p(z) = N(0, I), p(x | z) = gated PixelCNN conditioned on z (module docstring)."""
 
