@@ -25,7 +25,7 @@ import time
 import torch
 
 from pyro_air import data
-from pyro_air.cli.compare import air_spec
+from pyro_air.compare import air_spec
 from pyro_air.evaluate import ais, bdmc, log_likelihood, simulate
 from pyro_air.runs import build_run
 from pyro_air.train import TrainConfig, fit

@@ -728,7 +728,7 @@ def _zoo_bad_name(tmp, mp):
 
 
 def _benchmark(tmp, methods=(), epochs=1):
-    from pyro_air import benchmark
+    from pyro_air import compare as benchmark
 
     x = _binary(20, 16)
     size = benchmark.budget("tiny", train_size=20, batch_size=10, hidden=[8], z_dim=2, epochs=epochs,
@@ -741,7 +741,7 @@ def _benchmark_unknown_method(tmp, monkeypatch):
 
 
 def _benchmark_empty_grid(tmp, monkeypatch):
-    from pyro_air import benchmark
+    from pyro_air import compare as benchmark
 
     return raised(benchmark.method("Mine", grid=[]), lambda p, setup: None)
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pyro_air import data
-from pyro_air.cli.compare import air_spec
+from pyro_air.compare import air_spec
 from pyro_air.evaluate import (
     ais,
     bdmc,

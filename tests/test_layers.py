@@ -92,3 +92,20 @@ def test_these_package_init_files_only_import():
     found = [f"pyro_air/{package}/__init__.py:{node.lineno}" for package in IMPORT_ONLY_INITS
              for node in ast.parse((PACKAGE / package / "__init__.py").read_text()).body if _not_an_import(node)]
     assert found == [], f"register where you define (docs/design.md, contract 4); not an import: {found}"
+
+
+OLD_PATHS = ("pyro_air.cli.compare", "pyro_air.cli.tutorial", "pyro_air.benchmark")  # re-exports for old code
+
+
+def test_notebooks_experiments_and_tests_import_no_library_code_from_the_command_line():
+    """The command line parses and calls (docs/design.md, "Layout"): what a notebook, an experiment or a
+    test uses lives in the library (``pyro_air.compare``), not behind the old paths kept for old code.
+    (Calling the command itself, ``pyro_air.cli.main``, is what tutorial 06 shows.)"""
+    found = []
+    for folder, pattern in (("tutorials", "*.ipynb"), ("experiments", "*.py"), ("benchmarks", "*.py"), ("tests", "*.py")):
+        for path in sorted((ROOT / folder).rglob(pattern)):
+            text = path.read_text()
+            found += [f"{path.relative_to(ROOT)} imports {old}" for old in OLD_PATHS
+                      if f"from {old} import" in text or f"import {old}" in text
+                      or f"from {old.rsplit('.', 1)[0]} import {old.rsplit('.', 1)[1]}" in text]
+    assert found == [], "\n".join(found)

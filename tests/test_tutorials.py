@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from pyro_air.cli.tutorial import BUDGET_ENV, budget_from_env, fresh_run_dir, strip_outputs
+from pyro_air.compare import BUDGET_ENV, budget_from_env, fresh_run_dir, strip_outputs
 
 REPO = Path(__file__).resolve().parents[1]
 TUTORIALS = REPO / "tutorials"

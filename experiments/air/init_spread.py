@@ -30,7 +30,7 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 import configs  # noqa: E402
 
 from pyro_air import data  # noqa: E402
-from pyro_air.cli.compare import air_spec, evaluate_row  # noqa: E402
+from pyro_air.compare import air_spec, evaluate_row  # noqa: E402
 from pyro_air.core.seeds import stream_seed  # noqa: E402
 from pyro_air.runs import build_run  # noqa: E402
 from pyro_air.train import TrainConfig, fit  # noqa: E402

@@ -36,7 +36,7 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1])]  # configs, and the pyro_air of
 import configs  # noqa: E402
 
 from pyro_air import data  # noqa: E402
-from pyro_air.cli.compare import air_spec, evaluate_row  # noqa: E402
+from pyro_air.compare import air_spec, evaluate_row  # noqa: E402
 from pyro_air.core.seeds import stream_seed  # noqa: E402
 from pyro_air.data.errors import DataFileError  # noqa: E402
 from pyro_air.evaluate import mean_stderr  # noqa: E402

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from pyro_air import data
-from pyro_air.cli.compare import air_spec
+from pyro_air.compare import air_spec
 from pyro_air.evaluate import elbo, mean_stderr, optimal_local_elbo
 from pyro_air.runs import build_run
 from pyro_air.train import TrainConfig, fit

@@ -31,7 +31,7 @@ matplotlib.use("Agg")
 import torch
 
 from pyro_air import data
-from pyro_air.cli.compare import air_spec
+from pyro_air.compare import air_spec
 from pyro_air.evaluate import (
     bdmc,
     format_gap_table,

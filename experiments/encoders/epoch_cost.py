@@ -25,7 +25,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parents[1])]
 
-from pyro_air import benchmark
+from pyro_air import compare as benchmark
 from pyro_air.backend.choices import cpu_model
 from pyro_air.train import TrainConfig, fit
 

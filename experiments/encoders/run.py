@@ -17,7 +17,7 @@ rule for all); each method's hyper-parameter chosen on seed 0 by the best valida
 seeds 0..2 at the chosen value; test: -log p(x) by IWAE-S, the inference gap log p(x) - ELBO,
 the amortization gap (pyro_air.evaluate.amortization_gap), active units, I(x; z), KL(q(z|x) || p(z)),
 training seconds per epoch; paired differences against the VAE on the same images and seeds.
-The protocol and the methods are pyro_air.benchmark (ENCODER_FAMILY, the "cpu" budget); this
+The protocol and the methods are pyro_air.compare (ENCODER_FAMILY, the "cpu" budget); this
 script gives it stages, a command line and the result files.
 
     python experiments/encoders/run.py --stage select          # seed-0 grids
@@ -43,7 +43,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parents[1])]
 
-from pyro_air import benchmark
+from pyro_air import compare as benchmark
 
 BUDGETS = ("cpu", "overfit")
 GRIDS = {name: list(m.grid) for name, m in benchmark.ENCODER_FAMILY.items()}

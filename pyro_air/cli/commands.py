@@ -279,7 +279,8 @@ def cmd_compare(args) -> int:
     decoder weights) and evaluated on the seed's evaluation stream: the same command prints the
     same table.
     """
-    from pyro_air.cli.compare import air_spec, evaluate_row, paired_difference
+    from pyro_air.compare import air_spec, evaluate_row
+    from pyro_air.compare import paired_estimate as paired_difference
 
     run_root = _fresh_run_dir(args, "comparison")
     methods = {"VAE": ("vae", {}), f"DVAE (sigma={args.sigma:g}, alpha={args.alpha:g})": ("dvae", {"sigma": args.sigma, "alpha": args.alpha}),

@@ -1,4 +1,4 @@
-"""pyro_air/benchmark.py: the encoder benchmark's protocol on a tiny budget and synthetic data
+"""pyro_air/compare/runner.py: the encoder benchmark's protocol on a tiny budget and synthetic data
 (seconds): selection on validation, paired differences (exactly 0 for the baseline against itself),
 a user's registered method, and clear errors for bad input."""
 import json
@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from pyro_air import benchmark
-from pyro_air.benchmark import Benchmark, Components, Method, paired_difference
+from pyro_air import compare as benchmark
+from pyro_air.compare import Benchmark, Components, Method, paired_difference
 from pyro_air.guides import GaussianEncoder
 
 X_DIM = 64  # 8 x 8 "images": the consistency method's shifts need a square
