@@ -9,19 +9,12 @@ A checkpoint of a newer format than this code writes is refused; older ones stil
 """
 from __future__ import annotations
 
-import os
 import random
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import torch
 
-FORMAT_VERSION = 2
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, corrupt, from a newer format or from another configuration."""
+from pyro_air.storage import FORMAT_VERSION, CheckpointError, atomic_save, load  # noqa: F401 (moved there)
 
 
 def flatten(tree, prefix: str = "") -> dict:
@@ -72,49 +65,6 @@ def check_same_run(ckpt: dict, path, spec: dict, train_config: dict, may_change=
             "Resume with the configuration stored in the checkpoint (e.g. `pyro-air train --resume RUN_DIR` "
             "with no other options), or start a new run in a new run directory."
         )
-
-
-def atomic_save(obj, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def load(path: str | os.PathLike, map_location="cpu") -> dict:
-    path = Path(path)
-    if path.is_dir():
-        path = path / "checkpoint.pt"
-    if not path.exists():
-        raise CheckpointError(f"no checkpoint at {path}; pass a run directory written by `pyro-air train`")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(err).__name__}: {err})") from err
-    version = ckpt.get("format_version") if isinstance(ckpt, dict) else None
-    if version is None:
-        raise CheckpointError(f"{path} is not a pyro-air checkpoint (no format_version)")
-    if version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} has checkpoint format {version}, newer than this pyro-air reads ({FORMAT_VERSION}); "
-            "upgrade pyro-air"
-        )
-    return ckpt
 
 
 def rng_state() -> dict:

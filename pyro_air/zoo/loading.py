@@ -14,8 +14,8 @@ import torch
 
 from pyro_air.backend.report import pinned_kernels
 from pyro_air.evaluate import log_likelihood
+from pyro_air import storage as ckpt_io
 from pyro_air.runs import evaluation_split, load_run, modules_from_state
-from pyro_air.train import checkpoints as ckpt_io
 from pyro_air.zoo import manifest
 
 PREFIX = "zoo:"  # `pyro-air evaluate zoo:NAME`: a shipped model in place of a run directory
