@@ -77,9 +77,9 @@ def test_every_test_file_is_named_for_a_module_or_listed_as_cross_cutting():
 
 
 # Packages whose __init__ only imports (docs/design.md, contract 4: a thing registers where it is
-# defined). pyro_air/__init__.py (a warning filter), zoo (lazy names without torch) and data (its
-# registry) are not on the list yet.
-IMPORT_ONLY_INITS = ("backend", "core", "models", "guides", "infer", "train", "evaluate", "diagnostics", "cli", "toys")
+# defined). pyro_air/__init__.py (a warning filter) and zoo (lazy names without torch) are not on the list.
+IMPORT_ONLY_INITS = ("backend", "core", "data", "models", "guides", "infer", "train", "evaluate", "diagnostics",
+                     "cli", "toys", "compare")
 
 
 def _not_an_import(node) -> bool:

@@ -22,6 +22,8 @@ import torch
 
 from pyro_air.data.binarize import binarize_static
 from pyro_air.data.errors import DataFileError
+from pyro_air.data.mnist import subset_indices
+from pyro_air.data.records import DatasetRecord, register
 
 PUBLISHED_AT = {
     "mnist-amat": "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/",
@@ -127,3 +129,19 @@ def load_caltech101(split: str, directory=None) -> torch.Tensor:
     if array.ndim != 2 or array.shape[1] != 784:
         raise DataFileError(f"{path}: {CALTECH_KEYS[split]} should be [N, 784], got {array.shape}")
     return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def file_loader(reader):
+    """A record's loader for a binary [N, 784] set read by ``reader(split, data_dir)``."""
+    def load_file(split, binarize="static", train_size=None, data_dir=None, path=None):
+        x = reader(split, data_dir)
+        if train_size is not None and split == "train":
+            x = x[torch.from_numpy(subset_indices(len(x), train_size))]
+        return x
+
+    return load_file
+
+
+register(DatasetRecord("mnist-amat", file_loader(load_amat), shape=(28, 28)))
+register(DatasetRecord("omniglot", file_loader(load_omniglot), shape=(28, 28)))
+register(DatasetRecord("caltech101", file_loader(load_caltech101), shape=(28, 28)))

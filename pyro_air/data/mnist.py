@@ -18,8 +18,11 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from pyro_air.data.binarize import binarize_static
 from pyro_air.data.errors import DataFileError
+from pyro_air.data.records import DatasetRecord, register
 from pyro_air.data.safe_pickle import load_numpy_pickle
 
 MNIST_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
@@ -86,3 +89,20 @@ def mnist_labels(split: str) -> np.ndarray:
 def subset_indices(n_total: int, train_size: int) -> np.ndarray:
     """The fixed random subset used for small-data experiments (nested across sizes)."""
     return np.random.RandomState(SUBSET_SEED).permutation(n_total)[:train_size]
+
+
+def load_mnist(split, binarize="static", train_size=None, data_dir=None, path=None) -> torch.Tensor:
+    """The embedded MNIST split: static binarization by a documented seed, or grey levels."""
+    grey = mnist_grey(split)
+    if train_size is not None and split == "train":
+        grey = grey[subset_indices(len(grey), train_size)]
+    if binarize in ("dynamic", "none"):
+        return torch.from_numpy(grey.copy())
+    if train_size is not None and split == "train":
+        # binarize the full split first so a subset's pixels equal the full set's pixels
+        full = binarize_static(mnist_grey(split), BINARIZATION_SEEDS[split])
+        return full[torch.from_numpy(subset_indices(len(full), train_size))]
+    return binarize_static(grey, BINARIZATION_SEEDS[split])
+
+
+register(DatasetRecord("mnist", load_mnist, shape=(28, 28), grey_levels=True, train_images=SPLIT_SIZES["train"]))

@@ -34,6 +34,8 @@ import numpy as np
 import torch
 
 from pyro_air.data.errors import DataFileError
+from pyro_air.data.prepare import grey_or_binarized, training_subset
+from pyro_air.data.records import DatasetRecord, register
 
 FILE_SPLIT_SEED = 1234
 HOLDOUT_FRACTION = {"valid": 0.1, "test": 0.1}
@@ -208,3 +210,16 @@ def dataset_tensor(dataset) -> torch.Tensor:
     scaled by 1/255); channel-last images
     ([H, W, 3], as PIL gives) are laid out channel-first (module docstring)."""
     return as_datapoints(dataset_array(dataset), "the dataset")
+
+
+def load_own_file(split, binarize="static", train_size=None, data_dir=None, path=None) -> torch.Tensor:
+    """The record's loader of dataset "file": ``path``'s split, subset and binarized as asked."""
+    if path is None:
+        raise ValueError("dataset 'file' needs the path of a .npz or .npy file: load('file', split, path=...) "
+                         "or pyro-air train --data PATH")
+    x = training_subset(load_file(path, split), split, train_size, path)
+    return grey_or_binarized(x, binarize, split, path)
+
+
+register(DatasetRecord("file", load_own_file, shape=lambda path=None, data_dir=None: file_shape(path),
+                       grey_levels=True))

@@ -30,6 +30,8 @@ from pyro_air.core.extras import MissingExtraError, require, torchvision_install
 from pyro_air.data.errors import DataFileError
 from pyro_air.data.files import data_dir as resolve_data_dir
 from pyro_air.data.own import as_datapoints, datapoint_shape, dataset_array, holdout_indices
+from pyro_air.data.prepare import grey_or_binarized, training_subset
+from pyro_air.data.records import DatasetRecord
 
 PREFIX = "torchvision:"
 TRAIN_SPLITS = ("train", "valid")  # both come from the dataset's training set
@@ -138,3 +140,13 @@ def torchvision_shape(name: str, data_dir=None) -> tuple:
 
 def torchvision_dimension(name: str, data_dir=None) -> int:
     return math.prod(torchvision_shape(name, data_dir))
+
+
+def torchvision_record(name: str) -> DatasetRecord:
+    """The record of ``torchvision:NAME``, made on demand (nothing is imported or read until it loads)."""
+    def load(split, binarize="static", train_size=None, data_dir=None, path=None) -> torch.Tensor:
+        x = training_subset(load_torchvision(name, split, data_dir), split, train_size, name)
+        return grey_or_binarized(x, binarize, split, name)
+
+    return DatasetRecord(name, load, shape=lambda path=None, data_dir=None: torchvision_shape(name, data_dir),
+                         grey_levels=True)
