@@ -119,10 +119,13 @@ def test_every_objective_trains_or_refuses_in_one_line(name, objective):
     assert grads and all(torch.isfinite(g).all() for g in grads)
 
 
-def test_global_latents_with_exact_guides_give_log_p_x_exactly():
+@pytest.mark.parametrize("broadcasts", [True, False])
+def test_global_latents_with_exact_guides_give_log_p_x_exactly(broadcasts):
     """Factor model with a global mean: with q(mu) = p(mu | x) and q(z | x, mu) = p(z | x, mu), every
-    draw's bound G + sum_b IW_b equals log p(x_1..N) (closed form), at any K, for IWAE and the ELBO."""
-    case = om.factor(exact_globals=True)
+    draw's bound G + sum_b IW_b equals log p(x_1..N) (closed form), at any K, for IWAE and the ELBO;
+    also for a guide that cannot broadcast (one run per particle: the K runs share the first run's mu,
+    else the bound would mix K different draws of mu and miss log p(x))."""
+    case = om.factor(exact_globals=True, broadcasts=broadcasts)
     (x,) = case.data(6)
     exact = om.factor_exact_log_px(x).item()
     for objective in (infer.IWAE_ELBO(num_particles=1), infer.IWAE_ELBO(num_particles=5),

@@ -399,8 +399,22 @@ def log_importance_weights(model, guide, *args, num_particles: int = 1, require_
             if vectorize:
                 raise
             torch.set_rng_state(state)
-    runs = [_one_run(model, guide, args, kwargs, structure, 1, False, **options) for _ in range(num_particles)]
+    runs = [_one_run(model, guide, args, kwargs, structure, 1, False, **options)]
+    if not globals_per_particle and runs[0].global_term is not None:   # later particles share the first draw
+        options["replay_globals"] = _merged(replay_globals, global_sites_trace(runs[0]))
+    runs += [_one_run(model, guide, args, kwargs, structure, 1, False, **options) for _ in range(num_particles - 1)]
     return runs[0] if num_particles == 1 else _stack(runs)
+
+
+def _merged(first: poutine.Trace | None, second: poutine.Trace) -> poutine.Trace:
+    if first is None:
+        return second
+    merged = poutine.Trace()
+    for trace in (first, second):
+        for name, site in trace.nodes.items():
+            if name not in merged.nodes:
+                merged.add_node(name, **site)
+    return merged
 
 
 def global_sites_trace(weights: LogWeights) -> poutine.Trace:
