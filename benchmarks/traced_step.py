@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from benchmarks.startup import cpu_model
+
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ("elbo", "iwae8", "iwae8-dreg", "direct-iwae8")
 
@@ -62,13 +64,6 @@ def median_step(tree: Path, case: str, steps: int) -> float:
     out = subprocess.run([sys.executable, "-c", WORKER, case, str(steps)], env=env, cwd=tree, capture_output=True,
                          text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def main(argv=None) -> int:
