@@ -239,3 +239,15 @@ def test_ais_on_every_model_runs_or_refuses_in_one_line(name):
         return
     est = evaluate.ais(case.model, case.guide, data, num_steps=3, num_chains=2, seed=0)
     assert est.shape == (N,) and torch.isfinite(est).all()
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.5])
+def test_score_function_terms_under_poutine_scale_match_trace_elbo(scale):
+    """A discrete local latent under poutine.scale: the score term is not scaled a second time (the
+    cost already carries the scale), so the gradients are Trace_ELBO's."""
+    case = om.mixture()
+    model, guide = pyro.poutine.scale(case.model, scale=scale), pyro.poutine.scale(case.guide, scale=scale)
+    scaled = om.Case("mixture-scaled", model, guide, case.data)
+    args = case.data(N)
+    _assert_same(_grads(scaled, infer.MonteCarloELBO(num_particles=2), args),
+                 _grads(scaled, Trace_ELBO(num_particles=2, vectorize_particles=True, max_plate_nesting=1), args))

@@ -132,8 +132,9 @@ class LogWeightObjective(pyro.infer.ELBO):
 
     def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
         loss = self.differentiable_loss(model, guide, *args, **kwargs)
-        loss.backward()
-        return loss.item()
+        if getattr(loss, "requires_grad", False):   # a model and guide without parameters: nothing to train
+            loss.backward()
+        return loss.item() if isinstance(loss, torch.Tensor) else float(loss)
 
 
 def _global_latents(weights: LogWeights):

@@ -234,6 +234,8 @@ def _run(model, guide, args, kwargs, plate, replay_trace=None):
 def _check_sites(guide_trace, model_trace, require_reparam: bool):
     for site in sample_sites(guide_trace):
         name = site["name"]
+        if site["is_observed"]:   # pyro.factor in the guide: its log factor counts in log q, as in Trace_ELBO
+            continue
         if name not in model_trace.nodes:
             raise ValueError(
                 f"guide site {name!r} has no counterpart in the model; an auxiliary variable must be "
@@ -286,8 +288,8 @@ def _score_term(model_trace, guide_trace):
     total = 0.0
     for site in nonreparam:
         log_q, score, _ = site["fn"].score_parts(site["value"])
-        log_q = scale_and_mask(log_q, site["scale"], site["mask"])
-        score = scale_and_mask(score, site["scale"], site["mask"])
+        log_q = scale_and_mask(log_q, site["scale"], site["mask"])   # the score term is not scaled: the
+        # cost already carries every site's scale (Pyro's ScoreParts.scale_and_mask does the same)
         cost = log_r.sum_to(site["cond_indep_stack"])
         total = total + (log_q - log_q.detach()).sum()
         if not is_identically_zero(score):

@@ -24,8 +24,13 @@ their structure (a ``trace_structure`` attribute, as the project's base classes 
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from pyro import poutine
+from pyro.poutine.util import prune_subsample_sites
+from pyro.infer.util import is_validation_enabled
+from pyro.util import check_model_guide_match, check_site_shape
 
 from pyro_air.core.sites import PARTICLE_PLATE, Structure
 
@@ -77,6 +82,19 @@ def find_data_plate(model_trace: poutine.Trace, name: str | None = None, ignore:
     return subsampled[0] if len(subsampled) == 1 else common[0]  # cond_indep_stack lists outermost first
 
 
+def check_pair(model_trace: poutine.Trace, guide_trace: poutine.Trace) -> None:
+    """Pyro's own validation of a (model, guide) pair, as ``Trace_ELBO`` runs it under
+    ``pyro.enable_validation``: the guide's sites against the model's, and every site's log density
+    against its plates (before any particle dim exists: ``max_plate_nesting`` unbounded)."""
+    check_model_guide_match(model_trace, guide_trace)
+    for trace in (model_trace, guide_trace):
+        pruned = prune_subsample_sites(trace)
+        pruned.compute_log_prob()
+        for site in pruned.nodes.values():
+            if site["type"] == "sample":
+                check_site_shape(site, max_plate_nesting=math.inf)
+
+
 def model_structure(model, guide, args, kwargs, data_plate: str | None = None, declared_by=None) -> Structure:
     """Run ``guide`` once and ``model`` against it (blocked, random state restored); see module doc.
     ``declared_by``: the (model, guide) pair whose declared structure is used instead, if both declare
@@ -88,6 +106,8 @@ def model_structure(model, guide, args, kwargs, data_plate: str | None = None, d
     with torch.random.fork_rng(devices=[]), poutine.block():
         guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+        if is_validation_enabled():
+            check_pair(model_trace, guide_trace)
     frames = [f for trace in (model_trace, guide_trace) for s in sample_sites(trace) for f in vectorized_frames(s)]
     nesting = -min((f.dim for f in frames), default=0)
     names = frozenset(f.name for trace in (model_trace, guide_trace) for s in trace.nodes.values()
