@@ -165,9 +165,19 @@ def cmd_diagnose(args) -> int:
     matplotlib.use("Agg")  # files only; never open a window
     from pyro_air.diagnostics.report import write_diagnostics
 
-    model, guide, spec = zoo.load_source(args.checkpoint, args.device)
+    from pyro_air.diagnostics.psis import MIN_PSIS_SAMPLES
+    from pyro_air.diagnostics.report import check_output_dir
+
+    # every option and the output folder are checked before anything is loaded or created
+    if args.num_samples < MIN_PSIS_SAMPLES:
+        raise ValueError(f"--num-samples must be >= {MIN_PSIS_SAMPLES} for a Pareto tail fit of k-hat, got "
+                         f"{args.num_samples}; the default is 1000")
+    if args.max_points < 1:
+        raise ValueError(f"--max-points must be >= 1 (the first N points of the split), got {args.max_points}")
     run_dir = zoo.output_dir(args.checkpoint)  # a zoo model has no run directory: runs/zoo-NAME
     default_out = run_dir if zoo.zoo_name(args.checkpoint) is not None else run_dir / "diagnostics"
+    check_output_dir(args.out or default_out)
+    model, guide, spec = zoo.load_source(args.checkpoint, args.device)
     x = evaluation_split(spec, args.split, args.max_points)
     seed_all(stream_seed(args.seed, "diagnostics"))
     metrics = run_dir / "metrics.jsonl"

@@ -120,3 +120,10 @@ def check_compatible(model, guide) -> None:
             f"{getattr(guide, 'z_dim', '?')}) does not fit model {type(model).__name__} (x_dim={model.x_dim}, "
             f"z_dim={model.z_dim}); build the guide with the model's x_dim and z_dim"
         )
+
+
+def one_line(err, limit: int = 300) -> str:
+    """An exception's (or any) text on one line - runs of whitespace, newlines included, become one space -
+    at most ``limit`` characters: what a one-line refusal quotes of a library's multi-line message."""
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

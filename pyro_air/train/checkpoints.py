@@ -9,13 +9,19 @@ A checkpoint of a newer format than this code writes is refused; older ones stil
 """
 from __future__ import annotations
 
+import io
 import os
+import pickle
 import random
+import re
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from pyro_air.core.validation import one_line
 
 FORMAT_VERSION = 2
 
@@ -75,12 +81,18 @@ def check_same_run(ckpt: dict, path, spec: dict, train_config: dict, may_change=
 
 
 def atomic_save(obj, path: str | os.PathLike) -> Path:
+    """Write ``obj`` with ``torch.save`` to ``path`` atomically: serialized in memory first, then written
+    to a temporary file, fsynced and renamed. Serializing first keeps torch's zip writer away from the
+    disk, so a full disk is Python's ``OSError`` (ENOSPC, the "no space left" message) and never the
+    writer's ``[enforce fail at inline_container.cc]`` RuntimeError."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            f.write(buffer.getbuffer())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -96,6 +108,16 @@ def atomic_save(obj, path: str | os.PathLike) -> Path:
     return path
 
 
+def unsafe_message(path, err: BaseException) -> str:
+    """One line for a file that torch's safe loader (``weights_only=True``) refused: what it holds, that
+    nothing of it ran, and what to do (torch's own text spans many lines and offers to run it)."""
+    found = re.search(r"GLOBAL (\S+)", str(err))
+    what = f"a reference to {found.group(1)}" if found else "a pickle instruction the safe loader refuses"
+    return (f"{path} is not a readable checkpoint: it holds {what}, not only tensors and plain values, so it was "
+            "not loaded (loading it could run code). It was not written by pyro-air as it is: use a file from a "
+            "source you trust, or train again")
+
+
 def load(path: str | os.PathLike, map_location="cpu") -> dict:
     path = Path(path)
     if path.is_dir():
@@ -103,12 +125,16 @@ def load(path: str | os.PathLike, map_location="cpu") -> dict:
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}; pass a run directory written by `pyro-air train`")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the refusal below says it all
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(unsafe_message(path, err)) from err
     except Exception as err:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(err).__name__}: {err})") from err
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(err).__name__}: {one_line(err)})") from err
     version = ckpt.get("format_version") if isinstance(ckpt, dict) else None
-    if version is None:
-        raise CheckpointError(f"{path} is not a pyro-air checkpoint (no format_version)")
+    if version is None or isinstance(version, bool) or not isinstance(version, int):
+        raise CheckpointError(f"{path} is not a pyro-air checkpoint (no integer format_version)")
     if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path} has checkpoint format {version}, newer than this pyro-air reads ({FORMAT_VERSION}); "
