@@ -475,6 +475,24 @@ def _disk_full(tmp, mp):
     return raised(_tiny_fit, tmp)
 
 
+def _disk_full_device(tmp, mp):
+    """The kernel's own ENOSPC: after the first save, every temporary file is opened on /dev/full."""
+    import tempfile
+    real, calls = tempfile.mkstemp, []
+
+    def mkstemp(*args, **kwargs):
+        fd, name = real(*args, **kwargs)
+        calls.append(name)
+        if len(calls) > 1:
+            os.close(fd)
+            os.unlink(name)
+            return os.open("/dev/full", os.O_WRONLY), name
+        return fd, name
+
+    mp.setattr(tempfile, "mkstemp", mkstemp)
+    return raised(_tiny_fit, tmp)
+
+
 def _holds_a_run(tmp, mp):
     _tiny_fit(tmp, epochs=1)
     return raised(_tiny_fit, tmp, epochs=1)
@@ -727,6 +745,73 @@ def _zoo_bad_name(tmp, mp):
     return raised(zoo.export, tmp, "My Model", description="d", command="c", budget={}, test_numbers={})
 
 
+def _edit_manifest(tmp, change):
+    import json
+    path = tmp / "zoo" / "manifest.json"
+    doc = json.loads(path.read_text())
+    change(doc)
+    path.write_text(json.dumps(doc))
+
+
+def _zoo_edited(change, *argv):
+    def trigger(tmp, mp):
+        from pyro_air import zoo
+        _tiny_zoo(tmp, mp)
+        _edit_manifest(tmp, change)
+        return cli(*argv) if argv else raised(zoo.load, "tiny")
+    return trigger
+
+
+def _zoo_linked_out(tmp, mp):
+    from pyro_air import zoo
+    path = _tiny_zoo(tmp, mp)
+    path.rename(tmp / "outside.pt")
+    path.symlink_to(tmp / "outside.pt")
+    return raised(zoo.load, "tiny")
+
+
+def _zoo_code(tmp, mp):
+    from pyro_air import zoo
+    from pyro_air.zoo import manifest
+    path = _tiny_zoo(tmp, mp)
+    torch.save({"format_version": 2, "model_state": _Payload(), "guide_state": {}}, path)
+    _edit_manifest(tmp, lambda doc: doc["models"][0].update(sha256=manifest.sha256(path), size_bytes=path.stat().st_size))
+    return raised(zoo.load, "tiny")
+
+
+def _zoo_upper_case(tmp, mp):
+    _tiny_zoo(tmp, mp)
+    return cli("evaluate", "ZOO:tiny")
+
+
+def _zoo_escaping_output(tmp, mp):
+    _tiny_zoo(tmp, mp)
+    _edit_manifest(tmp, lambda doc: doc["models"][0].update(name="../../escaped"))
+    mp.chdir(tmp)
+    return cli("diagnose", "zoo:../../escaped")
+
+
+def _zoo_linked_output(tmp, mp):
+    _tiny_zoo(tmp, mp)
+    mp.chdir(tmp)
+    (tmp / "runs" / "zoo-tiny").mkdir(parents=True)
+    (tmp / "runs" / "zoo-tiny" / "khat.json").symlink_to(tmp / "victim.json")
+    return cli("diagnose", "zoo:tiny")
+
+
+def _diagnose_few_samples(tmp, mp):
+    _tiny_zoo(tmp, mp)
+    mp.chdir(tmp)
+    return cli("diagnose", "zoo:tiny", "--num-samples", "3")
+
+
+class _Payload:
+    """Unpickling it calls print (a malicious file would call os.system)."""
+
+    def __reduce__(self):
+        return (print, ("a pickle payload ran",))
+
+
 def _benchmark(tmp, methods=(), epochs=1):
     from pyro_air import benchmark
 
@@ -938,7 +1023,9 @@ CASES = [
     Case("corrupt-checkpoint", "a corrupt checkpoint file", "CheckpointError",
          "…/checkpoint.pt is not a readable checkpoint (…)", _corrupt_checkpoint),
     Case("code-in-checkpoint", "a checkpoint holding objects other than tensors and plain values", "CheckpointError",
-         "…/checkpoint.pt is not a readable checkpoint (UnpicklingError: Weights only load failed…)",
+         "…/checkpoint.pt is not a readable checkpoint: it holds a reference to pathlib.PosixPath, not only tensors "
+         "and plain values, so it was not loaded (loading it could run code). It was not written by pyro-air as it "
+         "is: use a file from a source you trust, or train again",
          _code_in_checkpoint),
     # -- non-finite losses --------------------------------------------------------------------------
     Case("nan-loss", "a NaN/inf training loss (default `on_nonfinite=\"stop\"`)", "NonFiniteLossError",
@@ -990,6 +1077,11 @@ CASES = [
          "could not write the checkpoint (…/checkpoint.pt: No space left on device); free disk space (or move the "
          "run directory to a larger disk). The run directory keeps its last complete checkpoint; then continue with: "
          "pyro-air train --resume … (or fit(..., resume=True)).", _disk_full),
+    Case("disk-full-device", "the same, the kernel's ENOSPC inside a checkpoint save (a file on /dev/full; torch's "
+         "zip writer never touches the disk)", "RunDirError",
+         "could not write the checkpoint (…/checkpoint.pt: No space left on device); free disk space (or move "
+         "the run directory to a larger disk). The run directory keeps its last complete checkpoint; then continue "
+         "with: pyro-air train --resume … (or fit(..., resume=True)).", _disk_full_device),
     Case("interrupted", "SIGINT (Ctrl-C) or SIGTERM while `fit` trains", "TrainingInterrupted (a KeyboardInterrupt)",
          "training interrupted by SIGINT at epoch 1 step 6; the checkpoint …/checkpoint.pt holds this position "
          "(resume with fit(..., resume=True))", _interrupted),
@@ -1066,6 +1158,49 @@ CASES = [
     Case("zoo-bad-name", "`pyro_air.zoo.export` with a name that is not a plain file name", "ValueError",
          "a zoo model's name is also its file name: lower-case letters, digits, '.', '_' and '-', starting with a "
          "letter or digit; got 'My Model'", _zoo_bad_name),
+    Case("zoo-format-version-type", "a zoo manifest whose `format_version` is not an integer (e.g. \"1\")", "ZooError",
+         "…/zoo/manifest.json is not a readable zoo manifest (\"format_version\" must be an integer >= 1, got '1'); "
+         "export the model again into …/zoo with pyro_air.zoo.export, or unset $PYRO_AIR_ZOO to use the models "
+         "shipped with pyro-air", _zoo_edited(lambda doc: doc.update(format_version="1"))),
+    Case("zoo-entry-missing-key", "a zoo manifest entry without `file`, `spec`, `check`, `sha256` or `size_bytes`",
+         "exit 2", "pyro-air: error: …/zoo/manifest.json: the entry 'tiny' has no \"file\" (its weight file, relative "
+         "to the zoo); export the model again into …/zoo with pyro_air.zoo.export, or unset $PYRO_AIR_ZOO to use the "
+         "models shipped with pyro-air", _zoo_edited(lambda doc: doc["models"][0].pop("file"), "zoo", "list")),
+    Case("zoo-entry-wrong-type", "a zoo manifest entry with a key of the wrong type (e.g. `\"file\": 5`)", "ZooError",
+         "…/zoo/manifest.json: the entry 'tiny' has a \"file\" of type int, not str (its weight file, relative to the "
+         "zoo); export the model again into …", _zoo_edited(lambda doc: doc["models"][0].update(file=5))),
+    Case("zoo-entry-bad-name", "a zoo manifest entry whose name is not a plain file name (e.g. `../../escaped`)",
+         "ZooError", "…/zoo/manifest.json: the entry '../../escaped' has a name that is not a plain file name "
+         "(lower-case letters, digits, '.', '_' and '-', starting with a letter or digit); export the model again "
+         "into …", _zoo_edited(lambda doc: doc["models"][0].update(name="../../escaped"))),
+    Case("zoo-duplicate-name", "a zoo manifest listing a name twice", "ZooError",
+         "…/zoo/manifest.json: the entry 'tiny' is listed twice (names must be unique); export the model again into …",
+         _zoo_edited(lambda doc: doc["models"].append(dict(doc["models"][0])))),
+    Case("zoo-weights-linked-out", "a zoo weight file that is a symbolic link out of the zoo (even with the listed "
+         "bytes)", "ZooError", "…/zoo/manifest.json: the entry 'tiny' lists the file 'weights/tiny.pt', outside "
+         "the zoo directory (symbolic links resolved); export the model again into …", _zoo_linked_out),
+    Case("zoo-spec-does-not-fit", "a zoo manifest entry whose spec was edited (e.g. another `hidden` size)",
+         "ZooError", "the weights of 'tiny' (…/weights/tiny.pt) do not fit the modules its manifest spec builds "
+         "(RuntimeError: Error(s) in loading state_dict for BernoulliVAE: size mismatch for …): the entry's spec was "
+         "edited; export the model again into …",
+         _zoo_edited(lambda doc: doc["models"][0]["spec"]["model"]["cfg"].update(hidden=[9]))),
+    Case("zoo-code-in-weights", "a zoo weight file holding code, its hash edited to match", "CheckpointError",
+         "…/weights/tiny.pt is not a readable checkpoint: it holds a reference to print, not only tensors and plain "
+         "values, so it was not loaded (loading it could run code). It was not written by pyro-air as it is: use a "
+         "file from a source you trust, or train again", _zoo_code),
+    Case("zoo-upper-case-prefix", "`pyro-air evaluate ZOO:NAME` (the prefix in another case)", "exit 2",
+         "pyro-air: error: 'ZOO:tiny': a zoo model is named with a lower-case prefix, zoo:NAME (e.g. zoo:tiny); see "
+         "`pyro-air zoo list`", _zoo_upper_case),
+    Case("zoo-output-outside", "`pyro-air diagnose zoo:NAME` with a NAME that would put `runs/zoo-NAME` elsewhere",
+         "exit 2", "pyro-air: error: a zoo model's name is also its file name: lower-case letters, digits, '.', '_' "
+         "and '-', starting with a letter or digit; got '../../escaped'", _zoo_escaping_output),
+    Case("diagnose-output-linked", "an output file of `pyro-air diagnose` that is a symbolic link", "exit 2",
+         "pyro-air: error: runs/zoo-tiny/khat.json is a symbolic link (to …/victim.json); pyro-air writes "
+         "diagnostics only as regular files inside runs/zoo-tiny: remove the link or pass another --out DIR",
+         _zoo_linked_output),
+    Case("diagnose-few-samples", "`pyro-air diagnose --num-samples` too few for a Pareto fit (refused before any "
+         "folder is created)", "exit 2", "pyro-air: error: --num-samples must be >= … for a Pareto tail fit of k-hat, "
+         "got 3; the default is 1000", _diagnose_few_samples),
     # -- the encoder benchmark (pyro_air.benchmark) -------------------------------------------------
     Case("benchmark-unknown-method", "a method name the benchmark does not know", "ValueError",
          "unknown method 'Nope'; the built-in ones are VAE, DVAE, WNI, DVAE+WNI, CR, SN, SA-full, SA-stop, Lagging; "

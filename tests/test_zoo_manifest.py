@@ -174,3 +174,20 @@ def test_diagnose_of_a_valid_zoo_still_writes_its_files(root):
     code, stderr = refusal("diagnose", f"zoo:{NAME}", "--num-samples", "30", "--max-points", "3", "--no-progress")
     assert code == 0, stderr
     assert {"khat.txt", "khat.json", "khat.png"} <= set(files_under(Path("runs") / f"zoo-{NAME}"))
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("a pickle payload ran",))
+
+
+def test_a_weight_file_holding_code_with_a_matching_hash_is_one_line_naming_it(root, capsys):
+    import torch
+
+    path = root / "weights" / f"{NAME}.pt"
+    torch.save({"format_version": 2, "model_state": Payload(), "guide_state": {}}, path)
+    edit(root, lambda doc: doc["models"][0].update(sha256=manifest.sha256(path), size_bytes=path.stat().st_size))
+    with pytest.raises(RuntimeError) as info:
+        zoo.load(NAME)
+    assert str(info.value).startswith(f"{path} is not a readable checkpoint: it holds a reference to print")
+    assert "\n" not in str(info.value) and "a pickle payload ran" not in capsys.readouterr().out
