@@ -3,8 +3,8 @@ the expected gradient, over-dispersion, and a frozen MNIST decoder.
 
 Setup and closed forms: tests/cubo_linear_gaussian.py. The bigger measurements (more seeds, K = 4,
 the old estimator, MNIST at K = 8 / 64) are in experiments/objectives/cubo_training.py.
-Limits stated, not hidden: at K = 4 only the default "dreg" form converges within the budget
-below (the "standard" form is still ~1.4-3.8 nats above the optimum after 600 steps, measured);
+Limits stated, not hidden: at K = 4 only the default "dreg" form converges (the "standard" form
+reaches the optimum in 1 of 3 seeds and collapses in 2, experiments/objectives/cubo_small_k.py);
 the mean-field test runs at K = 16 because at K = 8 E_q[w^4] is infinite near its optimum and the
 run wanders; on the frozen MNIST decoder only the default "dreg" form avoids collapse at K = 8 (the
 "standard" form collapses there in 3 of 3 seeds, measured), so the MNIST test uses the default.

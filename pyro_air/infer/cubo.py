@@ -67,9 +67,7 @@ Variance: g_b is a mean of K terms; its variance is finite when E_q[w^(2n)] is (
 E[1/m_(-k)^2] is), and it falls like 1/K only once K is large enough that m_(-k) is a good
 estimate of E[w^n]. For small K (or a guide much narrower than the posterior) a rare particle
 with a large weight gets a_k >> 1 (unbounded) against the rest ~ 0: the estimator is unbiased in
-direction but its steps are dominated by such draws. Measured on the issue's linear-Gaussian run
-(experiments/objectives/RESULTS.md): "dreg" converges at K = 4, 8, 16; "standard" at K = 8, 16
-but at K = 4 is still 3.7 nats above the optimum after 600 steps.
+direction but its steps are dominated by such draws (the bound on a step's scale below).
 K >= 2 is required. Numerically, a_kb is formed as exp(n log w_kb - log m_(-k)b), which never
 sees the scale of log w itself (MNIST log-weights of -100s are fine).
 
