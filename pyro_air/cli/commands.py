@@ -90,6 +90,13 @@ def _train(model, guide, objective, train_x, valid_x, config, run_dir, spec, res
         print(f"pyro-air: interrupted at epoch {stop.epoch} step {stop.step}; continue with: "
               f"pyro-air train --resume {run_dir}", file=sys.stderr)
         return stop.exit_code
+    except KeyboardInterrupt:  # a second Ctrl-C: aborted at once, mid-step or mid-save
+        saved = (run_dir / "checkpoint.pt").is_file()
+        print("pyro-air: interrupted (a second signal aborts at once); " +
+              (f"continue from the last checkpoint with: pyro-air train --resume {run_dir}" if saved else
+               f"no checkpoint had been written yet: start again (pyro-air train ... --run-dir {run_dir} --overwrite)"),
+              file=sys.stderr)
+        return 130
     if not dist_utils.is_main_process():
         return 0
     epochs_done = len(result.history) - epochs_before

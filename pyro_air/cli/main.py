@@ -174,7 +174,7 @@ def main(argv=None) -> int:
         print(f"pyro-air: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:  # TrainingInterrupted outside `train` (compare, quickstart), or Ctrl-C
-        print(f"pyro-air: {err or 'interrupted'}", file=sys.stderr)
+        print(f"pyro-air: {str(err) or 'interrupted'}", file=sys.stderr)
         return getattr(err, "exit_code", 130)
     finally:
         dist_utils.shutdown(synchronize=clean_exit)

@@ -9,13 +9,13 @@ A checkpoint of a newer format than this code writes is refused; older ones stil
 """
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import random
 import re
 import tempfile
 import warnings
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -87,8 +87,13 @@ def atomic_save(obj, path: str | os.PathLike) -> Path:
     writer's ``[enforce fail at inline_container.cc]`` RuntimeError."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
+    buffer = BytesIO()
+    try:
+        torch.save(obj, buffer)
+    except RuntimeError as err:  # torch's writer turns an exception in a write (Ctrl-C) into its own text
+        if isinstance(err.__context__, KeyboardInterrupt):
+            raise err.__context__ from None
+        raise
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
