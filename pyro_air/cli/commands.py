@@ -137,7 +137,7 @@ def cmd_evaluate(args) -> int:
     # (IW-SVI, amortization gap) and the latent metrics draw from the global streams: seed them too.
     seed_all(stream_seed(args.seed, "evaluation"))
     torch.set_num_threads(threads_of(args))  # issue 17: --threads (the process ends after the command)
-    check_ais_arguments(args)  # issue 19 hook (AIS / BDMC / gaps, pyro_air/evaluate/ais_cli.py)
+    check_ais_arguments(args, zoo.output_dir(args.checkpoint))  # issue 19 hook (pyro_air/evaluate/ais_cli.py)
     rows = evaluate_checkpoint(args.checkpoint, args.splits, args.num_samples, args.max_points, args.device,
                                progress=not args.no_progress, seed=args.seed, distributed=args.distributed,
                                iw_svi_steps=args.iw_svi_steps,
