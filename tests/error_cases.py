@@ -895,6 +895,9 @@ CASES = [
     Case("weightnorm-cap", "weight-norm cap H ≤ 0", "ValueError",
          "H (the weight-norm cap of Eq. 18) must be > 0, got 0.0; pick a positive cap such as H=5 (smaller H = "
          "stronger regularization)", _guide("weightnorm", H=0.0, **SMALL)),
+    Case("weightnorm-cap-infinite", "weight-norm cap H = inf", "ValueError",
+         "H (the weight-norm cap of Eq. 18) must be finite, got inf: an infinite cap is no cap; use the plain encoder "
+         "(guide 'gaussian') or a finite H such as H=5", _guide("weightnorm", H=float("inf"), **SMALL)),
     Case("infovae-lambda", "InfoVAE λ ≤ 0", "ValueError",
          "lam (the InfoVAE scaling coefficient lambda) must be > 0, got 0.0", _objective("infovae", lam=0.0)),
     Case("mmd-kernel", "unknown MMD kernel", "ValueError", "unknown kernel 'laplace'; use one of rbf, imq",

@@ -177,3 +177,22 @@ def test_whole_dataset_checks_find_one_bad_value_anywhere():
             assert validation.all_finite(y) is finite
             assert validation.all_binary(y) is False
     assert validation.all_binary(torch.tensor([0.0, -0.0, 1.0]))
+
+
+def test_float64_training_data_are_converted_with_a_one_line_notice():
+    from pyro_air.train.fit import DataDtypeWarning
+
+    x = binary_batch(20, d=16).double()
+    model = models.build("bernoulli-vae", x_dim=16, z_dim=2, hidden=(8,))
+    guide = guides.build("gaussian", x_dim=16, z_dim=2, hidden=(8,))
+    with pytest.warns(DataDtypeWarning) as notices:
+        fit(model, guide, infer.MonteCarloELBO(), x, x[:4], config=TrainConfig(epochs=1, batch_size=10, progress=False))
+    assert [str(n.message) for n in notices] == [
+        f"the {name} data are float64 and the parameters float32: converted (values rounded to float32); pass "
+        "x.to(torch.float32) to skip the conversion and this notice" for name in ("training", "validation")]
+
+
+def test_an_infinite_weight_norm_cap_is_refused():
+    with pytest.raises(ValueError, match=r"H \(the weight-norm cap of Eq. 18\) must be finite, got inf: an infinite "
+                                         r"cap is no cap; use the plain encoder \(guide 'gaussian'\)"):
+        guides.build("weightnorm", H=float("inf"))
