@@ -812,6 +812,26 @@ class _Payload:
         return (print, ("a pickle payload ran",))
 
 
+def _own_header_lies(tmp, mp):
+    path = tmp / "images.npy"
+    with open(path, "wb") as f:  # 4 KiB of data under a header declaring (10^9, 784) float64
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": (10 ** 9, 784)})
+        f.write(b"\0" * 4000)
+    return cli("train", "--data", path, "--run-dir", tmp / "run")
+
+
+def _evaluate_cli(*options):
+    def trigger(tmp, mp):
+        return cli("evaluate", tmp / "run", *options)
+    return trigger
+
+
+def _binary_garbage_checkpoint(tmp, mp):
+    from pyro_air.train import checkpoints as checkpoint
+    (tmp / "checkpoint.pt").write_bytes(b"\x80\x02garbage that is no pickle")
+    return raised(checkpoint.load, tmp)
+
+
 def _benchmark(tmp, methods=(), epochs=1):
     from pyro_air import benchmark
 
@@ -1009,14 +1029,14 @@ CASES = [
          "pass --data-dir (data_dir=) where they are", _torchvision_files_missing),
     # -- checkpoints and resuming -------------------------------------------------------------------
     Case("resume-other-configuration", "resuming a checkpoint written for another configuration", "CheckpointError",
-         "…/checkpoint.pt was written by a run with a different configuration; these keys differ:\n"
-         "  train_config.seed: 3 in the checkpoint, 4 requested\nResume with the configuration stored in the "
+         "…/checkpoint.pt was written by a run with a different configuration; these keys differ: "
+         "train_config.seed: 3 in the checkpoint, 4 requested. Resume with the configuration stored in the "
          "checkpoint (e.g. `pyro-air train --resume RUN_DIR` with no other options), or start a new run in a new run "
          "directory.", _other_config),
     Case("cli-resume-changed-option", "`pyro-air train --resume RUN_DIR` with an option that changes the result "
          "(only those of `RESUME_MAY_CHANGE` may differ: see the README)", "exit 2",
-         "pyro-air: error: …/checkpoint.pt was written by a run with a different configuration; these keys differ:\n"
-         "  train_config.epochs: 1 in the checkpoint, 2 requested\n…", _cli_changed_option),
+         "pyro-air: error: …/checkpoint.pt was written by a run with a different configuration; these keys differ: "
+         "train_config.epochs: 1 in the checkpoint, 2 requested. Resume with …", _cli_changed_option),
     Case("resume-and-overwrite", "`--resume` and `--overwrite` together", "exit 2",
          "pyro-air: error: --resume continues a run and --overwrite moves it aside: give one of them",
          _resume_and_overwrite),
@@ -1025,6 +1045,33 @@ CASES = [
          _newer_format),
     Case("corrupt-checkpoint", "a corrupt checkpoint file", "CheckpointError",
          "…/checkpoint.pt is not a readable checkpoint (…)", _corrupt_checkpoint),
+    Case("own-file-header-lies", "your own `.npy` / `.npz` whose header declares more than the file holds (e.g. a "
+         "4 KiB file declaring (10^9, 784)) or than memory", "exit 2", "pyro-air: error: …/images.npy: array 'x' "
+         "declares shape (1000000000, 784) of float64 (6.27e+03 GB) but the file holds 4000 bytes of it: it is "
+         "truncated or its header is wrong; save the array again with numpy.save / numpy.savez", _own_header_lies),
+    Case("ais-option-ignored", "an AIS / BDMC / gap option without the option it belongs to (e.g. `--ais-chains` "
+         "without `--ais-steps`)", "exit 2", "pyro-air: error: --ais-chains applies only with --ais-steps, which is "
+         "not given, so it would be ignored; add --ais-steps N (e.g. --ais-steps 500) or drop it",
+         _evaluate_cli("--ais-chains", "4")),
+    Case("gaps-zero-steps", "`--gaps --gap-steps 0` (an amortization gap of 0 by construction)", "exit 2",
+         "pyro-air: error: --gap-steps 0 leaves each q* at the encoder's q(z | x), so the amortization gap would be "
+         "0 by construction; give --gap-steps >= 1 (default 500)",
+         _evaluate_cli("--ais-steps", "5", "--gaps", "--gap-steps", "0")),
+    Case("ais-steps-memory", "`--ais-steps` whose annealing schedule alone exceeds memory", "exit 2",
+         "pyro-air: error: --ais-steps 1000000000000 needs about 4.8e+04 GB for its annealing schedule alone, more "
+         "than half of this machine's … GB of memory; AIS is run with 100 to 10000 steps (e.g. --ais-steps 1000)",
+         _evaluate_cli("--ais-steps", str(10 ** 12))),
+    Case("gap-plot-suffix", "`--gap-plot` without a plot suffix (refused before the AIS computation)", "exit 2",
+         "pyro-air: error: --gap-plot …/plots: name the plot file with its format's suffix, one of .png, .pdf, .svg, "
+         ".jpg, .jpeg, .eps, .ps, .tif, .tiff, .webp, .pgf (e.g. …/plots.png)",
+         lambda tmp, mp: cli("evaluate", tmp / "run", "--ais-steps", "5", "--gaps", "--gap-plot", tmp / "plots")),
+    Case("evaluate-max-points-zero", "`pyro-air evaluate --max-points 0`", "exit 2",
+         "pyro-air: error: --max-points must be >= 1 (the first N points of each split), got 0; omit it to evaluate "
+         "whole splits", _evaluate_cli("--max-points", "0")),
+    Case("garbage-checkpoint", "a checkpoint file that is not a pickle at all", "CheckpointError",
+         "…/checkpoint.pt is not a readable checkpoint (the safe loader stopped at: Unsupported operand 103); it is "
+         "damaged or was not written by torch.save, and nothing of it was run: use the file as pyro-air wrote it, or "
+         "train again", _binary_garbage_checkpoint),
     Case("code-in-checkpoint", "a checkpoint holding objects other than tensors and plain values", "CheckpointError",
          "…/checkpoint.pt is not a readable checkpoint: it holds a reference to pathlib.PosixPath, not only tensors "
          "and plain values, so it was not loaded (loading it could run code). It was not written by pyro-air as it "

@@ -137,6 +137,9 @@ def cmd_evaluate(args) -> int:
     # (IW-SVI, amortization gap) and the latent metrics draw from the global streams: seed them too.
     seed_all(stream_seed(args.seed, "evaluation"))
     torch.set_num_threads(threads_of(args))  # issue 17: --threads (the process ends after the command)
+    if args.max_points is not None and args.max_points < 1:
+        raise ValueError(f"--max-points must be >= 1 (the first N points of each split), got {args.max_points}; "
+                         "omit it to evaluate whole splits")
     check_ais_arguments(args, zoo.output_dir(args.checkpoint))  # issue 19 hook (pyro_air/evaluate/ais_cli.py)
     rows = evaluate_checkpoint(args.checkpoint, args.splits, args.num_samples, args.max_points, args.device,
                                progress=not args.no_progress, seed=args.seed, distributed=args.distributed,

@@ -72,9 +72,9 @@ def check_same_run(ckpt: dict, path, spec: dict, train_config: dict, may_change=
     lines = differing_keys({"spec": ckpt.get("spec") or {}, "train_config": stored},
                            {"spec": spec or {}, "train_config": train_config}, ignore=may_change)
     if lines:
-        listing = "\n  ".join(lines)
+        listing = "; ".join(lines)
         raise CheckpointError(
-            f"{path} was written by a run with a different configuration; these keys differ:\n  {listing}\n"
+            f"{path} was written by a run with a different configuration; these keys differ: {listing}. "
             "Resume with the configuration stored in the checkpoint (e.g. `pyro-air train --resume RUN_DIR` "
             "with no other options), or start a new run in a new run directory."
         )
@@ -116,11 +116,16 @@ def atomic_save(obj, path: str | os.PathLike) -> Path:
 def unsafe_message(path, err: BaseException) -> str:
     """One line for a file that torch's safe loader (``weights_only=True``) refused: what it holds, that
     nothing of it ran, and what to do (torch's own text spans many lines and offers to run it)."""
-    found = re.search(r"GLOBAL (\S+)", str(err))
-    what = f"a reference to {found.group(1)}" if found else "a pickle instruction the safe loader refuses"
-    return (f"{path} is not a readable checkpoint: it holds {what}, not only tensors and plain values, so it was "
-            "not loaded (loading it could run code). It was not written by pyro-air as it is: use a file from a "
-            "source you trust, or train again")
+    text = str(err)
+    found = re.search(r"GLOBAL (\S+)", text)
+    if found:
+        return (f"{path} is not a readable checkpoint: it holds a reference to {found.group(1)}, not only tensors "
+                "and plain values, so it was not loaded (loading it could run code). It was not written by pyro-air "
+                "as it is: use a file from a source you trust, or train again")
+    reason = re.search(r"WeightsUnpickler error:(.*?)(Check the documentation|$)", text, re.DOTALL)
+    detail = one_line(reason.group(1), 120) if reason else "unreadable pickle data"
+    return (f"{path} is not a readable checkpoint (the safe loader stopped at: {detail}); it is damaged or was not "
+            "written by torch.save, and nothing of it was run: use the file as pyro-air wrote it, or train again")
 
 
 def load(path: str | os.PathLike, map_location="cpu") -> dict:
@@ -134,6 +139,8 @@ def load(path: str | os.PathLike, map_location="cpu") -> dict:
             warnings.simplefilter("ignore")
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        if "Weights only load failed" not in str(err):  # not a refusal of the safe loader: a damaged file
+            raise CheckpointError(f"{path} is not a readable checkpoint (UnpicklingError: {one_line(err)})") from err
         raise CheckpointError(unsafe_message(path, err)) from err
     except Exception as err:
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(err).__name__}: {one_line(err)})") from err
