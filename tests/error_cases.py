@@ -832,6 +832,17 @@ def _binary_garbage_checkpoint(tmp, mp):
     return raised(checkpoint.load, tmp)
 
 
+def _tensorboard_linked(tmp, mp):
+    from pyro_air.core import extras
+    from pyro_air.train import tensorboard_log
+    mp.setattr(extras, "installed", lambda module: True)
+    mp.setattr(tensorboard_log, "summary_writer_class", lambda: lambda **kw: None)  # never reached
+    (tmp / "run").mkdir()
+    (tmp / "elsewhere").mkdir()
+    (tmp / "run" / "tensorboard").symlink_to(tmp / "elsewhere")
+    return raised(tensorboard_log.open_writer, tmp / "run")
+
+
 def _benchmark(tmp, methods=(), epochs=1):
     from pyro_air import benchmark
 
@@ -1017,6 +1028,9 @@ CASES = [
          "exit 2", "pyro-air: error: TensorBoard logging (--tensorboard, TrainConfig(tensorboard=True)) needs the "
          "optional package tensorboard, which is not installed; pip install tensorboard (or pip install -e "
          "'.[tensorboard]')", _tensorboard_missing),
+    Case("tensorboard-dir-linked", "`--tensorboard` where `RUN_DIR/tensorboard` is a symbolic link (or a file)",
+         "RunDirError", "…/run/tensorboard is a symbolic link (to …/elsewhere); pyro-air writes TensorBoard's event "
+         "files only inside the run directory: remove the link (its target is not touched)", _tensorboard_linked),
     Case("torchvision-missing", "`--data torchvision:NAME` without torchvision", "MissingExtraError",
          "torchvision:MNIST (torchvision's MNIST data set) needs the optional package torchvision, which is not "
          "installed; pip install torch==… torchvision (naming torch's version keeps pip from replacing your torch "
