@@ -607,6 +607,25 @@ def _torchvision_files_missing(tmp, mp):
     return raised(data.load, "torchvision:MNIST", "train", data_dir=tmp / "data")
 
 
+def _torchvision_unknown_name(tmp, mp):
+    """torchvision installed (a stand-in holding MNIST and CIFAR10), a name it does not hold, from the CLI."""
+    import types
+
+    from pyro_air.core import extras
+    from pyro_air.data import vision
+
+    class MNIST:
+        pass
+
+    class CIFAR10:
+        pass
+
+    real = extras.installed
+    mp.setattr(extras, "installed", lambda name: name == "torchvision" or real(name))
+    mp.setattr(vision, "torchvision_datasets", lambda: types.SimpleNamespace(MNIST=MNIST, CIFAR10=CIFAR10))
+    return cli("train", "--data", "torchvision:mnist", "--data-dir", tmp, "--run-dir", tmp / "run")
+
+
 # -- objectives and guides of issues 15 and 20 -----------------------------------------------------
 def _cubo_one_particle(tmp, monkeypatch):
     from pyro_air import infer
@@ -1041,6 +1060,12 @@ CASES = [
          "torchvision.datasets.MNIST(root='…/data', download=True) once on a machine with internet access and copy "
          "that directory here (MNIST's are …/data/MNIST/raw/train-images-idx3-ubyte and its three siblings), or "
          "pass --data-dir (data_dir=) where they are", _torchvision_files_missing),
+    Case("torchvision-unknown-name", "`--data torchvision:NAME` with a name torchvision.datasets does not hold (names "
+         "are case-sensitive)", "exit 2", "pyro-air: error: torchvision.datasets has no data set 'mnist' (names are "
+         "case-sensitive); known: CIFAR10, MNIST", _torchvision_unknown_name),
+    Case("torchvision-empty-name", "`--data torchvision:` (no name)", "exit 2",
+         "pyro-air: error: 'torchvision:' names no dataset; write torchvision:NAME, e.g. torchvision:MNIST",
+         lambda tmp, mp: cli("train", "--data", "torchvision:", "--run-dir", tmp / "run")),
     # -- checkpoints and resuming -------------------------------------------------------------------
     Case("resume-other-configuration", "resuming a checkpoint written for another configuration", "CheckpointError",
          "…/checkpoint.pt was written by a run with a different configuration; these keys differ: "
