@@ -45,3 +45,12 @@ def test_good_files_and_npz_members_pass_with_their_sizes(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros(5))
     check_declared_sizes(tmp_path / "x.npy")
     check_declared_sizes(tmp_path / "missing.npy")  # left to the loader, which names the problem
+
+
+def test_the_python_loader_checks_the_header_too(tmp_path):
+    from pyro_air import data
+
+    path = lying_npy(tmp_path / "x.npy", (10 ** 9, 784))
+    for call in (lambda: data.load("file", "train", path=path), lambda: data.dataset_shape("file", path=path)):
+        with pytest.raises(DataFileError, match=r"declares shape \(1000000000, 784\) of float64"):
+            call()

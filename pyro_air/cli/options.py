@@ -10,7 +10,6 @@ from pathlib import Path
 from pyro_air import data, guides, infer
 from pyro_air.core.images import image_shape_for
 from pyro_air.core.threads import resolve_threads
-from pyro_air.data.npy_header import check_declared_sizes
 from pyro_air.data.vision import is_torchvision_name
 from pyro_air.runs import LIKELIHOOD_MODELS, NETS, vae_spec
 from pyro_air.train import TrainConfig
@@ -141,7 +140,6 @@ def spec_from_args(args) -> dict:
         dataset = own
     elif own is not None:
         dataset, path = "file", own
-        check_declared_sizes(path)  # before numpy allocates what a header declares
     shape = data.dataset_shape(dataset, path=path, data_dir=args.data_dir) if own is not None else (28, 28)
     if net == "conv" and image_shape is None:
         image_shape = default_image_shape(shape)
