@@ -191,3 +191,11 @@ def test_a_weight_file_holding_code_with_a_matching_hash_is_one_line_naming_it(r
         zoo.load(NAME)
     assert str(info.value).startswith(f"{path} is not a readable checkpoint: it holds a reference to print")
     assert "\n" not in str(info.value) and "a pickle payload ran" not in capsys.readouterr().out
+
+
+def test_diagnose_refuses_draws_larger_than_memory_before_loading(root, tmp_path):
+    before = files_under(tmp_path)
+    code, stderr = refusal("diagnose", f"zoo:{NAME}", "--max-points", "1000000", "--num-samples", "10000000")
+    assert code == 2 and stderr.count("\n") == 1, stderr
+    assert "--max-points 1000000 x --num-samples 10000000 draws need about 1.6e+05 GB" in stderr
+    assert files_under(tmp_path) == before

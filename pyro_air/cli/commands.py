@@ -21,6 +21,7 @@ from pyro_air.cli.options import (
 from pyro_air import zoo
 from pyro_air.core import parallel as dist_utils
 from pyro_air.core.seeds import seed_all, stream_seed
+from pyro_air.core.validation import physical_memory
 from pyro_air.evaluate import format_table, summarize
 from pyro_air.evaluate.ais_cli import ais_report, check_ais_arguments, wants_ais
 from pyro_air.evaluate.latent_metrics import format_latent_metrics
@@ -170,6 +171,9 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+DIAGNOSE_BYTES_PER_DRAW = 16  # per (datapoint, draw): its float32 log-weight and latent dims 0 and 1, and a copy
+
+
 def cmd_diagnose(args) -> int:
     import matplotlib
     matplotlib.use("Agg")  # files only; never open a window
@@ -184,6 +188,11 @@ def cmd_diagnose(args) -> int:
                          f"{args.num_samples}; the default is 1000")
     if args.max_points < 1:
         raise ValueError(f"--max-points must be >= 1 (the first N points of the split), got {args.max_points}")
+    memory, needed = physical_memory(), args.max_points * args.num_samples * DIAGNOSE_BYTES_PER_DRAW
+    if memory is not None and needed > memory // 2:
+        raise ValueError(f"--max-points {args.max_points} x --num-samples {args.num_samples} draws need about "
+                         f"{needed / 1e9:.3g} GB (k-hat keeps every log-weight), more than half of this machine's "
+                         f"{memory / 1e9:.3g} GB of memory; lower either (defaults: 1000 x 1000)")
     run_dir = zoo.output_dir(args.checkpoint)  # a zoo model has no run directory: runs/zoo-NAME
     default_out = run_dir if zoo.zoo_name(args.checkpoint) is not None else run_dir / "diagnostics"
     check_output_dir(args.out or default_out)

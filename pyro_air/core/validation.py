@@ -5,6 +5,7 @@ Every message says what was wrong and what to do about it.
 from __future__ import annotations
 
 import math
+import os
 
 import pyro.infer.util
 import torch
@@ -127,3 +128,12 @@ def one_line(err, limit: int = 300) -> str:
     at most ``limit`` characters: what a one-line refusal quotes of a library's multi-line message."""
     text = " ".join(str(err).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory, or None where the system does not say (what sizes are checked against
+    before any work: an AIS schedule, a data file's declared array, diagnostics' draws)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -10,21 +10,13 @@ than the machine's memory.
 from __future__ import annotations
 
 import math
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from pyro_air.core.validation import physical_memory
 from pyro_air.data.errors import DataFileError
-
-
-def physical_memory() -> int | None:
-    """Bytes of physical memory, or None where the system does not say."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def read_header(f) -> tuple:

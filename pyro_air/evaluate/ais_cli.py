@@ -15,9 +15,9 @@ one self-contained module so that ``pyro_air/cli/commands.py`` needs only a two-
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
+from pyro_air.core.validation import physical_memory
 from pyro_air.evaluate.ais import ais, bdmc
 from pyro_air.evaluate.gap_decomposition import (
     format_gap_table,
@@ -57,14 +57,6 @@ def add_ais_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--gap-plot", default=DEFAULTS["gap_plot"],
                        help="the gap plot's file (.png, .pdf, .svg ...; a directory: DIR/gaps.png; default: "
                             "RUN_DIR/gaps.png)")
-
-
-def physical_memory() -> int | None:
-    """Bytes of physical memory, or None where the system does not say."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def gap_plot_path(args, run_dir=None) -> Path:
