@@ -117,3 +117,19 @@ def test_the_new_weight_file_is_never_the_listed_one():
     assert exporting.new_weight_file("a", first) == "weights/a+1.pt"
     assert exporting.new_weight_file("a", {"file": "weights/a+1.pt"}) == "weights/a.pt"
     assert not manifest.NAME_PATTERN.fullmatch("a+1")  # no model's name, so no other model's file
+
+
+@pytest.mark.parametrize("target,when", [(1, "after"), (2, "before")])
+def test_a_first_export_killed_before_its_manifest_lists_nothing_new(sources, tmp_path, target, when):
+    base, data_dir, old, new = sources
+    root = tmp_path / "zoo"
+    shutil.copytree(base / "zoo", root)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYRO_AIR_DATA": str(data_dir), "OMP_NUM_THREADS": "1"}
+    env.pop("PYRO_AIR_ZOO", None)
+    proc = subprocess.run([sys.executable, "-m", "tests.zoo_export_worker", str(root), str(new), "fresh", str(SEED),
+                           str(target), when], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 137, proc.stderr
+    assert zoo.names(root) == ["other", NAME] and same(weights_of(root), stored(old))
+    assert leftovers(root) != ([], [])  # the kill left something, never listed
+    export(new, root, name="fresh")
+    assert zoo.names(root) == ["fresh", "other", NAME] and leftovers(root) == ([], [])

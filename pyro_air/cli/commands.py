@@ -177,10 +177,8 @@ DIAGNOSE_BYTES_PER_DRAW = 16  # per (datapoint, draw): its float32 log-weight an
 def cmd_diagnose(args) -> int:
     import matplotlib
     matplotlib.use("Agg")  # files only; never open a window
-    from pyro_air.diagnostics.report import write_diagnostics
-
     from pyro_air.diagnostics.psis import MIN_PSIS_SAMPLES
-    from pyro_air.diagnostics.report import check_output_dir
+    from pyro_air.diagnostics.report import check_output_dir, write_diagnostics
 
     # every option and the output folder are checked before anything is loaded or created
     if args.num_samples < MIN_PSIS_SAMPLES:
