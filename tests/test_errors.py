@@ -1,4 +1,5 @@
 """Bad input gets a clear error early (docs/design.md, contract 5); docs/errors.md lists every case."""
+import warnings
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from pyro_air.data.errors import DataFileError
 from pyro_air.data.mnist import mnist_pickle_path, read_mnist_pickle
 from pyro_air.runs import build_run, vae_spec
 from pyro_air.train import TrainConfig, fit
+from pyro_air.train.fit import DataDtypeWarning
 from tests import error_cases
 from tests.conftest import binary_batch
 
@@ -154,8 +156,10 @@ def test_float64_training_data_is_cast_to_the_parameters_dtype(tmp_path):
         torch.manual_seed(0)
         model = models.build("bernoulli-vae", x_dim=16, z_dim=2, hidden=(8,))
         guide = guides.build("gaussian", x_dim=16, z_dim=2, hidden=(8,))
-        fit(model, guide, infer.MonteCarloELBO(), x.to(dtype), x[:8].to(dtype),
-            config=TrainConfig(epochs=2, batch_size=10, progress=False))
+        with warnings.catch_warnings():  # the conversion notice: its own test below
+            warnings.simplefilter("ignore", DataDtypeWarning)
+            fit(model, guide, infer.MonteCarloELBO(), x.to(dtype), x[:8].to(dtype),
+                config=TrainConfig(epochs=2, batch_size=10, progress=False))
         finals.append(model.state_dict())
         assert all(v.dtype == torch.float32 for v in model.state_dict().values())
     for name in finals[0]:
@@ -180,8 +184,6 @@ def test_whole_dataset_checks_find_one_bad_value_anywhere():
 
 
 def test_float64_training_data_are_converted_with_a_one_line_notice():
-    from pyro_air.train.fit import DataDtypeWarning
-
     x = binary_batch(20, d=16).double()
     model = models.build("bernoulli-vae", x_dim=16, z_dim=2, hidden=(8,))
     guide = guides.build("gaussian", x_dim=16, z_dim=2, hidden=(8,))
