@@ -140,6 +140,7 @@ def test_documented_error(case, tmp_path, monkeypatch):
     else:
         assert case.error.split()[0] == type(err).__name__
     assert error_cases.matches(case.message, message), f"documented:\n{case.message}\nactual:\n{message}"
+    assert "\n" not in message, f"every refusal is one line (issue 34):\n{message}"
 
 
 def test_docs_errors_table_is_generated_from_the_cases():
