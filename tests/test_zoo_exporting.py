@@ -133,3 +133,34 @@ def test_a_first_export_killed_before_its_manifest_lists_nothing_new(sources, tm
     assert leftovers(root) != ([], [])  # the kill left something, never listed
     export(new, root, name="fresh")
     assert zoo.names(root) == ["fresh", "other", NAME] and leftovers(root) == ([], [])
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_a_full_disk_during_an_export_is_one_line_and_changes_nothing(sources, tmp_path, monkeypatch):
+    """The kernel's ENOSPC: every temporary file is opened on /dev/full."""
+    import tempfile
+
+    from pyro_air.train.run_dir import RunDirError
+
+    base, _, old, new = sources
+    root = tmp_path / "zoo"
+    shutil.copytree(base / "zoo", root)
+    before = {p.name: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    real = tempfile.mkstemp
+
+    def full(*args, **kwargs):
+        fd, name = real(*args, **kwargs)
+        os.close(fd)
+        os.unlink(name)
+        return os.open("/dev/full", os.O_WRONLY), name
+
+    monkeypatch.setattr(tempfile, "mkstemp", full)
+    with pytest.raises(RunDirError) as info:
+        export(new, root)
+    assert str(info.value).startswith(f"could not write the zoo weight file ({root / 'weights' / 'tiny+1.pt'}: No "
+                                      "space left on device)")
+    assert str(info.value).endswith("The zoo is unchanged (it lists what it listed before); export again once this "
+                                    "is fixed.") and "\n" not in str(info.value)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    assert same(weights_of(root), stored(old))

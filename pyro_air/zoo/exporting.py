@@ -76,6 +76,7 @@ def training_config(state: dict, last_path) -> dict:
     return dict(config or {})
 
 
+UNCHANGED = "The zoo is unchanged (it lists what it listed before); export again once this is fixed."
 SECOND_SLOT = "+1"  # '+' is not allowed in a name, so NAME+1.pt is no other model's file
 
 
@@ -163,7 +164,7 @@ def export(run, name: str, *, description: str, command: str, budget: dict, test
         if folder.is_dir():
             run_dirs.remove_stale_temporaries(folder)
     # 1. the new weights under a file name the manifest does not list (the old file stays as it is)
-    with run_dirs.write_guard(path, "write the zoo weight file"):
+    with run_dirs.write_guard(path, "write the zoo weight file", after=UNCHANGED):
         ckpt_io.atomic_save(weights, path)
         manifest.make_readable(path)
     entry = {

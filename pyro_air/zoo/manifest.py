@@ -88,7 +88,7 @@ def write_manifest(manifest: dict, root=None) -> Path:
     manifest = {**manifest, "format_version": FORMAT_VERSION,
                 "models": sorted(manifest["models"], key=lambda e: e["name"])}
     path = root / MANIFEST_NAME
-    with run_dirs.write_guard(path, "write the zoo manifest"):
+    with run_dirs.write_guard(path, "write the zoo manifest", after="The previous manifest is unchanged."):
         root.mkdir(parents=True, exist_ok=True)
         run_dirs.atomic_write_text(path, json.dumps(manifest, indent=1) + "\n")
         make_readable(path)
