@@ -794,7 +794,8 @@ def _zoo_code(tmp, mp):
     from pyro_air.zoo import manifest
     path = _tiny_zoo(tmp, mp)
     torch.save({"format_version": 2, "model_state": _Payload(), "guide_state": {}}, path)
-    _edit_manifest(tmp, lambda doc: doc["models"][0].update(sha256=manifest.sha256(path), size_bytes=path.stat().st_size))
+    _edit_manifest(tmp, lambda doc: doc["models"][0].update(sha256=manifest.sha256(path),
+                                                             size_bytes=path.stat().st_size))
     return raised(zoo.load, "tiny")
 
 

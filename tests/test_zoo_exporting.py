@@ -50,7 +50,8 @@ def sources(tmp_path_factory):
 
 def weights_of(root):
     model, guide = zoo.load(NAME, root=root)
-    return {**{f"m.{k}": v for k, v in model.state_dict().items()}, **{f"g.{k}": v for k, v in guide.state_dict().items()}}
+    return {**{f"m.{k}": v for k, v in model.state_dict().items()},
+            **{f"g.{k}": v for k, v in guide.state_dict().items()}}
 
 
 def stored(path):

@@ -73,17 +73,19 @@ def setting(key, value):
 
 
 CASES = {
-    "version-text": (lambda doc: doc.__setitem__("format_version", "1"), r'"format_version" must be an integer >= 1, got \'1\''),
+    "version-text": (lambda doc: doc.__setitem__("format_version", "1"),
+                     r'"format_version" must be an integer >= 1, got \'1\''),
     "no-file": (without("file"), 'the entry \'tiny\' has no "file" \\(its weight file'),
     "no-spec": (without("spec"), 'the entry \'tiny\' has no "spec"'),
     "no-check": (without("check"), 'the entry \'tiny\' has no "check"'),
     "file-int": (setting("file", 5), 'has a "file" of type int, not str'),
     "size-bool": (setting("size_bytes", True), 'has a "size_bytes" of type bool, not int'),
-    "escaping-name": (setting("name", "../../../../../escaped"), "the entry '../../../../../escaped' has a name that is "
-                                                                    "not a plain file name"),
+    "escaping-name": (setting("name", "../../../../../escaped"),
+                      "the entry '../../../../../escaped' has a name that is not a plain file name"),
     "duplicate": (lambda doc: doc["models"].append(dict(doc["models"][0])), "the entry 'tiny' is listed twice"),
     "entry-not-object": (lambda doc: doc["models"].append(3), "the entry number 2 is a int, not an object"),
-    "check-text": (lambda doc: doc["models"][0]["check"].__setitem__("points", "4"), 'a check without a numeric "points"'),
+    "check-text": (lambda doc: doc["models"][0]["check"].__setitem__("points", "4"),
+                   'a check without a numeric "points"'),
     "spec-no-model": (lambda doc: doc["models"][0]["spec"].pop("model"), 'a spec without a "model" name'),
 }
 
@@ -129,8 +131,9 @@ def test_a_link_that_stays_inside_the_zoo_loads(root):
 
 def test_an_edited_hidden_size_is_one_line(root):
     edit(root, lambda doc: doc["models"][0]["spec"]["model"]["cfg"].__setitem__("hidden", [9]))
-    with pytest.raises(zoo.ZooError, match=r"the weights of 'tiny' \(.*\) do not fit the modules its manifest spec "
-                                           r"builds \(RuntimeError: Error\(s\) in loading state_dict .*size mismatch") as info:
+    pattern = (r"the weights of 'tiny' \(.*\) do not fit the modules its manifest spec builds \(RuntimeError: "
+               r"Error\(s\) in loading state_dict .*size mismatch")
+    with pytest.raises(zoo.ZooError, match=pattern) as info:
         zoo.load(NAME)
     assert "\n" not in str(info.value) and "the entry's spec was edited" in str(info.value)
 

@@ -88,9 +88,11 @@ def check_ais_arguments(args, run_dir=None) -> None:
     active = {"--ais-steps": wants_ais(args), "--bdmc": bool(getattr(args, "bdmc", False)),
               "--gaps": bool(getattr(args, "gaps", False))}
     for name in given:
-        if not active[NEEDS[name]]:
-            raise ValueError(f"--{name.replace('_', '-')} applies only with {NEEDS[name]}, which is not given, so it "
-                             f"would be ignored; add {NEEDS[name]}{' N (e.g. --ais-steps 500)' if NEEDS[name] == '--ais-steps' else ''} or drop it")
+        needed = NEEDS[name]
+        if not active[needed]:
+            add = f"{needed} N (e.g. --ais-steps 500)" if needed == "--ais-steps" else needed
+            raise ValueError(f"--{name.replace('_', '-')} applies only with {needed}, which is not given, so it "
+                             f"would be ignored; add {add} or drop it")
     if not wants_ais(args):
         return
     _ais_steps(args)
@@ -115,8 +117,8 @@ def _ais_steps(args) -> int:
         raise ValueError("--gaps and --bdmc need AIS: give --ais-steps N (e.g. --ais-steps 500)")
     memory = physical_memory()
     if memory is not None and args.ais_steps * SCHEDULE_BYTES_PER_STEP > memory // 2:
-        raise ValueError(f"--ais-steps {args.ais_steps} needs about {args.ais_steps * SCHEDULE_BYTES_PER_STEP / 1e9:.3g} "
-                         f"GB for its annealing schedule alone, more than half of this machine's "
+        needed = args.ais_steps * SCHEDULE_BYTES_PER_STEP
+        raise ValueError(f"--ais-steps {args.ais_steps} needs about {needed / 1e9:.3g} GB for its annealing schedule alone, more than half of this machine's "
                          f"{memory / 1e9:.3g} GB of memory; AIS is run with 100 to 10000 steps (e.g. --ais-steps 1000)")
     return args.ais_steps
 

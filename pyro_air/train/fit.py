@@ -51,8 +51,8 @@ def _as_parameter_dtype(x: torch.Tensor, model, name: str = "training") -> torch
     dtype = params[0].dtype if params else torch.get_default_dtype()
     if x.dtype == dtype:
         return x
-    warnings.warn(f"the {name} data are {str(x.dtype).replace('torch.', '')} and the parameters "
-                  f"{str(dtype).replace('torch.', '')}: converted (values rounded to {str(dtype).replace('torch.', '')}); "
+    have, want = str(x.dtype).replace("torch.", ""), str(dtype).replace("torch.", "")
+    warnings.warn(f"the {name} data are {have} and the parameters {want}: converted (values rounded to {want}); "
                   f"pass x.to({dtype}) to skip the conversion and this notice", DataDtypeWarning, stacklevel=3)
     return x.to(dtype)
 
