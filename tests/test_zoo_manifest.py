@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from pyro_air import zoo
 from pyro_air.cli import main
@@ -202,3 +203,20 @@ def test_diagnose_refuses_draws_larger_than_memory_before_loading(root, tmp_path
     assert code == 2 and stderr.count("\n") == 1, stderr
     assert "--max-points 1000000 x --num-samples 10000000 draws need about 1.6e+05 GB" in stderr
     assert files_under(tmp_path) == before
+
+
+def test_the_bytes_verified_are_the_bytes_loaded(root, monkeypatch):
+    """A file swapped after its hash was checked is not what gets loaded: the file is read once."""
+    from pyro_air.zoo import loading
+
+    expected = {k: v.clone() for k, v in zoo.load(NAME)[0].state_dict().items()}
+    real = manifest.verified_weight_bytes
+
+    def then_swapped(e, root=None):
+        path, data = real(e, root)
+        path.write_bytes(b"swapped after the check")  # an attacker's timing, made certain
+        return path, data
+
+    monkeypatch.setattr(loading.manifest, "verified_weight_bytes", then_swapped)
+    model, _ = zoo.load(NAME)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in expected.items())

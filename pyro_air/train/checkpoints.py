@@ -128,22 +128,36 @@ def unsafe_message(path, err: BaseException) -> str:
             "written by torch.save, and nothing of it was run: use the file as pyro-air wrote it, or train again")
 
 
-def load(path: str | os.PathLike, map_location="cpu") -> dict:
+def load(path: str | os.PathLike, map_location="cpu", data: bytes | None = None) -> dict:
+    """The checkpoint at ``path`` (a run directory: its checkpoint.pt), read with ``weights_only=True``.
+    ``data``: the file's bytes, already read (and verified) by the caller - they are loaded instead of
+    reading ``path`` again, which then only names the file in messages."""
     path = Path(path)
+    if data is not None:
+        return check_loaded(torch_load_safely(BytesIO(data), path, map_location), path)
     if path.is_dir():
         path = path / "checkpoint.pt"
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}; pass a run directory written by `pyro-air train`")
+    return check_loaded(torch_load_safely(path, path, map_location), path)
+
+
+def torch_load_safely(source, path, map_location) -> object:
+    """``torch.load(source, weights_only=True)`` with every failure a one-line CheckpointError naming ``path``."""
     try:
         with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the refusal below says it all
             warnings.simplefilter("ignore")
-            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+            return torch.load(source, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         if "Weights only load failed" not in str(err):  # not a refusal of the safe loader: a damaged file
             raise CheckpointError(f"{path} is not a readable checkpoint (UnpicklingError: {one_line(err)})") from err
         raise CheckpointError(unsafe_message(path, err)) from err
     except Exception as err:
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(err).__name__}: {one_line(err)})") from err
+
+
+def check_loaded(ckpt, path) -> dict:
+    """A loaded checkpoint, refused unless it is a dict of a format version this code reads."""
     version = ckpt.get("format_version") if isinstance(ckpt, dict) else None
     if version is None or isinstance(version, bool) or not isinstance(version, int):
         raise CheckpointError(f"{path} is not a pyro-air checkpoint (no integer format_version)")

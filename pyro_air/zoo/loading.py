@@ -1,7 +1,7 @@
 """Loading a zoo model, and reproducing the number its manifest entry records.
 
-``load(name)`` verifies the weight file against the manifest first (``manifest.verified_weight_path``),
-then reads it through the checkpoint loader (``pyro_air.train.checkpoints.load``:
+``load(name)`` verifies the weight file against the manifest first (``manifest.verified_weight_bytes``:
+read once, so the bytes hashed are the bytes loaded), then reads it through the checkpoint loader (``pyro_air.train.checkpoints.load``:
 ``torch.load(..., weights_only=True)``, so a file can hold tensors and plain values only, never code),
 and rebuilds the modules from the entry's run spec exactly as a saved run is rebuilt
 (``pyro_air.runs.modules_from_state``).
@@ -22,9 +22,10 @@ from pyro_air.zoo import manifest
 PREFIX = "zoo:"  # `pyro-air evaluate zoo:NAME`: a shipped model in place of a run directory
 
 
-def read_weights(path) -> dict:
-    """{"model_state", "guide_state"} of a zoo weight file, through the safe checkpoint loader."""
-    state = ckpt_io.load(path)
+def read_weights(path, data: bytes | None = None) -> dict:
+    """{"model_state", "guide_state"} of a zoo weight file (or of its verified bytes ``data``), through the
+    safe checkpoint loader."""
+    state = ckpt_io.load(path, data=data)
     missing = [k for k in ("model_state", "guide_state") if k not in state]
     if missing:
         raise manifest.ZooError(f"{path} holds no {' or '.join(missing)}; it is not a zoo weight file")
@@ -33,8 +34,8 @@ def read_weights(path) -> dict:
 
 def load_entry(e: dict, root=None, device="cpu"):
     """(model, guide) of manifest entry ``e``: its weight file verified, read safely, in eval mode on ``device``."""
-    path = manifest.verified_weight_path(e, root)
-    state = read_weights(path)
+    path, data = manifest.verified_weight_bytes(e, root)
+    state = read_weights(path, data)  # the very bytes that were verified
     try:
         model, guide = modules_from_state(e["spec"], state["model_state"], state["guide_state"], device)
     except (RuntimeError, ValueError, TypeError, KeyError) as err:  # e.g. an edited hidden size in the spec

@@ -205,7 +205,14 @@ def weight_path(e: dict, root=None) -> Path:
 
 
 def verified_weight_path(e: dict, root=None) -> Path:
-    """The weight file of entry ``e`` after checking that its size and SHA-256 are the manifest's.
+    """The weight file of entry ``e`` after checking that its size and SHA-256 are the manifest's
+    (``verified_weight_bytes``)."""
+    return verified_weight_bytes(e, root)[0]
+
+
+def verified_weight_bytes(e: dict, root=None) -> tuple:
+    """(path, bytes) of the weight file of entry ``e``, read once: the bytes that were hashed are the bytes
+    the loader gets, so the file cannot be swapped between the check and the load.
 
     Raises ZooError if the file is missing, or if its bytes differ from those listed (corrupted or
     tampered with): such a file is never handed to the loader."""
@@ -213,9 +220,10 @@ def verified_weight_path(e: dict, root=None) -> Path:
     path = weight_path(e, root)
     if not path.is_file():
         raise ZooError(f"the zoo lists {e['name']!r} but its weight file {path} is missing; {remedy(root)}")
-    size, digest = path.stat().st_size, sha256(path)
+    data = path.read_bytes()
+    size, digest = len(data), hashlib.sha256(data).hexdigest()
     if size != e.get("size_bytes") or digest != e.get("sha256"):
         raise ZooError(f"{path} is not the file the zoo manifest lists for {e['name']!r} (SHA-256 {digest}, "
                        f"{size} bytes; the manifest records {e.get('sha256')}, {e.get('size_bytes')} bytes): it is "
                        f"corrupted or was tampered with, so it is not loaded. To fix it, {remedy(root)}")
-    return path
+    return path, data
