@@ -23,6 +23,7 @@ from pyro_air.data.mnist import (
     mnist_labels,
     subset_indices,
 )
+from pyro_air.data.npy_header import check_declared_sizes
 from pyro_air.data.own import (
     dataset_array,
     dataset_tensor,
@@ -109,6 +110,7 @@ def _torchvision(name, split, binarize="static", train_size=None, data_dir=None)
 def dataset_shape(name: str, path=None, data_dir=None) -> tuple:
     """The shape of one datapoint of a dataset: (D,), (H, W) or (C, H, W); the named image sets are (28, 28)."""
     if name == "file":
+        check_declared_sizes(path)  # before numpy allocates what a header declares
         return file_shape(path)
     if is_torchvision_name(name):
         return torchvision_shape(name, data_dir)
@@ -143,6 +145,8 @@ def load(name: str, split: str = "train", binarize: str = "static", train_size: 
     if loader is None:
         x = _torchvision(name, split, binarize=binarize, train_size=train_size, data_dir=data_dir)
     else:
+        if name == "file":
+            check_declared_sizes(path)  # before numpy allocates what a header declares
         x = loader(split, binarize=binarize, train_size=train_size, data_dir=data_dir, path=path)
     if len(x) == 0:
         raise DataFileError(f"dataset {name!r} split {split!r} is empty; check the data file")

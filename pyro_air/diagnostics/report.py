@@ -32,6 +32,26 @@ class DiagnosticsReport:
     panel_titles: list = field(default_factory=list)  # of posterior_comparison.png: "best: x #n: k-hat 0.12", ...
 
 
+OUTPUT_FILES = ("khat.txt", "khat.json", "khat.png", "posterior_comparison.png", "aggregate_posterior.png",
+                "reconstructions.png", "samples.png", "training_curves.png")  # what write_diagnostics may write
+
+
+def check_output_dir(out_dir) -> Path:
+    """Refuse, before anything is computed or created, an output folder that is a file, or one in which a
+    file ``write_diagnostics`` writes is a symbolic link or resolves outside the folder (the output would
+    land elsewhere). Creates nothing."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file, not a directory; pass --out DIR for the diagnostics")
+    inside = out.resolve()
+    for name in OUTPUT_FILES:
+        target = out / name
+        if target.is_symlink() or not target.resolve().is_relative_to(inside):
+            raise ValueError(f"{target} is a symbolic link (to {target.resolve()}); pyro-air writes diagnostics "
+                             f"only as regular files inside {out}: remove the link or pass another --out DIR")
+    return out
+
+
 def _is_square_image(x_dim: int) -> bool:
     side = int(round(x_dim ** 0.5))
     return side * side == x_dim

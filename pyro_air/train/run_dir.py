@@ -292,6 +292,7 @@ def atomic_write_text(path, text: str) -> None:
 def append_line(path, line: str) -> None:
     """Append one line; if the write fails (disk full), cut the file back so no half line remains."""
     data = (line + "\n").encode()
+    existed = os.path.lexists(path)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         size = os.fstat(fd).st_size
@@ -300,6 +301,8 @@ def append_line(path, line: str) -> None:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         except BaseException:
             os.ftruncate(fd, size)
+            if not existed:  # the file this call created: gone again, not left empty
+                os.unlink(path)
             raise
     finally:
         os.close(fd)
