@@ -24,10 +24,13 @@ sys.exit(pyro_air.console_main())
 
 def test_ctrl_c_during_start_up_is_one_line():
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-c", INTERRUPTED_IMPORT, "zoo", "list"], cwd=ROOT, env=env,
+    # a command that computes imports pyro (``zoo list`` and the help no longer do)
+    proc = subprocess.run([sys.executable, "-c", INTERRUPTED_IMPORT, "evaluate", "zoo:air-vae-mnist", "--max-points",
+                           "1"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 130
-    assert proc.stderr == "pyro-air: interrupted while starting; nothing was done\n"
+    # torch and pyro are imported by the command itself (the parser needs neither): one line either way
+    assert proc.stderr in ("pyro-air: interrupted while starting; nothing was done\n", "pyro-air: interrupted\n")
 
 
 def test_the_console_script_is_the_entry_point():

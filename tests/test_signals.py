@@ -148,12 +148,11 @@ def test_a_double_ctrl_c_during_a_checkpoint_ends_with_one_line_and_the_resume_h
 
 
 def test_ctrl_c_outside_training_prints_interrupted(monkeypatch, capsys):
-    from pyro_air.cli import commands
-
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(commands, "cmd_zoo_list", interrupted)
+    from pyro_air.cli import zoo_commands
+    monkeypatch.setattr(zoo_commands, "cmd_zoo_list", interrupted)
     monkeypatch.setattr(sys.modules["pyro_air.cli.main"], "cmd_zoo_list", interrupted, raising=False)
     assert main(["zoo", "list"]) == 130
     assert capsys.readouterr().err == "pyro-air: interrupted\n"
