@@ -27,6 +27,7 @@ import torch
 from matplotlib.figure import Figure
 from pyro import poutine
 
+from pyro_air.core.atomic import atomic_save_figure
 from pyro_air.core.validation import check_positive_int
 from pyro_air.diagnostics.draws import (
     LATENT_SITE,
@@ -48,7 +49,7 @@ GUIDE_COLOR, POSTERIOR_COLOR, PRIOR_COLOR = "tab:blue", "tab:orange", "tab:gray"
 def _save(fig: Figure, path) -> Figure:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    atomic_save_figure(fig, path, dpi=100, bbox_inches="tight")
     return fig
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from pyro_air.core.atomic import atomic_write_text
 from pyro_air.diagnostics import plots
 from pyro_air.diagnostics.draws import importance_draws
 from pyro_air.diagnostics.psis import (
@@ -71,10 +72,10 @@ def write_diagnostics(model, guide, x: torch.Tensor, out_dir, num_samples: int =
         khat = psis_khat(model, guide, x, num_samples=num_samples, progress=progress)
     table = f"{label}, S={num_samples} guide draws per datapoint\n{format_khat_summary(khat)}"
     files = {"khat table": out / "khat.txt"}
-    files["khat table"].write_text(table + "\n")
+    atomic_write_text(files["khat table"], table + "\n")
     files["khat json"] = out / "khat.json"
-    files["khat json"].write_text(json.dumps({"num_samples": num_samples, "label": label,
-                                              "summary": khat_summary(khat), "khat": khat.tolist()}, indent=1))
+    atomic_write_text(files["khat json"], json.dumps({"num_samples": num_samples, "label": label,
+                                                     "summary": khat_summary(khat), "khat": khat.tolist()}, indent=1))
     files["khat histogram"] = out / "khat.png"
     plots.plot_khat(khat, files["khat histogram"])
     if model.z_dim >= 2:

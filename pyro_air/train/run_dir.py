@@ -29,9 +29,10 @@ import contextlib
 import errno
 import os
 import socket
-import tempfile
 import time
 from pathlib import Path
+
+from pyro_air.core.atomic import atomic_write_text  # noqa: F401 (re-exported: run_dirs.atomic_write_text)
 
 try:
     import fcntl
@@ -271,22 +272,6 @@ def describe_os_error(err: OSError, path, action: str) -> str:
     else:
         remedy = "check the file system"
     return f"could not {action} ({where}: {reason}); {remedy}."
-
-
-def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` by a temporary file and a rename: the old content or the new, never half."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def append_line(path, line: str) -> None:
