@@ -40,12 +40,16 @@ class LogWeightObjective(pyro.infer.ELBO):
     #: why global latent sites are refused (a sentence), or False where they are accepted
     refuses_global_latents: str | bool = False
 
-    def __init__(self, num_particles: int = 1, data_plate: str | None = None):
+    def __init__(self, num_particles: int = 1, data_plate: str | None = None, max_plate_nesting: int | None = None):
         check_positive_int(num_particles, "num_particles")
         if data_plate is not None and not isinstance(data_plate, str):
             raise ValueError(f"data_plate must be a plate's name (a str) or None, got {data_plate!r}")
+        if max_plate_nesting is not None:
+            check_positive_int(max_plate_nesting, "max_plate_nesting", minimum=0)
         super().__init__(num_particles=num_particles, max_plate_nesting=float("inf"), vectorize_particles=True)
         self.data_plate = data_plate
+        #: the programs' plate nesting when the user states it (as to Pyro's ELBOs); None: found from a run
+        self.declared_plate_nesting = max_plate_nesting
         self._structures: dict = {}
 
     # -- what a subclass defines -------------------------------------------------------------
@@ -67,7 +71,10 @@ class LogWeightObjective(pyro.infer.ELBO):
             if declared is not None:
                 found = [declared, True]
             else:
-                found = [model_structure(extend_model(model, guide), guide, args, kwargs, self.data_plate), None]
+                # one particle of a user's program runs without a particle plate, as Pyro runs it
+                found = [model_structure(extend_model(model, guide), guide, args, kwargs, self.data_plate,
+                                         max_plate_nesting=self.declared_plate_nesting,
+                                         num_particles=self.num_particles), False if self.num_particles == 1 else None]
             self._structures[key] = found
         return found
 

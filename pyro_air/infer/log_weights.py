@@ -389,6 +389,8 @@ def log_importance_weights(model, guide, *args, num_particles: int = 1, require_
                                     declared_by=(model, guide))
         if vectorize is None and declared_structure(model, guide) is not None:
             vectorize = True   # the project's own programs broadcast: an error is an error
+        elif vectorize is None and num_particles == 1:
+            vectorize = False  # one particle of a user's program runs without a particle plate, as in Pyro
     model = extend_model(model, guide)
     options = dict(globals_per_particle=globals_per_particle, require_reparam=require_reparam,
                    fixed_latent_densities=fixed_latent_densities, score_function=score_function,
