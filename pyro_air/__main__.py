@@ -1,5 +1,5 @@
 import sys
 
-from pyro_air.cli import main
+from pyro_air import console_main
 
-sys.exit(main())
+sys.exit(console_main())

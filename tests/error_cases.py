@@ -475,6 +475,24 @@ def _disk_full(tmp, mp):
     return raised(_tiny_fit, tmp)
 
 
+def _disk_full_device(tmp, mp):
+    """The kernel's own ENOSPC: after the first save, every temporary file is opened on /dev/full."""
+    import tempfile
+    real, calls = tempfile.mkstemp, []
+
+    def mkstemp(*args, **kwargs):
+        fd, name = real(*args, **kwargs)
+        calls.append(name)
+        if len(calls) > 1:
+            os.close(fd)
+            os.unlink(name)
+            return os.open("/dev/full", os.O_WRONLY), name
+        return fd, name
+
+    mp.setattr(tempfile, "mkstemp", mkstemp)
+    return raised(_tiny_fit, tmp)
+
+
 def _holds_a_run(tmp, mp):
     _tiny_fit(tmp, epochs=1)
     return raised(_tiny_fit, tmp, epochs=1)
@@ -587,6 +605,25 @@ def _torchvision_files_missing(tmp, mp):
     mp.setattr(extras, "installed", lambda name: name == "torchvision" or real(name))
     mp.setattr(vision, "torchvision_datasets", lambda: types.SimpleNamespace(MNIST=MNIST))
     return raised(data.load, "torchvision:MNIST", "train", data_dir=tmp / "data")
+
+
+def _torchvision_unknown_name(tmp, mp):
+    """torchvision installed (a stand-in holding MNIST and CIFAR10), a name it does not hold, from the CLI."""
+    import types
+
+    from pyro_air.core import extras
+    from pyro_air.data import vision
+
+    class MNIST:
+        pass
+
+    class CIFAR10:
+        pass
+
+    real = extras.installed
+    mp.setattr(extras, "installed", lambda name: name == "torchvision" or real(name))
+    mp.setattr(vision, "torchvision_datasets", lambda: types.SimpleNamespace(MNIST=MNIST, CIFAR10=CIFAR10))
+    return cli("train", "--data", "torchvision:mnist", "--data-dir", tmp, "--run-dir", tmp / "run")
 
 
 # -- objectives and guides of issues 15 and 20 -----------------------------------------------------
@@ -727,6 +764,105 @@ def _zoo_bad_name(tmp, mp):
     return raised(zoo.export, tmp, "My Model", description="d", command="c", budget={}, test_numbers={})
 
 
+def _edit_manifest(tmp, change):
+    import json
+    path = tmp / "zoo" / "manifest.json"
+    doc = json.loads(path.read_text())
+    change(doc)
+    path.write_text(json.dumps(doc))
+
+
+def _zoo_edited(change, *argv):
+    def trigger(tmp, mp):
+        from pyro_air import zoo
+        _tiny_zoo(tmp, mp)
+        _edit_manifest(tmp, change)
+        return cli(*argv) if argv else raised(zoo.load, "tiny")
+    return trigger
+
+
+def _zoo_linked_out(tmp, mp):
+    from pyro_air import zoo
+    path = _tiny_zoo(tmp, mp)
+    path.rename(tmp / "outside.pt")
+    path.symlink_to(tmp / "outside.pt")
+    return raised(zoo.load, "tiny")
+
+
+def _zoo_code(tmp, mp):
+    from pyro_air import zoo
+    from pyro_air.zoo import manifest
+    path = _tiny_zoo(tmp, mp)
+    torch.save({"format_version": 2, "model_state": _Payload(), "guide_state": {}}, path)
+    _edit_manifest(tmp, lambda doc: doc["models"][0].update(sha256=manifest.sha256(path),
+                                                             size_bytes=path.stat().st_size))
+    return raised(zoo.load, "tiny")
+
+
+def _zoo_upper_case(tmp, mp):
+    _tiny_zoo(tmp, mp)
+    return cli("evaluate", "ZOO:tiny")
+
+
+def _zoo_escaping_output(tmp, mp):
+    _tiny_zoo(tmp, mp)
+    _edit_manifest(tmp, lambda doc: doc["models"][0].update(name="../../escaped"))
+    mp.chdir(tmp)
+    return cli("diagnose", "zoo:../../escaped")
+
+
+def _zoo_linked_output(tmp, mp):
+    _tiny_zoo(tmp, mp)
+    mp.chdir(tmp)
+    (tmp / "runs" / "zoo-tiny").mkdir(parents=True)
+    (tmp / "runs" / "zoo-tiny" / "khat.json").symlink_to(tmp / "victim.json")
+    return cli("diagnose", "zoo:tiny")
+
+
+def _diagnose_few_samples(tmp, mp):
+    _tiny_zoo(tmp, mp)
+    mp.chdir(tmp)
+    return cli("diagnose", "zoo:tiny", "--num-samples", "3")
+
+
+class _Payload:
+    """Unpickling it calls print (a malicious file would call os.system)."""
+
+    def __reduce__(self):
+        return (print, ("a pickle payload ran",))
+
+
+def _own_header_lies(tmp, mp):
+    path = tmp / "images.npy"
+    with open(path, "wb") as f:  # 4 KiB of data under a header declaring (10^9, 784) float64
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": (10 ** 9, 784)})
+        f.write(b"\0" * 4000)
+    return cli("train", "--data", path, "--run-dir", tmp / "run")
+
+
+def _evaluate_cli(*options):
+    def trigger(tmp, mp):
+        return cli("evaluate", tmp / "run", *options)
+    return trigger
+
+
+def _binary_garbage_checkpoint(tmp, mp):
+    from pyro_air.train import checkpoints as checkpoint
+    (tmp / "checkpoint.pt").write_bytes(b"\x80\x02garbage that is no pickle")
+    return raised(checkpoint.load, tmp)
+
+
+def _tensorboard_linked(tmp, mp):
+    from pyro_air.core import extras
+    from pyro_air.train import tensorboard_log
+    mp.setattr(extras, "installed", lambda module: True)
+    mp.setattr(tensorboard_log, "summary_writer_class", lambda: lambda **kw: None)  # never reached
+    (tmp / "run").mkdir()
+    (tmp / "elsewhere").mkdir()
+    (tmp / "run" / "tensorboard").symlink_to(tmp / "elsewhere")
+    return raised(tensorboard_log.open_writer, tmp / "run")
+
+
 def _benchmark(tmp, methods=(), epochs=1):
     from pyro_air import compare as benchmark
 
@@ -810,6 +946,9 @@ CASES = [
     Case("weightnorm-cap", "weight-norm cap H ≤ 0", "ValueError",
          "H (the weight-norm cap of Eq. 18) must be > 0, got 0.0; pick a positive cap such as H=5 (smaller H = "
          "stronger regularization)", _guide("weightnorm", H=0.0, **SMALL)),
+    Case("weightnorm-cap-infinite", "weight-norm cap H = inf", "ValueError",
+         "H (the weight-norm cap of Eq. 18) must be finite, got inf: an infinite cap is no cap; use the plain encoder "
+         "(guide 'gaussian') or a finite H such as H=5", _guide("weightnorm", H=float("inf"), **SMALL)),
     Case("infovae-lambda", "InfoVAE λ ≤ 0", "ValueError",
          "lam (the InfoVAE scaling coefficient lambda) must be > 0, got 0.0", _objective("infovae", lam=0.0)),
     Case("mmd-kernel", "unknown MMD kernel", "ValueError", "unknown kernel 'laplace'; use one of rbf, imq",
@@ -909,6 +1048,9 @@ CASES = [
          "exit 2", "pyro-air: error: TensorBoard logging (--tensorboard, TrainConfig(tensorboard=True)) needs the "
          "optional package tensorboard, which is not installed; pip install tensorboard (or pip install -e "
          "'.[tensorboard]')", _tensorboard_missing),
+    Case("tensorboard-dir-linked", "`--tensorboard` where `RUN_DIR/tensorboard` is a symbolic link (or a file)",
+         "RunDirError", "…/run/tensorboard is a symbolic link (to …/elsewhere); pyro-air writes TensorBoard's event "
+         "files only inside the run directory: remove the link (its target is not touched)", _tensorboard_linked),
     Case("torchvision-missing", "`--data torchvision:NAME` without torchvision", "MissingExtraError",
          "torchvision:MNIST (torchvision's MNIST data set) needs the optional package torchvision, which is not "
          "installed; pip install torch==… torchvision (naming torch's version keeps pip from replacing your torch "
@@ -919,16 +1061,22 @@ CASES = [
          "torchvision.datasets.MNIST(root='…/data', download=True) once on a machine with internet access and copy "
          "that directory here (MNIST's are …/data/MNIST/raw/train-images-idx3-ubyte and its three siblings), or "
          "pass --data-dir (data_dir=) where they are", _torchvision_files_missing),
+    Case("torchvision-unknown-name", "`--data torchvision:NAME` with a name torchvision.datasets does not hold (names "
+         "are case-sensitive)", "exit 2", "pyro-air: error: torchvision.datasets has no data set 'mnist' (names are "
+         "case-sensitive); known: CIFAR10, MNIST", _torchvision_unknown_name),
+    Case("torchvision-empty-name", "`--data torchvision:` (no name)", "exit 2",
+         "pyro-air: error: 'torchvision:' names no dataset; write torchvision:NAME, e.g. torchvision:MNIST",
+         lambda tmp, mp: cli("train", "--data", "torchvision:", "--run-dir", tmp / "run")),
     # -- checkpoints and resuming -------------------------------------------------------------------
     Case("resume-other-configuration", "resuming a checkpoint written for another configuration", "CheckpointError",
-         "…/checkpoint.pt was written by a run with a different configuration; these keys differ:\n"
-         "  train_config.seed: 3 in the checkpoint, 4 requested\nResume with the configuration stored in the "
+         "…/checkpoint.pt was written by a run with a different configuration; these keys differ: "
+         "train_config.seed: 3 in the checkpoint, 4 requested. Resume with the configuration stored in the "
          "checkpoint (e.g. `pyro-air train --resume RUN_DIR` with no other options), or start a new run in a new run "
          "directory.", _other_config),
     Case("cli-resume-changed-option", "`pyro-air train --resume RUN_DIR` with an option that changes the result "
          "(only those of `RESUME_MAY_CHANGE` may differ: see the README)", "exit 2",
-         "pyro-air: error: …/checkpoint.pt was written by a run with a different configuration; these keys differ:\n"
-         "  train_config.epochs: 1 in the checkpoint, 2 requested\n…", _cli_changed_option),
+         "pyro-air: error: …/checkpoint.pt was written by a run with a different configuration; these keys differ: "
+         "train_config.epochs: 1 in the checkpoint, 2 requested. Resume with …", _cli_changed_option),
     Case("resume-and-overwrite", "`--resume` and `--overwrite` together", "exit 2",
          "pyro-air: error: --resume continues a run and --overwrite moves it aside: give one of them",
          _resume_and_overwrite),
@@ -937,8 +1085,37 @@ CASES = [
          _newer_format),
     Case("corrupt-checkpoint", "a corrupt checkpoint file", "CheckpointError",
          "…/checkpoint.pt is not a readable checkpoint (…)", _corrupt_checkpoint),
+    Case("own-file-header-lies", "your own `.npy` / `.npz` whose header declares more than the file holds (e.g. a "
+         "4 KiB file declaring (10^9, 784)) or than memory", "exit 2", "pyro-air: error: …/images.npy: array 'x' "
+         "declares shape (1000000000, 784) of float64 (6.27e+03 GB) but the file holds 4000 bytes of it: it is "
+         "truncated or its header is wrong; save the array again with numpy.save / numpy.savez", _own_header_lies),
+    Case("ais-option-ignored", "an AIS / BDMC / gap option without the option it belongs to (e.g. `--ais-chains` "
+         "without `--ais-steps`)", "exit 2", "pyro-air: error: --ais-chains applies only with --ais-steps, which is "
+         "not given, so it would be ignored; add --ais-steps N (e.g. --ais-steps 500) or drop it",
+         _evaluate_cli("--ais-chains", "4")),
+    Case("gaps-zero-steps", "`--gaps --gap-steps 0` (an amortization gap of 0 by construction)", "exit 2",
+         "pyro-air: error: --gap-steps 0 leaves each q* at the encoder's q(z | x), so the amortization gap would be "
+         "0 by construction; give --gap-steps >= 1 (default 500)",
+         _evaluate_cli("--ais-steps", "5", "--gaps", "--gap-steps", "0")),
+    Case("ais-steps-memory", "`--ais-steps` whose annealing schedule alone exceeds memory", "exit 2",
+         "pyro-air: error: --ais-steps 1000000000000 needs about 4.8e+04 GB for its annealing schedule alone, more "
+         "than half of this machine's … GB of memory; AIS is run with 100 to 10000 steps (e.g. --ais-steps 1000)",
+         _evaluate_cli("--ais-steps", str(10 ** 12))),
+    Case("gap-plot-suffix", "`--gap-plot` without a plot suffix (refused before the AIS computation)", "exit 2",
+         "pyro-air: error: --gap-plot …/plots: name the plot file with its format's suffix, one of .png, .pdf, .svg, "
+         ".jpg, .jpeg, .eps, .ps, .tif, .tiff, .webp, .pgf (e.g. …/plots.png)",
+         lambda tmp, mp: cli("evaluate", tmp / "run", "--ais-steps", "5", "--gaps", "--gap-plot", tmp / "plots")),
+    Case("evaluate-max-points-zero", "`pyro-air evaluate --max-points 0`", "exit 2",
+         "pyro-air: error: --max-points must be >= 1 (the first N points of each split), got 0; omit it to evaluate "
+         "whole splits", _evaluate_cli("--max-points", "0")),
+    Case("garbage-checkpoint", "a checkpoint file that is not a pickle at all", "CheckpointError",
+         "…/checkpoint.pt is not a readable checkpoint (the safe loader stopped at: Unsupported operand 103); it is "
+         "damaged or was not written by torch.save, and nothing of it was run: use the file as pyro-air wrote it, or "
+         "train again", _binary_garbage_checkpoint),
     Case("code-in-checkpoint", "a checkpoint holding objects other than tensors and plain values", "CheckpointError",
-         "…/checkpoint.pt is not a readable checkpoint (UnpicklingError: Weights only load failed…)",
+         "…/checkpoint.pt is not a readable checkpoint: it holds a reference to pathlib.PosixPath, not only tensors "
+         "and plain values, so it was not loaded (loading it could run code). It was not written by pyro-air as it "
+         "is: use a file from a source you trust, or train again",
          _code_in_checkpoint),
     # -- non-finite losses --------------------------------------------------------------------------
     Case("nan-loss", "a NaN/inf training loss (default `on_nonfinite=\"stop\"`)", "NonFiniteLossError",
@@ -990,6 +1167,11 @@ CASES = [
          "could not write the checkpoint (…/checkpoint.pt: No space left on device); free disk space (or move the "
          "run directory to a larger disk). The run directory keeps its last complete checkpoint; then continue with: "
          "pyro-air train --resume … (or fit(..., resume=True)).", _disk_full),
+    Case("disk-full-device", "the same, the kernel's ENOSPC inside a checkpoint save (a file on /dev/full; torch's "
+         "zip writer never touches the disk)", "RunDirError",
+         "could not write the checkpoint (…/checkpoint.pt: No space left on device); free disk space (or move "
+         "the run directory to a larger disk). The run directory keeps its last complete checkpoint; then continue "
+         "with: pyro-air train --resume … (or fit(..., resume=True)).", _disk_full_device),
     Case("interrupted", "SIGINT (Ctrl-C) or SIGTERM while `fit` trains", "TrainingInterrupted (a KeyboardInterrupt)",
          "training interrupted by SIGINT at epoch 1 step 6; the checkpoint …/checkpoint.pt holds this position "
          "(resume with fit(..., resume=True))", _interrupted),
@@ -1066,6 +1248,49 @@ CASES = [
     Case("zoo-bad-name", "`pyro_air.zoo.export` with a name that is not a plain file name", "ValueError",
          "a zoo model's name is also its file name: lower-case letters, digits, '.', '_' and '-', starting with a "
          "letter or digit; got 'My Model'", _zoo_bad_name),
+    Case("zoo-format-version-type", "a zoo manifest whose `format_version` is not an integer (e.g. \"1\")", "ZooError",
+         "…/zoo/manifest.json is not a readable zoo manifest (\"format_version\" must be an integer >= 1, got '1'); "
+         "export the model again into …/zoo with pyro_air.zoo.export, or unset $PYRO_AIR_ZOO to use the models "
+         "shipped with pyro-air", _zoo_edited(lambda doc: doc.update(format_version="1"))),
+    Case("zoo-entry-missing-key", "a zoo manifest entry without `file`, `spec`, `check`, `sha256` or `size_bytes`",
+         "exit 2", "pyro-air: error: …/zoo/manifest.json: the entry 'tiny' has no \"file\" (its weight file, relative "
+         "to the zoo); export the model again into …/zoo with pyro_air.zoo.export, or unset $PYRO_AIR_ZOO to use the "
+         "models shipped with pyro-air", _zoo_edited(lambda doc: doc["models"][0].pop("file"), "zoo", "list")),
+    Case("zoo-entry-wrong-type", "a zoo manifest entry with a key of the wrong type (e.g. `\"file\": 5`)", "ZooError",
+         "…/zoo/manifest.json: the entry 'tiny' has a \"file\" of type int, not str (its weight file, relative to the "
+         "zoo); export the model again into …", _zoo_edited(lambda doc: doc["models"][0].update(file=5))),
+    Case("zoo-entry-bad-name", "a zoo manifest entry whose name is not a plain file name (e.g. `../../escaped`)",
+         "ZooError", "…/zoo/manifest.json: the entry '../../escaped' has a name that is not a plain file name "
+         "(lower-case letters, digits, '.', '_' and '-', starting with a letter or digit); export the model again "
+         "into …", _zoo_edited(lambda doc: doc["models"][0].update(name="../../escaped"))),
+    Case("zoo-duplicate-name", "a zoo manifest listing a name twice", "ZooError",
+         "…/zoo/manifest.json: the entry 'tiny' is listed twice (names must be unique); export the model again into …",
+         _zoo_edited(lambda doc: doc["models"].append(dict(doc["models"][0])))),
+    Case("zoo-weights-linked-out", "a zoo weight file that is a symbolic link out of the zoo (even with the listed "
+         "bytes)", "ZooError", "…/zoo/manifest.json: the entry 'tiny' lists the file 'weights/tiny.pt', outside "
+         "the zoo directory (symbolic links resolved); export the model again into …", _zoo_linked_out),
+    Case("zoo-spec-does-not-fit", "a zoo manifest entry whose spec was edited (e.g. another `hidden` size)",
+         "ZooError", "the weights of 'tiny' (…/weights/tiny.pt) do not fit the modules its manifest spec builds "
+         "(RuntimeError: Error(s) in loading state_dict for BernoulliVAE: size mismatch for …): the entry's spec was "
+         "edited; export the model again into …",
+         _zoo_edited(lambda doc: doc["models"][0]["spec"]["model"]["cfg"].update(hidden=[9]))),
+    Case("zoo-code-in-weights", "a zoo weight file holding code, its hash edited to match", "CheckpointError",
+         "…/weights/tiny.pt is not a readable checkpoint: it holds a reference to print, not only tensors and plain "
+         "values, so it was not loaded (loading it could run code). It was not written by pyro-air as it is: use a "
+         "file from a source you trust, or train again", _zoo_code),
+    Case("zoo-upper-case-prefix", "`pyro-air evaluate ZOO:NAME` (the prefix in another case)", "exit 2",
+         "pyro-air: error: 'ZOO:tiny': a zoo model is named with a lower-case prefix, zoo:NAME (e.g. zoo:tiny); see "
+         "`pyro-air zoo list`", _zoo_upper_case),
+    Case("zoo-output-outside", "`pyro-air diagnose zoo:NAME` with a NAME that would put `runs/zoo-NAME` elsewhere",
+         "exit 2", "pyro-air: error: a zoo model's name is also its file name: lower-case letters, digits, '.', '_' "
+         "and '-', starting with a letter or digit; got '../../escaped'", _zoo_escaping_output),
+    Case("diagnose-output-linked", "an output file of `pyro-air diagnose` that is a symbolic link", "exit 2",
+         "pyro-air: error: runs/zoo-tiny/khat.json is a symbolic link (to …/victim.json); pyro-air writes "
+         "diagnostics only as regular files inside runs/zoo-tiny: remove the link or pass another --out DIR",
+         _zoo_linked_output),
+    Case("diagnose-few-samples", "`pyro-air diagnose --num-samples` too few for a Pareto fit (refused before any "
+         "folder is created)", "exit 2", "pyro-air: error: --num-samples must be >= … for a Pareto tail fit of k-hat, "
+         "got 3; the default is 1000", _diagnose_few_samples),
     # -- the encoder benchmark (pyro_air.benchmark) -------------------------------------------------
     Case("benchmark-unknown-method", "a method name the benchmark does not know", "ValueError",
          "unknown method 'Nope'; the built-in ones are VAE, DVAE, WNI, DVAE+WNI, CR, SN, SA-full, SA-stop, Lagging; "

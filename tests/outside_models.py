@@ -165,9 +165,10 @@ def nested():
 FACTOR = dict(d=2, prior_scale=1.5, noise=0.8, loading=torch.tensor([[1.0], [0.5]]))
 
 
-def factor(exact_globals=False, exact_locals=True, num_data_kw=False):
+def factor(exact_globals=False, broadcasts=True):
     """x_b = mu + W z_b + noise, mu ~ N(0, s0^2 I) global, z_b ~ N(0, 1) local; the guide of z is the
-    exact p(z_b | x_b, mu); q(mu) is learnable (or the exact posterior with ``exact_globals``)."""
+    exact p(z_b | x_b, mu); q(mu) is learnable (or the exact posterior with ``exact_globals``).
+    ``broadcasts=False``: the guide refuses a particle dim (it checks that z is [B, 1])."""
     d, s0, sigma, W = FACTOR["d"], FACTOR["prior_scale"], FACTOR["noise"], FACTOR["loading"]
     local_cov = torch.linalg.inv(torch.eye(1) + W.T @ W / sigma ** 2)
 
@@ -187,7 +188,9 @@ def factor(exact_globals=False, exact_locals=True, num_data_kw=False):
             mu = pyro.sample("mu", dist.Normal(loc, scale).to_event(1))
         with pyro.plate("batch", x.shape[0]):
             mean = ((x - mu) @ W / sigma ** 2) @ local_cov
-            pyro.sample("z", dist.MultivariateNormal(mean, local_cov))
+            z = pyro.sample("z", dist.MultivariateNormal(mean, local_cov))
+            if not broadcasts and z.dim() != 2:
+                raise RuntimeError(f"this guide handles z of shape [B, 1] only, got {list(z.shape)}")
 
     def data(n):
         g = _seeded(5)

@@ -130,3 +130,21 @@ def test_posterior_comparison_titles_show_the_khat_table_of_the_same_draws(tmp_p
     assert int(parsed[0][2]) == min(range(9), key=table.__getitem__)
     assert int(parsed[2][2]) == max(range(9), key=table.__getitem__)
     assert sorted(table)[4] == table[int(parsed[1][2])]
+
+
+def test_draws_on_a_few_points_are_plotted_without_a_density():
+    """Resampled draws of a heavy-tailed datapoint repeat a few points; seaborn's contour fails on them
+    ("Contour levels must be increasing"), so the panel shows the points and names their count."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from pyro_air.diagnostics.plots import density_panel as kde
+
+    fig, ax = plt.subplots()
+    z = np.zeros((2000, 2))
+    z[:3] = [[0.1, 0.2], [0.3, 0.1], [0.2, 0.5]]
+    kde(ax, z, "tab:blue", "resampled p(z|x)")
+    assert ax.collections[-1].get_label() == "resampled p(z|x) (4 distinct draws: no density)"
+    plt.close(fig)

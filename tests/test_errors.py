@@ -1,4 +1,5 @@
 """Bad input gets a clear error early (docs/design.md, contract 5); docs/errors.md lists every case."""
+import warnings
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from pyro_air.data.errors import DataFileError
 from pyro_air.data.mnist import mnist_pickle_path, read_mnist_pickle
 from pyro_air.runs import build_run, vae_spec
 from pyro_air.train import TrainConfig, fit
+from pyro_air.train.fit import DataDtypeWarning
 from tests import error_cases
 from tests.conftest import binary_batch
 
@@ -138,6 +140,7 @@ def test_documented_error(case, tmp_path, monkeypatch):
     else:
         assert case.error.split()[0] == type(err).__name__
     assert error_cases.matches(case.message, message), f"documented:\n{case.message}\nactual:\n{message}"
+    assert "\n" not in message, f"every refusal is one line (issue 34):\n{message}"
 
 
 def test_docs_errors_table_is_generated_from_the_cases():
@@ -154,8 +157,10 @@ def test_float64_training_data_is_cast_to_the_parameters_dtype(tmp_path):
         torch.manual_seed(0)
         model = models.build("bernoulli-vae", x_dim=16, z_dim=2, hidden=(8,))
         guide = guides.build("gaussian", x_dim=16, z_dim=2, hidden=(8,))
-        fit(model, guide, infer.MonteCarloELBO(), x.to(dtype), x[:8].to(dtype),
-            config=TrainConfig(epochs=2, batch_size=10, progress=False))
+        with warnings.catch_warnings():  # the conversion notice: its own test below
+            warnings.simplefilter("ignore", DataDtypeWarning)
+            fit(model, guide, infer.MonteCarloELBO(), x.to(dtype), x[:8].to(dtype),
+                config=TrainConfig(epochs=2, batch_size=10, progress=False))
         finals.append(model.state_dict())
         assert all(v.dtype == torch.float32 for v in model.state_dict().values())
     for name in finals[0]:
@@ -177,3 +182,20 @@ def test_whole_dataset_checks_find_one_bad_value_anywhere():
             assert validation.all_finite(y) is finite
             assert validation.all_binary(y) is False
     assert validation.all_binary(torch.tensor([0.0, -0.0, 1.0]))
+
+
+def test_float64_training_data_are_converted_with_a_one_line_notice():
+    x = binary_batch(20, d=16).double()
+    model = models.build("bernoulli-vae", x_dim=16, z_dim=2, hidden=(8,))
+    guide = guides.build("gaussian", x_dim=16, z_dim=2, hidden=(8,))
+    with pytest.warns(DataDtypeWarning) as notices:
+        fit(model, guide, infer.MonteCarloELBO(), x, x[:4], config=TrainConfig(epochs=1, batch_size=10, progress=False))
+    assert [str(n.message) for n in notices] == [
+        f"the {name} data are float64 and the parameters float32: converted (values rounded to float32); pass "
+        "x.to(torch.float32) to skip the conversion and this notice" for name in ("training", "validation")]
+
+
+def test_an_infinite_weight_norm_cap_is_refused():
+    with pytest.raises(ValueError, match=r"H \(the weight-norm cap of Eq. 18\) must be finite, got inf: an infinite "
+                                         r"cap is no cap; use the plain encoder \(guide 'gaussian'\)"):
+        guides.build("weightnorm", H=float("inf"))

@@ -119,10 +119,13 @@ def test_every_objective_trains_or_refuses_in_one_line(name, objective):
     assert grads and all(torch.isfinite(g).all() for g in grads)
 
 
-def test_global_latents_with_exact_guides_give_log_p_x_exactly():
+@pytest.mark.parametrize("broadcasts", [True, False])
+def test_global_latents_with_exact_guides_give_log_p_x_exactly(broadcasts):
     """Factor model with a global mean: with q(mu) = p(mu | x) and q(z | x, mu) = p(z | x, mu), every
-    draw's bound G + sum_b IW_b equals log p(x_1..N) (closed form), at any K, for IWAE and the ELBO."""
-    case = om.factor(exact_globals=True)
+    draw's bound G + sum_b IW_b equals log p(x_1..N) (closed form), at any K, for IWAE and the ELBO;
+    also for a guide that cannot broadcast (one run per particle: the K runs share the first run's mu,
+    else the bound would mix K different draws of mu and miss log p(x))."""
+    case = om.factor(exact_globals=True, broadcasts=broadcasts)
     (x,) = case.data(6)
     exact = om.factor_exact_log_px(x).item()
     for objective in (infer.IWAE_ELBO(num_particles=1), infer.IWAE_ELBO(num_particles=5),
@@ -236,3 +239,15 @@ def test_ais_on_every_model_runs_or_refuses_in_one_line(name):
         return
     est = evaluate.ais(case.model, case.guide, data, num_steps=3, num_chains=2, seed=0)
     assert est.shape == (N,) and torch.isfinite(est).all()
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.5])
+def test_score_function_terms_under_poutine_scale_match_trace_elbo(scale):
+    """A discrete local latent under poutine.scale: the score term is not scaled a second time (the
+    cost already carries the scale), so the gradients are Trace_ELBO's."""
+    case = om.mixture()
+    model, guide = pyro.poutine.scale(case.model, scale=scale), pyro.poutine.scale(case.guide, scale=scale)
+    scaled = om.Case("mixture-scaled", model, guide, case.data)
+    args = case.data(N)
+    _assert_same(_grads(scaled, infer.MonteCarloELBO(num_particles=2), args),
+                 _grads(scaled, Trace_ELBO(num_particles=2, vectorize_particles=True, max_plate_nesting=1), args))

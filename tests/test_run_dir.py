@@ -173,6 +173,18 @@ def test_append_line_leaves_no_half_line_when_the_disk_fills(tmp_path, monkeypat
     assert path.read_text() == '{"epoch": 1}\n'
 
 
+def test_append_line_on_a_full_disk_leaves_no_empty_file_it_created(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.jsonl"
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(OSError, match="No space left"):
+        run_dir.append_line(path, '{"epoch": 1}')
+    assert not path.exists()  # not a 0-byte metrics.jsonl
+
+
 def test_fit_refuses_a_directory_that_holds_a_run(tmp_path):
     from pyro_air.train.run_dir import RunDirError
     from tests.helpers import tiny_run

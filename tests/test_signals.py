@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pyro_air.cli import main
-from pyro_air.train import checkpoints as checkpoint
+from pyro_air import storage as checkpoint
 from tests import signal_worker
 from tests.helpers import assert_same_run
 
@@ -81,3 +81,78 @@ def test_second_trainer_is_refused_and_the_first_finishes_unharmed(tmp_path, dat
     assert proc.returncode == 0, err
     (run / "continue").unlink()
     assert_same_run(run, reference)
+
+
+# -- issue 34: interrupts at any moment end with one line --------------------------------------------
+def test_a_signal_ignored_on_entry_stays_ignored():
+    """A job started with `&` by a non-interactive shell ignores SIGINT; training must not start catching it."""
+    from pyro_air.train.signals import StopRequests
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with StopRequests() as stop:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) == stop._handle
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class _CtrlCTwiceInSave:
+    """Stands in for io.BytesIO in checkpoints.atomic_save: in the ``save``-th save, at its 3rd write, the
+    user presses Ctrl-C twice (two SIGINTs to this process: the first is recorded, the second aborts)."""
+
+    saves = 0
+
+    def __init__(self, save):
+        import io
+        type(self).saves += 1
+        self.inner, self.writes, self.fire = io.BytesIO(), 0, type(self).saves == save
+
+    def write(self, data):
+        self.writes += 1
+        if self.fire and self.writes == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return self.inner.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_ctrl_c_inside_torchs_writer_is_an_interrupt_and_the_old_file_stays(tmp_path, monkeypatch):
+    import torch
+
+    path = checkpoint.atomic_save({"format_version": 2, "w": torch.ones(3)}, tmp_path / "checkpoint.pt")
+    before = path.read_bytes()
+    _CtrlCTwiceInSave.saves = 0
+    monkeypatch.setattr(checkpoint, "BytesIO", lambda: _CtrlCTwiceInSave(1))
+    with pytest.raises(KeyboardInterrupt):  # not torch's "[enforce fail at inline_container.cc:672]" RuntimeError
+        checkpoint.atomic_save({"format_version": 2, "w": torch.zeros(1000)}, path)
+    assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["checkpoint.pt"]
+
+
+def test_a_double_ctrl_c_during_a_checkpoint_ends_with_one_line_and_the_resume_hint(tmp_path, data_dir, reference,
+                                                                                    monkeypatch, capsys):
+    run = tmp_path / "run"
+    _CtrlCTwiceInSave.saves = 0
+    monkeypatch.setattr(checkpoint, "BytesIO", lambda: _CtrlCTwiceInSave(2))  # the save at step 8
+    assert main(signal_worker.train_args(data_dir) + ["--run-dir", str(run)]) == 130
+    err = capsys.readouterr().err
+    assert err == (f"pyro-air: interrupted (a second signal aborts at once); continue from the last checkpoint with: "
+                   f"pyro-air train --resume {run}\n")
+    assert checkpoint.load(run)["step"] == 4 and not list(run.glob(".*.tmp"))
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(run)]) == 0
+    assert_same_run(run, reference)
+
+
+def test_ctrl_c_outside_training_prints_interrupted(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    from pyro_air.cli import zoo_commands
+    monkeypatch.setattr(zoo_commands, "cmd_zoo_list", interrupted)
+    monkeypatch.setattr(sys.modules["pyro_air.cli.main"], "cmd_zoo_list", interrupted, raising=False)
+    assert main(["zoo", "list"]) == 130
+    assert capsys.readouterr().err == "pyro-air: interrupted\n"

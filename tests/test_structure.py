@@ -66,3 +66,29 @@ def test_project_models_and_guides_declare_their_structure_and_the_particle_plat
     assert declared_structure(model, guide) == PROJECT_STRUCTURE
     assert declared_structure(model, lambda x: None) is None
     assert PROJECT_STRUCTURE.particle_plate_name() == "particles"
+
+
+def test_a_stated_plate_nesting_runs_the_structure_pass_with_the_particles_in_place():
+    """A model that relies on the particle dim being there (it checks its draw's shape) runs when the
+    user states max_plate_nesting, as under Pyro's vectorized Trace_ELBO; K = 1 runs plain."""
+    from pyro_air import infer
+
+    def model():
+        with pyro.plate("groups", 3):
+            w = pyro.sample("w", dist.Beta(2.0, 2.0))
+            assert w.shape == (5, 1, 3)
+            with pyro.plate("rows", 4, dim=-2):
+                pyro.sample("y", dist.Bernoulli(w), obs=torch.ones(4, 3))
+
+    def guide():
+        a = pyro.param("a", torch.tensor(2.0), constraint=dist.constraints.positive)
+        with pyro.plate("groups", 3):
+            pyro.sample("w", dist.Beta(a, 2.0))
+
+    pyro.clear_param_store()
+    elbo = infer.MonteCarloELBO(num_particles=5, max_plate_nesting=2)
+    assert torch.isfinite(torch.tensor(elbo.loss_and_grads(model, guide)))
+    structure, vectorized = elbo.structure(model, guide, (), {})
+    assert structure.max_plate_nesting == 2 and structure.data_plate == "groups" and vectorized  # the outermost
+    with pytest.raises(ValueError, match="max_plate_nesting"):
+        infer.MonteCarloELBO(max_plate_nesting=-1)

@@ -144,3 +144,22 @@ def test_scalars_skip_counters_flags_and_non_finite_values():
 def test_the_real_writer_leaves_event_files(tmp_path):
     _run(tmp_path / "run", tensorboard=True, epochs=1)
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_a_linked_or_file_log_directory_is_refused_in_one_line(tmp_path, fake_tensorboard):
+    from pyro_air.train.run_dir import RunDirError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (run / "tensorboard").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(RunDirError, match=r"tensorboard is a symbolic link \(to .*elsewhere\); pyro-air writes "
+                                          r"TensorBoard's event files only inside the run directory") as info:
+        tensorboard_log.open_writer(run)
+    assert "\n" not in str(info.value) and FakeWriter.made == [] and list((tmp_path / "elsewhere").iterdir()) == []
+    (run / "tensorboard").unlink()
+    (run / "tensorboard").write_text("not a directory")
+    with pytest.raises(RunDirError, match="tensorboard is a file, not a directory"):
+        tensorboard_log.open_writer(run)
+    (run / "tensorboard").unlink()
+    assert tensorboard_log.open_writer(run).log_dir == str(run / "tensorboard")

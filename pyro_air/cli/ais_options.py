@@ -25,5 +25,7 @@ def add_ais_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--gaps", action="store_true",
                        help="approximation and amortization gaps per datapoint (AIS, per-datapoint Gaussians)")
     group.add_argument("--gap-steps", type=int, default=500, help="Adam steps of each per-datapoint Gaussian q*")
-    group.add_argument("--gap-plot", default=None, help="where the gap plot goes (default: RUN_DIR/gaps.png)")
+    group.add_argument("--gap-plot", default=None,
+                       help="the gap plot's file (.png, .pdf, .svg ...; a directory: DIR/gaps.png; default: "
+                            "RUN_DIR/gaps.png)")
 

@@ -24,6 +24,7 @@ from pyro_air import zoo
 from pyro_air.core import parallel as dist_utils
 from pyro_air.core.progress import JobProgress
 from pyro_air.core.seeds import seed_all, stream_seed
+from pyro_air.core.validation import physical_memory
 from pyro_air.evaluate import format_table, summarize
 from pyro_air.evaluate.ais_cli import ais_report, check_ais_arguments, wants_ais
 from pyro_air.evaluate.latent_metrics import format_latent_metrics
@@ -98,6 +99,13 @@ def _train(model, guide, objective, train_x, valid_x, config, run_dir, spec, res
         print(f"pyro-air: interrupted at epoch {stop.epoch} step {stop.step}; continue with: "
               f"pyro-air train --resume {run_dir}", file=sys.stderr)
         return stop.exit_code
+    except KeyboardInterrupt:  # a second Ctrl-C: aborted at once, mid-step or mid-save
+        saved = (run_dir / "checkpoint.pt").is_file()
+        print("pyro-air: interrupted (a second signal aborts at once); " +
+              (f"continue from the last checkpoint with: pyro-air train --resume {run_dir}" if saved else
+               f"no checkpoint had been written yet: start again (pyro-air train ... --run-dir {run_dir} --overwrite)"),
+              file=sys.stderr)
+        return 130
     if not dist_utils.is_main_process():
         return 0
     epochs_done = len(result.history) - epochs_before
@@ -142,7 +150,10 @@ def cmd_evaluate(args) -> int:
     # (IW-SVI, amortization gap) and the latent metrics draw from the global streams: seed them too.
     seed_all(stream_seed(args.seed, "evaluation"))
     torch.set_num_threads(threads_of(args))  # issue 17: --threads (the process ends after the command)
-    check_ais_arguments(args)  # issue 19 hook (AIS / BDMC / gaps, pyro_air/evaluate/ais_cli.py)
+    if args.max_points is not None and args.max_points < 1:
+        raise ValueError(f"--max-points must be >= 1 (the first N points of each split), got {args.max_points}; "
+                         "omit it to evaluate whole splits")
+    check_ais_arguments(args, zoo.output_dir(args.checkpoint))  # issue 19 hook (pyro_air/evaluate/ais_cli.py)
     if dist_utils.is_main_process():
         report_threads(args, torch.get_num_threads(), not args.no_progress)
     t0 = time.perf_counter()
@@ -177,15 +188,31 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+DIAGNOSE_BYTES_PER_DRAW = 16  # per (datapoint, draw): its float32 log-weight and latent dims 0 and 1, and a copy
+
+
 def cmd_diagnose(args) -> int:
     import matplotlib
     matplotlib.use("Agg")  # files only; never open a window
-    from pyro_air.diagnostics.report import write_diagnostics
+    from pyro_air.diagnostics.psis import MIN_PSIS_SAMPLES
+    from pyro_air.diagnostics.report import check_output_dir, write_diagnostics
 
+    # every option and the output folder are checked before anything is loaded or created
+    if args.num_samples < MIN_PSIS_SAMPLES:
+        raise ValueError(f"--num-samples must be >= {MIN_PSIS_SAMPLES} for a Pareto tail fit of k-hat, got "
+                         f"{args.num_samples}; the default is 1000")
+    if args.max_points < 1:
+        raise ValueError(f"--max-points must be >= 1 (the first N points of the split), got {args.max_points}")
+    memory, needed = physical_memory(), args.max_points * args.num_samples * DIAGNOSE_BYTES_PER_DRAW
+    if memory is not None and needed > memory // 2:
+        raise ValueError(f"--max-points {args.max_points} x --num-samples {args.num_samples} draws need about "
+                         f"{needed / 1e9:.3g} GB (k-hat keeps every log-weight), more than half of this machine's "
+                         f"{memory / 1e9:.3g} GB of memory; lower either (defaults: 1000 x 1000)")
     torch.set_num_threads(threads_of(args))  # --threads (the process ends after the command)
-    model, guide, spec = zoo.load_source(args.checkpoint, args.device)
     run_dir = zoo.output_dir(args.checkpoint)  # a zoo model has no run directory: runs/zoo-NAME
     default_out = run_dir if zoo.zoo_name(args.checkpoint) is not None else run_dir / "diagnostics"
+    check_output_dir(args.out or default_out)
+    model, guide, spec = zoo.load_source(args.checkpoint, args.device)
     x = evaluation_split(spec, args.split, args.max_points)
     plan = diagnose_plan(args)
     if plan:

@@ -188,7 +188,7 @@ def main(argv=None) -> int:
         print(f"pyro-air: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:  # TrainingInterrupted outside `train` (compare, quickstart), or Ctrl-C
-        print(f"pyro-air: {err or 'interrupted'}", file=sys.stderr)
+        print(f"pyro-air: {str(err) or 'interrupted'}", file=sys.stderr)
         return getattr(err, "exit_code", 130)
     finally:
         parallel = sys.modules.get("pyro_air.core.parallel")  # loaded only by a command that computes

@@ -5,6 +5,7 @@ Every message says what was wrong and what to do about it.
 from __future__ import annotations
 
 import math
+import os
 
 import pyro.infer.util
 import torch
@@ -120,3 +121,19 @@ def check_compatible(model, guide) -> None:
             f"{getattr(guide, 'z_dim', '?')}) does not fit model {type(model).__name__} (x_dim={model.x_dim}, "
             f"z_dim={model.z_dim}); build the guide with the model's x_dim and z_dim"
         )
+
+
+def one_line(err, limit: int = 300) -> str:
+    """An exception's (or any) text on one line - runs of whitespace, newlines included, become one space -
+    at most ``limit`` characters: what a one-line refusal quotes of a library's multi-line message."""
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory, or None where the system does not say (what sizes are checked against
+    before any work: an AIS schedule, a data file's declared array, diagnostics' draws)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from pyro_air.data.errors import DataFileError
+from pyro_air.data.npy_header import check_declared_sizes
 from pyro_air.data.prepare import grey_or_binarized, training_subset
 from pyro_air.data.records import DatasetRecord, register
 
@@ -217,9 +218,15 @@ def load_own_file(split, binarize="static", train_size=None, data_dir=None, path
     if path is None:
         raise ValueError("dataset 'file' needs the path of a .npz or .npy file: load('file', split, path=...) "
                          "or pyro-air train --data PATH")
+    check_declared_sizes(path)  # before numpy allocates what a header declares
     x = training_subset(load_file(path, split), split, train_size, path)
     return grey_or_binarized(x, binarize, split, path)
 
 
-register(DatasetRecord("file", load_own_file, shape=lambda path=None, data_dir=None: file_shape(path),
-                       grey_levels=True))
+def own_file_shape(path=None, data_dir=None) -> tuple:
+    """The record's shape of dataset "file": one datapoint of ``path``."""
+    check_declared_sizes(path)  # before numpy allocates what a header declares
+    return file_shape(path)
+
+
+register(DatasetRecord("file", load_own_file, shape=own_file_shape, grey_levels=True))

@@ -27,6 +27,7 @@ import torch
 from matplotlib.figure import Figure
 from pyro import poutine
 
+from pyro_air.core.atomic import atomic_save_figure
 from pyro_air.core.validation import check_positive_int
 from pyro_air.diagnostics.draws import (
     LATENT_SITE,
@@ -48,7 +49,7 @@ GUIDE_COLOR, POSTERIOR_COLOR, PRIOR_COLOR = "tab:blue", "tab:orange", "tab:gray"
 def _save(fig: Figure, path) -> Figure:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    atomic_save_figure(fig, path, dpi=100, bbox_inches="tight")
     return fig
 
 
@@ -61,8 +62,14 @@ def _check_dims(dims, z_dim: int) -> tuple[int, int]:
     return dims
 
 
-def _kde(ax, z: np.ndarray, color: str, label: str) -> None:
-    sns.kdeplot(x=z[:, 0], y=z[:, 1], ax=ax, color=color, levels=5, gridsize=60, warn_singular=False)
+def density_panel(ax, z: np.ndarray, color: str, label: str) -> None:
+    """Density contours and a scatter of 2-D draws. Importance-resampled draws of a datapoint whose
+    weights are dominated by a few draws (k-hat >= 0.7) repeat those few points, and their kernel
+    density has no contour levels; such a panel shows the points alone and says so in its legend."""
+    try:
+        sns.kdeplot(x=z[:, 0], y=z[:, 1], ax=ax, color=color, levels=5, gridsize=60, warn_singular=False)
+    except ValueError:   # "Contour levels must be increasing": the draws sit on a few points
+        label = f"{label} ({len(np.unique(z, axis=0))} distinct draws: no density)"
     ax.scatter(z[:200, 0], z[:200, 1], s=3, alpha=0.3, color=color, label=label)
 
 
@@ -99,8 +106,8 @@ def plot_posterior_comparison(model, guide, x: torch.Tensor, path, dims=(0, 1), 
     fig = Figure(figsize=(3.2 * len(x), 3.6))
     axes = fig.subplots(1, len(x), squeeze=False)[0]
     for n, ax in enumerate(axes):
-        _kde(ax, draws.z[n][:, cols].numpy(), GUIDE_COLOR, "q(z|x)")
-        _kde(ax, z_post[n][:, cols].numpy(), POSTERIOR_COLOR, "resampled p(z|x)")
+        density_panel(ax, draws.z[n][:, cols].numpy(), GUIDE_COLOR, "q(z|x)")
+        density_panel(ax, z_post[n][:, cols].numpy(), POSTERIOR_COLOR, "resampled p(z|x)")
         ax.set_title(f"{labels[n]}: k-hat {khat[n].item():.2f}", fontsize=9)
         ax.set_xlabel(f"z[{i}]")
         ax.set_ylabel(f"z[{j}]" if n == 0 else "")
@@ -121,8 +128,8 @@ def plot_aggregate_posterior(model, guide, x: torch.Tensor, path, dims=(0, 1)) -
     z_p = p_trace.nodes[LATENT_SITE]["value"].cpu().numpy()
     fig = Figure(figsize=(4.5, 4.2))
     ax = fig.subplots()
-    _kde(ax, z_p[:, [i, j]], PRIOR_COLOR, "prior p(z)")
-    _kde(ax, z_q[:, [i, j]], GUIDE_COLOR, "aggregate q(z)")
+    density_panel(ax, z_p[:, [i, j]], PRIOR_COLOR, "prior p(z)")
+    density_panel(ax, z_q[:, [i, j]], GUIDE_COLOR, "aggregate q(z)")
     ax.set(xlabel=f"z[{i}]", ylabel=f"z[{j}]", title=f"aggregate posterior vs prior (n={len(x)})")
     ax.legend(loc="best", fontsize=8, markerscale=3)
     return _save(fig, path)

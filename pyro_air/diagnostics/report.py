@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from pyro_air.core.atomic import atomic_write_text
 from pyro_air.diagnostics import plots
 from pyro_air.diagnostics.draws import importance_draws
 from pyro_air.diagnostics.psis import (
@@ -30,6 +31,26 @@ class DiagnosticsReport:
     khat_table: str
     files: dict = field(default_factory=dict)
     panel_titles: list = field(default_factory=list)  # of posterior_comparison.png: "best: x #n: k-hat 0.12", ...
+
+
+OUTPUT_FILES = ("khat.txt", "khat.json", "khat.png", "posterior_comparison.png", "aggregate_posterior.png",
+                "reconstructions.png", "samples.png", "training_curves.png")  # what write_diagnostics may write
+
+
+def check_output_dir(out_dir) -> Path:
+    """Refuse, before anything is computed or created, an output folder that is a file, or one in which a
+    file ``write_diagnostics`` writes is a symbolic link or resolves outside the folder (the output would
+    land elsewhere). Creates nothing."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file, not a directory; pass --out DIR for the diagnostics")
+    inside = out.resolve()
+    for name in OUTPUT_FILES:
+        target = out / name
+        if target.is_symlink() or not target.resolve().is_relative_to(inside):
+            raise ValueError(f"{target} is a symbolic link (to {target.resolve()}); pyro-air writes diagnostics "
+                             f"only as regular files inside {out}: remove the link or pass another --out DIR")
+    return out
 
 
 def _is_square_image(x_dim: int) -> bool:
@@ -51,10 +72,10 @@ def write_diagnostics(model, guide, x: torch.Tensor, out_dir, num_samples: int =
         khat = psis_khat(model, guide, x, num_samples=num_samples, progress=progress)
     table = f"{label}, S={num_samples} guide draws per datapoint\n{format_khat_summary(khat)}"
     files = {"khat table": out / "khat.txt"}
-    files["khat table"].write_text(table + "\n")
+    atomic_write_text(files["khat table"], table + "\n")
     files["khat json"] = out / "khat.json"
-    files["khat json"].write_text(json.dumps({"num_samples": num_samples, "label": label,
-                                              "summary": khat_summary(khat), "khat": khat.tolist()}, indent=1))
+    atomic_write_text(files["khat json"], json.dumps({"num_samples": num_samples, "label": label,
+                                                     "summary": khat_summary(khat), "khat": khat.tolist()}, indent=1))
     files["khat histogram"] = out / "khat.png"
     plots.plot_khat(khat, files["khat histogram"])
     if model.z_dim >= 2:

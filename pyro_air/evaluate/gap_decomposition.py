@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import torch
 
+from pyro_air.core.atomic import atomic_save_figure
 from pyro_air.core.progress import tqdm
 from pyro_air.core.seeds import derive_seed, seeded
 from pyro_air.core.validation import check_positive_int
@@ -155,7 +156,7 @@ def plot_gaps(rows: dict, path):
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    atomic_save_figure(fig, path, dpi=120)
     return fig
 
 

@@ -24,9 +24,13 @@ from pyro_air.guides.registry import GUIDES
 
 def _check_cap(H) -> float:
     try:
-        return check_positive(H, "H (the weight-norm cap of Eq. 18)")
+        cap = check_positive(H, "H (the weight-norm cap of Eq. 18)")
     except ValueError as err:
         raise ValueError(f"{err}; pick a positive cap such as H=5 (smaller H = stronger regularization)") from None
+    if math.isinf(cap):
+        raise ValueError(f"H (the weight-norm cap of Eq. 18) must be finite, got {H!r}: an infinite cap is no cap; "
+                         "use the plain encoder (guide 'gaussian') or a finite H such as H=5")
+    return cap
 
 
 class WeightNormLinear(nn.Module):

@@ -55,12 +55,16 @@ class LogWeightObjective(pyro.infer.ELBO):
         if redefines and "needs_only_log_weights" not in vars(cls):
             cls.needs_only_log_weights = False
 
-    def __init__(self, num_particles: int = 1, data_plate: str | None = None):
+    def __init__(self, num_particles: int = 1, data_plate: str | None = None, max_plate_nesting: int | None = None):
         check_positive_int(num_particles, "num_particles")
         if data_plate is not None and not isinstance(data_plate, str):
             raise ValueError(f"data_plate must be a plate's name (a str) or None, got {data_plate!r}")
+        if max_plate_nesting is not None:
+            check_positive_int(max_plate_nesting, "max_plate_nesting", minimum=0)
         super().__init__(num_particles=num_particles, max_plate_nesting=float("inf"), vectorize_particles=True)
         self.data_plate = data_plate
+        #: the programs' plate nesting when the user states it (as to Pyro's ELBOs); None: found from a run
+        self.declared_plate_nesting = max_plate_nesting
         self._structures: dict = {}
 
     # -- what a subclass defines -------------------------------------------------------------
@@ -82,7 +86,10 @@ class LogWeightObjective(pyro.infer.ELBO):
             if declared is not None:
                 found = [declared, True]
             else:
-                found = [model_structure(extend_model(model, guide), guide, args, kwargs, self.data_plate), None]
+                # one particle of a user's program runs without a particle plate, as Pyro runs it
+                found = [model_structure(extend_model(model, guide), guide, args, kwargs, self.data_plate,
+                                         max_plate_nesting=self.declared_plate_nesting,
+                                         num_particles=self.num_particles), False if self.num_particles == 1 else None]
             self._structures[key] = found
         return found
 
@@ -145,8 +152,9 @@ class LogWeightObjective(pyro.infer.ELBO):
 
     def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
         loss = self.differentiable_loss(model, guide, *args, **kwargs)
-        loss.backward()
-        return loss.item()
+        if getattr(loss, "requires_grad", False):   # a model and guide without parameters: nothing to train
+            loss.backward()
+        return loss.item() if isinstance(loss, torch.Tensor) else float(loss)
 
 
 def _global_latents(weights: LogWeights):

@@ -27,6 +27,9 @@ class MonteCarloELBO(LogWeightObjective):
     score_function_gradients = True
     needs_only_log_weights = True
 
+    def __init__(self, num_particles: int = 1, data_plate: str | None = None, max_plate_nesting: int | None = None):
+        super().__init__(num_particles=num_particles, data_plate=data_plate, max_plate_nesting=max_plate_nesting)
+
     def global_surrogate(self, weights):
         extra = super().global_surrogate(weights)
         if weights.score_term is not None:

@@ -234,6 +234,8 @@ def _run(model, guide, args, kwargs, plate, replay_trace=None):
 def _check_sites(guide_trace, model_trace, require_reparam: bool):
     for site in sample_sites(guide_trace):
         name = site["name"]
+        if site["is_observed"]:   # pyro.factor in the guide: its log factor counts in log q, as in Trace_ELBO
+            continue
         if name not in model_trace.nodes:
             raise ValueError(
                 f"guide site {name!r} has no counterpart in the model; an auxiliary variable must be "
@@ -286,8 +288,8 @@ def _score_term(model_trace, guide_trace):
     total = 0.0
     for site in nonreparam:
         log_q, score, _ = site["fn"].score_parts(site["value"])
-        log_q = scale_and_mask(log_q, site["scale"], site["mask"])
-        score = scale_and_mask(score, site["scale"], site["mask"])
+        log_q = scale_and_mask(log_q, site["scale"], site["mask"])   # the score term is not scaled: the
+        # cost already carries every site's scale (Pyro's ScoreParts.scale_and_mask does the same)
         cost = log_r.sum_to(site["cond_indep_stack"])
         total = total + (log_q - log_q.detach()).sum()
         if not is_identically_zero(score):
@@ -387,6 +389,8 @@ def log_importance_weights(model, guide, *args, num_particles: int = 1, require_
                                     declared_by=(model, guide))
         if vectorize is None and declared_structure(model, guide) is not None:
             vectorize = True   # the project's own programs broadcast: an error is an error
+        elif vectorize is None and num_particles == 1:
+            vectorize = False  # one particle of a user's program runs without a particle plate, as in Pyro
     model = extend_model(model, guide)
     options = dict(globals_per_particle=globals_per_particle, require_reparam=require_reparam,
                    fixed_latent_densities=fixed_latent_densities, score_function=score_function,
@@ -399,8 +403,22 @@ def log_importance_weights(model, guide, *args, num_particles: int = 1, require_
             if vectorize:
                 raise
             torch.set_rng_state(state)
-    runs = [_one_run(model, guide, args, kwargs, structure, 1, False, **options) for _ in range(num_particles)]
+    runs = [_one_run(model, guide, args, kwargs, structure, 1, False, **options)]
+    if not globals_per_particle and runs[0].global_term is not None:   # later particles share the first draw
+        options["replay_globals"] = _merged(replay_globals, global_sites_trace(runs[0]))
+    runs += [_one_run(model, guide, args, kwargs, structure, 1, False, **options) for _ in range(num_particles - 1)]
     return runs[0] if num_particles == 1 else _stack(runs)
+
+
+def _merged(first: poutine.Trace | None, second: poutine.Trace) -> poutine.Trace:
+    if first is None:
+        return second
+    merged = poutine.Trace()
+    for trace in (first, second):
+        for name, site in trace.nodes.items():
+            if name not in merged.nodes:
+                merged.add_node(name, **site)
+    return merged
 
 
 def global_sites_trace(weights: LogWeights) -> poutine.Trace:

@@ -24,8 +24,14 @@ their structure (a ``trace_structure`` attribute, as the project's base classes 
 """
 from __future__ import annotations
 
+import math
+
+import pyro
 import torch
 from pyro import poutine
+from pyro.poutine.util import prune_subsample_sites
+from pyro.infer.util import is_validation_enabled
+from pyro.util import check_model_guide_match, check_site_shape
 
 from pyro_air.core.sites import PARTICLE_PLATE, Structure
 
@@ -77,19 +83,65 @@ def find_data_plate(model_trace: poutine.Trace, name: str | None = None, ignore:
     return subsampled[0] if len(subsampled) == 1 else common[0]  # cond_indep_stack lists outermost first
 
 
-def model_structure(model, guide, args, kwargs, data_plate: str | None = None, declared_by=None) -> Structure:
+def check_pair(model_trace: poutine.Trace, guide_trace: poutine.Trace) -> None:
+    """Pyro's own validation of a (model, guide) pair, as ``Trace_ELBO`` runs it under
+    ``pyro.enable_validation``: the guide's sites against the model's, and every site's log density
+    against its plates (before any particle dim exists: ``max_plate_nesting`` unbounded)."""
+    check_model_guide_match(model_trace, guide_trace)
+    for trace in (model_trace, guide_trace):
+        pruned = prune_subsample_sites(trace)
+        pruned.compute_log_prob()
+        for site in pruned.nodes.values():
+            if site["type"] == "sample":
+                check_site_shape(site, max_plate_nesting=math.inf)
+
+
+def model_structure(model, guide, args, kwargs, data_plate: str | None = None, declared_by=None,
+                    max_plate_nesting: int | None = None, num_particles: int = 1) -> Structure:
     """Run ``guide`` once and ``model`` against it (blocked, random state restored); see module doc.
     ``declared_by``: the (model, guide) pair whose declared structure is used instead, if both declare
-    one and ``data_plate`` is not given."""
+    one and ``data_plate`` is not given. ``max_plate_nesting`` given (as to Pyro's ELBOs): the run is
+    already vectorized over ``num_particles`` particles left of it, as Pyro runs a model whose
+    nesting it is told (a model may rely on the particle dim being there)."""
     if declared_by is not None and data_plate is None:
         declared = declared_structure(*declared_by)
         if declared is not None:
             return declared
+    if max_plate_nesting is not None and num_particles > 1:
+        return _vectorized_structure(model, guide, args, kwargs, data_plate, int(max_plate_nesting), num_particles)
     with torch.random.fork_rng(devices=[]), poutine.block():
         guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
-    frames = [f for trace in (model_trace, guide_trace) for s in sample_sites(trace) for f in vectorized_frames(s)]
-    nesting = -min((f.dim for f in frames), default=0)
+        if is_validation_enabled():
+            check_pair(model_trace, guide_trace)
+    return _structure_of(model_trace, guide_trace, data_plate)
+
+
+def _structure_of(model_trace, guide_trace, data_plate, particle_plate=None, nesting=None) -> Structure:
+    ignore = () if particle_plate is None else (particle_plate,)
+    frames = [f for trace in (model_trace, guide_trace) for s in sample_sites(trace) for f in vectorized_frames(s)
+              if f.name not in ignore]
+    if nesting is None:
+        nesting = -min((f.dim for f in frames), default=0)
     names = frozenset(f.name for trace in (model_trace, guide_trace) for s in trace.nodes.values()
-                      for f in s.get("cond_indep_stack", ()))
-    return Structure(nesting, names, find_data_plate(model_trace, data_plate))
+                      for f in s.get("cond_indep_stack", ()) if f.name not in ignore)
+    return Structure(nesting, names, find_data_plate(model_trace, data_plate, ignore=ignore))
+
+
+def _vectorized_structure(model, guide, args, kwargs, data_plate, nesting, num_particles) -> Structure:
+    """The structure from one run under a particle plate at dim -(nesting + 1), named ``"particles"``,
+    or ``"particles_1"``, ... when a plate of the model or guide already has that name."""
+    taken = set()
+    while True:
+        name = Structure(nesting, frozenset(taken), None).particle_plate_name()
+        try:
+            with torch.random.fork_rng(devices=[]), poutine.block():
+                with pyro.plate(name, num_particles, dim=-(nesting + 1)):
+                    guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+                    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+        except ValueError as err:
+            if f"'{name}'" in str(err) and name not in taken:   # a plate of the same name: take the next one
+                taken.add(name)
+                continue
+            raise
+        return _structure_of(model_trace, guide_trace, data_plate, particle_plate=name, nesting=nesting)

@@ -59,9 +59,9 @@ def check_same_run(ckpt: dict, path, spec: dict, train_config: dict, may_change=
     lines = differing_keys({"spec": ckpt.get("spec") or {}, "train_config": stored},
                            {"spec": spec or {}, "train_config": train_config}, ignore=may_change)
     if lines:
-        listing = "\n  ".join(lines)
+        listing = "; ".join(lines)
         raise CheckpointError(
-            f"{path} was written by a run with a different configuration; these keys differ:\n  {listing}\n"
+            f"{path} was written by a run with a different configuration; these keys differ: {listing}. "
             "Resume with the configuration stored in the checkpoint (e.g. `pyro-air train --resume RUN_DIR` "
             "with no other options), or start a new run in a new run directory."
         )

@@ -5,6 +5,7 @@ data-parallel), resume it if asked, train, and return the result. The loop itsel
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -38,12 +39,22 @@ def _check_data(x: torch.Tensor, model, name: str, grey: bool) -> None:
             "8-bit images)")
 
 
-def _as_parameter_dtype(x: torch.Tensor, model) -> torch.Tensor:
+class DataDtypeWarning(UserWarning):
+    """Training data were converted to the parameters' dtype (e.g. NumPy's float64 to float32)."""
+
+
+def _as_parameter_dtype(x: torch.Tensor, model, name: str = "training") -> torch.Tensor:
     """Floating data in the parameters' dtype: float64 (NumPy's default) data trains a float32 model
-    after a cast, instead of failing inside a matrix product."""
+    after a cast, instead of failing inside a matrix product - with a one-line notice (issue 34), since
+    the cast rounds the values and holds a second copy of the data in memory while it is made."""
     params = list(model.parameters())
     dtype = params[0].dtype if params else torch.get_default_dtype()
-    return x.to(dtype) if x.dtype != dtype else x
+    if x.dtype == dtype:
+        return x
+    have, want = str(x.dtype).replace("torch.", ""), str(dtype).replace("torch.", "")
+    warnings.warn(f"the {name} data are {have} and the parameters {want}: converted (values rounded to {want}); "
+                  f"pass x.to({dtype}) to skip the conversion and this notice", DataDtypeWarning, stacklevel=3)
+    return x.to(dtype)
 
 
 def check_inputs(model, guide, train_x: torch.Tensor, valid_x: torch.Tensor | None, config) -> None:
@@ -99,9 +110,9 @@ def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | 
     if schedule is not None:
         schedule.check(train_x, valid_x, config)
     keep_freed_memory()  # reuse freed tensor memory (pyro_air.backend.allocator); a bad PYRO_AIR_MALLOC fails here
-    train_x = _as_parameter_dtype(train_x, model)
+    train_x = _as_parameter_dtype(train_x, model, "training")
     if valid_x is not None:
-        valid_x = _as_parameter_dtype(valid_x, model)
+        valid_x = _as_parameter_dtype(valid_x, model, "validation")
         if config.valid_size is not None:
             valid_x = valid_x[: config.valid_size]
     run_path = Path(run_dir) if run_dir is not None else None

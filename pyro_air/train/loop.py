@@ -474,5 +474,9 @@ def _append_metrics(run_path: Path, record: dict) -> None:
 
 def rewrite_metrics(run_path: Path, history: list) -> None:
     """metrics.jsonl holding exactly ``history`` (a resume drops lines of epochs its checkpoint does not hold)."""
-    with run_dirs.write_guard(run_path / "metrics.jsonl", "rewrite the metrics"):
-        run_dirs.atomic_write_text(run_path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+    path = run_path / "metrics.jsonl"
+    text = "".join(json.dumps(r) + "\n" for r in history)
+    if (path.is_file() and path.read_text() == text) or (not text and not path.exists()):
+        return  # nothing to change: no write (a resume on a full disk leaves the file as it was)
+    with run_dirs.write_guard(path, "rewrite the metrics"):
+        run_dirs.atomic_write_text(path, text)

@@ -29,9 +29,10 @@ import contextlib
 import errno
 import os
 import socket
-import tempfile
 import time
 from pathlib import Path
+
+from pyro_air.core.atomic import atomic_write_text  # noqa: F401 (re-exported: run_dirs.atomic_write_text)
 
 try:
     import fcntl
@@ -273,25 +274,10 @@ def describe_os_error(err: OSError, path, action: str) -> str:
     return f"could not {action} ({where}: {reason}); {remedy}."
 
 
-def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` by a temporary file and a rename: the old content or the new, never half."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def append_line(path, line: str) -> None:
     """Append one line; if the write fails (disk full), cut the file back so no half line remains."""
     data = (line + "\n").encode()
+    existed = os.path.lexists(path)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         size = os.fstat(fd).st_size
@@ -300,6 +286,8 @@ def append_line(path, line: str) -> None:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         except BaseException:
             os.ftruncate(fd, size)
+            if not existed:  # the file this call created: gone again, not left empty
+                os.unlink(path)
             raise
     finally:
         os.close(fd)

@@ -11,7 +11,8 @@ A second signal of the same kind is not caught again (the previous handler is ba
 soon as the first arrives): press Ctrl-C twice to abort at once. Handlers are installed only in the
 main thread of a single-process run (Python can only set them there; under ``torchrun`` the ranks
 would stop at different steps, so distributed runs keep the default behaviour and resume from
-their last periodic checkpoint).
+their last periodic checkpoint). A signal the process ignored on entry (SIGINT of a job started with
+``&`` by a non-interactive shell, ``nohup``) stays ignored.
 """
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ class StopRequests:
     def __enter__(self):
         if self.enabled:
             for sig in EXIT_CODES:
+                if signal.getsignal(sig) is signal.SIG_IGN:  # ignored on entry (`nohup`, a job started with `&`)
+                    continue  # stays ignored: training does not start reacting to it
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 

@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 
 from pyro_air.core.extras import TENSORBOARD_INSTALL, require
+from pyro_air.train.run_dir import RunDirError
 
 TENSORBOARD_DIR = "tensorboard"
 NOT_SCALARS = ("epoch", "step")
@@ -36,10 +37,24 @@ def summary_writer_class():
     return SummaryWriter
 
 
+def check_log_dir(run_path: Path) -> Path:
+    """``run_path / "tensorboard"``, refused in one line if it is a symbolic link or not a directory (the event
+    files would go elsewhere, or the writer would fail with its own text)."""
+    path = Path(run_path) / TENSORBOARD_DIR
+    if path.is_symlink():
+        raise RunDirError(f"{path} is a symbolic link (to {path.resolve()}); pyro-air writes TensorBoard's event "
+                          "files only inside the run directory: remove the link (its target is not touched)")
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"{path} is a file, not a directory; TensorBoard's event files go there: move the file "
+                          "away, or train without --tensorboard")
+    return path
+
+
 def open_writer(run_path: Path, purge_step: int | None = None):
     """A SummaryWriter writing under ``run_path / "tensorboard"``."""
     check_available()
-    return summary_writer_class()(log_dir=str(Path(run_path) / TENSORBOARD_DIR), purge_step=purge_step)
+    log_dir = check_log_dir(run_path)
+    return summary_writer_class()(log_dir=str(log_dir), purge_step=purge_step)
 
 
 def scalars_of(record: dict) -> dict:

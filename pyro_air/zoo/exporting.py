@@ -14,6 +14,12 @@ through the safe checkpoint loader. What is written, and why:
   measured on the full test set) and a ``check`` anyone can repeat in seconds: -log p(x) by
   IWAE-``check_samples`` on the first ``check_points`` test images with draws from ``check_seed``.
   The entry replaces one of the same name; the manifest is rewritten atomically.
+
+Atomic as a whole: (1) the new weights go to a file the manifest does not list (``weights/NAME.pt``
+and ``weights/NAME+1.pt`` alternate), (2) the manifest is rewritten atomically to list it, (3) the
+old file is removed. Killed at any moment, the zoo lists either the old entry with its old file or
+the new one with its new file; what the kill left (a temporary file, an unlisted weight file) is
+never read by ``load`` and is removed by the next export (tests/test_zoo.py, the kill tests).
 """
 from __future__ import annotations
 
@@ -71,6 +77,31 @@ def training_config(state: dict, last_path) -> dict:
     return dict(config or {})
 
 
+UNCHANGED = "The zoo is unchanged (it lists what it listed before); export again once this is fixed."
+SECOND_SLOT = "+1"  # '+' is not allowed in a name, so NAME+1.pt is no other model's file
+
+
+def new_weight_file(name: str, previous: dict | None) -> str:
+    """The weight file a (re-)export writes, relative to the zoo: ``weights/NAME.pt``, or ``weights/NAME+1.pt``
+    where the current entry lists ``weights/NAME.pt`` - never the file the manifest lists, so a crash at any
+    moment leaves the listed file untouched (the two names alternate over re-exports)."""
+    first = f"{manifest.WEIGHTS_DIR}/{name}.pt"
+    return f"{manifest.WEIGHTS_DIR}/{name}{SECOND_SLOT}.pt" if previous and previous["file"] == first else first
+
+
+def remove_unlisted_files(name: str, listed: str, root: Path) -> list:
+    """Remove ``weights/NAME.pt`` and ``weights/NAME+1.pt`` except ``listed`` (the file the manifest now lists):
+    the previous weights, or a new file an export killed before its manifest write left behind."""
+    removed = []
+    for rel in (f"{manifest.WEIGHTS_DIR}/{name}.pt", f"{manifest.WEIGHTS_DIR}/{name}{SECOND_SLOT}.pt"):
+        path = root / rel
+        if rel != listed and (path.is_file() or path.is_symlink()):
+            with run_dirs.write_guard(path, "remove the previous zoo weight file"):
+                path.unlink()
+            removed.append(rel)
+    return removed
+
+
 def check_export_inputs(name, description, command, budget, test_numbers, check_points, check_samples, check_seed):
     manifest.check_name(name)
     for label, value in (("description", description), ("command", command)):
@@ -115,8 +146,8 @@ def export(run, name: str, *, description: str, command: str, budget: dict, test
     if seed is None:
         raise ValueError(f"the training seed of {run} is not recorded (no checkpoint.pt beside it); pass seed=")
     # everything is read (the manifest, the check's images) before anything is written
-    models = [e for e in manifest.read_manifest(root)["models"] if e["name"] != name] \
-        if (root / manifest.MANIFEST_NAME).exists() else []
+    models_all = manifest.read_manifest(root)["models"] if (root / manifest.MANIFEST_NAME).exists() else []
+    models = [e for e in models_all if e["name"] != name]
     x = check_images(state["spec"], check_points) if test_x is None else test_x[:check_points]  # its data_dir
     weights = {"format_version": ckpt_io.FORMAT_VERSION, "model_state": float32_state(state["model_state"]),
                "guide_state": float32_state(state["guide_state"])}
@@ -127,9 +158,14 @@ def export(run, name: str, *, description: str, command: str, budget: dict, test
     check = {"split": CHECK_SPLIT, "points": len(x), "num_samples": check_samples, "seed": check_seed,
              "neg_log_px": check_value(model, guide, x, check_samples, check_seed), "threads": torch.get_num_threads(),
              "kernels": chosen_kernels()}
-    rel = f"{manifest.WEIGHTS_DIR}/{name}.pt"
+    previous = next((e for e in models_all if e["name"] == name), None)
+    rel = new_weight_file(name, previous)
     path = root / rel
-    with run_dirs.write_guard(path, "write the zoo weight file"):
+    for folder in (root, root / manifest.WEIGHTS_DIR):  # what a killed export left (never read by load)
+        if folder.is_dir():
+            run_dirs.remove_stale_temporaries(folder)
+    # 1. the new weights under a file name the manifest does not list (the old file stays as it is)
+    with run_dirs.write_guard(path, "write the zoo weight file", after=UNCHANGED):
         ckpt_io.atomic_save(weights, path)
         manifest.make_readable(path)
     entry = {
@@ -141,5 +177,8 @@ def export(run, name: str, *, description: str, command: str, budget: dict, test
         "test_numbers": test_numbers, "check": check,
     }
     load_entry(entry, root)  # the file as written loads the way users load it (verified, strict) - else no entry
+    # 2. the manifest, atomically: from here on it lists the new file
     manifest.write_manifest({"models": models + [entry]}, root)
+    # 3. the old file (and any file of this name a killed export left) is no longer listed: removed
+    remove_unlisted_files(name, rel, root)
     return entry

@@ -1,7 +1,7 @@
 """Loading a zoo model, and reproducing the number its manifest entry records.
 
-``load(name)`` verifies the weight file against the manifest first (``manifest.verified_weight_path``),
-then reads it through the checkpoint loader (``pyro_air.train.checkpoints.load``:
+``load(name)`` verifies the weight file against the manifest first (``manifest.verified_weight_bytes``:
+read once, so the bytes hashed are the bytes loaded), then reads it through the checkpoint loader (``pyro_air.train.checkpoints.load``:
 ``torch.load(..., weights_only=True)``, so a file can hold tensors and plain values only, never code),
 and rebuilds the modules from the entry's run spec exactly as a saved run is rebuilt
 (``pyro_air.runs.modules_from_state``).
@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from pyro_air.backend.report import pinned_kernels
+from pyro_air.core.validation import one_line
 from pyro_air.evaluate import log_likelihood
 from pyro_air import storage as ckpt_io
 from pyro_air.runs import evaluation_split, load_run, modules_from_state
@@ -21,9 +22,10 @@ from pyro_air.zoo import manifest
 PREFIX = "zoo:"  # `pyro-air evaluate zoo:NAME`: a shipped model in place of a run directory
 
 
-def read_weights(path) -> dict:
-    """{"model_state", "guide_state"} of a zoo weight file, through the safe checkpoint loader."""
-    state = ckpt_io.load(path)
+def read_weights(path, data: bytes | None = None) -> dict:
+    """{"model_state", "guide_state"} of a zoo weight file (or of its verified bytes ``data``), through the
+    safe checkpoint loader."""
+    state = ckpt_io.load(path, data=data)
     missing = [k for k in ("model_state", "guide_state") if k not in state]
     if missing:
         raise manifest.ZooError(f"{path} holds no {' or '.join(missing)}; it is not a zoo weight file")
@@ -32,8 +34,16 @@ def read_weights(path) -> dict:
 
 def load_entry(e: dict, root=None, device="cpu"):
     """(model, guide) of manifest entry ``e``: its weight file verified, read safely, in eval mode on ``device``."""
-    state = read_weights(manifest.verified_weight_path(e, root))
-    model, guide = modules_from_state(e["spec"], state["model_state"], state["guide_state"], device)
+    path, data = manifest.verified_weight_bytes(e, root)
+    state = read_weights(path, data)  # the very bytes that were verified
+    try:
+        model, guide = modules_from_state(e["spec"], state["model_state"], state["guide_state"], device)
+    except (RuntimeError, ValueError, TypeError, KeyError) as err:  # e.g. an edited hidden size in the spec
+        text = err.args[0] if isinstance(err, KeyError) and err.args else err
+        raise manifest.ZooError(
+            f"the weights of {e['name']!r} ({path}) do not fit the modules its manifest spec builds "
+            f"({type(err).__name__}: {one_line(text, 200)}): the entry's spec was edited; "
+            f"{manifest.remedy(manifest.zoo_root(root))}") from err
     model.eval()
     guide.eval()
     return model, guide
@@ -55,9 +65,17 @@ def load(name: str, root=None, device="cpu"):
 
 
 def zoo_name(source) -> str | None:
-    """NAME of a ``zoo:NAME`` source, None for anything else (a run directory or checkpoint path)."""
+    """NAME of a ``zoo:NAME`` source, None for anything else (a run directory or checkpoint path).
+
+    The prefix is lower case; ``ZOO:NAME`` (any other case) that is not an existing path is refused
+    rather than read as a path that does not exist."""
     text = str(source)
-    return text[len(PREFIX):] if text.startswith(PREFIX) else None
+    if text.startswith(PREFIX):
+        return text[len(PREFIX):]
+    if text[:len(PREFIX)].lower() == PREFIX and not Path(text).exists():
+        raise ValueError(f"{text!r}: a zoo model is named with a lower-case prefix, {PREFIX}NAME "
+                         f"(e.g. {PREFIX}{text[len(PREFIX):]}); see `pyro-air zoo list`")
+    return None
 
 
 def load_source(source, device="cpu"):
@@ -74,9 +92,19 @@ def output_dir(source) -> Path:
     directory), else the run directory (a checkpoint file's directory)."""
     name = zoo_name(source)
     if name is not None:
-        return Path("runs") / f"zoo-{name}"
+        manifest.check_name(name)  # a plain file name: runs/zoo-NAME stays inside runs/
+        return contained(Path("runs") / f"zoo-{name}", Path("runs"))
     path = Path(source)
     return path if path.is_dir() else path.parent
+
+
+def contained(path: Path, folder: Path) -> Path:
+    """``path``, refused (one line) if, symbolic links resolved, it lies outside ``folder``: a command never
+    writes outside the output folder it was given or chose."""
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise ValueError(f"{path} resolves to {path.resolve()}, outside {folder}; pyro-air writes a command's "
+                         f"outputs only inside their folder: remove the symbolic link or pass --out DIR")
+    return path
 
 
 def check_images(spec: dict, points: int) -> torch.Tensor:
