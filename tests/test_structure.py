@@ -88,7 +88,29 @@ def test_a_stated_plate_nesting_runs_the_structure_pass_with_the_particles_in_pl
     pyro.clear_param_store()
     elbo = infer.MonteCarloELBO(num_particles=5, max_plate_nesting=2)
     assert torch.isfinite(torch.tensor(elbo.loss_and_grads(model, guide)))
-    structure, vectorized = elbo.structure(model, guide, (), {})
+    structure, vectorized = elbo.structure(model, guide, (), {})[:2]
     assert structure.max_plate_nesting == 2 and structure.data_plate == "groups" and vectorized  # the outermost
     with pytest.raises(ValueError, match="max_plate_nesting"):
         infer.MonteCarloELBO(max_plate_nesting=-1)
+
+
+def test_a_remembered_structure_is_not_taken_for_another_pair_that_reuses_its_id():
+    """Objects created per step (KL warm-up's wrappers) are freed and their ids reused: the remembered
+    structure is checked against the pair itself (weak references), never matched by id alone."""
+    from pyro_air import infer
+
+    elbo = infer.MonteCarloELBO()
+
+    def pair(plate_name):
+        def model(x):
+            with pyro.plate(plate_name, len(x)):
+                pyro.sample("x", dist.Normal(0.0, 1.0), obs=x)
+        return model, lambda x: None
+
+    first = pair("a")
+    assert elbo.structure(*first, (torch.zeros(2),), {})[0].data_plate == "a"
+    key = next(iter(elbo._structures))
+    del first
+    second = pair("b")
+    elbo._structures[(id(second[0]), id(second[1]))] = elbo._structures.pop(key)   # as if the ids were reused
+    assert elbo.structure(*second, (torch.zeros(2),), {})[0].data_plate == "b"

@@ -177,6 +177,11 @@ class ExtendedModel(PyroModule):
         self._parts = (model, guide)  # a tuple: parameters stay owned by model and guide
 
     @property
+    def trace_structure(self):
+        """The wrapped model's declared structure (the reverse kernels add sites in its data plate)."""
+        return getattr(self.model, "trace_structure", None)
+
+    @property
     def model(self):
         return self._parts[0]
 

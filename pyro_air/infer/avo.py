@@ -110,6 +110,8 @@ def _model_trace_at(model, z, args, kwargs, num_particles, layout):
     fixed = poutine.Trace()
     fixed.add_node(LATENT_SITE, name=LATENT_SITE, type="sample", is_observed=False, value=z, infer={})
     extra = {"auxiliaries": False} if getattr(model, "auxiliary_guide", None) is not None else {}
+    if layout.particle_plate is None:   # one plain run (a single particle)
+        return poutine.trace(poutine.replay(model, trace=fixed)).get_trace(*args, **kwargs, **extra)
     with pyro.plate(layout.particle_plate, num_particles, dim=layout.particle_dim):
         return poutine.trace(poutine.replay(model, trace=fixed)).get_trace(*args, **kwargs, **extra)
 

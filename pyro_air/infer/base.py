@@ -17,6 +17,8 @@ ELBO draws them per particle, as Trace_ELBO does.
 """
 from __future__ import annotations
 
+import weakref
+
 import pyro.infer
 import torch
 
@@ -77,10 +79,14 @@ class LogWeightObjective(pyro.infer.ELBO):
 
     # -- the pyro.infer.ELBO interface ----------------------------------------------------------
     def structure(self, model, guide, args, kwargs) -> list:
-        """[the pair's ``Structure``, whether to vectorize particles (None: try, fall back)], found
-        on the first call for this (model, guide) and remembered, as Pyro remembers max_plate_nesting."""
-        key = (id(model), id(guide))
+        """[the pair's ``Structure``, whether to vectorize particles (None: try, fall back), weak
+        references to the pair], found on the first call for this (model, guide) and remembered, as
+        Pyro remembers max_plate_nesting."""
+        programs = (_program(model), _program(guide))
+        key = tuple(map(id, programs))
         found = self._structures.get(key)
+        if found is not None and any(ref() is not obj for ref, obj in zip(found[2], programs)):
+            found = None   # an id reused by another object after the first was freed
         if found is None:
             declared = None if self.data_plate is not None else declared_structure(model, guide)
             if declared is not None:
@@ -90,13 +96,16 @@ class LogWeightObjective(pyro.infer.ELBO):
                 found = [model_structure(extend_model(model, guide), guide, args, kwargs, self.data_plate,
                                          max_plate_nesting=self.declared_plate_nesting,
                                          num_particles=self.num_particles), False if self.num_particles == 1 else None]
+            found.append(tuple(_weak(obj) for obj in programs))
+            if len(self._structures) > 64:   # forget pairs that no longer exist
+                self._structures = {k: v for k, v in self._structures.items() if all(r() is not None for r in v[2])}
             self._structures[key] = found
         return found
 
     def importance_weights(self, model, guide, args, kwargs, fixed_latent_densities: bool = False) -> LogWeights:
         """The primitive with this objective's choices (particles, data plate, globals, gradients)."""
         found = self.structure(model, guide, args, kwargs)
-        structure, vectorize = found
+        structure, vectorize = found[0], found[1]
         weights = log_importance_weights(
             model, guide, *args, num_particles=self.num_particles, require_reparam=not self.score_function_gradients,
             fixed_latent_densities=fixed_latent_densities, globals_per_particle=self.globals_per_particle,
@@ -159,3 +168,17 @@ class LogWeightObjective(pyro.infer.ELBO):
 
 def _global_latents(weights: LogWeights):
     return [s for s in sample_sites(weights.guide_trace) if not weights.layout.is_local(s)]
+
+
+def _program(obj):
+    """What a structure is remembered by: a wrapper that keeps its program's plates and sites (KL
+    warm-up's scaled model, a ``functools.wraps`` decorator) names it ``__wrapped__``."""
+    return getattr(obj, "__wrapped__", obj)
+
+
+def _weak(obj):
+    """A weak reference, or for an object that cannot have one, a reference that never matches."""
+    try:
+        return weakref.ref(obj)
+    except TypeError:
+        return lambda: None

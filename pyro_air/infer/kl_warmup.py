@@ -35,6 +35,7 @@ class _Scaled:
 
     def __init__(self, fn, beta: float):
         self.fn, self.beta = fn, beta
+        self.__wrapped__ = fn   # the same plates and sites: objectives key their structure on fn
 
     def __getattr__(self, name):
         return getattr(self.__dict__["fn"], name)
