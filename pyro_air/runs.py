@@ -15,9 +15,11 @@ import torch
 
 from pyro_air import data, guides, infer, models
 from pyro_air.core import parallel as dist_utils
+from pyro_air.core.progress import JobProgress
 from pyro_air.core.seeds import seed_all, stream_seed
 from pyro_air.core.validation import check_compatible
 from pyro_air.evaluate import summarize
+from pyro_air.evaluate.summary import planned_work
 from pyro_air.evaluate.latent_metrics import latent_metrics
 from pyro_air.train import TrainConfig
 from pyro_air.train import checkpoints as ckpt_io
@@ -229,11 +231,15 @@ def evaluate_checkpoint(path, splits=("test",), num_samples=5000, max_points=Non
                              "optimization); run those columns without --distributed")
         device = dist_utils.setup(device)
     model, guide, spec = (loader or load_run)(path, device)
+    data = {split: evaluation_split(spec, split, max_points) for split in splits}
+    # one bar over every split and column, counted in model evaluations per datapoint (its ETA is the job's)
+    work = sum(len(x) for x in data.values()) * planned_work(num_samples, **extra_columns)
     rows = {}
-    for split in splits:
-        x = evaluation_split(spec, split, max_points)
-        rows[f"{split} (n={len(x)})"] = summarize(model, guide, x, num_samples=num_samples, progress=progress,
-                                                  seed=seed, distributed=distributed, **extra_columns)
-        if with_latent_metrics:
-            rows[f"{split} (n={len(x)})"]["latent"] = latent_metrics(model, guide, x.to(device))
+    with JobProgress(work, desc="evaluate", disable=not progress or distributed) as job:
+        for split, x in data.items():
+            job.stage(f"{split} (n={len(x)})")
+            rows[f"{split} (n={len(x)})"] = summarize(model, guide, x, num_samples=num_samples, progress=progress,
+                                                      seed=seed, distributed=distributed, **extra_columns)
+            if with_latent_metrics:
+                rows[f"{split} (n={len(x)})"]["latent"] = latent_metrics(model, guide, x.to(device))
     return rows

@@ -117,3 +117,13 @@ def test_khat_summary_counts_each_range():
     assert math.isclose(sum(r["fraction"] for r in rows), 1.0)
     text = format_khat_summary(khat)
     assert "n=8" in text and "bad (k >= 0.7)" in text
+
+
+def test_the_guide_draws_advance_a_commands_one_bar_to_its_total(linear_gaussian):
+    from pyro_air.core.progress import JobProgress
+    from pyro_air.guides import ExactPosteriorGuide
+
+    model, x = linear_gaussian
+    with JobProgress(len(x) * 40, disable=True) as job:
+        psis_khat(model, ExactPosteriorGuide(model), x, num_samples=40, chunk_size=7, progress=True)
+    assert job.done == len(x) * 40

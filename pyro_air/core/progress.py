@@ -24,10 +24,11 @@ else:
 
 
 class JobProgress:
-    """One bar over a whole command's work (``pyro-air train``, ``quickstart``, ``compare``): its steps
-    over every model, the time left for all of them (tqdm's estimate from the recent rate), and the
-    last epoch's loss and validation value. Inside ``with JobProgress(...)`` the training loop advances
-    it (``current_job``) and shows it instead of one bar per epoch; evaluations keep their own bars.
+    """One bar over a whole command's work (``pyro-air train``, ``quickstart``, ``compare``: training
+    steps over every model; ``evaluate``: model evaluations per datapoint over every split and column;
+    ``diagnose``: guide draws), the time left for all of it (tqdm's estimate from the recent rate), and
+    the last loss and validation value. Inside ``with JobProgress(...)`` the training loop and the
+    evaluators advance it (``current_job``) and show it instead of their own bars.
 
         with JobProgress(total=3 * epochs * batches, desc="compare"):
             fit(...); fit(...); fit(...)

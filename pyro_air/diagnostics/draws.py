@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pyro_air.core.progress import tqdm
+from pyro_air.core.progress import current_job, tqdm
 from pyro_air.core.sites import LATENT_SITE
 from pyro_air.core.validation import check_positive_int
 from pyro_air.evaluate.chunking import (
@@ -80,8 +80,9 @@ def importance_draws(model, guide, x, num_samples: int, chunk_size: int | None =
         with torch.random.fork_rng(devices=[]):
             traced = TracedEvaluation(model, guide, slice_data(data, 0, min(n, batch_size), device), model_kwargs,
                                       data_plate, num_data=n)
+        job = current_job() if progress else None   # a command's one bar, if any
         for start, stop in tqdm(list(batches(n, batch_size)), desc=f"log weights, S={num_samples}",
-                                disable=not progress, leave=False):
+                                disable=not progress or job is not None, leave=False):
             xb = slice_data(data, start, stop, device)
             replay = None
             for s0 in range(0, num_samples, chunk):
@@ -93,6 +94,8 @@ def importance_draws(model, guide, x, num_samples: int, chunk_size: int | None =
                     k = 1
                     lw = traced.weights(xb, 1, replay)
                 log_w[start:stop, s0:s0 + k] = lw.log_w.T.cpu()
+                if job is not None:
+                    job.advance((stop - start) * k)
                 if keep_z:
                     for name, value in local_values(lw).items():   # [k, B, ...]
                         if name not in sites:

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from pyro_air.core.atomic import atomic_write_text
+from pyro_air.core.progress import JobProgress
 from pyro_air.diagnostics import plots
 from pyro_air.diagnostics.draws import importance_draws
 from pyro_air.diagnostics.psis import (
@@ -64,12 +65,14 @@ def write_diagnostics(model, guide, x: torch.Tensor, out_dir, num_samples: int =
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     panel_titles = []
-    # one set of draws for the table and the panels: the titles' k-hat is the table's
-    if model.z_dim >= 2:
-        draws = importance_draws(model, guide, x, num_samples, progress=progress, keep_dims=(0, 1))
-        khat = khat_from_log_weights(draws.log_w)
-    else:
-        khat = psis_khat(model, guide, x, num_samples=num_samples, progress=progress)
+    # one set of draws for the table and the panels: the titles' k-hat is the table's; one bar over
+    # them (the command's work: the plots after them take seconds)
+    with JobProgress(len(x) * num_samples, desc="diagnose: guide draws", disable=not progress):
+        if model.z_dim >= 2:
+            draws = importance_draws(model, guide, x, num_samples, progress=progress, keep_dims=(0, 1))
+            khat = khat_from_log_weights(draws.log_w)
+        else:
+            khat = psis_khat(model, guide, x, num_samples=num_samples, progress=progress)
     table = f"{label}, S={num_samples} guide draws per datapoint\n{format_khat_summary(khat)}"
     files = {"khat table": out / "khat.txt"}
     atomic_write_text(files["khat table"], table + "\n")

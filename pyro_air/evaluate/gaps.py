@@ -39,4 +39,10 @@ def amortization_gap(model, guide, x, num_steps: int = 100, num_particles: int =
                          data_plate=data_plate)
         return optimized - amortized
 
-    return per_chunk(x, batch_size, progress, f"amortization gap, S={num_steps}", one_chunk, device)
+    return per_chunk(x, batch_size, progress, f"amortization gap, S={num_steps}", one_chunk, device,
+                     work_per_point=amortization_gap_work(num_steps, num_particles, elbo_samples))
+
+
+def amortization_gap_work(num_steps: int, num_particles: int = 10, elbo_samples: int = 100) -> int:
+    """Model evaluations per datapoint of ``amortization_gap`` (what a command's one bar counts)."""
+    return num_steps * num_particles + 2 * elbo_samples

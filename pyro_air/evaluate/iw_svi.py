@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from pyro_air.core.plates import data_plate
-from pyro_air.core.progress import tqdm
+from pyro_air.core.progress import current_job, tqdm
 from pyro_air.core.sites import LATENT_SITE
 from pyro_air.core.validation import check_positive, check_positive_int
 from pyro_air.evaluate.chunking import as_data, batches, module_device, slice_data
@@ -130,15 +130,19 @@ def fit_local_gaussians(model, guide, x: torch.Tensor, num_steps: int = 100, num
     return local
 
 
-def per_chunk(x, batch_size, progress, desc, fn, device=None):
+def per_chunk(x, batch_size, progress, desc, fn, device=None, work_per_point: int = 0):
     """Tensor[N]: ``fn(xb)`` (a Tensor[b]) for each batch of ``batch_size`` datapoints of x, in order;
-    xb is a Tensor for a tensor x, a tuple for a tuple of data tensors."""
+    xb is a Tensor for a tensor x, a tuple for a tuple of data tensors. Inside a command's one bar
+    (``current_job``) each batch advances it by ``work_per_point`` model evaluations per datapoint."""
     data = as_data(x)
     out = torch.empty(len(data[0]))
     ranges = list(batches(len(data[0]), check_positive_int(batch_size, "batch_size")))
-    for start, stop in tqdm(ranges, desc=desc, disable=not progress, leave=False):
+    job = current_job() if progress else None
+    for start, stop in tqdm(ranges, desc=desc, disable=not progress or job is not None, leave=False):
         xb = slice_data(data, start, stop, device or data[0].device)
         out[start:stop] = fn(xb[0] if isinstance(x, torch.Tensor) else xb).cpu()
+        if job is not None:
+            job.advance((stop - start) * work_per_point)
     return out
 
 
@@ -187,4 +191,10 @@ def iw_svi(model, guide, x, num_steps: int = 100, k_train: int = 50, k_eval: int
                               batch_size=len(xb) if isinstance(xb, torch.Tensor) else len(xb[0]),
                               model_kwargs=model_kwargs, data_plate=data_plate)
 
-    return per_chunk(x, batch_size, progress, f"IW-SVI, S={num_steps}", one_chunk, device)
+    return per_chunk(x, batch_size, progress, f"IW-SVI, S={num_steps}", one_chunk, device,
+                     work_per_point=iw_svi_work(num_steps, k_train, k_eval))
+
+
+def iw_svi_work(num_steps: int, k_train: int, k_eval: int) -> int:
+    """Model evaluations per datapoint of ``iw_svi`` (what a command's one bar counts)."""
+    return num_steps * k_train + k_eval

@@ -40,7 +40,7 @@ from __future__ import annotations
 import torch
 
 from pyro_air.core import parallel as dist_utils
-from pyro_air.core.progress import tqdm
+from pyro_air.core.progress import current_job, tqdm
 from pyro_air.core.seeds import derive_seed, seeded
 from pyro_air.core.validation import check_positive_int
 from pyro_air.evaluate.chunking import (
@@ -143,10 +143,13 @@ def per_datapoint(model, guide, x, num_samples, chunk_size, batch_size, reduce, 
             with torch.random.fork_rng(devices=[]):
                 traced = TracedEvaluation(model, guide, first, model_kwargs, data_plate, num_data=n,
                                           refuse_globals=refuse_globals)
-        for i, (start, stop) in tqdm(indexed, desc=desc, disable=not progress, leave=False):
+        job = current_job() if progress and not distributed else None   # a command's one bar, if any
+        for i, (start, stop) in tqdm(indexed, desc=desc, disable=not progress or job is not None, leave=False):
             xb = slice_data(data, start, stop, device)
             with seeded(None if seed is None else derive_seed(seed, i), device):
                 parts.append(reduce(_log_weight_chunks(model, guide, xb, num_samples, chunk, units, traced)).cpu())
+            if job is not None:
+                job.advance((stop - start) * num_samples)
     out = torch.cat(parts) if parts else torch.empty(0)
     return dist_utils.gather_in_order(out) if distributed else out
 

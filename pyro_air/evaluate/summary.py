@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
-from pyro_air.evaluate.gaps import amortization_gap
-from pyro_air.evaluate.iw_svi import iw_svi
+from pyro_air.evaluate.gaps import amortization_gap, amortization_gap_work
+from pyro_air.evaluate.iw_svi import iw_svi, iw_svi_work
 from pyro_air.evaluate.log_likelihood import elbo, log_likelihood
 from pyro_air.evaluate.upper_bound import upper_bound
 
@@ -69,6 +69,21 @@ def summarize(model, guide, x: torch.Tensor, num_samples: int = 5000, elbo_sampl
                                          num_samples=upper_bound_samples or num_samples, progress=progress, **kwargs)
         row["neg_upper_bound"] = mean_stderr(-row["upper_bound"])
     return row
+
+
+def planned_work(num_samples: int = 5000, elbo_samples: int = 1, iw_svi_steps: int = 0, iw_svi_k_train: int = 50,
+                 amortization_gap_steps: int = 0, upper_bound_method: str | None = None,
+                 upper_bound_samples: int | None = None, **_) -> int:
+    """Model evaluations per datapoint of one ``summarize`` row: the unit of a command's one bar
+    (``pyro_air.core.progress.JobProgress``), which the evaluators advance batch by batch."""
+    work = num_samples + elbo_samples
+    if iw_svi_steps:
+        work += iw_svi_work(iw_svi_steps, iw_svi_k_train, num_samples)
+    if amortization_gap_steps:
+        work += amortization_gap_work(amortization_gap_steps)
+    if upper_bound_method is not None:
+        work += upper_bound_samples or num_samples
+    return work
 
 
 COLUMN_NAMES = {"nll": "-log p(x)", "inference_gap": "gap", "neg_elbo": "-ELBO", "nll_iw_svi": "-IW-SVI",
