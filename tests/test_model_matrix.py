@@ -236,6 +236,8 @@ def test_ais_on_every_model_runs_or_refuses_in_one_line(name):
         with pytest.raises(ValueError, match=AIS_REFUSED[name]) as err:
             evaluate.ais(case.model, case.guide, data, num_steps=3, num_chains=2, seed=0)
         assert "\n" not in str(err.value)
+        if name == "no_broadcast":   # the model broadcasts: AIS from its prior runs
+            assert torch.isfinite(evaluate.ais(case.model, "prior", data, num_steps=3, num_chains=2, seed=0)).all()
         return
     est = evaluate.ais(case.model, case.guide, data, num_steps=3, num_chains=2, seed=0)
     assert est.shape == (N,) and torch.isfinite(est).all()
