@@ -26,7 +26,8 @@ from pyro_air.core.progress import JobProgress
 from pyro_air.core.seeds import seed_all, stream_seed
 from pyro_air.core.validation import physical_memory
 from pyro_air.evaluate import format_table, summarize
-from pyro_air.evaluate.ais_cli import ais_report, check_ais_arguments, wants_ais
+from pyro_air.cli.ais_options import check_ais_arguments, gap_plot_path, wants_ais
+from pyro_air.evaluate.ais_report import ais_report
 from pyro_air.evaluate.latent_metrics import format_latent_metrics
 from pyro_air.runs import (
     build_run,
@@ -153,7 +154,7 @@ def cmd_evaluate(args) -> int:
     if args.max_points is not None and args.max_points < 1:
         raise ValueError(f"--max-points must be >= 1 (the first N points of each split), got {args.max_points}; "
                          "omit it to evaluate whole splits")
-    check_ais_arguments(args, zoo.output_dir(args.checkpoint))  # issue 19 hook (pyro_air/evaluate/ais_cli.py)
+    check_ais_arguments(args, zoo.output_dir(args.checkpoint))  # issue 19 hook (pyro_air/cli/ais_options.py)
     if dist_utils.is_main_process():
         report_threads(args, torch.get_num_threads(), not args.no_progress)
     t0 = time.perf_counter()
@@ -181,10 +182,11 @@ def cmd_evaluate(args) -> int:
     if args.latent_metrics:
         print("\nlatent metrics (InfoVAE): MMD(q(z), p(z)), log det Cov[q(z)], active units, I_q(x; z) in nats")
         print(format_latent_metrics({label: row["latent"] for label, row in rows.items()}))
-    if wants_ais(args):  # issue 19 hook: AIS / BDMC / gap decomposition (pyro_air/evaluate/ais_cli.py)
+    if wants_ais(args):  # issue 19 hook: AIS / BDMC / gap decomposition (pyro_air/evaluate/ais_report.py)
         model, guide, spec = zoo.load_source(args.checkpoint, args.device)
         splits = {f"{s} (n={len(x)})": x for s in args.splits for x in [evaluation_split(spec, s, args.max_points)]}
-        print(ais_report(model, guide, splits, args, run_dir=zoo.output_dir(args.checkpoint)))
+        plot = gap_plot_path(args, zoo.output_dir(args.checkpoint)) if args.gaps else None
+        print(ais_report(model, guide, splits, args, plot_path=plot))
     return 0
 
 

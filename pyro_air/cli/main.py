@@ -26,7 +26,7 @@ import textwrap
 # `pyro-air zoo list` answer without importing torch or Pyro; a command imports its modules when it runs
 # (tests/test_main.py holds this).
 from pyro_air.cli import names
-from pyro_air.cli.ais_options import add_ais_arguments  # issue 19's options (pyro_air.evaluate.ais_cli)
+from pyro_air.cli.ais_options import add_ais_arguments  # issue 19's options (run by pyro_air.evaluate.ais_report)
 from pyro_air.cli.options import add_threads_arg, add_train_args
 from pyro_air.zoo.manifest import ZOO_ENV
 
