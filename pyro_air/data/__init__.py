@@ -13,7 +13,7 @@ import torch
 
 from pyro_air.core.registry import Registry
 from pyro_air.core.validation import all_binary
-from pyro_air.data.binarize import binarize_dynamic, binarize_static
+from pyro_air.data.binarize import binarize_dynamic, binarize_static, static_draw, static_seed
 from pyro_air.data.errors import DataFileError
 from pyro_air.data.files import load_amat, load_caltech101, load_omniglot
 from pyro_air.data.mnist import (
@@ -38,7 +38,7 @@ from pyro_air.data.vision import (
 
 DATASETS = Registry("dataset")
 SPLITS = ("train", "valid", "test")
-BINARIZE_MODES = ("static", "dynamic", "none")  # none: grey levels as stored
+BINARIZE_MODES = ("static", "dynamic", "none")  # none: grey levels as stored; also "static:N" (binarize.py)
 
 
 @DATASETS.register("mnist")
@@ -48,16 +48,17 @@ def _mnist(split, binarize="static", train_size=None, data_dir=None, path=None):
         grey = grey[subset_indices(len(grey), train_size)]
     if binarize in ("dynamic", "none"):
         return torch.from_numpy(grey.copy())
+    seed = static_seed(BINARIZATION_SEEDS[split], static_draw(binarize))
     if train_size is not None and split == "train":
         # binarize the full split first so a subset's pixels equal the full set's pixels
-        full = binarize_static(mnist_grey(split), BINARIZATION_SEEDS[split])
+        full = binarize_static(mnist_grey(split), seed)
         return full[torch.from_numpy(subset_indices(len(full), train_size))]
-    return binarize_static(grey, BINARIZATION_SEEDS[split])
+    return binarize_static(grey, seed)
 
 
 def _file_loader(reader):
     def load_file(split, binarize="static", train_size=None, data_dir=None, path=None):
-        if binarize in ("dynamic", "none"):
+        if binarize != "static":
             raise ValueError(f"binarize={binarize!r} needs grey levels; only 'mnist' and 'file' have them. Use 'static'.")
         x = reader(split, data_dir)
         if train_size is not None and split == "train":
@@ -76,11 +77,14 @@ def _grey_or_binarized(x: torch.Tensor, binarize: str, split: str, where) -> tor
     """Your own data under ``binarize``: "static" binarizes grey levels (binary data stays as it is);
     "dynamic" / "none" keep the grey levels."""
     binary = x.numel() == 0 or all_binary(x)
-    if binarize == "static" and not binary:
+    draw = static_draw(binarize)
+    if draw and binary:
+        raise ValueError(f"binarize={binarize!r} is another static draw of grey levels, but {where} is binary already")
+    if draw is not None and not binary:
         if x.min() < 0 or x.max() > 1:
             raise ValueError(f"{where} holds values in [{x.min().item():.3g}, {x.max().item():.3g}], which cannot be "
                              "binarized for a Bernoulli likelihood; rescale them to [0, 1] or use --likelihood gaussian")
-        return binarize_static(x.numpy(), BINARIZATION_SEEDS[split])
+        return binarize_static(x.numpy(), static_seed(BINARIZATION_SEEDS[split], draw))
     return x
 
 
@@ -120,7 +124,8 @@ def load(name: str, split: str = "train", binarize: str = "static", train_size: 
          data_dir=None, path=None) -> torch.Tensor:
     """Load a dataset split as a float32 tensor [N, D] (D = 784 for the named image datasets).
 
-    ``binarize="static"`` (default) returns {0, 1} pixels fixed by a documented seed;
+    ``binarize="static"`` (default) returns {0, 1} pixels fixed by a documented seed, and
+    ``"static:N"`` the N-th other such draw of the same grey images (``pyro_air.data.binarize``);
     ``binarize="dynamic"`` returns grey levels in [0, 1] that the training loop redraws as
     Bernoulli pixels every time a batch is used; ``binarize="none"`` returns the grey levels (for
     a continuous-Bernoulli or Gaussian likelihood). ``path``: the file of dataset ``"file"``
@@ -132,8 +137,9 @@ def load(name: str, split: str = "train", binarize: str = "static", train_size: 
     loader = None if is_torchvision_name(name) else DATASETS.get(name)
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
-    if binarize not in BINARIZE_MODES:
-        raise ValueError(f"unknown binarize mode {binarize!r}; use one of {', '.join(BINARIZE_MODES)}")
+    if binarize not in BINARIZE_MODES and static_draw(binarize) is None:
+        raise ValueError(f"unknown binarize mode {binarize!r}; use one of {', '.join(BINARIZE_MODES)} or 'static:N' "
+                         "(static draw N of the grey images; 'static' is draw 0)")
     if train_size is not None:
         n_max = SPLIT_SIZES["train"] if name == "mnist" else None
         if isinstance(train_size, bool) or not isinstance(train_size, int) or train_size < 1:
