@@ -5,11 +5,13 @@ static binarization, early stopping on validation IWAE-20) measures -log p(x) = 
 the paper 86.93 by IW-SVI (Shu et al. 2018, Table 1; Appendix C, Eq. 41-42). This worker screens the
 factors one at a time and then measures the estimator:
 
-    nice -n 19 env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nohup python experiments/air/fidelity.py --worker \
-        >> experiments/air/fidelity/worker.log 2>&1 &        # start, or resume after any interruption
+    bash experiments/air/fidelity_state.sh restore          # new session: the checkpoints of unfinished tasks
+    mkdir -p experiments/air/fidelity && PYTHONPATH=$PWD OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nohup nice -n 19 \
+        python experiments/air/fidelity.py --worker --threads 1 >> experiments/air/fidelity/worker.log 2>&1 &
+                                                             # start, or resume after any interruption
     python experiments/air/fidelity.py --report             # table.md + results.json from what is on disk
     python experiments/air/fidelity.py --plan               # the plan, with each task's state
-    bash experiments/air/fidelity_state.sh save | restore   # carry checkpoints between sessions
+    bash experiments/air/fidelity_state.sh save             # before a session ends: snapshot the checkpoints
 
 **Budget (decided in session 1, measured on the 2-core "Intel(R) Xeon(R) Processor" with AMX, one
 thread, nice 19, beside three other engineers' jobs).** One training epoch of the zoo recipe costs
