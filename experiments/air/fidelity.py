@@ -52,6 +52,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -67,6 +68,7 @@ from pyro_air.core.seeds import derive_seed, seed_all, stream_seed  # noqa: E402
 from pyro_air.runs import build_run, load_run, vae_spec  # noqa: E402
 from pyro_air.train import TrainConfig, fit  # noqa: E402
 from pyro_air.train import run_dir as run_dirs  # noqa: E402
+from pyro_air.train.signals import TrainingInterrupted  # noqa: E402
 
 OUT = HERE / "fidelity"
 EVAL_SEED = stream_seed(0, "evaluation")  # one evaluation stream for every model: paired draws
@@ -353,8 +355,15 @@ def main(argv=None) -> int:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise SystemExit(f"another worker holds {out / '.worker.lock'}; one worker at a time") from None
-            log(f"worker started (pid {__import__('os').getpid()}, scale {worker.scale}, {args.threads} thread)")
-            worker.work(args.only)
+            log(f"worker started (pid {os.getpid()}, scale {worker.scale}, {args.threads} thread)")
+            try:
+                worker.work(args.only)
+            except TrainingInterrupted as err:  # SIGINT / SIGTERM: the checkpoint holds the position
+                log(f"worker stopped: {err}")
+                return 130
+            except Exception as err:  # one line in the log; the same command resumes after the fix
+                log(f"worker failed: {type(err).__name__}: {err}")
+                return 1
     if args.report:
         from fidelity_report import write_report
 
