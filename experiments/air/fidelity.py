@@ -74,17 +74,17 @@ OUT = HERE / "fidelity"
 EVAL_SEED = stream_seed(0, "evaluation")  # one evaluation stream for every model: paired draws
 # sizes of the real plan; --tiny shrinks every one of them (the resume test)
 SCALES = {
-    "full": {"epochs": 200, "long_epochs": 500, "train_size": None, "valid_size": None, "valid_every": 10,
+    "full": {"epochs": 200, "train_size": None, "valid_size": None, "valid_every": 10,
              "test_points": 1000, "test_samples": 5000, "bound_draws": 100,
              "bdmc_points": 50, "bdmc_steps": [100, 300, 1000, 3000], "bdmc_chunk": 10, "max_width": 0.2,
              "est_points": 500, "est_chunk": 50, "iwsvi_steps": [100, 1000], "ais_chains": 16},
-    "tiny": {"epochs": 4, "long_epochs": 6, "train_size": 1000, "valid_size": 200, "valid_every": 2,
+    "tiny": {"epochs": 4, "train_size": 1000, "valid_size": 200, "valid_every": 2,
              "test_points": 20, "test_samples": 50, "bound_draws": 5,
              "bdmc_points": 4, "bdmc_steps": [2, 4], "bdmc_chunk": 2, "max_width": 0.2,
              "est_points": 6, "est_chunk": 3, "iwsvi_steps": [2, 4], "ais_chains": 2},
 }
 BASE = {"activation": "tanh", "binarize": "static", "objective": "elbo", "objective_cfg": None, "seed": 0,
-        "lr": 1e-3, "batch_size": 100, "schedule": "epochs"}
+        "lr": 1e-3, "lr_final_ratio": 0.1, "batch_size": 100, "epochs_factor": 1.0}  # x the scale's epochs
 
 
 def train(name, factor, change, role="fix", **changes):
@@ -105,12 +105,14 @@ def estimators(name, model):
 
 ZOO = ["air-vae-mnist", "air-dvae-a0.5-mnist", "air-dvae-a1-mnist", "air-wni-mnist"]
 PLAN = [
-    {"name": "zoo-vae", "kind": "zoo", "model": "air-vae-mnist", "factor": "training length", "baseline": "base",
-     "role": "nuisance", "change": "the zoo VAE: 500-epoch schedule (trained on the AMD machine, seed 0)"},
+    {"name": "zoo-vae", "kind": "zoo", "model": "air-vae-mnist", "factor": "schedule 500 -> 200 epochs", "baseline": "base",
+     "role": "reference", "change": "the zoo VAE: 500-epoch schedule (trained on the AMD machine, seed 0)"},
     train("base", "—", "tanh, static draw 0, seed 0, batch 100, lr 1e-3 -> 1e-4 over 200 epochs, ELBO",
           role="baseline"),
     train("dynamic", "binarization", "dynamic binarization of train (valid: one fixed draw)", binarize="dynamic"),
     train("seed1", "seed", "seed 1", role="nuisance", seed=1),
+    # added after base beat the zoo VAE by 0.94 nats with the faster decay (best epoch 200 of 200)
+    train("decay1e-5", "learning-rate schedule", "lr 1e-3 -> 1e-5 over 200 epochs", lr_final_ratio=0.01),
     train("relu", "activation", "ReLU", activation="relu"),
     train("gated", "activation", "gated dense layers (Dauphin et al. 2017 Eq. 1)", activation="gated"),
     train("warmup", "KL warm-up", "beta 0 -> 1 linearly over the first 25 % of steps", objective="kl-warmup",
@@ -124,6 +126,7 @@ PLAN = [
     train("elu", "activation", "ELU", activation="elu"),
     train("lr5e-4", "learning rate", "lr 5e-4 -> 5e-5", lr=5e-4),
     train("batch20", "batch size", "batch 20", batch_size=20),
+    train("epochs100", "training length", "100 epochs (lr 1e-3 -> 1e-4 over them)", epochs_factor=0.5),
     train("seed2", "seed", "seed 2", role="nuisance", seed=2),
     {"name": "bdmc-zoo-vae", "kind": "bdmc", "model": "air-vae-mnist", "factor": "estimator", "baseline": None,
      "change": "BDMC on simulated data: the T ladder"},
@@ -169,8 +172,9 @@ class Worker:
         return spec
 
     def config(self, t: dict) -> TrainConfig:
-        epochs = self.s["long_epochs"] if t["schedule"] == "long" else self.s["epochs"]
-        return TrainConfig(epochs=epochs, batch_size=t["batch_size"], lr=t["lr"], lr_final_ratio=0.1, seed=t["seed"],
+        epochs = max(1, round(self.s["epochs"] * t["epochs_factor"]))
+        return TrainConfig(epochs=epochs, batch_size=t["batch_size"], lr=t["lr"], lr_final_ratio=t["lr_final_ratio"],
+                           seed=t["seed"],
                            valid_every=self.s["valid_every"], valid_num_samples=20, valid_size=self.s["valid_size"],
                            dynamic_binarization=t["binarize"] == "dynamic", progress=False, checkpoint_every_epochs=1)
 

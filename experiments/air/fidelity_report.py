@@ -233,6 +233,9 @@ def decomposition(rows: dict, spread, est: dict, T) -> list:
         d = r.get("delta")
         if not d or r["role"] == "baseline":
             continue
+        if r["role"] == "reference":  # the zoo VAE -> the short-schedule base: the recipe the factors start from
+            d, name, r = (-d[0], d[1]), r["baseline"], {**r, "baseline": name, "role": "fix",
+                                                        "change": "the short-schedule base instead of the zoo VAE"}
         err = math.sqrt(d[1] ** 2 + (spread or 0.0) ** 2)
         real = spread is not None and d[0] < -2 * err and r["role"] == "fix"
         if real:
