@@ -10,7 +10,7 @@ import torch
 
 from pyro_air import data
 from pyro_air.data.errors import DataFileError
-from pyro_air.data.mnist import MNIST_SHA256, mnist_pickle_path, read_mnist_pickle
+from pyro_air.data.mnist import MNIST_SHA256, mnist_pickle_path, read_mnist_pickle, subset_indices
 from pyro_air.data.safe_pickle import UnsafePickleError, load_numpy_pickle
 
 
@@ -132,3 +132,28 @@ def test_unknown_dataset_split_and_mode():
         data.load("mnist", binarize="threshold")
     with pytest.raises(ValueError, match="train_size"):
         data.load("mnist", train_size=0)
+
+
+def test_a_second_static_draw_is_other_pixels_of_the_same_images():
+    """"static:N" (pyro_air.data.binarize): draw 0 is the dataset as always; draw 1 is another
+    Bernoulli(grey) draw of the same images (seed base + 3), fixed, nested like draw 0."""
+    base = data.load("mnist", "test")
+    assert torch.equal(data.load("mnist", "test", binarize="static:0"), base)
+    other = data.load("mnist", "test", binarize="static:1")
+    assert torch.equal(other, data.load("mnist", "test", binarize="static:1"))
+    assert not torch.equal(other, base)
+    grey = data.load("mnist", "test", binarize="none")
+    assert torch.equal(other, data.binarize_static(grey.numpy(), 2 + 3))
+    assert abs(other.mean().item() - base.mean().item()) < 2e-3  # the same ink: another draw of it
+    assert torch.equal(data.load("mnist", train_size=500, binarize="static:1"),
+                       data.load("mnist", binarize="static:1")[subset_indices(50000, 500)])
+    with pytest.raises(ValueError, match="static:N"):
+        data.load("mnist", binarize="static:x")
+
+
+def test_a_second_static_draw_needs_grey_levels(tmp_path):
+    np.save(tmp_path / "binary.npy", np.eye(20, 4, dtype=np.float32))
+    with pytest.raises(ValueError, match="binary already"):
+        data.load("file", "train", binarize="static:1", path=tmp_path / "binary.npy")
+    with pytest.raises(ValueError, match="needs grey levels"):
+        data.load("omniglot", "train", binarize="static:1", data_dir=tmp_path)

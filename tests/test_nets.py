@@ -85,3 +85,47 @@ def test_mlp_without_gradients_handles_other_layouts_and_modules():
         assert torch.equal(net(z), nn.Sequential.forward(net, z))
         assert torch.equal(tanh_net(z), nn.Sequential.forward(tanh_net, z))
         assert torch.equal(tanh_net(z.contiguous()), nn.Sequential.forward(tanh_net, z.contiguous()))
+
+
+def test_gated_mlp_is_the_gated_dense_formula():
+    """act="gated": h = (W x + b) * sigmoid(V x + c) in every hidden layer (Dauphin et al. 2017, Eq. 1),
+    a plain linear output layer; with final_activation (an encoder's features) every layer is gated."""
+    from pyro_air.backend.nets import GatedDense
+
+    torch.manual_seed(0)
+    net = mlp((5, 7, 3), act="gated")
+    assert [type(m) for m in net] == [GatedDense, nn.Linear]
+    x = torch.randn(11, 5)
+    w, b = net[0].linear.weight, net[0].linear.bias
+    h = (x @ w[:7].T + b[:7]) * torch.sigmoid(x @ w[7:].T + b[7:])
+    torch.testing.assert_close(net(x), net[1](h))
+    with torch.no_grad():  # the evaluation path of MLP.forward gives the same numbers
+        torch.testing.assert_close(net(x), net[1](h))
+    features = mlp((5, 7, 4), act="gated", final_activation=True)
+    assert [type(m) for m in features] == [GatedDense, GatedDense]
+
+
+def test_gated_is_no_elementwise_activation_and_tanh_models_are_unchanged():
+    with pytest.raises(ValueError, match="gated dense layers"):
+        activation("gated")
+    torch.manual_seed(0)
+    before = mlp((5, 7, 3)).state_dict()
+    torch.manual_seed(0)
+    again = mlp((5, 7, 3), act="tanh").state_dict()
+    assert list(before) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert all(torch.equal(before[k], again[k]) for k in before)
+
+
+def test_a_run_spec_names_the_gated_or_relu_networks():
+    from pyro_air.backend.nets import GatedDense
+    from pyro_air.evaluate import log_likelihood
+    from pyro_air.runs import build_run, vae_spec
+
+    x = torch.bernoulli(torch.full((3, 784), 0.3))
+    for act, layer in (("gated", GatedDense), ("relu", nn.ReLU), ("elu", nn.ELU), ("softplus", nn.Softplus)):
+        spec = vae_spec(z_dim=4, hidden=(8,))
+        spec["model"]["cfg"]["activation"] = act
+        spec["guide"]["cfg"]["activation"] = act
+        model, guide, _ = build_run(spec, seed=0)
+        assert any(type(m) is layer for m in model.decoder) and any(type(m) is layer for m in guide.features)
+        assert torch.isfinite(log_likelihood(model, guide, x, num_samples=3, seed=0)).all()

@@ -10,12 +10,32 @@ from pyro_air.backend.tanh import Tanh, linear_tanh_no_grad
 
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": Tanh, "softplus": nn.Softplus, "elu": nn.ELU}
+GATED = "gated"  # not an elementwise activation: ``mlp`` builds GatedDense layers for it
 
 
 def activation(name: str) -> nn.Module:
     if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; use one of {', '.join(sorted(ACTIVATIONS))}")
+        extra = f" ({GATED!r} names gated dense layers: pass it to mlp, not here)" if name == GATED else ""
+        raise ValueError(f"unknown activation {name!r}; use one of {', '.join(sorted(ACTIVATIONS))}{extra}")
     return ACTIVATIONS[name]()
+
+
+class GatedDense(nn.Module):
+    """A gated dense layer (Dauphin et al. 2017, Eq. 1; Tomczak & Welling 2018, the VampPrior's MLPs):
+
+        h(x) = (W x + b) * sigmoid(V x + c)
+
+    with no further activation. W and V are the two halves of one ``linear(n_in, 2 n_out)`` (one
+    product instead of two; each half is initialized as ``linear(n_in, n_out)`` would be, since
+    ``nn.Linear``'s initialization depends on fan-in only)."""
+
+    def __init__(self, n_in: int, n_out: int, linear=nn.Linear):
+        super().__init__()
+        self.linear = linear(n_in, 2 * n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, g = self.linear(x).chunk(2, dim=-1)
+        return h * torch.sigmoid(g)
 
 
 class MLP(nn.Sequential):
@@ -59,11 +79,17 @@ class MLP(nn.Sequential):
 
 
 def mlp(sizes, act: str = "tanh", final_activation: bool = False, linear=nn.Linear) -> MLP:
-    """Linear layers through ``sizes`` with an activation between them."""
+    """Linear layers through ``sizes`` with an activation between them; ``act="gated"``: every layer
+    that would be followed by an activation is a ``GatedDense`` layer instead (the last layer of a
+    decoder stays a plain ``linear``)."""
     layers = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        hidden = i < len(sizes) - 2 or final_activation
+        if hidden and act == GATED:
+            layers.append(GatedDense(n_in, n_out, linear=linear))
+            continue
         layers.append(linear(n_in, n_out))
-        if i < len(sizes) - 2 or final_activation:
+        if hidden:
             layers.append(activation(act))
     return MLP(*layers)
 

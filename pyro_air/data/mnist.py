@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pyro_air.data.binarize import binarize_static
+from pyro_air.data.binarize import binarize_static, static_draw, static_seed
 from pyro_air.data.errors import DataFileError
 from pyro_air.data.records import DatasetRecord, register
 from pyro_air.data.safe_pickle import load_numpy_pickle
@@ -98,11 +98,12 @@ def load_mnist(split, binarize="static", train_size=None, data_dir=None, path=No
         grey = grey[subset_indices(len(grey), train_size)]
     if binarize in ("dynamic", "none"):
         return torch.from_numpy(grey.copy())
+    seed = static_seed(BINARIZATION_SEEDS[split], static_draw(binarize))   # "static:N": the N-th other draw
     if train_size is not None and split == "train":
         # binarize the full split first so a subset's pixels equal the full set's pixels
-        full = binarize_static(mnist_grey(split), BINARIZATION_SEEDS[split])
+        full = binarize_static(mnist_grey(split), seed)
         return full[torch.from_numpy(subset_indices(len(full), train_size))]
-    return binarize_static(grey, BINARIZATION_SEEDS[split])
+    return binarize_static(grey, seed)
 
 
 register(DatasetRecord("mnist", load_mnist, shape=(28, 28), grey_levels=True, train_images=SPLIT_SIZES["train"]))

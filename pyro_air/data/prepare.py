@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from pyro_air.core.validation import all_binary
-from pyro_air.data.binarize import binarize_static
+from pyro_air.data.binarize import binarize_static, static_draw, static_seed
 from pyro_air.data.mnist import BINARIZATION_SEEDS, subset_indices
 
 
@@ -13,11 +13,14 @@ def grey_or_binarized(x: torch.Tensor, binarize: str, split: str, where) -> torc
     """Your own data under ``binarize``: "static" binarizes grey levels (binary data stays as it is);
     "dynamic" / "none" keep the grey levels."""
     binary = x.numel() == 0 or all_binary(x)
-    if binarize == "static" and not binary:
+    draw = static_draw(binarize)   # "static" is draw 0, "static:N" the N-th other draw
+    if draw and binary:
+        raise ValueError(f"binarize={binarize!r} is another static draw of grey levels, but {where} is binary already")
+    if draw is not None and not binary:
         if x.min() < 0 or x.max() > 1:
             raise ValueError(f"{where} holds values in [{x.min().item():.3g}, {x.max().item():.3g}], which cannot be "
                              "binarized for a Bernoulli likelihood; rescale them to [0, 1] or use --likelihood gaussian")
-        return binarize_static(x.numpy(), BINARIZATION_SEEDS[split])
+        return binarize_static(x.numpy(), static_seed(BINARIZATION_SEEDS[split], draw))
     return x
 
 

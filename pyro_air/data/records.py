@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pyro_air.core.registry import Registry
 
 SPLITS = ("train", "valid", "test")
-BINARIZE_MODES = ("static", "dynamic", "none")  # none: grey levels as stored
+BINARIZE_MODES = ("static", "dynamic", "none")  # none: grey levels as stored; also "static:N" (binarize.py)
 
 DATASETS = Registry("dataset")
 
