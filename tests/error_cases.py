@@ -1074,7 +1074,7 @@ CASES = [
          "checkpoint (e.g. `pyro-air train --resume RUN_DIR` with no other options), or start a new run in a new run "
          "directory.", _other_config),
     Case("cli-resume-changed-option", "`pyro-air train --resume RUN_DIR` with an option that changes the result "
-         "(only those of `RESUME_MAY_CHANGE` may differ: see the README)", "exit 2",
+         "(only those of `RESUME_MAY_CHANGE` may differ: see docs/runs.md)", "exit 2",
          "pyro-air: error: …/checkpoint.pt was written by a run with a different configuration; these keys differ: "
          "train_config.epochs: 1 in the checkpoint, 2 requested. Resume with …", _cli_changed_option),
     Case("resume-and-overwrite", "`--resume` and `--overwrite` together", "exit 2",

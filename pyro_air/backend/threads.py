@@ -44,7 +44,7 @@ def default_threads() -> int:
     ``$OMP_NUM_THREADS`` if set, else min(physical cores, CPUs available to this process).
 
     Deterministic on a given machine (never chosen from the current load), so a command gives the
-    same numbers every time it runs (README, "What is and is not reproducible"). On a machine shared
+    same numbers every time it runs (docs/runs.md, "What is and is not reproducible"). On a machine shared
     with other busy processes, fewer threads than cores degrade far more gracefully: with one
     competing busy process on a 2-core machine an epoch at 2 threads took many times longer than at
     1 thread (``benchmarks/busy.py``) - pass ``--threads 1`` there.
@@ -88,7 +88,7 @@ def sleep_waiting_threads_if_busy(threads: int) -> bool:
     """On a busy machine, before torch is imported: OpenMP's waiting threads sleep
     (``OMP_WAIT_POLICY=PASSIVE``) instead of spinning on the cores the working threads need. The same
     numbers (who waits how, not who computes what); beside one busy process on 2 cores an epoch at 2
-    threads took 13.1 s instead of 26.0 s (README, "Threads and a busy machine"; ``benchmarks/busy.py``),
+    threads took 13.1 s instead of 26.0 s (docs/performance.md, "Threads and a busy machine"; ``benchmarks/busy.py``),
     while on an idle machine spinning is faster, so it is not set there. Not when the policy is already
     set or torch already loaded (OpenMP reads it once). True if it was set."""
     if threads <= 1 or WAIT_POLICY_ENV in os.environ or "torch" in sys.modules or busy_load(threads) is None:

@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "options; only these may be changed: --no-progress, --checkpoint-every-steps, "
                         "--checkpoint-every-epochs, --on-nonfinite, --rollback-lr-factor, --max-rollbacks, "
                         "--tensorboard and --data-dir (the same result), --lr, --device, --threads and --compile "
-                        "(another result from the resume point on; README, \"What a resume may change\")")
+                        "(another result from the resume point on; docs/runs.md, \"What a resume may change\")")
     p.add_argument("--overwrite", action="store_true",
                    help="if the run directory is not empty, move the old run aside (to RUN_DIR.old-<time>) first")
     p.set_defaults(func=command("cmd_train"))
