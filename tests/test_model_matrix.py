@@ -221,7 +221,7 @@ def test_iw_svi_and_the_amortization_gap_from_any_guide(name):
     assert log_px.shape == gap.shape == (N,) and torch.isfinite(log_px).all() and torch.isfinite(gap).all()
 
 
-AIS_REFUSED = {"factor": "'mu' lie outside", "mixture": "'c' is discrete", "no_broadcast": "cannot broadcast"}
+AIS_REFUSED = {"factor": "'mu' lies outside", "mixture": "'c' is discrete", "no_broadcast": "cannot broadcast"}
 
 
 @pytest.mark.parametrize("name", om.CASE_NAMES)
@@ -253,3 +253,12 @@ def test_score_function_terms_under_poutine_scale_match_trace_elbo(scale):
     args = case.data(N)
     _assert_same(_grads(scaled, infer.MonteCarloELBO(num_particles=2), args),
                  _grads(scaled, Trace_ELBO(num_particles=2, vectorize_particles=True, max_plate_nesting=1), args))
+
+
+def test_an_observation_outside_every_plate_does_not_hide_the_data_plate():
+    """A conditioned global (an observed site outside every plate) does not vote for the data plate."""
+    case = om.factor()
+    (x,) = case.data(5)
+    mu = torch.zeros(2)
+    model = pyro.poutine.condition(case.model, data={"mu": mu})
+    assert model_structure(model, lambda x: None, (x,), {}).data_plate == "batch"

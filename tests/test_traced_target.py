@@ -116,7 +116,7 @@ def test_gap_decomposition_of_a_plain_function(renamed_linear_gaussian):
 
 def test_global_and_discrete_latents_are_refused_in_one_line():
     factor = om.factor()
-    with pytest.raises(ValueError, match="'mu' lie outside the data plate") as err:
+    with pytest.raises(ValueError, match="'mu' lies outside the data plate") as err:
         evaluate.ais(factor.model, factor.guide, factor.data(4)[0], num_steps=2, num_chains=2)
     assert "\n" not in str(err.value)
     mixture = om.mixture()

@@ -48,13 +48,17 @@ class TracedAnnealingTarget:
                                       structure=self.structure, vectorize=True, replay_globals=values, **self.kwargs)
 
     def _record(self, weights) -> None:
-        if weights.global_term is not None:
-            names = [s["name"] for s in sample_sites(weights.guide_trace) if not weights.layout.is_local(s)]
-            raise ValueError(f"AIS anneals each datapoint's own latents, but {', '.join(map(repr, names))} lie outside "
+        names = [s["name"] for s in sample_sites(weights.guide_trace)
+                 if not s["is_observed"] and not weights.layout.is_local(s)]
+        if names:
+            raise ValueError(f"AIS anneals each datapoint's own latents, but {', '.join(map(repr, names))} "
+                             f"{'lies' if len(names) == 1 else 'lie'} outside "
                              f"the data plate {self.structure.data_plate!r}; condition on them (poutine.condition) "
                              "or use log_likelihood")
         layout, sites = weights.layout, []
         for site in sample_sites(weights.guide_trace):
+            if site["is_observed"]:   # a conditioned or factor site of the guide: a constant here
+                continue
             if site["fn"].support.is_discrete:
                 raise ValueError(f"site {site['name']!r} is discrete ({type(site['fn']).__name__}); AIS moves continuous "
                                  "latents by HMC: use log_likelihood for this model")
@@ -126,7 +130,7 @@ class TracedAnnealingTarget:
     def parts(self, u: torch.Tensor):
         trace, log_det = self._values(u)
         weights = self._weights(u.shape[0], trace)
-        log_q0 = sum(weights.site_terms(s) for s in sample_sites(weights.guide_trace))
+        log_q0 = sum(weights.site_terms(s) for s in sample_sites(weights.guide_trace) if weights.layout.is_local(s))
         return log_q0 + log_det, weights.log_w
 
 

@@ -115,7 +115,7 @@ class LogWeightObjective(pyro.infer.ELBO):
         if self.refuses_global_latents and weights.global_term is not None:
             names = [s["name"] for s in _global_latents(weights)]
             raise ValueError(f"{type(self).__name__} needs every latent site inside the data plate "
-                             f"{structure.data_plate!r}, but {', '.join(map(repr, names))} lie outside it "
+                             f"{structure.data_plate!r}, but {', '.join(map(repr, names))} {'lies' if len(names) == 1 else 'lie'} outside it "
                              f"({self.refuses_global_latents}); use iwae, renyi (alpha >= 0) or elbo with global latents")
         return weights
 

@@ -4,8 +4,9 @@ A model and its guide are any Pyro programs that ``pyro.infer.Trace_ELBO`` accep
 objectives and evaluators need is found in one trace of the pair:
 
 - **The data plate** is the plate that holds every observation: among the vectorized plates common
-  to all observed sample sites, the one that subsamples (``full_size > size``) if exactly one does,
-  else the outermost. Its name is free; ``data_plate="..."`` names it explicitly. A plate without a
+  to all observed sample sites inside some plate (an observation outside every plate, such as a
+  conditioned global, does not vote), the one that subsamples (``full_size > size``) if exactly one
+  does, else the outermost. Its name is free; ``data_plate="..."`` names it explicitly. A plate without a
   size (``pyro.plate("data")``) is resolved the way Pyro resolves it: its size is the size of the
   tensors inside it. A model with no such plate (no observations, or observations outside every
   plate) is one datapoint (B = 1).
@@ -67,7 +68,8 @@ def find_data_plate(model_trace: poutine.Trace, name: str | None = None, ignore:
             raise ValueError(f"the model has no plate named {name!r} (its plates: "
                              f"{', '.join(sorted(names)) or 'none'}); pass data_plate= one of them or None")
         return name
-    observed = [s for s in sites if s["is_observed"]]
+    # observations outside every plate (a conditioned global, a pyro.factor) do not say where the data are
+    observed = [s for s in sites if s["is_observed"] and any(f.name not in ignore for f in vectorized_frames(s))]
     if not observed:
         return None
     common = None
