@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 from collections import defaultdict
 from pathlib import Path
+
+from pyro_air.backend.choices import cpu_model
 
 PAPER_VAE = 86.93  # AIR Table 1, MNIST VAE, -log p(x) by IW-SVI
 OURS_VAE = (90.65, 0.25)  # the zoo VAE, IWAE-5000 on all 10000 test images (RESULTS.md, "Full MNIST, k = 1")
@@ -27,16 +28,6 @@ ISSUE18_IWSVI = (-1.40, 0.06)
 
 def _load(path: Path):
     return json.loads(path.read_text()) if path.exists() else None
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def mean_se(values) -> tuple[float, float]:

@@ -7,16 +7,19 @@
 # on main as they arrive; this branch only lets an interrupted 500-epoch run continue exactly.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DIR=experiments/air/out/full
-BRANCH=air-full-state
+# another experiment carries its own folder by setting these (experiments/air/fidelity_state.sh)
+DIR=${STATE_DIR:-experiments/air/out/full}
+BRANCH=${STATE_BRANCH:-air-full-state}
+LABEL=${STATE_LABEL:-full-data AIR}
 case "${1:-}" in
   save)
     index=$(mktemp); rm -f "$index"
     GIT_INDEX_FILE=$index git add -f -- "$DIR"
-    GIT_INDEX_FILE=$index git rm -q --cached -r --ignore-unmatch -- "$DIR/**/.lock" >/dev/null
+    GIT_INDEX_FILE=$index git rm -q --cached -r --ignore-unmatch -- "$DIR/**/.lock" "$DIR/.worker.lock" "$DIR/*.log" \
+      "$DIR/**/.*.tmp" >/dev/null
     tree=$(GIT_INDEX_FILE=$index git write-tree)
     rm -f "$index"
-    commit=$(echo "full-data AIR resume state, $(date -u +%FT%TZ)" | git commit-tree "$tree")
+    commit=$(echo "$LABEL resume state, $(date -u +%FT%TZ)" | git commit-tree "$tree")
     git update-ref "refs/heads/$BRANCH" "$commit"
     echo "saved $DIR into $BRANCH ($commit)";;
   restore)
