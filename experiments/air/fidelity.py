@@ -51,6 +51,7 @@ log are git-ignored, carried by ``fidelity_state.sh`` on the branch ``air-fideli
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import json
 import os
@@ -234,8 +235,27 @@ class Worker:
         self.test(t["name"], model, guide, self.test_x(t["draw"]))
 
     def wait_for(self, name: str) -> None:
-        if not (self.out / "per_image" / f"{name}.json").exists():
-            self.run(TASKS[name])
+        """Run task ``name`` here, or wait while another worker runs it (its lock)."""
+        with self.task_lock(name, wait=True):
+            if not self.done(TASKS[name]):
+                self.run(TASKS[name])
+
+    @contextlib.contextmanager
+    def task_lock(self, name: str, wait: bool):
+        """An exclusive lock on one task (``locks/NAME.lock``), so that several workers share a plan:
+        yields False at once when another holds it and ``wait`` is false."""
+        path = self.out / "locks" / f"{name}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     # -- the estimator ---------------------------------------------------------------------------
     def run_bdmc(self, t: dict, steps=None) -> None:
@@ -298,7 +318,7 @@ class Worker:
         from fidelity_report import chosen_T, task_done
 
         if not task_done(self.out, TASKS["bdmc-zoo-vae"], self.s):
-            self.run(TASKS["bdmc-zoo-vae"])
+            self.wait_for("bdmc-zoo-vae")
         return chosen_T(self.out, self.s)[0]
 
     def run_bdmc_check(self, t: dict) -> None:
@@ -318,13 +338,19 @@ class Worker:
     def work(self, only=None) -> None:
         from fidelity_report import write_report
 
+        busy = []
         for t in PLAN:
-            if only and t["name"] not in only:
+            if (only and t["name"] not in only) or self.done(t):
                 continue
-            if self.done(t):
-                continue
-            self.run(t)
+            with self.task_lock(t["name"], wait=False) as mine:
+                if not mine:  # another worker runs it: go on, and wait for it at the end
+                    busy.append(t["name"])
+                    continue
+                if not self.done(t):
+                    self.run(t)
             write_report(self.out, PLAN, self.s)
+        for name in busy:
+            self.wait_for(name)
         log("plan done")
 
 
@@ -355,20 +381,18 @@ def main(argv=None) -> int:
         for t in PLAN:
             print(f"{'done   ' if worker.done(t) else 'pending'}  {t['name']:<24} {t['change']}")
     if args.worker:
-        with open(out / ".worker.lock", "w") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise SystemExit(f"another worker holds {out / '.worker.lock'}; one worker at a time") from None
-            log(f"worker started (pid {os.getpid()}, scale {worker.scale}, {args.threads} thread)")
-            try:
-                worker.work(args.only)
-            except TrainingInterrupted as err:  # SIGINT / SIGTERM: the checkpoint holds the position
-                log(f"worker stopped: {err}")
-                return 130
-            except Exception as err:  # one line in the log; the same command resumes after the fix
-                log(f"worker failed: {type(err).__name__}: {err}")
-                return 1
+        # several workers may share the plan (e.g. one on training, one on the estimators with --only):
+        # each task is locked while it runs (locks/NAME.lock), a finished one is skipped
+        log(f"worker started (pid {os.getpid()}, scale {worker.scale}, {args.threads} thread"
+            f"{', only ' + ' '.join(args.only) if args.only else ''})")
+        try:
+            worker.work(args.only)
+        except TrainingInterrupted as err:  # SIGINT / SIGTERM: the checkpoint holds the position
+            log(f"worker stopped: {err}")
+            return 130
+        except Exception as err:  # one line in the log; the same command resumes after the fix
+            log(f"worker failed: {type(err).__name__}: {err}")
+            return 1
     if args.report:
         from fidelity_report import write_report
 
