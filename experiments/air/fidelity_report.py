@@ -58,14 +58,52 @@ def bdmc_ladder(directory: Path) -> list:
     return [(T, *mean_se(w), len(w)) for T, w in sorted(widths.items())]
 
 
-def chosen_T(out: Path, s: dict):
-    """(T, converged): the first complete T of the zoo VAE's ladder with mean width < max_width,
+def bdmc_T(out: Path, s: dict):
+    """(T, converged): the first complete T of the zoo VAE's BDMC ladder with mean width < max_width,
     else the largest complete T (converged False), else (None, False)."""
     complete = [r for r in bdmc_ladder(out / "estimators" / "bdmc-zoo-vae") if r[3] == s["bdmc_points"]]
     for T, mean, _se, _n in complete:
         if mean < s["max_width"]:
             return T, True
     return (complete[-1][0] if complete else None), False
+
+
+def ais_ladder(directory: Path) -> dict:
+    """{T: [log p(x) per image]} over the finished chunks of the real-data AIS ladder."""
+    values = defaultdict(list)
+    for path in sorted(directory.glob("T*_points*.json"), key=lambda p: int(p.stem.split("_points")[1].split("-")[0])) \
+            if directory.exists() else []:
+        r = json.loads(path.read_text())
+        values[r["T"]] += r["log_px"]
+    return dict(sorted(values.items()))
+
+
+def ladder_T(out: Path, s: dict):
+    """The smallest T of the real-data ladder whose AIS estimate is within ``ladder_tol`` nats (mean
+    over the same test images, paired) of the largest T's, or None until the ladder is complete.
+
+    Why both ladders: BDMC sandwiches log p(x) only on data simulated from the model, where q fits the
+    posterior better than on real images (Grosse et al. 2015 and Wu et al. 2017 both note this), so the
+    T it picks can be too small for the test set. AIS is a stochastic lower bound that rises towards
+    log p(x) with T; where it stops rising on real images is the second condition."""
+    ladder = ais_ladder(out / "estimators" / "ais-ladder-zoo-vae")
+    if [T for T, v in ladder.items() if len(v) == s["ladder_points"]] != list(s["ladder_steps"]):
+        return None
+    top = ladder[s["ladder_steps"][-1]]
+    for T in s["ladder_steps"]:
+        if mean_se([b - a for a, b in zip(ladder[T], top)])[0] < s["ladder_tol"]:
+            return T
+    return s["ladder_steps"][-1]
+
+
+def chosen_T(out: Path, s: dict):
+    """(T, converged): the AIS steps of the estimator column, the larger of the BDMC choice (width <
+    max_width on simulated data) and the real-data ladder's plateau; (None, False) until both are known."""
+    T, converged = bdmc_T(out, s)
+    real = ladder_T(out, s)
+    if T is None or real is None:
+        return None, False
+    return max(T, real), converged
 
 
 def estimator_values(directory: Path, method: str, points: int):
@@ -82,11 +120,13 @@ def estimator_methods(s: dict, T) -> list:
 def task_done(out: Path, t: dict, s: dict) -> bool:
     if t["kind"] in ("train", "zoo", "test-draw"):
         return (out / "per_image" / f"{t['name']}.json").exists()
-    T, converged = chosen_T(out, s)
     directory = out / "estimators" / t["name"]
     if t["kind"] == "bdmc":
         complete = [r for r in bdmc_ladder(directory) if r[3] == s["bdmc_points"]]
-        return converged or len(complete) == len(s["bdmc_steps"])
+        return bdmc_T(out, s)[1] or len(complete) == len(s["bdmc_steps"])
+    if t["kind"] == "ais-ladder":
+        return ladder_T(out, s) is not None
+    T, converged = chosen_T(out, s)
     if T is None or not (converged or task_done(out, {"kind": "bdmc", "name": "bdmc-zoo-vae"}, s)):
         return False
     if t["kind"] == "bdmc-check":
@@ -142,7 +182,11 @@ def estimator_table(out: Path, plan: list, s: dict):
         if t["kind"] != "estimators":
             continue
         directory = out / "estimators" / t["name"]
-        values = {m: estimator_values(directory, m, s["est_points"]) for m in estimator_methods(s, T)}
+        # every AIS T on disk (an earlier choice stays beside the chosen one), the chosen T last
+        extra = sorted({p.name.split("_points")[0] for p in _chunks(directory, "ais-T*")} - {f"ais-T{T}"},
+                       key=lambda m: int(m[len("ais-T"):]))
+        values = {m: estimator_values(directory, m, s["est_points"]) for m in estimator_methods(s, None) + extra
+                  + estimator_methods(s, T)[len(estimator_methods(s, None)):]}
         if any(v is not None for v in values.values()):
             table[t["model"]] = values
     return T, converged, table
@@ -184,9 +228,20 @@ def write_report(out: Path, plan: list, s: dict) -> None:
     for model, lad in checks.items():
         if lad:
             lines += [f"BDMC check, {model}: " + ", ".join(f"T = {a}: {fmt(m, se)} ({n} points)" for a, m, se, n in lad)]
+    real = ais_ladder(out / "estimators" / "ais-ladder-zoo-vae")
+    if real:
+        top = real[max(real)]
+        lines += ["", f"## AIS on real test images (zoo VAE, the first {s['ladder_points']} test images, C = "
+                  f"{s['ais_chains']}): where the lower bound stops rising", "",
+                  f"| T | -log p(x) | Δ vs T = {max(real)} (paired) | images |", "|---|---|---|---|"]
+        lines += [f"| {T_} | {fmt(*mean_se([-x for x in v]))} | "
+                  f"{fmt(*_paired(top, v)) if len(v) == len(top) else '—'} | {len(v)} |" for T_, v in real.items()]
+        lines += ["", f"Chosen T (the larger of the BDMC choice and the first T within {s['ladder_tol']} nats of the "
+                  f"ladder's top): {T if T else '— (ladder unfinished)'}"]
+    methods = list(dict.fromkeys(m for values in est.values() for m in values)) or estimator_methods(s, T)
     lines += ["", f"## Estimators on the first {s['est_points']} test images (static draw 0)", "",
-              "| model | " + " | ".join(estimator_methods(s, T)) + " | Δ vs IWAE-5000 (each) |",
-              "|---|" + "---|" * (len(estimator_methods(s, T)) + 1)]
+              "| model | " + " | ".join(methods) + " | Δ vs IWAE-5000 (each) |",
+              "|---|" + "---|" * (len(methods) + 1)]
     for model, values in est.items():
         base = values.get("iwae5000")
         cells, deltas = [], []
@@ -198,7 +253,8 @@ def write_report(out: Path, plan: list, s: dict) -> None:
     lines += decomposition(rows, spread, est, T)
     results = {"machine": cpu_model(), "sizes": s, "seed_spread": spread, "seeds": n_seeds,
                "rows": {n: {k: v for k, v in r.items() if not k.startswith("_")} for n, r in rows.items()},
-               "bdmc_zoo_vae": ladder, "chosen_T": T, "converged": converged, "bdmc_checks": checks,
+               "bdmc_zoo_vae": ladder, "ais_ladder_zoo_vae": {T_: mean_se([-x for x in v]) for T_, v in real.items()},
+               "chosen_T": T, "converged": converged, "bdmc_checks": checks,
                "estimators": {m: {k: (mean_se([-x for x in v]) if v else None) for k, v in vals.items()}
                               for m, vals in est.items()}}
     atomic_write_text(out / "table.md", "\n".join(lines) + "\n")
