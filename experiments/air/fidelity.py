@@ -41,6 +41,14 @@ images: IWAE-5000, IW-SVI at the paper's budget (100 steps of IWAE-50) and 10x t
 AIS at the chosen T (T = 1000: ~45 min per model), and for the three AIR models a BDMC check at that
 T (~9 min each).
 
+**Stage 2** (items 3-4 of the issue; in the plan once ``RECIPE`` is set from the screening): the four
+Table 1 models with the recipe at seed 0 (~17 CPU-min each), each on all 10000 test images by IWAE-5000
+(~10 min) and on the estimator subset by IW-SVI-100 and AIS at the chosen T; the bf16 check for k = 8
+(IWAE-8, float32 against bf16, 20 epochs, seeds 0-2: ~35 min), the k = 8 grid of the paper (sigma in
+0.05-0.75 for DIWAE with alpha = 1, H in 0.5-8; 20 epochs each, ~40 min), then IWAE-8, DIWAE-8 and
+WNI-IWAE-8 with the recipe (~35-50 min each by the precision chosen) and their evaluations; last, seeds
+1 and 2 of the four Table 1 models (the error bars). About 10 CPU-hours in all.
+
 Every task is skipped when its result is on disk; a training run resumes from its last checkpoint
 (every epoch; the same numbers as an uninterrupted run) and the long estimators from their last
 finished chunk. The worker commits nothing: it writes results atomically into tracked files
@@ -65,7 +73,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parents[1])]  # the pyro_air of this checkout
 
 from pyro_air import data  # noqa: E402
-from pyro_air.compare import evaluate_row  # noqa: E402
+from pyro_air.compare import air_spec, evaluate_row  # noqa: E402
 from pyro_air.core.seeds import derive_seed, seed_all, stream_seed  # noqa: E402
 from pyro_air.runs import build_run, load_run, vae_spec  # noqa: E402
 from pyro_air.train import TrainConfig, fit  # noqa: E402
@@ -80,15 +88,19 @@ SCALES = {
              "test_points": 1000, "test_samples": 5000, "bound_draws": 100,
              "bdmc_points": 50, "bdmc_steps": [100, 300, 1000, 3000], "bdmc_chunk": 10, "max_width": 0.2,
              "est_points": 500, "est_chunk": 50, "iwsvi_steps": [100, 1000], "ais_chains": 16,
-             "ladder_points": 50, "ladder_steps": [100, 300, 1000, 3000], "ladder_tol": 0.1},
+             "ladder_points": 50, "ladder_steps": [100, 300, 1000, 3000], "ladder_tol": 0.1,
+             "full_test_points": 10000},
     "tiny": {"epochs": 4, "train_size": 1000, "valid_size": 200, "valid_every": 2,
              "test_points": 20, "test_samples": 50, "bound_draws": 5,
              "bdmc_points": 4, "bdmc_steps": [2, 4], "bdmc_chunk": 2, "max_width": 0.2,
              "est_points": 6, "est_chunk": 3, "iwsvi_steps": [2, 4], "ais_chains": 2,
-             "ladder_points": 4, "ladder_steps": [2, 4], "ladder_tol": 0.1},
+             "ladder_points": 4, "ladder_steps": [2, 4], "ladder_tol": 0.1,
+             "full_test_points": 30},
 }
 BASE = {"activation": "tanh", "binarize": "static", "objective": "elbo", "objective_cfg": None, "seed": 0,
-        "lr": 1e-3, "lr_final_ratio": 0.1, "batch_size": 100, "epochs_factor": 1.0}  # x the scale's epochs
+        "lr": 1e-3, "lr_final_ratio": 0.1, "batch_size": 100, "epochs_factor": 1.0,  # x the scale's epochs
+        # the AIR method (pyro_air.compare.air_spec): "vae" | "dvae" (sigma, alpha) | "wni" (H); k particles
+        "method": "vae", "k": 1, "sigma": None, "H": None, "alpha": 1.0, "precision": "float32"}
 
 
 def train(name, factor, change, role="fix", **changes):
@@ -113,7 +125,8 @@ PLAN = [
      "role": "reference", "change": "the zoo VAE: 500-epoch schedule (trained on the AMD machine, seed 0)"},
     train("base", "—", "tanh, static draw 0, seed 0, batch 100, lr 1e-3 -> 1e-4 over 200 epochs, ELBO",
           role="baseline"),
-    train("dynamic", "binarization", "dynamic binarization of train (valid: one fixed draw)", binarize="dynamic"),
+    train("dynamic", "binarization", "dynamic binarization of train (valid: one fixed draw)", role="benchmark",
+          binarize="dynamic"),
     train("seed1", "seed", "seed 1", role="nuisance", seed=1),
     # added after base beat the zoo VAE by 0.94 nats with the faster decay (best epoch 200 of 200)
     train("decay1e-5", "learning-rate schedule", "lr 1e-3 -> 1e-5 over 200 epochs", lr_final_ratio=0.01),
@@ -143,6 +156,68 @@ train("draw1", "binarization draw", "static draw 1 of train and valid", role="nu
     *[{"name": f"bdmc-{m}", "kind": "bdmc-check", "model": m, "factor": "estimator", "baseline": None,
        "change": "BDMC at the chosen T"} for m in ZOO[1:]],
 ]
+
+# -- stage 2 (issue 32 items 3-4): the recipe, its four Table 1 models, and Table 2 at k = 8 ------------
+# RECIPE: BASE's settings that the screening above chose (None until decided: stage 2 is then not in
+# the plan). SELECTED: sigma and H of the zoo's Table 1 entries (chosen on validation by full_data.py's
+# grid), reused for the recipe's DVAE / WNI rows so that only the recipe changes.
+RECIPE = None
+SELECTED = {"sigma": 0.1, "H": 2.0}
+TABLE1 = {"vae": {}, "dvae-a0.5": {"method": "dvae", "alpha": 0.5, "sigma": SELECTED["sigma"]},
+          "dvae-a1": {"method": "dvae", "alpha": 1.0, "sigma": SELECTED["sigma"]},
+          "wni": {"method": "wni", "H": SELECTED["H"]}}
+# Table 2 (k = 8): bf16 only if a paired check shows the same test -log p(x) within seed noise
+# (fidelity_report.bf16_verdict); sigma (DIWAE, alpha = 1) and H from the AIR paper's grid (configs.PAPER)
+# at a short budget (20 epochs, the schedule compressed to them; it favours weak regularizers: stated).
+GRID_FACTOR = 0.1
+BF16_CHECK = [f"p8-{p}-s{seed}" for seed in (0, 1, 2) for p in ("float32", "bf16")]
+GRIDS = {"dvae": [f"g8-dvae-{v:g}" for v in (0.05, 0.1, 0.2, 0.3, 0.5, 0.75)],
+         "wni": [f"g8-wni-{v:g}" for v in (0.5, 1.0, 2.0, 4.0, 8.0)]}
+
+
+def stage2(recipe: dict) -> list:
+    def recipe_train(name, change, seed, **changes):
+        return {**train(name, "recipe", change, role="recipe", seed=seed, **{**recipe, **changes}),
+                "baseline": f"r-vae-s{seed}" if not name.startswith("r-vae") else None}
+
+    tasks = []
+    for seed in (0,):
+        for key, changes in TABLE1.items():
+            tasks.append(recipe_train(f"r-{key}-s{seed}", f"the recipe, {key}, seed {seed}", seed, **changes))
+    for key in TABLE1:
+        tasks.append({"name": f"r-{key}-s0@full", "kind": "full-test", "of": f"r-{key}-s0", "factor": "recipe",
+                      "baseline": "r-vae-s0@full" if key != "vae" else None, "role": "recipe",
+                      "change": f"the recipe, {key}, seed 0, on all 10000 test images"})
+        tasks.append({**estimators(f"est-r-{key}-s0", f"r-{key}-s0"), "run": f"r-{key}-s0", "iwsvi_count": 1,
+                      "change": "IWAE-5000, IW-SVI (100 steps), AIS at the chosen T"})
+    for name in BF16_CHECK:
+        precision, seed = name.split("-")[1], int(name[-1])
+        tasks.append({**train(name, "precision", f"IWAE-8, {precision}, 20 epochs, seed {seed}", role="check",
+                              seed=seed, k=8, precision=precision, epochs_factor=GRID_FACTOR, **recipe),
+                      "baseline": f"p8-float32-s{seed}" if precision == "bf16" else None})
+    for family, names in GRIDS.items():
+        for name in names:
+            value = float(name.split("-")[-1])
+            changes = {"method": family, "alpha": 1.0, "sigma": value} if family == "dvae" else {"method": "wni", "H": value}
+            tasks.append({**train(name, "grid", f"k = 8 {family} {value:g}, 20 epochs", role="grid", k=8,
+                                  precision="auto", epochs_factor=GRID_FACTOR, **{**recipe, **changes}), "baseline": None})
+    for key, changes in {"iwae8": {}, "diwae8": {"method": "dvae", "alpha": 1.0, "select": "dvae"},
+                         "wni-iwae8": {"method": "wni", "select": "wni"}}.items():
+        select = changes.pop("select", None)
+        t = {**train(f"t2-{key}-s0", "table 2", f"{key}, the recipe, seed 0", role="recipe", k=8, precision="auto",
+                     **{**recipe, **changes}), "baseline": "t2-iwae8-s0" if key != "iwae8" else None}
+        tasks += [{**t, "select": select}, {"name": f"t2-{key}-s0@full", "kind": "full-test", "of": f"t2-{key}-s0",
+                                            "factor": "table 2", "role": "recipe", "change": f"{key} on all test images",
+                                            "baseline": "t2-iwae8-s0@full" if key != "iwae8" else None},
+                  {**estimators(f"est-t2-{key}-s0", f"t2-{key}-s0"), "run": f"t2-{key}-s0", "iwsvi_count": 1}]
+    for seed in (1, 2):  # the error bars of Table 1
+        for key, changes in TABLE1.items():
+            tasks.append(recipe_train(f"r-{key}-s{seed}", f"the recipe, {key}, seed {seed}", seed, **changes))
+    return tasks
+
+
+if RECIPE is not None:
+    PLAN += stage2(RECIPE)
 TASKS = {t["name"]: t for t in PLAN}
 
 
@@ -175,6 +250,14 @@ class Worker:
     # -- training --------------------------------------------------------------------------------
     def spec(self, t: dict) -> dict:
         spec = vae_spec(objective=t["objective"], objective_cfg=t["objective_cfg"], train_size=self.s["train_size"])
+        if t["method"] != "vae" or t["k"] != 1:  # the encoder (and for k > 1 the IWAE-k bound) of the AIR method
+            air = air_spec(t["method"], t["k"], sigma=t["sigma"], H=t["H"], alpha=t["alpha"],
+                           train_size=self.s["train_size"])
+            spec["guide"] = air["guide"]
+            if t["k"] != 1 or t["objective"] == "elbo":
+                if t["objective"] != "elbo":
+                    raise ValueError(f"task {t['name']}: objective {t['objective']!r} with k = {t['k']} is not planned")
+                spec["objective"] = air["objective"]
         if t["activation"] != "tanh":  # the base spec stays the zoo VAE's
             spec["model"]["cfg"]["activation"] = spec["guide"]["cfg"]["activation"] = t["activation"]
         spec["data"]["binarize"] = t["binarize"]
@@ -185,10 +268,12 @@ class Worker:
         return TrainConfig(epochs=epochs, batch_size=t["batch_size"], lr=t["lr"], lr_final_ratio=t["lr_final_ratio"],
                            seed=t["seed"],
                            valid_every=self.s["valid_every"], valid_num_samples=20, valid_size=self.s["valid_size"],
-                           dynamic_binarization=t["binarize"] == "dynamic", progress=False, checkpoint_every_epochs=1)
+                           dynamic_binarization=t["binarize"] == "dynamic", progress=False, checkpoint_every_epochs=1,
+                           precision=t["precision"])
 
     def run_train(self, t: dict) -> None:
         run_dir = self.runs / t["name"]
+        t = self.resolve(t)
         if not (run_dir / "train.json").exists():
             spec, config = self.spec(t), self.config(t)
             train_x = data.load("mnist", "train", binarize=t["binarize"], train_size=self.s["train_size"])
@@ -214,19 +299,22 @@ class Worker:
             write_json(run_dir / "train.json", record)
             log(f"{t['name']}: best valid IWAE-20 {result.best_valid:.2f} @ epoch {result.best_epoch} "
                 f"({record['epoch_seconds_sum'] / 60:.1f} min of epochs)")
+        if t["role"] == "grid":  # chosen on validation: no test images spent on it
+            return
         model, guide, _ = load_run(run_dir)
-        self.test(t["name"], model, guide, self.test_x(0))
+        self.test(t["name"], model, guide, self.test_x(0), k=t["k"])
 
     # -- evaluation ------------------------------------------------------------------------------
-    def test(self, name: str, model, guide, x: torch.Tensor) -> None:
-        """Per-image IWAE-5000 log p(x) and the 100-draw ELBO on ``x`` -> per_image/NAME.json."""
+    def test(self, name: str, model, guide, x: torch.Tensor, k: int = 1) -> None:
+        """Per-image IWAE-5000 log p(x) and the training bound L_k (the ELBO for k = 1; ``bound_draws``
+        / k draws of it) on ``x`` -> per_image/NAME.json."""
         path = self.out / "per_image" / f"{name}.json"
         if path.exists():
             return
         wall, cpu = time.perf_counter(), time.process_time()
-        row = evaluate_row(model, guide, x, k=1, num_samples=self.s["test_samples"],
-                           num_estimates=self.s["bound_draws"], seed=EVAL_SEED)
-        write_json(path, {"points": len(x), "num_samples": self.s["test_samples"], "bound_draws": self.s["bound_draws"],
+        draws = max(2, self.s["bound_draws"] // k)
+        row = evaluate_row(model, guide, x, k=k, num_samples=self.s["test_samples"], num_estimates=draws, seed=EVAL_SEED)
+        write_json(path, {"points": len(x), "num_samples": self.s["test_samples"], "bound_draws": draws, "k": k,
                           "wall_seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu,
                           "log_px": per_image(row["log_px"]), "bound": per_image(row["bound"])})
         log(f"{name}: -log p(x) {row['nll']} (IWAE-{self.s['test_samples']}, {len(x)} images), gap {row['inference_gap']}")
@@ -240,6 +328,29 @@ class Worker:
         self.wait_for(t["of"])
         model, guide, _ = load_run(self.runs / t["of"])
         self.test(t["name"], model, guide, self.test_x(t["draw"]))
+
+    def run_full_test(self, t: dict) -> None:
+        """IWAE-5000 and L_k on all 10000 test images (the Table's level) of a run of the plan."""
+        self.wait_for(t["of"])
+        model, guide, _ = load_run(self.runs / t["of"])
+        self.test(t["name"], model, guide, self.test_x(0, self.s["full_test_points"]), k=TASKS[t["of"]]["k"])
+
+    # -- stage 2: choices made from earlier tasks' results -----------------------------------------
+    def resolve(self, t: dict) -> dict:
+        """A task whose sigma / H comes from a grid (``select``) or whose precision from the bf16 check
+        ("auto"), with those filled in; waits for the tasks that decide them."""
+        from fidelity_report import bf16_verdict, grid_choice
+
+        t = dict(t)
+        if t.get("select"):
+            for name in GRIDS[t["select"]]:
+                self.wait_for(name)
+            t["sigma" if t["method"] == "dvae" else "H"] = grid_choice(self.out, t["select"])
+        if t["precision"] == "auto":
+            for name in BF16_CHECK:
+                self.wait_for(name)
+            t["precision"] = "bf16" if bf16_verdict(self.out)["use_bf16"] else "float32"
+        return t
 
     def wait_for(self, name: str) -> None:
         """Run task ``name`` here, or wait while another worker runs it (its lock)."""
@@ -297,10 +408,15 @@ class Worker:
         from pyro_air.zoo import load as zoo_load
 
         T = self.wait_for_bdmc()
-        model, guide = zoo_load(t["model"])
+        if "run" in t:  # a model trained by this plan
+            self.wait_for(t["run"])
+            model, guide, _ = load_run(self.runs / t["run"])
+        else:
+            model, guide = zoo_load(t["model"])
         x = self.test_x(0, self.s["est_points"])
         step = self.s["est_chunk"]
-        methods = [("iwae5000", None)] + [(f"iwsvi{s}", s) for s in self.s["iwsvi_steps"]] + [(f"ais-T{T}", T)]
+        steps = self.s["iwsvi_steps"][: t.get("iwsvi_count", len(self.s["iwsvi_steps"]))]
+        methods = [("iwae5000", None)] + [(f"iwsvi{s}", s) for s in steps] + [(f"ais-T{T}", T)]
         for method, arg in methods:
             for start in range(0, len(x), step):
                 path = self.out / "estimators" / t["name"] / f"{method}_points{start}-{start + step}.json"
@@ -359,7 +475,7 @@ class Worker:
         log(f"task {t['name']} ({t['kind']}): {t['change']}")
         {"train": self.run_train, "zoo": self.run_zoo, "test-draw": self.run_test_draw, "bdmc": self.run_bdmc,
          "estimators": self.run_estimators, "bdmc-check": self.run_bdmc_check,
-         "ais-ladder": self.run_ais_ladder}[t["kind"]](t)
+         "ais-ladder": self.run_ais_ladder, "full-test": self.run_full_test}[t["kind"]](t)
 
     def done(self, t: dict) -> bool:
         from fidelity_report import task_done
