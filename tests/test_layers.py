@@ -45,6 +45,8 @@ CROSS_CUTTING = {
     "cuda": "the CUDA paths (skipped without a GPU; benchmarks/gpu_check.sh runs them where one exists)",
     "distributed_cli": "`torchrun ... -m pyro_air train/evaluate --distributed` end to end",
     "errors": "every row of docs/errors.md (tests/error_cases.py)",
+    "experiments": "the experiments/ layout: outputs in <topic>/results/<run>/, no log in git, "
+                   "every path a RESULTS.md names exists",
     "model_matrix": "outside-style Pyro models (tests/outside_models.py) x every objective and evaluator: "
                     "stock Pyro's numbers, a closed form, or a one-line refusal",
     "guide_matrix": "every registered guide x model x objective; direct scoring where claimed",
