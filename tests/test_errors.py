@@ -176,9 +176,3 @@ def test_float64_training_data_are_converted_with_a_one_line_notice():
     assert [str(n.message) for n in notices] == [
         f"the {name} data are float64 and the parameters float32: converted (values rounded to float32); pass "
         "x.to(torch.float32) to skip the conversion and this notice" for name in ("training", "validation")]
-
-
-def test_an_infinite_weight_norm_cap_is_refused():
-    with pytest.raises(ValueError, match=r"H \(the weight-norm cap of Eq. 18\) must be finite, got inf: an infinite "
-                                         r"cap is no cap; use the plain encoder \(guide 'gaussian'\)"):
-        guides.build("weightnorm", H=float("inf"))
