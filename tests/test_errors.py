@@ -94,11 +94,6 @@ def test_wrong_dtype_in_training_data(vae_pair):
             config=TrainConfig(epochs=1, batch_size=5, progress=False))
 
 
-def test_noise_scale_must_be_positive():
-    with pytest.raises(ValueError, match="noise_scale must be > 0, got -0.5"):
-        models.build("linear-gaussian", noise_scale=-0.5)
-
-
 @pytest.mark.parametrize("option,value,message", [
     ("epochs", 0, "epochs must be an integer >= 1"),
     ("lr", -1e-3, "lr must be > 0"),
