@@ -11,7 +11,7 @@ from pyro_air.data.mnist import mnist_pickle_path, read_mnist_pickle
 from pyro_air.runs import build_run, vae_spec
 from pyro_air.train import TrainConfig, fit
 from pyro_air.train.fit import DataDtypeWarning
-from tests import error_cases
+from tests import errors as error_table
 from tests.conftest import binary_batch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,26 +122,34 @@ def test_cuda_asked_for_without_cuda(vae_pair, monkeypatch):
             config=TrainConfig(epochs=1, batch_size=5, device="cuda", progress=False))
 
 
-# -- docs/errors.md: its table is generated from tests/error_cases.py, whose cases run here ---------
+# -- docs/errors.md: its tables are generated from tests/errors/, whose cases run here -------------
 
-@pytest.mark.parametrize("case", error_cases.CASES, ids=[c.id for c in error_cases.CASES])
+@pytest.mark.parametrize("case", error_table.CASES, ids=[c.id for c in error_table.CASES])
 def test_documented_error(case, tmp_path, monkeypatch):
     """The documented message is the message a user sees (… = a part that depends on the call)."""
     err = case.trigger(tmp_path, monkeypatch)
-    message = error_cases.actual_message(err)
-    if isinstance(err, error_cases.CliFailure):
-        assert err.code == error_cases.expected_exit(case), err.stderr
+    message = error_table.actual_message(err)
+    if isinstance(err, error_table.CliFailure):
+        assert err.code == error_table.expected_exit(case), err.stderr
         assert "Traceback" not in err.stderr
     else:
         assert case.error.split()[0] == type(err).__name__
-    assert error_cases.matches(case.message, message), f"documented:\n{case.message}\nactual:\n{message}"
+    assert error_table.matches(case.message, message), f"documented:\n{case.message}\nactual:\n{message}"
     assert "\n" not in message, f"every refusal is one line (issue 34):\n{message}"
 
 
 def test_docs_errors_table_is_generated_from_the_cases():
     text = (ROOT / "docs" / "errors.md").read_text()
-    assert error_cases.documented_table(text) == error_cases.render(), "run: python -m tests.error_cases"
-    assert len({c.id for c in error_cases.CASES}) == len(error_cases.CASES)
+    assert error_table.documented_table(text) == error_table.render(), "run: python -m tests.errors"
+    assert len({c.id for c in error_table.CASES}) == len(error_table.CASES)
+
+
+def test_every_surface_file_is_in_the_table():
+    """A new tests/errors/<surface>.py is run and documented only once SURFACES names it."""
+    machinery = {"__init__", "__main__", "table", "builders"}
+    files = {p.stem for p in (ROOT / "tests" / "errors").glob("*.py")} - machinery
+    assert files == {error_table.surface_name(s) for s in error_table.SURFACES}
+    assert all(s.CASES and isinstance(s.TITLE, str) for s in error_table.SURFACES)
 
 
 def test_float64_training_data_is_cast_to_the_parameters_dtype(tmp_path):
