@@ -60,7 +60,8 @@ def test_the_report_names_the_settings_every_split_bdmc_and_the_gap_plot(linear_
     plot = tmp_path / "gaps.png"
     text = ais_report(model, exact_guide, {"valid": x[:4], "test": x[4:8]}, _args(bdmc=True, gaps=True), plot)
     lines = text.splitlines()
-    assert lines[1] == "AIS with HMC from q(z | x): T=8 steps, C=2 chains, L=1 leapfrog steps; mean ± standard error, nats"
+    assert lines[1] == ("AIS with HMC from q(z | x): T=8 steps, C=2 chains, L=1 leapfrog steps; mean ± standard "
+                        "error, nats")
     assert lines[2].startswith("  valid: -log p(x) (AIS) = ") and lines[3].startswith("  test: -log p(x) (AIS) = ")
     assert any(line.startswith("BDMC on 2 points simulated from the model: forward AIS ") for line in lines)
     assert any(line.startswith("gap decomposition (Cremer et al. 2018)") and "(3 Adam steps" in line for line in lines)

@@ -28,7 +28,8 @@ def test_log_joint_is_the_closed_form_normal_prior_plus_bernoulli_likelihood():
     x = binary_batch(4, 12)
     z = torch.randn(5, 4, 3, generator=torch.Generator().manual_seed(0))
     logits = model.decoder(z)
-    expected = (-0.5 * z ** 2 - 0.5 * math.log(2 * math.pi)).sum(-1) + (x * logits - nn.functional.softplus(logits)).sum(-1)
+    log_prior = (-0.5 * z ** 2 - 0.5 * math.log(2 * math.pi)).sum(-1)
+    expected = log_prior + (x * logits - nn.functional.softplus(logits)).sum(-1)
     torch.testing.assert_close(model.log_joint(x, z), expected)
     torch.testing.assert_close(model.log_joint(x, z), dist.Normal(0.0, 1.0).log_prob(z).sum(-1)
                                + dist.Bernoulli(logits=logits).log_prob(x).sum(-1))
@@ -54,7 +55,8 @@ def test_a_subclass_with_another_likelihood_is_scored_by_its_own():
 
     model = Tempered(x_dim=12, z_dim=3, hidden=(8,))
     x, z = binary_batch(4, 12), torch.randn(2, 4, 3)
-    expected = dist.Normal(0.0, 1.0).log_prob(z).sum(-1) + dist.Bernoulli(logits=0.5 * model.decoder(z)).log_prob(x).sum(-1)
+    log_lik = dist.Bernoulli(logits=0.5 * model.decoder(z)).log_prob(x).sum(-1)
+    expected = dist.Normal(0.0, 1.0).log_prob(z).sum(-1) + log_lik
     torch.testing.assert_close(model.log_joint(x, z), expected)
 
 

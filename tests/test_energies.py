@@ -31,9 +31,11 @@ def test_the_equal_mixture_peaks_at_its_four_centres():
 
 
 def test_energies_at_points_of_their_closed_forms():
-    assert u3(torch.tensor([[2.0, 0.0], [0.0, 2 * math.sqrt(2)]])).abs().max() < 1e-6  # the ring sqrt(z1^2 + z2^2/2) = 2
+    on_ring = torch.tensor([[2.0, 0.0], [0.0, 2 * math.sqrt(2)]])  # sqrt(z1^2 + z2^2 / 2) = 2
+    assert u3(on_ring).abs().max() < 1e-6
     assert u3(torch.tensor([[0.0, 0.0]])).item() == pytest.approx(-4.0)
-    assert u5(torch.tensor([[0.0, 0.0], [1.0, 1.0]])).tolist() == pytest.approx([0.0, -0.1])  # on the sine: z2 = sin(pi z1 / 2)
+    on_sine = torch.tensor([[0.0, 0.0], [1.0, 1.0]])  # z2 = sin(pi z1 / 2)
+    assert u5(on_sine).tolist() == pytest.approx([0.0, -0.1])
     ridge = torch.tensor([[2.0, -3.0]])  # z2 = w1 - w2 with w1 = sin(pi) = 0, w2 = 3 at z1 = 2: u6's second branch
     assert u6(ridge).item() == pytest.approx(math.log(1 + math.exp(-0.5 * (3 / 0.35) ** 2)) - 0.2, abs=1e-6)
     assert u4(torch.tensor([[0.0, 2.0]])).item() > u4(torch.tensor([[-2.0, 0.0]])).item()  # weights 0.4 and 0.1

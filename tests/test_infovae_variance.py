@@ -32,7 +32,8 @@ def test_the_objectives_are_the_elbo_and_mmd_infovae_of_eq_6():
 
 
 @pytest.mark.parametrize("train_size,batch_size,steps,epochs", [(40, 10, 8, 2), (40, 100, 3, 3), (30, 10, 1, 1)])
-def test_every_training_set_size_gets_about_the_same_number_of_steps(small_mnist, train_size, batch_size, steps, epochs):
+def test_every_training_set_size_gets_about_the_same_number_of_steps(small_mnist, train_size, batch_size, steps,
+                                                                      epochs):
     model, guide, x, taken = infovae_variance.train_one("ELBO", train_size, z_dim=2, steps=steps, hidden=(8,),
                                                         batch_size=batch_size, seed=0)
     assert small_mnist == [("mnist", "train", train_size)] and x.shape == (train_size, 784)

@@ -47,7 +47,8 @@ CROSS_CUTTING = {
     "model_matrix": "outside-style Pyro models (tests/outside_models.py) x every objective and evaluator: "
                     "stock Pyro's numbers, a closed form, or a one-line refusal",
     "guide_matrix": "every registered guide x model x objective; direct scoring where claimed",
-    "infovae_two_point": "pyro_air/toys/infovae_two_point.py (used by experiments/infovae/two_point.py) at a tiny budget",
+    "infovae_two_point": "pyro_air/toys/infovae_two_point.py (used by experiments/infovae/two_point.py) at a tiny "
+                         "budget",
     "layers": "this file: the layer contract, private imports, the test layout",
     "objectives": "every objective's loss, loss_and_grads and differentiable_loss agree; the bounds' order",
     "peers": "the benchmark's pythae peer wraps the same weights (skipped without pythae)",

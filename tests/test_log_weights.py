@@ -73,7 +73,8 @@ def _global_guide(x):
 @pytest.mark.parametrize("per_particle,shape", [(True, (4,)), (False, (1,))])
 def test_global_sites_make_the_global_term(per_particle, shape):
     x = torch.randn(6, generator=torch.Generator().manual_seed(0))
-    weights = log_importance_weights(_global_model, _global_guide, x, num_particles=4, globals_per_particle=per_particle)
+    weights = log_importance_weights(_global_model, _global_guide, x, num_particles=4,
+                                     globals_per_particle=per_particle)
     s_model, s_guide = weights.model_trace.nodes["s"], weights.guide_trace.nodes["s"]
     expected = (s_model["fn"].log_prob(s_model["value"]) - s_guide["fn"].log_prob(s_guide["value"])).reshape(-1)
     assert weights.global_term.shape == shape
@@ -98,7 +99,8 @@ def test_fixed_latent_densities_equal_the_densities_and_carry_no_path_gradient(l
     def guide(x, num_data=None):
         post = model.exact_posterior(x)
         with pyro.plate("data", num_data or len(x), subsample=x):
-            pyro.sample("z", dist.MultivariateNormal(post.loc.detach() + loc_shift, scale_tril=post.scale_tril.detach()))
+            q = dist.MultivariateNormal(post.loc.detach() + loc_shift, scale_tril=post.scale_tril.detach())
+            pyro.sample("z", q)
 
     weights = log_importance_weights(model, guide, x, num_particles=3, fixed_latent_densities=True)
     log_q = weights.site_terms(weights.guide_trace.nodes["z"])

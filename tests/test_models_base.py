@@ -51,7 +51,8 @@ def test_log_joint_is_the_traced_log_density_of_each_particle():
     z = torch.randn(3, 5, 2, generator=torch.Generator().manual_seed(1))
     with pyro.plate("particles", 3, dim=-2):
         trace = poutine.trace(poutine.condition(model, data={LATENT_SITE: z})).get_trace(x)
-    expected = sum(trace.nodes[name]["fn"].log_prob(trace.nodes[name]["value"]) for name in (LATENT_SITE, OBSERVED_SITE))
+    expected = sum(trace.nodes[name]["fn"].log_prob(trace.nodes[name]["value"])
+                   for name in (LATENT_SITE, OBSERVED_SITE))
     assert model.log_joint(x, z).shape == (3, 5)
     torch.testing.assert_close(model.log_joint(x, z), expected)
     assert model.supports_direct_scoring()

@@ -86,7 +86,8 @@ def test_setup_without_the_torchrun_environment_names_what_is_missing(monkeypatc
     with pytest.raises(DistributedSetupError) as err:
         parallel.setup("cpu")
     assert str(err.value).startswith("--distributed needs the environment variables torchrun sets (WORLD_SIZE, "
-                                      "LOCAL_RANK, MASTER_ADDR, MASTER_PORT missing); launch every process with torchrun")
+                                      "LOCAL_RANK, MASTER_ADDR, MASTER_PORT missing); launch every process with "
+                                      "torchrun")
     assert not parallel.is_initialized()
 
 

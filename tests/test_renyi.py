@@ -80,9 +80,9 @@ def test_global_latents_are_refused_only_on_the_upper_bound_side():
 
 
 @pytest.mark.parametrize("build,message", [
-    (lambda: RenyiELBO(alpha=1.0), "alpha = 1 makes the Rényi bound 1/(1 - alpha) log E[w^(1 - alpha)] divide by zero; "
-                                   "its limit is the ELBO: use pyro_air.infer.MonteCarloELBO (infer.build('elbo')) "
-                                   "instead"),
+    (lambda: RenyiELBO(alpha=1.0), "alpha = 1 makes the Rényi bound 1/(1 - alpha) log E[w^(1 - alpha)] divide by "
+                                   "zero; its limit is the ELBO: use pyro_air.infer.MonteCarloELBO "
+                                   "(infer.build('elbo')) instead"),
     (lambda: RenyiELBO(alpha=float("nan")), "alpha must be a real number or float('-inf'), got nan"),
     (lambda: RenyiELBO(alpha=float("inf")), "alpha must be a real number or float('-inf'), got inf"),
     (lambda: RenyiELBO(alpha="half"), "alpha must be a real number or float('-inf'), got 'half'"),
