@@ -41,6 +41,7 @@ def test_a_private_import_would_be_found(tmp_path):
 # module name is ambiguous) pyro_air/<package>/<module>.py as tests/test_<package>_<module>.py.
 CROSS_CUTTING = {
     "air_guides": "the AIR encoders together: guides/denoising.py, weightnorm.py, large.py",
+    "avo_table1a": "experiments/avo/table1a.py (AVO Table 1a's worker) at --tiny, and its resume after SIGTERM",
     "benchmarks": "the benchmark cases run and agree with each other (no timing)",
     "cuda": "the CUDA paths (skipped without a GPU; benchmarks/gpu_check.sh runs them where one exists)",
     "distributed_cli": "`torchrun ... -m pyro_air train/evaluate --distributed` end to end",
@@ -54,6 +55,7 @@ CROSS_CUTTING = {
     "objective_gradients": "gradient estimators against closed forms",
     "objectives": "every objective's loss, loss_and_grads and differentiable_loss agree",
     "peers": "the benchmark's pythae peer wraps the same weights (skipped without pythae)",
+    "plan_worker": "experiments/plan_worker.py (the resumable plan worker of experiments/): skip-if-done, --only, locks",
     "properties": "orderings the papers prove (ELBO <= IWAE-k <= log p(x), ...)",
     "pyro_idioms": "ordinary Pyro models: plate subsampling, plain functions",
     "readme": "the README's commands and claims",
