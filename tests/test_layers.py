@@ -50,6 +50,7 @@ CROSS_CUTTING = {
                     "stock Pyro's numbers, a closed form, or a one-line refusal",
     "guide_matrix": "every registered guide x model x objective; direct scoring where claimed",
     "hyperparameter_errors": "bad hyper-parameters of every objective and guide",
+    "infovae_pixelcnn_table": "experiments/infovae/pixelcnn_table.py (InfoVAE Table 1's worker) at --tiny, and its resume",
     "infovae_two_point": "pyro_air/toys/infovae_two_point.py (used by experiments/infovae/two_point.py) at a tiny budget",
     "layers": "this file: the layer contract, private imports, the test layout",
     "objective_gradients": "gradient estimators against closed forms",
