@@ -236,7 +236,8 @@ class Table1aWorker(PlanWorker):
             spec = self.spec(t, hyper)
             epochs = self.s["select_epochs"] if t["role"] == "select" else self.s["epochs"]
             config = TrainConfig(epochs=epochs, batch_size=100, lr=hyper["lr"], lr_final_ratio=0.1, seed=t["seed"],
-                                 valid_every=min(self.s["valid_every"], epochs), valid_num_samples=self.s["valid_samples"],
+                                 valid_every=min(self.s["valid_every"], epochs),
+                                 valid_num_samples=self.s["valid_samples"],
                                  valid_size=self.s["valid_size"], progress=False, checkpoint_every_epochs=1)
             model, guide, objective = self.build(spec, t["seed"])
             record = fit_resumable(run_dir, model, guide, objective, self.split("train"), self.split("valid"), config,
@@ -321,7 +322,8 @@ class Table1aWorker(PlanWorker):
                 continue
             wall, cpu = time.perf_counter(), time.process_time()
             r = bdmc(model, chunk, num_steps=T, num_chains=self.s["ais_chains"], guide_or_prior=guide,
-                     simulated=(x[start:start + chunk], z[start:start + chunk]), seed=derive_seed(EVAL_SEED, 8, T, start))
+                     simulated=(x[start:start + chunk], z[start:start + chunk]),
+                     seed=derive_seed(EVAL_SEED, 8, T, start))
             write_json(path, {"T": T, "chains": self.s["ais_chains"], "lower": per_image(r.lower),
                               "upper": per_image(r.upper), "wall_seconds": time.perf_counter() - wall,
                               "cpu_seconds": time.process_time() - cpu})

@@ -154,6 +154,14 @@ def fmt(m, se=None) -> str:
     return f"{m:.2f}" if se is None or math.isnan(se) else f"{m:.2f} ± {se:.2f}"
 
 
+def _cell(r: dict, key: str) -> str:
+    return fmt(*r[key]) if key in r else "—"
+
+
+def _epochs(r: dict) -> str:
+    return f"{r['best_epoch']} / {r['epochs']}" if "best_epoch" in r else "—"
+
+
 def fmt_delta(d) -> str:
     return "—" if d is None else (f"{d[0]:+.2f}" if math.isnan(d[1]) else f"{d[0]:+.2f} ± {d[1]:.2f}")
 
@@ -195,25 +203,23 @@ def write_report(out: Path, plan: list, s: dict) -> None:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("| AIS te (first images) | " + " | ".join(fmt(*seed0[m]["ais"]) if "ais" in seed0.get(m, {}) else "—"
                                                     for m in ORDER) + " |")
-    lines.append("| best epoch / epochs | " + " | ".join(
-        f"{seed0[m]['best_epoch']} / {seed0[m]['epochs']}" if "best_epoch" in seed0.get(m, {}) else "—" for m in ORDER) + " |")
+    lines.append("| best epoch / epochs | " + " | ".join(_epochs(seed0.get(m, {})) for m in ORDER) + " |")
     lines += ["", "Standard errors over the images of the seed-0 means: " + ", ".join(
         f"{m}: -log p {fmt(*seed0[m]['nll'])}" for m in ORDER if "nll" in seed0.get(m, {})), ""]
-    lines += ["## Every run", "", "| run | lr | warm-up | best epoch | -log p valid (IWAE, training's check) | -log p te | -L te | var gap | -L tr | "
-              "train min | eval min |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["## Every run", "", "| run | lr | warm-up | best epoch | -log p valid (IWAE, training's check) | "
+              "-log p te | -L te | var gap | -L tr | train min | eval min |", "|---|" + "---|" * 10]
     for name, r in runs.items():
         h = r.get("hyper", {})
-        lines.append(f"| {name} | {h.get('lr', '—')} | {h.get('warmup', '—')} | "
-                     f"{r.get('best_epoch', '—')} / {r.get('epochs', '—')} | {fmt(-r['best_valid']) if 'best_valid' in r else '—'} | "
-                     f"{fmt(*r['nll']) if 'nll' in r else '—'} | {fmt(*r['neg_elbo']) if 'neg_elbo' in r else '—'} | "
-                     f"{fmt(*r['var_gap']) if 'var_gap' in r else '—'} | "
-                     f"{fmt(r['neg_elbo_train'][0]) if 'neg_elbo_train' in r else '—'} | "
-                     f"{fmt(r.get('train_minutes'))} | {fmt(r.get('eval_minutes'))} |")
+        cells = [name, h.get("lr", "—"), h.get("warmup", "—"), _epochs(r),
+                 fmt(-r["best_valid"]) if "best_valid" in r else "—", _cell(r, "nll"), _cell(r, "neg_elbo"),
+                 _cell(r, "var_gap"), fmt(r["neg_elbo_train"][0]) if "neg_elbo_train" in r else "—",
+                 fmt(r.get("train_minutes")), fmt(r.get("eval_minutes"))]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines += ["", "Seed spread (sd over seeds of a method's mean test -log p): " + (", ".join(
         f"{m} {v:.2f} ({n} seeds)" for m, (v, n) in spread.items()) or "not yet (needs two seeds of a method)"), ""]
     lines += ["## Paired differences against the VAE of the same seed (Δ -log p, negative = better than the VAE)", "",
-              "| method | paper Δ | Δ seed 0 (± s.e. over images) | Δ per seed | Δ over seeds (± s.e. over seeds) | "
-              "AIS Δ (first images) | verdict |", "|---|---|---|---|---|---|---|"]
+              "| method | paper Δ | Δ seed 0 (± s.e. over images) | Δ per seed | "
+              "Δ over seeds (± s.e. over seeds) | AIS Δ (first images) | verdict |", "|---|---|---|---|---|---|---|"]
     for m in ORDER[1:]:
         e = pairs.get(m)
         if not e:
@@ -230,13 +236,14 @@ def write_report(out: Path, plan: list, s: dict) -> None:
         lines.append(f"| {METHODS[m]['label']} | {paper:+.2f} | {fmt_delta(d0)} | "
                      + ", ".join(f"s{k}: {v[0]:+.2f}" for k, v in sorted(e["seeds"].items())) + " | "
                      + fmt_delta(over) + " | "
-                     + (", ".join(f"s{k}: {fmt_delta(v)}" for k, v in sorted(e["ais"].items())) or "—") + f" | {decided} |")
+                     + (", ".join(f"s{k}: {fmt_delta(v)}" for k, v in sorted(e["ais"].items())) or "—")
+                     + f" | {decided} |")
     lines += ["", f"## AIS against IWAE-{s['test_samples']} on the first {s['ais_points']} test images", "",
               "| run | AIS -log p | IWAE -log p (same images) | AIS - IWAE (paired) |", "|---|---|---|---|"]
     for name, r in runs.items():
         if "ais" in r:
-            lines.append(f"| {name} | {fmt(*r['ais'])} | {fmt(*r['iwae_on_ais_points']) if 'iwae_on_ais_points' in r else '—'}"
-                         f" | {fmt_delta(r.get('ais_minus_iwae'))} |")
+            lines.append(f"| {name} | {fmt(*r['ais'])} | {_cell(r, 'iwae_on_ais_points')} | "
+                         f"{fmt_delta(r.get('ais_minus_iwae'))} |")
     lines += ["", "BDMC on points simulated from vae-s0 at T = " + str(s["ais_steps"]) + ": " + (
         f"mean width {fmt(width[0], width[1])} nats on {width[2]} points"
         + (" (tight enough)" if width[0] < s["max_width"] else f" (wider than {s['max_width']}: AIS T too small)")
@@ -262,8 +269,9 @@ def _safe_chosen(out: Path, plan: list, method: str):
 
 def selection_lines(out: Path, plan: list, s: dict, methods: dict) -> list:
     lines = [f"## Hyperparameters: validation IWAE-{s['valid_samples']} (-log p, all validation images) after "
-             f"{s['select_epochs']} epochs, seed 0", "", "| method | lr | warm-up fraction | -log p valid | best epoch | "
-             "train min | chosen |", "|---|---|---|---|---|---|---|"]
+             f"{s['select_epochs']} epochs, seed 0", "",
+             "| method | lr | warm-up fraction | -log p valid | best epoch | train min | chosen |",
+             "|---|---|---|---|---|---|---|"]
     for method in ("vae", "avo", "hvi"):
         best = _safe_chosen(out, plan, method)
         for t in plan:

@@ -246,7 +246,8 @@ class PixelCNNTableWorker(PlanWorker):
             if path.exists():
                 continue
             wall, cpu = time.perf_counter(), time.process_time()
-            log_px = self.iwae(model, guide, x[start:start + step], self.s["test_samples"], derive_seed(EVAL_SEED, 5, start))
+            log_px = self.iwae(model, guide, x[start:start + step], self.s["test_samples"],
+                               derive_seed(EVAL_SEED, 5, start))
             write_json(path, {"num_samples": self.s["test_samples"], "log_px": per_image(log_px),
                               "wall_seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu})
         log(f"{t['name']}: IWAE-{self.s['test_samples']} done on {len(x)} test images")
