@@ -49,31 +49,34 @@ points simulated from the seed-0 VAE says how tight AIS is at that T. Gaps as in
 differences against the VAE of the same seed on the same test images; seeds 1 and 2 of every method
 give the seed spread. Table: ``table1a_report.py``.
 
-**Budget** (CPU-minutes on this machine's "Intel(R) Xeon(R) Processor" (AMX), one thread, measured
-beside two nice-19 one-thread training workers; wall time about 2x on the shared machine). Measured:
-one training step (batch 100) costs 0.011 s for the VAE, 0.039 s for HVI-ELBO, 0.058 s for an AVO step
-(a = 1), so 0.043 s for a = 0.2 (0.8 ELBO + 0.2 AVO steps) and 0.049 s for a = 0.5; an epoch (500
-steps) 5.5 s / 19.5 s / 21.5 s / 24.5 s; IWAE-5000 0.040 s per image (VAE) and 0.145-0.155 s (HVI); a
-100-draw ELBO 0.001 / 0.004 s per image; AIS at T = 1000, C = 16: 5.7 s per image (VAE decoder). So:
+**Budget** (CPU-minutes on this machine's "Intel(R) Xeon(R) Processor" (AMX), one thread, process
+time measured with ``experiments/avo/table1a_cost.py`` beside two nice-19 one-thread training workers,
+200-300 steps each; the load of other jobs moved repeated measurements by up to 25 %, the larger is
+used). A training step (batch 100) costs 0.011 s for the VAE, 0.039-0.050 s for HVI-ELBO, 0.058 s for
+an AVO step (a = 1) and 0.049-0.054 s for HVI-AVO at a = 0.2 (0.8 ELBO + 0.2 AVO steps): an epoch (500
+steps) 5.5 s / 22.5 s / 26 s. IWAE-5000 costs 0.040 s per test image for the VAE and 0.145-0.19 s for
+HVI (the extended model's transitions and reverse kernels), a 100-draw ELBO 0.001 / 0.004-0.005 s,
+AIS at T = 1000, C = 16 (pilot included) 5.7 s per image (the model alone: the same for every method).
+Validation (IWAE-20 on 10000 images every 10 epochs) adds 0.5-2 minutes a run. So:
 
 | # | task(s) | what | CPU-min |
 |---|---|---|---|
 | 1 | sel-vae-* (4) | VAE grid, 40 epochs each | 15 |
-| 2 | sel-avo-* (4) | HVI-AVO (a = 0.2) grid, 40 epochs each | 58 |
-| 3 | vae-s0 | VAE, 200 epochs + test (IWAE-5000 on 10000 images 7, ELBOs 1) | 27 |
-| 4 | avo-s0 | HVI-AVO, 200 epochs + test (27) | 100 |
-|   |   | **first answer: VAE vs HVI-AVO, paired, seed 0** | **~200 (3.3 h)** |
-| 5 | sel-hvi-* (4) | HVI-ELBO grid | 52 |
-| 6 | hvi-s0 | HVI-ELBO, 200 epochs + test | 92 |
+| 2 | sel-avo-* (4) | HVI-AVO (a = 0.2) grid, 40 epochs each | 71 |
+| 3 | vae-s0 | VAE, 200 epochs (18) + test: IWAE-5000 on 10000 images, ELBOs (7) | 26 |
+| 4 | avo-s0 | HVI-AVO, 200 epochs (87) + test (29) | 118 |
+|   |   | **first answer: VAE vs HVI-AVO, paired, seed 0** | **~230 (3.8 h)** |
+| 5 | sel-hvi-* (4) | HVI-ELBO grid | 62 |
+| 6 | hvi-s0 | HVI-ELBO, 200 epochs + test | 105 |
 | 7 | bdmc-vae-s0 | BDMC at T = 1000 on 50 simulated points | 10 |
-| 8 | ais-{vae,avo,hvi}-s0 | AIS on 500 test images, 47 each | 141 |
-| 9 | {vae,avo,hvi}-s1, -s2 | seeds 1 and 2 (the seed spread) | 440 |
-| 10 | valid-{vae,avo,hvi}-s0 | IWAE-5000 on the 10000 validation images (-log p(D_va)) | 57 |
-| 11 | avo-a0.5-s0 | the paper's a = 0.5 column | 110 |
-|   |   | **everything** | **~1100 (18 h)** |
+| 8 | ais-{vae,avo,hvi}-s0 | AIS on 500 test images, 48 each | 143 |
+| 9 | {vae,avo,hvi}-s1, -s2 | seeds 1 and 2 (the seed spread) | 500 |
+| 10 | valid-{vae,avo,hvi}-s0 | IWAE-5000 on the 10000 validation images (-log p(D_va)) | 63 |
+| 11 | avo-a0.5-s0 | the paper's a = 0.5 column | 118 |
+|   |   | **everything** | **~1230 (20.5 h)** |
 
 Why this order: the claim a user needs first is HVI-AVO against the plain VAE (paper: 86.06 vs 87.50),
-so their grids and seed-0 runs come first (~3.3 CPU-hours); HVI-ELBO (the paper's 87.62: AVO's
+so their grids and seed-0 runs come first (~3.8 CPU-hours); HVI-ELBO (the paper's 87.62: AVO's
 effect at equal architecture) next, then the AIS column that takes the estimator out of the
 comparison, then the seeds that say whether a difference is larger than the seed spread; the
 validation likelihoods and the a = 0.5 column complete the paper's table last.

@@ -38,7 +38,8 @@ per test image at the same seed. Later: IWAE-1000 on all 10000 test images. Tabl
 
 **Budget** (CPU-minutes on this machine's "Intel(R) Xeon(R) Processor" (AMX), one thread, measured
 with ``experiments/infovae/pixelcnn_cost.py`` beside two nice-19 one-thread training workers, 100
-steps of batch 100 each (10 for the two largest); an epoch is 500 steps):
+steps of batch 100 each (10 for the two largest; other jobs' load moves such numbers by up to ~25 %);
+an epoch is 500 steps):
 
 | PixelCNN (channels x gated layers, kernel 5) | parameters | s / step | CPU-min / epoch |
 |---|---|---|---|
