@@ -18,8 +18,9 @@ project's fixed draw; the paper uses Larochelle & Murray's). Networks: decoder z
 encoder 784-300-300 with gated dense layers (Tomczak & Welling; ``activation="gated"``), z = 40.
 VAE: the Gaussian encoder. HVI: ``HierarchicalGuide`` with the same encoder as q_0 and T = 5
 stochastic refinement operators and reverse kernels of section 4.2 (``pyro_air/guides/transitions.py``:
-weight-normalized layers, gated mean, softplus std, gate bias -1, std bias log(e - 1); ReLU hidden
-layer of 300 units as in the authors' code, conditioned on the encoder's last hidden layer).
+weight-normalized layers, gated mean, softplus std, gate bias -1, std bias log(e - 1); a ReLU hidden
+layer as in the authors' code, 300 units wide (the paper gives no width), conditioned on the
+encoder's last hidden layer).
 Objectives: VAE and HVI-ELBO maximize the ELBO (for HVI the bound of Eq. 3 over the extended
 model); HVI-AVO is loss-calibrated AVO (section 4.3) with a = 0.2, the paper's best column (a = 0.5
 is a later task), alpha_t = t / T. Beta-annealing (Eq. 2): ``kl-warmup`` scales every latent term
@@ -38,7 +39,8 @@ own grid.
 **Evaluation (one evaluation stream for every model: paired draws).** Test -log p(x) by IWAE-5000
 over the extended model (for HVI: importance weights p(x, z_T) prod_t r_t(z_{t-1} | z_t) / q(z_0..z_T),
 whose mean is p(x) because the reverse kernels integrate to one - a stochastic lower bound of the
-model's log p(x), as in the paper's Appendix C) on all 10000 test images; -L = the 100-draw mean of
+model's log p(x); the paper's Appendix E: the same kind of bound with 1000 samples) on all 10000 test
+images; -L = the 100-draw mean of
 the same extended-model ELBO per test image (the bound the paper's table reports); -L on the training
 and validation splits with 10 draws per image; AIS (``pyro_air.evaluate.ais``, HMC, T = 1000, C = 16,
 pilot-tuned step sizes) on the first 500 test images, from q_0 of the guide (``HierarchicalGuide.
