@@ -111,3 +111,72 @@ def test_the_wrapped_programs_keep_their_attributes_and_structure(linear_gaussia
 def test_a_bad_schedule_is_refused():
     with pytest.raises(ValueError, match="schedule must map progress in \\[0, 1\\] to beta, got 0.5"):
         KLWarmup(MonteCarloELBO(), 0.5)
+
+
+class _Counting(MonteCarloELBO):
+    """An objective with a state of its own (as loss-calibrated AVO's step-choice stream)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def differentiable_loss(self, model, guide, *args, **kwargs):
+        self.calls += 1
+        return super().differentiable_loss(model, guide, *args, **kwargs)
+
+    def state_dict(self):
+        return {"calls": self.calls}
+
+    def load_state_dict(self, state):
+        self.calls = state["calls"]
+
+
+def test_warmup_carries_the_wrapped_objectives_state_through_a_checkpoint():
+    inner = _Counting()
+    warm = KLWarmup(inner)
+    inner.calls = 7
+    state = warm.state_dict()
+    assert state == {"objective": {"calls": 7}}
+    other = KLWarmup(_Counting())
+    other.load_state_dict(state)
+    assert other.objective.calls == 7
+    assert KLWarmup(MonteCarloELBO()).state_dict() == {}   # nothing to carry: loads as a no-op
+    KLWarmup(MonteCarloELBO()).load_state_dict({})
+
+
+def test_avo_under_warmup_resumes_bit_identically_after_an_interruption(tmp_path, linear_gaussian):
+    """Loss-calibrated AVO draws each step's kind from its own stream; under KL warm-up that stream
+    must travel with the checkpoint, or the resumed run takes other steps than the uninterrupted one."""
+    from pyro_air.train import TrainConfig, fit
+
+    model_cls = type(linear_gaussian[0])
+    x = linear_gaussian[1]
+    config = TrainConfig(epochs=3, batch_size=4, lr=1e-2, seed=0, progress=False, valid_every=1,
+                         valid_num_samples=2)
+
+    class Crash(RuntimeError):
+        pass
+
+    def run(run_dir, crash_at=None, resume=False):
+        torch.manual_seed(0)
+        model = model_cls(x_dim=5, z_dim=2, noise_scale=0.5, seed=1)
+        guide = HierarchicalGuide(5, 2, num_transitions=2, hidden=(8,), transition_hidden=8)
+        warm = KLWarmup(infer.build("avo", num_transitions=2, a=0.5, seed=3), LinearSchedule(0.0, 1.0, 0.5))
+        if crash_at is not None:
+            calls = {"n": 0}
+            loss = warm.differentiable_loss
+
+            def crashing(*args, **kwargs):
+                calls["n"] += 1
+                if calls["n"] == crash_at:
+                    raise Crash()
+                return loss(*args, **kwargs)
+            warm.differentiable_loss = crashing
+        fit(model, guide, warm, x, x[:4], config, run_dir=run_dir, resume=resume)
+        return [p.detach().clone() for p in (*model.parameters(), *guide.parameters())]
+
+    reference = run(tmp_path / "reference")
+    with pytest.raises(Crash):
+        run(tmp_path / "resumed", crash_at=10)   # in epoch 3 (4 steps an epoch): the checkpoint is epoch 2's
+    resumed = run(tmp_path / "resumed", resume=True)
+    assert all(torch.equal(a, b) for a, b in zip(reference, resumed))

@@ -40,6 +40,7 @@ def test_a_private_import_would_be_found(tmp_path):
 # tests/test_<name>.py tests the module pyro_air/**/<name>.py, the package <name>, or (where a
 # module name is ambiguous) pyro_air/<package>/<module>.py as tests/test_<package>_<module>.py.
 CROSS_CUTTING = {
+    "avo_table1a": "experiments/avo/table1a.py (AVO Table 1a's worker) at --tiny, and its resume after SIGTERM",
     "benchmarks": "the benchmark cases run and agree with each other (no timing)",
     "cuda": "the CUDA paths (skipped without a GPU; benchmarks/gpu_check.sh runs them where one exists)",
     "distributed_cli": "`torchrun ... -m pyro_air train/evaluate --distributed` end to end",
@@ -51,9 +52,11 @@ CROSS_CUTTING = {
     "guide_matrix": "every registered guide x model x objective; direct scoring where claimed",
     "infovae_two_point": "pyro_air/toys/infovae_two_point.py (used by experiments/infovae/two_point.py) at a tiny "
                          "budget",
+    "infovae_pixelcnn_table": "experiments/infovae/pixelcnn_table.py (InfoVAE Table 1's worker) at --tiny, and its resume",
     "layers": "this file: the layer contract, private imports, the test layout",
     "objectives": "every objective's loss, loss_and_grads and differentiable_loss agree; the bounds' order",
     "peers": "the benchmark's pythae peer wraps the same weights (skipped without pythae)",
+    "plan_worker": "experiments/plan_worker.py (the resumable plan worker of experiments/): skip-if-done, --only, locks",
     "properties": "orderings the papers prove (ELBO <= IWAE-k <= log p(x), ...)",
     "pyro_idioms": "ordinary Pyro models: plate subsampling, plain functions",
     "readme": "the README's commands and claims",

@@ -114,6 +114,10 @@ class HierarchicalGuide(AmortizedGuide):
                 z = pyro.sample(names[t + 1], transitions.distribution(weights, t, z_in, context_term))
         return z
 
+    def initial_guide(self) -> "InitialGuide":
+        """A guide that samples only z ~ q_0(z | x) at site "z" (module docstring of ``InitialGuide``)."""
+        return InitialGuide(self)
+
     # -- the extended model (Eq. 3) --------------------------------------------------------------
     def extended_model(self, model):
         """The model with every auxiliary z_{t-1} scored under r_t(z_{t-1} | z_t, x)."""
@@ -206,3 +210,28 @@ class ExtendedModel(PyroModule):
         if auxiliaries:
             self.guide.score_auxiliaries(x, z, num_data)
         return z
+
+
+class InitialGuide(nn.Module):
+    """z ~ q_0(z | x) of a hierarchical guide at site "z", alone: a normalized density in closed form.
+
+    What it is for: AIS (``pyro_air.evaluate.ais``) anneals from a closed-form initial density to the
+    model's p(x, z), whose normalizer is the model's p(x) - the marginal over z = z_T, the quantity the
+    extended model's importance weights (Eq. 3) also estimate, since the reverse kernels integrate to
+    one. q_T(z | x) itself has no density, so the chain starts from the guide's q_0 (amortized:
+    the base Gaussian; else the fixed N(0, s^2 I)); the transitions play no part in the estimate.
+    A plain ``nn.Module`` holding the guide: ``eval()`` and ``parameters()`` reach the guide's, and
+    the guide's Pyro parameter names are left as they are.
+    """
+
+    def __init__(self, guide: HierarchicalGuide):
+        super().__init__()
+        self.guide = guide
+        self.x_dim, self.z_dim = guide.x_dim, guide.z_dim
+
+    def forward(self, x: torch.Tensor, num_data: int | None = None) -> torch.Tensor:
+        guide = self.guide
+        with guide._pyro_context:  # as in PyroModule.__call__
+            q0 = guide.initial(x)
+        with data_plate(x, num_data):
+            return pyro.sample(LATENT_SITE, q0)

@@ -7,6 +7,10 @@ beta, which the log-weight primitive applies to that site's log density inside t
 hierarchical guide that includes the auxiliary terms log r_t - log q_t (its entropy bound), which
 is what the paper anneals for the energies (Appendix D). The wrapped objective's bound (ELBO,
 IWAE, ...) is then computed on these tempered weights; at beta = 1 it is the plain objective.
+
+A wrapped objective's own state (loss-calibrated AVO's stream of step choices) travels through
+``state_dict`` / ``load_state_dict``, so a run resumed from its checkpoint makes the choices an
+uninterrupted run makes; beta itself is a function of the training progress, which the loop sets.
 """
 from __future__ import annotations
 
@@ -66,6 +70,15 @@ class KLWarmup(pyro.infer.ELBO):
         self.progress = float(progress)
         if hasattr(self.objective, "set_progress"):
             self.objective.set_progress(progress)
+
+    def state_dict(self) -> dict:
+        """The wrapped objective's state (``{}`` when it keeps none), for the training checkpoint."""
+        inner = getattr(self.objective, "state_dict", None)
+        return {"objective": inner()} if inner is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "objective" in state and hasattr(self.objective, "load_state_dict"):
+            self.objective.load_state_dict(state["objective"])
 
     def _tempered(self, model, guide):
         model = extend_model(model, guide)  # before wrapping, while the guide's hook is visible

@@ -1,0 +1,294 @@
+"""The resumable plan worker that long experiments share: an ordered plan of tasks, each skipped when its
+result is on disk, one lock per task so that several workers can share a plan, results written
+atomically, and one command line.
+
+An experiment's worker is only its tasks::
+
+    sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]   # its folder, experiments/, the checkout
+    from plan_worker import PlanWorker, run_main
+
+    class Worker(PlanWorker):
+        plan = PLAN        # [{"name": "base", "kind": "train", "change": "one line for --plan", ...}, ...]
+        scales = SCALES    # {"full": {size: value, ...}, "tiny": {the same keys, every size shrunk}}
+
+        def done(self, t) -> bool: ...      # is task t's result on disk?
+        def report(self) -> None: ...       # table.md and results.json, from what is on disk
+        def run_train(self, t) -> None: ... # one method per task kind: run_<kind>, "-" read as "_"
+
+    if __name__ == "__main__":
+        sys.exit(run_main(Worker, default_out=OUT, description=__doc__))
+
+The command line (``run_main``): ``--worker`` runs the plan in order (a finished task is skipped; a
+task another worker holds is passed over and waited for at the end), ``--only TASK ...`` limits it to
+those tasks (dependencies a task waits for still run), ``--report`` rewrites the tables, ``--plan``
+prints each task's state, ``--tiny`` shrinks every size (tests), ``--set KEY=JSON`` overrides one size
+(tests; the results are then not comparable), ``--threads`` sets torch's threads (1 for the long
+runs: one core each, a core left for others), ``--out`` the results folder.
+
+What a worker guarantees, and how:
+
+- **Skip if done.** ``done(t)`` reads only the result files, so a finished task is never redone and
+  a half-written one (no result file yet) is redone. Result files are written atomically
+  (``write_json``: a temporary file and a rename), so a kill leaves the old file or the new one.
+- **Resume.** A training task trains through ``fit_resumable``: ``pyro_air.train.fit`` with a run
+  directory and ``resume=True`` whenever its checkpoint exists, so a killed run continues from its
+  last checkpoint (every epoch) and ends with the numbers an uninterrupted run ends with. A run
+  killed before its first checkpoint starts again from scratch.
+- **Several workers.** Each task runs under an exclusive lock (``locks/NAME.lock``, ``fcntl.flock``:
+  the kernel drops it however the process dies); a worker that finds a task locked goes on with the
+  next and waits for the locked one at the end; a task that needs another one's result calls
+  ``wait_for(name)``: it runs that task, or waits while another worker runs it.
+- **Stops cleanly.** SIGINT / SIGTERM during training: the step finishes, a checkpoint is written
+  (``pyro_air.train.signals``) and the worker exits with 130 / 143; any other error is one line in the
+  log and its traceback, and exit status 1. The same command resumes.
+
+The state that lets a run continue (``*.pt``) is git-ignored and carried between machines by
+``experiments/air/state.sh`` with the experiment's own folder and branch; results (JSON, tables) are
+committed as they arrive.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the pyro_air of this checkout, whoever imports this module
+    sys.path.insert(0, str(ROOT))
+
+from pyro_air.core.atomic import atomic_write_text  # noqa: E402
+
+LOCKS = "locks"
+
+
+def log(msg: str) -> None:
+    """One line on stdout with the time (the worker's log is its stdout)."""
+    print(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {msg}", flush=True)
+
+
+def write_json(path: Path, obj) -> None:
+    """``obj`` as indented JSON at ``path``, atomically (parents created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(obj, indent=1) + "\n")
+
+
+def read_json(path: Path):
+    """The JSON at ``path``, or None where there is no such file."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def per_image(values, digits: int = 4) -> list:
+    """A tensor (or sequence) of per-image numbers as a list of rounded floats, for a JSON file."""
+    return [round(float(v), digits) for v in values]
+
+
+def mean_se(values) -> tuple[float, float]:
+    """(mean, standard error of the mean); the error is NaN for fewer than two values."""
+    values = list(values)
+    n = len(values)
+    m = sum(values) / n
+    if n < 2:
+        return m, float("nan")
+    return m, math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1) / n)
+
+
+@contextlib.contextmanager
+def task_lock(out: Path, name: str, wait: bool):
+    """An exclusive lock on task ``name`` (``OUT/locks/NAME.lock``): yields True once held; with
+    ``wait`` false, yields False at once where another process holds it."""
+    path = Path(out) / LOCKS / f"{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def fit_resumable(run_dir: Path, model, guide, objective, train_x, valid_x, config, spec: dict) -> dict:
+    """Train into ``run_dir`` with ``pyro_air.train.fit``, resuming from its checkpoint where there is
+    one (a run killed before its first checkpoint starts again); returns what a task records about the
+    training: best validation score and epoch, the validation curve, time per epoch, whether it resumed."""
+    from pyro_air.train import fit
+    from pyro_air.train import run_dir as run_dirs
+
+    run_dir = Path(run_dir)
+    resume = (run_dir / "checkpoint.pt").exists()
+    if resume:
+        log(f"{run_dir.name}: resuming from its checkpoint")
+    elif run_dirs.holds_training(run_dir):  # killed before its first checkpoint: start again
+        for name in run_dirs.TRAINING_FILES:
+            (run_dir / name).unlink(missing_ok=True)
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec, resume=resume)
+    key = f"valid_iwae{config.valid_num_samples}"
+    history = result.history
+    epoch_seconds = sorted(r["epoch_seconds"] for r in history)
+    return {"epochs": config.epochs, "best_valid": result.best_valid, "best_epoch": result.best_epoch,
+            "valid_curve": [(r["epoch"], r[key]) for r in history if key in r],
+            "final_train_loss": history[-1]["train_loss"],
+            "epoch_seconds_median": epoch_seconds[len(epoch_seconds) // 2],
+            "epoch_seconds_sum": sum(epoch_seconds),
+            "last_process_wall_seconds": time.perf_counter() - wall,
+            "last_process_cpu_seconds": time.process_time() - cpu, "resumed": resume}
+
+
+class PlanWorker:
+    """Runs ``plan`` in order (module docstring). Subclasses set ``plan`` and ``scales`` and define
+    ``done``, ``report`` and one ``run_<kind>`` method per task kind."""
+
+    plan: list = []
+    scales: dict = {}
+
+    def __init__(self, out: Path, scale: str = "full", settings: dict | None = None):
+        names = [t["name"] for t in self.plan]
+        if len(set(names)) != len(names):
+            raise ValueError(f"task names must be unique: {sorted(n for n in set(names) if names.count(n) > 1)}")
+        if scale not in self.scales:
+            raise ValueError(f"unknown scale {scale!r}; use one of {', '.join(self.scales)}")
+        self.out, self.scale = Path(out), scale
+        self.s = dict(self.scales[scale])
+        for key, value in (settings or {}).items():
+            if key not in self.s:
+                raise ValueError(f"unknown size {key!r}; the sizes are {', '.join(self.s)}")
+            self.s[key] = value
+        self.tasks = {t["name"]: t for t in self.plan}
+
+    # -- what a subclass defines -------------------------------------------------------------------
+    def done(self, t: dict) -> bool:
+        """Whether task ``t``'s result is on disk."""
+        raise NotImplementedError
+
+    def report(self) -> None:
+        """Rewrite the tables from what is on disk."""
+        raise NotImplementedError
+
+    def describe(self, t: dict) -> str:
+        """One line on task ``t`` for ``--plan`` and the log."""
+        return t.get("change", "")
+
+    # -- running tasks -----------------------------------------------------------------------------
+    def run(self, t: dict) -> None:
+        """Run task ``t`` by its kind's method, ``run_<kind>``."""
+        method = getattr(self, "run_" + t["kind"].replace("-", "_"), None)
+        if method is None:
+            raise ValueError(f"task {t['name']}: no method run_{t['kind'].replace('-', '_')} for its kind {t['kind']!r}")
+        log(f"task {t['name']} ({t['kind']}): {self.describe(t)}")
+        method(t)
+
+    def task_lock(self, name: str, wait: bool):
+        return task_lock(self.out, name, wait)
+
+    def wait_for(self, name: str) -> None:
+        """Run task ``name`` here, or wait while another worker runs it (its lock)."""
+        with self.task_lock(name, wait=True):
+            if not self.done(self.tasks[name]):
+                self.run(self.tasks[name])
+
+    def check_only(self, only) -> None:
+        unknown = [name for name in only or () if name not in self.tasks]
+        if unknown:
+            raise ValueError(f"unknown task(s) {', '.join(unknown)}; --plan lists them")
+
+    def work(self, only=None) -> None:
+        """Every task of the plan (or of ``only``) that is not done, in plan order."""
+        self.check_only(only)
+        busy = []
+        for t in self.plan:
+            if (only and t["name"] not in only) or self.done(t):
+                continue
+            with self.task_lock(t["name"], wait=False) as mine:
+                if not mine:  # another worker runs it: go on, and wait for it at the end
+                    busy.append(t["name"])
+                    continue
+                if not self.done(t):
+                    self.run(t)
+            self.report()
+        for name in busy:
+            self.wait_for(name)
+        if busy:
+            self.report()
+        log("plan done")
+
+    def plan_lines(self) -> list:
+        return [f"{'done   ' if self.done(t) else 'pending'}  {t['name']:<24} {self.describe(t)}" for t in self.plan]
+
+
+def parse_settings(items) -> dict:
+    settings = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set takes KEY=JSON, got {item!r}")
+        try:
+            settings[key] = json.loads(value)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--set {key}: {value!r} is not JSON ({err})") from None
+    return settings
+
+
+def run_main(worker_class, argv=None, default_out: Path | None = None, description: str = "") -> int:
+    """The command line of a plan worker (module docstring); returns the exit status."""
+    p = argparse.ArgumentParser(description=(description or "").strip().split("\n")[0])
+    p.add_argument("--worker", action="store_true", help="run the plan (resumes; skips finished tasks)")
+    p.add_argument("--report", action="store_true", help="rewrite table.md and results.json from disk")
+    p.add_argument("--plan", action="store_true", help="print the plan and each task's state")
+    p.add_argument("--only", nargs="+", metavar="TASK", help="run only these tasks (in plan order)")
+    p.add_argument("--out", default=None if default_out is None else str(default_out), required=default_out is None)
+    p.add_argument("--tiny", action="store_true", help="every size shrunk (for testing the worker and its resume)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=JSON", dest="settings",
+                   help="override a size of the scale, e.g. --set epochs=30 (tests only: results are not comparable)")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    if not (args.worker or args.report or args.plan):
+        p.error("give --worker, --report or --plan")
+    try:
+        worker = worker_class(Path(args.out), "tiny" if args.tiny else "full", parse_settings(args.settings))
+        worker.check_only(args.only)
+    except ValueError as err:
+        p.error(str(err))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        return _run(worker, args)
+    finally:  # for a caller in the same process (the tests)
+        torch.set_num_threads(threads)
+
+
+def _run(worker, args) -> int:
+    from pyro_air.train.signals import TrainingInterrupted
+
+    worker.out.mkdir(parents=True, exist_ok=True)
+    if args.plan:
+        print("\n".join(worker.plan_lines()))
+    if args.worker:
+        log(f"worker started (pid {os.getpid()}, scale {worker.scale}, {args.threads} thread"
+            f"{', only ' + ' '.join(args.only) if args.only else ''})")
+        try:
+            worker.work(args.only)
+        except TrainingInterrupted as err:  # SIGINT / SIGTERM: the checkpoint holds the position
+            log(f"worker stopped: {err}")
+            return err.exit_code
+        except Exception as err:  # one line in the log; the same command resumes after the fix
+            log(f"worker failed: {type(err).__name__}: {err}")
+            traceback.print_exc()
+            return 1
+    if args.report:
+        worker.report()
+    return 0

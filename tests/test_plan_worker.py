@@ -1,0 +1,133 @@
+"""experiments/plan_worker.py: the resumable plan worker's skip-if-done, --only, per-task locks and command
+line, on a toy plan (no training)."""
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+
+import plan_worker  # noqa: E402
+from plan_worker import PlanWorker, read_json, run_main, task_lock, write_json  # noqa: E402
+
+
+class Toy(PlanWorker):
+    """a and b stand alone; c needs a's result (it waits for a, as a full run waits for its grid)."""
+
+    plan = [{"name": "a", "kind": "make", "change": "the first"}, {"name": "b", "kind": "make"},
+            {"name": "c", "kind": "make-after", "needs": "a"}]
+    scales = {"full": {"n": 3, "fail": False}, "tiny": {"n": 1, "fail": False}}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ran = []
+
+    def done(self, t):
+        return (self.out / f"{t['name']}.json").exists()
+
+    def report(self):
+        write_json(self.out / "report.json", sorted(p.stem for p in self.out.glob("?.json")))
+
+    def run_make(self, t):
+        if t["name"] == "b" and self.s.get("fail"):
+            raise RuntimeError("b broke")
+        self.ran.append(t["name"])
+        write_json(self.out / f"{t['name']}.json", {"n": self.s["n"]})
+
+    def run_make_after(self, t):
+        self.wait_for(t["needs"])
+        self.run_make(t)
+
+
+def test_work_runs_the_plan_in_order_and_skips_what_is_on_disk(tmp_path):
+    worker = Toy(tmp_path)
+    worker.work()
+    assert worker.ran == ["a", "b", "c"]
+    assert read_json(tmp_path / "report.json") == ["a", "b", "c"]
+    again = Toy(tmp_path)
+    again.work()
+    assert again.ran == []                      # every result is on disk
+    (tmp_path / "b.json").unlink()              # a lost (or never finished) result is redone, alone
+    again.work()
+    assert again.ran == ["b"]
+    assert read_json(tmp_path / "missing.json") is None
+
+
+def test_only_runs_the_named_tasks_and_what_they_wait_for(tmp_path):
+    worker = Toy(tmp_path)
+    worker.work(only=["c"])
+    assert worker.ran == ["a", "c"]             # c waited for a, which ran here; b was not asked for
+    with pytest.raises(ValueError, match="unknown task"):
+        worker.work(only=["nope"])
+
+
+def test_a_task_another_worker_holds_is_passed_over_and_waited_for(tmp_path):
+    """Another worker holds a's lock: this one goes on with b, then c waits for a; when the other worker
+    has written a's result and let go, c runs and a is never run twice."""
+    held, worker = threading.Event(), Toy(tmp_path)
+
+    def other_worker():
+        with task_lock(tmp_path, "a", wait=False) as mine:
+            assert mine
+            held.set()
+            deadline = time.monotonic() + 30
+            while not (tmp_path / "b.json").exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.2)                     # c is now waiting for a's lock
+            write_json(tmp_path / "a.json", {"n": "other"})
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    assert held.wait(10)
+    worker.work()
+    thread.join(10)
+    assert worker.ran == ["b", "c"]
+    assert read_json(tmp_path / "a.json") == {"n": "other"}
+    with task_lock(tmp_path, "a", wait=False) as mine:   # let go at the end
+        assert mine
+
+
+def test_command_line_plan_set_tiny_only_and_failures(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_main(Toy, ["--plan", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split() == ["pending", "a", "the", "first"]
+    assert run_main(Toy, ["--worker", "--tiny", "--set", "n=7", "--only", "a", "--out", str(out)]) == 0
+    assert read_json(out / "a.json") == {"n": 7}
+    assert run_main(Toy, ["--plan", "--out", str(out)]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines() if not line.startswith("[")] == [
+        "done", "pending", "pending"]
+    for bad in (["--worker", "--only", "zz"], ["--worker", "--set", "m=1"], ["--worker", "--set", "n"], []):
+        with pytest.raises(SystemExit) as err:
+            run_main(Toy, [*bad, "--out", str(out)])
+        assert err.value.code == 2
+    assert run_main(Toy, ["--worker", "--set", "fail=true", "--out", str(out)]) == 1   # an error: one line, status 1
+    assert "worker failed: RuntimeError: b broke" in capsys.readouterr().out
+    assert not (out / "b.json").exists()
+    assert run_main(Toy, ["--worker", "--out", str(out)]) == 0       # the same command resumes
+    assert read_json(out / "report.json") == ["a", "b", "c"]
+
+
+def test_unknown_settings_and_duplicate_names_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown size 'm'; the sizes are n, fail"):
+        Toy(tmp_path, settings={"m": 1})
+
+    class Twice(Toy):
+        plan = [{"name": "a", "kind": "make"}, {"name": "a", "kind": "make"}]
+
+    with pytest.raises(ValueError, match="unique"):
+        Twice(tmp_path)
+    worker = Toy(tmp_path)
+    with pytest.raises(ValueError, match="no method run_other"):
+        worker.run({"name": "x", "kind": "other"})
+
+
+def test_json_files_and_numbers(tmp_path):
+    path = tmp_path / "deep" / "r.json"         # parents made; the write itself is pyro_air.core.atomic's
+    write_json(path, {"v": [1, 2]})
+    assert read_json(path) == {"v": [1, 2]}
+    assert plan_worker.per_image([1.234567, 2.0], digits=3) == [1.235, 2.0]
+    m, se = plan_worker.mean_se([1.0, 2.0, 3.0])
+    assert m == 2.0 and se == pytest.approx((1 / 3) ** 0.5)
