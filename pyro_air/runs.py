@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 
 from pyro_air import data, guides, infer, models
-from pyro_air.core import parallel as dist_utils
-from pyro_air.core.progress import JobProgress
+from pyro_air.support import parallel as dist_utils
+from pyro_air.support.progress import JobProgress
 from pyro_air.core.seeds import seed_all, stream_seed
 from pyro_air.core.validation import check_compatible
 from pyro_air.evaluate import summarize

@@ -386,14 +386,14 @@ def _rollback_gives_up(tmp, mp):
 
 
 def _no_torchrun(tmp, mp):
-    from pyro_air.core.parallel import TORCHRUN_ENV
+    from pyro_air.support.parallel import TORCHRUN_ENV
     for name in TORCHRUN_ENV:
         mp.delenv(name, raising=False)
     return cli("train", "--run-dir", tmp / "run", "--distributed")
 
 
 def _not_divisible(tmp, mp):
-    from pyro_air.core.parallel import check_batch_divisible
+    from pyro_air.support.parallel import check_batch_divisible
     return raised(check_batch_divisible, 10, 4)
 
 
@@ -571,7 +571,7 @@ def _objective_without_particles(tmp, mp):
 
 # -- optional packages (issue 22): TensorBoard, torchvision ------------------------------------------
 def _without(mp, module):
-    from pyro_air.core import extras
+    from pyro_air.support import extras
 
     real = extras.installed
     mp.setattr(extras, "installed", lambda name: name != module and real(name))
@@ -594,7 +594,7 @@ def _torchvision_files_missing(tmp, mp):
     import types
 
     from pyro_air import data
-    from pyro_air.core import extras
+    from pyro_air.support import extras
     from pyro_air.data import vision
 
     class MNIST:
@@ -611,7 +611,7 @@ def _torchvision_unknown_name(tmp, mp):
     """torchvision installed (a stand-in holding MNIST and CIFAR10), a name it does not hold, from the CLI."""
     import types
 
-    from pyro_air.core import extras
+    from pyro_air.support import extras
     from pyro_air.data import vision
 
     class MNIST:
@@ -853,7 +853,7 @@ def _binary_garbage_checkpoint(tmp, mp):
 
 
 def _tensorboard_linked(tmp, mp):
-    from pyro_air.core import extras
+    from pyro_air.support import extras
     from pyro_air.train import tensorboard_log
     mp.setattr(extras, "installed", lambda module: True)
     mp.setattr(tensorboard_log, "summary_writer_class", lambda: lambda **kw: None)  # never reached
@@ -1191,7 +1191,7 @@ CASES = [
          _other_world_size),
     Case("distributed-evaluation-outside-group", "`distributed=True` evaluation outside a process group",
          "DistributedSetupError", "distributed evaluation needs an initialized torch.distributed process group; call "
-         "pyro_air.core.parallel.setup(device) in every process first, or …", _distributed_eval),
+         "pyro_air.support.parallel.setup(device) in every process first, or …", _distributed_eval),
     # -- objectives and guides of issues 15 and 20 -------------------------------------------------
     Case("cubo-one-particle", "CUBO with `num_particles < 2`", "ValueError",
          "CUBO's gradient estimator normalizes each particle by the other particles' weights, so it needs "

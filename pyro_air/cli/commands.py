@@ -21,8 +21,8 @@ from pyro_air.cli.options import (
 )
 from pyro_air.cli.zoo_commands import diagnose_plan, full_evaluation_estimate, quick_evaluation
 from pyro_air import zoo
-from pyro_air.core import parallel as dist_utils
-from pyro_air.core.progress import JobProgress
+from pyro_air.support import parallel as dist_utils
+from pyro_air.support.progress import JobProgress
 from pyro_air.core.seeds import seed_all, stream_seed
 from pyro_air.core.validation import physical_memory
 from pyro_air.evaluate import format_table, summarize

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from pyro_air.cli import names
-from pyro_air.core.images import image_shape_for
+from pyro_air.support.images import image_shape_for
 from pyro_air.backend.threads import resolve_threads
 
 # Parsing needs no torch (``pyro-air --help`` answers at once): the functions that build a run spec or a

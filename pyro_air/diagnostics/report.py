@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from pyro_air.core.atomic import atomic_write_text
-from pyro_air.core.progress import JobProgress
+from pyro_air.support.atomic import atomic_write_text
+from pyro_air.support.progress import JobProgress
 from pyro_air.diagnostics import plots
 from pyro_air.diagnostics.draws import importance_draws
 from pyro_air.diagnostics.psis import (

@@ -32,7 +32,7 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from pyro_air.core.images import channels_height_width, image_shape_for
+from pyro_air.support.images import channels_height_width, image_shape_for
 from pyro_air.backend.nets import activation as make_activation
 from pyro_air.backend.nets import softplus_scale
 from pyro_air.core.scoring import (

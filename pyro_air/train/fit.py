@@ -103,7 +103,7 @@ def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | 
         if config.compile:
             raise ValueError("compile=True (--compile) runs single-process only; drop it for distributed=True "
                              "(--distributed)")
-        from pyro_air.core import parallel as dist_utils
+        from pyro_air.support import parallel as dist_utils
         device = dist_utils.setup(config.device)
         dist_utils.check_batch_divisible(config.batch_size, dist_utils.world_size())
     check_inputs(model, guide, train_x, valid_x, config)

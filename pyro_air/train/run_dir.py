@@ -32,7 +32,7 @@ import socket
 import time
 from pathlib import Path
 
-from pyro_air.core.atomic import atomic_write_text  # noqa: F401 (re-exported: run_dirs.atomic_write_text)
+from pyro_air.support.atomic import atomic_write_text  # noqa: F401 (re-exported: run_dirs.atomic_write_text)
 
 try:
     import fcntl
