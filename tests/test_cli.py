@@ -78,7 +78,7 @@ def test_threads_and_precision_options_reach_the_train_config():
 
 def test_the_khat_note_says_what_share_of_bad_is_typical_and_what_to_do():
     """issue 36: `diagnose zoo:air-vae-mnist` printed "bad 99 %" with no word on whether that is expected."""
-    from pyro_air.cli.commands import khat_note
+    from pyro_air.diagnostics.report import khat_note
 
     note = khat_note(0.99, 50, "gaussian")
     assert note.startswith("note: k-hat >= 0.7 on 99% of the images is typical for an amortized gaussian guide "
