@@ -63,7 +63,7 @@ def committed_rate_max_scale(delta: float) -> float:
     return math.sqrt((lo + hi) / 2)
 
 
-@GUIDES.register("conv-gaussian")
+@GUIDES.register("conv-gaussian", hidden=True, image=True)
 class ConvGaussianEncoder(AmortizedGuide):
     """q(z | x) = N(mu(x), diag sigma(x)^2) from a strided CNN (module docstring)."""
 

@@ -66,7 +66,7 @@ class ConvDecoder(nn.Module):
         return self.deconvs(h).reshape(*lead, self.out_size)
 
 
-@MODELS.register("conv-bernoulli-vae")
+@MODELS.register("conv-bernoulli-vae", likelihood="bernoulli", net="conv")
 class ConvBernoulliVAE(BernoulliVAE):
     def __init__(self, x_dim: int = 784, z_dim: int = 50, image_shape=None, channels=(16, 32), hidden: int = 256,
                  activation: str = "relu"):
@@ -76,7 +76,7 @@ class ConvBernoulliVAE(BernoulliVAE):
         self.decoder = ConvDecoder(self.z_dim, self.image_shape, channels, hidden, activation)
 
 
-@MODELS.register("conv-continuous-bernoulli-vae")
+@MODELS.register("conv-continuous-bernoulli-vae", likelihood="continuous-bernoulli", net="conv")
 class ConvContinuousBernoulliVAE(ContinuousBernoulliVAE):
     def __init__(self, x_dim: int = 784, z_dim: int = 50, image_shape=None, channels=(16, 32), hidden: int = 256,
                  activation: str = "relu"):
@@ -86,7 +86,7 @@ class ConvContinuousBernoulliVAE(ContinuousBernoulliVAE):
         self.decoder = ConvDecoder(self.z_dim, self.image_shape, channels, hidden, activation)
 
 
-@MODELS.register("conv-gaussian-vae")
+@MODELS.register("conv-gaussian-vae", likelihood="gaussian", net="conv")
 class ConvGaussianVAE(GaussianMLPVAE):
     """p(x | z) = N(mu(z), diag sigma(z)^2) with mu and sigma from the convolutional decoder (real values)."""
 
