@@ -215,7 +215,7 @@ class Trainer:
     def _next_batch(self) -> torch.Tensor:
         """This step's global batch: rows order[tB:(t+1)B] of the training data, binarized if dynamic."""
         loop, bs = self.loop, self.config.batch_size
-        # index_select copies whole rows: 2x faster than x[index] (advanced indexing) for 100 MNIST rows
+        # index_select copies whole rows: faster than x[index] (advanced indexing; docs/performance.md)
         xb = self.train_x.index_select(0, loop.order[loop.batch * bs:(loop.batch + 1) * bs])
         if self.binarize_rng is not None:
             xb = binarize_dynamic(xb, self.binarize_rng)
