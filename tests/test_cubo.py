@@ -35,6 +35,7 @@ from tests.cubo_linear_gaussian import (
     make_model_and_data,
     optimum_cubo,
 )
+from tests.linear_gaussian_guide import LinearGaussianGuide, grads
 
 
 def cubo_gap(model, x, guide):
@@ -193,9 +194,31 @@ def test_leave_one_out_mean_is_exact_and_stable():
     assert torch.allclose(cubo_gradient_weights(torch.full((4, 3), -250.0)), torch.ones(4, 3))  # q exact: a = 1
 
 
+def test_cubo_trains_the_guide_only_with_the_leave_one_out_standard_estimator(linear_gaussian):
+    model, x = linear_gaussian
+    guide = LinearGaussianGuide(model, loc_shift=0.3, scale_factor=1.2)
+    guide_grad, model_grad = grads(CUBO(n=2, num_particles=6, estimator="standard"), model, guide, x, seed=4)
+    assert torch.equal(model_grad, torch.zeros_like(model_grad))
+    # guide gradient = sum_b (1/K) sum_k a_kb d log w_kb, a_kb = w_kb^2 / mean_{j != k} w_jb^2 (cubo.py Eq. 2)
+    for p in guide.parameters():
+        p.grad = None
+    pyro.set_rng_seed(4)
+    log_w = infer.log_importance_weights(model, guide, x, num_particles=6).log_w
+    a = (2 * log_w.detach()).exp()
+    loo_mean = (a.sum(0, keepdim=True) - a) / 5
+    ((a / loo_mean) * log_w).mean(0).sum().backward()
+    expected = torch.cat([p.grad.flatten() for p in guide.parameters()])
+    assert torch.allclose(guide_grad, expected, rtol=1e-3, atol=1e-4)
+    assert guide_grad.abs().max() > 0.1
+
+
 @pytest.mark.parametrize("cfg,match", [
     ({"num_particles": 1}, "num_particles >= 2"),
+    ({"num_particles": -1}, "num_particles"),
     ({"estimator": "stl"}, "unknown CUBO gradient estimator"),
+    ({"n": 1}, "n > 1"),
+    ({"n": 0.5}, "n > 1"),
+    ({"n": -2}, "n > 1"),
 ])
 def test_bad_cubo_configuration_is_refused(cfg, match):
     with pytest.raises(ValueError, match=match):

@@ -112,26 +112,6 @@ def test_diagnose_cli_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert "no checkpoint" in capsys.readouterr().err
 
 
-def test_posterior_comparison_titles_show_the_khat_table_of_the_same_draws(tmp_path, tiny_vae):
-    import re
-
-    from pyro_air.diagnostics.report import write_diagnostics
-
-    model, guide = tiny_vae
-    torch.manual_seed(0)
-    x = binary_batch(9, 784)
-    report = write_diagnostics(model, guide, x, tmp_path, num_samples=60)
-    table = json.loads((tmp_path / "khat.json").read_text())["khat"]
-    assert torch.allclose(report.khat, torch.tensor(table, dtype=report.khat.dtype))
-    parsed = [re.fullmatch(r"(best|median|worst): x #(\d+): k-hat (-?\d+\.\d\d)", t) for t in report.panel_titles]
-    assert all(parsed) and [m[1] for m in parsed] == ["best", "median", "worst"], report.panel_titles
-    for m in parsed:  # the title's k-hat is the table's entry for that datapoint, rounded
-        assert m[3] == f"{table[int(m[2])]:.2f}"
-    assert int(parsed[0][2]) == min(range(9), key=table.__getitem__)
-    assert int(parsed[2][2]) == max(range(9), key=table.__getitem__)
-    assert sorted(table)[4] == table[int(parsed[1][2])]
-
-
 def test_draws_on_a_few_points_are_plotted_without_a_density():
     """Resampled draws of a heavy-tailed datapoint repeat a few points; seaborn's contour fails on them
     ("Contour levels must be increasing"), so the panel shows the points and names their count."""

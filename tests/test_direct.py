@@ -139,26 +139,6 @@ def test_objectives_that_need_more_than_log_weights_keep_the_traced_path():
     assert infer.build("cubo", num_particles=3).needs_traces()
 
 
-def test_the_fast_path_is_declared_and_a_subclass_that_redefines_the_weights_loses_it():
-    """The capability is a class attribute (``needs_only_log_weights``), not a method-identity check;
-    a subclass that redefines how weights are made or differentiated without declaring it again
-    falls back to the traced path, and one that changes nothing keeps its parent's declaration."""
-    class Plain(infer.MonteCarloELBO):
-        pass
-
-    class Redefined(infer.MonteCarloELBO):
-        def surrogate_per_datapoint(self, weights):
-            return super().surrogate_per_datapoint(weights)
-
-    class Declared(Redefined):
-        needs_only_log_weights = True
-
-    assert Plain().needs_only_log_weights and not Plain().needs_traces()
-    assert Redefined().needs_traces() and not Declared().needs_traces()
-    assert infer.build("piwae", num_groups=1, group_size=2).needs_only_log_weights
-    assert not infer.build("piwae", num_groups=2, group_size=2).needs_only_log_weights
-
-
 @pytest.mark.parametrize("name", ["gaussian", "gaussian-large", "weightnorm", "iaf", "denoising"])
 def test_direct_path_is_bit_identical_for_every_standard_guide(name):
     """Log weights and their gradients, traced vs direct, for each registered guide that implements
@@ -264,19 +244,3 @@ def test_a_subclass_that_changes_the_likelihood_or_posterior_leaves_the_speciali
     assert not isinstance(guides.build("iaf", z_dim=3, hidden=(20,)).direct_posterior(x), DiagonalNormalPosterior)
     denoising = guides.build("denoising", z_dim=3, hidden=(20,), sigma=0.1)
     assert isinstance(denoising.direct_posterior(x), DiagonalNormalPosterior)  # the wrapped encoder's formula
-
-
-def test_the_diagonal_normal_scores_the_same_bits_with_and_without_gradients():
-    """Without gradients log q broadcasts [B, z] loc and scale instead of their K expanded copies
-    (one log per datapoint, not per draw): the same values element by element, so the same bits."""
-    from pyro_air.core.scoring import DiagonalNormalPosterior
-    g = torch.Generator().manual_seed(0)
-    loc = torch.randn(6, 5, generator=g).requires_grad_()
-    scale = (torch.rand(6, 5, generator=g) + 0.1).requires_grad_()
-    q = DiagonalNormalPosterior(loc, scale)
-    z = q.rsample(40)
-    with_grad = q.log_prob(z)
-    with torch.no_grad():
-        without = q.log_prob(z)
-    assert with_grad.requires_grad and not without.requires_grad
-    assert torch.equal(with_grad.detach(), without)

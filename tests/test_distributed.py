@@ -98,27 +98,6 @@ def test_seeded_evaluation_leaves_the_callers_random_stream_alone():
     assert torch.equal(log_likelihood(model, guide, x, num_samples=3, seed=9), first)
 
 
-def test_epoch_order_is_a_permutation_fixed_by_seed_and_epoch():
-    a = distributed.epoch_order(50, seed=1, epoch=0)
-    assert torch.equal(torch.sort(a).values, torch.arange(50))
-    assert torch.equal(a, distributed.epoch_order(50, seed=1, epoch=0))
-    assert not torch.equal(a, distributed.epoch_order(50, seed=1, epoch=1))
-    assert not torch.equal(a, distributed.epoch_order(50, seed=2, epoch=0))
-
-
-def test_local_slices_tile_the_global_batch_and_shards_tile_the_list():
-    slices = [distributed.local_batch_slice(12, r, 3) for r in range(3)]
-    assert [(s.start, s.stop) for s in slices] == [(0, 4), (4, 8), (8, 12)]
-    items = list(range(7))
-    shards = [distributed.shard(items, r, 3) for r in range(3)]
-    assert sum(shards, []) == items and sorted(map(len, shards)) == [2, 2, 3]
-
-
-def test_batch_size_not_divisible_by_the_world_size_is_refused():
-    with pytest.raises(ValueError, match=r"batch_size=10 is not divisible by the number of processes \(4\)"):
-        distributed.check_batch_divisible(10, 4)
-
-
 def test_distributed_without_torchrun_environment_is_refused(monkeypatch):
     for name in distributed.TORCHRUN_ENV:
         monkeypatch.delenv(name, raising=False)

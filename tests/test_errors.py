@@ -11,7 +11,7 @@ from pyro_air.data.mnist import mnist_pickle_path, read_mnist_pickle
 from pyro_air.runs import build_run, vae_spec
 from pyro_air.train import TrainConfig, fit
 from pyro_air.train.fit import DataDtypeWarning
-from tests import error_cases
+from tests import errors as error_table
 from tests.conftest import binary_batch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,11 +94,6 @@ def test_wrong_dtype_in_training_data(vae_pair):
             config=TrainConfig(epochs=1, batch_size=5, progress=False))
 
 
-def test_noise_scale_must_be_positive():
-    with pytest.raises(ValueError, match="noise_scale must be > 0, got -0.5"):
-        models.build("linear-gaussian", noise_scale=-0.5)
-
-
 @pytest.mark.parametrize("option,value,message", [
     ("epochs", 0, "epochs must be an integer >= 1"),
     ("lr", -1e-3, "lr must be > 0"),
@@ -127,26 +122,34 @@ def test_cuda_asked_for_without_cuda(vae_pair, monkeypatch):
             config=TrainConfig(epochs=1, batch_size=5, device="cuda", progress=False))
 
 
-# -- docs/errors.md: its table is generated from tests/error_cases.py, whose cases run here ---------
+# -- docs/errors.md: its tables are generated from tests/errors/, whose cases run here -------------
 
-@pytest.mark.parametrize("case", error_cases.CASES, ids=[c.id for c in error_cases.CASES])
+@pytest.mark.parametrize("case", error_table.CASES, ids=[c.id for c in error_table.CASES])
 def test_documented_error(case, tmp_path, monkeypatch):
     """The documented message is the message a user sees (… = a part that depends on the call)."""
     err = case.trigger(tmp_path, monkeypatch)
-    message = error_cases.actual_message(err)
-    if isinstance(err, error_cases.CliFailure):
-        assert err.code == error_cases.expected_exit(case), err.stderr
+    message = error_table.actual_message(err)
+    if isinstance(err, error_table.CliFailure):
+        assert err.code == error_table.expected_exit(case), err.stderr
         assert "Traceback" not in err.stderr
     else:
         assert case.error.split()[0] == type(err).__name__
-    assert error_cases.matches(case.message, message), f"documented:\n{case.message}\nactual:\n{message}"
+    assert error_table.matches(case.message, message), f"documented:\n{case.message}\nactual:\n{message}"
     assert "\n" not in message, f"every refusal is one line (issue 34):\n{message}"
 
 
 def test_docs_errors_table_is_generated_from_the_cases():
     text = (ROOT / "docs" / "errors.md").read_text()
-    assert error_cases.documented_table(text) == error_cases.render(), "run: python -m tests.error_cases"
-    assert len({c.id for c in error_cases.CASES}) == len(error_cases.CASES)
+    assert error_table.documented_table(text) == error_table.render(), "run: python -m tests.errors"
+    assert len({c.id for c in error_table.CASES}) == len(error_table.CASES)
+
+
+def test_every_surface_file_is_in_the_table():
+    """A new tests/errors/<surface>.py is run and documented only once SURFACES names it."""
+    machinery = {"__init__", "__main__", "table", "builders"}
+    files = {p.stem for p in (ROOT / "tests" / "errors").glob("*.py")} - machinery
+    assert files == {error_table.surface_name(s) for s in error_table.SURFACES}
+    assert all(s.CASES and isinstance(s.TITLE, str) for s in error_table.SURFACES)
 
 
 def test_float64_training_data_is_cast_to_the_parameters_dtype(tmp_path):
@@ -167,23 +170,6 @@ def test_float64_training_data_is_cast_to_the_parameters_dtype(tmp_path):
         assert torch.equal(finals[0][name], finals[1][name])
 
 
-def test_whole_dataset_checks_find_one_bad_value_anywhere():
-    """The one-pass finite check and the piecewise binary check (pyro_air.core.validation) see a
-    single bad entry in any piece, including the last, partial one."""
-    from pyro_air.core import validation
-    x = torch.zeros(3 * validation.CHECK_CHUNK_ELEMENTS // 784 + 5, 784)
-    x[::7] = 1.0
-    assert validation.all_finite(x) and validation.all_binary(x)
-    for bad in (float("nan"), float("inf"), -float("inf"), 0.5, 1e-30, 1 - 2 ** -24, -0.0 + 2.0, -1e-30):
-        for index in (0, validation.CHECK_CHUNK_ELEMENTS + 3, x.numel() - 1):
-            y = x.clone().view(-1)
-            y[index] = bad
-            finite = bad == bad and abs(bad) != float("inf")
-            assert validation.all_finite(y) is finite
-            assert validation.all_binary(y) is False
-    assert validation.all_binary(torch.tensor([0.0, -0.0, 1.0]))
-
-
 def test_float64_training_data_are_converted_with_a_one_line_notice():
     x = binary_batch(20, d=16).double()
     model = models.build("bernoulli-vae", x_dim=16, z_dim=2, hidden=(8,))
@@ -193,9 +179,3 @@ def test_float64_training_data_are_converted_with_a_one_line_notice():
     assert [str(n.message) for n in notices] == [
         f"the {name} data are float64 and the parameters float32: converted (values rounded to float32); pass "
         "x.to(torch.float32) to skip the conversion and this notice" for name in ("training", "validation")]
-
-
-def test_an_infinite_weight_norm_cap_is_refused():
-    with pytest.raises(ValueError, match=r"H \(the weight-norm cap of Eq. 18\) must be finite, got inf: an infinite "
-                                         r"cap is no cap; use the plain encoder \(guide 'gaussian'\)"):
-        guides.build("weightnorm", H=float("inf"))

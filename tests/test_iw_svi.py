@@ -1,4 +1,4 @@
-"""IW-SVI, the amortization gap and the upper bounds, against the linear-Gaussian closed forms."""
+"""IW-SVI (pyro_air/evaluate/iw_svi.py) against the linear-Gaussian closed forms."""
 import pyro.distributions as dist
 import pytest
 import torch
@@ -6,10 +6,8 @@ import torch
 from pyro_air.cli import main
 from pyro_air.evaluate import (
     LocalGaussianGuide,
-    amortization_gap,
     iw_svi,
     log_likelihood,
-    upper_bound,
 )
 from pyro_air.guides import AmortizedGuide, ExactPosteriorGuide
 from pyro_air.evaluate.gap_decomposition import mean_field_gaussian_optimum
@@ -31,62 +29,6 @@ def test_iw_svi_beats_iwae_with_a_poor_amortized_guide(linear_gaussian):
     # the model is fixed: unchanged and without gradients
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
     assert all(p.grad is None and p.requires_grad for p in model.parameters())
-
-
-def _mean_field_kl(model, x):
-    """The best diagonal Gaussian for a Gaussian posterior N(mu, Lambda^-1) is N(mu, diag 1/Lambda_ii),
-    with KL(q* || p(z|x)) = (sum_i log Lambda_ii - log det Lambda) / 2 (Bishop, PRML 10.1.2)."""
-    precision = torch.linalg.inv(model.exact_posterior(x).covariance_matrix[0])
-    return 0.5 * (precision.diagonal().log().sum() - torch.logdet(precision))
-
-
-def test_amortization_gap_matches_the_closed_form(linear_gaussian):
-    model, x = linear_gaussian
-    poor = ExactPosteriorGuide(model, scale_factor=0.5, loc_shift=0.7)
-    with torch.no_grad():
-        kl_mean_field = _mean_field_kl(model, x)
-        kl_amortized = torch.distributions.kl_divergence(poor.posterior(x), model.exact_posterior(x))
-    expected = kl_amortized - kl_mean_field  # ELBO[q*] - ELBO[q] = KL(q || p) - KL(q* || p)
-    torch.manual_seed(2)
-    gap = amortization_gap(model, poor, x, num_steps=120, num_particles=20, elbo_samples=2000, lr=0.05)
-    assert gap.shape == (len(x),)
-    assert (gap - expected).abs().mean() < 0.05 * expected.mean() + 0.02
-    assert (gap > 0).all()
-
-
-def test_exact_guide_makes_upper_bounds_exact(linear_gaussian, exact_guide):
-    model, x = linear_gaussian
-    exact = model.exact_log_likelihood(x)
-    for method in ("cubo", "vr"):
-        assert torch.allclose(upper_bound(model, exact_guide, x, method=method, num_samples=30), exact, atol=1e-4)
-
-
-def test_upper_bounds_sandwich_log_px(linear_gaussian):
-    model, x = linear_gaussian
-    broad = ExactPosteriorGuide(model, scale_factor=1.3, loc_shift=0.2)
-    exact = model.exact_log_likelihood(x).detach()
-    torch.manual_seed(3)
-    cubo = upper_bound(model, broad, x, method="cubo", n=2, num_samples=5000, chunk_size=2500)
-    torch.manual_seed(3)
-    vr = upper_bound(model, broad, x, method="vr", alpha=-1.0, num_samples=5000, chunk_size=2500)
-    assert torch.allclose(cubo, vr, atol=1e-4)  # CUBO_2 is VR at alpha = -1, same samples
-    lower = log_likelihood(model, broad, x, num_samples=5)
-    assert (cubo - exact).mean() > 0 and (exact - lower).mean() > 0
-    # larger n gives a looser (higher) bound (Dieng et al.: the CUBO-ELBO gap grows with n)
-    torch.manual_seed(3)
-    cubo3 = upper_bound(model, broad, x, method="cubo", n=3, num_samples=5000, chunk_size=2500)
-    assert (cubo3 >= cubo - 1e-5).all()
-
-
-@pytest.mark.parametrize("kwargs,match", [
-    ({"method": "chi"}, "unknown upper-bound method"),
-    ({"method": "cubo", "n": 1.0}, "n > 1"),
-    ({"method": "vr", "alpha": 0.5}, "alpha < 0"),
-])
-def test_upper_bound_errors(linear_gaussian, exact_guide, kwargs, match):
-    model, x = linear_gaussian
-    with pytest.raises(ValueError, match=match):
-        upper_bound(model, exact_guide, x, num_samples=5, **kwargs)
 
 
 class _StudentGuide(AmortizedGuide):

@@ -40,28 +40,37 @@ def test_a_private_import_would_be_found(tmp_path):
 # tests/test_<name>.py tests the module pyro_air/**/<name>.py, the package <name>, or (where a
 # module name is ambiguous) pyro_air/<package>/<module>.py as tests/test_<package>_<module>.py.
 CROSS_CUTTING = {
-    "air_guides": "the AIR encoders together: guides/denoising.py, weightnorm.py, large.py",
     "benchmarks": "the benchmark cases run and agree with each other (no timing)",
     "cuda": "the CUDA paths (skipped without a GPU; benchmarks/gpu_check.sh runs them where one exists)",
     "distributed_cli": "`torchrun ... -m pyro_air train/evaluate --distributed` end to end",
-    "errors": "every row of docs/errors.md (tests/error_cases.py)",
+    "errors": "every row of docs/errors.md (the tables of tests/errors/)",
+    "experiments": "the experiments/ layout: outputs in <topic>/results/<run>/, no log in git, "
+                   "every path a RESULTS.md names exists",
     "model_matrix": "outside-style Pyro models (tests/outside_models.py) x every objective and evaluator: "
                     "stock Pyro's numbers, a closed form, or a one-line refusal",
     "guide_matrix": "every registered guide x model x objective; direct scoring where claimed",
-    "hyperparameter_errors": "bad hyper-parameters of every objective and guide",
-    "infovae_two_point": "pyro_air/toys/infovae_two_point.py (used by experiments/infovae/two_point.py) at a tiny budget",
+    "infovae_two_point": "pyro_air/toys/infovae_two_point.py (used by experiments/infovae/two_point.py) at a tiny "
+                         "budget",
     "layers": "this file: the layer contract, private imports, the test layout",
-    "objective_gradients": "gradient estimators against closed forms",
-    "objectives": "every objective's loss, loss_and_grads and differentiable_loss agree",
+    "objectives": "every objective's loss, loss_and_grads and differentiable_loss agree; the bounds' order",
     "peers": "the benchmark's pythae peer wraps the same weights (skipped without pythae)",
     "properties": "orderings the papers prove (ELBO <= IWAE-k <= log p(x), ...)",
     "pyro_idioms": "ordinary Pyro models: plate subsampling, plain functions",
     "readme": "the README's commands and claims",
     "reproducible": "same command, same numbers",
     "resume": "interrupted and resumed runs end bit-identical",
-    "subsampling": "minibatch scaling N / B outside the log-sum-exp",
     "tutorials": "the notebooks run at a tiny budget",
 }
+
+# Modules without a test file of their own, each with the reason (docs/design.md, "Tests").
+WITHOUT_TEST_FILE = {
+    "pyro_air/__main__.py": "`python -m pyro_air`: calls console_main (tests/test_pyro_air.py), run by "
+                            "tests/test_distributed_cli.py",
+}
+
+
+def _test_names() -> set:
+    return {t.stem[len("test_"):] for t in (ROOT / "tests").glob("test_*.py")}
 
 
 def test_every_test_file_is_named_for_a_module_or_listed_as_cross_cutting():
@@ -74,6 +83,41 @@ def test_every_test_file_is_named_for_a_module_or_listed_as_cross_cutting():
                             "or add it to CROSS_CUTTING in tests/test_layers.py with what it checks")
     stale = sorted(name for name in CROSS_CUTTING if not (ROOT / "tests" / f"test_{name}.py").exists())
     assert stale == [], f"CROSS_CUTTING lists test files that do not exist: {stale}"
+
+
+def _test_files_for(module: Path, tests: set) -> list:
+    """The test files that may hold ``module``'s tests: tests/test_<module>.py, tests/test_<package>_<module>.py,
+    or, for a module of a subpackage whose tests are one suite, tests/test_<package>.py. Keyed by the file's
+    stem and its folder's name only, so a module moved to another package keeps its tests' name."""
+    package = module.parent.name
+    names = [module.stem, f"{package}_{module.stem}"] + ([package] if module.parent != PACKAGE else [])
+    return [f"tests/test_{name}.py" for name in names if name in tests]
+
+
+def test_every_module_has_a_test_file():
+    """The other direction: each pyro_air/**/<module>.py is tested in a file named for it (or its
+    package's one suite), unless WITHOUT_TEST_FILE says why not."""
+    tests = _test_names()
+    modules = sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py")
+    untested = [str(p.relative_to(ROOT)) for p in modules
+                if not _test_files_for(p, tests) and str(p.relative_to(ROOT)) not in WITHOUT_TEST_FILE]
+    assert untested == [], (f"{untested}: add tests/test_<module>.py (tests/test_<package>_<module>.py where the "
+                            "name is ambiguous) with the module's own tests, or say in WITHOUT_TEST_FILE of "
+                            "tests/test_layers.py why it has none")
+    stale = sorted(path for path in WITHOUT_TEST_FILE
+                   if not (ROOT / path).exists() or _test_files_for(ROOT / path, tests))
+    assert stale == [], f"WITHOUT_TEST_FILE lists modules that are gone or have a test file now: {stale}"
+
+
+def test_the_module_to_test_file_mapping_follows_a_module_that_moves():
+    """Keyed by the file's stem (and its folder's name): a module moved to another package keeps its
+    test file; a module of a name no test file has is reported."""
+    tests = {"parallel", "diagnostics_report", "backend"}
+    assert _test_files_for(PACKAGE / "elsewhere" / "parallel.py", tests) == ["tests/test_parallel.py"]
+    assert _test_files_for(PACKAGE / "diagnostics" / "report.py", tests) == ["tests/test_diagnostics_report.py"]
+    assert _test_files_for(PACKAGE / "backend" / "report.py", tests) == ["tests/test_backend.py"]
+    assert _test_files_for(PACKAGE / "evaluate" / "report.py", tests) == []
+    assert _test_files_for(PACKAGE / "runs.py", {"pyro_air"}) == []  # the library's own suite covers no module
 
 
 # Packages whose __init__ only imports (docs/design.md, contract 4: a thing registers where it is
@@ -94,7 +138,7 @@ def test_these_package_init_files_only_import():
     assert found == [], f"register where you define (docs/design.md, contract 4); not an import: {found}"
 
 
-OLD_PATHS = ("pyro_air.cli.compare", "pyro_air.cli.tutorial", "pyro_air.benchmark")  # re-exports for old code
+OLD_PATHS = ("pyro_air.cli.compare", "pyro_air.cli.tutorial")  # re-exports for old code
 
 
 def test_notebooks_experiments_and_tests_import_no_library_code_from_the_command_line():

@@ -5,6 +5,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import pytest
 import torch
 
 from pyro_air import evaluate
@@ -73,3 +74,12 @@ def test_a_directory_of_runs_names_the_runs_it_holds(tmp_path):
     with pytest.raises(CheckpointError, match=f"^{tmp_path} holds no run of its own but the runs vae, dvae, wni: "
                                               f"pass one, e.g. {tmp_path / 'vae'}$"):
         load_run(tmp_path)
+
+
+@pytest.mark.parametrize("guide, cfg, hidden", [
+    ("gaussian", {}, (7, 7)), ("weightnorm", {"H": 1.0}, (7, 7)), ("gaussian-large", {}, (7, 7, 7)),
+    ("denoising", {"sigma": 0.2}, (7, 7)),
+])
+def test_vae_spec_gives_every_encoder_the_decoder_sizes(guide, cfg, hidden):
+    _, g, _ = build_run(vae_spec(guide=guide, guide_cfg=cfg, hidden=(7, 7), z_dim=3))
+    assert getattr(g, "encoder", g).hidden == hidden

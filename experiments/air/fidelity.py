@@ -41,6 +41,14 @@ images: IWAE-5000, IW-SVI at the paper's budget (100 steps of IWAE-50) and 10x t
 AIS at the chosen T (T = 1000: ~45 min per model), and for the three AIR models a BDMC check at that
 T (~9 min each).
 
+**Stage 2** (items 3-4 of the issue; in the plan once ``RECIPE`` is set from the screening): the four
+Table 1 models with the recipe at seed 0 (~17 CPU-min each), each on all 10000 test images by IWAE-5000
+(~10 min) and on the estimator subset by IW-SVI-100 and AIS at the chosen T; the bf16 check for k = 8
+(IWAE-8, float32 against bf16, 20 epochs, seeds 0-2: ~35 min), the k = 8 grid of the paper (sigma in
+0.05-0.75 for DIWAE with alpha = 1, H in 0.5-8; 20 epochs each, ~40 min), then IWAE-8, DIWAE-8 and
+WNI-IWAE-8 with the recipe (~35-50 min each by the precision chosen) and their evaluations; last, seeds
+1 and 2 of the four Table 1 models (the error bars). About 10 CPU-hours in all.
+
 Every task is skipped when its result is on disk; a training run resumes from its last checkpoint
 (every epoch; the same numbers as an uninterrupted run) and the long estimators from their last
 finished chunk. The worker commits nothing: it writes results atomically into tracked files
@@ -51,6 +59,7 @@ log are git-ignored, carried by ``fidelity_state.sh`` on the branch ``air-fideli
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import json
 import os
@@ -64,7 +73,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parents[1])]  # the pyro_air of this checkout
 
 from pyro_air import data  # noqa: E402
-from pyro_air.compare import evaluate_row  # noqa: E402
+from pyro_air.compare import air_spec, evaluate_row  # noqa: E402
 from pyro_air.core.seeds import derive_seed, seed_all, stream_seed  # noqa: E402
 from pyro_air.runs import build_run, load_run, vae_spec  # noqa: E402
 from pyro_air.train import TrainConfig, fit  # noqa: E402
@@ -78,14 +87,20 @@ SCALES = {
     "full": {"epochs": 200, "train_size": None, "valid_size": None, "valid_every": 10,
              "test_points": 1000, "test_samples": 5000, "bound_draws": 100,
              "bdmc_points": 50, "bdmc_steps": [100, 300, 1000, 3000], "bdmc_chunk": 10, "max_width": 0.2,
-             "est_points": 500, "est_chunk": 50, "iwsvi_steps": [100, 1000], "ais_chains": 16},
+             "est_points": 500, "est_chunk": 50, "iwsvi_steps": [100, 1000], "ais_chains": 16,
+             "ladder_points": 50, "ladder_steps": [100, 300, 1000, 3000], "ladder_tol": 0.1,
+             "full_test_points": 10000},
     "tiny": {"epochs": 4, "train_size": 1000, "valid_size": 200, "valid_every": 2,
              "test_points": 20, "test_samples": 50, "bound_draws": 5,
              "bdmc_points": 4, "bdmc_steps": [2, 4], "bdmc_chunk": 2, "max_width": 0.2,
-             "est_points": 6, "est_chunk": 3, "iwsvi_steps": [2, 4], "ais_chains": 2},
+             "est_points": 6, "est_chunk": 3, "iwsvi_steps": [2, 4], "ais_chains": 2,
+             "ladder_points": 4, "ladder_steps": [2, 4], "ladder_tol": 0.1,
+             "full_test_points": 30},
 }
 BASE = {"activation": "tanh", "binarize": "static", "objective": "elbo", "objective_cfg": None, "seed": 0,
-        "lr": 1e-3, "lr_final_ratio": 0.1, "batch_size": 100, "epochs_factor": 1.0}  # x the scale's epochs
+        "lr": 1e-3, "lr_final_ratio": 0.1, "batch_size": 100, "epochs_factor": 1.0,  # x the scale's epochs
+        # the AIR method (pyro_air.compare.air_spec): "vae" | "dvae" (sigma, alpha) | "wni" (H); k particles
+        "method": "vae", "k": 1, "sigma": None, "H": None, "alpha": 1.0, "precision": "float32"}
 
 
 def train(name, factor, change, role="fix", **changes):
@@ -110,7 +125,8 @@ PLAN = [
      "role": "reference", "change": "the zoo VAE: 500-epoch schedule (trained on the AMD machine, seed 0)"},
     train("base", "—", "tanh, static draw 0, seed 0, batch 100, lr 1e-3 -> 1e-4 over 200 epochs, ELBO",
           role="baseline"),
-    train("dynamic", "binarization", "dynamic binarization of train (valid: one fixed draw)", binarize="dynamic"),
+    train("dynamic", "binarization", "dynamic binarization of train (valid: one fixed draw)", role="benchmark",
+          binarize="dynamic"),
     train("seed1", "seed", "seed 1", role="nuisance", seed=1),
     # added after base beat the zoo VAE by 0.94 nats with the faster decay (best epoch 200 of 200)
     train("decay1e-5", "learning-rate schedule", "lr 1e-3 -> 1e-5 over 200 epochs", lr_final_ratio=0.01),
@@ -118,23 +134,90 @@ PLAN = [
     train("gated", "activation", "gated dense layers (Dauphin et al. 2017 Eq. 1)", activation="gated"),
     train("warmup", "KL warm-up", "beta 0 -> 1 linearly over the first 25 % of steps", objective="kl-warmup",
           objective_cfg={"fraction": 0.25}),
-    train("draw1", "binarization draw", "static draw 1 of train and valid", role="nuisance", binarize="static:1"),
+    # session 3: the factors that can change the recipe first (training length, batch, lr), then the
+    # error bars (seed 2, the second binarization draw), then the activations least likely to help
+    # (ReLU and gated were 3-3.5 nats worse)
+train("epochs100", "training length", "100 epochs (lr 1e-3 -> 1e-4 over them)", epochs_factor=0.5),
+    train("batch20", "batch size", "batch 20", batch_size=20),
+    train("lr5e-4", "learning rate", "lr 5e-4 -> 5e-5", lr=5e-4),
+    train("seed2", "seed", "seed 2", role="nuisance", seed=2),
+train("draw1", "binarization draw", "static draw 1 of train and valid", role="nuisance", binarize="static:1"),
     {"name": "base@test-draw1", "kind": "test-draw", "of": "base", "draw": 1, "factor": "binarization draw",
      "baseline": "base", "role": "nuisance", "change": "base on static draw 1 of the same test images"},
     {"name": "draw1@test-draw1", "kind": "test-draw", "of": "draw1", "draw": 1, "factor": "binarization draw",
      "baseline": "base@test-draw1", "role": "nuisance", "change": "draw1 on static draw 1 of the test images"},
     train("softplus", "activation", "softplus", activation="softplus"),
     train("elu", "activation", "ELU", activation="elu"),
-    train("lr5e-4", "learning rate", "lr 5e-4 -> 5e-5", lr=5e-4),
-    train("batch20", "batch size", "batch 20", batch_size=20),
-    train("epochs100", "training length", "100 epochs (lr 1e-3 -> 1e-4 over them)", epochs_factor=0.5),
-    train("seed2", "seed", "seed 2", role="nuisance", seed=2),
-    {"name": "bdmc-zoo-vae", "kind": "bdmc", "model": "air-vae-mnist", "factor": "estimator", "baseline": None,
+        {"name": "bdmc-zoo-vae", "kind": "bdmc", "model": "air-vae-mnist", "factor": "estimator", "baseline": None,
      "change": "BDMC on simulated data: the T ladder"},
+    {"name": "ais-ladder-zoo-vae", "kind": "ais-ladder", "model": "air-vae-mnist", "factor": "estimator",
+     "baseline": None, "change": "AIS on the first 50 real test images at T = 100 ... 3000: where it stops rising"},
     *[estimators(f"est-{m}", m) for m in ZOO],
     *[{"name": f"bdmc-{m}", "kind": "bdmc-check", "model": m, "factor": "estimator", "baseline": None,
        "change": "BDMC at the chosen T"} for m in ZOO[1:]],
 ]
+
+# -- stage 2 (issue 32 items 3-4): the recipe, its four Table 1 models, and Table 2 at k = 8 ------------
+# RECIPE: BASE's settings that the screening above chose (None until decided: stage 2 is then not in
+# the plan). SELECTED: sigma and H of the zoo's Table 1 entries (chosen on validation by full_data.py's
+# grid), reused for the recipe's DVAE / WNI rows so that only the recipe changes.
+RECIPE = None
+SELECTED = {"sigma": 0.1, "H": 2.0}
+TABLE1 = {"vae": {}, "dvae-a0.5": {"method": "dvae", "alpha": 0.5, "sigma": SELECTED["sigma"]},
+          "dvae-a1": {"method": "dvae", "alpha": 1.0, "sigma": SELECTED["sigma"]},
+          "wni": {"method": "wni", "H": SELECTED["H"]}}
+# Table 2 (k = 8): bf16 only if a paired check shows the same test -log p(x) within seed noise
+# (fidelity_report.bf16_verdict); sigma (DIWAE, alpha = 1) and H from the AIR paper's grid (configs.PAPER)
+# at a short budget (20 epochs, the schedule compressed to them; it favours weak regularizers: stated).
+GRID_FACTOR = 0.1
+BF16_CHECK = [f"p8-{p}-s{seed}" for seed in (0, 1, 2) for p in ("float32", "bf16")]
+GRIDS = {"dvae": [f"g8-dvae-{v:g}" for v in (0.05, 0.1, 0.2, 0.3, 0.5, 0.75)],
+         "wni": [f"g8-wni-{v:g}" for v in (0.5, 1.0, 2.0, 4.0, 8.0)]}
+
+
+def stage2(recipe: dict) -> list:
+    def recipe_train(name, change, seed, **changes):
+        return {**train(name, "recipe", change, role="recipe", seed=seed, **{**recipe, **changes}),
+                "baseline": f"r-vae-s{seed}" if not name.startswith("r-vae") else None}
+
+    tasks = []
+    for seed in (0,):
+        for key, changes in TABLE1.items():
+            tasks.append(recipe_train(f"r-{key}-s{seed}", f"the recipe, {key}, seed {seed}", seed, **changes))
+    for key in TABLE1:
+        tasks.append({"name": f"r-{key}-s0@full", "kind": "full-test", "of": f"r-{key}-s0", "factor": "recipe",
+                      "baseline": "r-vae-s0@full" if key != "vae" else None, "role": "recipe",
+                      "change": f"the recipe, {key}, seed 0, on all 10000 test images"})
+        tasks.append({**estimators(f"est-r-{key}-s0", f"r-{key}-s0"), "run": f"r-{key}-s0", "iwsvi_count": 1,
+                      "change": "IWAE-5000, IW-SVI (100 steps), AIS at the chosen T"})
+    for name in BF16_CHECK:
+        precision, seed = name.split("-")[1], int(name[-1])
+        tasks.append({**train(name, "precision", f"IWAE-8, {precision}, 20 epochs, seed {seed}", role="check",
+                              seed=seed, k=8, precision=precision, epochs_factor=GRID_FACTOR, **recipe),
+                      "baseline": f"p8-float32-s{seed}" if precision == "bf16" else None})
+    for family, names in GRIDS.items():
+        for name in names:
+            value = float(name.split("-")[-1])
+            changes = {"method": family, "alpha": 1.0, "sigma": value} if family == "dvae" else {"method": "wni", "H": value}
+            tasks.append({**train(name, "grid", f"k = 8 {family} {value:g}, 20 epochs", role="grid", k=8,
+                                  precision="auto", epochs_factor=GRID_FACTOR, **{**recipe, **changes}), "baseline": None})
+    for key, changes in {"iwae8": {}, "diwae8": {"method": "dvae", "alpha": 1.0, "select": "dvae"},
+                         "wni-iwae8": {"method": "wni", "select": "wni"}}.items():
+        select = changes.pop("select", None)
+        t = {**train(f"t2-{key}-s0", "table 2", f"{key}, the recipe, seed 0", role="recipe", k=8, precision="auto",
+                     **{**recipe, **changes}), "baseline": "t2-iwae8-s0" if key != "iwae8" else None}
+        tasks += [{**t, "select": select}, {"name": f"t2-{key}-s0@full", "kind": "full-test", "of": f"t2-{key}-s0",
+                                            "factor": "table 2", "role": "recipe", "change": f"{key} on all test images",
+                                            "baseline": "t2-iwae8-s0@full" if key != "iwae8" else None},
+                  {**estimators(f"est-t2-{key}-s0", f"t2-{key}-s0"), "run": f"t2-{key}-s0", "iwsvi_count": 1}]
+    for seed in (1, 2):  # the error bars of Table 1
+        for key, changes in TABLE1.items():
+            tasks.append(recipe_train(f"r-{key}-s{seed}", f"the recipe, {key}, seed {seed}", seed, **changes))
+    return tasks
+
+
+if RECIPE is not None:
+    PLAN += stage2(RECIPE)
 TASKS = {t["name"]: t for t in PLAN}
 
 
@@ -167,6 +250,14 @@ class Worker:
     # -- training --------------------------------------------------------------------------------
     def spec(self, t: dict) -> dict:
         spec = vae_spec(objective=t["objective"], objective_cfg=t["objective_cfg"], train_size=self.s["train_size"])
+        if t["method"] != "vae" or t["k"] != 1:  # the encoder (and for k > 1 the IWAE-k bound) of the AIR method
+            air = air_spec(t["method"], t["k"], sigma=t["sigma"], H=t["H"], alpha=t["alpha"],
+                           train_size=self.s["train_size"])
+            spec["guide"] = air["guide"]
+            if t["k"] != 1 or t["objective"] == "elbo":
+                if t["objective"] != "elbo":
+                    raise ValueError(f"task {t['name']}: objective {t['objective']!r} with k = {t['k']} is not planned")
+                spec["objective"] = air["objective"]
         if t["activation"] != "tanh":  # the base spec stays the zoo VAE's
             spec["model"]["cfg"]["activation"] = spec["guide"]["cfg"]["activation"] = t["activation"]
         spec["data"]["binarize"] = t["binarize"]
@@ -177,10 +268,12 @@ class Worker:
         return TrainConfig(epochs=epochs, batch_size=t["batch_size"], lr=t["lr"], lr_final_ratio=t["lr_final_ratio"],
                            seed=t["seed"],
                            valid_every=self.s["valid_every"], valid_num_samples=20, valid_size=self.s["valid_size"],
-                           dynamic_binarization=t["binarize"] == "dynamic", progress=False, checkpoint_every_epochs=1)
+                           dynamic_binarization=t["binarize"] == "dynamic", progress=False, checkpoint_every_epochs=1,
+                           precision=t["precision"])
 
     def run_train(self, t: dict) -> None:
         run_dir = self.runs / t["name"]
+        t = self.resolve(t)
         if not (run_dir / "train.json").exists():
             spec, config = self.spec(t), self.config(t)
             train_x = data.load("mnist", "train", binarize=t["binarize"], train_size=self.s["train_size"])
@@ -206,19 +299,22 @@ class Worker:
             write_json(run_dir / "train.json", record)
             log(f"{t['name']}: best valid IWAE-20 {result.best_valid:.2f} @ epoch {result.best_epoch} "
                 f"({record['epoch_seconds_sum'] / 60:.1f} min of epochs)")
+        if t["role"] == "grid":  # chosen on validation: no test images spent on it
+            return
         model, guide, _ = load_run(run_dir)
-        self.test(t["name"], model, guide, self.test_x(0))
+        self.test(t["name"], model, guide, self.test_x(0), k=t["k"])
 
     # -- evaluation ------------------------------------------------------------------------------
-    def test(self, name: str, model, guide, x: torch.Tensor) -> None:
-        """Per-image IWAE-5000 log p(x) and the 100-draw ELBO on ``x`` -> per_image/NAME.json."""
+    def test(self, name: str, model, guide, x: torch.Tensor, k: int = 1) -> None:
+        """Per-image IWAE-5000 log p(x) and the training bound L_k (the ELBO for k = 1; ``bound_draws``
+        / k draws of it) on ``x`` -> per_image/NAME.json."""
         path = self.out / "per_image" / f"{name}.json"
         if path.exists():
             return
         wall, cpu = time.perf_counter(), time.process_time()
-        row = evaluate_row(model, guide, x, k=1, num_samples=self.s["test_samples"],
-                           num_estimates=self.s["bound_draws"], seed=EVAL_SEED)
-        write_json(path, {"points": len(x), "num_samples": self.s["test_samples"], "bound_draws": self.s["bound_draws"],
+        draws = max(2, self.s["bound_draws"] // k)
+        row = evaluate_row(model, guide, x, k=k, num_samples=self.s["test_samples"], num_estimates=draws, seed=EVAL_SEED)
+        write_json(path, {"points": len(x), "num_samples": self.s["test_samples"], "bound_draws": draws, "k": k,
                           "wall_seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu,
                           "log_px": per_image(row["log_px"]), "bound": per_image(row["bound"])})
         log(f"{name}: -log p(x) {row['nll']} (IWAE-{self.s['test_samples']}, {len(x)} images), gap {row['inference_gap']}")
@@ -233,9 +329,51 @@ class Worker:
         model, guide, _ = load_run(self.runs / t["of"])
         self.test(t["name"], model, guide, self.test_x(t["draw"]))
 
+    def run_full_test(self, t: dict) -> None:
+        """IWAE-5000 and L_k on all 10000 test images (the Table's level) of a run of the plan."""
+        self.wait_for(t["of"])
+        model, guide, _ = load_run(self.runs / t["of"])
+        self.test(t["name"], model, guide, self.test_x(0, self.s["full_test_points"]), k=TASKS[t["of"]]["k"])
+
+    # -- stage 2: choices made from earlier tasks' results -----------------------------------------
+    def resolve(self, t: dict) -> dict:
+        """A task whose sigma / H comes from a grid (``select``) or whose precision from the bf16 check
+        ("auto"), with those filled in; waits for the tasks that decide them."""
+        from fidelity_report import bf16_verdict, grid_choice
+
+        t = dict(t)
+        if t.get("select"):
+            for name in GRIDS[t["select"]]:
+                self.wait_for(name)
+            t["sigma" if t["method"] == "dvae" else "H"] = grid_choice(self.out, t["select"])
+        if t["precision"] == "auto":
+            for name in BF16_CHECK:
+                self.wait_for(name)
+            t["precision"] = "bf16" if bf16_verdict(self.out)["use_bf16"] else "float32"
+        return t
+
     def wait_for(self, name: str) -> None:
-        if not (self.out / "per_image" / f"{name}.json").exists():
-            self.run(TASKS[name])
+        """Run task ``name`` here, or wait while another worker runs it (its lock)."""
+        with self.task_lock(name, wait=True):
+            if not self.done(TASKS[name]):
+                self.run(TASKS[name])
+
+    @contextlib.contextmanager
+    def task_lock(self, name: str, wait: bool):
+        """An exclusive lock on one task (``locks/NAME.lock``), so that several workers share a plan:
+        yields False at once when another holds it and ``wait`` is false."""
+        path = self.out / "locks" / f"{name}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     # -- the estimator ---------------------------------------------------------------------------
     def run_bdmc(self, t: dict, steps=None) -> None:
@@ -270,10 +408,15 @@ class Worker:
         from pyro_air.zoo import load as zoo_load
 
         T = self.wait_for_bdmc()
-        model, guide = zoo_load(t["model"])
+        if "run" in t:  # a model trained by this plan
+            self.wait_for(t["run"])
+            model, guide, _ = load_run(self.runs / t["run"])
+        else:
+            model, guide = zoo_load(t["model"])
         x = self.test_x(0, self.s["est_points"])
         step = self.s["est_chunk"]
-        methods = [("iwae5000", None)] + [(f"iwsvi{s}", s) for s in self.s["iwsvi_steps"]] + [(f"ais-T{T}", T)]
+        steps = self.s["iwsvi_steps"][: t.get("iwsvi_count", len(self.s["iwsvi_steps"]))]
+        methods = [("iwae5000", None)] + [(f"iwsvi{s}", s) for s in steps] + [(f"ais-T{T}", T)]
         for method, arg in methods:
             for start in range(0, len(x), step):
                 path = self.out / "estimators" / t["name"] / f"{method}_points{start}-{start + step}.json"
@@ -294,12 +437,35 @@ class Worker:
             log(f"{t['name']}: {method} done on {len(x)} images")
 
     def wait_for_bdmc(self) -> int:
-        """The chosen T, after running the zoo VAE's BDMC ladder if it has not finished."""
+        """The chosen T, after running the zoo VAE's BDMC ladder and real-data AIS ladder if unfinished."""
         from fidelity_report import chosen_T, task_done
 
-        if not task_done(self.out, TASKS["bdmc-zoo-vae"], self.s):
-            self.run(TASKS["bdmc-zoo-vae"])
+        for name in ("bdmc-zoo-vae", "ais-ladder-zoo-vae"):
+            if not task_done(self.out, TASKS[name], self.s):
+                self.wait_for(name)
         return chosen_T(self.out, self.s)[0]
+
+    def run_ais_ladder(self, t: dict) -> None:
+        """AIS (HMC from q, C chains) on the first ``ladder_points`` real test images at each T of
+        ``ladder_steps``, with the same seed per chunk at every T: the estimates are paired across T."""
+        from pyro_air.evaluate import ais
+        from pyro_air.zoo import load as zoo_load
+
+        model, guide = zoo_load(t["model"])
+        x, chunk = self.test_x(0, self.s["ladder_points"]), self.s["bdmc_chunk"]
+        for T in self.s["ladder_steps"]:
+            for start in range(0, len(x), chunk):
+                path = self.out / "estimators" / t["name"] / f"T{T}_points{start}-{start + chunk}.json"
+                if path.exists():
+                    continue
+                wall, cpu = time.perf_counter(), time.process_time()
+                log_px = ais(model, guide, x[start:start + chunk], num_steps=T, num_chains=self.s["ais_chains"],
+                             seed=derive_seed(EVAL_SEED, 10, start))
+                write_json(path, {"T": T, "chains": self.s["ais_chains"], "log_px": per_image(log_px),
+                                  "wall_seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu})
+            values = [v for p in sorted((self.out / "estimators" / t["name"]).glob(f"T{T}_points*.json"))
+                      for v in json.loads(p.read_text())["log_px"]]
+            log(f"{t['name']}: AIS T={T}: mean log p(x) {sum(values) / len(values):.3f} on {len(values)} test images")
 
     def run_bdmc_check(self, t: dict) -> None:
         self.run_bdmc(t, steps=[self.wait_for_bdmc()])
@@ -308,7 +474,8 @@ class Worker:
     def run(self, t: dict) -> None:
         log(f"task {t['name']} ({t['kind']}): {t['change']}")
         {"train": self.run_train, "zoo": self.run_zoo, "test-draw": self.run_test_draw, "bdmc": self.run_bdmc,
-         "estimators": self.run_estimators, "bdmc-check": self.run_bdmc_check}[t["kind"]](t)
+         "estimators": self.run_estimators, "bdmc-check": self.run_bdmc_check,
+         "ais-ladder": self.run_ais_ladder, "full-test": self.run_full_test}[t["kind"]](t)
 
     def done(self, t: dict) -> bool:
         from fidelity_report import task_done
@@ -318,13 +485,19 @@ class Worker:
     def work(self, only=None) -> None:
         from fidelity_report import write_report
 
+        busy = []
         for t in PLAN:
-            if only and t["name"] not in only:
+            if (only and t["name"] not in only) or self.done(t):
                 continue
-            if self.done(t):
-                continue
-            self.run(t)
+            with self.task_lock(t["name"], wait=False) as mine:
+                if not mine:  # another worker runs it: go on, and wait for it at the end
+                    busy.append(t["name"])
+                    continue
+                if not self.done(t):
+                    self.run(t)
             write_report(self.out, PLAN, self.s)
+        for name in busy:
+            self.wait_for(name)
         log("plan done")
 
 
@@ -355,20 +528,18 @@ def main(argv=None) -> int:
         for t in PLAN:
             print(f"{'done   ' if worker.done(t) else 'pending'}  {t['name']:<24} {t['change']}")
     if args.worker:
-        with open(out / ".worker.lock", "w") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise SystemExit(f"another worker holds {out / '.worker.lock'}; one worker at a time") from None
-            log(f"worker started (pid {os.getpid()}, scale {worker.scale}, {args.threads} thread)")
-            try:
-                worker.work(args.only)
-            except TrainingInterrupted as err:  # SIGINT / SIGTERM: the checkpoint holds the position
-                log(f"worker stopped: {err}")
-                return 130
-            except Exception as err:  # one line in the log; the same command resumes after the fix
-                log(f"worker failed: {type(err).__name__}: {err}")
-                return 1
+        # several workers may share the plan (e.g. one on training, one on the estimators with --only):
+        # each task is locked while it runs (locks/NAME.lock), a finished one is skipped
+        log(f"worker started (pid {os.getpid()}, scale {worker.scale}, {args.threads} thread"
+            f"{', only ' + ' '.join(args.only) if args.only else ''})")
+        try:
+            worker.work(args.only)
+        except TrainingInterrupted as err:  # SIGINT / SIGTERM: the checkpoint holds the position
+            log(f"worker stopped: {err}")
+            return 130
+        except Exception as err:  # one line in the log; the same command resumes after the fix
+            log(f"worker failed: {type(err).__name__}: {err}")
+            return 1
     if args.report:
         from fidelity_report import write_report
 

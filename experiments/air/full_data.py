@@ -15,9 +15,9 @@ schedule compressed to it); the final models then train for ``configs.FULL["epoc
 Every task is resumable: a killed worker restarted with the same command continues each training
 run from its last checkpoint (the same numbers as an uninterrupted run) and skips finished tasks,
 so the plan can span sessions. A worker that needs a grid choice the other worker has not made yet
-waits for it. Outputs: ``out/full/{grid,final}/runs/...`` (checkpoints are not tracked by git; see
-RESULTS.md for how their state is carried between sessions), ``out/full/final/results.md`` and
-``out/full/final/sweep_mnist_k1.json``.
+waits for it. Outputs: ``results/full/{grid,final}/runs/...`` (checkpoints are not tracked by git;
+``state.sh`` carries them between sessions), ``results/full/final/results.md``, ``table.md`` and
+``sweep_mnist_k1.json``.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 import configs  # noqa: E402
 from run_air import FAMILIES, Experiment, log  # noqa: E402
 
-OUT = HERE / "out" / "full"
+OUT = HERE / "results" / "full"
 FINAL_MODELS = list(configs.MODELS)  # VAE, DVAE (alpha=0.5), DVAE (alpha=1.0), WNI-VAE
 PLAN = {  # worker -> ordered tasks; ("final", model) trains it, ("test", model) evaluates it
     0: [("final", "VAE"), ("test", "VAE"), ("iwsvi", "VAE"),  # the baseline first: the zoo's first model
@@ -167,7 +167,7 @@ def test_iw_svi(final: Experiment, method, param, alpha, seed) -> None:
 
 
 def write_report(out: Path) -> None:
-    """out/full/final/table.md: the full-data Table 1 rows so far beside the paper's, paired Δ against the VAE."""
+    """results/full/final/table.md: the full-data Table 1 rows so far beside the paper's, paired Δ against the VAE."""
     from pyro_air.evaluate import mean_stderr
 
     grid, final = budgets(out)
@@ -217,7 +217,7 @@ def write_report(out: Path) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--worker", type=int, choices=sorted(PLAN), help="which half of the plan this process runs")
-    p.add_argument("--report", action="store_true", help="write out/full/final/results.md from what is on disk")
+    p.add_argument("--report", action="store_true", help="write results/full/final/results.md from what is on disk")
     p.add_argument("--out", default=str(OUT))
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)

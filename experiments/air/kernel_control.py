@@ -2,7 +2,7 @@
 torch's own tanh, binary cross-entropy and default Adam (everything else as today's code), seeds
 0, 1, 2, and compare its test -log p(x) with the run that used pyro-air's kernels.
 
-    cp experiments/air/out_wni/sweep_mnist_k1.json /tmp/air_control/   # the sweep is not re-run
+    cp experiments/air/results/wni/sweep_mnist_k1.json /tmp/air_control/   # the sweep is not re-run
     python experiments/air/kernel_control.py --out /tmp/air_control    # ~4 minutes on 2 cores
 
 Result (experiments/air/RESULTS.md): 117.85 / 118.41 / 118.34 nats, against 117.99 / 118.41 /

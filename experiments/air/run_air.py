@@ -11,8 +11,9 @@ parameters are evaluated too ("no early stopping").
     python experiments/air/run_air.py                 # default CPU budget (configs.CPU)
     python experiments/air/run_air.py --paper-budget  # the full-data run (configs.PAPER)
 
-Results are written as they arrive under --out (default experiments/air/out): one directory per run
-(metrics.jsonl, checkpoints, per-image test tensors), results.md (the tables), sweep.png.
+Results are written as they arrive under --out (default experiments/air/results/cpu, with
+--paper-budget experiments/air/results/paper): one directory per run under runs/ (metrics.jsonl,
+checkpoints, per-image test tensors; git-ignored), results.md (the tables), sweep.png.
 A rerun skips what is already on disk.
 
 Reproducible: every run is built with ``build_run(spec, seed=seed)`` (its initial weights depend on
@@ -302,7 +303,7 @@ class Experiment:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--paper-budget", action="store_true", help="the full-data run (configs.PAPER)")
-    p.add_argument("--out", default=str(HERE / "out"))
+    p.add_argument("--out", default=None, help="default: results/cpu, with --paper-budget results/paper")
     p.add_argument("--data-dir", default=None, help="directory of OMNIGLOT / Caltech files ($PYRO_AIR_DATA)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--epochs", action="append", default=[], metavar="K=N",
@@ -336,7 +337,8 @@ def main(argv=None) -> int:
             budget[key] = _with_int_keys(json.loads(value))
         except json.JSONDecodeError as err:
             raise SystemExit(f"--set {key}=...: not valid JSON: {value!r} ({err})") from None
-    Experiment(budget, Path(args.out), args.data_dir).run()
+    out = Path(args.out) if args.out else HERE / "results" / ("paper" if args.paper_budget else "cpu")
+    Experiment(budget, out, args.data_dir).run()
     return 0
 
 

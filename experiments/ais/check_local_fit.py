@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     p.add_argument("--points", type=int, default=20)
     p.add_argument("--steps", type=int, nargs="+", default=[500, 2000, 5000])
     p.add_argument("--lrs", type=float, nargs="+", default=[1e-2])
-    p.add_argument("--out", default=str(Path(__file__).parent / "out" / "local_fit.json"))
+    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "local_fit" / "local_fit.json"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     spec = air_spec("vae", z_dim=20, hidden=[200, 200], train_size=1000)

@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     p.add_argument("--bdmc-points", type=int, default=50)
     p.add_argument("--bdmc-steps", type=int, nargs="+", default=[10, 100, 500])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(Path(__file__).parent / "out"))
+    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "gaps"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)

@@ -15,7 +15,7 @@ Adam, batch 100, lr 3e-3 decayed to 3e-4 (``pyro_air.train.fit``).
 Evaluation, all by 1-D quadrature over z (``BiasedNoiseModel.log_marginal``/``posterior_on_grid``):
 test log p(x) on held-out draws; Figure 1 the learned p(x) on a 2-D grid; Figure 2 the learned
 model's true posterior p(z | x = [0, -1]) beside each method's q(z | x) (HVI: samples of the final
-z). Writes figure1_densities.png, figure2_posteriors.png and biased_noise.json here.
+z). Writes figure1_densities.png, figure2_posteriors.png and biased_noise.json into results/biased_noise/.
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from pyro_air.models.biased_noise import local_maxima
 from pyro_air.train import TrainConfig, fit
 
 HERE = Path(__file__).resolve().parent
+OUT = HERE / "results" / "biased_noise"
 X_STAR = torch.tensor([[0.0, -1.0]])
 T = 10
 METHODS = ("vae", "iwae-prior", "hvi-avo")
@@ -117,7 +118,8 @@ def main():
                            "sigma_at_z0_and_z2.5": sigma_at_star, "train_seconds": round(seconds, 1)}
         print(method, json.dumps(results[method]), flush=True)
         fitted[method] = (model, guide, z)
-    (HERE / "biased_noise.json").write_text(json.dumps(results, indent=1))
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "biased_noise.json").write_text(json.dumps(results, indent=1))
     plot(data_model, fitted, data_density)
 
 
@@ -136,7 +138,7 @@ def plot(data_model, fitted, data_density):
         ax.set_title(title, fontsize=9)
         ax.set_xticks([]), ax.set_yticks([])
     fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.88, wspace=0.05)
-    path1 = HERE / "figure1_densities.png"
+    path1 = OUT / "figure1_densities.png"
     fig.savefig(path1, dpi=90)
 
     fig, axes = plt.subplots(1, len(fitted), figsize=(3.6 * len(fitted), 3.0), squeeze=False)
@@ -149,7 +151,7 @@ def plot(data_model, fitted, data_density):
         ax.set_title(f"{LABELS[method]}, x = [0, -1]", fontsize=9)
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
-    path2 = HERE / "figure2_posteriors.png"
+    path2 = OUT / "figure2_posteriors.png"
     fig.savefig(path2, dpi=90)
     print("wrote", path1)
     print("wrote", path2)

@@ -42,7 +42,8 @@ def main():
     train_x = data.load("mnist", "train", train_size=args.train_size)
     splits = {"train": train_x[: args.eval_size], "valid": data.load("mnist", "valid")[: args.eval_size],
               "test": data.load("mnist", "test")[: args.eval_size]}
-    out = HERE / "mnist_results.jsonl"
+    out = HERE / "results" / "mnist" / "mnist_results.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
     for label, T, a in RUNS:
         if label not in args.runs:
             continue

@@ -1,4 +1,4 @@
-"""Markdown tables for RESULTS.md from figure4_*.jsonl and mnist_results.jsonl.
+"""Markdown tables for RESULTS.md from results/figure4/figure4_*.jsonl and results/mnist/mnist_results.jsonl.
 
     python experiments/avo/report.py
 """
@@ -21,7 +21,7 @@ def rows(path):
 
 def figure4_table() -> str:
     data = defaultdict(list)
-    for path in sorted(HERE.glob("figure4_*.jsonl")):
+    for path in sorted((HERE / "results" / "figure4").glob("figure4_*.jsonl")):
         for r in rows(path):
             data[(r["updates"], r.get("lr", 1e-3), r["energy"], r["anneal_fraction"], r["method"])].append(r["neg_kl"])
     budgets = sorted({k[:2] for k in data})
@@ -41,7 +41,7 @@ def figure4_table() -> str:
 
 
 def mnist_table() -> str:
-    rs = rows(HERE / "mnist_results.jsonl")
+    rs = rows(HERE / "results" / "mnist" / "mnist_results.jsonl")
     if not rs:
         return "(no MNIST results yet)"
     out = ["| run | -L tr | -L va | -log p va | -L te | -log p te | gen gap | var gap | train s |",

@@ -31,6 +31,7 @@ from pyro_air.toys.avo_energies import (
 
 __all__ = ["T", "layer_samples", "make_objective", "modes_covered", "negative_kl", "train"]
 HERE = Path(__file__).resolve().parent
+OUT = HERE / "results"  # figure3/ and figure4/ beneath it
 
 
 def figure3(args):
@@ -60,13 +61,15 @@ def figure3(args):
     for ax in axes.flat:
         ax.set_xticks([]), ax.set_yticks([])
     fig.tight_layout()
-    fig.savefig(HERE / "figure3_marginals.png", dpi=80)
-    (HERE / "figure3.json").write_text(json.dumps(result, indent=1))
-    print("wrote", HERE / "figure3_marginals.png")
+    (OUT / "figure3").mkdir(parents=True, exist_ok=True)
+    fig.savefig(OUT / "figure3" / "figure3_marginals.png", dpi=80)
+    (OUT / "figure3" / "figure3.json").write_text(json.dumps(result, indent=1))
+    print("wrote", OUT / "figure3" / "figure3_marginals.png")
 
 
 def figure4(args):
-    out = HERE / f"figure4_{'_'.join(args.methods)}.jsonl"
+    (OUT / "figure4").mkdir(parents=True, exist_ok=True)
+    out = OUT / "figure4" / f"figure4_{'_'.join(args.methods)}.jsonl"
     for energy in args.energies:
         for fraction in args.fractions:
             for method in args.methods:

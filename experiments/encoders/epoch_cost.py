@@ -9,7 +9,7 @@ warm-up round, on ``--threads`` threads with nothing else running. Reported per 
 of the loop's ``epoch_seconds`` (``fit``'s metrics; set-up excluded) and its ratio to the VAE, both as
 the ratio of medians and as the median of same-round ratios.
 
-    PYTHONPATH=. python experiments/encoders/epoch_cost.py --budget overfit --rounds 15 --out experiments/encoders/overfit/epoch_cost.md
+    PYTHONPATH=. python experiments/encoders/epoch_cost.py --budget overfit --rounds 15 --out experiments/encoders/results/overfit/epoch_cost.md
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from pyro_air import compare as benchmark
 from pyro_air.backend.choices import cpu_model
 from pyro_air.train import TrainConfig, fit
 
-BUDGET_DIRS = {"cpu": HERE, "overfit": HERE / "overfit"}
+BUDGET_DIRS = {"cpu": HERE / "results" / "cpu", "overfit": HERE / "results" / "overfit"}
 
 
 class OneEpoch:

@@ -24,12 +24,13 @@ script gives it stages, a command line and the result files.
     python experiments/encoders/run.py --stage seeds --seeds 1  # then any seeds (parallel processes ok)
     python experiments/encoders/run.py --stage report          # results.json, RESULTS tables, figure
 
-Budgets: ``--budget cpu`` (default; 784-200-200-32, 80 epochs: the models still under-fit; runs in
-out/, results.json, encoders.png) and ``--budget overfit`` (784-500-500-50, 300 epochs: the
-over-fitting regime of experiments/air, IWAE-5000 and AIS; runs in overfit/runs/, whose result.json
-and per-image test.pt files are committed so the benchmark can span sessions; overfit/results.json,
-overfit/encoders.png). A rerun skips every finished run (<runs>/<method>/<param>/seed<k>/). --smoke:
-a tiny budget, every file into /tmp/encoders_smoke (the committed results stay as they are).
+Every file of a budget goes to results/<budget>/: benchmark.json, runs/, results.json, table.md,
+encoders.png. Budgets: ``--budget cpu`` (default; 784-200-200-32, 80 epochs: the models still
+under-fit; its runs/ is not tracked) and ``--budget overfit`` (784-500-500-50, 300 epochs: the
+over-fitting regime of experiments/air, IWAE-5000 and AIS; the result.json and per-image test.pt
+files under its runs/ are committed so the benchmark can span sessions). A rerun skips every
+finished run (<runs>/<method>/<param>/seed<k>/). --smoke: a tiny budget, every file into
+/tmp/encoders_smoke (the committed results stay as they are).
 """
 from __future__ import annotations
 
@@ -63,10 +64,10 @@ def main(argv=None) -> int:
                    help="cpu: 784-200-200-32, 80 epochs (default); overfit: 784-500-500-50, 300 epochs (default: %(default)s)")
     p.add_argument("--smoke", action="store_true", help="a tiny budget into /tmp, to check the script runs")
     args = p.parse_args(argv)
-    out, results = (HERE / "out", HERE) if args.budget == "cpu" else (HERE / "overfit", HERE / "overfit")
+    out = HERE / "results" / args.budget
     budget = benchmark.budget(args.budget)
     if args.smoke:
-        out = results = Path("/tmp/encoders_smoke") / args.budget
+        out = Path("/tmp/encoders_smoke") / args.budget
         budget = benchmark.budget(args.budget, **SMOKE, **({"ais": {"points": 5, "num_steps": 2, "num_chains": 2}}
                                                            if budget["ais"] else {}))
     torch.set_num_threads(args.threads)
@@ -78,10 +79,9 @@ def main(argv=None) -> int:
         bench.run_seeds([int(s) for s in args.seeds.split(",")])
     else:
         report = bench.report()
-        results.mkdir(parents=True, exist_ok=True)
-        (results / "results.json").write_text(json.dumps({**report.to_json(), "grids": GRIDS}, indent=1))
-        table = report.table()
         out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps({**report.to_json(), "grids": GRIDS}, indent=1))
+        table = report.table()
         ais_table = report.ais_table()
         (out / "table.md").write_text(table + "\n" + (f"\n{ais_table}\n" if ais_table else ""))
         print(table)
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
             import matplotlib
 
             matplotlib.use("Agg")
-            report.plot(results / "encoders.png", title=TITLE)
+            report.plot(out / "encoders.png", title=TITLE)
     return 0
 
 

@@ -38,7 +38,7 @@ def main(argv=None) -> dict:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                    help="restarts; for each objective the one with the highest ELBO is shown")
-    p.add_argument("--out", default=str(HERE / "results" / "two_point.png"))
+    p.add_argument("--out", default=str(HERE / "results" / "two_point" / "two_point.png"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     runs = {}

@@ -61,7 +61,7 @@ def main(argv=None) -> dict:
     p.add_argument("--test-points", type=int, default=10000)
     p.add_argument("--metric-points", type=int, default=2000, help="test images for MMD / MI / active units")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(HERE / "results"))
+    p.add_argument("--out", default=str(HERE / "results" / "variance"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = Path(args.out)

@@ -3,8 +3,8 @@
 
     PYTHONPATH=. python experiments/objectives/cubo_training.py [--from-json | --mnist-only]
 
-Writes experiments/objectives/cubo_training.json and replaces the "CUBO training" section of
-experiments/objectives/RESULTS.md. One CPU thread, every run seeded.
+Writes experiments/objectives/results/cubo_training/cubo_training.json and replaces the "CUBO
+training" section of experiments/objectives/RESULTS.md. One CPU thread, every run seeded.
 
 1. Linear-Gaussian (x_dim 5, z_dim 2, 16 datapoints), guide N(mu + delta, c^2 Sigma) from
    delta = (0.4, -0.3), c = 1.3, SVI + Adam(lr 0.02), CUBO(n=2, K): c, delta and the closed-form
@@ -45,6 +45,7 @@ from tests.cubo_linear_gaussian import (
 )
 
 HERE = Path(__file__).parent
+JSON = HERE / "results" / "cubo_training" / "cubo_training.json"
 ESTIMATORS = ("old", "standard", "dreg")
 
 
@@ -251,12 +252,12 @@ def replace_section(path: Path, section: str, heading: str = "## CUBO training (
 
 def main():
     if "--from-json" in sys.argv or "--mnist-only" in sys.argv:  # re-render (or re-measure MNIST only)
-        results = json.loads((HERE / "cubo_training.json").read_text())
+        results = json.loads(JSON.read_text())
         if "--mnist-only" in sys.argv:
             torch.set_num_threads(1)
             warnings.filterwarnings("ignore", message=".*requires_grad=False")
             results["mnist"] = frozen_mnist()
-            (HERE / "cubo_training.json").write_text(json.dumps(results, indent=1))
+            JSON.write_text(json.dumps(results, indent=1))
         replace_section(HERE / "RESULTS.md", markdown(results))
         print(markdown(results))
         return
@@ -269,7 +270,8 @@ def main():
                "cosines": gradient_cosines(), "stl": stl_bias(),
                "linear_gaussian": linear_gaussian_runs(), "mnist": frozen_mnist()}
     results["minutes"] = (time.perf_counter() - t0) / 60
-    (HERE / "cubo_training.json").write_text(json.dumps(results, indent=1))
+    JSON.parent.mkdir(parents=True, exist_ok=True)
+    JSON.write_text(json.dumps(results, indent=1))
     replace_section(HERE / "RESULTS.md", markdown(results))
     print(markdown(results))
 

@@ -15,6 +15,8 @@ Seeds can be split over workers that each write a JSON file, then merged into on
     PYTHONPATH=. python experiments/precision/bf16_seeds.py --seed-ids 0 2 4 --threads 1 --json a.json
     PYTHONPATH=. python experiments/precision/bf16_seeds.py --seed-ids 1 3 5 --threads 1 --json b.json
     PYTHONPATH=. python experiments/precision/bf16_seeds.py --merge a.json b.json
+
+The committed runs keep their JSON files in experiments/precision/results/<run>/ (RESULTS.md).
 """
 from __future__ import annotations
 

@@ -85,7 +85,7 @@ class Report:
     baseline: str = "VAE"
 
     def to_json(self) -> dict:
-        """``{"budget", "grids", "methods"}``: experiments/encoders/results.json's layout."""
+        """``{"budget", "grids", "methods"}``: experiments/encoders/results/<budget>/results.json's layout."""
         return {"budget": self.budget, "grids": {n: list(m.grid) for n, m in self.methods.items()},
                 "methods": self.summary}
 
