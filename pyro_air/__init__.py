@@ -10,7 +10,7 @@ import warnings as _warnings
 from tqdm import TqdmWarning as _TqdmWarning
 
 # Pyro imports tqdm.auto (pyro.infer.mcmc.logger), which in a Jupyter kernel without ipywidgets warns
-# "IProgress not found" at import; pyro-air's own bars are plain text there (pyro_air.core.progress).
+# "IProgress not found" at import; pyro-air's own bars are plain text there (pyro_air.support.progress).
 _warnings.filterwarnings("ignore", message="IProgress not found", category=_TqdmWarning)
 
 

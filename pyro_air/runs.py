@@ -8,14 +8,13 @@
 from __future__ import annotations
 
 import copy
-import inspect
 from pathlib import Path
 
 import torch
 
 from pyro_air import data, guides, infer, models
-from pyro_air.core import parallel as dist_utils
-from pyro_air.core.progress import JobProgress
+from pyro_air.support import parallel as dist_utils
+from pyro_air.support.progress import JobProgress
 from pyro_air.core.seeds import seed_all, stream_seed
 from pyro_air.core.validation import check_compatible
 from pyro_air.evaluate import summarize
@@ -49,11 +48,19 @@ def build_run(spec: dict, seed: int | None = None):
     return model, guide, objective
 
 
-# the decoder's likelihood -> the model that has it (the same MLP sizes)
-LIKELIHOOD_MODELS = {"bernoulli": "bernoulli-vae", "continuous-bernoulli": "continuous-bernoulli-vae",
-                     "gaussian": "gaussian-mlp-vae"}
-CONV_LIKELIHOOD_MODELS = {"bernoulli": "conv-bernoulli-vae", "continuous-bernoulli": "conv-continuous-bernoulli-vae",
-                          "gaussian": "conv-gaussian-vae"}
+def _models_of(net: str) -> dict:
+    """likelihood -> the model registered with it for ``net`` (their declarations, ``MODELS.declares``)."""
+    found = {}
+    for name in models.MODELS.names():
+        declared = models.MODELS.declared(name)
+        if declared["net"] == net and declared["likelihood"] is not None:
+            found[declared["likelihood"]] = name
+    return dict(sorted(found.items()))
+
+
+# the decoder's likelihood -> the model that has it (the same MLP sizes), as each model declares
+LIKELIHOOD_MODELS = _models_of("mlp")
+CONV_LIKELIHOOD_MODELS = _models_of("conv")
 NETS = ("mlp", "conv")
 
 
@@ -101,16 +108,18 @@ def _conv_spec(guide, objective, z_dim, hidden, num_particles, dataset, train_si
                     likelihood, x_dim, data_path)
     spec["model"] = {"name": CONV_LIKELIHOOD_MODELS[likelihood],
                      "cfg": {"x_dim": x_dim, "z_dim": z_dim, "hidden": width, "image_shape": shape}}
-    if guide == "gaussian":  # the plain encoder becomes its convolutional twin
-        guide = "conv-gaussian"
+    declared = _declared(guide)
+    if declared is not None and declared["conv"]:  # e.g. the plain encoder becomes its convolutional twin
+        guide, declared = declared["conv"], _declared(declared["conv"])
     cfg = dict(guide_cfg or {})
     cfg.setdefault("x_dim", x_dim)
     cfg.setdefault("z_dim", z_dim)
-    if guide == "conv-gaussian":
+    inner = _declared(_inner(declared, cfg)) if declared is not None and declared["wraps"] else None
+    if declared is not None and declared["image"]:
         cfg.setdefault("hidden", width)
         cfg.setdefault("image_shape", shape)
-    elif guide == "denoising" and cfg.get("encoder", "gaussian") in ("gaussian", "conv-gaussian"):
-        cfg["encoder"] = "conv-gaussian"
+    elif inner is not None and (inner["conv"] or inner["image"]):  # a wrapper of an encoder that convolves
+        cfg["encoder"] = inner["conv"] or _inner(declared, cfg)
         cfg.setdefault("hidden", width)
         cfg.setdefault("image_shape", shape)
     elif _guide_takes_hidden(guide, cfg):
@@ -120,10 +129,10 @@ def _conv_spec(guide, objective, z_dim, hidden, num_particles, dataset, train_si
 
 
 def _objective_cfg(objective: str, objective_cfg, num_particles: int) -> dict:
-    """The objective's config with ``num_particles`` added where the objective takes it (MIWAE and
-    PIWAE count their samples as num_groups x group_size instead)."""
+    """The objective's config with ``num_particles`` added where the objective takes it, as it declares
+    (MIWAE and PIWAE count their samples as num_groups x group_size instead)."""
     cfg = dict(objective_cfg or {})
-    if objective not in infer.OBJECTIVES or _accepts(infer.OBJECTIVES.get(objective), "num_particles"):
+    if objective not in infer.OBJECTIVES or infer.OBJECTIVES.declared(objective)["num_particles"]:
         cfg.setdefault("num_particles", num_particles)  # (an unknown name is reported by build_run)
     elif num_particles != 1:
         raise ValueError(f"objective {objective!r} takes no num_particles (got {num_particles}); its samples per "
@@ -132,27 +141,25 @@ def _objective_cfg(objective: str, objective_cfg, num_particles: int) -> dict:
     return cfg
 
 
-def _accepts(builder, name: str) -> bool:
-    try:
-        params = inspect.signature(builder).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+def _declared(guide) -> dict | None:
+    """What a registered guide declared (``GUIDES.declares``); None for a name that is not registered
+    (``build_run`` reports it) or an encoder given as a ``{"name", "cfg"}`` dict or an instance, which
+    carries its own sizes."""
+    return guides.GUIDES.declared(guide) if isinstance(guide, str) and guide in guides.GUIDES else None
+
+
+def _inner(declared: dict, guide_cfg: dict):
+    """The encoder a wrapper wraps: its ``encoder`` option, else the one it declares by default."""
+    return guide_cfg.get("encoder", declared["wraps"])
 
 
 def _guide_takes_hidden(guide: str, guide_cfg: dict) -> bool:
-    """Whether the encoder's hidden sizes should default to the decoder's: true for every guide whose
-    builder takes ``hidden`` (for a wrapper such as "denoising", whether its inner encoder does)."""
-    if guide not in guides.GUIDES:
-        return False  # build_run reports the unknown name
-    if guide == "denoising":
-        inner = guide_cfg.get("encoder", "gaussian")
-        if not isinstance(inner, str) or inner not in guides.GUIDES:
-            return False  # a nested {"name", "cfg"} or a built encoder carries its own sizes
-        return _accepts(guides.GUIDES.get(inner), "hidden")
-    builder = guides.GUIDES.get(guide)
-    params = inspect.signature(builder).parameters if callable(builder) else {}
-    return "hidden" in params
+    """Whether the encoder's hidden sizes should default to the decoder's: true for every guide that
+    declares ``hidden`` (for a wrapper, whether the encoder it wraps does)."""
+    declared = _declared(guide)
+    if declared is not None and declared["wraps"]:
+        declared = _declared(_inner(declared, guide_cfg))
+    return declared is not None and declared["hidden"]
 
 
 QUICKSTART_EPOCHS = 3

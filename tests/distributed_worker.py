@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from pyro_air import guides, infer, models
 from pyro_air.backend.nets import mlp
-from pyro_air.core.parallel import local_batch_slice
+from pyro_air.support.parallel import local_batch_slice
 from pyro_air.evaluate import log_likelihood
 from pyro_air.guides.base import AmortizedGuide
 from pyro_air.train import TrainConfig, fit

@@ -1,11 +1,11 @@
-"""pyro_air.core.atomic: the old content or the new, never half, and no temporary file left."""
+"""pyro_air.support.atomic: the old content or the new, never half, and no temporary file left."""
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from pyro_air.core.atomic import atomic_save_figure, atomic_write_text  # noqa: E402
+from pyro_air.support.atomic import atomic_save_figure, atomic_write_text  # noqa: E402
 
 
 def test_text_is_replaced_whole(tmp_path):

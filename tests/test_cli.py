@@ -76,20 +76,6 @@ def test_threads_and_precision_options_reach_the_train_config():
         assert build_parser().parse_args([*command, "--threads", "1"]).threads == 1
 
 
-def test_the_khat_note_says_what_share_of_bad_is_typical_and_what_to_do():
-    """issue 36: `diagnose zoo:air-vae-mnist` printed "bad 99 %" with no word on whether that is expected."""
-    from pyro_air.cli.commands import khat_note
-
-    note = khat_note(0.99, 50, "gaussian")
-    assert note.startswith("note: k-hat >= 0.7 on 99% of the images is typical for an amortized gaussian guide "
-                           "with a 50-dimensional latent")
-    assert "--iw-svi-steps 100" in note and "--num-samples" in note
-    assert "more than usual" in khat_note(0.6, 2, "gaussian")
-    assert "IWAE-S is unreliable for those" in khat_note(0.2, 50, "gaussian")
-    assert khat_note(0.05, 50, "gaussian") == ("note: k-hat < 0.7 on 95% of the images: the guide is a reliable "
-                                               "importance proposal for them")
-
-
 def test_an_interrupted_compare_says_how_to_run_it_again_in_cli_terms():
     """issue 36: it suggested fit(..., resume=True), a Python hint from a command without --resume."""
     import signal

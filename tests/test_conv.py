@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pyro_air import guides, infer, models
-from pyro_air.core.images import image_shape_for
+from pyro_air.support.images import image_shape_for
 from tests.conftest import binary_batch
 
 

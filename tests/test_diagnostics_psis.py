@@ -120,7 +120,7 @@ def test_khat_summary_counts_each_range():
 
 
 def test_the_guide_draws_advance_a_commands_one_bar_to_its_total(linear_gaussian):
-    from pyro_air.core.progress import JobProgress
+    from pyro_air.support.progress import JobProgress
     from pyro_air.guides import ExactPosteriorGuide
 
     model, x = linear_gaussian

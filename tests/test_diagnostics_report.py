@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pyro_air.diagnostics import khat_summary
-from pyro_air.diagnostics.report import OUTPUT_FILES, check_output_dir, write_diagnostics
+from pyro_air.diagnostics.report import OUTPUT_FILES, check_output_dir, khat_note, write_diagnostics
 from pyro_air.guides import ExactPosteriorGuide, GaussianEncoder
 from pyro_air.models import BernoulliVAE, LinearGaussianModel
 from tests.conftest import binary_batch
@@ -73,3 +73,15 @@ def test_an_output_file_that_is_a_symbolic_link_is_refused(tmp_path, name):
                               f"diagnostics only as regular files inside {out}: remove the link or pass another "
                               "--out DIR")
     assert not (tmp_path / "victim").exists()
+
+
+def test_the_khat_note_says_what_share_of_bad_is_typical_and_what_to_do():
+    """issue 36: `diagnose zoo:air-vae-mnist` printed "bad 99 %" with no word on whether that is expected."""
+    note = khat_note(0.99, 50, "gaussian")
+    assert note.startswith("note: k-hat >= 0.7 on 99% of the images is typical for an amortized gaussian guide "
+                           "with a 50-dimensional latent")
+    assert "--iw-svi-steps 100" in note and "--num-samples" in note
+    assert "more than usual" in khat_note(0.6, 2, "gaussian")
+    assert "IWAE-S is unreliable for those" in khat_note(0.2, 50, "gaussian")
+    assert khat_note(0.05, 50, "gaussian") == ("note: k-hat < 0.7 on 95% of the images: the guide is a reliable "
+                                               "importance proposal for them")

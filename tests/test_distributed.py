@@ -4,8 +4,8 @@ import torch
 import torch.multiprocessing as mp
 
 from pyro_air import infer
-from pyro_air.core import parallel as distributed
-from pyro_air.core.parallel import DistributedSetupError
+from pyro_air.support import parallel as distributed
+from pyro_air.support.parallel import DistributedSetupError
 from pyro_air.evaluate import log_likelihood
 from pyro_air.train import TrainConfig, fit
 from pyro_air.train.checkpoints import CheckpointError

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pyro_air.cli import main
-from pyro_air.core.parallel import TORCHRUN_ENV
+from pyro_air.support.parallel import TORCHRUN_ENV
 from pyro_air.runs import evaluate_checkpoint
 from pyro_air.train import checkpoints as checkpoint
 

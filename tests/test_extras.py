@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from pyro_air.core import extras
+from pyro_air.support import extras
 
 
 def test_installed_looks_without_importing():

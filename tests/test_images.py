@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from pyro_air.core.images import channels_height_width, image_shape_for
+from pyro_air.support.images import channels_height_width, image_shape_for
 
 
 @pytest.mark.parametrize("x_dim,shape", [(784, (28, 28)), (12, (3, 4)), (7, (1, 7)), (1, (1, 1)), (3072, (48, 64))])

@@ -69,9 +69,6 @@ CROSS_CUTTING = {
 WITHOUT_TEST_FILE = {
     "pyro_air/__main__.py": "`python -m pyro_air`: calls console_main (tests/test_pyro_air.py), run by "
                             "tests/test_distributed_cli.py",
-    "pyro_air/benchmark.py": "the old import path of pyro_air.compare, a re-export (tests/test_compare.py); "
-                             "test_notebooks_experiments_and_tests_import_no_library_code_from_the_command_line "
-                             "keeps new code off it",
 }
 
 
@@ -144,7 +141,7 @@ def test_these_package_init_files_only_import():
     assert found == [], f"register where you define (docs/design.md, contract 4); not an import: {found}"
 
 
-OLD_PATHS = ("pyro_air.cli.compare", "pyro_air.cli.tutorial", "pyro_air.benchmark")  # re-exports for old code
+OLD_PATHS = ("pyro_air.cli.compare", "pyro_air.cli.tutorial")  # re-exports for old code
 
 
 def test_notebooks_experiments_and_tests_import_no_library_code_from_the_command_line():

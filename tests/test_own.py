@@ -183,11 +183,12 @@ def test_cli_conv_nets_on_a_file_train_one_step_and_evaluate(tmp_path, capsys, g
 # -- multi-channel images (C, H, W) through the convolutional nets ------------------------------------
 RGB_FIRST = (RNG.rand(20, 3, 5, 6) * 255).astype(np.uint8)       # [N, C, H, W] 8-bit RGB
 RGB_LAST = RNG.rand(20, 5, 6, 3).astype(np.float32)              # [N, H, W, C] as image libraries store it
-# every registered objective, each with a small config (a new objective must be added here)
-EVERY_OBJECTIVE = {"avo": {"num_transitions": 2}, "ciwae": {"num_particles": 3}, "consistency": {},
-                   "cubo": {"num_particles": 3}, "elbo": {}, "free-bits": {}, "infovae": {"lam": 10.0},
-                   "iwae": {"num_particles": 3}, "kl-warmup": {}, "miwae": {"num_groups": 2, "group_size": 2},
-                   "piwae": {"num_groups": 2, "group_size": 2}, "renyi": {"alpha": 0.5, "num_particles": 3}}
+# small configs of the registered objectives; every registered objective runs below, one not listed
+# here with its defaults (add it where those are slow or need options)
+OBJECTIVE_CONFIGS = {"avo": {"num_transitions": 2}, "ciwae": {"num_particles": 3}, "cubo": {"num_particles": 3},
+                     "infovae": {"lam": 10.0}, "iwae": {"num_particles": 3},
+                     "miwae": {"num_groups": 2, "group_size": 2}, "piwae": {"num_groups": 2, "group_size": 2},
+                     "renyi": {"alpha": 0.5, "num_particles": 3}}
 RGB_CASES = {  # file, likelihood
     "channel-first-npz-bernoulli": ("first.npz", {"x": RGB_FIRST}, "bernoulli"),
     "channel-first-npz-continuous-bernoulli": ("first.npz", {"x": RGB_FIRST}, "continuous-bernoulli"),
@@ -195,9 +196,12 @@ RGB_CASES = {  # file, likelihood
 }
 
 
-def test_every_registered_objective_has_a_multichannel_case():
-    assert sorted(EVERY_OBJECTIVE) == sorted(infer.OBJECTIVES.names()), (
-        "add the new objective with a small config to EVERY_OBJECTIVE in tests/test_own.py")
+EVERY_OBJECTIVE = {name: OBJECTIVE_CONFIGS.get(name, {}) for name in infer.OBJECTIVES.names()}
+
+
+def test_every_listed_objective_config_is_of_a_registered_objective():
+    stale = sorted(set(OBJECTIVE_CONFIGS) - set(infer.OBJECTIVES.names()))
+    assert not stale, f"OBJECTIVE_CONFIGS in tests/test_own.py lists objectives that are not registered: {stale}"
 
 
 def test_channel_last_images_are_laid_out_channel_first(tmp_path):

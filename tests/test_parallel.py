@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from pyro_air.core import parallel
-from pyro_air.core.parallel import DistributedSetupError
+from pyro_air.support import parallel
+from pyro_air.support.parallel import DistributedSetupError
 from pyro_air.core.seeds import stream_seed
 
 
@@ -75,7 +75,7 @@ def test_a_single_process_is_rank_0_of_1_and_shutdown_does_nothing():
 
 def test_what_needs_a_group_says_so_outside_one():
     with pytest.raises(DistributedSetupError, match=r"^gathering needs an initialized torch.distributed process "
-                                                    r"group; call pyro_air.core.parallel.setup\(device\)"):
+                                                    r"group; call pyro_air.support.parallel.setup\(device\)"):
         parallel.require_initialized("gathering")
 
 

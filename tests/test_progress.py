@@ -5,7 +5,7 @@ import warnings
 
 import tqdm.std
 
-from pyro_air.core import progress
+from pyro_air.support import progress
 
 
 def test_without_ipywidgets_the_bars_are_plain_text_and_warn_nothing(monkeypatch):

@@ -17,3 +17,19 @@ def test_nothing_is_suggested_without_a_close_missing_argument():
     assert misspelled({"sigm": 1}, "f() got an unexpected keyword argument 'sigm'") == ""
     assert misspelled({"alpah": 1, "sigm": 1}, "f() missing 2 required positional arguments: 'sigma' and 'alpha'") == \
         "; 'alpah' is not an option: did you mean 'alpha'?; 'sigm' is not an option: did you mean 'sigma'?"
+
+
+def test_a_thing_declares_what_its_registry_reads_and_nothing_else():
+    from pyro_air import infer, models
+    from pyro_air.core.registry import Registry
+
+    assert guides.GUIDES.declared("gaussian") == {"hidden": True, "conv": "conv-gaussian", "image": False,
+                                                  "wraps": None}
+    assert guides.GUIDES.declared("semi-amortized") == guides.GUIDES.declares  # declares nothing: the defaults
+    assert not infer.OBJECTIVES.declared("miwae")["num_particles"] and infer.OBJECTIVES.declared("iwae")["num_particles"]
+    assert models.MODELS.declared("conv-gaussian-vae") == {"likelihood": "gaussian", "net": "conv"}
+    registry = Registry("widget", declares={"size": None})
+    with pytest.raises(ValueError, match="widget 'w' declares colour, which a widget cannot declare; it may declare: size"):
+        registry.register("w", colour="red")
+    with pytest.raises(KeyError, match="unknown widget 'v'"):
+        registry.declared("v")

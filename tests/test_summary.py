@@ -1,7 +1,7 @@
 """pyro_air.evaluate.summary: the row's columns and the work a command's one bar counts for them."""
 import torch
 
-from pyro_air.core.progress import JobProgress
+from pyro_air.support.progress import JobProgress
 from pyro_air.evaluate.summary import planned_work, summarize
 from pyro_air.guides import ExactPosteriorGuide
 

@@ -8,8 +8,8 @@ import torch
 
 from pyro_air import guides, infer, models
 from pyro_air.cli import main
-from pyro_air.core import extras
-from pyro_air.core.extras import MissingExtraError
+from pyro_air.support import extras
+from pyro_air.support.extras import MissingExtraError
 from pyro_air.train import TrainConfig, fit, tensorboard_log
 from pyro_air.train.schedule import StepSchedule
 from tests.helpers import assert_same_tensors

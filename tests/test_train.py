@@ -3,6 +3,7 @@ import json
 
 import pyro
 import pyro.optim
+import pytest
 import torch
 
 from pyro_air import guides, infer, models
@@ -57,6 +58,32 @@ def test_training_improves_the_bound_and_writes_a_run(tmp_path):
     state = checkpoint.load(tmp_path)
     assert state["epoch"] == 4 and state["spec"] == {"note": "test"}
     assert checkpoint.load(tmp_path / "best.pt")["epoch"] == result.best_epoch
+
+
+def test_fit_moves_an_old_run_aside_writes_the_run_files_and_check_run_dir_reads_only(tmp_path, capsys):
+    """fit is the one place that claims a run directory: overwrite= moves the old run aside, run_files=
+    are written under the claim (a caller that keeps them owns the directory); check_run_dir runs the
+    same checks writing nothing, and for a resume reads the checkpoint's epochs."""
+    from pyro_air.train import check_run_dir
+    from pyro_air.train.run_dir import RunDirError
+
+    x, run = binary_batch(40, p=0.2), tmp_path / "run"
+    cfg = TrainConfig(epochs=1, batch_size=20, valid_num_samples=2, progress=False)
+    fit(*_pair(), infer.MonteCarloELBO(), x, x[:10], cfg, run_dir=run, spec={"n": 1}, run_files={"opts.json": "{}\n"})
+    assert (run / "opts.json").read_text() == "{}\n" and check_run_dir(run, {"n": 1}, cfg, resume=True) == 1
+    before = sorted(p.name for p in run.iterdir())
+    with pytest.raises(RunDirError, match="already holds a run"):
+        check_run_dir(run)
+    with pytest.raises(RunDirError, match="is not empty"):
+        fit(*_pair(), infer.MonteCarloELBO(), x, x[:10], cfg, run_dir=run, run_files={"other.json": "{}\n"})
+    assert sorted(p.name for p in run.iterdir()) == before  # nothing written
+    assert check_run_dir(run, overwrite=True) == 0
+    fit(*_pair(), infer.MonteCarloELBO(), x, x[:10], cfg, run_dir=run, overwrite=True)
+    moved = [p for p in tmp_path.iterdir() if p.name.startswith("run.old-")]
+    assert len(moved) == 1 and sorted(p.name for p in moved[0].iterdir()) == before
+    assert f"moved the old run to {moved[0]}" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="give one of them"):
+        fit(*_pair(), infer.MonteCarloELBO(), x, x[:10], cfg, run_dir=run, resume=True, overwrite=True)
 
 
 def test_early_stopping_restores_the_best_parameters(tmp_path):

@@ -9,8 +9,8 @@ import torch
 
 from pyro_air import data
 from pyro_air.cli import main
-from pyro_air.core import extras
-from pyro_air.core.extras import MissingExtraError
+from pyro_air.support import extras
+from pyro_air.support.extras import MissingExtraError
 from pyro_air.data import DataFileError, vision
 from pyro_air.runs import load_run
 

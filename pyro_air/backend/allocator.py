@@ -5,13 +5,12 @@ Why. PyTorch's CPU tensors come from ``malloc``. With glibc's defaults a freed b
 trim threshold is free. A chunked evaluation or an IWAE training step allocates and frees the same
 few MiB-sized tensors on every chunk or step, so each one arrives as fresh pages from the kernel and
 its first write page-faults, 4 KiB at a time. glibc raises its thresholds by itself only after it
-has freed a mapped block as large (up to 32 MiB), so speed depended on the process's history.
-Measured side by side on a 2-core AMD EPYC (2 threads, torch 2.13.0; ``benchmarks/allocator.py``,
-9 interleaved rounds, one worker process per setting): in a process that had freed no large block,
-IWAE-5000 on 10 images took ~85,000 page faults per call and 1.16x the time, 20 IWAE-8 training
-steps ~29,500 faults and 1.09x; with the thresholds below both took at most one fault and the time
-of a process whose history (loading MNIST frees 31 MiB arrays) had already raised glibc's own
-thresholds (0.97-1.01x). A batch-100 ELBO step did not fault either way.
+has freed a mapped block as large (up to 32 MiB), so speed depended on the process's history: in a
+process that had freed no large block, evaluations and IWAE training steps page-faulted tens of
+thousands of times and took longer; with the thresholds below they take at most one fault and the
+time of a process whose history had already raised glibc's own thresholds
+(``benchmarks/allocator.py`` measures both; the numbers: docs/performance.md, "Measurements behind
+the code", "Freed memory kept for reuse").
 
 What. ``keep_freed_memory()`` sets, once per process,
 

@@ -7,11 +7,12 @@ resolves one choice by the environment, the cache or a measurement it is handed
 (``pyro_air.backend.onednn``), the bf16 verdict (``pyro_air.backend.precision``);
 ``pyro_air.backend.report`` gathers them.
 
-Which of two mathematically equal kernels is faster depends on the CPU: tanh computed as
-2 sigmoid(2x) - 1 was ~4x cheaper than ``torch.tanh`` forward on one AMD EPYC and 3.9x *dearer* on
-an Intel Xeon with AVX-512/AMX (benchmarks/RESULTS.md). So no table from one CPU decides; the first
-use on a machine times both on the shapes that matter, interleaved (``best_times``), and keeps the
-faster one unless it wins by less than ``MARGIN`` (then the exact kernel).
+Which of two mathematically equal kernels is faster depends on the CPU: tanh computed as 2
+sigmoid(2x) - 1 was several times cheaper than ``torch.tanh`` on one CPU and several times dearer on
+another (docs/performance.md, "Measurements behind the code", "Kernel choices"). So no table from
+one CPU decides; the first use on a machine times both on the shapes that matter, interleaved
+(``best_times``), and keeps the faster one unless it wins by less than ``MARGIN`` (then the exact
+kernel).
 
 Reproducibility: a choice is cached in ``$PYRO_AIR_CACHE/kernels.json`` (default
 ``~/.cache/pyro-air``) under a key of CPU model, torch version and thread count, so every later run

@@ -1,28 +1,27 @@
 """Dense layers on the CPU through oneDNN, where a measurement finds it faster.
 
 torch's CPU ``addmm`` (what ``nn.Linear`` runs in float32) calls the BLAS torch was built with,
-Intel MKL in the PyPI wheels, and MKL picks its code path by CPU vendor. On one 2-core AMD EPYC
-(Zen 4, AVX-512) the float32 products of an IWAE-5000 evaluation chunk ran ~1.35x faster through
-oneDNN, the other matrix library inside torch ([1330, 500] x [500, 784]: 17.4 ms through MKL,
-13.1 ms through oneDNN, 1 thread). oneDNN also applies tanh inside the product (an element-wise
-"post-op" on each output block while it is in cache), so a dense layer and the tanh after it become
-one call with no element-wise pass left: 8.6 ms against 11.5 ms for MKL's product plus the two
-in-place passes of ``pyro_air.backend.tanh.linear_tanh_no_grad`` on [1330, 500] x [500, 500].
-oneDNN's tanh is within ~1 ulp (7e-8) of float64 tanh, closer than either tanh kernel of
-``pyro_air.backend.tanh.Tanh``.
+Intel MKL in the PyPI wheels, and MKL picks its code path by CPU vendor, so on some CPUs the float32
+products of an evaluation run faster through oneDNN, the other matrix library inside torch. oneDNN
+also applies tanh inside the product (an element-wise "post-op" on each output block while it is in
+cache), so a dense layer and the tanh after it become one call with no element-wise pass left
+(against the product plus the two in-place passes of ``pyro_air.backend.tanh.linear_tanh_no_grad``).
+How much either gains depends on the CPU: the measurements are in docs/performance.md, "Measurements
+behind the code", "oneDNN dense layers". oneDNN's tanh is within ~1 ulp (7e-8) of float64 tanh,
+closer than either tanh kernel of ``pyro_air.backend.tanh.Tanh``.
 
 Where it is used: every float32 ``nn.Linear`` inside a ``pyro_air.backend.nets.MLP`` on the CPU
 (outside autocast and ``torch.compile``), with a following tanh fused, wherever the library choice
-says oneDNN (``linear_kernel`` below). Without gradients (evaluation, validation)
-through ``onednn_linear``, with packed weights reused for a whole evaluation
-(``reusing_packed_weights``); the choice is measured once per machine and cached beside the tanh
-choice (``PYRO_AIR_LINEAR=torch|onednn`` overrides). With gradients (training) through
-``LinearFunction`` - oneDNN for the forward product and the input gradient, torch's own product for
-the weight gradient (oneDNN was not faster there) - only when asked for
-(``PYRO_AIR_LINEAR_TRAINING=onednn``): a step of the AIR VAE took ~0.9x the time at 2 threads on
-that AMD EPYC, ~1.0x at 1 thread. The two libraries sum each product in another order, so numbers
-differ between the choices at float rounding (~1e-6 relative per layer), as they differ between
-CPUs; ``PYRO_AIR_LINEAR=torch`` reproduces evaluations made before this choice existed.
+says oneDNN (``linear_kernel`` below). Without gradients (evaluation, validation) through
+``onednn_linear``, with packed weights reused for a whole evaluation (``reusing_packed_weights``);
+the choice is measured once per machine and cached beside the tanh choice
+(``PYRO_AIR_LINEAR=torch|onednn`` overrides). With gradients (training) through ``LinearFunction`` -
+oneDNN for the forward product and the input gradient, torch's own product for the weight gradient
+(oneDNN was not faster there) - only when asked for (``PYRO_AIR_LINEAR_TRAINING=onednn``), since the
+step-time gain was too small and too variable for a one-time measurement to decide
+(``linear_kernel``). The two libraries sum each product in another order, so numbers differ between
+the choices at float rounding (~1e-6 relative per layer), as they differ between CPUs;
+``PYRO_AIR_LINEAR=torch`` reproduces evaluations made before this choice existed.
 
 ``torch.ops.mkldnn._linear_pointwise`` (y = act(x W^T + b) for a float32 [rows, in] x and
 [out, in] W, the kernel torch's own compiler emits for dense layers on the CPU) is the entry point;
@@ -120,13 +119,14 @@ def reusing_packed_weights():
     are dropped when the outermost block ends (``pyro_air.evaluate.chunking.evaluation_mode`` enters it).
 
     Unpacked, every call reorders W before multiplying, and an evaluation multiplies the same
-    decoder weights thousands of times (the reorder is ~10% of a [1330, 500] x [500, 784] product at
-    2 threads on one AMD EPYC). Why only inside a block: the weights must not change while a pack is
-    in use, and that cannot be read off a tensor - torch's fused Adam updates parameters in place
-    without incrementing their version counters (tests/test_onednn.py) - but an evaluation holds
-    them fixed. Within the block a pack is still used only for the same tensor object (weak
-    reference), version and storage address, and results never depend on which products came
-    before (packs are per row count, since oneDNN may pick another kernel for another shape)."""
+    decoder weights thousands of times (the reorder is a noticeable share of each product:
+    docs/performance.md, "Measurements behind the code"). Why only inside a block: the weights must
+    not change while a pack is in use, and that cannot be read off a tensor - torch's fused Adam
+    updates parameters in place without incrementing their version counters (tests/test_onednn.py) -
+    but an evaluation holds them fixed. Within the block a pack is still used only for the same
+    tensor object (weak reference), version and storage address, and results never depend on which
+    products came before (packs are per row count, since oneDNN may pick another kernel for another
+    shape)."""
     global _reuse_depth
     _reuse_depth += 1
     try:
@@ -290,10 +290,10 @@ def linear_kernel(training: bool = False) -> str:
     Without gradients (evaluation) chosen by measurement: oneDNN only where this torch build has it
     and it took less than ``MARGIN`` of torch's time on an evaluation chunk (``measure_linear``;
     ``PYRO_AIR_LINEAR`` overrides). With gradients (``training``) torch's product unless
-    ``PYRO_AIR_LINEAR_TRAINING=onednn`` opts in. Why training is opt-in: a training step through
-    oneDNN took ~0.9x the time at 2 threads on one AMD EPYC but ~1.0x at 1 thread
-    (``measure_linear_training``: 0.87-1.01 over repeated measurements on that shared host), too
-    close for a one-time measurement to decide reliably, and another library changes every trained
+    ``PYRO_AIR_LINEAR_TRAINING=onednn`` opts in. Why training is opt-in: the gain of a training step
+    through oneDNN is small and changes with the thread count (``measure_linear_training``; the
+    numbers: docs/performance.md, "Measurements behind the code", "oneDNN dense layers"), too close
+    for a one-time measurement to decide reliably, and another library changes every trained
     parameter at float rounding - so by default training keeps the bits of every committed result.
     """
     return linear_choice(training)["kernel"]
@@ -342,14 +342,10 @@ def chunk_elements(device=None) -> int:
 
         oneDNN products -> 2**22 (16 MiB tensors),   torch's product (MKL) -> 2**20 (4 MiB).
 
-    Why a rule and not a measurement of its own: the effect is 3-15%, which a one-time probe of a
-    few seconds could not tell from noise (it flipped between candidates on one machine), while
-    the mechanism follows the library: oneDNN's products gain from more rows (the reference
-    decoder at 2 threads, 2-core AMD EPYC: 145 GFLOP/s at 1330 rows, 156 at 4096) and MKL's do not
-    (118 at 1024, 97 at 1330, 107 at 4096). IWAE-5000 of the reference VAE, 10 images a batch,
-    time relative to 2**20 (median of 7 interleaved rounds, same machine): oneDNN 2**21 / 2**22 /
-    2**23 -> 1.00 / 0.97 / 0.93 at 2 threads, 0.97 / 0.94 / 0.94 at 1; MKL -> 1.08 / 1.12 / 1.15
-    and 1.02 / 1.10 / 1.17."""
+    Why a rule and not a measurement of its own: the effect is a few percent, which a one-time probe
+    of a few seconds could not tell from noise, while the mechanism follows the library: oneDNN's
+    products gain from more rows and MKL's do not (the measurements: docs/performance.md,
+    "Measurements behind the code", "Evaluation chunk size")."""
     if device is not None and torch.device(device).type != "cpu":
         return OFF_CPU_CHUNK_ELEMENTS
     return chunk_choice()["elements"]

@@ -6,9 +6,9 @@ calling thread does one share of the work and the pool's other threads the rest,
 they had when they were created. Measured (2 threads, torch 2.13.0+cpu): after
 ``set_flush_denormal(True)``, ``x * 1.0`` on ten million denormal floats left exactly half of them
 nonzero - the other thread's half. So flushing on the main thread alone flushed half of every
-elementwise kernel's work, and which values became 0 depended on how the work was split. (Speed: an
-IWAE-8 training step from initialization took the same time either way on a 2-core Intel Xeon, 15.7
-vs 15.9 ms, benchmarks/RESULTS-intel.md: its slow denormal arithmetic ran on the calling thread.)
+elementwise kernel's work, and which values became 0 depended on how the work was split. (Speed
+changed little where it was measured: the slow denormal arithmetic ran on the calling thread;
+docs/performance.md, "Measurements behind the code", "Denormals".)
 
 What it does: ``on_every_thread(fn, n)`` opens one OpenMP parallel region of ``n`` threads through
 libgomp's entry point ``GOMP_parallel(fn, data, num_threads, flags)`` (the call a ``#pragma omp
@@ -115,10 +115,10 @@ _flush_depth = 0
 def denormals_flushed(enabled: bool = True):
     """Inside: denormal floats are flushed to zero on the CPU (where supported), restored after.
 
-    Why: normalized importance weights and their gradients underflow into the denormal range,
-    and GEMMs on denormals are many times slower on x86 (an IWAE-8 step from initialization:
-    49.8 ms -> 29.2 ms on one Xeon; benchmarks/RESULTS.md measures it here). Values below
-    1.2e-38 become 0, which changes no log-likelihood, bound or gradient beyond float rounding
+    Why: normalized importance weights and their gradients underflow into the denormal range, and
+    GEMMs on denormals are many times slower on x86 (benchmarks/RESULTS.md measures an IWAE-8 step
+    from initialization; docs/performance.md, "Measurements behind the code", "Denormals"). Values
+    below 1.2e-38 become 0, which changes no log-likelihood, bound or gradient beyond float rounding
     (tests/test_backend.py). Nested uses are counted, so an inner block does not end an outer one.
 
     The mode is set on every thread of torch's OpenMP pool, not only the calling one

@@ -41,11 +41,11 @@ def bf16_support() -> dict:
     """Whether bf16 matrix products are native on this CPU ("native": measurably faster than
     float32) or emulated ("emulated": torch converts and computes in float32, usually slower).
 
-    Measured, not read off a flag table: AMX (Intel Sapphire Rapids and later) and AVX512-BF16
-    (e.g. AMD EPYC Zen 4) both give torch's oneDNN kernels native bf16 dot products - on one 2-core
-    AMD EPYC with avx512_bf16 and no AMX a [100, 500] x [500, 784] GEMM ran ~2.2x faster in bf16
-    (benchmarks/RESULTS.md) - while other CPUs emulate. The first use times both (``measure_bf16_gemm``)
-    and caches the verdict beside the tanh choice; override with ``PYRO_AIR_BF16=native|emulated``.
+    Measured, not read off a flag table: AMX (Intel Sapphire Rapids and later) and AVX512-BF16 (e.g.
+    AMD EPYC Zen 4) both give torch's oneDNN kernels native bf16 dot products (docs/performance.md,
+    "Measurements behind the code", "bf16") - while other CPUs emulate. The first use times both
+    (``measure_bf16_gemm``) and caches the verdict beside the tanh choice; override with
+    ``PYRO_AIR_BF16=native|emulated``.
     """
     if "bf16" not in CHOSEN:
         CHOSEN["bf16"] = _resolve_bf16()

@@ -84,12 +84,11 @@ class Tanh(nn.Module):
     """tanh, on the CPU through the identity tanh(x) = 2 sigmoid(2x) - 1 where that is faster.
 
     Which kernel runs is measured once per machine (``tanh_kernel``; override
-    with ``PYRO_AIR_TANH=torch|sigmoid``). Why the identity can win: torch's CPU ``tanh`` kernel
-    (1-ulp accurate) cost ~2.5 ns per element on one AMD EPYC while ``sigmoid`` cost ~0.4 ns; on an
-    Intel Xeon with AVX-512/AMX the opposite held (torch.tanh 3.9x faster forward). Where it wins,
-    on the [1330, 500] activations of an IWAE-5000 evaluation chunk the identity is ~3x cheaper forward (the decoder's two tanh layers were the
-    largest cost after the GEMMs); on a batch-100 training step's [100, 500] it is about even
-    forward+backward (benchmarks/RESULTS.md, "Kernel choices"). Price: absolute error
+    with ``PYRO_AIR_TANH=torch|sigmoid``). Why the identity can win: on some CPUs torch's ``tanh``
+    kernel (1-ulp accurate) costs several times what ``sigmoid`` does, on others the opposite holds;
+    where it wins it matters on an evaluation chunk's large activations (the decoder's tanh layers
+    come right after the GEMMs in cost) and little in a batch-100 training step (the numbers:
+    docs/performance.md, "Measurements behind the code", "Kernel choices"). Price: absolute error
     <= 2e-7 against float64 tanh (torch.tanh: 3e-8), i.e. float32 rounding of a value in [-1, 1],
     below the rounding of the 500-term sums the next layer computes (tests/test_nets.py). Near 0
     the *relative* error grows (2 sigmoid(2x) - 1 cancels), which no layer downstream can see.
@@ -113,8 +112,8 @@ def linear_tanh_no_grad(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
     a pass of its own; here the product itself returns 2a = 2(b + hW^T) (``addmm`` with alpha =
     beta = 2: scaling by 2 is exact in floating point wherever the GEMM applies it), then
     ``sigmoid_`` and 2s - 1 (one ``add`` with alpha = 2, exact for the same reason) run in place.
-    Two elementwise passes instead of four and no new tensor: on the [1330, 500] activations of an
-    IWAE-5000 chunk ~0.18 ms of ~0.41 ms per layer (2-core AMD EPYC, 2 threads). With torch's
+    Two elementwise passes instead of four and no new tensor (what that saves per layer:
+    docs/performance.md, "Measurements behind the code", "Kernel choices"). With torch's
     tanh kernel, ``tanh_`` in place. Leading dimensions are folded into rows as ``nn.Linear`` does
     for a contiguous input (one ``addmm``, the same GEMM)."""
     rows = h.reshape(-1, h.shape[-1])

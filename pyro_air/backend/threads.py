@@ -86,10 +86,10 @@ def busy_load(threads: int) -> float | None:
 
 def sleep_waiting_threads_if_busy(threads: int) -> bool:
     """On a busy machine, before torch is imported: OpenMP's waiting threads sleep
-    (``OMP_WAIT_POLICY=PASSIVE``) instead of spinning on the cores the working threads need. The same
-    numbers (who waits how, not who computes what); beside one busy process on 2 cores an epoch at 2
-    threads took 13.1 s instead of 26.0 s (docs/performance.md, "Threads and a busy machine"; ``benchmarks/busy.py``),
-    while on an idle machine spinning is faster, so it is not set there. Not when the policy is already
+    (``OMP_WAIT_POLICY=PASSIVE``) instead of spinning on the cores the working threads need. The
+    same numbers (who waits how, not who computes what); beside a busy process an epoch takes about
+    half the time (docs/performance.md, "Threads and a busy machine"; ``benchmarks/busy.py``), while
+    on an idle machine spinning is faster, so it is not set there. Not when the policy is already
     set or torch already loaded (OpenMP reads it once). True if it was set."""
     if threads <= 1 or WAIT_POLICY_ENV in os.environ or "torch" in sys.modules or busy_load(threads) is None:
         return False

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -21,8 +21,8 @@ from pyro_air.cli.options import (
 )
 from pyro_air.cli.zoo_commands import diagnose_plan, full_evaluation_estimate, quick_evaluation
 from pyro_air import zoo
-from pyro_air.core import parallel as dist_utils
-from pyro_air.core.progress import JobProgress
+from pyro_air.support import parallel as dist_utils
+from pyro_air.support.progress import JobProgress
 from pyro_air.core.seeds import seed_all, stream_seed
 from pyro_air.core.validation import physical_memory
 from pyro_air.evaluate import format_table, summarize
@@ -36,18 +36,18 @@ from pyro_air.runs import (
     load_split,
     quickstart_setup,
 )
-from pyro_air.train import RESUME_MAY_CHANGE, TrainConfig, check_inputs, fit
-from pyro_air.train import checkpoints as ckpt_io
+from pyro_air.train import TrainConfig, check_inputs, check_run_dir, fit
 from pyro_air.train import run_dir as run_dirs
 from pyro_air.train.signals import TrainingInterrupted
 
 
 def cmd_train(args) -> int:
-    """Check everything (options, run directory, model, data) before writing anything; then claim the
-    run directory (one writer), write train_args.json, train; a signal ends it with a checkpoint."""
+    """Check everything (options, run directory, model, data) before anything is written; then ``fit``
+    claims the run directory (one writer), writes train_args.json and trains; a signal ends it with a
+    checkpoint."""
     run_dir = run_dir_of(args)
-    resume = bool(args.resume)
-    if resume and args.overwrite:
+    resume, overwrite = bool(args.resume), args.overwrite
+    if resume and overwrite:
         raise ValueError("--resume continues a run and --overwrite moves it aside: give one of them")
     run_dirs.check_path(run_dir)
     if resume:
@@ -57,36 +57,19 @@ def cmd_train(args) -> int:
     if args.distributed:  # fail before loading any data: no torchrun environment, batch not divisible
         dist_utils.setup(args.device)
         dist_utils.check_batch_divisible(args.batch_size, dist_utils.world_size())
-    main_process = dist_utils.is_main_process()
-    epochs_before = 0
-    if resume:  # fail before loading any data (fit checks again)
-        path = run_dir / "checkpoint.pt"
-        state = ckpt_io.load(path)
-        ckpt_io.check_same_run(state, path, spec, asdict(config), may_change=RESUME_MAY_CHANGE)
-        epochs_before = len(state.get("history") or [])
-        del state
-    elif not args.overwrite:
-        run_dirs.refuse_non_empty(run_dir, resume_hint=f"`pyro-air train --resume {run_dir}`")
+    # fail before loading any data (fit checks again): the resumed checkpoint, or a directory not empty
+    epochs_before = check_run_dir(run_dir, spec, config, resume=resume, overwrite=overwrite, empty=True,
+                                  resume_hint=f"`pyro-air train --resume {run_dir}`")
     model, guide, objective = build_run(spec, seed=args.seed)
     train_x, valid_x = load_split(spec, "train"), load_split(spec, "valid")
     check_inputs(model, guide, train_x, valid_x, config)
-    if not main_process:
-        return _train(model, guide, objective, train_x, valid_x, config, run_dir, spec, resume, args, epochs_before)
-    if not resume and args.overwrite:
-        moved = run_dirs.move_aside(run_dir)
-        if moved is not None:
-            print(f"moved the old run to {moved}")
-    with run_dirs.claim(run_dir):
-        options, stored = train_options(args), run_dir / TRAIN_ARGS_FILE
-        if not resume:
-            run_dirs.refuse_non_empty(run_dir)  # again, under the lock
-        if not resume or json.loads(stored.read_text()) != options:  # a resume may change some (RESUME_MAY_CHANGE)
-            with run_dirs.write_guard(stored, "write the run's options"):
-                run_dirs.atomic_write_text(stored, json.dumps(options, indent=1) + "\n")
-        return _train(model, guide, objective, train_x, valid_x, config, run_dir, spec, resume, args, epochs_before)
+    options = json.dumps(train_options(args), indent=1) + "\n"
+    return _train(model, guide, objective, train_x, valid_x, config, run_dir, spec, resume, args, epochs_before,
+                  overwrite, {TRAIN_ARGS_FILE: options})
 
 
-def _train(model, guide, objective, train_x, valid_x, config, run_dir, spec, resume, args, epochs_before) -> int:
+def _train(model, guide, objective, train_x, valid_x, config, run_dir, spec, resume, args, epochs_before,
+           overwrite, run_files) -> int:
     t0 = time.perf_counter()
     steps = len(train_x) // config.batch_size
     if dist_utils.is_main_process():
@@ -95,7 +78,7 @@ def _train(model, guide, objective, train_x, valid_x, config, run_dir, spec, res
         with JobProgress(config.epochs * steps, "train", disable=not config.progress or not dist_utils.is_main_process(),
                          initial=epochs_before * steps):
             result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec, resume=resume,
-                         distributed=args.distributed)
+                         distributed=args.distributed, overwrite=overwrite, run_files=run_files)
     except TrainingInterrupted as stop:
         print(f"pyro-air: interrupted at epoch {stop.epoch} step {stop.step}; continue with: "
               f"pyro-air train --resume {run_dir}", file=sys.stderr)
@@ -197,7 +180,7 @@ def cmd_diagnose(args) -> int:
     import matplotlib
     matplotlib.use("Agg")  # files only; never open a window
     from pyro_air.diagnostics.psis import MIN_PSIS_SAMPLES
-    from pyro_air.diagnostics.report import check_output_dir, write_diagnostics
+    from pyro_air.diagnostics.report import check_output_dir, khat_note, write_diagnostics
 
     # every option and the output folder are checked before anything is loaded or created
     if args.num_samples < MIN_PSIS_SAMPLES:
@@ -233,21 +216,6 @@ def cmd_diagnose(args) -> int:
     return 0
 
 
-def khat_note(bad: float, z_dim: int, guide: str) -> str:
-    """What a share ``bad`` of images with k-hat >= 0.7 means for this kind of model, and what to do."""
-    remedies = ("for tighter log p(x): more samples (pyro-air evaluate --num-samples), per-image optimization "
-                "(--iw-svi-steps 100) or a more expressive guide (--guide iaf or hierarchical)")
-    if bad >= 0.5:
-        kind = "typical" if z_dim >= 10 else "more than usual"
-        return (f"note: k-hat >= 0.7 on {bad:.0%} of the images is {kind} for an amortized {guide} guide with a "
-                f"{z_dim}-dimensional latent (the zoo's 50-dimensional AIR models: over 90 %): its importance "
-                f"weights are heavy-tailed there, so IWAE-S under-states log p(x) for those images; {remedies}")
-    if bad >= 0.1:
-        return (f"note: k-hat >= 0.7 on {bad:.0%} of the images: IWAE-S is unreliable for those (see the worst "
-                f"panel of posterior_comparison.png); {remedies}")
-    return f"note: k-hat < 0.7 on {1 - bad:.0%} of the images: the guide is a reliable importance proposal for them"
-
-
 def no_resume_hint(command: str, stop, what: str = "") -> str:
     """The line for an interrupted command that cannot resume (compare, quickstart): run it again."""
     return (f"pyro-air: {command} interrupted at {what}epoch {stop.epoch} step {stop.step}; `pyro-air {command}` "
@@ -256,14 +224,15 @@ def no_resume_hint(command: str, stop, what: str = "") -> str:
 
 def _fresh_run_dir(args, what: str) -> Path:
     """The run directory of a command that cannot resume: refused if it holds anything, unless
-    --overwrite moves the old one aside. Reads only (``_claim_fresh`` does the moving)."""
-    path = run_dirs.check_path(args.run_dir)
-    if not args.overwrite:
-        run_dirs.refuse_non_empty(path, what=what)
-    return path
+    --overwrite moves the old one aside. Reads only (``fit``, or ``_claim_fresh`` for a folder of
+    runs, does the moving)."""
+    check_run_dir(args.run_dir, overwrite=args.overwrite, empty=True, what=what)
+    return Path(args.run_dir)
 
 
 def _claim_fresh(path: Path):
+    """A folder of runs (``compare``'s three), held for the whole command so that no other command moves
+    it aside or writes into it meanwhile; ``fit`` claims each run inside it."""
     moved = run_dirs.move_aside(path)
     if moved is not None:
         print(f"moved the old run to {moved}")
@@ -284,10 +253,9 @@ def cmd_quickstart(args) -> int:
     test_x = load_split(spec, "test")[: args.test_points]
     t0 = time.perf_counter()
     report_threads(args, threads, config.progress)
-    with _claim_fresh(run_dir), JobProgress(config.epochs * (len(train_x) // config.batch_size), "quickstart",
-                                            disable=not config.progress):
+    with JobProgress(config.epochs * (len(train_x) // config.batch_size), "quickstart", disable=not config.progress):
         try:
-            fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec)
+            fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec, overwrite=args.overwrite)
         except TrainingInterrupted as stop:
             print(no_resume_hint("quickstart", stop), file=sys.stderr)
             return stop.exit_code

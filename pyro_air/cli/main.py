@@ -191,7 +191,7 @@ def main(argv=None) -> int:
         print(f"pyro-air: {str(err) or 'interrupted'}", file=sys.stderr)
         return getattr(err, "exit_code", 130)
     finally:
-        parallel = sys.modules.get("pyro_air.core.parallel")  # loaded only by a command that computes
+        parallel = sys.modules.get("pyro_air.support.parallel")  # loaded only by a command that computes
         if parallel is not None:
             parallel.shutdown(synchronize=clean_exit)
 

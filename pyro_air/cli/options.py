@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from pyro_air.cli import names
-from pyro_air.core.images import image_shape_for
+from pyro_air.support.images import image_shape_for
 from pyro_air.backend.threads import resolve_threads
 
 # Parsing needs no torch (``pyro-air --help`` answers at once): the functions that build a run spec or a
@@ -154,7 +154,10 @@ def spec_from_args(args) -> dict:
         dataset = own
     elif own is not None:
         dataset, path = "file", own
-    shape = data.dataset_shape(dataset, path=path, data_dir=args.data_dir) if own is not None else (28, 28)
+    if own is not None or dataset in data.DATASETS:  # the record's shape (a named set's, or the file's)
+        shape = data.dataset_shape(dataset, path=path, data_dir=args.data_dir)
+    else:  # an unknown name: refused when the data are loaded, after the run directory's checks
+        shape = (28, 28)
     if net == "conv" and image_shape is None:
         image_shape = default_image_shape(shape)
     spec = vae_spec(guide=args.guide, objective=args.objective, z_dim=args.z_dim, hidden=args.hidden,

@@ -8,11 +8,11 @@ with loc 0 and scale 1 that scores without touching them:
 ``Normal(0, 1).log_prob`` computes -((z - 0)^2) / (2 * 1^2) - log 1 - log sqrt(2 pi): subtracting
 an exact 0, dividing by an exact 2 and subtracting log 1 = 0 change no bit, so both give the same
 numbers (tests/test_distributions.py); the shortcut skips building broadcast zeros and ones, the
-scale's square and logarithm and their autograd nodes (~0.14 ms of a batch-100 training step in a
-side-by-side check when it was introduced; for the main model/guide pair the fused scorer of
-``BernoulliVAE.log_joint`` now skips the object and calls ``standard_normal_log_density``).
-It is a ``Normal`` in every other respect: sampling, ``expand`` (Pyro's plates), ``mean``,
-``variance``, ``entropy`` and the KL divergences registered for ``Normal``.
+scale's square and logarithm and their autograd nodes (docs/performance.md, "Measurements behind the
+code", "Shared distributions"; for the main model/guide pair the fused scorer of
+``BernoulliVAE.log_joint`` now skips the object and calls ``standard_normal_log_density``). It is a
+``Normal`` in every other respect: sampling, ``expand`` (Pyro's plates), ``mean``, ``variance``,
+``entropy`` and the KL divergences registered for ``Normal``.
 
 ``BernoulliImage``: ``Bernoulli(logits).to_event(1)``, the likelihood of a binarized image,
 
@@ -21,12 +21,11 @@ It is a ``Normal`` in every other respect: sampling, ``expand`` (Pyro's plates),
 computed per pixel as -(softplus(l_d) - x_d l_d) (one softplus pass and one fused multiply-add
 over the [..., D] logits) and summed. torch's ``binary_cross_entropy_with_logits`` - what
 ``Bernoulli.log_prob`` calls - writes a log-sigmoid, a scratch buffer and three more [..., D]
-temporaries. Measured side by side (benchmarks/RESULTS.md, "Kernel choices"): ~0.85x of it on a
-[13, 100, 784] evaluation chunk, about even forward+backward in a batch-100 training step. It is
-the same function to float32 rounding (per pixel: softplus(l) - l for x = 1 cancels to an
-absolute error of one ulp of l, ~5e-7 for |l| ~ 5; whole images differ from ``Bernoulli`` by
-< 1e-5 relative, tests/test_distributions.py), and it is also the right cross-entropy for grey
-x in [0, 1].
+temporaries: faster on an evaluation chunk, about even in a training step (docs/performance.md,
+"Measurements behind the code", "Shared distributions"). It is the same function to float32 rounding
+(per pixel: softplus(l) - l for x = 1 cancels to an absolute error of one ulp of l, ~5e-7 for |l| ~
+5; whole images differ from ``Bernoulli`` by < 1e-5 relative, tests/test_distributions.py), and it
+is also the right cross-entropy for grey x in [0, 1].
 """
 from __future__ import annotations
 

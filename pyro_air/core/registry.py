@@ -1,4 +1,4 @@
-"""Name -> constructor registries (docs/design.md, contract 4).
+"""Name -> constructor registries with declared capabilities (docs/design.md, contract 4).
 
 The CLI, the experiment configs and the notebooks spell a run the same way:
 ``models.build("bernoulli-vae", z_dim=50)``, ``guides.build("gaussian", ...)``,
@@ -13,20 +13,39 @@ from typing import Any
 
 
 class Registry:
-    """A named collection of constructors with a clear error for unknown names."""
+    """A named collection of constructors with a clear error for unknown names.
 
-    def __init__(self, kind: str):
+    ``declares`` names what a registered thing may say about itself, each with its default: what the
+    code that composes things (``pyro_air.runs``' run specs, the command line's help) reads instead of
+    special-casing names or probing signatures. A thing declares it where it registers, at the class
+    or the builder: ``@OBJECTIVES.register("miwae", num_particles=False)``; ``declared(name)`` reads it
+    back (the defaults for what it did not declare)."""
+
+    def __init__(self, kind: str, declares: dict | None = None):
         self.kind = kind
+        self.declares = dict(declares or {})
         self._builders: dict[str, Callable[..., Any]] = {}
+        self._declared: dict[str, dict] = {}
 
-    def register(self, name: str) -> Callable:
+    def register(self, name: str, **declared) -> Callable:
+        unknown = sorted(set(declared) - set(self.declares))
+        if unknown:
+            raise ValueError(f"{self.kind} {name!r} declares {', '.join(unknown)}, which a {self.kind} cannot declare; "
+                             f"it may declare: {', '.join(sorted(self.declares)) or 'nothing'}")
+
         def decorator(builder: Callable) -> Callable:
             if name in self._builders:
                 raise ValueError(f"{self.kind} name {name!r} is registered twice")
             self._builders[name] = builder
+            self._declared[name] = dict(declared)
             return builder
 
         return decorator
+
+    def declared(self, name: str) -> dict:
+        """What ``name`` declared when it registered, with the registry's defaults for the rest."""
+        self.get(name)
+        return {**self.declares, **self._declared.get(name, {})}
 
     def names(self) -> list:
         return sorted(self._builders)

@@ -40,8 +40,9 @@ def check_batch(x: torch.Tensor, x_dim: int, who: str) -> None:
 # Why these checks are written this way: ``fit`` checks the whole training set once, up front, and
 # the obvious forms allocate a bool tensor per comparison (39 MB each on 50000 MNIST images; over
 # glibc's mmap threshold, so they page-fault too): ``isfinite(x).all()`` plus ``((x == 0) | (x ==
-# 1)).all()`` took ~0.37 s of a 5 s ELBO epoch (2-core AMD EPYC). ``aminmax`` is one pass with no
-# temporary (~5 ms), and the binary test runs on 4 MiB pieces that stay in cache (~30 ms).
+# 1)).all()`` cost a noticeable share of an ELBO epoch. ``aminmax`` is one pass with no temporary,
+# and the binary test runs on 4 MiB pieces that stay in cache (docs/performance.md, "Measurements
+# behind the code", "Data checks").
 CHECK_CHUNK_ELEMENTS = 1 << 20
 
 
@@ -56,8 +57,8 @@ def all_binary(x: torch.Tensor) -> bool:
     if not (lo >= 0 and hi <= 1):
         return False
     # On [0, 1] an entry is 0 or 1 exactly when its fractional part is 0 (frac(1) = 0, frac(x) = x
-    # below 1): one elementwise pass and a test for any nonzero, 2.5x faster than comparing with 0
-    # and with 1 (83 -> 32 ms on 60000 MNIST-sized rows, 2-core Intel Xeon).
+    # below 1): one elementwise pass and a test for any nonzero, faster than comparing with 0 and
+    # with 1 (docs/performance.md, "Measurements behind the code", "Data checks").
     return not any(bool(piece.frac().any()) for piece in x.reshape(-1).split(CHECK_CHUNK_ELEMENTS))
 
 

@@ -26,7 +26,7 @@ import math
 import numpy as np
 import torch
 
-from pyro_air.core.extras import MissingExtraError, require, torchvision_install_advice
+from pyro_air.support.extras import MissingExtraError, require, torchvision_install_advice
 from pyro_air.data.errors import DataFileError
 from pyro_air.data.files import data_dir as resolve_data_dir
 from pyro_air.data.own import as_datapoints, datapoint_shape, dataset_array, holdout_indices

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pyro_air.core.progress import current_job, tqdm
+from pyro_air.support.progress import current_job, tqdm
 from pyro_air.core.sites import LATENT_SITE
 from pyro_air.core.validation import check_positive_int
 from pyro_air.evaluate.chunking import (

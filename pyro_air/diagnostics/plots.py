@@ -27,7 +27,7 @@ import torch
 from matplotlib.figure import Figure
 from pyro import poutine
 
-from pyro_air.core.atomic import atomic_save_figure
+from pyro_air.support.atomic import atomic_save_figure
 from pyro_air.core.validation import check_positive_int
 from pyro_air.diagnostics.draws import (
     LATENT_SITE,

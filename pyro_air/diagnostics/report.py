@@ -2,6 +2,7 @@
 
 - ``khat.txt`` / ``khat.json``: the per-datapoint PSIS k-hat summary (counts and fractions in
   k < 0.5, 0.5 <= k < 0.7, k >= 0.7; Yao et al. 2018) and, in the JSON, every k-hat;
+- ``khat_note``: what a share of images with k >= 0.7 means for this kind of model, and what to do;
 - ``khat.png``; ``posterior_comparison.png`` for the datapoints with the lowest (best), median and
   highest (worst) k-hat (latent dims 0 and 1), drawn from the very draws of the table; ``aggregate_posterior.png``; ``reconstructions.png``;
   ``samples.png`` (if the model can sample); ``training_curves.png`` (if a metrics log is given).
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from pyro_air.core.atomic import atomic_write_text
-from pyro_air.core.progress import JobProgress
+from pyro_air.support.atomic import atomic_write_text
+from pyro_air.support.progress import JobProgress
 from pyro_air.diagnostics import plots
 from pyro_air.diagnostics.draws import importance_draws
 from pyro_air.diagnostics.psis import (
@@ -105,3 +106,18 @@ def write_diagnostics(model, guide, x: torch.Tensor, out_dir, num_samples: int =
         files["training curves"] = out / "training_curves.png"
         plots.plot_training_curves(metrics, files["training curves"])
     return DiagnosticsReport(khat, table, {k: str(v) for k, v in files.items()}, panel_titles)
+
+
+def khat_note(bad: float, z_dim: int, guide: str) -> str:
+    """What a share ``bad`` of images with k-hat >= 0.7 means for this kind of model, and what to do."""
+    remedies = ("for tighter log p(x): more samples (pyro-air evaluate --num-samples), per-image optimization "
+                "(--iw-svi-steps 100) or a more expressive guide (--guide iaf or hierarchical)")
+    if bad >= 0.5:
+        kind = "typical" if z_dim >= 10 else "more than usual"
+        return (f"note: k-hat >= 0.7 on {bad:.0%} of the images is {kind} for an amortized {guide} guide with a "
+                f"{z_dim}-dimensional latent (the zoo's 50-dimensional AIR models: over 90 %): its importance "
+                f"weights are heavy-tailed there, so IWAE-S under-states log p(x) for those images; {remedies}")
+    if bad >= 0.1:
+        return (f"note: k-hat >= 0.7 on {bad:.0%} of the images: IWAE-S is unreliable for those (see the worst "
+                f"panel of posterior_comparison.png); {remedies}")
+    return f"note: k-hat < 0.7 on {1 - bad:.0%} of the images: the guide is a reliable importance proposal for them"

@@ -82,7 +82,7 @@ from pyro import poutine
 from pyro.ops.integrator import velocity_verlet
 from pyro.poutine.util import site_is_subsample
 
-from pyro_air.core.progress import tqdm
+from pyro_air.support.progress import tqdm
 from pyro_air.core.seeds import derive_seed, seeded
 from pyro_air.core.validation import check_positive, check_positive_int
 from pyro_air.evaluate.chunking import (

@@ -15,9 +15,10 @@ from pyro_air.backend.onednn import reusing_packed_weights
 # Elements of the largest per-draw tensor ([samples, batch, x_dim]); 2**20 float32 = 4 MiB. It fixes
 # how the samples are drawn (``default_chunk_size``), so it stays as it was when the evaluation
 # numbers in this repository were made. It was first chosen as the computed chunk too (a sweep with
-# torch's MKL products on an AMD EPYC: 2**23 -> 61% / 43% of the GEMM bound at 1 / 2 threads,
-# 2**20 -> 80% / 70%); with oneDNN's products larger chunks win, so the scored chunk is now chosen
-# on its own (``units_per_chunk``; ``pyro_air.backend.onednn.chunk_elements``).
+# torch's MKL products, where it reached the largest share of the GEMM bound; docs/performance.md,
+# "Measurements behind the code", "Evaluation chunk size"); with oneDNN's products larger chunks
+# win, so the scored chunk is now chosen on its own (``units_per_chunk``;
+# ``pyro_air.backend.onednn.chunk_elements``).
 DEFAULT_CHUNK_ELEMENTS = 2 ** 20
 
 

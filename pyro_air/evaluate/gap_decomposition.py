@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import torch
 
-from pyro_air.core.atomic import atomic_save_figure
-from pyro_air.core.progress import tqdm
+from pyro_air.support.atomic import atomic_save_figure
+from pyro_air.support.progress import tqdm
 from pyro_air.core.seeds import derive_seed, seeded
 from pyro_air.core.validation import check_positive_int
 from pyro_air.evaluate.ais import ais

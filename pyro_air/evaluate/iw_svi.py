@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from pyro_air.core.plates import data_plate
-from pyro_air.core.progress import current_job, tqdm
+from pyro_air.support.progress import current_job, tqdm
 from pyro_air.core.sites import LATENT_SITE
 from pyro_air.core.validation import check_positive, check_positive_int
 from pyro_air.evaluate.chunking import as_data, batches, module_device, slice_data

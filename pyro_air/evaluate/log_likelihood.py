@@ -39,8 +39,8 @@ from __future__ import annotations
 
 import torch
 
-from pyro_air.core import parallel as dist_utils
-from pyro_air.core.progress import current_job, tqdm
+from pyro_air.support import parallel as dist_utils
+from pyro_air.support.progress import current_job, tqdm
 from pyro_air.core.seeds import derive_seed, seeded
 from pyro_air.core.validation import check_positive_int
 from pyro_air.evaluate.chunking import (

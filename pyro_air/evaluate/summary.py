@@ -75,7 +75,7 @@ def planned_work(num_samples: int = 5000, elbo_samples: int = 1, iw_svi_steps: i
                  amortization_gap_steps: int = 0, upper_bound_method: str | None = None,
                  upper_bound_samples: int | None = None, **_) -> int:
     """Model evaluations per datapoint of one ``summarize`` row: the unit of a command's one bar
-    (``pyro_air.core.progress.JobProgress``), which the evaluators advance batch by batch."""
+    (``pyro_air.support.progress.JobProgress``), which the evaluators advance batch by batch."""
     work = num_samples + elbo_samples
     if iw_svi_steps:
         work += iw_svi_work(iw_svi_steps, iw_svi_k_train, num_samples)

@@ -32,7 +32,7 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from pyro_air.core.images import channels_height_width, image_shape_for
+from pyro_air.support.images import channels_height_width, image_shape_for
 from pyro_air.backend.nets import activation as make_activation
 from pyro_air.backend.nets import softplus_scale
 from pyro_air.core.scoring import (
@@ -63,7 +63,7 @@ def committed_rate_max_scale(delta: float) -> float:
     return math.sqrt((lo + hi) / 2)
 
 
-@GUIDES.register("conv-gaussian")
+@GUIDES.register("conv-gaussian", hidden=True, image=True)
 class ConvGaussianEncoder(AmortizedGuide):
     """q(z | x) = N(mu(x), diag sigma(x)^2) from a strided CNN (module docstring)."""
 

@@ -102,14 +102,14 @@ class Denoising(AmortizedGuide):
         return f"sigma={self.sigma}, alpha={self.alpha}"
 
 
-@GUIDES.register("denoising")
+@GUIDES.register("denoising", wraps="gaussian")
 def denoising(sigma: float, alpha: float = 1.0, encoder="gaussian", **encoder_cfg) -> Denoising:
     """Registry builder: ``encoder`` is a guide name (``encoder_cfg`` are its options), a
     ``{"name": ..., "cfg": {...}}`` dict, or an ``AmortizedGuide`` instance (``build_encoder``)."""
     return Denoising(build_encoder(encoder, encoder_cfg), sigma=sigma, alpha=alpha)
 
 
-@GUIDES.register("denoising-weightnorm")
+@GUIDES.register("denoising-weightnorm", hidden=True)
 def denoising_weightnorm(x_dim: int = 784, z_dim: int = 50, hidden=(500, 500), sigma: float = 0.25,
                          H: float = 5.0, alpha: float = 1.0, activation: str = "tanh") -> Denoising:
     """Denoising (AIR Eq. 13/16) around the weight-normalized encoder (Eq. 17-18): both AIR

@@ -20,7 +20,7 @@ from pyro_air.guides.gaussian import GaussianEncoder
 from pyro_air.guides.registry import GUIDES
 
 
-@GUIDES.register("iaf")
+@GUIDES.register("iaf", hidden=True)
 class IAFGuide(GaussianEncoder):
     def __init__(self, x_dim: int = 784, z_dim: int = 50, hidden=(500, 500), activation: str = "tanh",
                  num_flows: int = 2, flow_hidden=(100,)):

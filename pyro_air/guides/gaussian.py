@@ -25,7 +25,7 @@ from pyro_air.guides.base import AmortizedGuide
 from pyro_air.guides.registry import GUIDES
 
 
-@GUIDES.register("gaussian")
+@GUIDES.register("gaussian", hidden=True, conv="conv-gaussian")
 class GaussianEncoder(AmortizedGuide):
     def __init__(self, x_dim: int = 784, z_dim: int = 50, hidden=(500, 500), activation: str = "tanh",
                  linear=nn.Linear):

@@ -40,7 +40,7 @@ from pyro_air.guides.registry import GUIDES
 from pyro_air.guides.transitions import GatedGaussianTransitions
 
 
-@GUIDES.register("hierarchical")
+@GUIDES.register("hierarchical", hidden=True)
 class HierarchicalGuide(AmortizedGuide):
     def __init__(self, x_dim: int = 784, z_dim: int = 40, num_transitions: int = 5, hidden=(300, 300),
                  activation: str = "tanh", transition_hidden: int = 300, transition_activation: str = "elu",

@@ -10,7 +10,7 @@ from pyro_air.guides.gaussian import GaussianEncoder
 from pyro_air.guides.registry import GUIDES
 
 
-@GUIDES.register("gaussian-large")
+@GUIDES.register("gaussian-large", hidden=True)
 class LargeGaussianEncoder(GaussianEncoder):
     """``hidden`` names the standard encoder's layers; one more layer of width hidden[-1] is added
     (hidden=(500, 500) gives 784-500-500-500-z)."""

@@ -1,5 +1,6 @@
 """The guide registry: each guide registers itself where it is defined (``@GUIDES.register(name)``
-at the class or at its builder); ``pyro_air.guides`` only imports the modules.
+at the class or at its builder, with what it declares about itself: ``GUIDES.declares``);
+``pyro_air.guides`` only imports the modules.
 
 Wrappers (denoising, consistency, semi-amortized) take a built encoder; their registry builders
 turn ``encoder=`` (a registered name with its options, a ``{"name", "cfg"}`` dict, or an instance)
@@ -10,7 +11,16 @@ from __future__ import annotations
 from pyro_air.core.registry import Registry
 from pyro_air.guides.base import AmortizedGuide
 
-GUIDES = Registry("guide")
+# What a guide declares where it registers (``@GUIDES.register("gaussian", hidden=True, ...)``), read by
+# ``pyro_air.runs.vae_spec`` to fill a run spec's guide options from the decoder's:
+GUIDES = Registry("guide", declares={
+    "hidden": False,  # its builder takes ``hidden``, which a run spec defaults to the decoder's sizes
+    "conv": None,     # the name of its convolutional twin, which replaces it in a run spec with net="conv"
+    "image": False,   # it convolves images: a run spec with net="conv" gives it ``image_shape`` and one
+                      # dense width as ``hidden``
+    "wraps": None,    # it wraps an encoder (its option ``encoder=``, this name by default), to which a
+                      # run spec's size defaults apply as if it were the guide
+})
 
 
 def build(name: str, **cfg) -> AmortizedGuide:

@@ -100,7 +100,7 @@ class SpectralNormLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bound={self.bound}, mode={self.mode}"
 
 
-@GUIDES.register("spectral-norm")
+@GUIDES.register("spectral-norm", hidden=True)
 class SpectralNormEncoder(GaussianEncoder):
     """The Gaussian MLP encoder x-d-d-z with every linear layer (the head too) a ``SpectralNormLinear``
     with ``bound`` and ``mode``; ``bound=None`` gives plain ``nn.Linear`` layers."""

@@ -63,7 +63,7 @@ class WeightNormLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, H={self.H}"
 
 
-@GUIDES.register("weightnorm")
+@GUIDES.register("weightnorm", hidden=True)
 class WeightNormEncoder(GaussianEncoder):
     """The Gaussian MLP encoder x-d-d-z with EVERY linear layer (the output head too) a
     ``WeightNormLinear`` with cap H: the WNI-VAE / WNI-IWAE encoder of AIR section 3.2."""

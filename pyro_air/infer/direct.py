@@ -71,11 +71,11 @@ def direct_log_weight_chunks(model, guide, x: torch.Tensor, num_samples: int, ch
 
     The guide's q(z | x) is computed once for all chunks: for the deterministic encoders this path
     serves (eval mode) every chunk gets the same q the traced path would recompute, and the random
-    stream is consumed by the z draws alone, so the numbers are the same (tests/test_direct.py);
-    the encoder no longer costs once per chunk (with B = 100 images and 4 MiB chunks it was ~8% of
-    IWAE-5000). Each unit's log q is taken at its own draw and the model scores the ``units``
-    draws together: with ``units`` > 1 the draws are the same, the model's products run on more rows
-    (faster, and equal to scoring the units one by one up to float rounding;
+    stream is consumed by the z draws alone, so the numbers are the same (tests/test_direct.py); the
+    encoder no longer costs once per chunk (docs/performance.md, "Measurements behind the code",
+    "Evaluation chunk size"). Each unit's log q is taken at its own draw and the model scores the
+    ``units`` draws together: with ``units`` > 1 the draws are the same, the model's products run on
+    more rows (faster, and equal to scoring the units one by one up to float rounding;
     ``pyro_air.backend.onednn.chunk_elements``)."""
     q = guide.direct_posterior(x)
     for start in range(0, num_samples, chunk_size * units):

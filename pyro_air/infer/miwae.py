@@ -76,7 +76,7 @@ def check_group_sizes(num_groups, group_size):
     check_positive_int(group_size, "group_size (K, the particles inside each IWAE bound)")
 
 
-@OBJECTIVES.register("miwae")
+@OBJECTIVES.register("miwae", num_particles=False)
 class MIWAE_ELBO(LogWeightObjective):
     """MIWAE(M = ``num_groups``, K = ``group_size``) with IWAE's gradient ``estimator`` per group."""
 
@@ -120,7 +120,7 @@ class CIWAE_ELBO(LogWeightObjective):
         return ciwae_bound(log_w, self.beta)
 
 
-@OBJECTIVES.register("piwae")
+@OBJECTIVES.register("piwae", num_particles=False)
 class PIWAE_ELBO(MIWAE_ELBO):
     """PIWAE(M, K): decoder on IWAE-(M K), encoder on MIWAE(M, K) (module docstring)."""
 

@@ -29,7 +29,7 @@ from pyro_air.models.base import LatentVariableModel
 from pyro_air.models.registry import MODELS
 
 
-@MODELS.register("bernoulli-vae")
+@MODELS.register("bernoulli-vae", likelihood="bernoulli", net="mlp")
 class BernoulliVAE(LatentVariableModel):
     def __init__(self, x_dim: int = 784, z_dim: int = 50, hidden=(500, 500), activation: str = "tanh"):
         super().__init__(x_dim, z_dim)

@@ -19,7 +19,7 @@ from pyro_air.models.bernoulli_vae import BernoulliVAE
 from pyro_air.models.registry import MODELS
 
 
-@MODELS.register("continuous-bernoulli-vae")
+@MODELS.register("continuous-bernoulli-vae", likelihood="continuous-bernoulli", net="mlp")
 class ContinuousBernoulliVAE(BernoulliVAE):
     def validate(self, x: torch.Tensor) -> None:
         check_batch(x, self.x_dim, type(self).__name__)

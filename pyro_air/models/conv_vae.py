@@ -1,7 +1,7 @@
 """VAEs with a convolutional decoder for images x [B, C * H * W] seen as [B, C, H, W].
 
 ``image_shape`` is (H, W) (one channel) or (C, H, W) (C channels, e.g. RGB; channel-first order,
-``pyro_air.core.images``). The decoder mirrors ``ConvGaussianEncoder`` (``pyro_air.guides.conv``):
+``pyro_air.support.images``). The decoder mirrors ``ConvGaussianEncoder`` (``pyro_air.guides.conv``):
 z -> fully connected layer of ``hidden`` units -> [C_L, h_L, w_L] -> transposed convolutions
 (kernel 3, stride 2, padding 1; the output padding chosen per layer so every layer restores the
 encoder's size at that depth exactly, h_{i-1} = ceil-halving inverted) -> C channels of logits
@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pyro_air.core.images import channels_height_width, image_shape_for
+from pyro_air.support.images import channels_height_width, image_shape_for
 from pyro_air.backend.nets import activation as make_activation
 from pyro_air.core.validation import check_hidden, check_positive_int
 from pyro_air.models.bernoulli_vae import BernoulliVAE
@@ -66,7 +66,7 @@ class ConvDecoder(nn.Module):
         return self.deconvs(h).reshape(*lead, self.out_size)
 
 
-@MODELS.register("conv-bernoulli-vae")
+@MODELS.register("conv-bernoulli-vae", likelihood="bernoulli", net="conv")
 class ConvBernoulliVAE(BernoulliVAE):
     def __init__(self, x_dim: int = 784, z_dim: int = 50, image_shape=None, channels=(16, 32), hidden: int = 256,
                  activation: str = "relu"):
@@ -76,7 +76,7 @@ class ConvBernoulliVAE(BernoulliVAE):
         self.decoder = ConvDecoder(self.z_dim, self.image_shape, channels, hidden, activation)
 
 
-@MODELS.register("conv-continuous-bernoulli-vae")
+@MODELS.register("conv-continuous-bernoulli-vae", likelihood="continuous-bernoulli", net="conv")
 class ConvContinuousBernoulliVAE(ContinuousBernoulliVAE):
     def __init__(self, x_dim: int = 784, z_dim: int = 50, image_shape=None, channels=(16, 32), hidden: int = 256,
                  activation: str = "relu"):
@@ -86,7 +86,7 @@ class ConvContinuousBernoulliVAE(ContinuousBernoulliVAE):
         self.decoder = ConvDecoder(self.z_dim, self.image_shape, channels, hidden, activation)
 
 
-@MODELS.register("conv-gaussian-vae")
+@MODELS.register("conv-gaussian-vae", likelihood="gaussian", net="conv")
 class ConvGaussianVAE(GaussianMLPVAE):
     """p(x | z) = N(mu(z), diag sigma(z)^2) with mu and sigma from the convolutional decoder (real values)."""
 

@@ -15,7 +15,7 @@ from pyro_air.models.base import LatentVariableModel
 from pyro_air.models.registry import MODELS
 
 
-@MODELS.register("gaussian-mlp-vae")
+@MODELS.register("gaussian-mlp-vae", likelihood="gaussian", net="mlp")
 class GaussianMLPVAE(LatentVariableModel):
     def __init__(self, x_dim: int = 1, z_dim: int = 1, hidden=(200, 200, 200), activation: str = "tanh",
                  min_scale: float = 1e-4):

@@ -44,7 +44,7 @@ from torch.distributions import constraints
 from torch.nn import functional as F
 
 from pyro_air.core.distributions import bernoulli_image_log_density
-from pyro_air.core.images import image_shape_for
+from pyro_air.support.images import image_shape_for
 from pyro_air.core.validation import check_binary, check_positive_int
 from pyro_air.models.base import LatentVariableModel
 from pyro_air.models.registry import MODELS

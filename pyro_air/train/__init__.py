@@ -1,7 +1,8 @@
 """Training: the SVI loop as a package (docs/design.md, layout).
 
 - ``config``: ``TrainConfig``, ``TrainResult``, ``RESUME_MAY_CHANGE``, ``resolve_device``
-- ``fit``: ``fit`` and the checks it runs before touching a run directory (``check_inputs``)
+- ``fit``: ``fit`` (the one place that claims a run directory and loads the checkpoint it resumes) and
+  the checks it runs before writing anything (``check_inputs``, ``check_run_dir``)
 - ``loop``: ``Trainer``, the state of one run and the steps that change it
 - ``distributed``: ``DistributedTrainer``, the loop with DDP gradient averaging
 - ``checkpoints``: atomic checkpoints, safe loading, the resume check
@@ -19,7 +20,7 @@ from pyro_air.train.config import (
     TrainResult,
     resolve_device,
 )
-from pyro_air.train.fit import check_inputs, fit
+from pyro_air.train.fit import check_inputs, check_run_dir, fit
 from pyro_air.train.loop import LoopState, Trainer
 from pyro_air.train.optim import make_adam, parameters_of
 
@@ -31,6 +32,7 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "check_inputs",
+    "check_run_dir",
     "fit",
     "make_adam",
     "parameters_of",

@@ -4,12 +4,12 @@ What changes against one process (everything else - schedule, checkpoints, rollb
 same code in ``pyro_air.train.loop.Trainer``):
 
 - Batches: every rank builds the same global batch of B points (same (seed, epoch) order, same
-  dynamic-binarization generator) and keeps its slice of B/W rows (``pyro_air.core.parallel``).
+  dynamic-binarization generator) and keeps its slice of B/W rows (``pyro_air.support.parallel``).
 - Gradients: the loss is computed through ``DistributedDataParallel`` wrapped around
   ``ELBOModule(model, guide, objective)`` (what ``pyro.infer.ELBO.__call__`` returns: an ``nn.Module``
   whose forward is ``objective.differentiable_loss``); DDP averages the gradients of every model and guide
   parameter over the W ranks, which gives the gradient of the single-process loss on the global
-  batch (the scaling argument is in ``pyro_air.core.parallel``). DDP also broadcasts rank 0's
+  batch (the scaling argument is in ``pyro_air.support.parallel``). DDP also broadcasts rank 0's
   initial parameters, so all ranks start equal.
 - Random streams: rank r seeds its sampling stream with stream_seed(seed, "training", r), so ranks draw
   independent latent samples. A checkpoint holds every rank's RNG state and partial epoch loss sum
@@ -31,7 +31,7 @@ import torch
 from pyro.infer.elbo import ELBOModule
 from torch.nn.parallel import DistributedDataParallel
 
-from pyro_air.core import parallel as dist_utils
+from pyro_air.support import parallel as dist_utils
 from pyro_air.backend.precision import autocast
 from pyro_air.core.seeds import seed_all, stream_seed
 from pyro_air.evaluate.log_likelihood import log_likelihood

@@ -1,6 +1,12 @@
 """``fit``: check the inputs, claim the run directory, build the trainer (single-process or
 data-parallel), resume it if asked, train, and return the result. The loop itself is
 ``pyro_air.train.loop``; see its docstring for what a step, an epoch and a checkpoint are.
+
+``fit`` is the one place that claims a run directory, moves an old run aside (``overwrite``),
+writes the files a caller keeps beside the run (``run_files``: the command line's
+``train_args.json``) and loads and checks the checkpoint it resumes. ``check_run_dir`` runs the
+same checks without writing anything, so that a caller (the command line) can fail before it loads
+any data; ``check_inputs`` is what ``fit`` checks of the model, the guide and the data.
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from pyro_air.backend.allocator import keep_freed_memory
 from pyro_air.core.seeds import seed_all, stream_seed
 from pyro_air.core.validation import check_batch, check_compatible
 from pyro_air.data.binarize import binarize_dynamic
+from pyro_air.support.progress import current_job
 from pyro_air.train import checkpoints as ckpt_io
 from pyro_air.train import run_dir as run_dirs
 from pyro_air.train.config import (
@@ -74,9 +81,52 @@ def check_inputs(model, guide, train_x: torch.Tensor, valid_x: torch.Tensor | No
         _check_data(valid_x, model, "validation", grey=config.dynamic_binarization)
 
 
+def resume_state(run_dir, spec: dict | None, config: TrainConfig) -> dict:
+    """The checkpoint ``run_dir/checkpoint.pt`` a resume continues from, loaded safely and checked
+    against ``spec`` and ``config``: only the options in ``RESUME_MAY_CHANGE`` may differ."""
+    path = Path(run_dir) / "checkpoint.pt"
+    state = ckpt_io.load(path)
+    ckpt_io.check_same_run(state, path, spec, asdict(config), may_change=RESUME_MAY_CHANGE)
+    return state
+
+
+def check_run_dir(run_dir, spec: dict | None = None, config: TrainConfig | None = None, resume: bool = False,
+                  overwrite: bool = False, empty: bool = False, what: str = "run",
+                  resume_hint: str | None = None) -> int:
+    """What ``fit(..., run_dir=run_dir, resume=resume, overwrite=overwrite)`` refuses about its run
+    directory, checked without writing anything, so that a caller can fail before it loads any data:
+    the path (``run_dir.check_path``); for a resume, the checkpoint, loaded and checked against
+    ``spec`` and ``config`` (``resume_state``); for a new run without ``overwrite``, that the directory
+    holds no run - with ``empty=True`` that it holds nothing at all (the command line's rule; the
+    refusal names the ``what`` and, where the directory holds a run, ``resume_hint``, the way to
+    continue it). Returns the number of epochs the resumed checkpoint holds (0 for a new run)."""
+    if resume and overwrite:
+        raise ValueError("resume=True continues a run and overwrite=True moves it aside: give one of them")
+    path = run_dirs.check_path(run_dir)
+    if resume:
+        return len(resume_state(path, spec, config or TrainConfig()).get("history") or [])
+    if not overwrite:
+        if empty:
+            run_dirs.refuse_non_empty(path, what=what, resume_hint=resume_hint)
+        else:
+            _refuse_a_run(path)
+    return 0
+
+
+def _refuse_a_run(run_path: Path, run_files=()) -> None:
+    """A new run refuses a directory that holds a run (its training files, or the files its caller keeps
+    beside it)."""
+    if run_dirs.holds_training(run_path) or any((run_path / name).exists() for name in run_files):
+        present = ", ".join(n for n in (*run_dirs.TRAINING_FILES, *run_files) if (run_path / n).exists())
+        raise run_dirs.RunDirError(
+            f"{run_path} already holds a run ({present}); resume it with fit(..., resume=True), move it aside "
+            "with pyro_air.train.run_dir.move_aside(run_dir), or train into another run_dir")
+
+
 def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | None = None,
         config: TrainConfig | None = None, run_dir: str | Path | None = None, spec: dict | None = None,
-        resume: bool = False, distributed: bool = False, schedule: StepSchedule | None = None) -> TrainResult:
+        resume: bool = False, distributed: bool = False, schedule: StepSchedule | None = None,
+        overwrite: bool = False, run_files: dict | None = None) -> TrainResult:
     """Train ``model`` and ``guide`` on ``train_x`` with ``objective``; see the module docstring.
 
     With ``run_dir`` the loop writes ``metrics.jsonl`` (one JSON line per epoch) and the atomic
@@ -93,6 +143,11 @@ def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | 
     Resuming may change only the options in ``RESUME_MAY_CHANGE``; a changed ``lr`` rescales the
     learning-rate schedule from the resume point on. The run directory must be empty (or hold only
     the CLI's ``train_args.json``) unless ``resume=True``, and is locked while ``fit`` writes it.
+    ``overwrite=True`` moves a run the directory holds aside first (``RUN.old-<time>``: nothing is
+    deleted; the line "moved the old run to ..." says where). ``run_files`` ({name: text}) are files
+    the caller keeps beside the run (the command line's options, ``train_args.json``): written
+    atomically under the claim before training (on a resume only where the text changed); a caller
+    that keeps such files owns the directory, so a new run then needs it empty.
     Float64 data is cast to the parameters' dtype. ``config.tensorboard`` also logs each epoch's
     metrics under ``run_dir/tensorboard`` (``pyro_air.train.tensorboard_log``).
     """
@@ -103,7 +158,7 @@ def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | 
         if config.compile:
             raise ValueError("compile=True (--compile) runs single-process only; drop it for distributed=True "
                              "(--distributed)")
-        from pyro_air.core import parallel as dist_utils
+        from pyro_air.support import parallel as dist_utils
         device = dist_utils.setup(config.device)
         dist_utils.check_batch_divisible(config.batch_size, dist_utils.world_size())
     check_inputs(model, guide, train_x, valid_x, config)
@@ -118,6 +173,10 @@ def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | 
     run_path = Path(run_dir) if run_dir is not None else None
     if resume and run_path is None:
         raise ValueError("resume=True needs the run_dir to resume from")
+    if resume and overwrite:
+        raise ValueError("resume=True continues a run and overwrite=True moves it aside: give one of them")
+    if (overwrite or run_files) and run_path is None:
+        raise ValueError("overwrite and run_files act on a run directory: pass fit(..., run_dir=...)")
     if config.tensorboard and run_path is None:
         raise ValueError("tensorboard=True logs under RUN_DIR/tensorboard: pass fit(..., run_dir=...)")
     writes = run_path is not None and (not distributed or dist_utils.is_main_process())
@@ -125,14 +184,38 @@ def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | 
         run_dirs.check_path(run_path)
         if resume and not (run_path / "checkpoint.pt").exists():
             ckpt_io.load(run_path)  # raises: no checkpoint to resume from
+    if writes and overwrite and not resume:
+        moved = run_dirs.move_aside(run_path)
+        if moved is not None:
+            _say(f"moved the old run to {moved}")
     with run_dirs.claim(run_path) if writes else contextlib.nullcontext():
-        if writes and not resume and run_dirs.holds_training(run_path):
-            present = ", ".join(n for n in run_dirs.TRAINING_FILES if (run_path / n).exists())
-            raise run_dirs.RunDirError(
-                f"{run_path} already holds a run ({present}); resume it with fit(..., resume=True), move it aside "
-                "with pyro_air.train.run_dir.move_aside(run_dir), or train into another run_dir")
+        if writes and not resume:
+            if run_files:
+                run_dirs.refuse_non_empty(run_path)  # the caller keeps files beside the run: it owns the directory
+            else:
+                _refuse_a_run(run_path)
+        if writes:
+            _write_run_files(run_path, run_files or {}, resume)
         return _fit_claimed(model, guide, objective, train_x, valid_x, config, device, run_path, spec, resume, schedule,
                             distributed)
+
+
+def _say(line: str) -> None:
+    """A line of output, above the progress bar of the job this runs in (``pyro_air.support.progress``)."""
+    job = current_job()
+    if job is not None:
+        job.write(line)
+    else:
+        print(line)
+
+
+def _write_run_files(run_path: Path, run_files: dict, resume: bool) -> None:
+    for name, text in run_files.items():
+        path = run_path / name
+        if resume and path.is_file() and path.read_text() == text:
+            continue  # a resume rewrites only what changed (RESUME_MAY_CHANGE)
+        with run_dirs.write_guard(path, "write the run's options"):
+            run_dirs.atomic_write_text(path, text)
 
 
 def _fit_claimed(model, guide, objective, train_x, valid_x, config, device, run_path, spec, resume, schedule,
@@ -154,9 +237,7 @@ def _fit_claimed(model, guide, objective, train_x, valid_x, config, device, run_
     trainer = trainer_class(model, guide, objective, train_x, valid_eval_x, config, device, run_path, spec,
                             schedule=schedule)
     if resume:
-        path = run_path / "checkpoint.pt"
-        state = ckpt_io.load(path)
-        ckpt_io.check_same_run(state, path, spec, asdict(config), may_change=RESUME_MAY_CHANGE)
+        state = resume_state(run_path, spec, config)
         trainer.load_state_dict(state)
         trainer.checkpoint_on_disk = True
         stored_lr = (state.get("train_config") or {}).get("lr", config.lr)

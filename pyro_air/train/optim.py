@@ -21,8 +21,8 @@ def make_adam(params, lr: float) -> torch.optim.Adam:
 
     Same algorithm (Kingma & Ba 2015) and state as the default Adam; the fused kernel updates each
     tensor in one pass instead of the ~10 elementwise passes of the default single-tensor path on
-    the CPU: ~0.2x its time for the 784-500-500-50 VAE's parameters on 2 threads, where the
-    default step was a quarter of an ELBO training step (benchmarks/RESULTS.md, "Kernel choices").
+    the CPU, where the default step is a sizeable share of an ELBO training step (the numbers:
+    docs/performance.md, "Measurements behind the code", "The training loop").
     The update differs from the default one only by float rounding (max 2.4e-7 after 50 steps in a
     side check). The optimizer state has the same layout either way, so a checkpoint written with
     one kernel loads into the other (tests/test_train.py); loading also restores the kernel choice

@@ -8,7 +8,8 @@ state), ``best.pt`` and ``metrics.jsonl``. The rules, and why:
   instead of interleaving checkpoints with the first. The kernel drops a flock when its process
   dies however it dies (SIGKILL included), so a lock left by a killed run never blocks the resume;
   the file itself stays (it only names the last holder, for the message). Claims are re-entrant
-  within one process (the CLI claims before ``fit``, which claims again). Where ``fcntl`` does not
+  within one process. ``fit`` is the one place that claims a run directory (``pyro-air compare``
+  also holds the folder of its three runs while ``fit`` claims each run inside it). Where ``fcntl`` does not
   exist (Windows) ``filelock.FileLock`` is used, whose OS lock is likewise released at exit.
 - **No clobbering.** Starting a run (not resuming) in a directory that holds anything refuses;
   ``move_aside`` (``--overwrite``) renames the old run to ``RUN.old-<timestamp>`` first, so files
@@ -32,7 +33,7 @@ import socket
 import time
 from pathlib import Path
 
-from pyro_air.core.atomic import atomic_write_text  # noqa: F401 (re-exported: run_dirs.atomic_write_text)
+from pyro_air.support.atomic import atomic_write_text  # noqa: F401 (re-exported: run_dirs.atomic_write_text)
 
 try:
     import fcntl
@@ -40,7 +41,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
 RUN_FILES = ("train_args.json", "checkpoint.pt", "best.pt", "metrics.jsonl")
-TRAINING_FILES = ("checkpoint.pt", "best.pt", "metrics.jsonl")  # written by fit (train_args.json: by the CLI)
+TRAINING_FILES = ("checkpoint.pt", "best.pt", "metrics.jsonl")  # written by fit (train_args.json: the CLI's, through fit's run_files)
 LOCK_NAME = ".lock"
 
 

@@ -11,14 +11,14 @@ It reads the record only: no random draw, no change to the parameters, so a run 
 numbers with and without it. A resume opens the writer with ``purge_step`` = the next epoch, so
 epochs logged after the checkpoint by the interrupted run are dropped, as they are from
 ``metrics.jsonl``. TensorBoard is optional (``pip install tensorboard``); without it
-``TrainConfig.validate`` fails before anything is written (``pyro_air.core.extras``).
+``TrainConfig.validate`` fails before anything is written (``pyro_air.support.extras``).
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-from pyro_air.core.extras import TENSORBOARD_INSTALL, require
+from pyro_air.support.extras import TENSORBOARD_INSTALL, require
 from pyro_air.train.run_dir import RunDirError
 
 TENSORBOARD_DIR = "tensorboard"

@@ -11,14 +11,14 @@ TITLE = "Distributed runs"
 
 
 def _no_torchrun(tmp, mp):
-    from pyro_air.core.parallel import TORCHRUN_ENV
+    from pyro_air.support.parallel import TORCHRUN_ENV
     for name in TORCHRUN_ENV:
         mp.delenv(name, raising=False)
     return cli("train", "--run-dir", tmp / "run", "--distributed")
 
 
 def _not_divisible(tmp, mp):
-    from pyro_air.core.parallel import check_batch_divisible
+    from pyro_air.support.parallel import check_batch_divisible
     return raised(check_batch_divisible, 10, 4)
 
 
@@ -49,5 +49,5 @@ CASES = [
          _other_world_size),
     Case("distributed-evaluation-outside-group", "`distributed=True` evaluation outside a process group",
          "DistributedSetupError", "distributed evaluation needs an initialized torch.distributed process group; call "
-         "pyro_air.core.parallel.setup(device) in every process first, or …", _distributed_eval),
+         "pyro_air.support.parallel.setup(device) in every process first, or …", _distributed_eval),
 ]

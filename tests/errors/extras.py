@@ -9,7 +9,7 @@ TITLE = "Optional packages"
 
 
 def _without(mp, module):
-    from pyro_air.core import extras
+    from pyro_air.support import extras
 
     real = extras.installed
     mp.setattr(extras, "installed", lambda name: name != module and real(name))
@@ -32,7 +32,7 @@ def _torchvision_files_missing(tmp, mp):
     import types
 
     from pyro_air import data
-    from pyro_air.core import extras
+    from pyro_air.support import extras
     from pyro_air.data import vision
 
     class MNIST:
@@ -49,7 +49,7 @@ def _torchvision_unknown_name(tmp, mp):
     """torchvision installed (a stand-in holding MNIST and CIFAR10), a name it does not hold, from the CLI."""
     import types
 
-    from pyro_air.core import extras
+    from pyro_air.support import extras
     from pyro_air.data import vision
 
     class MNIST:
@@ -65,7 +65,7 @@ def _torchvision_unknown_name(tmp, mp):
 
 
 def _tensorboard_linked(tmp, mp):
-    from pyro_air.core import extras
+    from pyro_air.support import extras
     from pyro_air.train import tensorboard_log
     mp.setattr(extras, "installed", lambda module: True)
     mp.setattr(tensorboard_log, "summary_writer_class", lambda: lambda **kw: None)  # never reached

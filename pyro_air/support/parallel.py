@@ -60,7 +60,7 @@ def require_initialized(what: str) -> None:
     if not is_initialized():
         raise DistributedSetupError(
             f"{what} needs an initialized torch.distributed process group; call "
-            f"pyro_air.core.parallel.setup(device) in every process first, or {LAUNCH_HINT}")
+            f"pyro_air.support.parallel.setup(device) in every process first, or {LAUNCH_HINT}")
 
 
 # -- set-up -------------------------------------------------------------------------------------
