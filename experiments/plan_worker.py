@@ -65,7 +65,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the pyro_air of this checkout, whoever imports this module
     sys.path.insert(0, str(ROOT))
 
-from pyro_air.core.atomic import atomic_write_text  # noqa: E402
+from pyro_air.support.atomic import atomic_write_text  # noqa: E402
 
 LOCKS = "locks"
 

@@ -125,7 +125,7 @@ def test_unknown_settings_and_duplicate_names_are_refused(tmp_path):
 
 
 def test_json_files_and_numbers(tmp_path):
-    path = tmp_path / "deep" / "r.json"         # parents made; the write itself is pyro_air.core.atomic's
+    path = tmp_path / "deep" / "r.json"         # parents made; the write itself is pyro_air.support.atomic's
     write_json(path, {"v": [1, 2]})
     assert read_json(path) == {"v": [1, 2]}
     assert plan_worker.per_image([1.234567, 2.0], digits=3) == [1.235, 2.0]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from plan_worker import mean_se, read_json
 from pyro_air.backend.choices import cpu_model
-from pyro_air.core.atomic import atomic_write_text
+from pyro_air.support.atomic import atomic_write_text
 
 # AVO Table 1a (MNIST): -L_tr, -L_va, -log p(D_va), -L_te, -log p(D_te), gen gap, var gap
 PAPER = {"vae": (84.69, 92.37, 87.49, 92.40, 87.50, 7.71, 4.90), "hvi": (84.51, 92.37, 87.63, 92.48, 87.62, 7.97, 4.86),

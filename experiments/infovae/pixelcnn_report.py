@@ -14,7 +14,7 @@ from pathlib import Path
 
 from plan_worker import mean_se, read_json
 from pyro_air.backend.choices import cpu_model
-from pyro_air.core.atomic import atomic_write_text
+from pyro_air.support.atomic import atomic_write_text
 
 COLLAPSE_NATS = 0.1  # I_q(x; z) below this (and no active unit): z carries (almost) nothing about x
 
