@@ -16,9 +16,6 @@ EXPERIMENTS = ROOT / "experiments"
 # What may lie in experiments/<topic>/ outside results/: scripts, shell wrappers, configs, the texts.
 SOURCE_SUFFIXES = {".py", ".sh", ".toml", ".yaml", ".yml", ".cfg", ".ini"}
 SOURCE_NAMES = {"RESULTS.md", "README.md", ".gitignore"}
-# Outputs still written in place by a running worker; they move to experiments/air/results/fidelity/
-# once it has finished (with fidelity.py's --out default and the folder in fidelity_state.sh).
-NOT_YET_MOVED = ("experiments/air/fidelity/",)
 # Files a RESULTS.md may name: a path with a "/" or a bare name with one of these endings.
 FILE_SUFFIXES = (".py", ".sh", ".md", ".json", ".jsonl", ".png", ".pt", ".txt", ".ipynb", ".csv")
 
@@ -43,8 +40,6 @@ def misplaced(paths) -> list[str]:
         name = parts[-1]
         if path.endswith(".log"):
             bad.append(f"{path}: a log (logs are git-ignored)")
-        elif path.startswith(NOT_YET_MOVED):
-            continue
         elif len(parts) == 2:
             if name != "README.md" and Path(name).suffix != ".py":  # shared code, e.g. plan_worker.py
                 bad.append(f"{path}: only README.md and shared modules sit in experiments/ itself")
@@ -60,9 +55,9 @@ def test_the_layout_check_finds_what_it_should():
     good = ["experiments/README.md", "experiments/air/RESULTS.md", "experiments/air/run_air.py",
             "experiments/air/state.sh", "experiments/air/results/cpu/results.md",
             "experiments/air/results/full/final/runs/mnist/k1/vae/seed0/train.json",
-            "experiments/air/fidelity/table.md"]
+            "experiments/air/results/fidelity/table.md"]
     assert misplaced(good) == []
-    bad = ["experiments/avo/figure3.json", "experiments/air/out/results.md", "experiments/air/results/table.md",
+    bad = ["experiments/air/fidelity/table.md", "experiments/avo/figure3.json", "experiments/air/out/results.md", "experiments/air/results/table.md",
            "experiments/air/run_air.log", "experiments/air/results/cpu/worker0.log", "experiments/notes.txt",
            "experiments/ais/out/results/x.json"]
     assert [line.split(":")[0] for line in misplaced(bad)] == bad
@@ -158,8 +153,7 @@ def _missing(doc: Path, tokens) -> list[str]:
     where = {token: token if token.startswith("experiments/") else f"{here}/{token}" for token in absent}
     ignored = _ignored([where[t] for t in absent if "/" in t]) if absent else set()
     return [f"{doc.relative_to(ROOT)}: {token}" for token in absent
-            if where[token].rstrip("/") not in {p.rstrip("/") for p in ignored}
-            and not (where[token] + "/").startswith(NOT_YET_MOVED)]
+            if where[token].rstrip("/") not in {p.rstrip("/") for p in ignored}]
 
 
 def test_every_path_named_in_a_results_md_exists():

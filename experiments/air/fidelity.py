@@ -6,8 +6,8 @@ the paper 86.93 by IW-SVI (Shu et al. 2018, Table 1; Appendix C, Eq. 41-42). Thi
 factors one at a time and then measures the estimator:
 
     bash experiments/air/fidelity_state.sh restore          # new session: the checkpoints of unfinished tasks
-    mkdir -p experiments/air/fidelity && PYTHONPATH=$PWD OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nohup nice -n 19 \
-        python experiments/air/fidelity.py --worker --threads 1 >> experiments/air/fidelity/worker.log 2>&1 &
+    mkdir -p experiments/air/results/fidelity && PYTHONPATH=$PWD OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nohup nice -n 19 \
+        python experiments/air/fidelity.py --worker --threads 1 >> experiments/air/results/fidelity/worker.log 2>&1 &
                                                              # start, or resume after any interruption
     python experiments/air/fidelity.py --report             # table.md + results.json from what is on disk
     python experiments/air/fidelity.py --plan               # the plan, with each task's state
@@ -52,17 +52,13 @@ WNI-IWAE-8 with the recipe (~35-50 min each by the precision chosen) and their e
 Every task is skipped when its result is on disk; a training run resumes from its last checkpoint
 (every epoch; the same numbers as an uninterrupted run) and the long estimators from their last
 finished chunk. The worker commits nothing: it writes results atomically into tracked files
-(``fidelity/per_image/*.json``, ``fidelity/estimators/**.json``, ``fidelity/runs/*/{train.json,
-metrics.jsonl}``, ``fidelity/table.md``, ``fidelity/results.json``); checkpoints (``*.pt``) and its
+(``results/fidelity/per_image/*.json``, ``results/fidelity/estimators/**.json``, ``results/fidelity/runs/*/{train.json,
+metrics.jsonl}``, ``results/fidelity/table.md``, ``results/fidelity/results.json``); checkpoints (``*.pt``) and its
 log are git-ignored, carried by ``fidelity_state.sh`` on the branch ``air-fidelity-state``.
 """
 from __future__ import annotations
 
-import argparse
-import contextlib
-import fcntl
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -70,17 +66,17 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parents[1])]  # the pyro_air of this checkout
+sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]  # this folder, experiments/, the checkout
+
+from plan_worker import PlanWorker, fit_resumable, log, run_main, write_json  # noqa: E402
 
 from pyro_air import data  # noqa: E402
 from pyro_air.compare import air_spec, evaluate_row  # noqa: E402
 from pyro_air.core.seeds import derive_seed, seed_all, stream_seed  # noqa: E402
 from pyro_air.runs import build_run, load_run, vae_spec  # noqa: E402
-from pyro_air.train import TrainConfig, fit  # noqa: E402
-from pyro_air.train import run_dir as run_dirs  # noqa: E402
-from pyro_air.train.signals import TrainingInterrupted  # noqa: E402
+from pyro_air.train import TrainConfig  # noqa: E402
 
-OUT = HERE / "fidelity"
+OUT = HERE / "results" / "fidelity"
 EVAL_SEED = stream_seed(0, "evaluation")  # one evaluation stream for every model: paired draws
 # sizes of the real plan; --tiny shrinks every one of them (the resume test)
 SCALES = {
@@ -221,24 +217,28 @@ if RECIPE is not None:
 TASKS = {t["name"]: t for t in PLAN}
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {msg}", flush=True)
-
-
-def write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    run_dirs.atomic_write_text(path, json.dumps(obj, indent=1) + "\n")
-
-
 def per_image(values: torch.Tensor) -> list:
     return [round(float(v), 5) for v in values]
 
 
-class Worker:
-    def __init__(self, out: Path, scale: str):
-        self.out, self.s, self.scale = out, dict(SCALES[scale]), scale
-        self.runs = out / "runs"
+class Worker(PlanWorker):
+    plan = PLAN
+    scales = SCALES
+
+    def __init__(self, out: Path, scale: str = "full", settings: dict | None = None):
+        super().__init__(out, scale, settings)
+        self.runs = self.out / "runs"
         self._test = {}
+
+    def done(self, t: dict) -> bool:
+        from fidelity_report import task_done
+
+        return task_done(self.out, t, self.s)
+
+    def report(self) -> None:
+        from fidelity_report import write_report
+
+        write_report(self.out, self.plan, self.s)
 
     # -- data ------------------------------------------------------------------------------------
     def test_x(self, draw: int = 0, points=None) -> torch.Tensor:
@@ -279,25 +279,10 @@ class Worker:
             train_x = data.load("mnist", "train", binarize=t["binarize"], train_size=self.s["train_size"])
             valid_x = data.load("mnist", "valid", binarize=t["binarize"])
             model, guide, objective = build_run(spec, seed=t["seed"])
-            resume = (run_dir / "checkpoint.pt").exists()
-            if resume:
-                log(f"{t['name']}: resuming from its checkpoint")
-            elif run_dirs.holds_training(run_dir):  # killed before its first checkpoint: start again
-                for name in run_dirs.TRAINING_FILES:
-                    (run_dir / name).unlink(missing_ok=True)
-            wall, cpu = time.perf_counter(), time.process_time()
-            result = fit(model, guide, objective, train_x, valid_x, config, run_dir=run_dir, spec=spec, resume=resume)
-            key = f"valid_iwae{config.valid_num_samples}"
-            history = result.history
-            record = {"task": t, "spec": spec, "epochs": config.epochs, "best_valid": result.best_valid,
-                      "best_epoch": result.best_epoch, "valid_curve": [(r["epoch"], r[key]) for r in history if key in r],
-                      "final_train_loss": history[-1]["train_loss"],
-                      "epoch_seconds_median": sorted(r["epoch_seconds"] for r in history)[len(history) // 2],
-                      "epoch_seconds_sum": sum(r["epoch_seconds"] for r in history),
-                      "last_process_wall_seconds": time.perf_counter() - wall,
-                      "last_process_cpu_seconds": time.process_time() - cpu, "resumed": resume}
+            record = {"task": t, "spec": spec,
+                      **fit_resumable(run_dir, model, guide, objective, train_x, valid_x, config, spec)}
             write_json(run_dir / "train.json", record)
-            log(f"{t['name']}: best valid IWAE-20 {result.best_valid:.2f} @ epoch {result.best_epoch} "
+            log(f"{t['name']}: best valid IWAE-20 {record['best_valid']:.2f} @ epoch {record['best_epoch']} "
                 f"({record['epoch_seconds_sum'] / 60:.1f} min of epochs)")
         if t["role"] == "grid":  # chosen on validation: no test images spent on it
             return
@@ -333,7 +318,7 @@ class Worker:
         """IWAE-5000 and L_k on all 10000 test images (the Table's level) of a run of the plan."""
         self.wait_for(t["of"])
         model, guide, _ = load_run(self.runs / t["of"])
-        self.test(t["name"], model, guide, self.test_x(0, self.s["full_test_points"]), k=TASKS[t["of"]]["k"])
+        self.test(t["name"], model, guide, self.test_x(0, self.s["full_test_points"]), k=self.tasks[t["of"]]["k"])
 
     # -- stage 2: choices made from earlier tasks' results -----------------------------------------
     def resolve(self, t: dict) -> dict:
@@ -351,29 +336,6 @@ class Worker:
                 self.wait_for(name)
             t["precision"] = "bf16" if bf16_verdict(self.out)["use_bf16"] else "float32"
         return t
-
-    def wait_for(self, name: str) -> None:
-        """Run task ``name`` here, or wait while another worker runs it (its lock)."""
-        with self.task_lock(name, wait=True):
-            if not self.done(TASKS[name]):
-                self.run(TASKS[name])
-
-    @contextlib.contextmanager
-    def task_lock(self, name: str, wait: bool):
-        """An exclusive lock on one task (``locks/NAME.lock``), so that several workers share a plan:
-        yields False at once when another holds it and ``wait`` is false."""
-        path = self.out / "locks" / f"{name}.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
 
     # -- the estimator ---------------------------------------------------------------------------
     def run_bdmc(self, t: dict, steps=None) -> None:
@@ -441,7 +403,7 @@ class Worker:
         from fidelity_report import chosen_T, task_done
 
         for name in ("bdmc-zoo-vae", "ais-ladder-zoo-vae"):
-            if not task_done(self.out, TASKS[name], self.s):
+            if not task_done(self.out, self.tasks[name], self.s):
                 self.wait_for(name)
         return chosen_T(self.out, self.s)[0]
 
@@ -470,82 +432,7 @@ class Worker:
     def run_bdmc_check(self, t: dict) -> None:
         self.run_bdmc(t, steps=[self.wait_for_bdmc()])
 
-    # -- the plan --------------------------------------------------------------------------------
-    def run(self, t: dict) -> None:
-        log(f"task {t['name']} ({t['kind']}): {t['change']}")
-        {"train": self.run_train, "zoo": self.run_zoo, "test-draw": self.run_test_draw, "bdmc": self.run_bdmc,
-         "estimators": self.run_estimators, "bdmc-check": self.run_bdmc_check,
-         "ais-ladder": self.run_ais_ladder, "full-test": self.run_full_test}[t["kind"]](t)
-
-    def done(self, t: dict) -> bool:
-        from fidelity_report import task_done
-
-        return task_done(self.out, t, self.s)
-
-    def work(self, only=None) -> None:
-        from fidelity_report import write_report
-
-        busy = []
-        for t in PLAN:
-            if (only and t["name"] not in only) or self.done(t):
-                continue
-            with self.task_lock(t["name"], wait=False) as mine:
-                if not mine:  # another worker runs it: go on, and wait for it at the end
-                    busy.append(t["name"])
-                    continue
-                if not self.done(t):
-                    self.run(t)
-            write_report(self.out, PLAN, self.s)
-        for name in busy:
-            self.wait_for(name)
-        log("plan done")
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--worker", action="store_true", help="run the plan (resumes; skips finished tasks)")
-    p.add_argument("--report", action="store_true", help="rewrite table.md and results.json from disk")
-    p.add_argument("--plan", action="store_true", help="print the plan and each task's state")
-    p.add_argument("--only", nargs="+", metavar="TASK", help="run only these tasks (in plan order)")
-    p.add_argument("--out", default=str(OUT))
-    p.add_argument("--tiny", action="store_true", help="every size shrunk (for testing the worker and its resume)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=JSON", dest="settings",
-                   help="override a size of the scale, e.g. --set epochs=30 (tests only: results are not comparable)")
-    p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args(argv)
-    if not (args.worker or args.report or args.plan):
-        p.error("give --worker, --report or --plan")
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    worker = Worker(out, "tiny" if args.tiny else "full")
-    for item in args.settings:
-        key, sep, value = item.partition("=")
-        if not sep or key not in worker.s:
-            raise SystemExit(f"--set takes KEY=JSON with KEY one of {', '.join(worker.s)}; got {item!r}")
-        worker.s[key] = json.loads(value)
-    if args.plan:
-        for t in PLAN:
-            print(f"{'done   ' if worker.done(t) else 'pending'}  {t['name']:<24} {t['change']}")
-    if args.worker:
-        # several workers may share the plan (e.g. one on training, one on the estimators with --only):
-        # each task is locked while it runs (locks/NAME.lock), a finished one is skipped
-        log(f"worker started (pid {os.getpid()}, scale {worker.scale}, {args.threads} thread"
-            f"{', only ' + ' '.join(args.only) if args.only else ''})")
-        try:
-            worker.work(args.only)
-        except TrainingInterrupted as err:  # SIGINT / SIGTERM: the checkpoint holds the position
-            log(f"worker stopped: {err}")
-            return 130
-        except Exception as err:  # one line in the log; the same command resumes after the fix
-            log(f"worker failed: {type(err).__name__}: {err}")
-            return 1
-    if args.report:
-        from fidelity_report import write_report
-
-        write_report(out, PLAN, worker.s)
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(Worker, default_out=OUT, description=__doc__))

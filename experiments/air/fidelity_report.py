@@ -1,4 +1,5 @@
-"""Tables of ``fidelity.py`` (AIR issue 32) from what is on disk: ``fidelity/table.md`` and ``results.json``.
+"""Tables of ``fidelity.py`` (AIR issue 32) from what is on disk: ``results/fidelity/table.md`` and
+``results.json``.
 
 Screening rows: Δ(-log p) = -log p_task(x) - (-log p_baseline(x)) per test image, mean ± s.e. over
 the images (negative = the factor helps). The seed spread is the standard deviation of a paired Δ
@@ -233,7 +234,7 @@ def estimator_table(out: Path, plan: list, s: dict):
 
 
 def write_report(out: Path, plan: list, s: dict) -> None:
-    from pyro_air.train.run_dir import atomic_write_text
+    from pyro_air.support.atomic import atomic_write_text
 
     rows = collect(out, plan, s)
     spread, n_seeds = seed_spread(rows)

@@ -1,0 +1,126 @@
+"""experiments/air/fidelity.py (AIR issue 32's worker) and fidelity_report.py: the plan is well formed,
+each task's run spec is the AIR method it names, the choices stage 2 makes from earlier results (the
+k = 8 grid, the bf16 check, the AIS steps) follow their stated rules, and a tiny plan runs end to end
+into a report."""
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "experiments" / "air"), str(ROOT / "experiments")]
+
+import fidelity  # noqa: E402
+import fidelity_report  # noqa: E402
+
+from pyro_air.compare import air_spec  # noqa: E402
+
+
+def _stage2_plan():
+    return fidelity.PLAN + ([] if fidelity.RECIPE is not None else fidelity.stage2({}))
+
+
+def test_every_task_name_is_unique_and_every_baseline_and_dependency_is_a_task():
+    plan = _stage2_plan()
+    names = [t["name"] for t in plan]
+    assert len(names) == len(set(names))
+    for t in plan:
+        for key in ("baseline", "of", "run"):
+            if t.get(key):
+                assert t[key] in names, (t["name"], key, t[key])
+        if t.get("select"):
+            assert all(g in names for g in fidelity.GRIDS[t["select"]])
+    assert all(n in names for n in fidelity.BF16_CHECK)
+
+
+@pytest.mark.parametrize("name, method, k, kwargs", [
+    ("r-dvae-a0.5-s0", "dvae", 1, {"sigma": 0.1, "alpha": 0.5}),
+    ("r-wni-s0", "wni", 1, {"H": 2.0}),
+    ("t2-iwae8-s0", "vae", 8, {}),
+    ("g8-dvae-0.3", "dvae", 8, {"sigma": 0.3, "alpha": 1.0}),
+])
+def test_a_stage2_task_trains_the_air_method_it_names(name, method, k, kwargs):
+    task = {t["name"]: t for t in fidelity.stage2({})}[name]
+    spec = fidelity.Worker(Path("unused"), "tiny").spec(task)
+    expected = air_spec(method, k, train_size=fidelity.SCALES["tiny"]["train_size"], **kwargs)
+    assert spec["guide"] == expected["guide"] and spec["objective"] == expected["objective"]
+    assert spec["model"] == expected["model"]
+
+
+def test_the_screening_base_is_the_zoo_vae_spec():
+    spec = fidelity.Worker(Path("unused"), "full").spec(fidelity.TASKS["base"])
+    from pyro_air.zoo.manifest import read_manifest
+
+    vae = next(e for e in read_manifest()["models"] if e["name"] == "air-vae-mnist")["spec"]
+    assert {k: spec[k] for k in ("model", "guide", "objective")} == {k: vae[k] for k in ("model", "guide", "objective")}
+
+
+def _write(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+def test_the_grid_choice_is_the_best_validation_bound_and_waits_for_every_cell(tmp_path):
+    grids = {"wni": ["g-a", "g-b", "g-c"]}
+    for name, H, valid in (("g-a", 1.0, -95.0), ("g-b", 2.0, -94.2), ("g-c", 4.0, -94.9)):
+        _write(tmp_path / "runs" / name / "train.json", {"task": {"H": H, "sigma": None}, "best_valid": valid})
+    assert fidelity_report.grid_choice(tmp_path, "wni", grids) == 2.0
+    (tmp_path / "runs" / "g-c" / "train.json").unlink()
+    with pytest.raises(RuntimeError, match="has not finished"):
+        fidelity_report.grid_choice(tmp_path, "wni", grids)
+
+
+def _bf16_files(out: Path, shifts: dict, noise: dict):
+    """Per-image log p of float32 / bf16 runs: bf16 = float32 + shift (per seed)."""
+    names = []
+    for seed in (0, 1, 2):
+        f32 = [-90.0 - noise[seed] - 0.1 * i for i in range(10)]
+        for precision, values in (("float32", f32), ("bf16", [v + shifts[seed] for v in f32])):
+            name = f"p8-{precision}-s{seed}"
+            names.append(name)
+            _write(out / "per_image" / f"{name}.json", {"log_px": values})
+            _write(out / "runs" / name / "train.json", {"epoch_seconds_median": 10.0 if precision == "float32" else 6.0})
+    return names
+
+
+def test_bf16_is_used_when_the_paired_difference_is_within_seed_noise(tmp_path):
+    names = _bf16_files(tmp_path, shifts={0: 0.05, 1: -0.04, 2: 0.01}, noise={0: 0.0, 1: 0.3, 2: -0.2})
+    v = fidelity_report.bf16_verdict(tmp_path, names)
+    assert v["use_bf16"] and v["epoch_speedup"] == [10.0 / 6.0] * 3
+    assert v["mean"] == pytest.approx(-(0.05 - 0.04 + 0.01) / 3)  # log p32 - log p16 = -(shift)
+    assert v["seed_sd_float32"] == pytest.approx(math.sqrt(((0.0 - 1 / 30) ** 2 + (0.3 - 1 / 30) ** 2
+                                                            + (-0.2 - 1 / 30) ** 2) / 2))
+
+
+def test_bf16_is_refused_when_it_shifts_the_result_beyond_seed_noise(tmp_path):
+    names = _bf16_files(tmp_path, shifts={0: -0.5, 1: -0.52, 2: -0.48}, noise={0: 0.0, 1: 0.05, 2: -0.05})
+    assert not fidelity_report.bf16_verdict(tmp_path, names)["use_bf16"]
+
+
+def test_the_ais_steps_are_the_larger_of_the_bdmc_choice_and_the_real_data_plateau(tmp_path):
+    s = dict(fidelity.SCALES["tiny"], bdmc_points=2, ladder_points=2, ladder_steps=[2, 4, 8], ladder_tol=0.1,
+             max_width=0.2)
+    est = tmp_path / "estimators"
+    _write(est / "bdmc-zoo-vae" / "T2_points0-2.json", {"T": 2, "lower": [-1.0, -1.0], "upper": [-0.9, -0.95]})
+    assert fidelity_report.chosen_T(tmp_path, s) == (None, False)  # the real-data ladder has not run
+    for T, values in ((2, [-10.5, -20.5]), (4, [-10.05, -20.1]), (8, [-10.0, -20.0])):
+        _write(est / "ais-ladder-zoo-vae" / f"T{T}_points0-2.json", {"T": T, "log_px": values})
+    assert fidelity_report.ladder_T(tmp_path, s) == 4  # 0.075 below T = 8, within 0.1
+    assert fidelity_report.chosen_T(tmp_path, s) == (4, True)
+
+
+def test_a_tiny_plan_runs_and_reports(tmp_path):
+    out = tmp_path / "fidelity"
+    code = fidelity.run_main(fidelity.Worker, ["--worker", "--tiny", "--out", str(out), "--set", "test_samples=10",
+                                               "--set", "epochs=2", "--only", "base", "seed1"])
+    assert code == 0
+    runs = {name: json.loads((out / "per_image" / f"{name}.json").read_text()) for name in ("base", "seed1")}
+    for r in runs.values():
+        assert r["points"] == fidelity.SCALES["tiny"]["test_points"] == len(r["log_px"]) == len(r["bound"])
+    # the report's paired difference is the mean over the same images of -log p(seed1) - (-log p(base))
+    delta = [b - a for a, b in zip(runs["seed1"]["log_px"], runs["base"]["log_px"])]
+    row = json.loads((out / "results.json").read_text())["rows"]["seed1"]
+    assert row["delta"][0] == pytest.approx(sum(delta) / len(delta))
+    assert "| seed1 | seed | seed 1 |" in (out / "table.md").read_text()
