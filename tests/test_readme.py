@@ -60,3 +60,26 @@ def test_the_own_model_example_runs_as_written():
     exec(compile(block, "README.md", "exec"), namespace)
     assert namespace["log_px"].shape == (50,) and torch.isfinite(namespace["log_px"]).all()
     pyro.clear_param_store()
+
+
+def test_the_ten_line_example_runs_as_written_at_a_tiny_size(tmp_path, monkeypatch):
+    """The README's "In ten lines" block, with the data cut to 64 images, one epoch, 10 samples and a
+    run directory under tmp_path: every name and argument in it exists and the result is finite."""
+    import torch
+
+    from pyro_air import data
+
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## In ten lines")[1].split("```python\n")[1].split("```")[0]
+    for old, new in (("TrainConfig(epochs=10)", "TrainConfig(epochs=1, batch_size=32, progress=False)"),
+                     ('run_dir="runs/diwae8"', f"run_dir={str(tmp_path / 'run')!r}"),
+                     ("num_samples=5000", "num_samples=10")):
+        assert old in block, f"the README example no longer has {old!r}: update this test with it"
+        block = block.replace(old, new)
+    load = data.load
+    monkeypatch.setattr(data, "load", lambda name, split, **kw: load(name, split, **kw)[:64])
+    torch.manual_seed(0)
+    namespace = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["log_px"].shape == (64,) and torch.isfinite(namespace["log_px"]).all()
+    assert (tmp_path / "run" / "best.pt").exists()
