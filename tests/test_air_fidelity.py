@@ -124,3 +124,22 @@ def test_a_tiny_plan_runs_and_reports(tmp_path):
     row = json.loads((out / "results.json").read_text())["rows"]["seed1"]
     assert row["delta"][0] == pytest.approx(sum(delta) / len(delta))
     assert "| seed1 | seed | seed 1 |" in (out / "table.md").read_text()
+
+
+def test_the_recipe_takes_each_factors_best_fix_beyond_two_errors(tmp_path):
+    """Seed spread from base / seed1 (0.1 nats apart, so the spread is 0.1); "lr" helps by 0.5 (beyond 2
+    errors), "batch" by 0.1 (within noise), "act" hurts: the recipe is the "lr" task's change only."""
+    plan = [fidelity.train("base", "-", "base", role="baseline"),
+            fidelity.train("seed1", "seed", "seed 1", role="nuisance", seed=1),
+            fidelity.train("lr", "learning rate", "lr", lr=5e-4),
+            fidelity.train("batch", "batch size", "batch", batch_size=20),
+            fidelity.train("act", "activation", "act", activation="relu")]
+    base = [-90.0 - 0.37 * (i % 7) for i in range(40)]
+    for name, shift in (("base", 0.0), ("seed1", 0.1), ("lr", 0.5), ("batch", 0.1), ("act", -1.0)):
+        _write(tmp_path / "per_image" / f"{name}.json", {"log_px": [v + shift for v in base], "bound": base,
+                                                          "points": 40, "wall_seconds": 1.0})
+    s = fidelity.SCALES["tiny"]
+    assert fidelity_report.recipe_from_screening(tmp_path, plan, s) == {"lr": 5e-4}
+    (tmp_path / "per_image" / "act.json").unlink()
+    with pytest.raises(RuntimeError, match="act has not finished"):
+        fidelity_report.recipe_from_screening(tmp_path, plan, s)
