@@ -277,6 +277,7 @@ def cmd_compare(args) -> int:
     same table.
     """
     from pyro_air.compare import air_spec, evaluate_row
+    from pyro_air.guides.weightnorm import cap_binds
     from pyro_air.compare import paired_estimate as paired_difference
 
     run_root = _fresh_run_dir(args, "comparison")
@@ -337,11 +338,3 @@ def cmd_compare(args) -> int:
           f"evaluate one with: pyro-air evaluate {run_root / next(iter(runs.values()))[0]}")
     return 0
 
-
-def cap_binds(guide) -> bool:
-    """Whether any row of a weight-normalized encoder is held at its cap: ||v_i|| > H sigmoid(u_i) (AIR Eq. 18)."""
-    from pyro_air.guides.weightnorm import WeightNormLinear
-
-    with torch.no_grad():
-        return any(bool((m.H * torch.sigmoid(m.u) < m.v.norm(dim=1)).any())
-                   for m in guide.modules() if isinstance(m, WeightNormLinear))
