@@ -36,7 +36,7 @@ from pyro_air.runs import (
     load_split,
     quickstart_setup,
 )
-from pyro_air.train import TrainConfig, check_inputs, check_run_dir, fit
+from pyro_air.train import TrainConfig, check_inputs, check_run_dir, fit, stopping_summary
 from pyro_air.train import run_dir as run_dirs
 from pyro_air.train.signals import TrainingInterrupted
 
@@ -114,15 +114,6 @@ def disk_size(path: Path) -> str:
 
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.2f}"
-
-
-def stopping_summary(result, epochs: int, valid_num_samples: int) -> str:
-    """How a run ended: early-stopped (only if it was), and where its best validation score was."""
-    best = (f"best validation IWAE-{valid_num_samples} {_fmt(result.best_valid)} at epoch {result.best_epoch}"
-            if result.best_epoch is not None else "no validation set")
-    if result.stopped_early:
-        return f"early-stopped at epoch {len(result.history)} of {epochs}, {best}"
-    return f"{best} of {epochs}"
 
 
 def cmd_evaluate(args) -> int:
