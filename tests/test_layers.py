@@ -126,8 +126,8 @@ def test_the_module_to_test_file_mapping_follows_a_module_that_moves():
 
 # Packages whose __init__ only imports (docs/design.md, contract 4: a thing registers where it is
 # defined). pyro_air/__init__.py (a warning filter) and zoo (lazy names without torch) are not on the list.
-IMPORT_ONLY_INITS = ("backend", "core", "data", "models", "guides", "infer", "train", "evaluate", "diagnostics",
-                     "cli", "toys", "compare")
+IMPORT_ONLY_INITS = ("backend", "core", "support", "data", "models", "guides", "infer", "train", "evaluate",
+                     "diagnostics", "cli", "toys", "compare")
 
 
 def _not_an_import(node) -> bool:

@@ -55,3 +55,13 @@ def test_reach_gives_up_the_steps_of_an_early_stop_and_write_prints_above_the_ba
         assert job.done == 6
         job.write("a line")
     assert capsys.readouterr().out == "a line\n"
+
+
+def test_say_writes_above_the_current_jobs_bar_or_prints_without_one(capsys):
+    progress.say("no job")
+    with progress.JobProgress(total=2, desc="job", disable=False) as job:
+        progress.say("inside")
+        job.advance(2)
+    captured = capsys.readouterr()
+    assert captured.out == "no job\ninside\n"  # tqdm.write: stdout, the bar redrawn below on stderr
+    assert "inside" not in captured.err and "2/2" in captured.err

@@ -212,3 +212,13 @@ def test_bf16_training_runs_and_its_loss_is_close_to_float32():
     for a, b in zip(bf16_result.history, f32_result.history):
         assert abs(a["train_loss"] - b["train_loss"]) <= 0.02 * abs(b["train_loss"])
     assert bf16_result.history[0]["train_loss"] != f32_result.history[0]["train_loss"]  # bf16 really ran
+
+
+def test_stopping_summary_says_how_a_run_ended():
+    from pyro_air.train import TrainResult, stopping_summary
+
+    done = TrainResult(history=[{}] * 10, best_epoch=7, best_valid=-98.314)
+    assert stopping_summary(done, 10, 20) == "best validation IWAE-20 -98.31 at epoch 7 of 10"
+    early = TrainResult(history=[{}] * 6, best_epoch=3, best_valid=-99.0, stopped_early=True)
+    assert stopping_summary(early, 10, 5) == "early-stopped at epoch 6 of 10, best validation IWAE-5 -99.00 at epoch 3"
+    assert stopping_summary(TrainResult(history=[{}] * 2), 2, 20) == "no validation set of 2"

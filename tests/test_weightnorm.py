@@ -7,6 +7,7 @@ from torch import nn
 
 from pyro_air import guides, infer, models
 from pyro_air.guides import WeightNormEncoder, WeightNormLinear
+from pyro_air.guides.weightnorm import cap_binds
 from tests.conftest import binary_batch
 
 
@@ -41,6 +42,20 @@ def test_wni_cap_binds_when_v_is_large():
     with torch.no_grad():
         layer.v.mul_(100.0)
     assert torch.allclose(layer.weight.norm(dim=1), 0.5 * torch.sigmoid(layer.u), rtol=1e-5)
+
+
+def test_cap_binds_says_whether_any_row_of_an_encoder_is_held_at_its_cap():
+    """||v_i|| > H sigmoid(u_i) for some row (Eq. 18): true for a small cap, false for a large one until one
+    row of one layer grows past it; an encoder without weight-normalized layers has no cap."""
+    torch.manual_seed(0)
+    assert cap_binds(WeightNormEncoder(6, 2, hidden=[4, 4], H=0.01))  # cap 0.005 < every initial row norm
+    free = WeightNormEncoder(6, 2, hidden=[4, 4], H=100.0)  # cap 50 > every initial row norm (< 1)
+    assert not cap_binds(free)
+    layers = [m for m in free.modules() if isinstance(m, WeightNormLinear)]
+    with torch.no_grad():
+        layers[1].v[2].mul_(1000.0)  # one row of the second layer past its cap
+    assert cap_binds(free)
+    assert not cap_binds(guides.build("gaussian", x_dim=6, z_dim=2, hidden=[4]))
 
 
 def test_wni_encoder_caps_every_layer_even_after_training_steps():

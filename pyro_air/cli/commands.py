@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -36,7 +35,7 @@ from pyro_air.runs import (
     load_split,
     quickstart_setup,
 )
-from pyro_air.train import TrainConfig, check_inputs, check_run_dir, fit
+from pyro_air.train import check_inputs, check_run_dir, fit, stopping_summary
 from pyro_air.train import run_dir as run_dirs
 from pyro_air.train.signals import TrainingInterrupted
 
@@ -114,15 +113,6 @@ def disk_size(path: Path) -> str:
 
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.2f}"
-
-
-def stopping_summary(result, epochs: int, valid_num_samples: int) -> str:
-    """How a run ended: early-stopped (only if it was), and where its best validation score was."""
-    best = (f"best validation IWAE-{valid_num_samples} {_fmt(result.best_valid)} at epoch {result.best_epoch}"
-            if result.best_epoch is not None else "no validation set")
-    if result.stopped_early:
-        return f"early-stopped at epoch {len(result.history)} of {epochs}, {best}"
-    return f"{best} of {epochs}"
 
 
 def cmd_evaluate(args) -> int:
@@ -224,19 +214,9 @@ def no_resume_hint(command: str, stop, what: str = "") -> str:
 
 def _fresh_run_dir(args, what: str) -> Path:
     """The run directory of a command that cannot resume: refused if it holds anything, unless
-    --overwrite moves the old one aside. Reads only (``fit``, or ``_claim_fresh`` for a folder of
-    runs, does the moving)."""
+    --overwrite moves the old one aside. Reads only (``fit`` does the moving)."""
     check_run_dir(args.run_dir, overwrite=args.overwrite, empty=True, what=what)
     return Path(args.run_dir)
-
-
-def _claim_fresh(path: Path):
-    """A folder of runs (``compare``'s three), held for the whole command so that no other command moves
-    it aside or writes into it meanwhile; ``fit`` claims each run inside it."""
-    moved = run_dirs.move_aside(path)
-    if moved is not None:
-        print(f"moved the old run to {moved}")
-    return run_dirs.claim(path)
 
 
 def cmd_quickstart(args) -> int:
@@ -269,79 +249,30 @@ def cmd_quickstart(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    """VAE vs DVAE vs WNI-VAE (AIR Table 1) at a small budget: same decoder, data, seed and test images.
+    """VAE vs DVAE vs WNI-VAE (AIR Table 1) at a small budget, one table: ``pyro_air.compare.air``
+    checks everything (hyperparameters, options, run folder, data) before the first model trains,
+    then claims the folder, trains, evaluates and compares; the same command prints the same table."""
+    from pyro_air.compare.air import AIR_COLUMNS, AirComparison
 
-    Everything is checked (hyperparameters, options, run directory, data) before the first model
-    trains. Every model is built from ``build_run(spec, seed)`` (so the three start from the same
-    decoder weights) and evaluated on the seed's evaluation stream: the same command prints the
-    same table.
-    """
-    from pyro_air.compare import air_spec, evaluate_row
-    from pyro_air.compare import paired_estimate as paired_difference
-
-    run_root = _fresh_run_dir(args, "comparison")
-    methods = {"VAE": ("vae", {}), f"DVAE (sigma={args.sigma:g}, alpha={args.alpha:g})": ("dvae", {"sigma": args.sigma, "alpha": args.alpha}),
-               f"WNI-VAE (H={args.H:g})": ("wni", {"H": args.H})}
-    config = TrainConfig(epochs=args.epochs, batch_size=100, lr=1e-3, seed=args.seed, valid_size=args.valid_size,
-                         valid_num_samples=20, valid_every=max(1, args.epochs // 15), progress=not args.no_progress,
-                         checkpoint_every_epochs=args.checkpoint_every_epochs,
-                         threads=threads_of(args))
-    config.validate()
-    if args.test_points < 1:
-        raise ValueError(f"--test-points must be >= 1, got {args.test_points}")
-    runs = {}
-    for label, (method, kw) in methods.items():  # build all first: a bad sigma / alpha / H fails before training
-        spec = air_spec(method, k=args.num_particles, z_dim=args.z_dim, hidden=args.hidden,
-                        train_size=args.train_size, **kw)
-        runs[label] = (method, spec, build_run(spec, seed=args.seed))
-    first_spec = next(iter(runs.values()))[1]  # every run has the same data spec
-    train_x, valid_x = load_split(first_spec, "train"), load_split(first_spec, "valid")
-    test_x = load_split(first_spec, "test")[: args.test_points]
-    for _, _, (model, guide, _) in runs.values():
-        check_inputs(model, guide, train_x, valid_x, config)
-    rows, base, notes = {}, None, []
-    torch.set_num_threads(config.threads)  # the evaluations too (one process, models one after another)
-    report_threads(args, config.threads, config.progress)
-    steps = config.epochs * (len(train_x) // config.batch_size)  # per model; one bar over the three (ETA, loss)
-    with _claim_fresh(run_root), JobProgress(len(runs) * steps, "compare", disable=not config.progress) as job:
-        for i, (label, (method, spec, (model, guide, objective))) in enumerate(runs.items()):
-            t0 = time.perf_counter()
-            model_config = replace(config, progress_label=label.split(" ")[0])
-            try:
-                result = fit(model, guide, objective, train_x, valid_x, model_config, run_dir=run_root / method,
-                             spec=spec)
-            except TrainingInterrupted as stop:
-                print(no_resume_hint("compare", stop, f"{label.split(' ')[0]} "), file=sys.stderr)
-                return stop.exit_code
-            job.reach((i + 1) * steps)  # an early stop gives up its remaining steps
-            job.stage(f"{label.split(' ')[0]}: evaluating")
-            job.write(f"{label}: trained on {len(train_x)} MNIST images in {time.perf_counter() - t0:.0f} s; "
-                      f"{stopping_summary(result, config.epochs, config.valid_num_samples)}; run in {run_root / method}")
-            row = evaluate_row(model, guide, test_x, k=args.num_particles, num_samples=args.num_samples,
-                               progress=not args.no_progress, seed=stream_seed(args.seed, "evaluation"))
-            base = base or row
-            row["Δ(-log p) vs VAE"] = paired_difference(row, base)
-            rows[label] = row
-            if method == "wni" and not cap_binds(guide):
-                notes.append(f"note: the weight-norm cap H={args.H:g} does not bind: every trained encoder row's norm "
-                             "is below its cap, so WNI-VAE is the plain VAE up to float rounding; give a smaller --H "
-                             "(e.g. 0.5) to regularize")
+    comparison = AirComparison(
+        epochs=args.epochs, train_size=args.train_size, sigma=args.sigma, alpha=args.alpha, H=args.H,
+        num_particles=args.num_particles, z_dim=args.z_dim, hidden=args.hidden, valid_size=args.valid_size,
+        test_points=args.test_points, num_samples=args.num_samples, seed=args.seed, run_dir=args.run_dir,
+        checkpoint_every_epochs=args.checkpoint_every_epochs, overwrite=args.overwrite, threads=threads_of(args),
+        progress=not args.no_progress)
+    report_threads(args, comparison.config.threads, comparison.config.progress)
+    try:
+        result = comparison.run()
+    except TrainingInterrupted as stop:
+        print(no_resume_hint("compare", stop, f"{comparison.training} "), file=sys.stderr)
+        return stop.exit_code
     bound = "ELBO" if args.num_particles == 1 else f"IWAE-{args.num_particles} bound"
-    print(f"\ntest, first {len(test_x)} images; nats, mean ± standard error\n"
+    print(f"\ntest, first {result.test_points} images; nats, mean ± standard error\n"
           f"  -log p(x): IWAE-{args.num_samples} estimate; -ELBO column: -{bound}; gap = log p(x) - {bound}\n"
           "  Δ: paired difference on the same images (negative = better than VAE)")
-    print(format_table(rows, columns=("nll", "inference_gap", "neg_elbo", "Δ(-log p) vs VAE")))
-    for note in notes:
+    print(format_table(result.rows, columns=AIR_COLUMNS))
+    for note in result.notes:
         print(note)
-    print(f"\nruns (checkpoints, metrics.jsonl, best.pt): {run_root}/ ({disk_size(run_root)}); "
-          f"evaluate one with: pyro-air evaluate {run_root / next(iter(runs.values()))[0]}")
+    print(f"\nruns (checkpoints, metrics.jsonl, best.pt): {result.run_dir}/ ({disk_size(result.run_dir)}); "
+          f"evaluate one with: pyro-air evaluate {next(iter(result.runs.values()))}")
     return 0
-
-
-def cap_binds(guide) -> bool:
-    """Whether any row of a weight-normalized encoder is held at its cap: ||v_i|| > H sigmoid(u_i) (AIR Eq. 18)."""
-    from pyro_air.guides.weightnorm import WeightNormLinear
-
-    with torch.no_grad():
-        return any(bool((m.H * torch.sigmoid(m.u) < m.v.norm(dim=1)).any())
-                   for m in guide.modules() if isinstance(m, WeightNormLinear))

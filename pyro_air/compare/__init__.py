@@ -5,7 +5,8 @@ encoder benchmark (``experiments/encoders``), the tutorials and the experiments.
 Modules: ``budgets`` (the presets; the notebooks' ``budget_from_env``), ``methods`` (``Method``,
 ``ENCODER_FAMILY``, the AIR methods' run specs ``air_spec``), ``evaluation`` (a table row per image:
 ``evaluate_row``), ``report`` (``paired_difference``, the one implementation; ``Report``), ``runner``
-(``Benchmark``), ``notebooks`` (``fresh_run_dir``, ``strip_outputs``).
+(``Benchmark``), ``air`` (AIR's comparison at a small budget, ``pyro-air compare``: ``compare_air``,
+``AirComparison``), ``notebooks`` (``fresh_run_dir``, ``strip_outputs``).
 
 The protocol (AIR k = 1, as ``experiments/air/run_air.py``; issue 20) is the same for every method:
 
@@ -51,6 +52,7 @@ Layer: above ``pyro_air.runs`` (it trains with ``pyro_air.train`` and evaluates 
 ``pyro_air.evaluate``), beside ``pyro_air.zoo``; only the command line imports it. ``benchmarks/``
 (speed) is another thing.
 """
+from pyro_air.compare.air import AIR_COLUMNS, AirComparison, AirComparisonResult, compare_air
 from pyro_air.compare.budgets import (
     BUDGET_ENV,
     BUDGET_NAMES,
@@ -86,9 +88,9 @@ from pyro_air.compare.report import (
 from pyro_air.compare.runner import RECORD_KEYS, SELECTION_SEED, TEST_SEED_OFFSET, Benchmark
 
 __all__ = [
-    "BUDGETS", "BUDGET_ENV", "BUDGET_NAMES", "DEFAULT_BUDGET", "ENCODER_FAMILY", "OVER_SEEDS", "OVER_SEEDS_AIS",
+    "AIR_COLUMNS", "AirComparison", "AirComparisonResult", "BUDGETS", "BUDGET_ENV", "BUDGET_NAMES", "DEFAULT_BUDGET", "ENCODER_FAMILY", "OVER_SEEDS", "OVER_SEEDS_AIS",
     "PAIRED", "PAIRED_AIS", "RECORD_KEYS", "SELECTION_SEED", "TEST_SEED_OFFSET", "Benchmark", "Components",
     "Method", "ParamValue", "Report", "Setup", "air_spec", "bound_per_datapoint", "budget", "budget_from_env",
-    "check_budget", "evaluate_row", "fresh_run_dir", "kl_to_standard_normal", "method", "name_tag",
+    "check_budget", "compare_air", "evaluate_row", "fresh_run_dir", "kl_to_standard_normal", "method", "name_tag",
     "over_seeds", "paired_difference", "paired_estimate", "param_tag", "strip_outputs",
 ]

@@ -7,7 +7,8 @@ Each output unit i of a linear layer has the weight vector (a row of the torch w
 with trainable v_i in R^d and u_i in R, so ||w_i|| = s_i <= H for any parameters: H caps how fast
 the encoder's output can change with its input, which restricts the amortization family to smooth
 maps (F_H; a smaller H is a stronger regularizer). Weight normalization itself is Salimans &
-Kingma 2016; while ||v_i|| is below the cap, s_i = ||v_i|| and the layer is the plain linear map v.
+Kingma 2016; while ||v_i|| is below the cap, s_i = ||v_i|| and the layer is the plain linear map v
+(``cap_binds`` says whether any row of an encoder is held at its cap).
 """
 from __future__ import annotations
 
@@ -78,3 +79,13 @@ class WeightNormEncoder(GaussianEncoder):
         """The largest ||w_i|| over every layer of the encoder (<= H by construction)."""
         norms = [m.weight.norm(dim=1).max().item() for m in self.modules() if isinstance(m, WeightNormLinear)]
         return max(norms) if norms else math.nan
+
+
+def cap_binds(guide: nn.Module) -> bool:
+    """Whether any row of a weight-normalized encoder is held at its cap: ||v_i|| > H sigmoid(u_i)
+    (Eq. 18) for some row of some ``WeightNormLinear`` in ``guide``. False where no row is (the
+    encoder is then the plain one up to float rounding: the cap does not regularize) or where
+    ``guide`` has no such layer."""
+    with torch.no_grad():
+        return any(bool((m.H * torch.sigmoid(m.u) < m.v.norm(dim=1)).any())
+                   for m in guide.modules() if isinstance(m, WeightNormLinear))

@@ -3,7 +3,8 @@
 order from core's seeds) and below every layer that uses it.
 
 - ``parallel``: ``torch.distributed`` process groups, sharding and collectives (train, evaluate).
-- ``progress``: one bar over a command's work (train, evaluate, diagnostics, the command line).
+- ``progress``: one bar over a command's work (train, evaluate, diagnostics, compare, the command line),
+  and ``say``, a line of output above it.
 - ``atomic``: text files and figures written by a temporary file and a rename (train, evaluate,
   diagnostics; checkpoints: ``pyro_air.storage``).
 - ``extras``: optional packages, found or a "pip install ..." error (data, train).

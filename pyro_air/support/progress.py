@@ -87,4 +87,13 @@ def current_job() -> JobProgress | None:
     return _CURRENT
 
 
-__all__ = ["JobProgress", "current_job", "tqdm"]
+def say(line: str) -> None:
+    """A line of output (stdout), above the bar of the job this runs in, or printed where there is none."""
+    job = current_job()
+    if job is not None:
+        job.write(line)
+    else:
+        print(line)
+
+
+__all__ = ["JobProgress", "current_job", "say", "tqdm"]

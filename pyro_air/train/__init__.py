@@ -1,6 +1,6 @@
 """Training: the SVI loop as a package (docs/design.md, layout).
 
-- ``config``: ``TrainConfig``, ``TrainResult``, ``RESUME_MAY_CHANGE``, ``resolve_device``
+- ``config``: ``TrainConfig``, ``TrainResult``, ``stopping_summary``, ``RESUME_MAY_CHANGE``, ``resolve_device``
 - ``fit``: ``fit`` (the one place that claims a run directory and loads the checkpoint it resumes) and
   the checks it runs before writing anything (``check_inputs``, ``check_run_dir``)
 - ``loop``: ``Trainer``, the state of one run and the steps that change it
@@ -19,6 +19,7 @@ from pyro_air.train.config import (
     TrainConfig,
     TrainResult,
     resolve_device,
+    stopping_summary,
 )
 from pyro_air.train.fit import check_inputs, check_run_dir, fit
 from pyro_air.train.loop import LoopState, Trainer
@@ -38,4 +39,5 @@ __all__ = [
     "parameters_of",
     "resolve_device",
     "seed_everything",
+    "stopping_summary",
 ]

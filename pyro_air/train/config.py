@@ -1,6 +1,7 @@
 """What a training run is configured by, and what it returns.
 
-``TrainConfig`` holds every option of the loop (``pyro_air.train.loop``); ``RESUME_MAY_CHANGE``
+``TrainConfig`` holds every option of the loop (``pyro_air.train.loop``), ``TrainResult`` what it
+returns (``stopping_summary``: how it ended, in one phrase); ``RESUME_MAY_CHANGE``
 lists the options a resumed run may change, in two kinds: those that leave the parameters'
 trajectory unchanged, and the two that change it deliberately from the resume point on (``lr``,
 ``device``). Every other option must match the checkpoint, or the resume is refused.
@@ -105,6 +106,17 @@ class TrainResult:
     run_dir: str | None = None
     steps: int = 0
     rollbacks: list = field(default_factory=list)  # one dict per rollback: step, restored_step, lr
+
+
+def stopping_summary(result: TrainResult, epochs: int, valid_num_samples: int) -> str:
+    """How a run ended, in one phrase: early-stopped (only if it was), and where its best validation
+    score was, e.g. "best validation IWAE-20 -98.31 at epoch 7 of 10"."""
+    value = "n/a" if result.best_valid is None else f"{result.best_valid:.2f}"
+    best = (f"best validation IWAE-{valid_num_samples} {value} at epoch {result.best_epoch}"
+            if result.best_epoch is not None else "no validation set")
+    if result.stopped_early:
+        return f"early-stopped at epoch {len(result.history)} of {epochs}, {best}"
+    return f"{best} of {epochs}"
 
 
 def resolve_device(name: str) -> torch.device:

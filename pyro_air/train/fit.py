@@ -21,7 +21,7 @@ from pyro_air.backend.allocator import keep_freed_memory
 from pyro_air.core.seeds import seed_all, stream_seed
 from pyro_air.core.validation import check_batch, check_compatible
 from pyro_air.data.binarize import binarize_dynamic
-from pyro_air.support.progress import current_job
+from pyro_air.support.progress import say
 from pyro_air.train import checkpoints as ckpt_io
 from pyro_air.train import run_dir as run_dirs
 from pyro_air.train.config import (
@@ -187,7 +187,7 @@ def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | 
     if writes and overwrite and not resume:
         moved = run_dirs.move_aside(run_path)
         if moved is not None:
-            _say(f"moved the old run to {moved}")
+            say(f"moved the old run to {moved}")
     with run_dirs.claim(run_path) if writes else contextlib.nullcontext():
         if writes and not resume:
             if run_files:
@@ -198,15 +198,6 @@ def fit(model, guide, objective, train_x: torch.Tensor, valid_x: torch.Tensor | 
             _write_run_files(run_path, run_files or {}, resume)
         return _fit_claimed(model, guide, objective, train_x, valid_x, config, device, run_path, spec, resume, schedule,
                             distributed)
-
-
-def _say(line: str) -> None:
-    """A line of output, above the progress bar of the job this runs in (``pyro_air.support.progress``)."""
-    job = current_job()
-    if job is not None:
-        job.write(line)
-    else:
-        print(line)
 
 
 def _write_run_files(run_path: Path, run_files: dict, resume: bool) -> None:

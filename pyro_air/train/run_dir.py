@@ -8,8 +8,9 @@ state), ``best.pt`` and ``metrics.jsonl``. The rules, and why:
   instead of interleaving checkpoints with the first. The kernel drops a flock when its process
   dies however it dies (SIGKILL included), so a lock left by a killed run never blocks the resume;
   the file itself stays (it only names the last holder, for the message). Claims are re-entrant
-  within one process. ``fit`` is the one place that claims a run directory (``pyro-air compare``
-  also holds the folder of its three runs while ``fit`` claims each run inside it). Where ``fcntl`` does not
+  within one process. ``fit`` is the one place that claims a run directory (AIR's comparison,
+  ``pyro_air.compare.air``, also holds the folder of its three runs while ``fit`` claims each run
+  inside it). Where ``fcntl`` does not
   exist (Windows) ``filelock.FileLock`` is used, whose OS lock is likewise released at exit.
 - **No clobbering.** Starting a run (not resuming) in a directory that holds anything refuses;
   ``move_aside`` (``--overwrite``) renames the old run to ``RUN.old-<timestamp>`` first, so files
