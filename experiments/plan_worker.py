@@ -51,6 +51,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import importlib
 import json
 import math
 import os
@@ -149,6 +150,22 @@ def fit_resumable(run_dir: Path, model, guide, objective, train_x, valid_x, conf
             "last_process_cpu_seconds": time.process_time() - cpu, "resumed": resume}
 
 
+def bdmc_chunk(path: Path, model, guide, simulated: tuple, num_steps: int, num_chains: int, seed: int) -> dict:
+    """One resumable piece of BDMC (Grosse et al. 2015) on simulated points: the forward (lower) and
+    reverse (upper) AIS bounds of log p(x) per point, written atomically to ``path`` once; read back
+    from it when it is there already."""
+    if not Path(path).exists():
+        from pyro_air.evaluate import bdmc
+
+        wall, cpu = time.perf_counter(), time.process_time()
+        r = bdmc(model, len(simulated[0]), num_steps=num_steps, num_chains=num_chains, guide_or_prior=guide,
+                 simulated=simulated, seed=seed)
+        write_json(path, {"T": num_steps, "chains": num_chains, "lower": per_image(r.lower, 5),
+                          "upper": per_image(r.upper, 5), "wall_seconds": time.perf_counter() - wall,
+                          "cpu_seconds": time.process_time() - cpu})
+    return read_json(path)
+
+
 class PlanWorker:
     """Runs ``plan`` in order (module docstring). Subclasses set ``plan`` and ``scales`` and define
     ``done``, ``report`` and one ``run_<kind>`` method per task kind."""
@@ -171,13 +188,17 @@ class PlanWorker:
         self.tasks = {t["name"]: t for t in self.plan}
 
     # -- what a subclass defines -------------------------------------------------------------------
+    # The module beside the worker that reads its results: ``task_done(out, t, sizes)`` and
+    # ``write_report(out, plan, sizes)``; imported when first needed, so --plan and tests stay light.
+    report_module: str = ""
+
     def done(self, t: dict) -> bool:
-        """Whether task ``t``'s result is on disk."""
-        raise NotImplementedError
+        """Whether task ``t``'s result is on disk (the report module's ``task_done``)."""
+        return importlib.import_module(self.report_module).task_done(self.out, t, self.s)
 
     def report(self) -> None:
-        """Rewrite the tables from what is on disk."""
-        raise NotImplementedError
+        """Rewrite the tables from what is on disk (the report module's ``write_report``)."""
+        importlib.import_module(self.report_module).write_report(self.out, self.plan, self.s)
 
     def describe(self, t: dict) -> str:
         """One line on task ``t`` for ``--plan`` and the log."""

@@ -303,6 +303,21 @@ def no_broadcast():
     return Case("no_broadcast", model, guide, data, broadcasts=False, local_sites=("z1", "z2"))
 
 
+
+def scale_global_model(x):
+    """A Normal-Normal model whose observation scale s is a global latent (outside the data plate)."""
+    s = pyro.sample("s", dist.LogNormal(0.0, 0.5))
+    with pyro.plate("data", len(x)):
+        z = pyro.sample("z", dist.Normal(0.0, 1.0))
+        pyro.sample("x", dist.Normal(z, s), obs=x)
+
+
+def scale_global_guide(x):
+    s = pyro.sample("s", dist.LogNormal(0.1, 0.3))
+    with pyro.plate("data", len(x)):
+        pyro.sample("z", dist.Normal(x / (1 + s ** 2), 0.7))
+
+
 def corpus() -> list[Case]:
     return [renamed_vae(), sequential(), semi_supervised(), nested(), renamed_vae("particles"), factor(),
             constrained(), mixture(), no_broadcast()]

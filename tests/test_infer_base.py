@@ -9,6 +9,7 @@ from pyro_air import infer
 from pyro_air.guides import ExactPosteriorGuide
 from pyro_air.infer import LogWeightObjective, log_importance_weights
 from pyro_air.infer import base as base_module
+from tests.outside_models import scale_global_guide, scale_global_model
 
 
 class MaxWeight(LogWeightObjective):
@@ -41,23 +42,10 @@ def test_the_base_class_has_no_bound_of_its_own(linear_gaussian, exact_guide):
         LogWeightObjective(num_particles=2).loss(model, exact_guide, x)
 
 
-def _global_model(x):
-    s = pyro.sample("s", dist.LogNormal(0.0, 0.5))
-    with pyro.plate("data", len(x)):
-        z = pyro.sample("z", dist.Normal(0.0, 1.0))
-        pyro.sample("x", dist.Normal(z, s), obs=x)
-
-
-def _global_guide(x):
-    s = pyro.sample("s", dist.LogNormal(0.1, 0.3))
-    with pyro.plate("data", len(x)):
-        pyro.sample("z", dist.Normal(x / (1 + s ** 2), 0.7))
-
-
 def test_the_importance_weighted_family_shares_one_global_draw_and_the_elbo_draws_one_per_particle():
     x = torch.randn(5, generator=torch.Generator().manual_seed(0))
-    shared = infer.IWAE_ELBO(num_particles=4).log_weights(_global_model, _global_guide, x)
-    per_particle = infer.MonteCarloELBO(num_particles=4).log_weights(_global_model, _global_guide, x)
+    shared = infer.IWAE_ELBO(num_particles=4).log_weights(scale_global_model, scale_global_guide, x)
+    per_particle = infer.MonteCarloELBO(num_particles=4).log_weights(scale_global_model, scale_global_guide, x)
     assert shared.log_w.shape == per_particle.log_w.shape == (4, 5)
     assert shared.global_term.shape == (1,) and shared.guide_trace.nodes["s"]["value"].numel() == 1
     assert per_particle.global_term.shape == (4,) and per_particle.guide_trace.nodes["s"]["value"].numel() == 4
@@ -67,10 +55,10 @@ def test_the_loss_adds_the_global_term_outside_the_data_scale():
     x = torch.randn(5, generator=torch.Generator().manual_seed(0))
     objective = infer.IWAE_ELBO(num_particles=3)
     pyro.set_rng_seed(1)
-    weights = objective.log_weights(_global_model, _global_guide, x)
+    weights = objective.log_weights(scale_global_model, scale_global_guide, x)
     expected = -(weights.global_term.mean() + infer.iwae_bound(weights.log_w).sum()).item()
     pyro.set_rng_seed(1)
-    assert objective.loss(_global_model, _global_guide, x) == pytest.approx(expected, rel=1e-6)
+    assert objective.loss(scale_global_model, scale_global_guide, x) == pytest.approx(expected, rel=1e-6)
 
 
 def test_the_structure_is_found_once_per_pair(monkeypatch):
@@ -80,9 +68,9 @@ def test_the_structure_is_found_once_per_pair(monkeypatch):
     x = torch.randn(5, generator=torch.Generator().manual_seed(0))
     objective = infer.IWAE_ELBO(num_particles=2)
     for _ in range(3):
-        objective.loss(_global_model, _global_guide, x)
+        objective.loss(scale_global_model, scale_global_guide, x)
     assert len(calls) == 1
-    objective.loss(_global_model, lambda x: _global_guide(x), x)  # another pair
+    objective.loss(scale_global_model, lambda x: scale_global_guide(x), x)  # another pair
     assert len(calls) == 2
 
 

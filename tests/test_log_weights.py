@@ -9,6 +9,7 @@ from pyro import poutine
 from pyro_air.guides import ExactPosteriorGuide
 from pyro_air.infer import log_importance_weights
 from pyro_air.infer.log_weights import global_sites_trace
+from tests.outside_models import scale_global_guide, scale_global_model
 
 
 def test_exact_guide_makes_every_weight_log_px(linear_gaussian, exact_guide):
@@ -57,23 +58,10 @@ def test_an_extra_scale_weights_a_sites_density_inside_the_weight(linear_gaussia
     torch.testing.assert_close(scaled.log_w, 0.5 * (log_p("z") + log_p("x")) - log_q)
 
 
-def _global_model(x):
-    s = pyro.sample("s", dist.LogNormal(0.0, 0.5))
-    with pyro.plate("data", len(x)):
-        z = pyro.sample("z", dist.Normal(0.0, 1.0))
-        pyro.sample("x", dist.Normal(z, s), obs=x)
-
-
-def _global_guide(x):
-    s = pyro.sample("s", dist.LogNormal(0.1, 0.3))
-    with pyro.plate("data", len(x)):
-        pyro.sample("z", dist.Normal(x / (1 + s ** 2), 0.7))
-
-
 @pytest.mark.parametrize("per_particle,shape", [(True, (4,)), (False, (1,))])
 def test_global_sites_make_the_global_term(per_particle, shape):
     x = torch.randn(6, generator=torch.Generator().manual_seed(0))
-    weights = log_importance_weights(_global_model, _global_guide, x, num_particles=4,
+    weights = log_importance_weights(scale_global_model, scale_global_guide, x, num_particles=4,
                                      globals_per_particle=per_particle)
     s_model, s_guide = weights.model_trace.nodes["s"], weights.guide_trace.nodes["s"]
     expected = (s_model["fn"].log_prob(s_model["value"]) - s_guide["fn"].log_prob(s_guide["value"])).reshape(-1)
@@ -85,8 +73,8 @@ def test_global_sites_make_the_global_term(per_particle, shape):
 
 def test_replayed_globals_take_the_given_values():
     x = torch.randn(6, generator=torch.Generator().manual_seed(0))
-    first = log_importance_weights(_global_model, _global_guide, x, num_particles=3, globals_per_particle=False)
-    again = log_importance_weights(_global_model, _global_guide, x, num_particles=3, globals_per_particle=False,
+    first = log_importance_weights(scale_global_model, scale_global_guide, x, num_particles=3, globals_per_particle=False)
+    again = log_importance_weights(scale_global_model, scale_global_guide, x, num_particles=3, globals_per_particle=False,
                                    replay_globals=global_sites_trace(first))
     assert torch.equal(again.guide_trace.nodes["s"]["value"], first.guide_trace.nodes["s"]["value"])
     assert torch.equal(again.global_term, first.global_term)

@@ -68,7 +68,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]  # this folder, experiments/, the checkout
 
-from plan_worker import PlanWorker, fit_resumable, log, run_main, write_json  # noqa: E402
+from plan_worker import PlanWorker, bdmc_chunk, fit_resumable, log, run_main, write_json  # noqa: E402
 
 from pyro_air import data  # noqa: E402
 from pyro_air.compare import air_spec, evaluate_row  # noqa: E402
@@ -230,6 +230,7 @@ def per_image(values: torch.Tensor) -> list:
 
 
 class Worker(PlanWorker):
+    report_module = "fidelity_report"
     plan = PLAN
     scales = SCALES
 
@@ -238,15 +239,6 @@ class Worker(PlanWorker):
         self.runs = self.out / "runs"
         self._test = {}
 
-    def done(self, t: dict) -> bool:
-        from fidelity_report import task_done
-
-        return task_done(self.out, t, self.s)
-
-    def report(self) -> None:
-        from fidelity_report import write_report
-
-        write_report(self.out, self.plan, self.s)
 
     # -- data ------------------------------------------------------------------------------------
     def test_x(self, draw: int = 0, points=None) -> torch.Tensor:
@@ -357,7 +349,7 @@ class Worker(PlanWorker):
     def run_bdmc(self, t: dict, steps=None) -> None:
         """BDMC (Grosse et al. 2015) on points simulated from the model, HMC from q, one file per
         (T, chunk of points); the ladder stops at the first T whose mean width is below max_width."""
-        from pyro_air.evaluate import bdmc, simulate
+        from pyro_air.evaluate import simulate
         from pyro_air.zoo import load as zoo_load
 
         model, guide = zoo_load(t["model"])
@@ -366,16 +358,10 @@ class Worker(PlanWorker):
         for T in steps or self.s["bdmc_steps"]:
             widths = []
             for start in range(0, n, chunk):
-                path = self.out / "estimators" / t["name"] / f"T{T}_points{start}-{start + chunk}.json"
-                if not path.exists():
-                    wall, cpu = time.perf_counter(), time.process_time()
-                    r = bdmc(model, chunk, num_steps=T, num_chains=self.s["ais_chains"], guide_or_prior=guide,
-                             simulated=(x[start:start + chunk], z[start:start + chunk]),
-                             seed=derive_seed(EVAL_SEED, 8, T, start))
-                    write_json(path, {"T": T, "chains": self.s["ais_chains"], "lower": per_image(r.lower),
-                                      "upper": per_image(r.upper), "wall_seconds": time.perf_counter() - wall,
-                                      "cpu_seconds": time.process_time() - cpu})
-                widths += [u - lo for lo, u in zip(*(json.loads(path.read_text())[k] for k in ("lower", "upper")))]
+                r = bdmc_chunk(self.out / "estimators" / t["name"] / f"T{T}_points{start}-{start + chunk}.json", model,
+                               guide, (x[start:start + chunk], z[start:start + chunk]), T, self.s["ais_chains"],
+                               derive_seed(EVAL_SEED, 8, T, start))
+                widths += [u - lo for lo, u in zip(r["lower"], r["upper"])]
             mean = sum(widths) / len(widths)
             log(f"{t['name']}: BDMC T={T}: mean width {mean:.3f} nats on {len(widths)} simulated points")
             if mean < self.s["max_width"]:

@@ -101,7 +101,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]  # table1a_re
 
 import torch  # noqa: E402
 
-from plan_worker import PlanWorker, fit_resumable, log, per_image, read_json, run_main, write_json  # noqa: E402
+from plan_worker import PlanWorker, bdmc_chunk, fit_resumable, log, per_image, run_main, write_json  # noqa: E402
 from pyro_air import data  # noqa: E402
 from pyro_air.compare import evaluate_row  # noqa: E402
 from pyro_air.core.seeds import derive_seed, stream_seed  # noqa: E402
@@ -178,6 +178,7 @@ PLAN = [
 
 
 class Table1aWorker(PlanWorker):
+    report_module = "table1a_report"
     plan = PLAN
     scales = SCALES
 
@@ -316,34 +317,18 @@ class Table1aWorker(PlanWorker):
 
     def run_bdmc(self, t: dict) -> None:
         """BDMC (Grosse et al. 2015) at the AIS T on points simulated from the model, HMC from q."""
-        from pyro_air.evaluate import bdmc, simulate
+        from pyro_air.evaluate import simulate
 
         model, guide = self.trained(t["of"])
         n, chunk, T = self.s["bdmc_points"], self.s["bdmc_chunk"], self.s["ais_steps"]
         x, z = simulate(model, n, seed=derive_seed(EVAL_SEED, 7))
         for start in range(0, n, chunk):
-            path = self.out / "estimators" / t["name"] / f"T{T}_points{start}-{start + chunk}.json"
-            if path.exists():
-                continue
-            wall, cpu = time.perf_counter(), time.process_time()
-            r = bdmc(model, chunk, num_steps=T, num_chains=self.s["ais_chains"], guide_or_prior=guide,
-                     simulated=(x[start:start + chunk], z[start:start + chunk]),
-                     seed=derive_seed(EVAL_SEED, 8, T, start))
-            write_json(path, {"T": T, "chains": self.s["ais_chains"], "lower": per_image(r.lower),
-                              "upper": per_image(r.upper), "wall_seconds": time.perf_counter() - wall,
-                              "cpu_seconds": time.process_time() - cpu})
+            bdmc_chunk(self.out / "estimators" / t["name"] / f"T{T}_points{start}-{start + chunk}.json", model, guide,
+                       (x[start:start + chunk], z[start:start + chunk]), T, self.s["ais_chains"],
+                       derive_seed(EVAL_SEED, 8, T, start))
         log(f"{t['name']}: BDMC at T = {T} done on {n} simulated points")
 
     # -- the plan --------------------------------------------------------------------------------
-    def done(self, t: dict) -> bool:
-        from table1a_report import task_done
-
-        return task_done(self.out, t, self.s)
-
-    def report(self) -> None:
-        from table1a_report import write_report
-
-        write_report(self.out, self.plan, self.s)
 
 
 def main(argv=None) -> int:

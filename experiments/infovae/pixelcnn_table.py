@@ -148,6 +148,7 @@ PLAN = [
 
 
 class PixelCNNTableWorker(PlanWorker):
+    report_module = "pixelcnn_report"
     plan = PLAN
     scales = SCALES
 
@@ -253,15 +254,6 @@ class PixelCNNTableWorker(PlanWorker):
                               "wall_seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu})
         log(f"{t['name']}: IWAE-{self.s['test_samples']} done on {len(x)} test images")
 
-    def done(self, t: dict) -> bool:
-        from pixelcnn_report import task_done
-
-        return task_done(self.out, t, self.s)
-
-    def report(self) -> None:
-        from pixelcnn_report import write_report
-
-        write_report(self.out, self.plan, self.s)
 
 
 def main(argv=None) -> int:
