@@ -277,6 +277,11 @@ def run_main(worker_class, argv=None, default_out: Path | None = None, descripti
                    help="override a size of the scale, e.g. --set epochs=30 (tests only: results are not comparable)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
+    if worker_class.__module__ == "__main__":
+        # a worker run as a script is __main__; its report module's `from <script> import ...` must find
+        # this copy, not load a second one from disk (which may be newer than the running code)
+        main = sys.modules["__main__"]
+        sys.modules.setdefault(Path(main.__file__).stem, main)
     if not (args.worker or args.report or args.plan):
         p.error("give --worker, --report or --plan")
     try:

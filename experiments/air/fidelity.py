@@ -70,10 +70,6 @@ sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]  # this folde
 
 from plan_worker import PlanWorker, bdmc_chunk, fit_resumable, log, run_main, write_json  # noqa: E402
 
-# run as a script, this module is __main__; fidelity_report's `from fidelity import ...` must find this
-# copy, not load a second one from disk (which may be newer than the running worker's code)
-sys.modules.setdefault("fidelity", sys.modules[__name__])
-
 from pyro_air import data  # noqa: E402
 from pyro_air.compare import air_spec, evaluate_row  # noqa: E402
 from pyro_air.core.seeds import derive_seed, seed_all, stream_seed  # noqa: E402
