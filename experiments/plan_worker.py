@@ -186,6 +186,18 @@ class PlanWorker:
                 raise ValueError(f"unknown size {key!r}; the sizes are {', '.join(self.s)}")
             self.s[key] = value
         self.tasks = {t["name"]: t for t in self.plan}
+        self.runs = self.out / "runs"  # one training run per folder: runs/<task>/
+        self._splits = {}
+
+    def split(self, name: str) -> torch.Tensor:
+        """An MNIST split, statically binarized (draw 0), loaded once; the training split cut to the
+        scale's ``train_size`` (where the scale has one)."""
+        if name not in self._splits:
+            from pyro_air import data
+
+            size = self.s.get("train_size") if name == "train" else None
+            self._splits[name] = data.load("mnist", name, binarize="static", train_size=size)
+        return self._splits[name]
 
     # -- what a subclass defines -------------------------------------------------------------------
     # The module beside the worker that reads its results: ``task_done(out, t, sizes)`` and

@@ -236,7 +236,6 @@ class Worker(PlanWorker):
 
     def __init__(self, out: Path, scale: str = "full", settings: dict | None = None):
         super().__init__(out, scale, settings)
-        self.runs = self.out / "runs"
         self._test = {}
 
 

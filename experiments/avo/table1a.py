@@ -102,7 +102,6 @@ sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]  # table1a_re
 import torch  # noqa: E402
 
 from plan_worker import PlanWorker, bdmc_chunk, fit_resumable, log, per_image, run_main, write_json  # noqa: E402
-from pyro_air import data  # noqa: E402
 from pyro_air.compare import evaluate_row  # noqa: E402
 from pyro_air.core.seeds import derive_seed, stream_seed  # noqa: E402
 from pyro_air.evaluate import elbo, mean_stderr  # noqa: E402
@@ -182,19 +181,7 @@ class Table1aWorker(PlanWorker):
     plan = PLAN
     scales = SCALES
 
-    def __init__(self, out, scale="full", settings=None):
-        super().__init__(out, scale, settings)
-        self.runs = self.out / "runs"
-        self._data = {}
-
     # -- data ------------------------------------------------------------------------------------
-    def split(self, name: str) -> torch.Tensor:
-        """A split, statically binarized (draw 0); the training split cut to ``train_size``."""
-        if name not in self._data:
-            size = self.s["train_size"] if name == "train" else None
-            self._data[name] = data.load("mnist", name, binarize="static", train_size=size)
-        return self._data[name]
-
     def test_x(self, points=None) -> torch.Tensor:
         return self.split("test")[: points or self.s["test_points"]]
 

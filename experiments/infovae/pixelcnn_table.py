@@ -93,7 +93,6 @@ sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]  # pixelcnn_r
 import torch  # noqa: E402
 
 from plan_worker import PlanWorker, fit_resumable, log, per_image, run_main, write_json  # noqa: E402
-from pyro_air import data  # noqa: E402
 from pyro_air.core.seeds import derive_seed, stream_seed  # noqa: E402
 from pyro_air.evaluate import elbo, log_likelihood, mean_stderr  # noqa: E402
 from pyro_air.evaluate.latent_metrics import (  # noqa: E402
@@ -151,17 +150,6 @@ class PixelCNNTableWorker(PlanWorker):
     report_module = "pixelcnn_report"
     plan = PLAN
     scales = SCALES
-
-    def __init__(self, out, scale="full", settings=None):
-        super().__init__(out, scale, settings)
-        self.runs = self.out / "runs"
-        self._data = {}
-
-    def split(self, name: str) -> torch.Tensor:
-        if name not in self._data:
-            size = self.s["train_size"] if name == "train" else None
-            self._data[name] = data.load("mnist", name, binarize="static", train_size=size)
-        return self._data[name]
 
     def spec(self, t: dict) -> dict:
         s, m = self.s, METHODS[t["method"]]
@@ -253,7 +241,6 @@ class PixelCNNTableWorker(PlanWorker):
             write_json(path, {"num_samples": self.s["test_samples"], "log_px": per_image(log_px),
                               "wall_seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu})
         log(f"{t['name']}: IWAE-{self.s['test_samples']} done on {len(x)} test images")
-
 
 
 def main(argv=None) -> int:
