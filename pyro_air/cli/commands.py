@@ -56,9 +56,13 @@ def cmd_train(args) -> int:
     if args.distributed:  # fail before loading any data: no torchrun environment, batch not divisible
         dist_utils.setup(args.device)
         dist_utils.check_batch_divisible(args.batch_size, dist_utils.world_size())
-    # fail before loading any data (fit checks again): the resumed checkpoint, or a directory not empty
-    epochs_before = check_run_dir(run_dir, spec, config, resume=resume, overwrite=overwrite, empty=True,
-                                  resume_hint=f"`pyro-air train --resume {run_dir}`")
+    # fail before loading any data (fit checks again): the resumed checkpoint, or a directory not empty.
+    # Under torchrun only the main process checks a new run's directory: it is the one that writes there
+    # (a slower rank would see its first file), and its refusal stops every rank.
+    epochs_before = 0
+    if resume or not args.distributed or dist_utils.is_main_process():
+        epochs_before = check_run_dir(run_dir, spec, config, resume=resume, overwrite=overwrite, empty=True,
+                                      resume_hint=f"`pyro-air train --resume {run_dir}`")
     model, guide, objective = build_run(spec, seed=args.seed)
     train_x, valid_x = load_split(spec, "train"), load_split(spec, "valid")
     check_inputs(model, guide, train_x, valid_x, config)
