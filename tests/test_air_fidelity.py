@@ -143,3 +143,73 @@ def test_the_recipe_takes_each_factors_best_fix_beyond_two_errors(tmp_path):
     (tmp_path / "per_image" / "act.json").unlink()
     with pytest.raises(RuntimeError, match="act has not finished"):
         fidelity_report.recipe_from_screening(tmp_path, plan, s)
+
+
+def _screening(tmp_path, shifts: dict, jitter=0.3):
+    """per_image files: base's log p plus, per task, a shift and (except base and seed1) a zero-mean jitter
+    of size ``jitter``, so a task's paired Δ is -shift with a s.e. of about jitter / sqrt(40)."""
+    base = [-90.0 - 0.37 * (i % 7) for i in range(40)]
+    for name, shift in shifts.items():
+        noise = 0.0 if name in ("base", "seed1") else jitter
+        values = [v + shift + noise * (1 if i % 2 else -1) for i, v in enumerate(base)]
+        _write(tmp_path / "per_image" / f"{name}.json", {"log_px": values, "bound": base, "points": 40,
+                                                          "wall_seconds": 1.0})
+
+
+def _fixes_plan():
+    return [fidelity.train("base", "-", "base", role="baseline"),
+            fidelity.train("seed1", "seed", "seed 1", role="nuisance", seed=1),
+            fidelity.train("lr", "learning rate", "lr", lr=5e-4),
+            fidelity.train("long", "training length", "300 epochs", epochs_factor=1.5),
+            fidelity.train("warm", "KL warm-up", "warm-up", objective="kl-warmup", objective_cfg={"fraction": 0.25}),
+            fidelity.train("relu", "activation", "relu", activation="relu"),
+            fidelity.train("elu", "activation", "elu", activation="elu")]
+
+
+def test_the_combined_run_takes_each_factors_best_fix_below_minus_its_standard_error(tmp_path):
+    """lr helps by 0.3 and 300 epochs by 0.2 (s.e. ~0.05: kept); warm-up by 0.01 (within its s.e.: left
+    out); of the activations ELU beats ReLU, so ELU is the activation factor's fix."""
+    _screening(tmp_path, {"base": 0.0, "seed1": 0.1, "lr": 0.3, "long": 0.2, "warm": 0.01, "relu": 0.1, "elu": 0.15})
+    s = fidelity.SCALES["tiny"]
+    assert fidelity_report.negative_fixes(tmp_path, _fixes_plan(), s) == {"lr": 5e-4, "epochs_factor": 1.5,
+                                                                          "activation": "elu"}
+    _screening(tmp_path, {"lr": -0.3, "long": -0.2, "elu": -0.1, "relu": -0.1})  # every fix hurts: the base
+    assert fidelity_report.negative_fixes(tmp_path, _fixes_plan(), s) == {}
+    (tmp_path / "per_image" / "elu.json").unlink()
+    with pytest.raises(RuntimeError, match="elu has not finished"):
+        fidelity_report.negative_fixes(tmp_path, _fixes_plan(), s)
+
+
+def test_the_recipe_is_the_combined_run_only_when_it_is_beyond_two_errors_and_beats_each_single_fix(tmp_path):
+    """Seed spread 0.1. No single fix is beyond 2 errors (0.15 < 0.2 + ...): the rule alone gives {};
+    the combined run at 0.5 is beyond them, so the recipe is its (recorded) settings; at 0.15 it is not."""
+    plan = _fixes_plan() + [{**fidelity.train("combined", "combined fixes", "together", role="combined"),
+                             "recipe": "negative", "own": []}]
+    s = fidelity.SCALES["tiny"]
+    _write(tmp_path / "runs" / "combined" / "train.json", {"task": {**plan[-1], "lr": 5e-4, "epochs_factor": 1.5},
+                                                          "best_epoch": 3, "epochs": 3, "best_valid": -90.0,
+                                                          "epoch_seconds_sum": 3.0, "epoch_seconds_median": 1.0})
+    for combined, expected in ((0.5, {"lr": 5e-4, "epochs_factor": 1.5}), (0.15, {})):
+        _screening(tmp_path, {"base": 0.0, "seed1": 0.1, "lr": 0.15, "long": 0.1, "warm": 0.0, "relu": -1.0,
+                              "elu": -1.0, "combined": combined}, jitter=0.01)
+        assert fidelity_report.recipe_from_screening(tmp_path, plan, s) == expected
+    (tmp_path / "per_image" / "combined.json").unlink()
+    with pytest.raises(RuntimeError, match="combined has not finished"):
+        fidelity_report.recipe_from_screening(tmp_path, plan, s)
+
+
+def test_a_task_with_a_finished_runs_settings_reuses_that_run(tmp_path):
+    """The recipe's VAE at seed 0 with an empty recipe is the screening's base: same settings, same seed,
+    so its run is copied (recorded as a twin), not trained again, and it measures the same numbers."""
+    class Twins(fidelity.Worker):
+        plan = [fidelity.train("base", "-", "base", role="baseline"),
+                {**fidelity.train("r-vae-s0", "recipe", "the recipe", role="recipe"), "recipe": {}, "own": ["seed"]}]
+
+    out = tmp_path / "fidelity"
+    assert fidelity.run_main(Twins, ["--worker", "--tiny", "--out", str(out), "--set", "test_samples=10",
+                                     "--set", "epochs=2"]) == 0
+    record = json.loads((out / "runs" / "r-vae-s0" / "train.json").read_text())
+    assert record["twin_of"] == "base" and record["task"]["name"] == "r-vae-s0"
+    assert (out / "runs" / "r-vae-s0" / "best.pt").read_bytes() == (out / "runs" / "base" / "best.pt").read_bytes()
+    per_image = [json.loads((out / "per_image" / f"{n}.json").read_text())["log_px"] for n in ("base", "r-vae-s0")]
+    assert per_image[0] == per_image[1]
