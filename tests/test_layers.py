@@ -40,6 +40,7 @@ def test_a_private_import_would_be_found(tmp_path):
 # tests/test_<name>.py tests the module pyro_air/**/<name>.py, the package <name>, or (where a
 # module name is ambiguous) pyro_air/<package>/<module>.py as tests/test_<package>_<module>.py.
 CROSS_CUTTING = {
+    "air_export_recipe_zoo": "experiments/air/export_recipe_zoo.py: a tiny recipe run enters a zoo with the worker's numbers",
     "air_fidelity": "experiments/air/fidelity.py (AIR issue 32's worker): its plan, specs, stage-2 choices, a tiny run",
     "avo_table1a": "experiments/avo/table1a.py (AVO Table 1a's worker) at --tiny, and its resume after SIGTERM",
     "benchmarks": "the benchmark cases run and agree with each other (no timing)",

@@ -1,0 +1,118 @@
+"""Ship the models of issue 32's stage 2 (experiments/air/fidelity.py) in the package's zoo.
+
+    python experiments/air/export_recipe_zoo.py               # every finished model not yet in the zoo
+    python experiments/air/export_recipe_zoo.py --replace     # also re-export those already there
+
+The recipe's four Table 1 models (k = 1) and the three Table 2 models (k = 8), seed 0, enter the zoo
+under new names (``ZOO_NAMES``); the entries of the 500-epoch models (``air-vae-mnist`` ...) keep their
+names, files and numbers. Each is exported from its run's ``best.pt`` (early-stopped on validation)
+with what the worker measured on it:
+
+- on all 10000 test images (static draw 0): -log p(x) by IWAE-5000, the inference gap, -L_k;
+- on the estimator subset (the first 500 test images): IWAE-5000, IW-SVI (100 steps of IWAE-50, the
+  AIR paper's budget, Appendix C) and AIS at the BDMC-chosen T, each with its paired offset from
+  IWAE-5000 on the same images, and the IW-SVI level on all images read as IWAE-5000 (all) + that offset;
+- the seeds that finished, on the first 1000 test images (the error bar of a row).
+
+A model whose full-test evaluation has not finished is skipped with a note; its estimator column and
+seeds are recorded when present (a later ``--replace`` adds them).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]
+import fidelity  # noqa: E402
+import fidelity_report  # noqa: E402
+
+from pyro_air import zoo  # noqa: E402
+
+# task of fidelity.py (seed 0) -> zoo name
+ZOO_NAMES = {"r-vae-s0": "air-vae-mnist-v2", "r-dvae-a0.5-s0": "air-dvae-a0.5-mnist-v2",
+             "r-dvae-a1-s0": "air-dvae-a1-mnist-v2", "r-wni-s0": "air-wni-mnist-v2",
+             "t2-iwae8-s0": "air-iwae8-mnist", "t2-diwae8-s0": "air-diwae8-mnist", "t2-wni-iwae8-s0": "air-wni-iwae8-mnist"}
+WHAT = {"r-vae-s0": "Table 1 (k = 1) VAE", "r-dvae-a0.5-s0": "Table 1 (k = 1) DVAE (alpha = 0.5)",
+        "r-dvae-a1-s0": "Table 1 (k = 1) DVAE (alpha = 1)", "r-wni-s0": "Table 1 (k = 1) WNI-VAE",
+        "t2-iwae8-s0": "Table 2 IWAE-8", "t2-diwae8-s0": "Table 2 DIWAE-8", "t2-wni-iwae8-s0": "Table 2 WNI-IWAE-8"}
+
+
+def _ms(pair) -> dict:
+    return {"mean": round(pair[0], 4), "stderr": round(pair[1], 4)}
+
+
+def test_numbers(out: Path, task: str, s: dict) -> dict | None:
+    """What the worker measured on ``task``'s model, or None until its full-test evaluation is on disk."""
+    rows = fidelity_report.collect(out, fidelity.PLAN, s)
+    full = rows.get(f"{task}@full", {})
+    if "nll" not in full:
+        return None
+    numbers = {"test_images": full["points"], "nll_iwae5000": _ms(full["nll"]), "inference_gap": _ms(full["gap"]),
+               "neg_bound": _ms(full["neg_elbo"])}
+    T, _, est = fidelity_report.estimator_table(out, fidelity.PLAN, s)
+    column = est.get(task, {})
+    base = column.get("iwae5000")
+    if base:
+        subset = {"test_images": len(base), "nll_iwae5000": _ms(fidelity_report.mean_se([-v for v in base]))}
+        for method, values in column.items():
+            if values and method != "iwae5000":
+                subset[f"nll_{method.replace('-', '_').lower()}"] = {
+                    **_ms(fidelity_report.mean_se([-v for v in values])),
+                    "minus_iwae5000_paired": _ms(fidelity_report._paired(values, base))}
+        first = f"nll_iwsvi{s['iwsvi_steps'][0]}"
+        if first in subset:  # the paper's estimator kind on all images: IWAE-5000 (all) + the paired offset
+            numbers["nll_iwsvi_read"] = round(full["nll"][0] + subset[first]["minus_iwae5000_paired"]["mean"], 4)
+        numbers["estimators"] = {**subset, "ais_steps": T, "ais_chains": s["ais_chains"],
+                                 "iwsvi": {"k_train": 50, "k_eval": s["test_samples"], "lr": 1e-2}}
+    seeds = {n: rows[n]["nll"][0] for n in (task[:-1] + str(i) for i in range(3)) if "nll" in rows.get(n, {})}
+    if seeds:
+        numbers["seeds_first_1000"] = {n: round(v, 4) for n, v in seeds.items()}
+    return numbers
+
+
+def export_task(out: Path, task: str, name: str, s: dict, root=None) -> dict | None:
+    """Export ``task``'s run as zoo entry ``name`` (``root``: the zoo directory, default the package's);
+    None (nothing written) when its numbers are not all on disk yet."""
+    numbers = test_numbers(out, task, s)
+    if numbers is None:
+        return None
+    run_dir = out / "runs" / task
+    train = json.loads((run_dir / "train.json").read_text())
+    t = train["task"]
+    return zoo.export(
+        run_dir, name, seed=t["seed"], root=root,
+        description=f"AIR {WHAT.get(task, task)}, issue 32's recipe: 784-500-500-50 Bernoulli VAE, full 50000-image "
+                    f"training set, {train['epochs']} epochs, early-stopped on validation at epoch {train['best_epoch']}",
+        command=f"python experiments/air/fidelity.py --worker --threads 1   # task {task}",
+        budget={"epochs": train["epochs"], "train_size": 50000 if s["train_size"] is None else s["train_size"],
+                "batch_size": t["batch_size"], "lr": t["lr"], "lr_final_ratio": t["lr_final_ratio"], "k": t["k"],
+                "method": t["method"], "sigma": t["sigma"], "H": t["H"], "alpha": t["alpha"],
+                "precision": t["precision"], "activation": t["activation"], "objective": t["objective"],
+                "early_stopping": f"validation IWAE-20 every {s['valid_every']} epochs",
+                "training_seconds": round(train["epoch_seconds_sum"]), "twin_of": train.get("twin_of")},
+        test_numbers=numbers)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--replace", action="store_true", help="re-export models already in the zoo")
+    p.add_argument("--out", default=str(fidelity.OUT), help="the worker's output folder")
+    args = p.parse_args(argv)
+    s = fidelity.SCALES["full"]
+    for task, name in ZOO_NAMES.items():
+        if name in zoo.names() and not args.replace:
+            print(f"keep {name}: in the zoo already (--replace exports it again)")
+            continue
+        entry = export_task(Path(args.out), task, name, s)
+        if entry is None:
+            print(f"skip {name}: {task} has no full-test numbers yet")
+            continue
+        print(f"exported {name}: {entry['size_bytes'] / 1e6:.1f} MB, check {entry['check']['neg_log_px']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
