@@ -42,6 +42,7 @@ def test_a_private_import_would_be_found(tmp_path):
 CROSS_CUTTING = {
     "air_export_recipe_zoo": "experiments/air/export_recipe_zoo.py: a tiny recipe run enters a zoo with the worker's numbers",
     "air_fidelity": "experiments/air/fidelity.py (AIR issue 32's worker): its plan, specs, stage-2 choices, a tiny run",
+    "avo_export_zoo": "experiments/avo/export_zoo.py: tiny Table 1a runs enter a zoo with the worker's numbers",
     "avo_table1a": "experiments/avo/table1a.py (AVO Table 1a's worker) at --tiny, and its resume after SIGTERM",
     "benchmarks": "the benchmark cases run and agree with each other (no timing)",
     "cuda": "the CUDA paths (skipped without a GPU; benchmarks/gpu_check.sh runs them where one exists)",
@@ -52,6 +53,7 @@ CROSS_CUTTING = {
     "model_matrix": "outside-style Pyro models (tests/outside_models.py) x every objective and evaluator: "
                     "stock Pyro's numbers, a closed form, or a one-line refusal",
     "guide_matrix": "every registered guide x model x objective; direct scoring where claimed",
+    "infovae_export_zoo": "experiments/infovae/export_zoo.py: tiny PixelCNN runs enter a zoo with the worker's numbers",
     "infovae_two_point": "pyro_air/toys/infovae_two_point.py (used by experiments/infovae/two_point.py) at a tiny "
                          "budget",
     "infovae_pixelcnn_table": "experiments/infovae/pixelcnn_table.py (InfoVAE Table 1's worker) at --tiny, and its resume",
