@@ -213,3 +213,15 @@ def test_a_task_with_a_finished_runs_settings_reuses_that_run(tmp_path):
     assert (out / "runs" / "r-vae-s0" / "best.pt").read_bytes() == (out / "runs" / "base" / "best.pt").read_bytes()
     per_image = [json.loads((out / "per_image" / f"{n}.json").read_text())["log_px"] for n in ("base", "r-vae-s0")]
     assert per_image[0] == per_image[1]
+
+
+def test_the_bound_and_gap_rows_put_log_p_by_ais_and_the_elbo_beside_the_papers():
+    """-ELBO 95.00 on all images; on the subset AIS is 1 nat above IWAE-5000 per image, so -log p(x) is
+    90.00 - 1.00 = 89.00 and the gap 95.00 - 89.00 = 6.00, against the paper's 95.48 / 86.93 / 8.54."""
+    rows = {"r-vae-s0@full": {"neg_elbo": (95.0, 0.1), "nll": (90.0, 0.1)}}
+    est = {"r-vae-s0": {"iwae5000": [-90.0, -91.0, -89.5], "ais-T100": [-89.0, -90.0, -88.5]}}
+    lines = fidelity_report.bound_and_gap(rows, est, 100)
+    assert "| -L (ELBO) | 95.48 | 95.00 ± 0.10 | -0.48 |" in lines
+    assert "| -log p(x) (ours: IWAE-5000 + AIS offset -1.00) | 86.93 | 89.00 | +2.07 |" in lines
+    assert "| gap log p(x) - ELBO | 8.54 | 6.00 | -2.54 |" in lines
+    assert fidelity_report.bound_and_gap({}, est, 100) == []

@@ -470,4 +470,26 @@ def decomposition(rows: dict, spread, est: dict, T) -> list:
     if ours:
         rest = ours[0] + (est_delta[0] if est_delta else 0.0) + explained - PAPER_VAE
         lines.append(f"| unexplained if {how} | {rest:+.2f} | — | ours + estimator + those fixes - paper |")
+    return lines + bound_and_gap(rows, est, T)
+
+
+def bound_and_gap(rows: dict, est: dict, T) -> list:
+    """The estimator-free half: the paper's -L against ours (the 100-draw ELBO is exact to its s.e.),
+    and the gap log p(x) - ELBO with log p(x) by AIS (IWAE-5000 + the paired AIS offset on the
+    estimator subset). Needs the recipe's VAE on all test images (``r-vae-s0@full``)."""
+    full, column = rows.get("r-vae-s0@full", {}), est.get("r-vae-s0", {})
+    if "neg_elbo" not in full:
+        return []
+    paper_nll, paper_gap, paper_bound = PAPER_TABLES["vae"]
+    lines = ["", "## The bound and the gap: the recipe's VAE (all test images) against the paper's VAE", "",
+             "| quantity | paper | ours | ours - paper |", "|---|---|---|---|",
+             f"| -L (ELBO) | {paper_bound:.2f} | {fmt(*full['neg_elbo'])} | {full['neg_elbo'][0] - paper_bound:+.2f} |"]
+    ais = column.get(f"ais-T{T}") if T else None
+    if ais and column.get("iwae5000"):
+        offset = _paired(ais, column["iwae5000"])[0]
+        nll = full["nll"][0] + offset
+        lines += [f"| -log p(x) (ours: IWAE-5000 + AIS offset {offset:+.2f}) | {paper_nll:.2f} | {nll:.2f} | "
+                  f"{nll - paper_nll:+.2f} |",
+                  f"| gap log p(x) - ELBO | {paper_gap:.2f} | {full['neg_elbo'][0] - nll:.2f} | "
+                  f"{full['neg_elbo'][0] - nll - paper_gap:+.2f} |"]
     return lines
