@@ -263,6 +263,35 @@ class PlanWorker:
         return [f"{'done   ' if self.done(t) else 'pending'}  {t['name']:<24} {self.describe(t)}" for t in self.plan]
 
 
+def export_main(export_task, names: dict, scales: dict, default_out: Path, description: str = "", argv=None) -> int:
+    """The command line of a worker's zoo export (``experiments/*/export*.py``): for each task -> zoo name
+    of ``names``, ``export_task(out, task, name, sizes, root=zoo)`` (None: not finished, skipped with a
+    note); an entry already in the zoo is kept unless --replace. Returns the exit status."""
+    from pyro_air import zoo
+
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--replace", action="store_true", help="re-export models already in the zoo")
+    p.add_argument("--out", default=str(default_out), help="the worker's output folder")
+    p.add_argument("--zoo", default=None, help="the zoo directory (default: $PYRO_AIR_ZOO, else the package's)")
+    p.add_argument("--tiny", action="store_true", help="the worker ran with --tiny (its sizes; tests)")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    if not out.is_dir():
+        p.error(f"{out} is no folder; pass the worker's --out")
+    s = scales["tiny" if args.tiny else "full"]
+    held = zoo.names(args.zoo) if (zoo.zoo_root(args.zoo) / "manifest.json").is_file() else []
+    for task, name in names.items():
+        if name in held and not args.replace:
+            print(f"keep {name}: in the zoo already (--replace exports it again)")
+            continue
+        entry = export_task(out, task, name, s, root=args.zoo)
+        if entry is None:
+            print(f"skip {name}: {task} has not finished its test evaluation")
+            continue
+        print(f"exported {name}: {entry['size_bytes'] / 1e6:.1f} MB, check {entry['check']['neg_log_px']:.3f}")
+    return 0
+
+
 def parse_settings(items) -> dict:
     settings = {}
     for item in items:

@@ -131,3 +131,24 @@ def test_json_files_and_numbers(tmp_path):
     assert plan_worker.per_image([1.234567, 2.0], digits=3) == [1.235, 2.0]
     m, se = plan_worker.mean_se([1.0, 2.0, 3.0])
     assert m == 2.0 and se == pytest.approx((1 / 3) ** 0.5)
+
+
+def test_export_main_exports_finished_tasks_skips_the_rest_and_refuses_a_missing_folder(tmp_path, capsys):
+    """A fake export: task "a" has finished (an entry comes back), "b" has not (None); the sizes passed
+    are the scale asked for; a folder that does not exist is one line on stderr and exit status 2."""
+    calls = []
+
+    def export_task(out, task, name, s, root=None):
+        calls.append((task, name, s["n"], root))
+        return {"size_bytes": 2e6, "check": {"neg_log_px": 1.5}} if task == "a" else None
+
+    scales = {"full": {"n": 100}, "tiny": {"n": 1}}
+    names = {"a": "zoo-a", "b": "zoo-b"}
+    zoo_dir = str(tmp_path / "zoo")
+    assert plan_worker.export_main(export_task, names, scales, tmp_path, argv=["--tiny", "--zoo", zoo_dir]) == 0
+    assert calls == [("a", "zoo-a", 1, zoo_dir), ("b", "zoo-b", 1, zoo_dir)]
+    printed = capsys.readouterr().out
+    assert "exported zoo-a: 2.0 MB, check 1.500" in printed and "skip zoo-b: b has not finished" in printed
+    with pytest.raises(SystemExit) as stop:
+        plan_worker.export_main(export_task, names, scales, tmp_path, argv=["--out", str(tmp_path / "missing")])
+    assert stop.value.code == 2 and "is no folder; pass the worker's --out" in capsys.readouterr().err

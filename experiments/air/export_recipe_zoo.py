@@ -19,7 +19,6 @@ seeds are recorded when present (a later ``--replace`` adds them).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]
 import fidelity  # noqa: E402
+from plan_worker import export_main  # noqa: E402
 import fidelity_report  # noqa: E402
 
 from pyro_air import zoo  # noqa: E402
@@ -97,21 +97,7 @@ def export_task(out: Path, task: str, name: str, s: dict, root=None) -> dict | N
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--replace", action="store_true", help="re-export models already in the zoo")
-    p.add_argument("--out", default=str(fidelity.OUT), help="the worker's output folder")
-    args = p.parse_args(argv)
-    s = fidelity.SCALES["full"]
-    for task, name in ZOO_NAMES.items():
-        if name in zoo.names() and not args.replace:
-            print(f"keep {name}: in the zoo already (--replace exports it again)")
-            continue
-        entry = export_task(Path(args.out), task, name, s)
-        if entry is None:
-            print(f"skip {name}: {task} has no full-test numbers yet")
-            continue
-        print(f"exported {name}: {entry['size_bytes'] / 1e6:.1f} MB, check {entry['check']['neg_log_px']:.3f}")
-    return 0
+    return export_main(export_task, ZOO_NAMES, fidelity.SCALES, fidelity.OUT, __doc__, argv)
 
 
 if __name__ == "__main__":

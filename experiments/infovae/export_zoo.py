@@ -24,7 +24,6 @@ written); ``--replace`` re-exports models already there (e.g. to add the all-tes
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -33,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]
 import pixelcnn_report  # noqa: E402
 import pixelcnn_table  # noqa: E402
+from plan_worker import export_main  # noqa: E402
 
 from pyro_air import zoo  # noqa: E402
 
@@ -103,27 +103,7 @@ def export_task(out: Path, task: str, name: str, s: dict, root=None) -> dict | N
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--replace", action="store_true", help="re-export models already in the zoo")
-    p.add_argument("--out", default=str(pixelcnn_table.OUT), help="the worker's output folder")
-    p.add_argument("--zoo", default=None, help="the zoo directory (default: $PYRO_AIR_ZOO, else the package's)")
-    p.add_argument("--tiny", action="store_true", help="the worker ran with --tiny (its sizes; tests)")
-    args = p.parse_args(argv)
-    out = Path(args.out)
-    if not out.is_dir():
-        p.error(f"{out} is no folder; pass the worker's --out")
-    s = pixelcnn_table.SCALES["tiny" if args.tiny else "full"]
-    held = zoo.names(args.zoo) if (zoo.zoo_root(args.zoo) / "manifest.json").is_file() else []
-    for task, name in ZOO_NAMES.items():
-        if name in held and not args.replace:
-            print(f"keep {name}: in the zoo already (--replace exports it again)")
-            continue
-        entry = export_task(out, task, name, s, root=args.zoo)
-        if entry is None:
-            print(f"skip {name}: {task} has no test evaluation yet (per_image/{task}.json)")
-            continue
-        print(f"exported {name}: {entry['size_bytes'] / 1e6:.1f} MB, check {entry['check']['neg_log_px']:.3f}")
-    return 0
+    return export_main(export_task, ZOO_NAMES, pixelcnn_table.SCALES, pixelcnn_table.OUT, __doc__, argv)
 
 
 if __name__ == "__main__":
