@@ -163,3 +163,15 @@ def test_initial_guide_samples_q0_alone_and_ais_from_it_reaches_the_exact_log_li
     assert (est - exact).abs().mean() < 0.12
     assert (est - exact).abs().mean() < (iwae - exact).abs().mean()
     assert all(p.requires_grad for p in guide.parameters())   # AIS put the flags back
+
+
+def test_the_transitions_and_reverse_kernels_start_where_the_guide_is_told():
+    import math
+
+    guide = HierarchicalGuide(x_dim=6, z_dim=2, num_transitions=2, hidden=(5,), transition_hidden=4,
+                              transition_gate_bias=-4.0, transition_std=0.05)
+    for chain in (guide.transitions, guide.reverse_kernels):
+        assert torch.all(chain.gate.bias == -4.0)
+        assert torch.allclose(torch.nn.functional.softplus(chain.std.bias), torch.full((2, 2), 0.05))
+    default = HierarchicalGuide(x_dim=6, z_dim=2, num_transitions=2, hidden=(5,), transition_hidden=4)
+    assert torch.allclose(default.reverse_kernels.std.bias, torch.full((2, 2), math.log(math.e - 1.0)))

@@ -96,3 +96,29 @@ def test_particles_broadcast_through_an_operator():
 def test_bad_configurations_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         GatedGaussianTransitions(**{"num": 2, "z_dim": 3, **kwargs})
+
+
+def test_the_starting_gate_and_std_are_the_ones_asked_for_and_the_defaults_are_the_authors():
+    """softplus(b_s) = initial_std exactly, b_g = gate_bias; by default std 1 (b_s = log(e - 1)) and b_g = -1.
+    At a near-identity start (gate -4, std 0.05) the operator's scale stays near 0.05 and its mean near z."""
+    import math
+
+    default = GatedGaussianTransitions(3, 4, hidden=8)
+    assert torch.allclose(default.std.bias, torch.full((3, 4), math.log(math.e - 1.0)))
+    assert torch.all(default.gate.bias == -1.0)
+    torch.manual_seed(0)
+    near = GatedGaussianTransitions(3, 4, hidden=8, gate_bias=-4.0, initial_std=0.05)
+    assert torch.allclose(torch.nn.functional.softplus(near.std.bias), torch.full((3, 4), 0.05))
+    assert torch.all(near.gate.bias == -4.0)
+    z = torch.randn(200, 4)
+    with torch.no_grad():
+        d = near.distribution(near.weights(), 1, z)
+    assert 0.03 < float(d.base_dist.scale.mean()) < 0.08
+    assert float((d.base_dist.loc - z).abs().mean()) < 0.1 * float(z.abs().mean())
+
+
+@pytest.mark.parametrize("kwargs, message", [({"initial_std": 0.0}, "initial_std"), ({"initial_std": -1.0}, "initial_std"),
+                                             ({"gate_bias": float("nan")}, "gate_bias must be a finite number")])
+def test_a_bad_start_is_refused_in_one_line(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GatedGaussianTransitions(2, 3, hidden=4, **kwargs)

@@ -44,7 +44,8 @@ from pyro_air.guides.transitions import GatedGaussianTransitions
 class HierarchicalGuide(AmortizedGuide):
     def __init__(self, x_dim: int = 784, z_dim: int = 40, num_transitions: int = 5, hidden=(300, 300),
                  activation: str = "tanh", transition_hidden: int = 300, transition_activation: str = "elu",
-                 amortized: bool = True, initial_scale: float = 1.0):
+                 amortized: bool = True, initial_scale: float = 1.0, transition_gate_bias: float = -1.0,
+                 transition_std: float = 1.0):
         super().__init__(x_dim, z_dim)
         if isinstance(num_transitions, bool) or not isinstance(num_transitions, int) or num_transitions < 0:
             raise ValueError(f"num_transitions must be an integer >= 0 (T = 0 is the plain Gaussian guide), "
@@ -56,10 +57,12 @@ class HierarchicalGuide(AmortizedGuide):
         if self.amortized:
             self.base = GaussianEncoder(x_dim, z_dim, hidden=hidden, activation=activation)
             context_dim = self.base.hidden[-1]
+        # both chains start the same way: gate bias and std as given (the defaults: the authors' code)
+        start = {"gate_bias": transition_gate_bias, "initial_std": transition_std}
         self.transitions = GatedGaussianTransitions(num_transitions, z_dim, transition_hidden, context_dim,
-                                                    transition_activation)
+                                                    transition_activation, **start)
         self.reverse_kernels = GatedGaussianTransitions(num_transitions, z_dim, transition_hidden, context_dim,
-                                                        transition_activation)
+                                                        transition_activation, **start)
         self._detach_steps = False
 
     # -- the pieces ------------------------------------------------------------------------------
