@@ -43,6 +43,7 @@ CROSS_CUTTING = {
     "air_export_recipe_zoo": "experiments/air/export_recipe_zoo.py: a tiny recipe run enters a zoo with the worker's numbers",
     "air_fidelity": "experiments/air/fidelity.py (AIR issue 32's worker): its plan, specs, stage-2 choices, a tiny run",
     "avo_export_zoo": "experiments/avo/export_zoo.py: tiny Table 1a runs enter a zoo with the worker's numbers",
+    "avo_transition_init": "experiments/avo/transition_init.py: a tiny run of every transition start, and its specs",
     "avo_table1a": "experiments/avo/table1a.py (AVO Table 1a's worker) at --tiny, and its resume after SIGTERM",
     "benchmarks": "the benchmark cases run and agree with each other (no timing)",
     "cuda": "the CUDA paths (skipped without a GPU; benchmarks/gpu_check.sh runs them where one exists)",
