@@ -243,3 +243,14 @@ def test_the_decomposition_adds_the_schedule_to_the_combined_run_when_it_is_beyo
     del rows["combined"]
     last = fidelity_report.decomposition(rows, 0.28, est, 100)[-1]
     assert last.startswith("| unexplained if the best fix of each factor (beyond 2 errors) added up | +1.44 |")
+
+
+def test_the_decomposition_ends_with_the_recipes_vae_measured_by_its_own_ais_offset():
+    rows = {"zoo-vae": {"role": "reference", "factor": "schedule", "delta": (0.93, 0.05), "baseline": "base",
+                        "change": "s", "task": "zoo-vae"}, "base": {"role": "baseline"},
+            "r-vae-s0@full": {"role": "recipe", "nll": (89.0, 0.2)}}
+    est = {"air-vae-mnist": {"iwae5000": [-90.0], "ais-T100": [-88.65]},
+           "r-vae-s0": {"iwae5000": [-88.0, -89.0], "ais-T100": [-87.5, -88.5]}}
+    last = fidelity_report.decomposition(rows, 0.28, est, 100)[-1]
+    assert last.startswith("| measured instead: the recipe's VAE by AIS (IWAE-5000 on all images 89.00, its own AIS "
+                           "offset -0.50) - paper | +1.57 | 0.20 |")
