@@ -139,6 +139,21 @@ def task_done(out: Path, t: dict, s: dict) -> bool:
 
 
 # -- stage 2: the choices made from earlier results ---------------------------------------------
+def best_fixes(rows: dict, plan: list, kept) -> dict:
+    """factor -> (Δ, task): each factor's "fix" task with the most negative paired Δ among those that
+    ``kept(Δ)`` accepts (Δ = (mean, s.e.)); every fix task must have finished."""
+    best = {}
+    for t in plan:
+        if t["kind"] != "train" or t.get("role") != "fix":
+            continue
+        d = rows.get(t["name"], {}).get("delta")
+        if d is None:
+            raise RuntimeError(f"screening task {t['name']} has not finished")
+        if kept(d) and d[0] < best.get(t["factor"], (0.0, None))[0]:
+            best[t["factor"]] = (d[0], t)
+    return best
+
+
 def recipe_from_screening(out: Path, plan: list, s: dict) -> dict:
     """The recipe: BASE's settings changed, for each factor, by the "fix" task whose paired Δ(-log p)
     is the most negative among those beyond 2 errors (error = sqrt(s.e.^2 + seed spread^2)); {} when
@@ -149,15 +164,7 @@ def recipe_from_screening(out: Path, plan: list, s: dict) -> dict:
     spread, _ = seed_spread(rows)
     if spread is None:
         raise RuntimeError("the recipe needs the seed spread (base and seed1)")
-    best = {}
-    for t in plan:
-        if t["kind"] != "train" or t.get("role") != "fix":
-            continue
-        d = rows.get(t["name"], {}).get("delta")
-        if d is None:
-            raise RuntimeError(f"screening task {t['name']} has not finished")
-        if d[0] < -2 * math.sqrt(d[1] ** 2 + spread ** 2) and d[0] < best.get(t["factor"], (0.0, None))[0]:
-            best[t["factor"]] = (d[0], t)
+    best = best_fixes(rows, plan, lambda d: d[0] < -2 * math.sqrt(d[1] ** 2 + spread ** 2))
     recipe = {}
     for _, t in best.values():
         recipe.update({k: t[k] for k in BASE if t[k] != BASE[k]})
@@ -180,15 +187,7 @@ def negative_fixes(out: Path, plan: list, s: dict) -> dict:
     from fidelity import BASE
 
     rows = collect(out, plan, s)
-    best = {}
-    for t in plan:
-        if t["kind"] != "train" or t.get("role") != "fix":
-            continue
-        d = rows.get(t["name"], {}).get("delta")
-        if d is None:
-            raise RuntimeError(f"screening task {t['name']} has not finished")
-        if d[0] < -d[1] and d[0] < best.get(t["factor"], (0.0, None))[0]:
-            best[t["factor"]] = (d[0], t)
+    best = best_fixes(rows, plan, lambda d: d[0] < -d[1])
     settings = {}
     for _, t in best.values():
         for k in BASE:
