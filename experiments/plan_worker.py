@@ -263,6 +263,16 @@ class PlanWorker:
         return [f"{'done   ' if self.done(t) else 'pending'}  {t['name']:<24} {self.describe(t)}" for t in self.plan]
 
 
+def mean_se_record(pair) -> dict:
+    """(mean, s.e.) as the zoo's test_numbers record it: {"mean": ..., "stderr": ...}, 4 decimals."""
+    return {"mean": round(pair[0], 4), "stderr": round(pair[1], 4)}
+
+
+def seed_levels(rows: dict, prefix: str, seeds=range(3)) -> dict:
+    """{task: -log p(x)} of the runs ``PREFIX-s0``, ``-s1``, ... whose test numbers are in ``rows``."""
+    return {n: round(rows[n]["nll"][0], 4) for n in (f"{prefix}-s{i}" for i in seeds) if "nll" in rows.get(n, {})}
+
+
 def export_main(export_task, names: dict, scales: dict, default_out: Path, description: str = "", argv=None) -> int:
     """The command line of a worker's zoo export (``experiments/*/export*.py``): for each task -> zoo name
     of ``names``, ``export_task(out, task, name, sizes, root=zoo)`` (None: not finished, skipped with a

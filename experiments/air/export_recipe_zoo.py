@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]
 import fidelity  # noqa: E402
-from plan_worker import export_main  # noqa: E402
+from plan_worker import export_main, mean_se_record as _ms, seed_levels  # noqa: E402
 import fidelity_report  # noqa: E402
 
 from pyro_air import zoo  # noqa: E402
@@ -38,10 +38,6 @@ ZOO_NAMES = {"r-vae-s0": "air-vae-mnist-v2", "r-dvae-a0.5-s0": "air-dvae-a0.5-mn
 WHAT = {"r-vae-s0": "Table 1 (k = 1) VAE", "r-dvae-a0.5-s0": "Table 1 (k = 1) DVAE (alpha = 0.5)",
         "r-dvae-a1-s0": "Table 1 (k = 1) DVAE (alpha = 1)", "r-wni-s0": "Table 1 (k = 1) WNI-VAE",
         "t2-iwae8-s0": "Table 2 IWAE-8", "t2-diwae8-s0": "Table 2 DIWAE-8", "t2-wni-iwae8-s0": "Table 2 WNI-IWAE-8"}
-
-
-def _ms(pair) -> dict:
-    return {"mean": round(pair[0], 4), "stderr": round(pair[1], 4)}
 
 
 def test_numbers(out: Path, task: str, s: dict) -> dict | None:
@@ -67,9 +63,9 @@ def test_numbers(out: Path, task: str, s: dict) -> dict | None:
             numbers["nll_iwsvi_read"] = round(full["nll"][0] + subset[first]["minus_iwae5000_paired"]["mean"], 4)
         numbers["estimators"] = {**subset, "ais_steps": T, "ais_chains": s["ais_chains"],
                                  "iwsvi": {"k_train": 50, "k_eval": s["test_samples"], "lr": 1e-2}}
-    seeds = {n: rows[n]["nll"][0] for n in (task[:-1] + str(i) for i in range(3)) if "nll" in rows.get(n, {})}
+    seeds = seed_levels(rows, task[:-3])
     if seeds:
-        numbers["seeds_first_1000"] = {n: round(v, 4) for n, v in seeds.items()}
+        numbers["seeds_first_1000"] = seeds
     return numbers
 
 

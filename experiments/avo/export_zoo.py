@@ -31,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]
 import table1a  # noqa: E402
-from plan_worker import export_main  # noqa: E402
+from plan_worker import export_main, mean_se_record as _ms, seed_levels  # noqa: E402
 import table1a_report  # noqa: E402
 
 from pyro_air import zoo  # noqa: E402
@@ -39,10 +39,6 @@ from pyro_air import zoo  # noqa: E402
 # task of table1a.py (seed 0) -> zoo name
 ZOO_NAMES = {"vae-s0": "avo-vae-mnist", "hvi-s0": "avo-hvi-mnist", "avo-s0": "avo-hvi-avo-mnist",
              "avo-a0.5-s0": "avo-hvi-avo-a0.5-mnist"}
-
-
-def _ms(pair) -> dict:
-    return {"mean": round(pair[0], 4), "stderr": round(pair[1], 4)}
 
 
 def test_numbers(out: Path, task: str, s: dict) -> dict | None:
@@ -70,8 +66,7 @@ def test_numbers(out: Path, task: str, s: dict) -> dict | None:
                           "chains": s["ais_chains"], "start": "q_0 of the guide"}
         if r["seed"] in pairs["ais"]:
             numbers["ais"]["minus_vae_paired"] = _ms(pairs["ais"][r["seed"]])
-    seeds = {n: round(rows[n]["nll"][0], 4) for n in (f"{r['method']}-s{i}" for i in range(3))
-             if "nll" in rows.get(n, {})}
+    seeds = seed_levels(rows, r["method"])
     if len(seeds) > 1:
         numbers["seeds"] = seeds
     return numbers

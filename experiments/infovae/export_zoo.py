@@ -32,17 +32,13 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]
 import pixelcnn_report  # noqa: E402
 import pixelcnn_table  # noqa: E402
-from plan_worker import export_main  # noqa: E402
+from plan_worker import export_main, mean_se_record as _ms, seed_levels  # noqa: E402
 
 from pyro_air import zoo  # noqa: E402
 
 # task of pixelcnn_table.py (seed 0) -> zoo name
 ZOO_NAMES = {"elbo-s0": "infovae-pixelcnn-elbo-mnist", "mmd-s0": "infovae-pixelcnn-mmd-mnist"}
 CHECK_POINTS = 100
-
-
-def _ms(pair) -> dict:
-    return {"mean": round(pair[0], 4), "stderr": round(pair[1], 4)}
 
 
 def test_numbers(out: Path, task: str, s: dict) -> dict | None:
@@ -67,8 +63,7 @@ def test_numbers(out: Path, task: str, s: dict) -> dict | None:
         numbers["all_test"] = {"test_images": len(r["_log_px_full"]), f"nll_iwae{S}": _ms(r["nll_full"])}
         if r["method"] == "mmd" and r["seed"] in pairs["full"]:
             numbers["all_test"]["mmd_minus_elbo_paired"] = _ms(pairs["full"][r["seed"]])
-    seeds = {n: round(rows[n]["nll"][0], 4) for n in (f"{r['method']}-s{i}" for i in range(3))
-             if "nll" in rows.get(n, {})}
+    seeds = seed_levels(rows, r["method"])
     if len(seeds) > 1:
         numbers["seeds"] = seeds
     return numbers
