@@ -42,9 +42,12 @@ What a worker guarantees, and how:
   (``pyro_air.train.signals``) and the worker exits with 130 / 143; any other error is one line in the
   log and its traceback, and exit status 1. The same command resumes.
 
-The state that lets a run continue (``*.pt``) is git-ignored and carried between machines by
-``experiments/air/state.sh`` with the experiment's own folder and branch; results (JSON, tables) are
-committed as they arrive.
+The state that lets a run continue (``*.pt``) is git-ignored; ``experiments/air/state.sh`` carries
+it between sessions on one machine (a branch of the local repository), but a new machine starts
+from main alone. So a task never relies on another run's weights being there: it gets them through
+``load(name)``, which trains a finished run again when its weights are gone (``set_aside`` keeps the
+first training's record), and finished models that matter are exported to the zoo (tracked) as soon
+as they are evaluated. Results (JSON, tables) are committed as they arrive.
 """
 from __future__ import annotations
 
@@ -233,6 +236,42 @@ class PlanWorker:
         with self.task_lock(name, wait=True):
             if not self.done(self.tasks[name]):
                 self.run(self.tasks[name])
+
+    # -- weights that did not survive a change of machine ----------------------------------------------
+    def weights_gone(self, name: str) -> bool:
+        """Whether run ``name`` finished (its train.json is committed) but its weights (``best.pt``, not
+        tracked) are not on this machine."""
+        run_dir = self.runs / name
+        return (run_dir / "train.json").exists() and not (run_dir / "best.pt").exists()
+
+    def set_aside(self, name: str) -> None:
+        """Move a finished run whose weights are gone into ``runs/NAME/first-training/``: its per-image
+        result, metrics and train.json, in that order (train.json, the mark of a finished run, last), so
+        that an interruption at any point leaves a state that this method finishes. A subclass's
+        ``run_train`` calls it first when ``weights_gone``, then trains the run again with its seed: on
+        another CPU the numbers may differ by float rounding, so every later result of the run comes
+        from the new weights, and the first ones stay on record beside them."""
+        run_dir = self.runs / name
+        keep = run_dir / "first-training"
+        keep.mkdir(parents=True, exist_ok=True)
+        for source, target in ((self.out / "per_image" / f"{name}.json", keep / "per_image.json"),
+                               (run_dir / "metrics.jsonl", keep / "metrics.jsonl"),
+                               (run_dir / "train.json", keep / "train.json")):
+            if source.exists():
+                os.replace(source, target)
+        log(f"{name}: its weights are not on this machine: the first training is kept in {keep}; training again")
+
+    def load(self, name: str):
+        """(model, guide, spec) of the run of task ``name``: run first if it has not finished, and run
+        again (``set_aside``) if it finished on another machine and its weights are gone."""
+        from pyro_air.runs import load_run
+
+        self.wait_for(name)
+        if not (self.runs / name / "best.pt").exists():
+            with self.task_lock(name, wait=True):
+                if not (self.runs / name / "best.pt").exists():
+                    self.run(self.tasks[name])
+        return load_run(self.runs / name)
 
     def check_only(self, only) -> None:
         unknown = [name for name in only or () if name not in self.tasks]

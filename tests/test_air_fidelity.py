@@ -254,3 +254,38 @@ def test_the_decomposition_ends_with_the_recipes_vae_measured_by_its_own_ais_off
     last = fidelity_report.decomposition(rows, 0.28, est, 100)[-1]
     assert last.startswith("| measured instead: the recipe's VAE by AIS (IWAE-5000 on all images 89.00, its own AIS "
                            "offset -0.50) - paper | +1.57 | 0.20 |")
+
+
+def test_a_run_whose_weights_are_gone_is_trained_again_and_its_first_record_kept(tmp_path):
+    """A new machine has only what was committed (train.json, metrics, per-image results, not *.pt):
+    a task that needs the run's weights trains it again with its seed, keeps the first record in
+    runs/NAME/first-training/, and, on the same machine, gets the same numbers back."""
+    class Lost(fidelity.Worker):
+        plan = [fidelity.train("base", "-", "base", role="baseline"),
+                {"name": "base@full", "kind": "full-test", "of": "base", "factor": "-", "role": "baseline",
+                 "baseline": None, "change": "base on more test images"}]
+
+    out = tmp_path / "fidelity"
+    args = ["--worker", "--tiny", "--out", str(out), "--set", "test_samples=10", "--set", "epochs=2"]
+    assert fidelity.run_main(Lost, args + ["--only", "base"]) == 0
+    run = out / "runs" / "base"
+    first = json.loads((out / "per_image" / "base.json").read_text())
+    first_train = json.loads((run / "train.json").read_text())
+    assert first_train["cpu"] and first["cpu"]  # every record names the CPU it ran on
+    for weights in run.glob("*.pt"):
+        weights.unlink()
+    assert fidelity.run_main(Lost, args) == 0
+    kept = run / "first-training"
+    assert json.loads((kept / "per_image.json").read_text()) == first
+    assert json.loads((kept / "train.json").read_text()) == first_train
+    assert (run / "best.pt").exists() and (out / "per_image" / "base@full.json").exists()
+    again = json.loads((out / "per_image" / "base.json").read_text())
+    assert again["log_px"] == first["log_px"]  # same seed, same machine: the same model
+    assert json.loads((run / "train.json").read_text())["best_valid"] == first_train["best_valid"]
+
+
+def test_the_binarization_draw_rows_need_only_draw1s_own_weights():
+    rows = {t["name"]: t for t in fidelity.DRAW1}
+    assert rows["draw1"]["binarize"] == "static:1" and rows["draw1"]["baseline"] == "base"
+    assert rows["draw1@test-draw1"]["of"] == rows["draw1@test-draw1"]["baseline"] == "draw1"
+    assert all(t.get("of") in (None, "draw1") for t in fidelity.DRAW1)

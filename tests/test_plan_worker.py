@@ -152,3 +152,19 @@ def test_export_main_exports_finished_tasks_skips_the_rest_and_refuses_a_missing
     with pytest.raises(SystemExit) as stop:
         plan_worker.export_main(export_task, names, scales, tmp_path, argv=["--out", str(tmp_path / "missing")])
     assert stop.value.code == 2 and "is no folder; pass the worker's --out" in capsys.readouterr().err
+
+
+def test_set_aside_moves_a_finished_runs_records_and_is_safe_to_repeat(tmp_path):
+    worker = Toy(tmp_path, "tiny")
+    run = tmp_path / "runs" / "a"
+    write_json(run / "train.json", {"best_valid": -1.0})
+    (run / "metrics.jsonl").write_text("{}\n")
+    write_json(tmp_path / "per_image" / "a.json", {"log_px": [-1.0]})
+    assert worker.weights_gone("a") and not worker.weights_gone("b")
+    worker.set_aside("a")
+    kept = run / "first-training"
+    assert read_json(kept / "train.json") == {"best_valid": -1.0} and read_json(kept / "per_image.json")
+    assert (kept / "metrics.jsonl").exists() and not (run / "train.json").exists()
+    assert not worker.weights_gone("a")  # nothing finished is left: the run trains from scratch
+    worker.set_aside("a")  # an interrupted set-aside, repeated, loses nothing
+    assert read_json(kept / "train.json") == {"best_valid": -1.0}

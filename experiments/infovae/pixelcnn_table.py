@@ -101,6 +101,7 @@ from pyro_air.evaluate.latent_metrics import (  # noqa: E402
     latent_mmd,
     mutual_information,
 )
+from pyro_air.backend.choices import cpu_model  # noqa: E402
 from pyro_air.runs import build_run, load_run  # noqa: E402
 from pyro_air.train import TrainConfig  # noqa: E402
 
@@ -166,6 +167,8 @@ class PixelCNNTableWorker(PlanWorker):
 
     def run_train(self, t: dict) -> None:
         run_dir = self.runs / t["name"]
+        if self.weights_gone(t["name"]):
+            self.set_aside(t["name"])
         if not (run_dir / "train.json").exists():
             spec = self.spec(t)
             epochs = self.s["long_epochs"] if t["long"] else self.s["epochs"]
@@ -176,7 +179,7 @@ class PixelCNNTableWorker(PlanWorker):
             model, guide, objective = self.build(spec, t["seed"])
             record = fit_resumable(run_dir, model, guide, objective, self.split("train"), self.split("valid"), config,
                                    spec)
-            write_json(run_dir / "train.json", {"task": t, "spec": spec, **record})
+            write_json(run_dir / "train.json", {"task": t, "cpu": cpu_model(), "spec": spec, **record})
             log(f"{t['name']}: best valid IWAE-{self.s['valid_samples']} {record['best_valid']:.2f} @ epoch "
                 f"{record['best_epoch']} ({record['epoch_seconds_sum'] / 60:.1f} min of epochs)")
         model, guide, _ = load_run(run_dir)
@@ -201,7 +204,7 @@ class PixelCNNTableWorker(PlanWorker):
         metrics = self.latent_metrics(model, guide)
         write_json(path, {"points": len(x), "num_samples": self.s["test_samples"],
                           "check_samples": self.s["check_samples"], "bound_draws": self.s["bound_draws"],
-                          "wall_seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu,
+                          "wall_seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu, "cpu": cpu_model(),
                           "latent": metrics, "log_px": per_image(log_px), "log_px_check": per_image(check),
                           "bound": per_image(bound)})
         log(f"{name}: -log p(x) {mean_stderr(-log_px)} (IWAE-{self.s['test_samples']}, {len(x)} images), "
@@ -227,8 +230,7 @@ class PixelCNNTableWorker(PlanWorker):
                 "log_det_cov_per_dim": float(log_det["log_det_cov_per_dim"])}
 
     def run_full_test(self, t: dict) -> None:
-        self.wait_for(t["of"])
-        model, guide, _ = load_run(self.runs / t["of"])
+        model, guide, _ = self.load(t["of"])
         x = self.split("test")[: self.s["full_test_points"]]
         step = self.s["full_test_chunk"]
         for start in range(0, len(x), step):
