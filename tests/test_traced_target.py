@@ -90,14 +90,18 @@ def test_ais_of_a_plain_function_reaches_the_exact_log_likelihood(renamed_linear
 
 def test_a_positive_latent_is_moved_in_unconstrained_space_with_its_jacobian():
     model, guide, x, exact = gamma_poisson()
-    est, diag = evaluate.ais(model, guide, x, num_steps=100, num_chains=16, seed=0, return_diagnostics=True)
-    assert torch.allclose(est, exact, atol=0.02)
+    # 256 chains: over seeds 0-11 the largest error was 0.012 on two CPUs' worth of float rounding
+    # (16 chains had a median error of 0.027, so 0.02 passed by the seed's luck on one CPU only)
+    est, diag = evaluate.ais(model, guide, x, num_steps=100, num_chains=256, seed=0, return_diagnostics=True)
+    assert torch.allclose(est, exact, atol=0.03)
     assert (diag.acceptance > 0.3).all()
 
 
 def test_bdmc_sandwiches_log_p_x_on_data_simulated_from_a_plain_function(renamed_linear_gaussian):
     model, guide, x, _ = renamed_linear_gaussian
-    result = evaluate.bdmc(model, len(x), num_steps=100, num_chains=4, guide_or_prior=guide, data=x, seed=1)
+    # 128 chains, not the pilot's 4: the reverse run must not take the pilot's chain count (a bug this
+    # caught); over seeds 0-9 the mean bounds were at most 0.03 from the exact mean (4 chains: 0.20)
+    result = evaluate.bdmc(model, len(x), num_steps=100, num_chains=128, guide_or_prior=guide, data=x, seed=1)
     lg = LinearGaussianModel(x_dim=4, z_dim=2, noise_scale=0.5, seed=3)
     exact = lg.marginal().log_prob(result.x)
     assert set(result.z) == {"code"} and result.z["code"].shape == (len(x), 2)
@@ -129,3 +133,12 @@ def test_a_model_that_observes_slices_cannot_be_simulated_and_says_so():
     case = om.sequential()
     with pytest.raises(ValueError, match="not one of the model's arguments as given"):
         evaluate.bdmc(case.model, 4, num_steps=2, num_chains=2, guide_or_prior=case.guide, data=case.data(4))
+
+
+@pytest.mark.parametrize("num_chains", [1, 3, 8])
+def test_reverse_ais_runs_with_any_number_of_chains_beside_the_pilots(renamed_linear_gaussian, num_chains):
+    """The step-size pilot draws its own 4 chains before the reverse run; the reverse run keeps its own."""
+    model, guide, x, _ = renamed_linear_gaussian
+    result = evaluate.bdmc(model, len(x), num_steps=3, num_chains=num_chains, guide_or_prior=guide, data=x, seed=0)
+    assert result.lower.shape == result.upper.shape == (len(x),)
+    assert torch.isfinite(result.lower).all() and torch.isfinite(result.upper).all()

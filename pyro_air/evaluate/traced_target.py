@@ -115,6 +115,9 @@ class TracedAnnealingTarget:
         """(a trace holding every local site at T(u), log |det dT/du| as [C, B])."""
         trace, log_det, start = poutine.Trace(), 0.0, 0
         for name, shape, transform, p, d in self.sites:
+            # the chains are u's own: the shapes were recorded by the last sample(), which may have
+            # drawn another number of chains (the step-size pilot before a reverse run)
+            shape = (*shape[:p], u.shape[0], *shape[p + 1:])
             front = _front_shape(shape, p, d)
             size = int(torch.Size(front[2:]).numel())
             piece = u[..., start:start + size].reshape(front)
