@@ -302,6 +302,33 @@ class PlanWorker:
         return [f"{'done   ' if self.done(t) else 'pending'}  {t['name']:<24} {self.describe(t)}" for t in self.plan]
 
 
+# sessions 1-4 ran on one 2-core machine and did not name its CPU in their records
+UNNAMED_CPU = "Intel(R) Xeon(R) Processor with AMX (sessions 1-4; those records do not name their CPU)"
+
+
+def record_cpus(out: Path) -> dict:
+    """{CPU: sorted task names} over a results folder's records (runs/NAME/train.json,
+    per_image/NAME.json, estimators/NAME/*.json): where each number was computed, for the report."""
+    out, found = Path(out), {}
+    for pattern, name_of in (("runs/*/train.json", lambda p: p.parent.name), ("per_image/*.json", lambda p: p.stem),
+                             ("estimators/*/*.json", lambda p: p.parent.name)):
+        for path in out.glob(pattern):
+            try:
+                cpu = json.loads(path.read_text()).get("cpu") or UNNAMED_CPU
+            except (OSError, ValueError, AttributeError):
+                continue
+            found.setdefault(cpu, set()).add(name_of(path))
+    return {cpu: sorted(names) for cpu, names in sorted(found.items())}
+
+
+def cpus_line(out: Path) -> str:
+    """One line for a report: each CPU and the tasks whose records it computed (the unnamed one counted)."""
+    parts = []
+    for cpu, names in record_cpus(out).items():
+        parts.append(f"{cpu}: {len(names)} tasks" if cpu == UNNAMED_CPU else f"{cpu}: {', '.join(names)}")
+    return "CPUs, one thread per worker - " + ("; ".join(parts) if parts else "no records yet") + "."
+
+
 def mean_se_record(pair) -> dict:
     """(mean, s.e.) as the zoo's test_numbers record it: {"mean": ..., "stderr": ...}, 4 decimals."""
     return {"mean": round(pair[0], 4), "stderr": round(pair[1], 4)}

@@ -168,3 +168,14 @@ def test_set_aside_moves_a_finished_runs_records_and_is_safe_to_repeat(tmp_path)
     assert not worker.weights_gone("a")  # nothing finished is left: the run trains from scratch
     worker.set_aside("a")  # an interrupted set-aside, repeated, loses nothing
     assert read_json(kept / "train.json") == {"best_valid": -1.0}
+
+
+def test_the_report_names_each_records_cpu_and_counts_the_unnamed(tmp_path):
+    write_json(tmp_path / "runs" / "a" / "train.json", {"cpu": "AMD EPYC"})
+    write_json(tmp_path / "per_image" / "a.json", {"cpu": "AMD EPYC"})
+    write_json(tmp_path / "estimators" / "est-b" / "iwae_points0-5.json", {"cpu": "AMD EPYC"})
+    write_json(tmp_path / "per_image" / "old.json", {"log_px": []})
+    assert plan_worker.record_cpus(tmp_path) == {"AMD EPYC": ["a", "est-b"], plan_worker.UNNAMED_CPU: ["old"]}
+    line = plan_worker.cpus_line(tmp_path)
+    assert "AMD EPYC: a, est-b" in line and plan_worker.UNNAMED_CPU + ": 1 tasks" in line
+    assert plan_worker.cpus_line(tmp_path / "empty").endswith("no records yet.")
