@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]
 import fidelity  # noqa: E402
-from plan_worker import export_main, mean_se_record as _ms, seed_levels  # noqa: E402
+from plan_worker import UNNAMED_CPU, export_main, mean_se_record as _ms, seed_levels  # noqa: E402
 import fidelity_report  # noqa: E402
 
 from pyro_air import zoo  # noqa: E402
@@ -88,7 +88,7 @@ def export_task(out: Path, task: str, name: str, s: dict, root=None) -> dict | N
                 "method": t["method"], "sigma": t["sigma"], "H": t["H"], "alpha": t["alpha"],
                 "precision": t["precision"], "activation": t["activation"], "objective": t["objective"],
                 "early_stopping": f"validation IWAE-20 every {s['valid_every']} epochs",
-                "training_seconds": round(train["epoch_seconds_sum"]), "twin_of": train.get("twin_of")},
+                "training_seconds": round(train["epoch_seconds_sum"]), "cpu": train.get("cpu", UNNAMED_CPU), "twin_of": train.get("twin_of")},
         test_numbers=numbers)
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]
 import table1a  # noqa: E402
-from plan_worker import export_main, mean_se_record as _ms, seed_levels  # noqa: E402
+from plan_worker import UNNAMED_CPU, export_main, mean_se_record as _ms, seed_levels  # noqa: E402
 import table1a_report  # noqa: E402
 
 from pyro_air import zoo  # noqa: E402
@@ -97,7 +97,7 @@ def export_task(out: Path, task: str, name: str, s: dict, root=None) -> dict | N
                 "guide": guide["name"], "objective": spec["objective"]["name"],
                 "a": table1a.METHODS[t["method"]]["a"],
                 "early_stopping": f"validation IWAE-{s['valid_samples']} every {s['valid_every']} epochs",
-                "training_seconds": round(train["epoch_seconds_sum"])},
+                "training_seconds": round(train["epoch_seconds_sum"]), "cpu": train.get("cpu", UNNAMED_CPU)},
         test_numbers=numbers)
 
 

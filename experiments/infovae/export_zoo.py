@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]
 import pixelcnn_report  # noqa: E402
 import pixelcnn_table  # noqa: E402
-from plan_worker import export_main, mean_se_record as _ms, seed_levels  # noqa: E402
+from plan_worker import UNNAMED_CPU, export_main, mean_se_record as _ms, seed_levels  # noqa: E402
 
 from pyro_air import zoo  # noqa: E402
 
@@ -93,7 +93,7 @@ def export_task(out: Path, task: str, name: str, s: dict, root=None) -> dict | N
                 "batch_size": s["batch_size"], "objective": spec["objective"],
                 "early_stopping": f"validation IWAE-{s['valid_samples']} on the first {s['valid_size']} validation "
                                   f"images every {s['valid_every']} epochs",
-                "training_seconds": round(train["epoch_seconds_sum"])},
+                "training_seconds": round(train["epoch_seconds_sum"]), "cpu": train.get("cpu", UNNAMED_CPU)},
         test_numbers=numbers)
 
 
