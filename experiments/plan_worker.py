@@ -226,6 +226,8 @@ class PlanWorker:
         if method is None:
             raise ValueError(f"task {t['name']}: no method run_{t['kind'].replace('-', '_')} for its kind {t['kind']!r}")
         log(f"task {t['name']} ({t['kind']}): {self.describe(t)}")
+        if t["kind"] == "train" and self.weights_gone(t["name"]):  # finished elsewhere: train it again
+            self.set_aside(t["name"])
         method(t)
 
     def task_lock(self, name: str, wait: bool):
@@ -247,8 +249,8 @@ class PlanWorker:
     def set_aside(self, name: str) -> None:
         """Move a finished run whose weights are gone into ``runs/NAME/first-training/``: its per-image
         result, metrics and train.json, in that order (train.json, the mark of a finished run, last), so
-        that an interruption at any point leaves a state that this method finishes. A subclass's
-        ``run_train`` calls it first when ``weights_gone``, then trains the run again with its seed: on
+        that an interruption at any point leaves a state that this method finishes. ``run`` calls
+        it before a train task's ``run_train`` when ``weights_gone``, which then trains the run again with its seed: on
         another CPU the numbers may differ by float rounding, so every later result of the run comes
         from the new weights, and the first ones stay on record beside them."""
         run_dir = self.runs / name

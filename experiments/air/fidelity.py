@@ -310,8 +310,6 @@ class Worker(PlanWorker):
 
     def run_train(self, t: dict) -> None:
         run_dir = self.runs / t["name"]
-        if self.weights_gone(t["name"]):
-            self.set_aside(t["name"])
         t = self.resolve(t)
         twin = None if (run_dir / "train.json").exists() else self.twin(t)
         if twin:

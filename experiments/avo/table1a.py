@@ -233,8 +233,6 @@ class Table1aWorker(PlanWorker):
 
     def run_train(self, t: dict) -> None:
         run_dir = self.runs / t["name"]
-        if self.weights_gone(t["name"]):
-            self.set_aside(t["name"])
         if not (run_dir / "train.json").exists():
             hyper = self.hyper(t)
             spec = self.spec(t, hyper)

@@ -167,8 +167,6 @@ class PixelCNNTableWorker(PlanWorker):
 
     def run_train(self, t: dict) -> None:
         run_dir = self.runs / t["name"]
-        if self.weights_gone(t["name"]):
-            self.set_aside(t["name"])
         if not (run_dir / "train.json").exists():
             spec = self.spec(t)
             epochs = self.s["long_epochs"] if t["long"] else self.s["epochs"]
