@@ -1,7 +1,7 @@
 """AVO Table 1a at full data (Huang, Tan, Lacoste & Courville 2018): VAE, HVI-ELBO and HVI-AVO on
 statically binarized MNIST - one resumable worker, an ordered plan (``experiments/plan_worker.py``).
 
-    bash experiments/avo/table1a_state.sh restore          # new machine: the checkpoints of unfinished runs
+    bash experiments/avo/table1a_state.sh restore          # same machine, new session: unfinished runs' checkpoints
     mkdir -p experiments/avo/results/table1a && PYTHONPATH=$PWD OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nohup nice -n 19 \\
         python experiments/avo/table1a.py --worker --threads 1 >> experiments/avo/results/table1a/worker.log 2>&1 &
                                                             # start, or resume after any interruption
@@ -89,7 +89,9 @@ Every task is skipped when its result is on disk; a training run resumes from it
 images. The worker commits nothing: results go atomically into tracked files (``runs/*/train.json``,
 ``runs/*/metrics.jsonl``, ``per_image/*.json``, ``estimators/**.json``, ``table.md``, ``results.json``);
 checkpoints (``*.pt``), locks and the log are git-ignored and carried by ``table1a_state.sh`` on the
-branch ``avo-table1a-state``.
+local branch ``avo-table1a-state`` (same machine only; on a new machine a finished run whose weights
+are gone is trained again, and a finished run still being evaluated has its best.pt committed:
+experiments/README.md, "Long runs").
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 -log p(x), mutual information, active units - one resumable worker, an ordered plan
 (``experiments/plan_worker.py``).
 
-    bash experiments/infovae/pixelcnn_state.sh restore       # new machine: the checkpoints of unfinished runs
+    bash experiments/infovae/pixelcnn_state.sh restore       # same machine, new session: unfinished runs' checkpoints
     mkdir -p experiments/infovae/results/pixelcnn && PYTHONPATH=$PWD OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nohup \\
         nice -n 19 python experiments/infovae/pixelcnn_table.py --worker --threads 1 \\
         >> experiments/infovae/results/pixelcnn/worker.log 2>&1 &     # start, or resume after any interruption
@@ -78,7 +78,10 @@ Every task is skipped when its result is on disk; a training run resumes from it
 (every epoch) and the full-test IWAE from its last finished chunk of 1000 images. Results go
 atomically into tracked files (``runs/*/train.json``, ``runs/*/metrics.jsonl``, ``per_image/*.json``,
 ``estimators/**.json``, ``table.md``, ``results.json``); checkpoints (``*.pt``), locks and the log are
-git-ignored and carried by ``pixelcnn_state.sh`` on the branch ``infovae-pixelcnn-state``.
+git-ignored and carried by ``pixelcnn_state.sh`` on the local branch ``infovae-pixelcnn-state`` (same
+machine only). A new machine starts from main alone, and one run needs about 160 minutes of a core, so
+a run still training when a session ends has its ``checkpoint.pt`` and ``best.pt`` (9 MB together)
+committed to main and resumes from them (experiments/README.md, "Long runs").
 """
 from __future__ import annotations
 
