@@ -27,8 +27,9 @@ model); HVI-AVO is loss-calibrated AVO (section 4.3) with a = 0.2, the paper's b
 is a later task), alpha_t = t / T. Beta-annealing (Eq. 2): ``kl-warmup`` scales every latent term
 (log p(z), log q_t, log r_t: the extended model's too) by beta, linear from 0 to 1 over a fraction of
 the steps; under AVO it tempers each transition's term the same way. Adam, batch 100, the learning
-rate decayed linearly to a tenth over the run (issue 32's short schedule: 200 epochs), validation
-IWAE-20 on all 10000 validation images every 10 epochs, the best epoch's parameters kept.
+rate decayed exponentially to a tenth over the run (lr 0.1^(e / epochs) at epoch e; issue 32's short
+schedule: 200 epochs), validation IWAE-20 on all 10000 validation images every 10 epochs, the best
+epoch's parameters kept.
 
 **Hyperparameters chosen on validation at a short budget.** The paper searched batch size, learning
 rate and the beta-annealing schedule. Here each method gets a 2 x 2 grid, lr in {1e-3, 5e-4} x warm-up

@@ -23,7 +23,7 @@ a bias, 16 channels, 4 gated layers, kernel 5 (receptive field 8 rows up and 8 c
 that collapsed under the ELBO in experiments/infovae/RESULTS.md). Encoder ``conv-gaussian``: strided
 convolutions of 16 and 32 channels, a 256-unit layer. ELBO: ``elbo``; MMD-VAE: ``infovae`` with alpha = 1,
 lambda = 1000, ``divergence="mmd"`` (the authors' kernel, fresh prior draws per batch). Adam, batch 100,
-lr 1e-3 decayed linearly to 1e-4 over the run; validation IWAE-5 on the first 1000 validation images
+lr 1e-3 decayed exponentially to 1e-4 over the run; validation IWAE-5 on the first 1000 validation images
 every 5 epochs, the best epoch's parameters kept. No hyperparameter search: the paper's alpha and
 lambda, and one recipe for both objectives.
 
