@@ -86,7 +86,8 @@ def export_task(out: Path, task: str, name: str, s: dict, root=None) -> dict | N
         budget={"epochs": train["epochs"], "train_size": 50000 if s["train_size"] is None else s["train_size"],
                 "batch_size": t["batch_size"], "lr": t["lr"], "lr_final_ratio": t["lr_final_ratio"], "k": t["k"],
                 "method": t["method"], "sigma": t["sigma"], "H": t["H"], "alpha": t["alpha"],
-                "precision": t["precision"], "activation": t["activation"], "objective": t["objective"],
+                "precision": t["precision"], "activation": t["activation"],
+                "objective": train["spec"]["objective"]["name"],  # what was trained (elbo, or iwae for k > 1)
                 "early_stopping": f"validation IWAE-20 every {s['valid_every']} epochs",
                 "training_seconds": round(train["epoch_seconds_sum"]), "cpu": train.get("cpu", UNNAMED_CPU), "twin_of": train.get("twin_of")},
         test_numbers=numbers)
