@@ -397,7 +397,7 @@ def stage2_tables(out: Path, rows: dict, est: dict, T, s: dict) -> list:
             ais_d = _paired(e[f"ais-T{T}"], e["iwae5000"]) if T and e.get(f"ais-T{T}") and e.get("iwae5000") else None
             level = fmt(full["nll"][0] + iwsvi[0]) if iwsvi and "nll" in full else "—"
             seeds = [rows[n]["nll"][0] for n in (f"{prefix}-{key}-s{i}" for i in range(3)) if n in rows and "nll" in rows[n]]
-            sd = fmt(*mean_se(seeds)) + f" ({len(seeds)} seeds)" if seeds else "—"
+            sd = fmt(*mean_se(seeds)) + f" ({len(seeds)} seed{'s' * (len(seeds) > 1)})" if seeds else "—"
             d = full.get("delta")
             p = PAPER_TABLES[key]
             lines.append(f"| {key} | {fmt(*full['nll']) if 'nll' in full else '—'} | "
