@@ -95,3 +95,31 @@ def test_bad_requests_are_one_line_errors(linear_gaussian):
         resample_indices(draws.log_w, 0)
     with pytest.raises(ValueError, match="num_samples must be an integer >= 1, got 0"):
         importance_draws(model, _broad(model), x, num_samples=0)
+
+
+def test_a_guide_that_cannot_broadcast_fills_every_column_with_its_own_weight():
+    """A guide written for 2-D x only runs one particle at a time; every one of the S columns must
+    still hold log p(x, z_s) - log q(z_s | x) of the draw kept in that column (a column skipped
+    by the particle loop would hold whatever memory torch.empty returned)."""
+    import pyro
+    from pyro import poutine
+
+    from tests.outside_models import no_broadcast
+
+    case = no_broadcast()
+    (x,) = case.data(6)
+    pyro.clear_param_store()
+    torch.manual_seed(0)
+    draws = importance_draws(case.model, case.guide, x, num_samples=11, chunk_size=4)
+    assert torch.isfinite(draws.log_w).all() and set(draws.sites) == {"z1", "z2"}
+
+    def per_datapoint_log_prob(fn, values):
+        trace = poutine.trace(poutine.condition(fn, data=values)).get_trace(x)
+        trace.compute_log_prob()
+        return sum(site["log_prob"] for site in trace.nodes.values() if site["type"] == "sample")
+
+    with torch.no_grad():
+        for s in range(11):
+            values = {name: draws.sites[name][:, s] for name in ("z1", "z2")}
+            expected = per_datapoint_log_prob(case.model, values) - per_datapoint_log_prob(case.guide, values)
+            torch.testing.assert_close(draws.log_w[:, s], expected, atol=1e-4, rtol=1e-5)

@@ -85,7 +85,8 @@ def importance_draws(model, guide, x, num_samples: int, chunk_size: int | None =
                                 disable=not progress or job is not None, leave=False):
             xb = slice_data(data, start, stop, device)
             replay = None
-            for s0 in range(0, num_samples, chunk):
+            s0 = 0
+            while s0 < num_samples:   # a while loop: the step shrinks to 1 once a guide cannot vectorize
                 k = min(chunk if traced.vectorize is not False else 1, num_samples - s0)
                 lw = traced.weights(xb, k, replay)
                 if lw.global_term is not None and replay is None:
@@ -101,6 +102,7 @@ def importance_draws(model, guide, x, num_samples: int, chunk_size: int | None =
                         if name not in sites:
                             sites[name] = torch.empty(n, num_samples, *value.shape[2:])
                         sites[name][start:stop, s0:s0 + k] = value.transpose(0, 1).cpu()
+                s0 += k
     z_all = None
     if keep_z and sites:
         name = LATENT_SITE if LATENT_SITE in sites else next(iter(sites)) if len(sites) == 1 else None
