@@ -11,6 +11,23 @@ from pyro_air.models import LinearGaussianModel
 
 
 @pytest.fixture(autouse=True)
+def uninitialized_memory_is_nan(monkeypatch):
+    """torch.empty / empty_like called from Python hand back NaN-filled floats in tests, so a
+    buffer that is allocated and then only partly written fails every run, not only when the
+    allocator happens to return garbage (a CI run once failed that way; diagnostics/draws.py)."""
+    empty, empty_like = torch.empty, torch.empty_like
+
+    def nan_filled(make):
+        def allocate(*args, **kwargs):
+            out = make(*args, **kwargs)
+            return out.fill_(float("nan")) if out.is_floating_point() else out
+        return allocate
+
+    monkeypatch.setattr(torch, "empty", nan_filled(empty))
+    monkeypatch.setattr(torch, "empty_like", nan_filled(empty_like))
+
+
+@pytest.fixture(autouse=True)
 def fresh_pyro_state():
     pyro.clear_param_store()
     pyro.set_rng_seed(0)
