@@ -62,10 +62,29 @@ def test_zoo_list_fits_120_columns_and_show_is_a_summary():
     entries = [zoo.entry(name) for name in zoo.names()]
     table = zoo_table(entries)
     assert max(map(len, table.splitlines())) <= 120  # issue 36: about 230 wide
-    assert "90.65 (IWAE-5000)" in table and "7.65" in table  # air-vae-mnist's recorded test numbers
+    lines = table.splitlines()
+    assert lines[0] == "check: first 100 test images by IWAE-1000; test: all 10000 test images by IWAE-5000"
+    row = next(line.split() for line in lines if line.startswith(SHIPPED + " "))
+    assert row[-4:] == ["90.65", "7.65", "5.5", "MB"]  # air-vae-mnist's recorded test -log p(x), gap, MB
+    avo = next(line for line in lines if line.startswith("avo-hvi-avo-mnist "))
+    assert "hierarchical / kl-warmup(avo)" in avo and " 5.10 " in avo  # the wrapped objective; var gap as the gap
     shown = show_entry(zoo.entry(SHIPPED))
     assert len(shown.splitlines()) <= 16 and f"pyro-air evaluate zoo:{SHIPPED}" in shown
     assert "nll_iwsvi 88.38 ± 0.77 (test_images 1000" in shown  # a record's own image count stays with it
+
+
+def test_a_model_measured_another_way_is_marked_and_the_way_noted_below_the_table():
+    """The commonest check and test protocol is said once above the table; another one marks its cells."""
+    entries = [zoo.entry(SHIPPED), zoo.entry("air-wni-mnist"), zoo.entry(SHIPPED)]
+    entries[2] = {**entries[2], "name": "other", "check": {**entries[2]["check"], "num_samples": 100},
+                  "test_numbers": {"test_images": 1000, "nll_iwae1000": {"mean": 87.25, "stderr": 0.67}}}
+    lines = zoo_table(entries).splitlines()
+    assert lines[0] == "check: first 100 test images by IWAE-1000; test: all 10000 test images by IWAE-5000"
+    other = next(line for line in lines if line.startswith("other "))
+    assert f"{entries[2]['check']['neg_log_px']:.2f} [a]" in other and "87.25 [b]" in other
+    assert lines[-2:] == ["[a] check: first 100 test images by IWAE-100",
+                          "[b] test: first 1000 test images by IWAE-1000"]
+    assert not any("[" in line for line in lines if line.startswith(SHIPPED + " "))
 
 
 @pytest.mark.slow

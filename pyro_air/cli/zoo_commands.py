@@ -11,29 +11,69 @@ def _mean(record) -> str:
     return f"{record['mean']:.2f}" if isinstance(record, dict) and "mean" in record else "-"
 
 
-def test_nll(numbers: dict) -> str:
-    """The recorded full-test -log p(x): the first ``nll_iwae<S>`` (else ``nll*``) record, "90.65 (IWAE-5000)"."""
+def _test_record(numbers: dict) -> tuple[str, str]:
+    """(mean, how it was measured) of the recorded test -log p(x): the first ``nll_iwae<S>`` (else
+    ``nll*``) record, e.g. ("90.65", "all 10000 test images by IWAE-5000"); ("-", "") when none is recorded."""
     keys = [k for k in numbers if k.startswith("nll_iwae")] or [k for k in numbers if k.startswith("nll")]
     if not keys:
-        return "-"
+        return "-", ""
     samples = keys[0][len("nll_iwae"):] if keys[0].startswith("nll_iwae") else ""
-    return _mean(numbers[keys[0]]) + (f" (IWAE-{samples})" if samples.isdigit() else "")
+    images = numbers.get("test_images")
+    where = "test images" if images is None else f"{'all ' if images == 10000 else 'first '}{images} test images"
+    return _mean(numbers[keys[0]]), where + (f" by IWAE-{samples}" if samples.isdigit() else f" ({keys[0]})")
+
+
+def _objective(spec: dict) -> str:
+    """The objective's name; a wrapper names what it wraps: "kl-warmup(avo)"."""
+    objective = spec["objective"]
+    inner = (objective.get("cfg") or {}).get("objective")
+    return f"{objective['name']}({inner})" if isinstance(inner, str) else objective["name"]
+
+
+def _gap(numbers: dict) -> str:
+    """The test inference gap log p(x) - ELBO: ``inference_gap``, or ``var_gap`` (the AVO paper's name for it)."""
+    return _mean(numbers.get("inference_gap", numbers.get("var_gap")))
+
+
+def _marks(column: str, hows: list, letters: str) -> tuple[list, list]:
+    """How each cell of a column was measured, said once: the commonest way above the table (its cells
+    unmarked), every other way in a note below it, its cells marked with the next of ``letters``:
+    " [a]". Returns (one mark per cell, the notes: the common way first)."""
+    counts = {}
+    for how in hows:
+        if how:
+            counts[how] = counts.get(how, 0) + 1
+    if not counts:
+        return [""] * len(hows), []
+    common = max(counts, key=counts.get)
+    letter = dict(zip([how for how in counts if how != common], letters))
+    notes = [f"{column}: {common}"] + [f"[{mark}] {column}: {how}" for how, mark in letter.items()]
+    return [f" [{letter[how]}]" if how in letter else "" for how in hows], notes
 
 
 def zoo_table(entries: list) -> str:
-    """One line per zoo model (about 110 characters): its parts, the check (-log p(x) on a slice of test
-    images, which `pyro-air evaluate zoo:NAME` repeats in about a minute), the recorded full-test
-    -log p(x) and inference gap, the weight file's size. Everything else: `pyro-air zoo show NAME`."""
+    """One line per zoo model (at most 120 characters): its parts, the check (-log p(x) on a slice of test
+    images, which `pyro-air evaluate zoo:NAME` repeats in about a minute), the recorded test -log p(x)
+    and inference gap, the weight file's size. How the check and the test number were measured is
+    said once above the table; a model measured another way is marked, and the way noted below.
+    Everything else: `pyro-air zoo show NAME`."""
+    checks = [f"first {e['check']['points']} test images by IWAE-{e['check']['num_samples']}" for e in entries]
+    tests = [_test_record(e.get("test_numbers") or {}) for e in entries]
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    check_marks, check_notes = _marks("check", checks, letters)
+    test_marks, test_notes = _marks("test", [how for _, how in tests], letters[max(len(check_notes) - 1, 0):])
     header = ("name", "model / guide / objective", "check -log p(x)", "test -log p(x)", "gap", "size")
     rows = [header]
-    for e in entries:
-        spec, check, numbers = e["spec"], e["check"], e.get("test_numbers") or {}
-        parts = " / ".join(spec[k]["name"] for k in ("model", "guide", "objective"))
-        rows.append((e["name"], parts, f"{check['neg_log_px']:.2f} ({check['points']} img, IWAE-{check['num_samples']})",
-                     test_nll(numbers), _mean(numbers.get("inference_gap")), f"{e['size_bytes'] / 1e6:.1f} MB"))
+    for e, check_mark, (mean, _), test_mark in zip(entries, check_marks, tests, test_marks):
+        spec, numbers = e["spec"], e.get("test_numbers") or {}
+        parts = " / ".join([spec["model"]["name"], spec["guide"]["name"], _objective(spec)])
+        rows.append((e["name"], parts, f"{e['check']['neg_log_px']:.2f}{check_mark}", mean + test_mark,
+                     _gap(numbers), f"{e['size_bytes'] / 1e6:.1f} MB"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
-    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+    above = "; ".join(note for note in (check_notes[:1] + test_notes[:1]))
+    below = check_notes[1:] + test_notes[1:]
+    return "\n".join([*([above] if above else []), lines[0], "  ".join("-" * w for w in widths), *lines[1:], *below])
 
 
 def cmd_zoo_list(args) -> int:
@@ -43,7 +83,7 @@ def cmd_zoo_list(args) -> int:
         print(f"The zoo at {root} holds no trained models yet. Add one from a finished run with "
               "pyro_air.zoo.export(RUN_DIR, NAME, ...) (docs/design.md, \"Zoo\").")
         return 0
-    print(f"zoo: {root}; nats; test: all test images; details: pyro-air zoo show NAME")
+    print(f"zoo: {root}; -log p(x) in nats; details: pyro-air zoo show NAME")
     print(zoo_table(entries))
     print("check one (about a minute, the check column again): pyro-air evaluate zoo:NAME\n"
           f"the full test set (half an hour or more on 2 CPU cores): pyro-air evaluate zoo:NAME --num-samples {FULL_NUM_SAMPLES}\n"
