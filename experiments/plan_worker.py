@@ -45,9 +45,10 @@ What a worker guarantees, and how:
 The state that lets a run continue (``*.pt``) is git-ignored; ``experiments/air/state.sh`` carries
 it between sessions on one machine (a branch of the local repository), but a new machine starts
 from main alone. So a task never relies on another run's weights being there: it gets them through
-``load(name)``, which trains a finished run again when its weights are gone (``set_aside`` keeps the
-first training's record), and finished models that matter are exported to the zoo (tracked) as soon
-as they are evaluated. Results (JSON, tables) are committed as they arrive.
+``load(name)``, which takes a finished run's weights back from its zoo entry when it has one
+(``restore_from_zoo``) and otherwise trains it again (``set_aside`` keeps the first training's
+record). So finished models that matter are exported to the zoo (tracked) as soon as they are
+evaluated. Results (JSON, tables) are committed as they arrive.
 """
 from __future__ import annotations
 
@@ -226,8 +227,8 @@ class PlanWorker:
         if method is None:
             raise ValueError(f"task {t['name']}: no method run_{t['kind'].replace('-', '_')} for its kind {t['kind']!r}")
         log(f"task {t['name']} ({t['kind']}): {self.describe(t)}")
-        if t["kind"] == "train" and self.weights_gone(t["name"]):  # finished elsewhere: train it again
-            self.set_aside(t["name"])
+        if t["kind"] == "train" and self.weights_gone(t["name"]) and not self.restore_from_zoo(t["name"]):
+            self.set_aside(t["name"])   # finished elsewhere, not in the zoo: train it again
         method(t)
 
     def task_lock(self, name: str, wait: bool):
@@ -240,6 +241,34 @@ class PlanWorker:
                 self.run(self.tasks[name])
 
     # -- weights that did not survive a change of machine ----------------------------------------------
+    # task -> zoo name of the runs the experiment ships (its export script's table): weights that can
+    # come back from the zoo when the machine that trained them is gone
+    zoo_names: dict = {}
+
+    def restore_from_zoo(self, name: str, root=None) -> bool:
+        """Write run ``name``'s ``best.pt`` from its zoo entry, when the run finished (train.json) and the
+        entry is this run's: the same seed and the same best epoch. The zoo file is verified against
+        its SHA-256 and holds the float32 weights that were exported from this best.pt, so every later
+        result equals what the lost file would have given. False (nothing written) otherwise.
+        ``root``: the zoo directory (default ``$PYRO_AIR_ZOO``, else the package's)."""
+        from pyro_air.train import checkpoints as ckpt_io
+        from pyro_air.zoo import manifest
+
+        run_dir, zoo_name = self.runs / name, self.zoo_names.get(name)
+        if zoo_name is None or not (run_dir / "train.json").exists():
+            return False
+        if not (manifest.zoo_root(root) / manifest.MANIFEST_NAME).is_file() or zoo_name not in manifest.names(root):
+            return False
+        entry, train = manifest.entry(zoo_name, root), json.loads((run_dir / "train.json").read_text())
+        if (entry.get("seed"), entry["budget"].get("best_epoch")) != (train["task"].get("seed"), train.get("best_epoch")):
+            return False
+        weights = ckpt_io.load(manifest.verified_weight_path(entry, root))
+        ckpt_io.atomic_save({"format_version": weights["format_version"], "spec": entry["spec"],
+                             "epoch": train["best_epoch"], "model_state": weights["model_state"],
+                             "guide_state": weights["guide_state"]}, run_dir / "best.pt")
+        log(f"{name}: its weights are not on this machine: taken back from the zoo entry {zoo_name}")
+        return True
+
     def weights_gone(self, name: str) -> bool:
         """Whether run ``name`` finished (its train.json is committed) but its weights (``best.pt``, not
         tracked) are not on this machine."""
@@ -264,11 +293,14 @@ class PlanWorker:
         log(f"{name}: its weights are not on this machine: the first training is kept in {keep}; training again")
 
     def load(self, name: str):
-        """(model, guide, spec) of the run of task ``name``: run first if it has not finished, and run
-        again (``set_aside``) if it finished on another machine and its weights are gone."""
+        """(model, guide, spec) of the run of task ``name``: run first if it has not finished; if it
+        finished on another machine and its weights are gone, taken back from the zoo
+        (``restore_from_zoo``) or else run again (``set_aside``)."""
         from pyro_air.runs import load_run
 
         self.wait_for(name)
+        if self.weights_gone(name):
+            self.restore_from_zoo(name)
         if not (self.runs / name / "best.pt").exists():
             with self.task_lock(name, wait=True):
                 if not (self.runs / name / "best.pt").exists():

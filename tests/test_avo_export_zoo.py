@@ -130,3 +130,30 @@ def test_the_entries_record_the_workers_numbers_load_and_reproduce_their_checks(
     assert export_zoo.main(["--tiny", "--out", str(worker_out), "--zoo", str(root)]) == 0   # kept, not redone
     assert "keep avo-vae-mnist" in capsys.readouterr().out and (root / "manifest.json").read_bytes() == manifest
     assert (ROOT / "pyro_air" / "zoo" / "manifest.json").read_bytes() == shipped
+
+
+def test_a_finished_run_whose_weights_are_gone_comes_back_from_its_zoo_entry(worker_out, tmp_path, monkeypatch):
+    """A new machine has the committed records but no best.pt: ``load`` takes the weights back from the run's
+    zoo entry (same seed, same best epoch) instead of training it again; an entry of another training
+    (here: another best epoch) is not taken, and the run is trained again with its record set aside."""
+    out, root = tmp_path / "table1a", tmp_path / "zoo"
+    shutil.copytree(worker_out, out)
+    assert export_zoo.main(["--tiny", "--out", str(out), "--zoo", str(root)]) == 0
+    monkeypatch.setenv(zoo.manifest.ZOO_ENV, str(root))
+    exported = {k: v.clone() for k, v in torch.load(out / "runs" / "avo-s0" / "best.pt")["guide_state"].items()}
+    records = {p: p.read_bytes() for p in (out / "runs" / "avo-s0" / "train.json", out / "per_image" / "avo-s0.json")}
+    for task in ("avo-s0", "vae-s0"):
+        (out / "runs" / task / "best.pt").unlink()
+
+    worker = table1a.Table1aWorker(out, scale="tiny")
+    model, guide, spec = worker.load("avo-s0")
+    assert isinstance(guide, HierarchicalGuide) and spec == zoo.entry("avo-hvi-avo-mnist", root=root)["spec"]
+    for key, value in guide.state_dict().items():
+        assert torch.equal(value, exported[key]), key
+    assert all(p.read_bytes() == text for p, text in records.items())   # nothing redone, nothing set aside
+    assert not (out / "runs" / "avo-s0" / "first-training").exists()
+
+    train = json.loads((out / "runs" / "vae-s0" / "train.json").read_text())
+    (out / "runs" / "vae-s0" / "train.json").write_text(json.dumps({**train, "best_epoch": train["best_epoch"] + 1}))
+    assert not worker.restore_from_zoo("vae-s0") and not (out / "runs" / "vae-s0" / "best.pt").exists()
+    assert not worker.restore_from_zoo("hvi-s0")   # never trained: nothing to restore

@@ -71,7 +71,7 @@ def test_the_entries_record_the_workers_numbers_load_and_reproduce_their_checks(
 
     S, C = TINY["test_samples"], TINY["check_samples"]
     per = {task: _read(worker_out, task) for task in ("elbo-s0", "mmd-s0", "elbo-s1")}
-    for task, name in export_zoo.ZOO_NAMES.items():
+    for task, name in pixelcnn_table.ZOO_NAMES.items():
         numbers, r = zoo.entry(name, root=root)["test_numbers"], per[task]
         assert numbers["test_images"] == len(r["log_px"]) == TINY["test_points"]
         assert numbers[f"nll_iwae{S}"] == _ms([-v for v in r["log_px"]])
@@ -87,7 +87,7 @@ def test_the_entries_record_the_workers_numbers_load_and_reproduce_their_checks(
         assert got["mi_cap"] == pytest.approx(math.log(TINY["metric_points"]), abs=1e-4)
         assert got["collapsed"] == (lat["mutual_information"] < 0.1 and lat["active_units"] == 0)
 
-    elbo, mmd = (zoo.entry(n, root=root)["test_numbers"] for n in export_zoo.ZOO_NAMES.values())
+    elbo, mmd = (zoo.entry(n, root=root)["test_numbers"] for n in pixelcnn_table.ZOO_NAMES.values())
     full = [v for a in range(0, TINY["full_test_points"], TINY["full_test_chunk"]) for v in json.loads(
         (worker_out / "estimators" / "fulltest-elbo-s0" / f"points{a}-{a + TINY['full_test_chunk']}.json").read_text())
         ["log_px"]]
@@ -100,7 +100,7 @@ def test_the_entries_record_the_workers_numbers_load_and_reproduce_their_checks(
     assert elbo["seeds"] == {t: pytest.approx(-_mean(per[t]["log_px"]), abs=1e-4) for t in ("elbo-s0", "elbo-s1")}
     assert "seeds" not in mmd                                                       # one seed of MMD so far
 
-    for task, name in export_zoo.ZOO_NAMES.items():
+    for task, name in pixelcnn_table.ZOO_NAMES.items():
         e = zoo.entry(name, root=root)
         assert e["spec"] == json.loads((worker_out / "runs" / task / "train.json").read_text())["spec"]
         assert (e["check"]["points"], e["check"]["num_samples"]) == (TINY["test_points"], C)

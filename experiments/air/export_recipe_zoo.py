@@ -4,7 +4,7 @@
     python experiments/air/export_recipe_zoo.py --replace     # also re-export those already there
 
 The recipe's four Table 1 models (k = 1) and the three Table 2 models (k = 8), seed 0, enter the zoo
-under new names (``ZOO_NAMES``); the entries of the 500-epoch models (``air-vae-mnist`` ...) keep their
+under new names (``fidelity.ZOO_NAMES``); the entries of the 500-epoch models (``air-vae-mnist`` ...) keep their
 names, files and numbers. Each is exported from its run's ``best.pt`` (early-stopped on validation)
 with what the worker measured on it:
 
@@ -31,10 +31,6 @@ import fidelity_report  # noqa: E402
 
 from pyro_air import zoo  # noqa: E402
 
-# task of fidelity.py (seed 0) -> zoo name
-ZOO_NAMES = {"r-vae-s0": "air-vae-mnist-v2", "r-dvae-a0.5-s0": "air-dvae-a0.5-mnist-v2",
-             "r-dvae-a1-s0": "air-dvae-a1-mnist-v2", "r-wni-s0": "air-wni-mnist-v2",
-             "t2-iwae8-s0": "air-iwae8-mnist", "t2-diwae8-s0": "air-diwae8-mnist", "t2-wni-iwae8-s0": "air-wni-iwae8-mnist"}
 WHAT = {"r-vae-s0": "Table 1 (k = 1) VAE", "r-dvae-a0.5-s0": "Table 1 (k = 1) DVAE (alpha = 0.5)",
         "r-dvae-a1-s0": "Table 1 (k = 1) DVAE (alpha = 1)", "r-wni-s0": "Table 1 (k = 1) WNI-VAE",
         "t2-iwae8-s0": "Table 2 IWAE-8", "t2-diwae8-s0": "Table 2 DIWAE-8", "t2-wni-iwae8-s0": "Table 2 WNI-IWAE-8"}
@@ -94,7 +90,7 @@ def export_task(out: Path, task: str, name: str, s: dict, root=None) -> dict | N
 
 
 def main(argv=None) -> int:
-    return export_main(export_task, ZOO_NAMES, fidelity.SCALES, fidelity.OUT, __doc__, argv)
+    return export_main(export_task, fidelity.ZOO_NAMES, fidelity.SCALES, fidelity.OUT, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -254,7 +254,14 @@ def per_image(values: torch.Tensor) -> list:
     return [round(float(v), 5) for v in values]
 
 
+# task of fidelity.py (seed 0) -> zoo name
+ZOO_NAMES = {"r-vae-s0": "air-vae-mnist-v2", "r-dvae-a0.5-s0": "air-dvae-a0.5-mnist-v2",
+             "r-dvae-a1-s0": "air-dvae-a1-mnist-v2", "r-wni-s0": "air-wni-mnist-v2",
+             "t2-iwae8-s0": "air-iwae8-mnist", "t2-diwae8-s0": "air-diwae8-mnist", "t2-wni-iwae8-s0": "air-wni-iwae8-mnist"}
+
+
 class Worker(PlanWorker):
+    zoo_names = ZOO_NAMES   # a finished run's weights come back from its zoo entry (PlanWorker.restore_from_zoo)
     report_module = "fidelity_report"
     plan = PLAN
     scales = SCALES

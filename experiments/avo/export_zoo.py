@@ -4,7 +4,7 @@
     python experiments/avo/export_zoo.py --replace     # also re-export those already there
     python experiments/avo/export_zoo.py --zoo DIR     # into another zoo (default: $PYRO_AIR_ZOO, else the package's)
 
-The worker's full runs at seed 0 enter the zoo under ``ZOO_NAMES``: the VAE (Gaussian encoder), HVI-ELBO
+The worker's full runs at seed 0 enter the zoo under ``table1a.ZOO_NAMES``: the VAE (Gaussian encoder), HVI-ELBO
 and HVI-AVO (a = 0.2; ``HierarchicalGuide``, T transitions and reverse kernels), and HVI-AVO at a = 0.5
 when it has run. Each is exported from its run's ``best.pt`` (early-stopped on validation); the zoo
 rebuilds guide and objective from the run spec (``pyro_air.runs.build_run``). Its ``test_numbers`` are
@@ -36,9 +36,6 @@ import table1a_report  # noqa: E402
 
 from pyro_air import zoo  # noqa: E402
 
-# task of table1a.py (seed 0) -> zoo name
-ZOO_NAMES = {"vae-s0": "avo-vae-mnist", "hvi-s0": "avo-hvi-mnist", "avo-s0": "avo-hvi-avo-mnist",
-             "avo-a0.5-s0": "avo-hvi-avo-a0.5-mnist"}
 
 
 def test_numbers(out: Path, task: str, s: dict) -> dict | None:
@@ -102,7 +99,7 @@ def export_task(out: Path, task: str, name: str, s: dict, root=None) -> dict | N
 
 
 def main(argv=None) -> int:
-    return export_main(export_task, ZOO_NAMES, table1a.SCALES, table1a.OUT, __doc__, argv)
+    return export_main(export_task, table1a.ZOO_NAMES, table1a.SCALES, table1a.OUT, __doc__, argv)
 
 
 if __name__ == "__main__":

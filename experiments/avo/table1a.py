@@ -188,7 +188,13 @@ PLAN = [
 ]
 
 
+# task of table1a.py (seed 0) -> zoo name
+ZOO_NAMES = {"vae-s0": "avo-vae-mnist", "hvi-s0": "avo-hvi-mnist", "avo-s0": "avo-hvi-avo-mnist",
+             "avo-a0.5-s0": "avo-hvi-avo-a0.5-mnist"}
+
+
 class Table1aWorker(PlanWorker):
+    zoo_names = ZOO_NAMES   # a finished run's weights come back from its zoo entry (PlanWorker.restore_from_zoo)
     report_module = "table1a_report"
     plan = PLAN
     scales = SCALES

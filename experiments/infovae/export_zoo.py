@@ -6,7 +6,7 @@ in the package's zoo.
     python experiments/infovae/export_zoo.py --zoo DIR     # into another zoo (default: $PYRO_AIR_ZOO, else the package's)
 
 The worker's first-schedule runs at seed 0, ELBO and MMD-VAE (alpha = 1, lambda = 1000), enter the zoo
-under ``ZOO_NAMES``, each from its run's ``best.pt`` (early-stopped on validation). Its ``test_numbers``
+under ``pixelcnn_table.ZOO_NAMES``, each from its run's ``best.pt`` (early-stopped on validation). Its ``test_numbers``
 are what the worker measured on it (``pixelcnn_report.collect``):
 
 - on the first test images: -log p(x) by IWAE-S and by the smaller IWAE beside it (mean and s.e. over the
@@ -36,8 +36,6 @@ from plan_worker import UNNAMED_CPU, export_main, mean_se_record as _ms, seed_le
 
 from pyro_air import zoo  # noqa: E402
 
-# task of pixelcnn_table.py (seed 0) -> zoo name
-ZOO_NAMES = {"elbo-s0": "infovae-pixelcnn-elbo-mnist", "mmd-s0": "infovae-pixelcnn-mmd-mnist"}
 CHECK_POINTS = 100
 
 
@@ -98,7 +96,7 @@ def export_task(out: Path, task: str, name: str, s: dict, root=None) -> dict | N
 
 
 def main(argv=None) -> int:
-    return export_main(export_task, ZOO_NAMES, pixelcnn_table.SCALES, pixelcnn_table.OUT, __doc__, argv)
+    return export_main(export_task, pixelcnn_table.ZOO_NAMES, pixelcnn_table.SCALES, pixelcnn_table.OUT, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -150,7 +150,12 @@ PLAN = [
 ]
 
 
+# task of pixelcnn_table.py (seed 0) -> zoo name
+ZOO_NAMES = {"elbo-s0": "infovae-pixelcnn-elbo-mnist", "mmd-s0": "infovae-pixelcnn-mmd-mnist"}
+
+
 class PixelCNNTableWorker(PlanWorker):
+    zoo_names = ZOO_NAMES   # a finished run's weights come back from its zoo entry (PlanWorker.restore_from_zoo)
     report_module = "pixelcnn_report"
     plan = PLAN
     scales = SCALES
