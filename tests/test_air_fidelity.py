@@ -57,6 +57,32 @@ def test_the_screening_base_is_the_zoo_vae_spec():
     assert {k: spec[k] for k in ("model", "guide", "objective")} == {k: vae[k] for k in ("model", "guide", "objective")}
 
 
+def test_the_v3_vae_is_the_avo_papers_vae_and_its_air_rows_change_only_the_encoder():
+    """Stage 3: v3-vae-s0 has the network, objective and seed of the shipped AVO VAE (so it trains to
+    the same numbers); its DVAE / WNI rows differ from it only in the encoder, as the recipe's rows do."""
+    from pyro_air.runs import build_run
+    from pyro_air.zoo.manifest import read_manifest
+
+    worker = fidelity.Worker(Path("unused"), "full")
+    v3 = {key: worker.spec(fidelity.TASKS[f"v3-{key}-s0"]) for key in fidelity.TABLE1}
+    avo = next(e for e in read_manifest()["models"] if e["name"] == "avo-vae-mnist")
+    assert {k: v3["vae"][k] for k in ("model", "guide", "data")} == {k: avo["spec"][k] for k in ("model", "guide", "data")}
+    assert fidelity.TASKS["v3-vae-s0"]["seed"] == avo["seed"] == 0
+    # the same warm-up, written in two ways: the objectives built from both specs schedule the same beta
+    ours, theirs = (build_run({**v3["vae"], "objective": o}, seed=0)[2]
+                    for o in (v3["vae"]["objective"], avo["spec"]["objective"]))
+    assert (ours.schedule.start, ours.schedule.end, ours.schedule.fraction) == \
+        (theirs.schedule.start, theirs.schedule.end, theirs.schedule.fraction) == (0.0, 1.0, 0.25)
+    assert type(ours.objective) is type(theirs.objective) and ours.objective.num_particles == theirs.objective.num_particles
+    for key, guide in (("dvae-a0.5", "denoising"), ("dvae-a1", "denoising"), ("wni", "weightnorm")):
+        assert v3[key]["guide"]["name"] == guide
+        assert {k: v3[key]["guide"]["cfg"][k] for k in ("hidden", "z_dim", "activation")} == \
+            {"hidden": [300, 300], "z_dim": 40, "activation": "gated"}
+        assert {k: v3[key][k] for k in ("model", "objective", "data")} == {k: v3["vae"][k] for k in ("model", "objective", "data")}
+    assert fidelity.TASKS["v3-wni-s0"]["H"] == fidelity.SELECTED["H"]
+    assert fidelity.TASKS["v3-dvae-a1-s0"]["sigma"] == fidelity.SELECTED["sigma"]
+
+
 def _write(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj))

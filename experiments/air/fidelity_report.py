@@ -381,7 +381,9 @@ def stage2_tables(out: Path, rows: dict, est: dict, T, s: dict) -> list:
     offset (stated as such: IW-SVI itself is run on the subset)."""
     lines = []
     for title, keys, prefix in (("Table 1 (k = 1), the recipe", ["vae", "dvae-a0.5", "dvae-a1", "wni"], "r"),
-                                ("Table 2 (k = 8)", ["iwae8", "diwae8", "wni-iwae8"], "t2")):
+                                ("Table 2 (k = 8)", ["iwae8", "diwae8", "wni-iwae8"], "t2"),
+                                ("Table 1 (k = 1), the AVO paper's network (v3: gated 300-300, z = 40, warm-up)",
+                                 ["vae", "dvae-a0.5", "dvae-a1", "wni"], "v3")):
         present = [k for k in keys if f"{prefix}-{k}-s0@full" in rows or f"{prefix}-{k}-s0" in rows]
         if not present:
             continue
