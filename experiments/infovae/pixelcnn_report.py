@@ -35,6 +35,12 @@ def task_done(out: Path, t: dict, s: dict) -> bool:
     raise ValueError(f"unknown task kind {t['kind']!r}")
 
 
+def variant(t: dict) -> str:
+    """Which comparison a run belongs to: "first", "long" (the 120-epoch schedule) or "deep" (the deeper
+    decoder); ELBO and MMD runs are paired within one."""
+    return "deep" if t.get("deep") else "long" if t["long"] else "first"
+
+
 def _paired(a: list, b: list):
     return mean_se([y - x for x, y in zip(a, b)])
 
@@ -52,7 +58,8 @@ def collect(out: Path, plan: list, s: dict) -> dict:
         r = read_json(out / "per_image" / f"{t['name']}.json")
         if train is None and r is None:
             continue
-        row = {"task": t["name"], "method": t["method"], "seed": t["seed"], "long": t["long"]}
+        row = {"task": t["name"], "method": t["method"], "seed": t["seed"], "long": t["long"],
+               "variant": variant(t)}
         if train:
             row.update(best_epoch=train["best_epoch"], epochs=train["epochs"], best_valid=train["best_valid"],
                        train_minutes=train["epoch_seconds_sum"] / 60)
@@ -71,7 +78,7 @@ def collect(out: Path, plan: list, s: dict) -> dict:
 
 
 def paired(runs: dict) -> dict:
-    """{"first" | "long": {"seeds": {seed: Δ}, "over_seeds": (mean, se) or None, "full": Δ on all test images}}."""
+    """{"first" | "long" | "deep": {"seeds": {seed: Δ}, "over_seeds": (mean, se) or None, "full": Δ on all test images}}."""
     out = {}
     for row in runs.values():
         if row["method"] != "mmd":
@@ -79,7 +86,7 @@ def paired(runs: dict) -> dict:
         base = runs.get(row["task"].replace("mmd", "elbo", 1))
         if not base or "_log_px" not in row or "_log_px" not in base:
             continue
-        entry = out.setdefault("long" if row["long"] else "first", {"seeds": {}, "full": {}})
+        entry = out.setdefault(row["variant"], {"seeds": {}, "full": {}})
         entry["seeds"][row["seed"]] = _paired(row["_log_px"], base["_log_px"])
         if "_log_px_full" in row and "_log_px_full" in base:
             entry["full"][row["seed"]] = _paired(row["_log_px_full"], base["_log_px_full"])
@@ -108,7 +115,7 @@ def write_report(out: Path, plan: list, s: dict) -> None:
              "", f"{cpus_line(out)} Statically binarized MNIST (draw 0), "
              f"z = {s['z_dim']}; PixelCNN {s['channels']} channels x {s['layers']} gated layers, kernel {s['kernel']}; "
              f"{s['epochs']} epochs "
-             f"(long: {s['long_epochs']}). -log p(x): IWAE-{s['test_samples']} on the first {s['test_points']} test "
+             f"(long: {s['long_epochs']}; deep: {s['deep_layers']} gated layers, {s['deep_epochs']} epochs). -log p(x): IWAE-{s['test_samples']} on the first {s['test_points']} test "
              f"images (IWAE-{s['check_samples']} beside it); latent metrics on "
              f"{'all' if s['metric_points'] is None else 'the first ' + str(s['metric_points'])} test images. "
              f"Collapsed: I_q < {COLLAPSE_NATS} nats and no active unit.", "",
