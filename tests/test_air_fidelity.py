@@ -219,6 +219,14 @@ def test_the_recipe_is_the_combined_run_only_when_it_is_beyond_two_errors_and_be
         _screening(tmp_path, {"base": 0.0, "seed1": 0.1, "lr": 0.15, "long": 0.1, "warm": 0.0, "relu": -1.0,
                               "elu": -1.0, "combined": combined}, jitter=0.01)
         assert fidelity_report.recipe_from_screening(tmp_path, plan, s) == expected
+    # a record written before the network's sizes joined BASE (sessions 1-7) lacks them: their defaults
+    _write(tmp_path / "runs" / "combined" / "train.json", {"task": {k: v for k, v in {**plan[-1], "lr": 5e-4}.items()
+                                                                    if k not in ("hidden", "z_dim")},
+                                                          "best_epoch": 3, "epochs": 3, "best_valid": -90.0,
+                                                          "epoch_seconds_sum": 3.0, "epoch_seconds_median": 1.0})
+    _screening(tmp_path, {"base": 0.0, "seed1": 0.1, "lr": 0.15, "long": 0.1, "warm": 0.0, "relu": -1.0,
+                          "elu": -1.0, "combined": 0.5}, jitter=0.01)
+    assert fidelity_report.recipe_from_screening(tmp_path, plan, s) == {"lr": 5e-4}
     (tmp_path / "per_image" / "combined.json").unlink()
     with pytest.raises(RuntimeError, match="combined has not finished"):
         fidelity_report.recipe_from_screening(tmp_path, plan, s)

@@ -177,7 +177,8 @@ def recipe_from_screening(out: Path, plan: list, s: dict) -> dict:
         single = min((v for v, _ in best.values()), default=0.0)
         if d[0] < -2 * math.sqrt(d[1] ** 2 + spread ** 2) and d[0] < single:
             task = json.loads((out / "runs" / combined["name"] / "train.json").read_text())["task"]
-            recipe = {k: task[k] for k in BASE if task[k] != BASE[k]}
+            # a record written before a setting joined BASE had that setting's default
+            recipe = {k: task.get(k, BASE[k]) for k in BASE if task.get(k, BASE[k]) != BASE[k]}
     return recipe
 
 
