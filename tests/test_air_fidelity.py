@@ -323,3 +323,15 @@ def test_the_binarization_draw_rows_need_only_draw1s_own_weights():
     assert rows["draw1"]["binarize"] == "static:1" and rows["draw1"]["baseline"] == "base"
     assert rows["draw1@test-draw1"]["of"] == rows["draw1@test-draw1"]["baseline"] == "draw1"
     assert all(t.get("of") in (None, "draw1") for t in fidelity.DRAW1)
+
+
+def test_the_estimator_table_puts_each_value_under_its_own_method():
+    """A model without IW-SVI-1000 gets "—" there, and its AIS value stays in the AIS column (the report
+    once shifted it left under IW-SVI-1000)."""
+    est = {"zoo": {"iwae5000": [-88.0, -90.0], "iwsvi100": [-87.0, -89.0], "iwsvi1000": [-86.9, -88.9],
+                   "ais-T100": [-86.8, -88.8]},
+           "run": {"iwae5000": [-87.0, -89.0], "iwsvi100": [-86.5, -88.5], "ais-T100": [-86.4, -88.4]}}
+    header, _, zoo, run = fidelity_report.estimator_lines(est, ["iwae5000", "iwsvi100", "iwsvi1000", "ais-T100"])
+    assert header.split(" | ")[1:5] == ["iwae5000", "iwsvi100", "iwsvi1000", "ais-T100"]
+    assert run.split(" | ")[1:5] == ["88.00 ± 1.00", "87.50 ± 1.00", "—", "87.40 ± 1.00"]
+    assert zoo.split(" | ")[4] == "87.80 ± 1.00" and "ais-T100: -0.60 ± 0.00" in run

@@ -294,6 +294,22 @@ def estimator_table(out: Path, plan: list, s: dict):
     return T, converged, table
 
 
+def estimator_lines(est: dict, methods: list) -> list:
+    """The estimator table: one row per model, a column per method in ``methods`` ("—" where a model has
+    not run it: not every model gets IW-SVI-1000), then each method's paired offset from IWAE-5000."""
+    lines = ["| model | " + " | ".join(methods) + " | Δ vs IWAE-5000 (each) |", "|---|" + "---|" * (len(methods) + 1)]
+    for model, values in est.items():
+        base = values.get("iwae5000")
+        cells, deltas = [], []
+        for m in methods:
+            v = values.get(m)
+            cells.append(fmt(*mean_se([-x for x in v])) if v else "—")
+            if v and base and m != "iwae5000":
+                deltas.append(f"{m}: {fmt(*_paired(v, base))}")
+        lines.append(f"| {model} | " + " | ".join(cells) + " | " + ("; ".join(deltas) or "—") + " |")
+    return lines
+
+
 def write_report(out: Path, plan: list, s: dict) -> None:
     from pyro_air.support.atomic import atomic_write_text
 
@@ -340,18 +356,9 @@ def write_report(out: Path, plan: list, s: dict) -> None:
                   f"{fmt(*_paired(top, v)) if len(v) == len(top) else '—'} | {len(v)} |" for T_, v in real.items()]
         lines += ["", f"Chosen T (the larger of the BDMC choice and the first T within {s['ladder_tol']} nats of the "
                   f"ladder's top): {T if T else '— (ladder unfinished)'}"]
-    methods = list(dict.fromkeys(m for values in est.values() for m in values)) or estimator_methods(s, T)
-    lines += ["", f"## Estimators on the first {s['est_points']} test images (static draw 0)", "",
-              "| model | " + " | ".join(methods) + " | Δ vs IWAE-5000 (each) |",
-              "|---|" + "---|" * (len(methods) + 1)]
-    for model, values in est.items():
-        base = values.get("iwae5000")
-        cells, deltas = [], []
-        for m, v in values.items():
-            cells.append(fmt(*mean_se([-x for x in v])) if v else "—")
-            if v and base and m != "iwae5000":
-                deltas.append(f"{m}: {fmt(*_paired(v, base))}")
-        lines.append(f"| {model} | " + " | ".join(cells) + " | " + ("; ".join(deltas) or "—") + " |")
+    lines += ["", f"## Estimators on the first {s['est_points']} test images (static draw 0)", ""]
+    lines += estimator_lines(est, list(dict.fromkeys(m for values in est.values() for m in values))
+                             or estimator_methods(s, T))
     lines += decomposition(rows, spread, est, T)
     try:
         lines += ["", f"Recipe from the screening (BASE's settings it changes): {recipe_from_screening(out, plan, s) or 'none'}"]
