@@ -335,3 +335,27 @@ def test_the_estimator_table_puts_each_value_under_its_own_method():
     assert header.split(" | ")[1:5] == ["iwae5000", "iwsvi100", "iwsvi1000", "ais-T100"]
     assert run.split(" | ")[1:5] == ["88.00 ± 1.00", "87.50 ± 1.00", "—", "87.40 ± 1.00"]
     assert zoo.split(" | ")[4] == "87.80 ± 1.00" and "ais-T100: -0.60 ± 0.00" in run
+
+
+def test_the_v3_iwae8_row_trains_the_warmed_up_iwae8_bound_and_is_tested_with_k_8(tmp_path):
+    out = tmp_path / "fidelity"
+    code = fidelity.run_main(fidelity.Worker, ["--worker", "--tiny", "--out", str(out), "--set", "test_samples=10",
+                                               "--set", "epochs=2", "--only", "v3-iwae8-s0"])
+    assert code == 0
+    spec = json.loads((out / "runs" / "v3-iwae8-s0" / "train.json").read_text())["spec"]
+    assert spec["objective"] == {"name": "kl-warmup", "cfg": {"objective": "iwae", "objective_cfg": {"num_particles": 8},
+                                                              "fraction": 0.25}}
+    assert spec["model"]["cfg"]["hidden"] == [300, 300] and spec["model"]["cfg"]["activation"] == "gated"
+    r = json.loads((out / "per_image" / "v3-iwae8-s0.json").read_text())
+    assert r["k"] == 8 and len(r["log_px"]) == fidelity.SCALES["tiny"]["test_points"]
+    assert all(math.isfinite(v) for v in r["log_px"] + r["bound"])
+
+
+def test_a_v3_table2_row_waits_for_its_grid_and_takes_the_best_validation_cell(tmp_path):
+    for name in fidelity.GRIDS["wni-v3"]:
+        value = float(name.split("-")[-1])
+        _write(tmp_path / "runs" / name / "train.json", {"task": {**fidelity.TASKS[name]}, "best_valid": -90.0 - abs(value - 4.0)})
+    worker = fidelity.Worker(tmp_path, "tiny")
+    t = worker.resolve(fidelity.TASKS["v3-wni-iwae8-s0"])
+    assert t["H"] == 4.0 and t["k"] == 8 and t["hidden"] == [300, 300]
+    assert worker.spec(t)["guide"]["cfg"]["H"] == 4.0

@@ -56,7 +56,10 @@ empty recipe the VAE at seeds 0-2 is the screening's base, seed1 and seed2).
 **Stage 3** (session 8; ``stage3``): the AVO paper's VAE (gated 784-300-300, z = 40, KL warm-up over 25 %,
 lr 1e-3 -> 1e-4 over 200 epochs) is 0.89 nats better than the recipe's VAE on all test images; its
 estimator column, then the four Table 1 models with that network (``V3``), each trained (~25 CPU-min),
-tested on all images (~7) and given its estimator column (~7), before the k = 8 grid.
+tested on all images (~7) and given its estimator column (~7); then Table 2 with it (IWAE-8 with the
+warm-up of its bound, the paper's sigma / H grid at 20 epochs, DIWAE-8 and WNI-IWAE-8: ~9 CPU-hours) and
+seeds 1-2 of its Table 1 (~4). The recipe's own k = 8 grid, DIWAE-8 / WNI-IWAE-8 and seeds leave the plan
+(``SUPERSEDED``).
 
 Every task is skipped when its result is on disk; a training run resumes from its last checkpoint
 (every epoch; the same numbers as an uninterrupted run) and the long estimators from their last
@@ -187,8 +190,10 @@ TABLE1 = {"vae": {}, "dvae-a0.5": {"method": "dvae", "alpha": 0.5, "sigma": SELE
 # at a short budget (20 epochs, the schedule compressed to them; it favours weak regularizers: stated).
 GRID_FACTOR = 0.1
 BF16_CHECK = [f"p8-{p}-s{seed}" for seed in (0, 1, 2) for p in ("float32", "bf16")]
-GRIDS = {"dvae": [f"g8-dvae-{v:g}" for v in (0.05, 0.1, 0.2, 0.3, 0.5, 0.75)],
-         "wni": [f"g8-wni-{v:g}" for v in (0.5, 1.0, 2.0, 4.0, 8.0)]}
+SIGMA_GRID, H_GRID = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75), (0.5, 1.0, 2.0, 4.0, 8.0)   # the AIR paper's Table 7
+# family -> its grid runs; a family whose name starts with "dvae" chooses sigma, the others H
+GRIDS = {"dvae": [f"g8-dvae-{v:g}" for v in SIGMA_GRID], "wni": [f"g8-wni-{v:g}" for v in H_GRID],
+         "dvae-v3": [f"g8v3-dvae-{v:g}" for v in SIGMA_GRID], "wni-v3": [f"g8v3-wni-{v:g}" for v in H_GRID]}
 
 
 def stage2(recipe="screening") -> list:
@@ -215,8 +220,8 @@ def stage2(recipe="screening") -> list:
         tasks.append(staged(name, "precision", f"IWAE-8, {precision}, 20 epochs, seed {seed}", "check",
                             baseline=f"p8-float32-s{seed}" if precision == "bf16" else None,
                             seed=seed, k=8, precision=precision, epochs_factor=GRID_FACTOR))
-    for family, names in GRIDS.items():
-        for name in names:
+    for family in ("dvae", "wni"):  # the recipe's grids (stage 3 builds its own)
+        for name in GRIDS[family]:
             value = float(name.split("-")[-1])
             changes = {"method": family, "alpha": 1.0, "sigma": value} if family == "dvae" else {"method": "wni", "H": value}
             tasks.append(staged(name, "grid", f"k = 8 {family} {value:g}, 20 epochs", "grid", k=8, precision="auto",
@@ -266,7 +271,43 @@ def stage3() -> list:
                       "change": f"the AVO paper's network, {key}, seed 0, on all 10000 test images"})
         tasks.append({**estimators(f"est-v3-{key}-s0", f"v3-{key}-s0"), "run": f"v3-{key}-s0", "iwsvi_count": 1,
                       "change": "IWAE-5000, IW-SVI (100 steps), AIS at the chosen T"})
+    # Table 2 (k = 8) with the same network and warm-up (of the IWAE-8 bound), float32 (the bf16 check refused
+    # bf16), sigma / H chosen on validation by the paper's grid at 20 epochs with this network
+    def table2_row(key, baseline, **changes):
+        return [{**train(f"v3-{key}-s0", "network", f"the AVO paper's network, {key}, seed 0", role="recipe", seed=0,
+                         k=8, **V3, **changes), "baseline": baseline},
+                {"name": f"v3-{key}-s0@full", "kind": "full-test", "of": f"v3-{key}-s0", "factor": "network",
+                 "baseline": baseline and f"{baseline}@full", "role": "recipe",
+                 "change": f"the AVO paper's network, {key}, seed 0, on all 10000 test images"},
+                {**estimators(f"est-v3-{key}-s0", f"v3-{key}-s0"), "run": f"v3-{key}-s0", "iwsvi_count": 1,
+                 "change": "IWAE-5000, IW-SVI (100 steps), AIS at the chosen T"}]
+    tasks += table2_row("iwae8", None)
+    for family in ("dvae-v3", "wni-v3"):
+        for name in GRIDS[family]:
+            value = float(name.split("-")[-1])
+            changes = {"method": "dvae", "alpha": 1.0, "sigma": value} if family.startswith("dvae") \
+                else {"method": "wni", "H": value}
+            tasks.append(train(name, "grid", f"k = 8 {family} {value:g}, 20 epochs", role="grid", k=8, **V3,
+                               epochs_factor=GRID_FACTOR, **changes))
+    tasks += [{**t, "select": "dvae-v3"} if t["kind"] == "train" else t
+              for t in table2_row("diwae8", "v3-iwae8-s0", method="dvae", alpha=1.0)]
+    tasks += [{**t, "select": "wni-v3"} if t["kind"] == "train" else t
+              for t in table2_row("wni-iwae8", "v3-iwae8-s0", method="wni")]
+    for seed in (1, 2):  # the error bars of Table 1
+        for key, changes in TABLE1.items():
+            tasks.append({**train(f"v3-{key}-s{seed}", "network", f"the AVO paper's network, {key}, seed {seed}",
+                                  role="recipe", seed=seed, **V3, **changes),
+                          "baseline": f"v3-vae-s{seed}" if key != "vae" else None})
     return tasks
+
+
+# Session 8: stage 3's network is 0.89 nats better than the recipe's at k = 1, so Table 2 and the seeds of
+# Table 1 are trained with it; the recipe's own k = 8 grid, DIWAE-8 / WNI-IWAE-8 and seeds 1-2 leave the plan
+# (stage2 still builds them; t2-iwae8-s0, finished and shipped, stays).
+SUPERSEDED = {*GRIDS["dvae"], *GRIDS["wni"],
+              *(f"{pre}t2-{key}-s0{post}" for key in ("diwae8", "wni-iwae8") for pre, post in (("", ""), ("", "@full"),
+                                                                                                ("est-", ""))),
+              *(f"r-{key}-s{seed}" for key in TABLE1 for seed in (1, 2))}
 
 
 # session 4: the second binarization draw (a nuisance: an error bar, not a fix) after the recipe's
@@ -283,7 +324,7 @@ DRAW1 = [
 if RECIPE is not None:
     stage = stage2(RECIPE)
     first = max(i for i, t in enumerate(stage) if t["name"].startswith("est-r-")) + 1
-    PLAN += stage[:first] + DRAW1 + stage3() + stage[first:]
+    PLAN += stage[:first] + DRAW1 + stage3() + [t for t in stage[first:] if t["name"] not in SUPERSEDED]
 else:
     PLAN += DRAW1
 TASKS = {t["name"]: t for t in PLAN}
@@ -326,7 +367,11 @@ class Worker(PlanWorker):
             air = air_spec(t["method"], t["k"], sigma=t["sigma"], H=t["H"], alpha=t["alpha"],
                            train_size=self.s["train_size"], **sizes)
             spec["guide"] = air["guide"]
-            if t["k"] != 1 or t["objective"] == "elbo":
+            if t["k"] != 1 and t["objective"] == "kl-warmup":  # the warm-up of the IWAE-k bound (stage 3)
+                spec["objective"] = {"name": "kl-warmup", "cfg": {"objective": air["objective"]["name"],
+                                                                  "objective_cfg": air["objective"]["cfg"],
+                                                                  **(t["objective_cfg"] or {})}}
+            elif t["k"] != 1 or t["objective"] == "elbo":
                 if t["objective"] != "elbo":
                     raise ValueError(f"task {t['name']}: objective {t['objective']!r} with k = {t['k']} is not planned")
                 spec["objective"] = air["objective"]
