@@ -54,3 +54,11 @@ def test_the_exported_entry_records_the_workers_numbers_and_reproduces_its_check
     assert zoo.names(root=root) == ["air-vae-mnist-v2"]
     model, guide = zoo.load("air-vae-mnist-v2", root=root)
     assert zoo.reproduce_check("air-vae-mnist-v2", root=root) == entry["check"]["neg_log_px"]
+
+
+def test_each_entry_names_the_network_its_task_trained():
+    assert "784-500-500-50" in export_recipe_zoo.network(fidelity.TASKS["r-vae-s0"])
+    v3 = export_recipe_zoo.network(fidelity.TASKS["v3-wni-iwae8-s0"])
+    assert "784-300-300-40" in v3 and "gated" in v3
+    assert fidelity.ZOO_NAMES["v3-wni-iwae8-s0"] == "air-wni-iwae8-mnist-v3"
+    assert export_recipe_zoo.WHAT["v3-wni-iwae8-s0"] == "Table 2 WNI-IWAE-8"

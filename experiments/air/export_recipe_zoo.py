@@ -3,8 +3,8 @@
     python experiments/air/export_recipe_zoo.py               # every finished model not yet in the zoo
     python experiments/air/export_recipe_zoo.py --replace     # also re-export those already there
 
-The recipe's four Table 1 models (k = 1) and the three Table 2 models (k = 8), seed 0, enter the zoo
-under new names (``fidelity.ZOO_NAMES``); the entries of the 500-epoch models (``air-vae-mnist`` ...) keep their
+The recipe's four Table 1 models (k = 1) and its IWAE-8, and stage 3's (the AVO paper's network) four
+Table 1 and three Table 2 models, seed 0, enter the zoo under new names (``fidelity.ZOO_NAMES``); the entries of the 500-epoch models (``air-vae-mnist`` ...) keep their
 names, files and numbers. Each is exported from its run's ``best.pt`` (early-stopped on validation)
 with what the worker measured on it:
 
@@ -31,9 +31,19 @@ import fidelity_report  # noqa: E402
 
 from pyro_air import zoo  # noqa: E402
 
-WHAT = {"r-vae-s0": "Table 1 (k = 1) VAE", "r-dvae-a0.5-s0": "Table 1 (k = 1) DVAE (alpha = 0.5)",
-        "r-dvae-a1-s0": "Table 1 (k = 1) DVAE (alpha = 1)", "r-wni-s0": "Table 1 (k = 1) WNI-VAE",
-        "t2-iwae8-s0": "Table 2 IWAE-8", "t2-diwae8-s0": "Table 2 DIWAE-8", "t2-wni-iwae8-s0": "Table 2 WNI-IWAE-8"}
+ROWS = {"vae": "Table 1 (k = 1) VAE", "dvae-a0.5": "Table 1 (k = 1) DVAE (alpha = 0.5)",
+        "dvae-a1": "Table 1 (k = 1) DVAE (alpha = 1)", "wni": "Table 1 (k = 1) WNI-VAE",
+        "iwae8": "Table 2 IWAE-8", "diwae8": "Table 2 DIWAE-8", "wni-iwae8": "Table 2 WNI-IWAE-8"}
+# task -> what it is: the recipe's (r-, t2-) and stage 3's (v3-) rows at seed 0
+WHAT = {f"{prefix}-{key}-s0": what for key, what in ROWS.items() for prefix in ("r", "t2", "v3")}
+
+
+def network(t: dict) -> str:
+    """The network a task trained, in words (stage 3's differs from the recipe's)."""
+    if t.get("hidden") is None:
+        return "issue 32's recipe: 784-500-500-50 Bernoulli VAE"
+    sizes = "-".join(str(h) for h in [784, *t["hidden"], t["z_dim"]])
+    return f"the AVO paper's network (issue 32, stage 3): {sizes} Bernoulli VAE, {t['activation']} dense layers"
 
 
 def test_numbers(out: Path, task: str, s: dict) -> dict | None:
@@ -76,14 +86,16 @@ def export_task(out: Path, task: str, name: str, s: dict, root=None) -> dict | N
     t = train["task"]
     return zoo.export(
         run_dir, name, seed=t["seed"], root=root,
-        description=f"AIR {WHAT.get(task, task)}, issue 32's recipe: 784-500-500-50 Bernoulli VAE, full 50000-image "
+        description=f"AIR {WHAT.get(task, task)}, {network(t)}, full 50000-image "
                     f"training set, {train['epochs']} epochs, early-stopped on validation at epoch {train['best_epoch']}",
         command=f"python experiments/air/fidelity.py --worker --threads 1   # task {task}",
         budget={"epochs": train["epochs"], "train_size": 50000 if s["train_size"] is None else s["train_size"],
                 "batch_size": t["batch_size"], "lr": t["lr"], "lr_final_ratio": t["lr_final_ratio"], "k": t["k"],
                 "method": t["method"], "sigma": t["sigma"], "H": t["H"], "alpha": t["alpha"],
                 "precision": t["precision"], "activation": t["activation"],
-                "objective": train["spec"]["objective"]["name"],  # what was trained (elbo, or iwae for k > 1)
+                "hidden": train["spec"]["model"]["cfg"]["hidden"], "z_dim": train["spec"]["model"]["cfg"]["z_dim"],
+                "objective": train["spec"]["objective"]["name"],  # what was trained (elbo, iwae for k > 1, kl-warmup)
+                "objective_cfg": train["spec"]["objective"]["cfg"],
                 "early_stopping": f"validation IWAE-20 every {s['valid_every']} epochs",
                 "training_seconds": round(train["epoch_seconds_sum"]), "cpu": train.get("cpu", UNNAMED_CPU), "twin_of": train.get("twin_of")},
         test_numbers=numbers)

@@ -336,8 +336,9 @@ def per_image(values: torch.Tensor) -> list:
 
 # task of fidelity.py (seed 0) -> zoo name
 ZOO_NAMES = {"r-vae-s0": "air-vae-mnist-v2", "r-dvae-a0.5-s0": "air-dvae-a0.5-mnist-v2",
-             "r-dvae-a1-s0": "air-dvae-a1-mnist-v2", "r-wni-s0": "air-wni-mnist-v2",
-             "t2-iwae8-s0": "air-iwae8-mnist", "t2-diwae8-s0": "air-diwae8-mnist", "t2-wni-iwae8-s0": "air-wni-iwae8-mnist"}
+             "r-dvae-a1-s0": "air-dvae-a1-mnist-v2", "r-wni-s0": "air-wni-mnist-v2", "t2-iwae8-s0": "air-iwae8-mnist",
+             # stage 3: the AVO paper's network
+             **{f"v3-{key}-s0": f"air-{key}-mnist-v3" for key in (*TABLE1, "iwae8", "diwae8", "wni-iwae8")}}
 
 
 class Worker(PlanWorker):
