@@ -290,6 +290,20 @@ def test_the_decomposition_ends_with_the_recipes_vae_measured_by_its_own_ais_off
                            "offset -0.50) - paper | +1.57 | 0.20 |")
 
 
+def test_the_decomposition_adds_the_network_step_and_stage_3s_vae_by_its_own_ais_offset():
+    rows = {"base": {"role": "baseline"},
+            "r-vae-s0@full": {"role": "recipe", "nll": (89.0, 0.2), "_log_px": [-88.0, -90.0]},
+            "v3-vae-s0@full": {"role": "recipe", "nll": (88.0, 0.2), "_log_px": [-87.2, -88.8]}}
+    est = {"air-vae-mnist": {"iwae5000": [-90.0], "ais-T100": [-88.65]},
+           "r-vae-s0": {"iwae5000": [-88.0, -89.0], "ais-T100": [-87.5, -88.5]},
+           "v3-vae-s0": {"iwae5000": [-87.0, -88.0], "ais-T100": [-86.3, -87.3]}}
+    lines = fidelity_report.decomposition(rows, 0.28, est, 100)
+    network = next(line for line in lines if line.startswith("| network: v3-vae-s0 vs r-vae-s0"))
+    assert "| -1.00 | 0.34 |" in network   # paired (-0.8, -1.2): -1.0 ± 0.2, with the seed spread 0.28
+    assert lines[-1].startswith("| measured instead: stage 3's VAE (the AVO paper's network) by AIS (IWAE-5000 on all "
+                                "images 88.00, its own AIS offset -0.70) - paper | +0.37 |")
+
+
 def test_a_run_whose_weights_are_gone_is_trained_again_and_its_first_record_kept(tmp_path):
     """A new machine has only what was committed (train.json, metrics, per-image results, not *.pt):
     a task that needs the run's weights trains it again with its seed, keeps the first record in
