@@ -78,15 +78,19 @@ def collect(out: Path, plan: list, s: dict) -> dict:
 
 
 def paired(runs: dict) -> dict:
-    """{"first" | "long" | "deep": {"seeds": {seed: Δ}, "over_seeds": (mean, se) or None, "full": Δ on all test images}}."""
+    """Each non-ELBO run against the ELBO run of its variant and seed: {key: {"seeds": {seed: Δ}, "over_seeds":
+    (mean, se) or None, "full": Δ on all test images}}, key the variant ("first" | "long" | "deep") for the
+    MMD-VAE, "variant (method)" for another method (e.g. "first (mmd-rate)")."""
     out = {}
     for row in runs.values():
-        if row["method"] != "mmd":
+        if row["method"] == "elbo":
             continue
-        base = runs.get(row["task"].replace("mmd", "elbo", 1))
+        prefix = "" if row["variant"] == "first" else f"{row['variant']}-"
+        base = runs.get(f"elbo-{prefix}s{row['seed']}")
         if not base or "_log_px" not in row or "_log_px" not in base:
             continue
-        entry = out.setdefault(row["variant"], {"seeds": {}, "full": {}})
+        key = row["variant"] if row["method"] == "mmd" else f"{row['variant']} ({row['method']})"
+        entry = out.setdefault(key, {"seeds": {}, "full": {}})
         entry["seeds"][row["seed"]] = _paired(row["_log_px"], base["_log_px"])
         if "_log_px_full" in row and "_log_px_full" in base:
             entry["full"][row["seed"]] = _paired(row["_log_px_full"], base["_log_px_full"])
@@ -127,7 +131,8 @@ def write_report(out: Path, plan: list, s: dict) -> None:
         lat = r.get("latent")
         lines.append(
             f"| {name} | {METHODS[r['method']]['label']} | {r.get('epochs', '—')} ({r.get('best_epoch', '—')}) | "
-            f"{fmt(*r['nll']) if 'nll' in r else '—'} | {PAPER_NLL[r['method']]:.2f} | "
+            f"{fmt(*r['nll']) if 'nll' in r else '—'} | "
+            f"{format(PAPER_NLL[r['method']], '.2f') if r['method'] in PAPER_NLL else '—'} | "
             f"{fmt(*r['nll_check']) if 'nll_check' in r else '—'} | "
             f"{fmt(*r['neg_elbo']) if 'neg_elbo' in r else '—'} | "
             + (f"{lat['mutual_information']:.3f} ({lat['mi_cap']:.2f}) | {lat['active_units']}/{lat['z_dim']} | "
@@ -136,7 +141,7 @@ def write_report(out: Path, plan: list, s: dict) -> None:
             + f" | {fmt(r.get('train_minutes'))} | {fmt(r.get('eval_minutes'))} |")
     lines += ["", "## Paired: MMD-VAE - ELBO, -log p(x) on the same test images (negative = MMD better; paper: "
               f"{PAPER_NLL['mmd'] - PAPER_NLL['elbo']:+.2f})", "",
-              "| schedule | Δ per seed (± s.e. over images) | Δ over seeds (± s.e. over seeds) | "
+              "| comparison | Δ per seed (± s.e. over images) | Δ over seeds (± s.e. over seeds) | "
               "Δ on all test images |",
               "|---|---|---|---|"]
     for key, entry in pairs.items():
@@ -144,7 +149,7 @@ def write_report(out: Path, plan: list, s: dict) -> None:
                      + f" | {fmt_delta(entry['over_seeds'])} | "
                      + (", ".join(f"s{k}: {fmt_delta(v)}" for k, v in sorted(entry["full"].items())) or "—") + " |")
     lines += ["", "## Information in z (the paper's claim: the ELBO's code collapses, MMD's does not)", ""]
-    for method in ("elbo", "mmd"):
+    for method in METHODS:
         rows = [r for r in runs.values() if r["method"] == method and "latent" in r]
         if rows:
             lines.append(f"- {METHODS[method]['label']}: " + "; ".join(
