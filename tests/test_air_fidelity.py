@@ -373,3 +373,20 @@ def test_a_v3_table2_row_waits_for_its_grid_and_takes_the_best_validation_cell(t
     t = worker.resolve(fidelity.TASKS["v3-wni-iwae8-s0"])
     assert t["H"] == 4.0 and t["k"] == 8 and t["hidden"] == [300, 300]
     assert worker.spec(t)["guide"]["cfg"]["H"] == 4.0
+
+
+def test_stage_3s_vae_comes_back_from_the_avo_entry_it_equals_and_is_not_exported_again(tmp_path):
+    """v3-vae-s0 trains avo-vae-mnist's spec with its seed and gave its weights bit for bit: on a machine
+    without its best.pt the worker takes them from that entry; no second entry ships the same weights."""
+    from pyro_air.zoo.manifest import read_manifest
+
+    avo = next(e for e in read_manifest()["models"] if e["name"] == "avo-vae-mnist")
+    _write(tmp_path / "runs" / "v3-vae-s0" / "train.json", {"task": fidelity.TASKS["v3-vae-s0"],
+                                                             "best_epoch": avo["budget"]["best_epoch"]})
+    worker = fidelity.Worker(tmp_path)
+    assert worker.restore_from_zoo("v3-vae-s0") and (tmp_path / "runs" / "v3-vae-s0" / "best.pt").exists()
+    from pyro_air.runs import load_run
+
+    model, guide, _ = load_run(tmp_path / "runs" / "v3-vae-s0")
+    assert guide.z_dim == 40
+    assert "v3-vae-s0" not in fidelity.ZOO_NAMES and "avo-vae-mnist" not in fidelity.ZOO_NAMES.values()
