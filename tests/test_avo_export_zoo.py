@@ -42,8 +42,8 @@ def _read(out: Path, name: str) -> dict:
 
 
 def _ais(out: Path, task: str) -> list:
-    chunks = sorted((out / "estimators" / f"ais-{task}").glob("points*.json"),
-                    key=lambda p: int(p.stem[len("points"):].split("-")[0]))
+    chunks = sorted((out / "estimators" / f"ais-{task}").glob("T*_points*.json"),   # one T per model
+                    key=lambda p: int(p.stem.split("_points")[1].split("-")[0]))
     return [v for p in chunks for v in json.loads(p.read_text())["log_px"]]
 
 
@@ -66,7 +66,7 @@ def test_a_model_without_its_test_evaluation_is_not_exported(worker_out, tmp_pat
     assert export_zoo.export_task(out, "avo-s0", "avo-hvi-avo-mnist", TINY, root=tmp_path / "zoo") is None
     assert export_zoo.export_task(out, "hvi-s0", "avo-hvi-mnist", TINY, root=tmp_path / "zoo") is None  # never run
     assert not (tmp_path / "zoo").exists()
-    (out / "estimators" / "ais-vae-s0" / "points2-4.json").unlink()   # an AIS chunk missing: no AIS column yet
+    next((out / "estimators" / "ais-vae-s0").glob("T*_points2-4.json")).unlink()   # a chunk missing: no AIS column yet
     numbers = export_zoo.test_numbers(out, "vae-s0", TINY)
     assert numbers is not None and "ais" not in numbers
 
@@ -95,7 +95,7 @@ def test_the_entries_record_the_workers_numbers_load_and_reproduce_their_checks(
         assert len(ais) == numbers["ais"]["test_images"] == TINY["ais_points"]
         assert numbers["ais"]["nll"] == _ms([-v for v in ais])
         assert numbers["ais"]["minus_iwae_paired"] == _ms([lp - a for lp, a in zip(log_px, ais)])
-        assert (numbers["ais"]["steps"], numbers["ais"]["chains"]) == (TINY["ais_steps"], TINY["ais_chains"])
+        assert numbers["ais"]["steps"] in TINY["ais_ladder"] and numbers["ais"]["chains"] == TINY["ais_chains"]
         method = task[:-3]
         cells = [t for t in table1a.PLAN if t.get("role") == "select" and t["method"] == method]
         best = max(cells, key=lambda t: json.loads((worker_out / "runs" / t["name"] / "train.json").read_text())

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "experiments" / "avo"), str(ROOT / "experiments")]
 
 import table1a  # noqa: E402
-from plan_worker import read_json  # noqa: E402
+from plan_worker import read_json, write_json  # noqa: E402
 
 
 def test_tiny_plan_end_to_end(tmp_path, capsys):
@@ -33,7 +33,12 @@ def test_tiny_plan_end_to_end(tmp_path, capsys):
         assert results["chosen"][m]["task"].startswith(f"sel-{m}-")
     assert set(results["paired_against_vae"]) == {"hvi", "avo", "avo-a0.5"}
     assert results["paired_against_vae"]["avo"]["over_seeds"] is not None      # three seeds of both
-    assert results["bdmc_width"] is not None
+    for m in ("vae", "avo", "hvi"):   # each model's AIS ran at the T its own BDMC ladder chose
+        ladder = results["bdmc_widths"][f"{m}-s0"]
+        T = results["runs"][f"{m}-s0"]["ais_T"]
+        first_narrow = next((int(k) for k, w in ladder.items() if w[0] < table1a.SCALES["tiny"]["max_width"]), None)
+        assert T == (first_narrow or table1a.SCALES["tiny"]["ais_ladder"][-1])
+        assert sorted(int(k) for k in ladder) == table1a.SCALES["tiny"]["ais_ladder"][:table1a.SCALES["tiny"]["ais_ladder"].index(T) + 1]
     table = (out / "table.md").read_text()
     assert "## Table 1a, seed 0" in table and "87.50" in table                # the paper's numbers beside ours
     # every task is done: a second worker does nothing and the plan says so
@@ -100,3 +105,28 @@ def test_specs_are_the_papers_networks(tmp_path, method):
     assert (inner["objective"], inner["objective_cfg"].get("a")) == (
         {"vae": ("elbo", None), "hvi": ("elbo", None), "avo": ("avo", 0.2)}[method])
     assert worker.spec(task, {"lr": 1e-3, "warmup": 0.0})["objective"]["name"] == inner["objective"]
+
+
+def test_the_ais_T_is_the_first_rung_of_the_ladder_whose_bdmc_sandwich_is_narrow(tmp_path):
+    import table1a_report
+
+    s = {"ais_ladder": [100, 300, 1000], "bdmc_points": 4, "bdmc_chunk": 2, "max_width": 0.2}
+
+    def rung(T, width, chunks=(0, 2)):
+        for start in chunks:
+            write_json(tmp_path / f"T{T}_points{start}-{start + 2}.json",
+                       {"lower": [-90.0, -91.0], "upper": [-90.0 + width, -91.0 + width]})
+
+    assert table1a_report.chosen_T(tmp_path, s) is None             # nothing run
+    rung(100, 0.5)
+    assert table1a_report.chosen_T(tmp_path, s) is None             # too wide: the next rung is needed
+    rung(300, 0.15, chunks=(0,))
+    assert table1a_report.chosen_T(tmp_path, s) is None             # half of the points only
+    rung(300, 0.15, chunks=(2,))
+    assert table1a_report.chosen_T(tmp_path, s) == 300
+    assert table1a_report.bdmc_widths(tmp_path, s)[100][:2] == pytest.approx((0.5, 0.0))
+    wide = tmp_path / "wide"
+    for T in s["ais_ladder"]:
+        for start in (0, 2):
+            write_json(wide / f"T{T}_points{start}-{start + 2}.json", {"lower": [0.0, 0.0], "upper": [0.4, 0.4]})
+    assert table1a_report.chosen_T(wide, s) == 1000                 # none narrow enough: the ladder's top

@@ -56,7 +56,7 @@ def test_a_model_without_its_test_evaluation_is_not_exported(worker_out, tmp_pat
     (out / "per_image" / "mmd-s0.json").unlink()            # trained (best.pt on disk), its test not run
     assert (out / "runs" / "mmd-s0" / "best.pt").exists()
     assert export_zoo.test_numbers(out, "mmd-s0", TINY) is None
-    assert export_zoo.export_task(out, "mmd-s0", "infovae-pixelcnn-mmd-mnist", TINY, root=tmp_path / "zoo") is None
+    assert export_zoo.export_task(out, "mmd-s0", "infovae-mmd-mnist", TINY, root=tmp_path / "zoo") is None
     assert not (tmp_path / "zoo").exists()
     (out / "estimators" / "fulltest-elbo-s0" / "points6-12.json").unlink()  # a chunk missing: no all-test number
     numbers = export_zoo.test_numbers(out, "elbo-s0", TINY)
@@ -67,7 +67,7 @@ def test_the_entries_record_the_workers_numbers_load_and_reproduce_their_checks(
     shipped = (ROOT / "pyro_air" / "zoo" / "manifest.json").read_bytes()
     root = tmp_path / "zoo"
     assert export_zoo.main(["--tiny", "--out", str(worker_out), "--zoo", str(root)]) == 0
-    assert zoo.names(root=root) == ["infovae-pixelcnn-elbo-mnist", "infovae-pixelcnn-mmd-mnist"]
+    assert zoo.names(root=root) == ["infovae-elbo-mnist", "infovae-mmd-mnist"]
 
     S, C = TINY["test_samples"], TINY["check_samples"]
     per = {task: _read(worker_out, task) for task in ("elbo-s0", "mmd-s0", "elbo-s1")}
@@ -113,6 +113,6 @@ def test_the_entries_record_the_workers_numbers_load_and_reproduce_their_checks(
 
     manifest = (root / "manifest.json").read_bytes()
     assert export_zoo.main(["--tiny", "--out", str(worker_out), "--zoo", str(root)]) == 0   # kept, not redone
-    assert "keep infovae-pixelcnn-mmd-mnist" in capsys.readouterr().out
+    assert "keep infovae-mmd-mnist" in capsys.readouterr().out
     assert (root / "manifest.json").read_bytes() == manifest
     assert (ROOT / "pyro_air" / "zoo" / "manifest.json").read_bytes() == shipped

@@ -26,7 +26,8 @@ def test_tiny_plan_end_to_end(tmp_path, capsys):
         assert 0 <= latent["active_units"] <= tiny["z_dim"] and len(latent["activity"]) == tiny["z_dim"]
         assert latent["points"] == tiny["metric_points"] and run["points"] == tiny["test_points"]
         assert run["collapsed"] == (latent["mutual_information"] < 0.1 and latent["active_units"] == 0)
-    assert set(results["paired_mmd_minus_elbo"]) == {"first", "long"}
+    assert set(results["paired_mmd_minus_elbo"]) == {"first", "long", "deep", "first (mmd-rate)"}
+    assert sorted(results["paired_mmd_minus_elbo"]["first (mmd-rate)"]["seeds"]) == ["0"]
     first = results["paired_mmd_minus_elbo"]["first"]
     assert sorted(first["seeds"]) == ["0", "1", "2"] and first["over_seeds"] is not None and "0" in first["full"]
     assert "nll_full" in results["runs"]["elbo-s0"] and "80.76" in (out / "table.md").read_text()
@@ -78,3 +79,30 @@ def test_spec_is_the_chosen_pixelcnn_and_the_papers_mmd_setting(tmp_path):
     assert elbo["objective"] == {"name": "elbo", "cfg": {}}
     assert mmd["objective"] == {"name": "infovae", "cfg": {"alpha": 1.0, "lam": 1000.0, "divergence": "mmd"}}
     assert elbo["model"] == mmd["model"] and elbo["guide"] == mmd["guide"]
+
+
+def test_the_deep_pair_differs_from_the_first_only_in_its_decoder_depth(tmp_path):
+    worker = pixelcnn_table.PixelCNNTableWorker(tmp_path)
+    tasks = {t["name"]: t for t in pixelcnn_table.PLAN}
+    for method in ("elbo", "mmd"):
+        first, deep = worker.spec(tasks[f"{method}-s0"]), worker.spec(tasks[f"{method}-deep-s0"])
+        assert deep["model"]["cfg"].pop("num_layers") == 8 and first["model"]["cfg"].pop("num_layers") == 4
+        assert deep == first
+    # the earlier tasks' records are unchanged: only deep tasks carry the key
+    assert "deep" not in tasks["elbo-s0"] and tasks["mmd-deep-s0"]["deep"] is True
+
+
+def test_the_bounded_scale_mmd_run_differs_from_the_mmd_run_only_in_its_encoders_committed_rate(tmp_path):
+    worker = pixelcnn_table.PixelCNNTableWorker(tmp_path)
+    tasks = {t["name"]: t for t in pixelcnn_table.PLAN}
+    mmd, rate = worker.spec(tasks["mmd-s0"]), worker.spec(tasks["mmd-rate-s0"])
+    assert rate["guide"]["cfg"].pop("committed_rate") == 0.25
+    assert rate == mmd
+    from pyro_air.runs import build_run
+
+    import torch
+
+    _, guide, _ = build_run(worker.spec(tasks["mmd-rate-s0"]), seed=0)
+    with torch.no_grad():
+        _, scale = guide.loc_scale(torch.rand(3, 784) * 50)   # large inputs: the scale still stays below sigma_u
+    assert float(scale.max()) <= guide.max_scale < 0.6   # q(z | x) can never be the prior N(0, 1)

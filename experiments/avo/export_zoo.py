@@ -59,7 +59,7 @@ def test_numbers(out: Path, task: str, s: dict) -> dict | None:
     if "ais" in r:
         numbers["ais"] = {"test_images": len(r["_ais"]), "nll": _ms(r["ais"]),
                           f"nll_iwae{S}_same_images": _ms(r["iwae_on_ais_points"]),
-                          "minus_iwae_paired": _ms(r["ais_minus_iwae"]), "steps": s["ais_steps"],
+                          "minus_iwae_paired": _ms(r["ais_minus_iwae"]), "steps": r["ais_T"],
                           "chains": s["ais_chains"], "start": "q_0 of the guide"}
         if r["seed"] in pairs["ais"]:
             numbers["ais"]["minus_vae_paired"] = _ms(pairs["ais"][r["seed"]])

@@ -54,7 +54,7 @@ def test_numbers(out: Path, task: str, s: dict) -> dict | None:
                           "mi_cap": round(lat["mi_cap"], 4), "active_units": lat["active_units"],
                           "z_dim": lat["z_dim"], "kl": _ms((lat["kl"], lat["kl_se"])), "mmd": round(lat["mmd"], 6),
                           "log_det_cov_per_dim": round(lat["log_det_cov_per_dim"], 4), "collapsed": r["collapsed"]}}
-    pairs = pixelcnn_report.paired(rows).get("long" if r["long"] else "first", {"seeds": {}, "full": {}})
+    pairs = pixelcnn_report.paired(rows).get(r["variant"], {"seeds": {}, "full": {}})
     if r["method"] == "mmd" and r["seed"] in pairs["seeds"]:
         numbers["mmd_minus_elbo_paired"] = _ms(pairs["seeds"][r["seed"]])
     if "nll_full" in r:

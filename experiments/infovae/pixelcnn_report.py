@@ -35,6 +35,12 @@ def task_done(out: Path, t: dict, s: dict) -> bool:
     raise ValueError(f"unknown task kind {t['kind']!r}")
 
 
+def variant(t: dict) -> str:
+    """Which comparison a run belongs to: "first", "long" (the 120-epoch schedule) or "deep" (the deeper
+    decoder); ELBO and MMD runs are paired within one."""
+    return "deep" if t.get("deep") else "long" if t["long"] else "first"
+
+
 def _paired(a: list, b: list):
     return mean_se([y - x for x, y in zip(a, b)])
 
@@ -52,7 +58,8 @@ def collect(out: Path, plan: list, s: dict) -> dict:
         r = read_json(out / "per_image" / f"{t['name']}.json")
         if train is None and r is None:
             continue
-        row = {"task": t["name"], "method": t["method"], "seed": t["seed"], "long": t["long"]}
+        row = {"task": t["name"], "method": t["method"], "seed": t["seed"], "long": t["long"],
+               "variant": variant(t)}
         if train:
             row.update(best_epoch=train["best_epoch"], epochs=train["epochs"], best_valid=train["best_valid"],
                        train_minutes=train["epoch_seconds_sum"] / 60)
@@ -71,15 +78,19 @@ def collect(out: Path, plan: list, s: dict) -> dict:
 
 
 def paired(runs: dict) -> dict:
-    """{"first" | "long": {"seeds": {seed: Δ}, "over_seeds": (mean, se) or None, "full": Δ on all test images}}."""
+    """Each non-ELBO run against the ELBO run of its variant and seed: {key: {"seeds": {seed: Δ}, "over_seeds":
+    (mean, se) or None, "full": Δ on all test images}}, key the variant ("first" | "long" | "deep") for the
+    MMD-VAE, "variant (method)" for another method (e.g. "first (mmd-rate)")."""
     out = {}
     for row in runs.values():
-        if row["method"] != "mmd":
+        if row["method"] == "elbo":
             continue
-        base = runs.get(row["task"].replace("mmd", "elbo", 1))
+        prefix = "" if row["variant"] == "first" else f"{row['variant']}-"
+        base = runs.get(f"elbo-{prefix}s{row['seed']}")
         if not base or "_log_px" not in row or "_log_px" not in base:
             continue
-        entry = out.setdefault("long" if row["long"] else "first", {"seeds": {}, "full": {}})
+        key = row["variant"] if row["method"] == "mmd" else f"{row['variant']} ({row['method']})"
+        entry = out.setdefault(key, {"seeds": {}, "full": {}})
         entry["seeds"][row["seed"]] = _paired(row["_log_px"], base["_log_px"])
         if "_log_px_full" in row and "_log_px_full" in base:
             entry["full"][row["seed"]] = _paired(row["_log_px_full"], base["_log_px_full"])
@@ -108,7 +119,7 @@ def write_report(out: Path, plan: list, s: dict) -> None:
              "", f"{cpus_line(out)} Statically binarized MNIST (draw 0), "
              f"z = {s['z_dim']}; PixelCNN {s['channels']} channels x {s['layers']} gated layers, kernel {s['kernel']}; "
              f"{s['epochs']} epochs "
-             f"(long: {s['long_epochs']}). -log p(x): IWAE-{s['test_samples']} on the first {s['test_points']} test "
+             f"(long: {s['long_epochs']}; deep: {s['deep_layers']} gated layers, {s['deep_epochs']} epochs). -log p(x): IWAE-{s['test_samples']} on the first {s['test_points']} test "
              f"images (IWAE-{s['check_samples']} beside it); latent metrics on "
              f"{'all' if s['metric_points'] is None else 'the first ' + str(s['metric_points'])} test images. "
              f"Collapsed: I_q < {COLLAPSE_NATS} nats and no active unit.", "",
@@ -120,7 +131,8 @@ def write_report(out: Path, plan: list, s: dict) -> None:
         lat = r.get("latent")
         lines.append(
             f"| {name} | {METHODS[r['method']]['label']} | {r.get('epochs', '—')} ({r.get('best_epoch', '—')}) | "
-            f"{fmt(*r['nll']) if 'nll' in r else '—'} | {PAPER_NLL[r['method']]:.2f} | "
+            f"{fmt(*r['nll']) if 'nll' in r else '—'} | "
+            f"{format(PAPER_NLL[r['method']], '.2f') if r['method'] in PAPER_NLL else '—'} | "
             f"{fmt(*r['nll_check']) if 'nll_check' in r else '—'} | "
             f"{fmt(*r['neg_elbo']) if 'neg_elbo' in r else '—'} | "
             + (f"{lat['mutual_information']:.3f} ({lat['mi_cap']:.2f}) | {lat['active_units']}/{lat['z_dim']} | "
@@ -129,7 +141,7 @@ def write_report(out: Path, plan: list, s: dict) -> None:
             + f" | {fmt(r.get('train_minutes'))} | {fmt(r.get('eval_minutes'))} |")
     lines += ["", "## Paired: MMD-VAE - ELBO, -log p(x) on the same test images (negative = MMD better; paper: "
               f"{PAPER_NLL['mmd'] - PAPER_NLL['elbo']:+.2f})", "",
-              "| schedule | Δ per seed (± s.e. over images) | Δ over seeds (± s.e. over seeds) | "
+              "| comparison | Δ per seed (± s.e. over images) | Δ over seeds (± s.e. over seeds) | "
               "Δ on all test images |",
               "|---|---|---|---|"]
     for key, entry in pairs.items():
@@ -137,7 +149,7 @@ def write_report(out: Path, plan: list, s: dict) -> None:
                      + f" | {fmt_delta(entry['over_seeds'])} | "
                      + (", ".join(f"s{k}: {fmt_delta(v)}" for k, v in sorted(entry["full"].items())) or "—") + " |")
     lines += ["", "## Information in z (the paper's claim: the ELBO's code collapses, MMD's does not)", ""]
-    for method in ("elbo", "mmd"):
+    for method in METHODS:
         rows = [r for r in runs.values() if r["method"] == method and "latent" in r]
         if rows:
             lines.append(f"- {METHODS[method]['label']}: " + "; ".join(
