@@ -263,24 +263,22 @@ def stage3() -> list:
         {"name": "bdmc-avo-vae-mnist", "kind": "bdmc-check", "model": "avo-vae-mnist", "factor": "estimator",
          "baseline": None, "change": "BDMC at the chosen T"},
     ]
-    for key, changes in TABLE1.items():  # each model trained, then on all test images, then its estimator column
-        tasks.append({**train(f"v3-{key}-s0", "network", f"the AVO paper's network, {key}, seed 0", role="recipe",
-                              seed=0, **V3, **changes), "baseline": "v3-vae-s0" if key != "vae" else None})
-        tasks.append({"name": f"v3-{key}-s0@full", "kind": "full-test", "of": f"v3-{key}-s0", "factor": "network",
-                      "baseline": "v3-vae-s0@full" if key != "vae" else None, "role": "recipe",
-                      "change": f"the AVO paper's network, {key}, seed 0, on all 10000 test images"})
-        tasks.append({**estimators(f"est-v3-{key}-s0", f"v3-{key}-s0"), "run": f"v3-{key}-s0", "iwsvi_count": 1,
-                      "change": "IWAE-5000, IW-SVI (100 steps), AIS at the chosen T"})
-    # Table 2 (k = 8) with the same network and warm-up (of the IWAE-8 bound), float32 (the bf16 check refused
-    # bf16), sigma / H chosen on validation by the paper's grid at 20 epochs with this network
-    def table2_row(key, baseline, **changes):
+    def row(key, baseline, **changes):
+        """A seed-0 model with this network: trained, then on all test images, then its estimator column."""
         return [{**train(f"v3-{key}-s0", "network", f"the AVO paper's network, {key}, seed 0", role="recipe", seed=0,
-                         k=8, **V3, **changes), "baseline": baseline},
+                         **V3, **changes), "baseline": baseline},
                 {"name": f"v3-{key}-s0@full", "kind": "full-test", "of": f"v3-{key}-s0", "factor": "network",
                  "baseline": baseline and f"{baseline}@full", "role": "recipe",
                  "change": f"the AVO paper's network, {key}, seed 0, on all 10000 test images"},
                 {**estimators(f"est-v3-{key}-s0", f"v3-{key}-s0"), "run": f"v3-{key}-s0", "iwsvi_count": 1,
                  "change": "IWAE-5000, IW-SVI (100 steps), AIS at the chosen T"}]
+    for key, changes in TABLE1.items():
+        tasks += row(key, "v3-vae-s0" if key != "vae" else None, **changes)
+    # Table 2 (k = 8) with the same network and warm-up (of the IWAE-8 bound), float32 (the bf16 check refused
+    # bf16), sigma / H chosen on validation by the paper's grid at 20 epochs with this network
+    def table2_row(key, baseline, **changes):
+        return row(key, baseline, k=8, **changes)
+
     tasks += table2_row("iwae8", None)
     for family in ("dvae-v3", "wni-v3"):
         for name in GRIDS[family]:
