@@ -390,3 +390,16 @@ def test_stage_3s_vae_comes_back_from_the_avo_entry_it_equals_and_is_not_exporte
     model, guide, _ = load_run(tmp_path / "runs" / "v3-vae-s0")
     assert guide.z_dim == 40
     assert "v3-vae-s0" not in fidelity.ZOO_NAMES and "avo-vae-mnist" not in fidelity.ZOO_NAMES.values()
+
+
+def test_a_rows_seed_summary_pairs_each_seed_with_the_baseline_of_the_same_seed():
+    """Mean -log p over the seeds present, and the paired Δ per seed (each against its own seed's VAE),
+    averaged with its standard error over seeds; a single seed has no error bar."""
+    rows = {"v3-vae-s0": {"nll": (87.0, 0.7)}, "v3-vae-s1": {"nll": (87.2, 0.7)},
+            "v3-dvae-s0": {"nll": (87.1, 0.7), "delta": (0.1, 0.05)},
+            "v3-dvae-s1": {"nll": (87.5, 0.7), "delta": (0.3, 0.05)},
+            "v3-wni-s0": {"nll": (86.8, 0.7), "delta": (-0.2, 0.05)}}
+    assert fidelity_report.seed_summary(rows, "v3", "vae") == "87.10 ± 0.10 (2 seeds)"
+    assert fidelity_report.seed_summary(rows, "v3", "dvae") == "87.30 ± 0.20 (2 seeds); Δ +0.20 ± 0.10 (+0.10, +0.30)"
+    assert fidelity_report.seed_summary(rows, "v3", "wni") == "86.80 (1 seed); Δ -0.20 (-0.20)"
+    assert fidelity_report.seed_summary(rows, "v3", "iwae8") == "—"

@@ -18,7 +18,7 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from plan_worker import cpus_line, record_cpus
+from plan_worker import cpus_line, mean_se, record_cpus
 from pyro_air.backend.choices import cpu_model
 
 PAPER_VAE = 86.93  # AIR Table 1, MNIST VAE, -log p(x) by IW-SVI
@@ -30,14 +30,6 @@ ISSUE18_IWSVI = (-1.40, 0.06)
 
 def _load(path: Path):
     return json.loads(path.read_text()) if path.exists() else None
-
-
-def mean_se(values) -> tuple[float, float]:
-    n = len(values)
-    m = sum(values) / n
-    if n < 2:
-        return m, float("nan")
-    return m, math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1) / n)
 
 
 def fmt(m, se=None) -> str:
@@ -382,6 +374,22 @@ PAPER_TABLES = {
     "wni-iwae8": (85.81, 4.33, 90.14)}
 
 
+def seed_summary(rows: dict, prefix: str, key: str) -> str:
+    """A row's seeds on the 1000-image subset: the mean -log p(x) ± s.e. over seeds, and, for a row with
+    a baseline, its paired Δ against the baseline trained with the same seed (mean ± s.e. over seeds,
+    then each seed's Δ): the error bar of a Table 1 difference that includes the seed's randomness."""
+    names = [n for n in (f"{prefix}-{key}-s{i}" for i in range(3)) if n in rows and "nll" in rows[n]]
+    if not names:
+        return "—"
+    text = fmt(*mean_se([rows[n]["nll"][0] for n in names])) + f" ({len(names)} seed{'s' * (len(names) > 1)})"
+    deltas = [rows[n]["delta"][0] for n in names if rows[n].get("delta")]
+    if deltas:
+        m, se = mean_se(deltas)
+        text += f"; Δ {m:+.2f}" + ("" if math.isnan(se) else f" ± {se:.2f}") + " (" + \
+            ", ".join(f"{d:+.2f}" for d in deltas) + ")"
+    return text
+
+
 def stage2_tables(out: Path, rows: dict, est: dict, T, s: dict) -> list:
     """Table 1 (the recipe) and Table 2 (k = 8) beside the paper: IWAE-5000 on all test images, the
     paired Δ against the VAE / IWAE-8 row, and on the estimator subset IW-SVI-100 and AIS with their
@@ -399,7 +407,7 @@ def stage2_tables(out: Path, rows: dict, est: dict, T, s: dict) -> list:
         lines += ["", f"## {title}: seed 0, beside the AIR paper", "",
                   f"| model | -log p(x) IWAE-5000 (all {s['full_test_points']}) | Δ (paired) | gap | -L_k | "
                   f"IW-SVI-{s['iwsvi_steps'][0]} - IWAE-5000 (first {s['est_points']}) | AIS-T{T} - IWAE-5000 | IW-SVI level (read) | "
-                  "paper -log p / gap / -L_k | seeds on the 1000-image subset |", "|---|---|---|---|---|---|---|---|---|---|"]
+                  "paper -log p / gap / -L_k | over seeds, first 1000: -log p; Δ vs the same seed's first row |", "|---|---|---|---|---|---|---|---|---|---|"]
         for key in present:
             full = rows.get(f"{prefix}-{key}-s0@full", {})
             e = est.get(f"{prefix}-{key}-s0", {})
@@ -407,8 +415,7 @@ def stage2_tables(out: Path, rows: dict, est: dict, T, s: dict) -> list:
             iwsvi = _paired(e[first], e["iwae5000"]) if e.get(first) and e.get("iwae5000") else None
             ais_d = _paired(e[f"ais-T{T}"], e["iwae5000"]) if T and e.get(f"ais-T{T}") and e.get("iwae5000") else None
             level = fmt(full["nll"][0] + iwsvi[0]) if iwsvi and "nll" in full else "—"
-            seeds = [rows[n]["nll"][0] for n in (f"{prefix}-{key}-s{i}" for i in range(3)) if n in rows and "nll" in rows[n]]
-            sd = fmt(*mean_se(seeds)) + f" ({len(seeds)} seed{'s' * (len(seeds) > 1)})" if seeds else "—"
+            sd = seed_summary(rows, prefix, key)
             d = full.get("delta")
             p = PAPER_TABLES[key]
             lines.append(f"| {key} | {fmt(*full['nll']) if 'nll' in full else '—'} | "
