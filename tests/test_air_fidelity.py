@@ -403,3 +403,16 @@ def test_a_rows_seed_summary_pairs_each_seed_with_the_baseline_of_the_same_seed(
     assert fidelity_report.seed_summary(rows, "v3", "dvae") == "87.30 ± 0.20 (2 seeds); Δ +0.20 ± 0.10 (+0.10, +0.30)"
     assert fidelity_report.seed_summary(rows, "v3", "wni") == "86.80 (1 seed); Δ -0.20 (-0.20)"
     assert fidelity_report.seed_summary(rows, "v3", "iwae8") == "—"
+
+
+def test_the_long_v3_rows_differ_from_stage_3s_only_in_their_length():
+    """v3long-*: the seed-0 VAE and DVAE (alpha = 1) of stage 3 at 500 epochs; every other setting, and the
+    training config apart from its epochs, as stage 3's rows; the DVAE is paired with the long VAE."""
+    worker = fidelity.Worker(Path("unused"), "full")
+    for key in ("vae", "dvae-a1"):
+        long, short = fidelity.TASKS[f"v3long-{key}-s0"], fidelity.TASKS[f"v3-{key}-s0"]
+        assert worker.spec(long) == worker.spec(short)
+        assert worker.config(long).epochs == 500 and worker.config(short).epochs == 200
+        differing = {k for k in {**long, **short} if long.get(k) != short.get(k)}
+        assert differing - {"baseline"} == {"name", "factor", "change", "epochs_factor"}
+    assert fidelity.TASKS["v3long-dvae-a1-s0"]["baseline"] == "v3long-vae-s0"
