@@ -407,7 +407,7 @@ def stage2_tables(out: Path, rows: dict, est: dict, T, s: dict) -> list:
         lines += ["", f"## {title}: seed 0, beside the AIR paper", "",
                   f"| model | -log p(x) IWAE-5000 (all {s['full_test_points']}) | Δ (paired) | gap | -L_k | "
                   f"IW-SVI-{s['iwsvi_steps'][0]} - IWAE-5000 (first {s['est_points']}) | AIS-T{T} - IWAE-5000 | IW-SVI level (read) | "
-                  "paper -log p / gap / -L_k | over seeds, first 1000: -log p; Δ vs the same seed's first row |", "|---|---|---|---|---|---|---|---|---|---|"]
+                  f"paper -log p / gap / -L_k | over seeds, first {s['test_points']}: -log p; Δ vs the same seed's first row |", "|---|---|---|---|---|---|---|---|---|---|"]
         for key in present:
             full = rows.get(f"{prefix}-{key}-s0@full", {})
             e = est.get(f"{prefix}-{key}-s0", {})
