@@ -20,7 +20,10 @@ def uninitialized_memory_is_nan(monkeypatch):
     def nan_filled(make):
         def allocate(*args, **kwargs):
             out = make(*args, **kwargs)
-            return out.fill_(float("nan")) if out.is_floating_point() else out
+            if out.is_floating_point():
+                with torch.no_grad():  # a leaf made with requires_grad=True (inductor's own) may be filled too
+                    out.fill_(float("nan"))
+            return out
         return allocate
 
     monkeypatch.setattr(torch, "empty", nan_filled(empty))

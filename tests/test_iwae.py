@@ -37,10 +37,13 @@ def test_iwae_increases_with_k(linear_gaussian):
     assert values[-1] < model.exact_log_likelihood(x).mean().item()
 
 
+@pytest.mark.parametrize("make", [lambda e: IWAE_ELBO(num_particles=3, estimator=e),
+                                  lambda e: infer.MIWAE_ELBO(num_groups=2, group_size=2, estimator=e)],
+                         ids=["iwae", "miwae"])
 @pytest.mark.parametrize("estimator,fast", [("standard", True), ("dreg", False), ("stl", False)])
-def test_only_the_standard_estimator_needs_nothing_but_log_weights(linear_gaussian, estimator, fast):
+def test_only_the_standard_estimator_needs_nothing_but_log_weights(linear_gaussian, make, estimator, fast):
     model, x = linear_gaussian
-    objective = IWAE_ELBO(num_particles=3, estimator=estimator)
+    objective = make(estimator)
     assert objective.needs_only_log_weights is fast
     weights = objective.log_weights(model, ExactPosteriorGuide(model, loc_shift=0.2), x)
     assert (weights.log_q_fixed is None) is fast

@@ -63,9 +63,12 @@ def dreg_surrogate(weights: LogWeights) -> torch.Tensor:
     return s - s.detach() + iwae_bound(log_w.detach())
 
 
-@OBJECTIVES.register("iwae")
-class IWAE_ELBO(LogWeightObjective):
-    """IWAE-K (AIR Eq. 20) with gradient ``estimator`` in {"standard", "dreg", "stl"}."""
+class EstimatorChoiceObjective(LogWeightObjective):
+    """A log-weight objective whose guide gradient is one of IWAE's ``ESTIMATORS``.
+
+    "standard" needs only log w; the path-only estimators ("dreg", "stl") also need the
+    fixed-latent densities of the shared primitive, so ``log_weights`` asks for them.
+    """
 
     def __init__(self, num_particles: int = 1, estimator: str = "standard", data_plate: str | None = None):
         super().__init__(num_particles=num_particles, data_plate=data_plate)
@@ -81,6 +84,14 @@ class IWAE_ELBO(LogWeightObjective):
     @property
     def needs_only_log_weights(self) -> bool:
         return self.estimator == "standard"  # DReG / STL need the fixed-latent densities
+
+
+@OBJECTIVES.register("iwae")
+class IWAE_ELBO(EstimatorChoiceObjective):
+    """IWAE-K (AIR Eq. 20) with gradient ``estimator`` in {"standard", "dreg", "stl"}."""
+
+    # the surrogate below reads the fixed-latent densities exactly when the estimator is path-only
+    needs_only_log_weights = EstimatorChoiceObjective.needs_only_log_weights
 
     def per_datapoint_bound(self, log_w: torch.Tensor) -> torch.Tensor:
         return iwae_bound(log_w)

@@ -33,7 +33,7 @@ import torch
 
 from pyro_air.core.validation import check_positive_int, check_unit_interval
 from pyro_air.infer.base import LogWeightObjective
-from pyro_air.infer.iwae import IWAE_ELBO, iwae_bound
+from pyro_air.infer.iwae import IWAE_ELBO, EstimatorChoiceObjective, iwae_bound
 from pyro_air.infer.log_weights import LogWeights
 from pyro_air.infer.registry import OBJECTIVES
 
@@ -77,23 +77,18 @@ def check_group_sizes(num_groups, group_size):
 
 
 @OBJECTIVES.register("miwae", num_particles=False)
-class MIWAE_ELBO(LogWeightObjective):
+class MIWAE_ELBO(EstimatorChoiceObjective):
     """MIWAE(M = ``num_groups``, K = ``group_size``) with IWAE's gradient ``estimator`` per group."""
 
     def __init__(self, num_groups: int = 1, group_size: int = 1, estimator: str = "standard",
                  data_plate: str | None = None):
         check_group_sizes(num_groups, group_size)
-        super().__init__(num_particles=num_groups * group_size, data_plate=data_plate)
+        super().__init__(num_particles=num_groups * group_size, estimator=estimator, data_plate=data_plate)
         self.num_groups, self.group_size = num_groups, group_size
         self.inner = IWAE_ELBO(num_particles=group_size, estimator=estimator)
-        self.estimator = estimator
 
-    def log_weights(self, model, guide, *args, **kwargs) -> LogWeights:
-        return self.importance_weights(model, guide, args, kwargs, fixed_latent_densities=self.estimator != "standard")
-
-    @property
-    def needs_only_log_weights(self) -> bool:
-        return self.estimator == "standard"  # DReG / STL need the fixed-latent densities
+    # each group's surrogate is IWAE's, which reads the fixed-latent densities when path-only
+    needs_only_log_weights = EstimatorChoiceObjective.needs_only_log_weights
 
     def per_datapoint_bound(self, log_w: torch.Tensor) -> torch.Tensor:
         return miwae_bound(log_w, self.num_groups)
