@@ -384,15 +384,25 @@ def export_main(export_task, names: dict, scales: dict, default_out: Path, descr
     p.add_argument("--out", default=str(default_out), help="the worker's output folder")
     p.add_argument("--zoo", default=None, help="the zoo directory (default: $PYRO_AIR_ZOO, else the package's)")
     p.add_argument("--tiny", action="store_true", help="the worker ran with --tiny (its sizes; tests)")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="only these zoo entries (default: every one)")
     args = p.parse_args(argv)
     out = Path(args.out)
     if not out.is_dir():
         p.error(f"{out} is no folder; pass the worker's --out")
+    unknown = sorted(set(args.only or ()) - set(names.values()))
+    if unknown:
+        p.error(f"--only: {', '.join(unknown)} not exported by this script; choose from {', '.join(names.values())}")
     s = scales["tiny" if args.tiny else "full"]
     held = zoo.names(args.zoo) if (zoo.zoo_root(args.zoo) / "manifest.json").is_file() else []
     for task, name in names.items():
+        if args.only and name not in args.only:
+            continue
         if name in held and not args.replace:
             print(f"keep {name}: in the zoo already (--replace exports it again)")
+            continue
+        if name in held and not (out / "runs" / task / "best.pt").is_file():
+            # its weights did not survive a change of machine: the shipped file is the only copy
+            print(f"keep {name}: {task}'s best.pt is gone, so the shipped entry stays as it is")
             continue
         entry = export_task(out, task, name, s, root=args.zoo)
         if entry is None:

@@ -154,6 +154,34 @@ def test_export_main_exports_finished_tasks_skips_the_rest_and_refuses_a_missing
     assert stop.value.code == 2 and "is no folder; pass the worker's --out" in capsys.readouterr().err
 
 
+def test_export_main_only_some_entries_and_a_replace_without_weights_keeps_the_shipped_entry(tmp_path, capsys,
+                                                                                           monkeypatch):
+    """--only limits the export to the names given (an unknown name is one line and exit status 2);
+    --replace keeps an entry already in the zoo whose run's best.pt is gone, rather than failing on it."""
+    calls = []
+
+    def export_task(out, task, name, s, root=None):
+        calls.append(task)
+        return {"size_bytes": 1e6, "check": {"neg_log_px": 2.0}}
+
+    zoo_dir = tmp_path / "zoo"
+    zoo_dir.mkdir()
+    (zoo_dir / "manifest.json").write_text("{}")
+    from pyro_air import zoo
+    monkeypatch.setattr(zoo, "names", lambda root=None: ["zoo-a", "zoo-b"])  # what the zoo holds already
+    (tmp_path / "runs" / "b").mkdir(parents=True)
+    (tmp_path / "runs" / "b" / "best.pt").write_bytes(b"weights")
+    names = {"a": "zoo-a", "b": "zoo-b", "c": "zoo-c"}
+    scales = {"full": {}, "tiny": {}}
+    argv = ["--zoo", str(zoo_dir), "--replace"]
+    assert plan_worker.export_main(export_task, names, scales, tmp_path, argv=argv + ["--only", "zoo-a", "zoo-b"]) == 0
+    assert calls == ["b"]
+    assert "keep zoo-a: a's best.pt is gone" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stop:
+        plan_worker.export_main(export_task, names, scales, tmp_path, argv=argv + ["--only", "zoo-x"])
+    assert stop.value.code == 2 and "--only: zoo-x not exported by this script" in capsys.readouterr().err
+
+
 def test_set_aside_moves_a_finished_runs_records_and_is_safe_to_repeat(tmp_path):
     worker = Toy(tmp_path, "tiny")
     run = tmp_path / "runs" / "a"

@@ -2,6 +2,7 @@
 
     python experiments/air/export_recipe_zoo.py               # every finished model not yet in the zoo
     python experiments/air/export_recipe_zoo.py --replace     # also re-export those already there
+    python experiments/air/export_recipe_zoo.py --replace --only air-wni-mnist-v3   # just these entries
 
 The recipe's four Table 1 models (k = 1) and its IWAE-8, and stage 3's (the AVO paper's network) four
 Table 1 and three Table 2 models, seed 0, enter the zoo under new names (``fidelity.ZOO_NAMES``); the entries of the 500-epoch models (``air-vae-mnist`` ...) keep their
