@@ -33,7 +33,10 @@ What a worker guarantees, and how:
 - **Resume.** A training task trains through ``fit_resumable``: ``pyro_air.train.fit`` with a run
   directory and ``resume=True`` whenever its checkpoint exists, so a killed run continues from its
   last checkpoint (every epoch) and ends with the numbers an uninterrupted run ends with. A run
-  killed before its first checkpoint starts again from scratch.
+  killed before its first checkpoint starts again from scratch. An evaluation task passes
+  ``partial(name)`` to the evaluators (``resume_file`` / ``resume_dir``, ``pyro_air.evaluate.resume``):
+  its finished batches of images are kept there, so a killed evaluation continues from its last batch
+  with the values an uninterrupted one gives; the folder is removed when the result file is written.
 - **Several workers.** Each task runs under an exclusive lock (``locks/NAME.lock``, ``fcntl.flock``:
   the kernel drops it however the process dies); a worker that finds a task locked goes on with the
   next and waits for the locked one at the end; a task that needs another one's result calls
@@ -59,6 +62,7 @@ import importlib
 import json
 import math
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -220,6 +224,16 @@ class PlanWorker:
         """One line on task ``t`` for ``--plan`` and the log."""
         return t.get("change", "")
 
+    def partial(self, name: str) -> Path:
+        """Where evaluation ``name`` keeps its finished batches until its result file is written
+        (``partial/NAME/``; module docstring, "Resume")."""
+        return self.out / "partial" / name
+
+    def partial_done(self, name: str) -> None:
+        """The result of ``name`` is on disk: drop its partial folder (the evaluators delete their files;
+        anything left there belonged to this evaluation)."""
+        shutil.rmtree(self.partial(name), ignore_errors=True)
+
     # -- running tasks -----------------------------------------------------------------------------
     def run(self, t: dict) -> None:
         """Run task ``t`` by its kind's method, ``run_<kind>``."""
@@ -229,6 +243,7 @@ class PlanWorker:
         log(f"task {t['name']} ({t['kind']}): {self.describe(t)}")
         if t["kind"] == "train" and self.weights_gone(t["name"]) and not self.restore_from_zoo(t["name"]):
             self.set_aside(t["name"])   # finished elsewhere, not in the zoo: train it again
+            self.partial_done(t["name"])  # an evaluation of the old weights, if one was cut short
         method(t)
 
     def task_lock(self, name: str, wait: bool):

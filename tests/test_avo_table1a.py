@@ -91,6 +91,37 @@ def test_sigterm_mid_epoch_then_resume_gives_the_uninterrupted_numbers(tmp_path,
     assert ra["best_valid"] == rb["best_valid"] and ra["valid_curve"] == rb["valid_curve"]
 
 
+def test_an_evaluation_cut_short_continues_from_its_last_batch(tmp_path, monkeypatch):
+    """A worker that dies in the test evaluation (here: an error in the validation split's ELBO, after the
+    test images' IWAE and ELBO and the training split are done) leaves ``partial/<task>/``; the same command
+    reads those back and writes the per-image file an uninterrupted worker writes, then drops the folder."""
+    only = ["--only", "avo-a0.5-s0"]
+    reference = tmp_path / "reference"
+    assert table1a.main(["--worker", "--tiny", "--out", str(reference), *only]) == 0
+
+    elbo, calls = table1a.elbo, {"n": 0}
+
+    def failing_elbo(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:   # the validation split: the training split's call has returned
+            raise RuntimeError("killed")
+        return elbo(*args, **kwargs)
+
+    monkeypatch.setattr(table1a, "elbo", failing_elbo)
+    cut = tmp_path / "cut"
+    assert table1a.main(["--worker", "--tiny", "--out", str(cut), *only]) == 1
+    partial = cut / "partial" / "avo-a0.5-s0"
+    assert {f.name for f in partial.rglob("*.pt")} == {"log_px.pt", "bound.pt", "train.pt"}
+    assert not (cut / "per_image" / "avo-a0.5-s0.json").exists()
+    monkeypatch.undo()
+
+    assert table1a.main(["--worker", "--tiny", "--out", str(cut), *only]) == 0
+    a, b = (read_json(d / "per_image" / "avo-a0.5-s0.json") for d in (reference, cut))
+    assert a["log_px"] == b["log_px"] and a["bound"] == b["bound"] and a["splits"] == b["splits"]
+    assert a["resumed"] is False and b["resumed"] is True
+    assert not partial.exists()
+
+
 @pytest.mark.parametrize("method", ["vae", "hvi", "avo"])
 def test_specs_are_the_papers_networks(tmp_path, method):
     worker = table1a.Table1aWorker(tmp_path)

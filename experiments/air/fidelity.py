@@ -450,11 +450,15 @@ class Worker(PlanWorker):
             return
         wall, cpu = time.perf_counter(), time.process_time()
         draws = max(2, self.s["bound_draws"] // k)
-        row = evaluate_row(model, guide, x, k=k, num_samples=self.s["test_samples"], num_estimates=draws, seed=EVAL_SEED)
+        partial = self.partial(name)  # a killed evaluation continues from its last batch
+        resumed = partial.exists()
+        row = evaluate_row(model, guide, x, k=k, num_samples=self.s["test_samples"], num_estimates=draws, seed=EVAL_SEED,
+                           resume_dir=partial, keep_resume_files=True)
         write_json(path, {"points": len(x), "num_samples": self.s["test_samples"], "bound_draws": draws, "k": k,
-                          "cpu": cpu_model(),
+                          "cpu": cpu_model(), "resumed": resumed,  # the seconds then count only the part after it
                           "wall_seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu,
                           "log_px": per_image(row["log_px"]), "bound": per_image(row["bound"])})
+        self.partial_done(name)
         log(f"{name}: -log p(x) {row['nll']} (IWAE-{self.s['test_samples']}, {len(x)} images), gap {row['inference_gap']}")
 
     def run_zoo(self, t: dict) -> None:

@@ -276,18 +276,23 @@ class Table1aWorker(PlanWorker):
             return
         wall, cpu = time.perf_counter(), time.process_time()
         x = self.test_x()
+        partial = self.partial(name)  # a killed evaluation continues from its last batch
+        resumed = partial.exists()
         row = evaluate_row(model, guide, x, k=1, num_samples=self.s["test_samples"],
-                           num_estimates=self.s["bound_draws"], seed=EVAL_SEED)
+                           num_estimates=self.s["bound_draws"], seed=EVAL_SEED, resume_dir=partial / "test",
+                           keep_resume_files=True)
         splits = {}
         for key, split in enumerate(("train", "valid"), start=2):
             bound = elbo(model, guide, self.split(split), num_samples=self.s["split_draws"],
-                         seed=derive_seed(EVAL_SEED, key))
+                         seed=derive_seed(EVAL_SEED, key), resume_file=partial / f"{split}.pt", keep_resume_file=True)
             summary = mean_stderr(-bound)
             splits[split] = {"neg_elbo": [summary.mean, summary.stderr], "points": len(bound),
                              "draws": self.s["split_draws"]}
         write_json(path, {"points": len(x), "num_samples": self.s["test_samples"], "bound_draws": self.s["bound_draws"],
                           "wall_seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu, "cpu": cpu_model(),
+                          "resumed": resumed,  # the seconds then count only the part after the restart
                           "splits": splits, "log_px": per_image(row["log_px"]), "bound": per_image(row["bound"])})
+        self.partial_done(name)
         log(f"{name}: test -log p(x) {row['nll']} (IWAE-{self.s['test_samples']}, {len(x)} images), -ELBO "
             f"{row['neg_elbo']}, train -ELBO {splits['train']['neg_elbo'][0]:.2f}")
 
@@ -302,10 +307,14 @@ class Table1aWorker(PlanWorker):
         model, guide = self.trained(t["of"])
         x = self.split("valid")[: self.s["valid_points"]]
         wall, cpu = time.perf_counter(), time.process_time()
-        log_px = log_likelihood(model, guide, x, num_samples=self.s["test_samples"], seed=derive_seed(EVAL_SEED, 4))
+        partial = self.partial(t["name"])
+        resumed = partial.exists()
+        log_px = log_likelihood(model, guide, x, num_samples=self.s["test_samples"], seed=derive_seed(EVAL_SEED, 4),
+                                resume_file=partial / "valid.pt")
         write_json(self.out / "per_image" / f"{t['name']}.json",
                    {"points": len(x), "num_samples": self.s["test_samples"], "wall_seconds": time.perf_counter() - wall,
-                    "cpu_seconds": time.process_time() - cpu, "log_px": per_image(log_px)})
+                    "cpu_seconds": time.process_time() - cpu, "resumed": resumed, "log_px": per_image(log_px)})
+        self.partial_done(t["name"])
         log(f"{t['name']}: valid -log p(x) {mean_stderr(-log_px)}")
 
     def run_ais(self, t: dict) -> None:

@@ -228,10 +228,12 @@ class PixelCNNTableWorker(PlanWorker):
         model, guide, _ = load_run(run_dir)
         self.test(t["name"], model, guide)
 
-    def iwae(self, model, guide, x, samples: int, seed: int) -> torch.Tensor:
-        """IWAE-``samples`` log p(x) per image, ``eval_chunk`` samples x images per decoder pass."""
+    def iwae(self, model, guide, x, samples: int, seed: int, resume_file=None) -> torch.Tensor:
+        """IWAE-``samples`` log p(x) per image, ``eval_chunk`` samples x images per decoder pass (a killed
+        call continues from ``resume_file``'s batches, ``pyro_air.evaluate.resume``)."""
         c = self.s["eval_chunk"]
-        return log_likelihood(model, guide, x, num_samples=samples, chunk_size=c, batch_size=c, seed=seed)
+        return log_likelihood(model, guide, x, num_samples=samples, chunk_size=c, batch_size=c, seed=seed,
+                              resume_file=resume_file, keep_resume_file=True)
 
     def test(self, name: str, model, guide) -> None:
         path = self.out / "per_image" / f"{name}.json"
@@ -239,17 +241,21 @@ class PixelCNNTableWorker(PlanWorker):
             return
         wall, cpu = time.perf_counter(), time.process_time()
         x = self.split("test")[: self.s["test_points"]]
-        log_px = self.iwae(model, guide, x, self.s["test_samples"], derive_seed(EVAL_SEED, 0))
-        check = self.iwae(model, guide, x, self.s["check_samples"], derive_seed(EVAL_SEED, 1))
+        partial = self.partial(name)  # a killed evaluation continues from its last batch
+        resumed = partial.exists()
+        log_px = self.iwae(model, guide, x, self.s["test_samples"], derive_seed(EVAL_SEED, 0), partial / "log_px.pt")
+        check = self.iwae(model, guide, x, self.s["check_samples"], derive_seed(EVAL_SEED, 1), partial / "check.pt")
         c = self.s["eval_chunk"]
         bound = elbo(model, guide, x, num_samples=self.s["bound_draws"], chunk_size=c, batch_size=c,
-                     seed=derive_seed(EVAL_SEED, 2))
+                     seed=derive_seed(EVAL_SEED, 2), resume_file=partial / "bound.pt", keep_resume_file=True)
         metrics = self.latent_metrics(model, guide)
         write_json(path, {"points": len(x), "num_samples": self.s["test_samples"],
                           "check_samples": self.s["check_samples"], "bound_draws": self.s["bound_draws"],
                           "wall_seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu, "cpu": cpu_model(),
+                          "resumed": resumed,  # the seconds then count only the part after the restart
                           "latent": metrics, "log_px": per_image(log_px), "log_px_check": per_image(check),
                           "bound": per_image(bound)})
+        self.partial_done(name)
         log(f"{name}: -log p(x) {mean_stderr(-log_px)} (IWAE-{self.s['test_samples']}, {len(x)} images), "
             f"I_q {metrics['mutual_information']:.3f} nats, {metrics['active_units']} active units")
 

@@ -3,8 +3,15 @@ IWAE-S, Eq. 20 / Eq. 40; -L_k(x), the bound the model was trained with: the ELBO
 k = 1, the IWAE-k bound of Eq. 20 otherwise; the inference gap log p(x) - L_k(x)) and
 KL(q(z|x) || N(0, I)). Every number is per test image (Tensor[N]), so models are compared by
 *paired* differences on the same images (``pyro_air.compare.report``).
+
+``resume_dir`` (with ``seed``): the evaluators keep their finished batches there
+(``pyro_air.evaluate.resume``), so a row cut short and asked for again continues where it stopped and
+gives the uninterrupted numbers; its files are deleted when the row is returned, unless
+``keep_resume_files`` (a caller whose own task goes on after the row removes the folder itself).
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 
@@ -16,26 +23,44 @@ def _sub(seed, *keys):
     return None if seed is None else derive_seed(seed, *keys)
 
 
+def _resume_file(resume_dir, name: str):
+    return None if resume_dir is None else Path(resume_dir) / f"{name}.pt"
+
+
 def bound_per_datapoint(model, guide, x: torch.Tensor, k: int = 1, num_estimates: int = 100,
-                        seed: int | None = None) -> torch.Tensor:
+                        seed: int | None = None, resume_dir=None, keep_resume_files: bool = False) -> torch.Tensor:
     """L_k(x) per datapoint, averaged over ``num_estimates`` independent draws: the ELBO (k = 1,
     Eq. 5) or the IWAE-k bound (Eq. 20). Tensor[N]. ``seed``: the draws come from streams derived
-    from it (one per estimate), the caller's RNG untouched; None: from the caller's stream."""
+    from it (one per estimate), the caller's RNG untouched; None: from the caller's stream.
+    ``resume_dir``: module docstring."""
     if k == 1:
-        return elbo(model, guide, x, num_samples=num_estimates, seed=seed)
-    return torch.stack([log_likelihood(model, guide, x, num_samples=k, seed=_sub(seed, j))
-                        for j in range(num_estimates)]).mean(0)
+        return elbo(model, guide, x, num_samples=num_estimates, seed=seed, resume_file=_resume_file(resume_dir, "bound"),
+                    keep_resume_file=keep_resume_files)
+    files = [_resume_file(resume_dir, f"bound{j}") for j in range(num_estimates)]
+    out = torch.stack([log_likelihood(model, guide, x, num_samples=k, seed=_sub(seed, j), resume_file=files[j],
+                                      keep_resume_file=True)  # an estimate done is not drawn again
+                       for j in range(num_estimates)]).mean(0)
+    for f in files:
+        if f is not None and not keep_resume_files:
+            f.unlink(missing_ok=True)
+    return out
 
 
 def evaluate_row(model, guide, x: torch.Tensor, k: int = 1, num_samples: int = 5000, num_estimates: int = 100,
-                 progress: bool = False, seed: int | None = None) -> dict:
+                 progress: bool = False, seed: int | None = None, resume_dir=None,
+                 keep_resume_files: bool = False) -> dict:
     """Per-image log p(x) (IWAE-``num_samples``), L_k(x) and gap; with their mean ± s.e. summaries.
 
     ``seed`` (e.g. ``stream_seed(run_seed, "evaluation")``) fixes every draw: the same model gives
     the same row, and models evaluated with one seed share their random numbers (paired differences
-    then carry less Monte Carlo noise)."""
-    log_px = log_likelihood(model, guide, x, num_samples=num_samples, progress=progress, seed=_sub(seed, 0))
-    bound = bound_per_datapoint(model, guide, x, k, num_estimates, seed=_sub(seed, 1))
+    then carry less Monte Carlo noise). ``resume_dir``: module docstring."""
+    log_px_file = _resume_file(resume_dir, "log_px")
+    log_px = log_likelihood(model, guide, x, num_samples=num_samples, progress=progress, seed=_sub(seed, 0),
+                            resume_file=log_px_file, keep_resume_file=True)  # kept until the bound is done too
+    bound = bound_per_datapoint(model, guide, x, k, num_estimates, seed=_sub(seed, 1), resume_dir=resume_dir,
+                                keep_resume_files=keep_resume_files)
+    if log_px_file is not None and not keep_resume_files:
+        log_px_file.unlink(missing_ok=True)
     return {"log_px": log_px, "bound": bound, "nll": mean_stderr(-log_px), "neg_elbo": mean_stderr(-bound),
             "inference_gap": mean_stderr(log_px - bound)}
 

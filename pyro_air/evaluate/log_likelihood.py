@@ -34,6 +34,12 @@ With ``distributed=True`` (inside an initialized ``torch.distributed`` group) ra
 contiguous share of the batches and every rank returns the whole Tensor[N], gathered in dataset
 order. Distributed evaluation is always seeded (``seed`` defaults to 0 there), so it returns the
 same per-datapoint values as a single process called with the same ``seed`` and ``batch_size``.
+
+Resumable evaluation. With ``resume_file=PATH`` (and ``seed``) every finished batch is kept in PATH
+and a call cut short and made again skips them, returning the uninterrupted values
+(``pyro_air.evaluate.resume``). The file is deleted when the call returns, unless ``keep_resume_file``:
+then a repeated call returns the kept values without drawing (for callers that make several calls
+and clean up once all have returned).
 """
 from __future__ import annotations
 
@@ -54,6 +60,7 @@ from pyro_air.evaluate.chunking import (
     streaming_logmeanexp,
     units_per_chunk,
 )
+from pyro_air.evaluate.resume import PartialEvaluation, fingerprint
 from pyro_air.infer.direct import can_compute_directly, direct_log_weight_chunks
 from pyro_air.infer.log_weights import extend_model, global_sites_trace, log_importance_weights
 from pyro_air.infer.structure import declared_structure, model_structure
@@ -113,10 +120,12 @@ def _check_inputs_once(x, model, guide):
 
 
 def per_datapoint(model, guide, x, num_samples, chunk_size, batch_size, reduce, progress, desc,
-                   seed=None, distributed=False, model_kwargs=None, data_plate=None, refuse_globals=None):
+                   seed=None, distributed=False, model_kwargs=None, data_plate=None, refuse_globals=None,
+                   resume_file=None, keep_resume_file=False):
     """Tensor[N]: ``reduce`` applied to the [k, B] log-weight chunks of each batch of datapoints
     (``log_likelihood`` reduces by a streaming log-mean-exp, ``elbo`` by a mean); the evaluators
-    of this package share it. Inputs are checked once; x, seed and distributed: module docstring."""
+    of this package share it. Inputs are checked once; x, seed, distributed and resume_file: module
+    docstring."""
     check_positive_int(num_samples, "num_samples")
     data = as_data(x)
     n, width = len(data[0]), row_size(data)
@@ -130,6 +139,13 @@ def per_datapoint(model, guide, x, num_samples, chunk_size, batch_size, reduce, 
     direct = (len(data) == 1 and data[0].dim() == 2 and not model_kwargs and data_plate is None
               and can_compute_directly(model, guide))
     indexed = list(enumerate(batches(n, batch_size)))
+    resume, finished = None, {}
+    if resume_file is not None:
+        if seed is None or distributed:
+            raise ValueError("resume_file needs a seeded, single-process evaluation: pass seed=<int> "
+                             "and distributed=False")
+        resume = PartialEvaluation(resume_file, fingerprint(model, guide, data, desc, batch_size, chunk, seed))
+        finished = resume.load()
     if distributed:
         dist_utils.require_initialized("distributed evaluation")
         seed = 0 if seed is None else seed
@@ -145,24 +161,33 @@ def per_datapoint(model, guide, x, num_samples, chunk_size, batch_size, reduce, 
                                           refuse_globals=refuse_globals)
         job = current_job() if progress and not distributed else None   # a command's one bar, if any
         for i, (start, stop) in tqdm(indexed, desc=desc, disable=not progress or job is not None, leave=False):
-            xb = slice_data(data, start, stop, device)
-            with seeded(None if seed is None else derive_seed(seed, i), device):
-                parts.append(reduce(_log_weight_chunks(model, guide, xb, num_samples, chunk, units, traced)).cpu())
+            if i in finished:  # a previous call's batch, drawn from the same stream
+                parts.append(finished[i])
+            else:
+                xb = slice_data(data, start, stop, device)
+                with seeded(None if seed is None else derive_seed(seed, i), device):
+                    parts.append(reduce(_log_weight_chunks(model, guide, xb, num_samples, chunk, units, traced)).cpu())
+                if resume is not None:
+                    finished[i] = parts[-1]
+                    resume.save(finished)
             if job is not None:
                 job.advance((stop - start) * num_samples)
     out = torch.cat(parts) if parts else torch.empty(0)
+    if resume is not None and not keep_resume_file:
+        resume.finish()
     return dist_utils.gather_in_order(out) if distributed else out
 
 
 def log_likelihood(model, guide, x, num_samples: int = 5000, chunk_size: int | None = None,
                    batch_size: int | None = None, progress: bool = False, seed: int | None = None,
                    distributed: bool = False, model_kwargs: dict | None = None,
-                   data_plate: str | None = None) -> torch.Tensor:
+                   data_plate: str | None = None, resume_file=None,
+                   keep_resume_file: bool = False) -> torch.Tensor:
     """IWAE-``num_samples`` estimate of log p(x) per datapoint, Tensor[N] (x, seed, distributed,
-    global latents: module docstring)."""
+    global latents, resume_file: module docstring)."""
     return per_datapoint(model, guide, x, num_samples, chunk_size, batch_size,
                           streaming_logmeanexp, progress, f"log p(x), S={num_samples}", seed, distributed,
-                          model_kwargs, data_plate)
+                          model_kwargs, data_plate, resume_file=resume_file, keep_resume_file=keep_resume_file)
 
 
 def _mean_of_chunks(chunks) -> torch.Tensor:
@@ -176,9 +201,10 @@ def _mean_of_chunks(chunks) -> torch.Tensor:
 
 def elbo(model, guide, x, num_samples: int = 1, chunk_size: int | None = None,
          batch_size: int | None = None, progress: bool = False, seed: int | None = None,
-         distributed: bool = False, model_kwargs: dict | None = None, data_plate: str | None = None) -> torch.Tensor:
+         distributed: bool = False, model_kwargs: dict | None = None, data_plate: str | None = None,
+         resume_file=None, keep_resume_file: bool = False) -> torch.Tensor:
     """Monte Carlo ELBO per datapoint with ``num_samples`` draws, Tensor[N] (x, seed, distributed,
-    global latents: module docstring)."""
+    global latents, resume_file: module docstring)."""
     return per_datapoint(model, guide, x, num_samples, chunk_size, batch_size,
                           _mean_of_chunks, progress, f"ELBO, S={num_samples}", seed, distributed,
-                          model_kwargs, data_plate)
+                          model_kwargs, data_plate, resume_file=resume_file, keep_resume_file=keep_resume_file)
