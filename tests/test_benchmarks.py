@@ -148,3 +148,18 @@ def test_epoch_gemms_run_the_products_of_every_dense_layer():
     # encoder 12-6, head 6-4 on the batch (no input gradient for the first); decoder 2-6-12 on K x batch
     assert gemms.layers == [(4, 12, 6, False), (4, 6, 4, True), (12, 2, 6, True), (12, 6, 12, True)]
     gemms()
+
+
+def test_resume_benchmark_cases_run_and_leave_no_file(tmp_path, linear_gaussian):
+    from benchmarks import resume as resume_benchmark
+    from pyro_air.evaluate import elbo
+    from pyro_air.evaluate import resume as resume_module
+    from pyro_air.guides import ExactPosteriorGuide
+
+    model, x = linear_gaussian
+    interval = resume_module.SAVE_EVERY_SECONDS
+    cases = resume_benchmark.cases(elbo, model, ExactPosteriorGuide(model), x, 5, tmp_path)
+    assert list(cases) == ["plain", "resume_file", "resume_file, a write per batch"]
+    for run in cases.values():
+        run()
+    assert list(tmp_path.iterdir()) == [] and resume_module.SAVE_EVERY_SECONDS == interval

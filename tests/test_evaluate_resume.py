@@ -120,3 +120,22 @@ def test_a_row_cut_in_its_bound_keeps_its_log_likelihood(linear_gaussian, tmp_pa
     assert torch.equal(row["log_px"], whole["log_px"]) and torch.equal(row["bound"], whole["bound"])
     assert counted["n"] == (0 if k == 1 else 2)  # k = 3: the IWAE-S and the first estimate read back
     assert list(resume_dir.iterdir()) == []
+
+
+def test_finished_batches_reach_the_file_while_the_call_runs(linear_gaussian, tmp_path, monkeypatch):
+    """A process killed outright (no exception to catch) still leaves the batches of its last write: with the
+    write interval at 0, the file holds every finished batch before the next one is drawn."""
+    monkeypatch.setattr(importlib.import_module("pyro_air.evaluate.resume"), "SAVE_EVERY_SECONDS", 0.0)
+    model, x = linear_gaussian
+    guide = ExactPosteriorGuide(model, scale_factor=0.6)
+    path, seen = tmp_path / "partial.pt", []
+    original = ll_module.streaming_logmeanexp
+
+    def reduce(chunks):
+        seen.append(sorted(torch.load(path, weights_only=True)["batches"]) if path.exists() else [])
+        return original(chunks)
+
+    monkeypatch.setattr(ll_module, "streaming_logmeanexp", reduce)
+    log_likelihood(model, guide, x, num_samples=10, batch_size=4, seed=1, resume_file=path)
+    assert seen == [[], [0], [0, 1], [0, 1, 2]]
+    assert not path.exists()

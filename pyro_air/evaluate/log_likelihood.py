@@ -160,21 +160,26 @@ def per_datapoint(model, guide, x, num_samples, chunk_size, batch_size, reduce, 
                 traced = TracedEvaluation(model, guide, first, model_kwargs, data_plate, num_data=n,
                                           refuse_globals=refuse_globals)
         job = current_job() if progress and not distributed else None   # a command's one bar, if any
-        for i, (start, stop) in tqdm(indexed, desc=desc, disable=not progress or job is not None, leave=False):
-            if i in finished:  # a previous call's batch, drawn from the same stream
-                parts.append(finished[i])
-            else:
-                xb = slice_data(data, start, stop, device)
-                with seeded(None if seed is None else derive_seed(seed, i), device):
-                    parts.append(reduce(_log_weight_chunks(model, guide, xb, num_samples, chunk, units, traced)).cpu())
-                if resume is not None:
-                    finished[i] = parts[-1]
-                    resume.save(finished)
-            if job is not None:
-                job.advance((stop - start) * num_samples)
+        try:
+            for i, (start, stop) in tqdm(indexed, desc=desc, disable=not progress or job is not None, leave=False):
+                if i in finished:  # a previous call's batch, drawn from the same stream
+                    parts.append(finished[i])
+                else:
+                    xb = slice_data(data, start, stop, device)
+                    with seeded(None if seed is None else derive_seed(seed, i), device):
+                        parts.append(reduce(_log_weight_chunks(model, guide, xb, num_samples, chunk, units,
+                                                               traced)).cpu())
+                    if resume is not None:
+                        resume.add(finished, i, parts[-1])
+                if job is not None:
+                    job.advance((stop - start) * num_samples)
+        except BaseException:
+            if resume is not None:
+                resume.save(finished)  # Ctrl-C or an error: what is finished stays finished
+            raise
     out = torch.cat(parts) if parts else torch.empty(0)
-    if resume is not None and not keep_resume_file:
-        resume.finish()
+    if resume is not None:
+        resume.save(finished) if keep_resume_file else resume.finish()
     return dist_utils.gather_in_order(out) if distributed else out
 
 
