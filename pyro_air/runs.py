@@ -223,10 +223,12 @@ def evaluation_split(spec: dict, split: str, max_points=None) -> torch.Tensor:
 
 def evaluate_checkpoint(path, splits=("test",), num_samples=5000, max_points=None, device="cpu",
                         progress=True, with_latent_metrics=False, seed=None, distributed=False, loader=None,
-                        **extra_columns) -> dict:
+                        resume_dir=None, **extra_columns) -> dict:
     """Rows of ``summarize`` per split; ``extra_columns`` (e.g. iw_svi_steps) go to ``summarize``;
     ``seed``/``distributed`` as in ``pyro_air.evaluate.log_likelihood``. With ``with_latent_metrics``
-    each row also holds ``"latent"``: InfoVAE's latent-space metrics.
+    each row also holds ``"latent"``: InfoVAE's latent-space metrics. ``resume_dir``: each split's
+    estimates keep their finished batches in ``resume_dir/<split>/`` (``summarize``), removed when
+    its row is done.
 
     ``loader(path, device) -> (model, guide, spec)`` turns ``path`` into modules (default ``load_run``:
     a run directory or a checkpoint file); the CLI passes ``pyro_air.zoo.load_source``, which also
@@ -245,8 +247,12 @@ def evaluate_checkpoint(path, splits=("test",), num_samples=5000, max_points=Non
     with JobProgress(work, desc="evaluate", disable=not progress or distributed) as job:
         for split, x in data.items():
             job.stage(f"{split} (n={len(x)})")
+            folder = None if resume_dir is None else Path(resume_dir) / split
             rows[f"{split} (n={len(x)})"] = summarize(model, guide, x, num_samples=num_samples, progress=progress,
-                                                      seed=seed, distributed=distributed, **extra_columns)
+                                                      seed=seed, distributed=distributed, resume_dir=folder,
+                                                      **extra_columns)
+            if folder is not None and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
             if with_latent_metrics:
                 rows[f"{split} (n={len(x)})"]["latent"] = latent_metrics(model, guide, x.to(device))
     return rows

@@ -139,3 +139,32 @@ def test_finished_batches_reach_the_file_while_the_call_runs(linear_gaussian, tm
     log_likelihood(model, guide, x, num_samples=10, batch_size=4, seed=1, resume_file=path)
     assert seen == [[], [0], [0, 1], [0, 1, 2]]
     assert not path.exists()
+
+
+def test_cli_evaluate_with_resume_dir_continues_an_interrupted_command(tiny_cli_run, tmp_path, capsys, monkeypatch):
+    """`pyro-air evaluate RUN --resume-dir DIR`, cut in its ELBO pass and run again: the IWAE-S batches are read
+    back, the table printed is the uninterrupted command's, and DIR is left empty."""
+    from pyro_air.cli import main
+
+    args = ["evaluate", str(tiny_cli_run), "--num-samples", "7", "--max-points", "150", "--no-progress"]
+    assert main(args) == 0
+    reference = capsys.readouterr().out
+    resume = tmp_path / "resume"
+    with monkeypatch.context() as m:
+        interrupt_after(m, "_mean_of_chunks", 1)  # 150 images, batches of 100: the ELBO's second batch
+        with pytest.raises(Interrupt):   # an unexpected error is not one of the CLI's one-line refusals
+            main(args + ["--resume-dir", str(resume)])
+    capsys.readouterr()
+    assert {f.name for f in (resume / "test").iterdir()} == {"log_px.pt", "elbo.pt"}
+    counted = interrupt_after(monkeypatch, "streaming_logmeanexp", 10 ** 6)
+    assert main(args + ["--resume-dir", str(resume)]) == 0
+    assert capsys.readouterr().out == reference
+    assert counted["n"] == 0 and list(resume.iterdir()) == []
+
+
+def test_cli_resume_dir_refuses_distributed(tiny_cli_run, tmp_path, capsys):
+    from pyro_air.cli import main
+
+    code = main(["evaluate", str(tiny_cli_run), "--num-samples", "7", "--distributed", "--resume-dir", str(tmp_path)])
+    assert code != 0
+    assert "--resume-dir keeps one process's batches; drop --distributed or --resume-dir" in capsys.readouterr().err

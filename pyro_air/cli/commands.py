@@ -131,6 +131,8 @@ def cmd_evaluate(args) -> int:
     if args.max_points is not None and args.max_points < 1:
         raise ValueError(f"--max-points must be >= 1 (the first N points of each split), got {args.max_points}; "
                          "omit it to evaluate whole splits")
+    if args.resume_dir is not None and args.distributed:
+        raise ValueError("--resume-dir keeps one process's batches; drop --distributed or --resume-dir")
     check_ais_arguments(args, zoo.output_dir(args.checkpoint))  # issue 19 hook (pyro_air/cli/ais_options.py)
     if dist_utils.is_main_process():
         report_threads(args, torch.get_num_threads(), not args.no_progress)
@@ -141,7 +143,8 @@ def cmd_evaluate(args) -> int:
                                iw_svi_k_train=args.iw_svi_k_train, iw_svi_lr=args.iw_svi_lr,
                                amortization_gap_steps=args.amortization_gap_steps,
                                upper_bound_method=args.upper_bound,
-                               with_latent_metrics=args.latent_metrics, loader=zoo.load_source)
+                               with_latent_metrics=args.latent_metrics, loader=zoo.load_source,
+                               resume_dir=args.resume_dir)
     if not dist_utils.is_main_process():
         return 0
     print(f"-log p(x) is IWAE-{args.num_samples}; gap = log p(x) - ELBO; mean ± standard error, nats")

@@ -91,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "quick check, the check's seed)")
     p.add_argument("--distributed", action="store_true",
                    help="each process torchrun starts scores a shard of the data; results gathered in order")
+    p.add_argument("--resume-dir", default=None, metavar="DIR",
+                   help="keep the finished batches of -log p(x) and -ELBO in DIR: the same command, interrupted "
+                        "(Ctrl-C, a kill), continues from them and prints the same numbers (other columns start "
+                        "over); emptied when the command ends")
     p.add_argument("--iw-svi-steps", type=int, default=0, help="add an IW-SVI column with this many steps (0: off)")
     p.add_argument("--iw-svi-k-train", type=int, default=50, help="IWAE-k bound optimized by IW-SVI")
     p.add_argument("--iw-svi-lr", type=float, default=1e-2, help="Adam step size of IW-SVI and the amortization gap")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -38,8 +39,12 @@ def mean_stderr(values: torch.Tensor) -> Estimate:
 def summarize(model, guide, x: torch.Tensor, num_samples: int = 5000, elbo_samples: int = 1,
               progress: bool = False, iw_svi_steps: int = 0, iw_svi_k_train: int = 50, iw_svi_lr: float = 1e-2,
               amortization_gap_steps: int = 0, upper_bound_method: str | None = None,
-              upper_bound_samples: int | None = None, **kwargs) -> dict:
+              upper_bound_samples: int | None = None, resume_dir=None, **kwargs) -> dict:
     """Table row: -log p(x) (IWAE-S), -ELBO and the inference gap, each mean ± s.e.
+
+    ``resume_dir`` (with ``seed=``): the IWAE-S and ELBO estimates keep their finished batches there
+    (``pyro_air.evaluate.resume``) until the row is returned, so a row cut short and asked for again
+    continues where it stopped with the same numbers; the optional columns start over.
 
     Optional columns (off by default; they cost optimization steps or extra samples):
     ``iw_svi_steps > 0`` adds "nll_iw_svi" (-IW-SVI, AIR Appendix C, scored with IWAE-S);
@@ -47,8 +52,14 @@ def summarize(model, guide, x: torch.Tensor, num_samples: int = 5000, elbo_sampl
     ``upper_bound_method`` in {"cubo", "vr"} adds "neg_upper_bound" (-CUBO_2 or -VR_{-1}, a lower
     bound of -log p(x), so  neg_upper_bound <= nll <= neg_elbo  sandwiches the NLL).
     """
-    log_px = log_likelihood(model, guide, x, num_samples=num_samples, progress=progress, **kwargs)
-    lower = elbo(model, guide, x, num_samples=elbo_samples, progress=progress, **kwargs)
+    files = (None, None) if resume_dir is None else (Path(resume_dir) / "log_px.pt", Path(resume_dir) / "elbo.pt")
+    log_px = log_likelihood(model, guide, x, num_samples=num_samples, progress=progress, resume_file=files[0],
+                            keep_resume_file=True, **kwargs)
+    lower = elbo(model, guide, x, num_samples=elbo_samples, progress=progress, resume_file=files[1],
+                 keep_resume_file=True, **kwargs)
+    for f in files:   # kept until both are done: a cut in the ELBO does not redraw the IWAE-S
+        if f is not None:
+            f.unlink(missing_ok=True)
     row = {
         "nll": mean_stderr(-log_px),
         "neg_elbo": mean_stderr(-lower),
