@@ -11,20 +11,15 @@ gives the uninterrupted numbers; its files are deleted when the row is returned,
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from pyro_air.core.seeds import derive_seed
 from pyro_air.evaluate import elbo, log_likelihood, mean_stderr
+from pyro_air.evaluate.resume import resume_files
 from pyro_air.guides.consistency import diagonal_normal
 
 def _sub(seed, *keys):
     return None if seed is None else derive_seed(seed, *keys)
-
-
-def _resume_file(resume_dir, name: str):
-    return None if resume_dir is None else Path(resume_dir) / f"{name}.pt"
 
 
 def bound_per_datapoint(model, guide, x: torch.Tensor, k: int = 1, num_estimates: int = 100,
@@ -33,17 +28,13 @@ def bound_per_datapoint(model, guide, x: torch.Tensor, k: int = 1, num_estimates
     Eq. 5) or the IWAE-k bound (Eq. 20). Tensor[N]. ``seed``: the draws come from streams derived
     from it (one per estimate), the caller's RNG untouched; None: from the caller's stream.
     ``resume_dir``: module docstring."""
-    if k == 1:
-        return elbo(model, guide, x, num_samples=num_estimates, seed=seed, resume_file=_resume_file(resume_dir, "bound"),
-                    keep_resume_file=keep_resume_files)
-    files = [_resume_file(resume_dir, f"bound{j}") for j in range(num_estimates)]
-    out = torch.stack([log_likelihood(model, guide, x, num_samples=k, seed=_sub(seed, j), resume_file=files[j],
-                                      keep_resume_file=True)  # an estimate done is not drawn again
-                       for j in range(num_estimates)]).mean(0)
-    for f in files:
-        if f is not None and not keep_resume_files:
-            f.unlink(missing_ok=True)
-    return out
+    names = ["bound"] if k == 1 else [f"bound{j}" for j in range(num_estimates)]
+    with resume_files(resume_dir, *names, keep=keep_resume_files) as files:
+        if k == 1:
+            return elbo(model, guide, x, num_samples=num_estimates, seed=seed, resume_file=files[0],
+                        keep_resume_file=True)
+        return torch.stack([log_likelihood(model, guide, x, num_samples=k, seed=_sub(seed, j), resume_file=files[j],
+                                           keep_resume_file=True) for j in range(num_estimates)]).mean(0)
 
 
 def evaluate_row(model, guide, x: torch.Tensor, k: int = 1, num_samples: int = 5000, num_estimates: int = 100,
@@ -54,13 +45,11 @@ def evaluate_row(model, guide, x: torch.Tensor, k: int = 1, num_samples: int = 5
     ``seed`` (e.g. ``stream_seed(run_seed, "evaluation")``) fixes every draw: the same model gives
     the same row, and models evaluated with one seed share their random numbers (paired differences
     then carry less Monte Carlo noise). ``resume_dir``: module docstring."""
-    log_px_file = _resume_file(resume_dir, "log_px")
-    log_px = log_likelihood(model, guide, x, num_samples=num_samples, progress=progress, seed=_sub(seed, 0),
-                            resume_file=log_px_file, keep_resume_file=True)  # kept until the bound is done too
-    bound = bound_per_datapoint(model, guide, x, k, num_estimates, seed=_sub(seed, 1), resume_dir=resume_dir,
-                                keep_resume_files=keep_resume_files)
-    if log_px_file is not None and not keep_resume_files:
-        log_px_file.unlink(missing_ok=True)
+    with resume_files(resume_dir, "log_px", keep=keep_resume_files) as (log_px_file,):
+        log_px = log_likelihood(model, guide, x, num_samples=num_samples, progress=progress, seed=_sub(seed, 0),
+                                resume_file=log_px_file, keep_resume_file=True)
+        bound = bound_per_datapoint(model, guide, x, k, num_estimates, seed=_sub(seed, 1), resume_dir=resume_dir,
+                                    keep_resume_files=keep_resume_files)
     return {"log_px": log_px, "bound": bound, "nll": mean_stderr(-log_px), "neg_elbo": mean_stderr(-bound),
             "inference_gap": mean_stderr(log_px - bound)}
 

@@ -19,6 +19,7 @@ refused with a one-line ``ValueError`` that says what to do, never mixed in or o
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
@@ -108,3 +109,17 @@ class PartialEvaluation:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
+
+
+@contextlib.contextmanager
+def resume_files(resume_dir, *names: str, keep: bool = False):
+    """Paths ``resume_dir/NAME.pt`` (Nones without a ``resume_dir``) for several estimates of one result,
+    each called with ``keep_resume_file=True`` so that a cut in a later one does not redraw an earlier one;
+    deleted once the block ends normally (kept with ``keep``, for a caller that cleans up later), kept
+    when it ends by an exception."""
+    files = [None if resume_dir is None else Path(resume_dir) / f"{name}.pt" for name in names]
+    yield files
+    if not keep:
+        for f in files:
+            if f is not None:
+                f.unlink(missing_ok=True)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from pyro_air.evaluate.gaps import amortization_gap, amortization_gap_work
 from pyro_air.evaluate.iw_svi import iw_svi, iw_svi_work
 from pyro_air.evaluate.log_likelihood import elbo, log_likelihood
+from pyro_air.evaluate.resume import resume_files
 from pyro_air.evaluate.upper_bound import upper_bound
 
 
@@ -52,14 +52,11 @@ def summarize(model, guide, x: torch.Tensor, num_samples: int = 5000, elbo_sampl
     ``upper_bound_method`` in {"cubo", "vr"} adds "neg_upper_bound" (-CUBO_2 or -VR_{-1}, a lower
     bound of -log p(x), so  neg_upper_bound <= nll <= neg_elbo  sandwiches the NLL).
     """
-    files = (None, None) if resume_dir is None else (Path(resume_dir) / "log_px.pt", Path(resume_dir) / "elbo.pt")
-    log_px = log_likelihood(model, guide, x, num_samples=num_samples, progress=progress, resume_file=files[0],
-                            keep_resume_file=True, **kwargs)
-    lower = elbo(model, guide, x, num_samples=elbo_samples, progress=progress, resume_file=files[1],
-                 keep_resume_file=True, **kwargs)
-    for f in files:   # kept until both are done: a cut in the ELBO does not redraw the IWAE-S
-        if f is not None:
-            f.unlink(missing_ok=True)
+    with resume_files(resume_dir, "log_px", "elbo") as (log_px_file, elbo_file):
+        log_px = log_likelihood(model, guide, x, num_samples=num_samples, progress=progress, resume_file=log_px_file,
+                                keep_resume_file=True, **kwargs)
+        lower = elbo(model, guide, x, num_samples=elbo_samples, progress=progress, resume_file=elbo_file,
+                     keep_resume_file=True, **kwargs)
     row = {
         "nll": mean_stderr(-log_px),
         "neg_elbo": mean_stderr(-lower),
