@@ -446,6 +446,9 @@ def run_main(worker_class, argv=None, default_out: Path | None = None, descripti
     p.add_argument("--worker", action="store_true", help="run the plan (resumes; skips finished tasks)")
     p.add_argument("--report", action="store_true", help="rewrite table.md and results.json from disk")
     p.add_argument("--plan", action="store_true", help="print the plan and each task's state")
+    p.add_argument("--carry", action="store_true",
+                   help="commit the unfinished tasks' resume state (checkpoints, partial evaluations) so that a "
+                        "new machine continues them; untrack what finished tasks left (experiments/carry_state.py)")
     p.add_argument("--only", nargs="+", metavar="TASK", help="run only these tasks (in plan order)")
     p.add_argument("--out", default=None if default_out is None else str(default_out), required=default_out is None)
     p.add_argument("--tiny", action="store_true", help="every size shrunk (for testing the worker and its resume)")
@@ -458,8 +461,8 @@ def run_main(worker_class, argv=None, default_out: Path | None = None, descripti
         # this copy, not load a second one from disk (which may be newer than the running code)
         main = sys.modules["__main__"]
         sys.modules.setdefault(Path(main.__file__).stem, main)
-    if not (args.worker or args.report or args.plan):
-        p.error("give --worker, --report or --plan")
+    if not (args.worker or args.report or args.plan or args.carry):
+        p.error("give --worker, --report, --plan or --carry")
     try:
         worker = worker_class(Path(args.out), "tiny" if args.tiny else "full", parse_settings(args.settings))
         worker.check_only(args.only)
@@ -493,4 +496,14 @@ def _run(worker, args) -> int:
             return 1
     if args.report:
         worker.report()
+    if args.carry:
+        from carry_state import carry
+
+        try:
+            done = carry(worker, args.only)
+        except (ValueError, RuntimeError) as err:
+            print(f"--carry: {err}", file=sys.stderr)
+            return 1
+        print(f"carried {len(done['carried'])} file(s), {done['bytes'] / 1e6:.1f} MB; untracked "
+              f"{len(done['dropped'])}; " + (f"commit {done['commit'][:10]}" if done["commit"] else "nothing to commit"))
     return 0

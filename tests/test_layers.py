@@ -53,6 +53,7 @@ CROSS_CUTTING = {
                    "every path a RESULTS.md names exists",
     "model_matrix": "outside-style Pyro models (tests/outside_models.py) x every objective and evaluator: "
                     "stock Pyro's numbers, a closed form, or a one-line refusal",
+    "carry_state": "experiments/carry_state.py (a plan worker's --carry): commits only unfinished tasks' resume files",
     "guide_matrix": "every registered guide x model x objective; direct scoring where claimed",
     "infovae_export_zoo": "experiments/infovae/export_zoo.py: tiny PixelCNN runs enter a zoo with the worker's numbers",
     "infovae_two_point": "pyro_air/toys/infovae_two_point.py (used by experiments/infovae/two_point.py) at a tiny "
