@@ -8,6 +8,7 @@ statically binarized MNIST - one resumable worker, an ordered plan (``experiment
     python experiments/avo/table1a.py --report              # table.md + results.json from what is on disk
     python experiments/avo/table1a.py --plan                # the plan, with each task's state
     bash experiments/avo/table1a_state.sh save             # before a machine goes away: snapshot the checkpoints
+    python experiments/avo/table1a.py --carry               # as a session ends: commit the unfinished runs' state
 
 A second worker can share the plan (``--only ais-vae-s0 ais-avo-s0 ...``): each task is locked while it
 runs, and a finished one is skipped.
@@ -92,9 +93,10 @@ Every task is skipped when its result is on disk; a training run resumes from it
 images. The worker commits nothing: results go atomically into tracked files (``runs/*/train.json``,
 ``runs/*/metrics.jsonl``, ``per_image/*.json``, ``estimators/**.json``, ``table.md``, ``results.json``);
 checkpoints (``*.pt``), locks and the log are git-ignored and carried by ``table1a_state.sh`` on the
-local branch ``avo-table1a-state`` (same machine only; on a new machine a finished run whose weights
-are gone is trained again, and a finished run still being evaluated has its best.pt committed:
-experiments/README.md, "Long runs").
+local branch ``avo-table1a-state`` (same machine only). A new machine starts from the branch alone:
+``--carry`` (``experiments/carry_state.py``) commits the resume files of the tasks not done (a checkpoint
+with its best weights, a best.pt awaiting evaluation, a partial evaluation), and a finished run whose
+weights are gone comes back from the zoo or is trained again (experiments/README.md).
 """
 from __future__ import annotations
 

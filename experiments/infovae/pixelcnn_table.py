@@ -9,6 +9,7 @@
     python experiments/infovae/pixelcnn_table.py --report    # table.md + results.json from what is on disk
     python experiments/infovae/pixelcnn_table.py --plan      # the plan, with each task's state
     bash experiments/infovae/pixelcnn_state.sh save          # before a machine goes away: snapshot the checkpoints
+    python experiments/infovae/pixelcnn_table.py --carry     # as a session ends: commit the unfinished runs' state
 
 **The claim.** With a decoder strong enough to model x alone, the ELBO lets q(z | x) fall back to the
 prior, so z carries no information about x (information preference); InfoVAE with alpha = 1 and
@@ -97,8 +98,8 @@ atomically into tracked files (``runs/*/train.json``, ``runs/*/metrics.jsonl``, 
 ``estimators/**.json``, ``table.md``, ``results.json``); checkpoints (``*.pt``), locks and the log are
 git-ignored and carried by ``pixelcnn_state.sh`` on the local branch ``infovae-pixelcnn-state`` (same
 machine only). A new machine starts from main alone, and one run needs about 160 minutes of a core, so
-a run still training when a session ends has its ``checkpoint.pt`` and ``best.pt`` (9 MB together)
-committed to main and resumes from them (experiments/README.md, "Long runs").
+a run still training when a session ends has its ``checkpoint.pt`` and ``best.pt`` (9-15 MB together)
+committed by ``--carry`` (``experiments/carry_state.py``) and resumes from them (experiments/README.md).
 """
 from __future__ import annotations
 
