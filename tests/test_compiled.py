@@ -71,3 +71,63 @@ def test_a_network_compiles_where_its_layers_would_run_through_onednn(grad):
         eager = net(z)
     torch.testing.assert_close(compiled, eager)
     assert compiled.requires_grad == grad
+
+
+def _compiled_run(run_dir, resume=False, interrupt_at=None):
+    """A compiled IWAE-2 run (inductor's own Gaussian draws: fallback_random off, as a long run trains); with
+    ``interrupt_at`` the process sends itself SIGINT after that many optimizer steps (outside the compiled
+    code, so the traced loss stays one graph)."""
+    import os
+    import signal
+
+    from pyro_air.train import loop
+
+    torch.manual_seed(0)
+    model = models.build("bernoulli-vae", x_dim=20, z_dim=3, hidden=(16,))
+    guide = guides.build("gaussian", x_dim=20, z_dim=3, hidden=(16,))
+    x = torch.bernoulli(torch.full((60, 20), 0.3), generator=torch.Generator().manual_seed(1))
+    real_make_adam, steps = loop.make_adam, [0]
+
+    def signalling_adam(params, lr):
+        optimizer = real_make_adam(params, lr)
+
+        class Signalling(type(optimizer)):  # a bound step, as the lr scheduler expects to wrap
+            def step(self, *args, **kwargs):
+                out = super().step(*args, **kwargs)
+                steps[0] += 1
+                if steps[0] == interrupt_at:
+                    os.kill(os.getpid(), signal.SIGINT)
+                return out
+        optimizer.__class__ = Signalling
+        return optimizer
+
+    loop.make_adam = signalling_adam
+    try:
+        fit(model, guide, infer.IWAE_ELBO(num_particles=2), x[:40], x[40:],
+            TrainConfig(epochs=3, batch_size=10, lr=1e-2, progress=False, compile=True, threads=1, seed=3,
+                        valid_num_samples=3),
+            run_dir=run_dir, spec={"what": "compiled resume test"}, resume=resume)
+    finally:
+        loop.make_adam = real_make_adam
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _cxx_compiler(), reason="torch.compile on the CPU needs a C++ compiler (g++ or clang++)")
+def test_an_interrupted_compiled_run_resumes_to_the_uninterrupted_compiled_run(tmp_path):
+    """The long PixelCNN runs train compiled and resume on whatever machine the next session gets: the
+    compiled kernels draw their noise from seeds taken from torch's generator, which the checkpoint
+    restores, so stopping mid-epoch and resuming gives the uninterrupted compiled run bit for bit."""
+    import torch._dynamo
+
+    from pyro_air.train.signals import TrainingInterrupted
+    from tests.helpers import assert_same_run
+
+    torch._dynamo.reset()
+    try:
+        _compiled_run(tmp_path / "reference")
+        with pytest.raises(TrainingInterrupted, match="SIGINT at epoch 2"):
+            _compiled_run(tmp_path / "interrupted", interrupt_at=6)   # 4 steps an epoch: mid-epoch 2
+        _compiled_run(tmp_path / "interrupted", resume=True)
+    finally:
+        torch._dynamo.reset()
+    assert_same_run(tmp_path / "interrupted", tmp_path / "reference")
