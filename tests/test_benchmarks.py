@@ -1,5 +1,6 @@
 """The benchmarks' reference implementations compute what they claim (no timings asserted)."""
 import math
+from pathlib import Path
 
 import pyro
 import pytest
@@ -163,3 +164,20 @@ def test_resume_benchmark_cases_run_and_leave_no_file(tmp_path, linear_gaussian)
     for run in cases.values():
         run()
     assert list(tmp_path.iterdir()) == [] and resume_module.SAVE_EVERY_SECONDS == interval
+
+
+@pytest.mark.parametrize("layers,objective", [(8, "ELBO"), (4, "MMD")])
+def test_the_pixelcnn_compile_benchmark_times_the_infovae_workers_networks(tmp_path, layers, objective):
+    """benchmarks/pixelcnn_compiled.py measures the step the InfoVAE worker trains: its spec is the worker's
+    (model, guide, objective at full scale) for the deep and the first decoder."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "infovae"))
+    import pixelcnn_table
+
+    from benchmarks.pixelcnn_compiled import spec
+    method = {"ELBO": "elbo", "MMD": "mmd"}[objective]
+    worker = pixelcnn_table.PixelCNNTableWorker(tmp_path)
+    task = pixelcnn_table.train_task(method, 0, deep=layers == 8, compiled=True)
+    want = worker.spec(task)
+    got = spec(layers, objective)
+    assert {k: got[k] for k in ("model", "guide", "objective")} == {k: want[k] for k in ("model", "guide", "objective")}

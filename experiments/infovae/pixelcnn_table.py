@@ -96,8 +96,9 @@ then says whether the collapse is a property of the objective or an accident of 
 ``torch.compile`` (``TrainConfig(compile=True)``: inductor's C++ kernels fuse the gates' tanh * sigmoid,
 the pads and the bias additions that dominate a decoder of 16 channels). ``python -m
 benchmarks.pixelcnn_compiled --threads 1`` (``benchmarks/PIXELCNN_COMPILED.md``, AMD EPYC, beside the
-two workers) measured the compiled step at 0.67-0.92x the eager one's time (8 layers: ELBO 0.67-0.74,
-MMD 0.80; 4 layers 0.80-0.92) - about 5 of the ~24 CPU-hours of training left in the plan. The compiled
+two workers, 12 interleaved rounds) measured the compiled step at 0.71-0.82x the eager one's time
+(8 layers: ELBO 0.71, MMD 0.75; 4 layers: ELBO 0.80, MMD 0.82) - about 5 of the ~24 CPU-hours of
+training left in the plan. The compiled
 step computes the same loss with other float rounding and its own (seeded) noise stream, so both runs
 of every pair train alike: ``elbo-s0``, ``mmd-s0`` and ``mmd-rate-s0`` trained eagerly, everything after
 compiled (``train.json``: ``"compiled"``); ``elbo-deep-s0``, 3 epochs into an eager training, started
