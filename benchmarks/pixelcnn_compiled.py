@@ -13,6 +13,9 @@ on its own copy of the same seeded weights, over the same 8 batches of binarized
 - the worker's 8-layer decoder (``deep``) and its 4-layer one, under the ELBO and under InfoVAE's
   MMD objective (alpha = 1, lambda = 1000), each eager (as the worker trained before) and compiled
   (``TrainConfig(compile=True)``, ``pyro_air.train.compiled``).
+- evaluation: one IWAE estimate of log p(x) on 10 test images with 100 samples each, in the worker's
+  chunks (10 samples x 10 images a decoder pass, no gradients), eager against the decoder inside
+  ``pyro_air.train.compiled.compiled_forward`` (as the worker evaluates from session 13 on).
 
 Compilation time (the first call) is reported apart; the timed calls come after a warm-up block.
 """
@@ -61,6 +64,33 @@ def cases(batches, num_data: int, layers: int, objective: str):
     return steps, first
 
 
+class Estimate:
+    """One seeded IWAE-100 estimate on 10 images, the worker's chunking; ``compiled``: inside compiled_forward."""
+
+    def __init__(self, model, guide, x, compiled: bool):
+        self.model, self.guide, self.x, self.compiled = model, guide, x, compiled
+
+    def __call__(self):
+        from pyro_air.evaluate import log_likelihood
+        from pyro_air.train.compiled import compiled_forward
+
+        with compiled_forward(self.model.decoder, self.compiled):
+            return log_likelihood(self.model, self.guide, self.x, num_samples=100, chunk_size=10, batch_size=10,
+                                  seed=0)
+
+
+def evaluation_section(x, layers: int, rounds: int) -> tuple[str, float, float]:
+    """The table for ``layers``, the compiled estimate's first-call seconds and its largest difference."""
+    model, guide, _ = build_run(spec(layers, "ELBO"), seed=0)
+    eager, compiled = Estimate(model, guide, x, False), Estimate(model, guide, x, True)
+    first = timed_first_call(compiled)
+    difference = (compiled() - eager()).abs().max().item()
+    names = {f"{layers} layers, IWAE-100 on 10 images, eager": eager,
+             f"{layers} layers, IWAE-100 on 10 images, compiled_forward": compiled}
+    times = interleave(names, rounds=rounds)
+    return ratio_table(times, next(iter(names))), first, difference
+
+
 def main(argv=None) -> None:
     args = report_script_arguments(__doc__.splitlines()[0], ROOT / "benchmarks" / "PIXELCNN_COMPILED.md", argv)
     rounds = 3 if args.quick else 12
@@ -75,6 +105,11 @@ def main(argv=None) -> None:
                 times = interleave(steps, rounds=rounds, calls_per_block=2)
                 baseline = next(iter(steps))
                 sections.append(f"## {layers} gated layers, {objective}\n\n{ratio_table(times, baseline)}\n")
+        test_x = data.load("mnist", "test", binarize="static")[:10]
+        for layers in (8, 4):
+            table, first, difference = evaluation_section(test_x, layers, rounds)
+            sections.append(f"## Evaluation, {layers} gated layers (no gradients)\n\n{table}\n\nFirst compiled call "
+                            f"{first:.1f} s; largest difference from eager {difference:.1e} nats.\n")
     report = kernel_report()
     text = (f"# torch.compile for the PixelCNN VAE step (benchmarks/pixelcnn_compiled.py)\n\n"
             f"CPU: {report['cpu']} ({', '.join(report['flags'])}); torch {report['torch']}; {args.threads} thread(s); "

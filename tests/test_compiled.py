@@ -131,3 +131,40 @@ def test_an_interrupted_compiled_run_resumes_to_the_uninterrupted_compiled_run(t
     finally:
         torch._dynamo.reset()
     assert_same_run(tmp_path / "interrupted", tmp_path / "reference")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _cxx_compiler(), reason="torch.compile on the CPU needs a C++ compiler (g++ or clang++)")
+def test_compiled_forward_scores_as_the_eager_network_and_leaves_the_module_as_it_was():
+    """The InfoVAE worker evaluates its PixelCNN inside compiled_forward: a seeded IWAE estimate equals the
+    eager one to float rounding, the weights (what a resume fingerprint hashes) are untouched, and the
+    module is its eager self after the block, even after an error inside it."""
+    import torch._dynamo
+
+    from pyro_air.evaluate import log_likelihood
+    from pyro_air.train.compiled import compiled_forward
+
+    torch.manual_seed(0)
+    model = models.build("pixelcnn-vae", x_dim=64, z_dim=2, channels=4, num_layers=2, kernel_size=3)
+    guide = guides.build("gaussian", x_dim=64, z_dim=2, hidden=(8,))
+    x = torch.bernoulli(torch.full((6, 64), 0.4), generator=torch.Generator().manual_seed(2))
+    keys = list(model.state_dict())
+    eager = log_likelihood(model, guide, x, num_samples=4, chunk_size=2, batch_size=2, seed=5)
+    torch._dynamo.reset()
+    try:
+        with compiled_forward(model.decoder) as net:
+            assert net is model.decoder and "forward" in vars(model.decoder)
+            compiled = log_likelihood(model, guide, x, num_samples=4, chunk_size=2, batch_size=2, seed=5)
+            with pytest.raises(ValueError, match="do not nest"):
+                with compiled_forward(model.decoder):
+                    pass
+        with pytest.raises(RuntimeError, match="inside"):
+            with compiled_forward(model.decoder):
+                raise RuntimeError("an error inside the block")
+    finally:
+        torch._dynamo.reset()
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-4)
+    assert not torch.equal(compiled, torch.zeros_like(compiled))
+    assert "forward" not in vars(model.decoder) and list(model.state_dict()) == keys
+    with compiled_forward(model.decoder, enabled=False):
+        assert "forward" not in vars(model.decoder)   # disabled: nothing replaced, nothing compiled

@@ -21,6 +21,7 @@ are not compiled.
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import torch
@@ -50,3 +51,30 @@ def compiled_loss(loss_fn, device):
             return compiled(xb).clone()
 
     return step_loss
+
+
+@contextlib.contextmanager
+def compiled_forward(module: torch.nn.Module, enabled: bool = True):
+    """Inside the block, ``module``'s forward pass runs through ``torch.compile`` (inductor, static shapes);
+    outside it, the module is as it was. Its parameters and state dict are untouched, so a fingerprint of
+    the weights (``pyro_air.evaluate.resume``) and a checkpoint are the same either way.
+
+    For an evaluation with a convolutional network whose small convolutions sit among elementwise work
+    that inductor fuses: with the gated PixelCNN decoder inside it, an IWAE estimate took 0.69-0.72x the
+    eager time at one thread (docs/performance.md; ``benchmarks/pixelcnn_compiled.py``). For the MLP models it
+    is slower (``benchmarks/COMPILED.md``), so nothing compiles by default. Each new input shape compiles
+    once (seconds to a minute); the numbers differ from eager ones at float rounding."""
+    if not enabled:
+        yield module
+        return
+    import torch._inductor.config as inductor_config
+
+    exclude_from_compilation()
+    if "forward" in vars(module):
+        raise ValueError(f"{type(module).__name__}.forward is replaced already (compiled_forward blocks do not nest)")
+    with inductor_config.patch(compile_threads=1):  # compiling takes the thread the caller runs on, no more
+        module.forward = torch.compile(module.forward, dynamic=False)
+        try:
+            yield module
+        finally:
+            del module.forward
