@@ -149,7 +149,8 @@ class LocalParticlePlate(PlateMessenger):
 
 def _aligned(log_p: torch.Tensor, dims) -> torch.Tensor:
     """``log_p`` with at least as many dims as the most negative of ``dims`` needs."""
-    need = max((-d for d in dims if d is not None), default=0)
+    depths = [-d for d in dims if d is not None]
+    need = max(depths) if depths else 0  # not max(..., default=): torch.compile breaks its graph there
     if log_p.dim() < need:
         log_p = log_p.reshape((1,) * (need - log_p.dim()) + log_p.shape)
     return log_p

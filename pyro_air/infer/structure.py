@@ -124,7 +124,7 @@ def _structure_of(model_trace, guide_trace, data_plate, particle_plate=None, nes
     frames = [f for trace in (model_trace, guide_trace) for s in sample_sites(trace) for f in vectorized_frames(s)
               if f.name not in ignore]
     if nesting is None:
-        nesting = -min((f.dim for f in frames), default=0)
+        nesting = -min(f.dim for f in frames) if frames else 0  # not min(..., default=): a torch.compile graph break
     names = frozenset(f.name for trace in (model_trace, guide_trace) for s in trace.nodes.values()
                       for f in s.get("cond_indep_stack", ()) if f.name not in ignore)
     return Structure(nesting, names, find_data_plate(model_trace, data_plate, ignore=ignore))
