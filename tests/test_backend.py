@@ -152,3 +152,13 @@ def test_processes_starting_together_measure_once_and_agree(tmp_path):
     assert answers[0] == answers[1]
     entry, = json.loads((tmp_path / "kernels.json").read_text()).values()
     assert entry["tanh"] == answers[0]
+
+
+def test_a_record_names_the_cpu_with_its_vector_extensions(monkeypatch):
+    from pyro_air.backend import choices
+
+    monkeypatch.setattr(choices, "cpu_model", lambda: "AMD EPYC")
+    monkeypatch.setattr(choices, "cpu_flags", lambda: ["avx2", "avx512f"])
+    assert choices.cpu_label() == "AMD EPYC (avx2, avx512f)"
+    monkeypatch.setattr(choices, "cpu_flags", lambda: [])
+    assert choices.cpu_label() == "AMD EPYC"

@@ -85,7 +85,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]  # this folde
 from plan_worker import PlanWorker, bdmc_chunk, fit_resumable, log, run_main, write_json  # noqa: E402
 
 from pyro_air import data  # noqa: E402
-from pyro_air.backend.choices import cpu_model  # noqa: E402
+from pyro_air.backend.choices import cpu_label  # noqa: E402
 from pyro_air.compare import air_spec, evaluate_row  # noqa: E402
 from pyro_air.core.seeds import derive_seed, seed_all, stream_seed  # noqa: E402
 from pyro_air.runs import build_run, load_run, vae_spec  # noqa: E402
@@ -431,7 +431,7 @@ class Worker(PlanWorker):
             train_x = data.load("mnist", "train", binarize=t["binarize"], train_size=self.s["train_size"])
             valid_x = data.load("mnist", "valid", binarize=t["binarize"])
             model, guide, objective = build_run(spec, seed=t["seed"])
-            record = {"task": t, "spec": spec, "cpu": cpu_model(),
+            record = {"task": t, "spec": spec, "cpu": cpu_label(),
                       **fit_resumable(run_dir, model, guide, objective, train_x, valid_x, config, spec)}
             write_json(run_dir / "train.json", record)
             log(f"{t['name']}: best valid IWAE-20 {record['best_valid']:.2f} @ epoch {record['best_epoch']} "
@@ -455,7 +455,7 @@ class Worker(PlanWorker):
         row = evaluate_row(model, guide, x, k=k, num_samples=self.s["test_samples"], num_estimates=draws, seed=EVAL_SEED,
                            resume_dir=partial, keep_resume_files=True)
         write_json(path, {"points": len(x), "num_samples": self.s["test_samples"], "bound_draws": draws, "k": k,
-                          "cpu": cpu_model(), "resumed": resumed,  # the seconds then count only the part after it
+                          "cpu": cpu_label(), "resumed": resumed,  # the seconds then count only the part after it
                           "wall_seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu,
                           "log_px": per_image(row["log_px"]), "bound": per_image(row["bound"])})
         self.partial_done(name)
@@ -552,7 +552,7 @@ class Worker(PlanWorker):
                 else:
                     log_px = ais(model, guide, xb, num_steps=arg, num_chains=self.s["ais_chains"], seed=seed)
                 write_json(path, {"method": method, "log_px": per_image(log_px), "wall_seconds": time.perf_counter() - wall,
-                                  "cpu_seconds": time.process_time() - cpu, "cpu": cpu_model()})
+                                  "cpu_seconds": time.process_time() - cpu, "cpu": cpu_label()})
             log(f"{t['name']}: {method} done on {len(x)} images")
 
     def wait_for_bdmc(self) -> int:

@@ -113,7 +113,7 @@ from plan_worker import PlanWorker, bdmc_chunk, fit_resumable, log, per_image, r
 from pyro_air.compare import evaluate_row  # noqa: E402
 from pyro_air.core.seeds import derive_seed, stream_seed  # noqa: E402
 from pyro_air.evaluate import elbo, mean_stderr  # noqa: E402
-from pyro_air.backend.choices import cpu_model  # noqa: E402
+from pyro_air.backend.choices import cpu_label  # noqa: E402
 from pyro_air.runs import build_run, load_run  # noqa: E402
 from pyro_air.train import TrainConfig  # noqa: E402
 
@@ -262,7 +262,7 @@ class Table1aWorker(PlanWorker):
             model, guide, objective = self.build(spec, t["seed"])
             record = fit_resumable(run_dir, model, guide, objective, self.split("train"), self.split("valid"), config,
                                    spec)
-            write_json(run_dir / "train.json", {"task": t, "cpu": cpu_model(), "hyper": hyper, "spec": spec, **record})
+            write_json(run_dir / "train.json", {"task": t, "cpu": cpu_label(), "hyper": hyper, "spec": spec, **record})
             log(f"{t['name']}: best valid IWAE-{self.s['valid_samples']} {record['best_valid']:.2f} @ epoch "
                 f"{record['best_epoch']} ({record['epoch_seconds_sum'] / 60:.1f} min of epochs)")
         if t["role"] == "full":
@@ -291,7 +291,7 @@ class Table1aWorker(PlanWorker):
             splits[split] = {"neg_elbo": [summary.mean, summary.stderr], "points": len(bound),
                              "draws": self.s["split_draws"]}
         write_json(path, {"points": len(x), "num_samples": self.s["test_samples"], "bound_draws": self.s["bound_draws"],
-                          "wall_seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu, "cpu": cpu_model(),
+                          "wall_seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu, "cpu": cpu_label(),
                           "resumed": resumed,  # the seconds then count only the part after the restart
                           "splits": splits, "log_px": per_image(row["log_px"]), "bound": per_image(row["bound"])})
         self.partial_done(name)

@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 
 from plan_worker import cpus_line, mean_se, read_json, record_cpus
-from pyro_air.backend.choices import cpu_model
+from pyro_air.backend.choices import cpu_label
 from pyro_air.support.atomic import atomic_write_text
 
 # AVO Table 1a (MNIST): -L_tr, -L_va, -log p(D_va), -L_te, -log p(D_te), gen gap, var gap
@@ -275,7 +275,7 @@ def write_report(out: Path, plan: list, s: dict) -> None:
     lines += ["", "BDMC sandwich width (upper - lower) on points simulated from each model, HMC from q_0: " + (
         "; ".join(f"{run}: " + ", ".join(f"T = {T}: {fmt(w[0], w[1])} ({w[2]} points)" for T, w in ladder.items())
                   for run, ladder in ladders.items()) or "not run yet")]
-    results = {"machine": cpu_model(), "cpus": record_cpus(out), "sizes": s, "paper": PAPER,
+    results = {"machine": cpu_label(), "cpus": record_cpus(out), "sizes": s, "paper": PAPER,
                "runs": {n: {k: v for k, v in r.items() if not k.startswith("_")} for n, r in runs.items()},
                "paired_against_vae": {m: {"seeds": {str(k): v for k, v in e["seeds"].items()},
                                           "ais": {str(k): v for k, v in e["ais"].items()}, "over_seeds": e["over_seeds"]}

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from plan_worker import cpus_line, mean_se, read_json, record_cpus
-from pyro_air.backend.choices import cpu_model
+from pyro_air.backend.choices import cpu_label
 from pyro_air.support.atomic import atomic_write_text
 
 COLLAPSE_NATS = 0.1  # I_q(x; z) below this (and no active unit): z carries (almost) nothing about x
@@ -155,7 +155,7 @@ def write_report(out: Path, plan: list, s: dict) -> None:
             lines.append(f"- {METHODS[method]['label']}: " + "; ".join(
                 f"{r['task']}: I_q {r['latent']['mutual_information']:.3f} nats, {r['latent']['active_units']} active"
                 f"{' (collapsed)' if r['collapsed'] else ''}" for r in rows))
-    results = {"machine": cpu_model(), "cpus": record_cpus(out), "sizes": s, "paper": PAPER_NLL, "collapse_nats": COLLAPSE_NATS,
+    results = {"machine": cpu_label(), "cpus": record_cpus(out), "sizes": s, "paper": PAPER_NLL, "collapse_nats": COLLAPSE_NATS,
                "runs": {n: {k: v for k, v in r.items() if not k.startswith("_")} for n, r in runs.items()},
                "paired_mmd_minus_elbo": {k: {"seeds": {str(a): b for a, b in e["seeds"].items()},
                                              "full": {str(a): b for a, b in e["full"].items()},

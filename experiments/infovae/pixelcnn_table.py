@@ -138,7 +138,7 @@ from pyro_air.evaluate.latent_metrics import (  # noqa: E402
     latent_mmd,
     mutual_information,
 )
-from pyro_air.backend.choices import cpu_model  # noqa: E402
+from pyro_air.backend.choices import cpu_label  # noqa: E402
 from pyro_air.runs import build_run, load_run  # noqa: E402
 from pyro_air.train import TrainConfig  # noqa: E402
 from pyro_air.train.compiled import compiled_forward  # noqa: E402
@@ -251,7 +251,7 @@ class PixelCNNTableWorker(PlanWorker):
             model, guide, objective = self.build(spec, t["seed"])
             record = fit_resumable(run_dir, model, guide, objective, self.split("train"), self.split("valid"), config,
                                    spec)
-            write_json(run_dir / "train.json", {"task": t, "cpu": cpu_model(), "spec": spec, "compiled": config.compile,
+            write_json(run_dir / "train.json", {"task": t, "cpu": cpu_label(), "spec": spec, "compiled": config.compile,
                                                 **record})
             log(f"{t['name']}: best valid IWAE-{self.s['valid_samples']} {record['best_valid']:.2f} @ epoch "
                 f"{record['best_epoch']} ({record['epoch_seconds_sum'] / 60:.1f} min of epochs)")
@@ -284,7 +284,7 @@ class PixelCNNTableWorker(PlanWorker):
         metrics = self.latent_metrics(model, guide)
         write_json(path, {"points": len(x), "num_samples": self.s["test_samples"], "compiled": self.s["compile"],
                           "check_samples": self.s["check_samples"], "bound_draws": self.s["bound_draws"],
-                          "wall_seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu, "cpu": cpu_model(),
+                          "wall_seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu, "cpu": cpu_label(),
                           "resumed": resumed,  # the seconds then count only the part after the restart
                           "latent": metrics, "log_px": per_image(log_px), "log_px_check": per_image(check),
                           "bound": per_image(bound)})

@@ -47,6 +47,14 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_label() -> str:
+    """The CPU as a result records it: the model name and its vector extensions, e.g. "AMD EPYC (avx2)".
+    The model name alone did not tell two machines apart: sessions 6-12 and 13 both read "AMD EPYC", one
+    with AVX-512 and bf16, one with AVX2 only and about half the speed per core on the same runs."""
+    flags = cpu_flags()
+    return f"{cpu_model()} ({', '.join(flags)})" if flags else cpu_model()
+
+
 def cpu_flags(wanted=("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")) -> list:
     """Which of the vector-extension flags that matter here the CPU reports."""
     try:
