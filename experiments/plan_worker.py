@@ -47,7 +47,9 @@ What a worker guarantees, and how:
 
 The state that lets a run continue (``*.pt``) is git-ignored; ``experiments/air/state.sh`` carries
 it between sessions on one machine (a branch of the local repository), but a new machine starts
-from main alone. So a task never relies on another run's weights being there: it gets them through
+from main alone. ``--carry`` (``experiments/carry_state.py``), run as a session ends, commits the
+resume files of the tasks that are not done, so the next machine continues them. Beyond that a task
+never relies on another run's weights being there: it gets them through
 ``load(name)``, which takes a finished run's weights back from its zoo entry when it has one
 (``restore_from_zoo``) and otherwise trains it again (``set_aside`` keeps the first training's
 record). So finished models that matter are exported to the zoo (tracked) as soon as they are
