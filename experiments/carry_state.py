@@ -46,16 +46,15 @@ def task_state_files(worker, t: dict) -> list[Path]:
 def state_paths(worker, only=None) -> tuple[list[Path], list[Path]]:
     """(carry, drop): the resume files of the unfinished tasks (of ``only`` where given), and the tracked
     state files of the results folder that no unfinished task needs."""
+    pending = {t["name"] for t in worker.plan if not worker.done(t)}  # done() reads the results: once a task
     carry = []
     for t in worker.plan:
-        if (only and t["name"] not in only) or worker.done(t):
-            continue
-        carry += task_state_files(worker, t)
+        if t["name"] in pending and not (only and t["name"] not in only):
+            carry += task_state_files(worker, t)
     root = repo_root(worker.out)
     out = worker.out.resolve()
     tracked = _git(root, "ls-files", "-z", "--", str(out / "runs" / "*.pt"), str(out / "partial")).split("\0")
     keep = {p.resolve() for p in carry}
-    pending = {t["name"] for t in worker.plan if not worker.done(t)}
     drop = []
     for name in filter(None, tracked):
         path = (root / name).resolve()
